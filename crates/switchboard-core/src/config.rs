@@ -1,0 +1,460 @@
+//! The servers file: a Claude-Desktop-style `mcpServers` map plus optional `groups`.
+//!
+//! ```json
+//! { "mcpServers": {
+//!     "fs":     { "command": "npx", "args": ["-y", "pkg"], "env": {"K": "${HOME}"}, "cwd": "/tmp" },
+//!     "remote": { "type": "streamable-http", "url": "https://h/mcp", "headers": {"Authorization": "Bearer ${TOKEN}"} },
+//!     "legacy": { "type": "sse", "url": "http://h/sse" } },
+//!   "groups": { "dev": ["fs", "remote"] } }
+//! ```
+//! `${VAR}` and `${VAR:-default}` in any string value are expanded from the environment.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::naming::{validate_server_name, validate_separator};
+
+/// Default per-request timeout for an upstream.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A loaded, validated servers file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServersFile {
+    /// Servers by name, in name order.
+    pub servers: BTreeMap<String, ServerSpec>,
+    /// Groups by name: member server names.
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// Things that were accepted but look wrong (unknown keys and such).
+    pub warnings: Vec<String>,
+}
+
+/// One configured upstream server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSpec {
+    /// Unique server name (also its prefix).
+    pub name: String,
+    /// How to reach it.
+    pub transport: TransportSpec,
+    /// Per-request timeout, reset by progress.
+    pub timeout: Duration,
+    /// Configured but not started.
+    pub disabled: bool,
+}
+
+/// How to reach an upstream: a closed set.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransportSpec {
+    /// A child process speaking newline-delimited JSON-RPC on stdin/stdout.
+    Stdio {
+        /// Program to run.
+        command: String,
+        /// Its arguments.
+        args: Vec<String>,
+        /// Extra environment variables.
+        env: BTreeMap<String, String>,
+        /// Working directory.
+        cwd: Option<PathBuf>,
+    },
+    /// Streamable HTTP (2025-03-26 and later).
+    StreamableHttp {
+        /// Endpoint URL.
+        url: String,
+        /// Static headers sent on every request.
+        headers: BTreeMap<String, String>,
+    },
+    /// Legacy HTTP+SSE (2024-11-05).
+    Sse {
+        /// URL of the SSE stream.
+        url: String,
+        /// Static headers sent on every request.
+        headers: BTreeMap<String, String>,
+    },
+}
+
+impl TransportSpec {
+    /// Short transport name as used in the file and in status output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TransportSpec::Stdio { .. } => "stdio",
+            TransportSpec::StreamableHttp { .. } => "streamable-http",
+            TransportSpec::Sse { .. } => "sse",
+        }
+    }
+}
+
+/// A problem in a servers file: which file, which entry, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// The entry path inside it, such as `mcpServers.github.url`.
+    pub entry: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.entry {
+            Some(e) => write!(f, "{}: {}: {}", self.file.display(), e, self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where `${VAR}` values come from; tests pass a map instead of touching the process env.
+pub trait VarSource {
+    /// The value of `name`, if set.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl VarSource for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl VarSource for BTreeMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawFile {
+    #[serde(default)]
+    mcp_servers: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    groups: Option<BTreeMap<String, Value>>,
+    #[serde(flatten)]
+    rest: BTreeMap<String, Value>,
+}
+
+/// Reads and validates a servers file.
+pub fn load_servers_file(path: &Path, vars: &dyn VarSource, separator: &str) -> Result<ServersFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        entry: None,
+        message: format!("cannot read the file: {e}"),
+    })?;
+    parse_servers_file(path, &text, vars, separator)
+}
+
+/// Parses and validates servers-file text; `path` only labels errors.
+pub fn parse_servers_file(
+    path: &Path,
+    text: &str,
+    vars: &dyn VarSource,
+    separator: &str,
+) -> Result<ServersFile, ConfigError> {
+    let err = |entry: Option<String>, message: String| ConfigError { file: path.to_path_buf(), entry, message };
+    validate_separator(separator).map_err(|m| err(None, m))?;
+    let raw: RawFile = serde_json::from_str(text).map_err(|e| err(None, format!("not valid JSON for a servers file: {e}")))?;
+    let mut out = ServersFile::default();
+    for key in raw.rest.keys() {
+        out.warnings.push(format!("{}: unknown top-level key {key:?} ignored", path.display()));
+    }
+    let servers = raw.mcp_servers.ok_or_else(|| err(None, "missing the \"mcpServers\" object".into()))?;
+    for (name, value) in servers {
+        let entry = format!("mcpServers.{name}");
+        validate_server_name(&name, separator).map_err(|m| err(Some(entry.clone()), m))?;
+        let spec = parse_server(&name, &value, vars, &mut out.warnings)
+            .map_err(|(field, m)| err(Some(join_entry(&entry, field)), m))?;
+        out.servers.insert(name, spec);
+    }
+    for (group, members) in raw.groups.unwrap_or_default() {
+        let entry = format!("groups.{group}");
+        validate_server_name(&group, separator).map_err(|m| err(Some(entry.clone()), m))?;
+        if out.servers.contains_key(&group) {
+            return Err(err(Some(entry), format!("{group:?} is both a group and a server; names must be unique")));
+        }
+        let list: Vec<String> = serde_json::from_value(members)
+            .map_err(|_| err(Some(entry.clone()), "a group must be an array of server names".into()))?;
+        for m in &list {
+            if !out.servers.contains_key(m) {
+                return Err(err(Some(entry.clone()), format!("unknown server {m:?}")));
+            }
+        }
+        out.groups.insert(group, list);
+    }
+    Ok(out)
+}
+
+fn join_entry(entry: &str, field: Option<&str>) -> String {
+    match field {
+        Some(f) => format!("{entry}.{f}"),
+        None => entry.to_string(),
+    }
+}
+
+type FieldError = (Option<&'static str>, String);
+
+const KNOWN_KEYS: &[&str] =
+    &["command", "args", "env", "cwd", "type", "transport", "url", "headers", "timeout", "disabled", "enabled"];
+
+fn parse_server(
+    name: &str,
+    value: &Value,
+    vars: &dyn VarSource,
+    warnings: &mut Vec<String>,
+) -> Result<ServerSpec, FieldError> {
+    let obj = value.as_object().ok_or((None, "a server entry must be a JSON object".to_string()))?;
+    for key in obj.keys() {
+        if !KNOWN_KEYS.contains(&key.as_str()) {
+            warnings.push(format!("mcpServers.{name}: unknown key {key:?} ignored"));
+        }
+    }
+    let kind = match obj.get("type").or_else(|| obj.get("transport")) {
+        Some(Value::String(t)) => Some(normalize_type(t).ok_or((Some("type"), format!(
+            "unknown type {t:?}; use \"stdio\", \"streamable-http\" or \"sse\""
+        )))?),
+        Some(_) => return Err((Some("type"), "must be a string".into())),
+        None => None,
+    };
+    let has_command = obj.contains_key("command");
+    let has_url = obj.contains_key("url");
+    let kind = match (kind, has_command, has_url) {
+        (Some(k), _, _) => k,
+        (None, true, false) => "stdio",
+        (None, false, true) => "streamable-http",
+        (None, true, true) => return Err((None, "has both \"command\" and \"url\"; set \"type\"".into())),
+        (None, false, false) => return Err((None, "needs \"command\" (stdio) or \"url\" (remote)".into())),
+    };
+    let transport = match kind {
+        "stdio" => {
+            let command = expand(&req_str(obj, "command")?, vars).map_err(|m| (Some("command"), m))?;
+            if command.trim().is_empty() {
+                return Err((Some("command"), "must not be empty".into()));
+            }
+            let args = str_list(obj, "args")?
+                .iter()
+                .map(|a| expand(a, vars))
+                .collect::<Result<_, _>>()
+                .map_err(|m| (Some("args"), m))?;
+            let env = str_map(obj, "env", vars)?;
+            let cwd = opt_str(obj, "cwd")?
+                .map(|c| expand(&c, vars).map(PathBuf::from))
+                .transpose()
+                .map_err(|m| (Some("cwd"), m))?;
+            TransportSpec::Stdio { command, args, env, cwd }
+        }
+        remote => {
+            let url = expand(&req_str(obj, "url")?, vars).map_err(|m| (Some("url"), m))?;
+            check_url(&url).map_err(|m| (Some("url"), m))?;
+            let headers = str_map(obj, "headers", vars)?;
+            for (k, v) in &headers {
+                if !k.bytes().all(|b| b.is_ascii_graphic() && b != b':') || v.bytes().any(|b| b == b'\r' || b == b'\n') {
+                    return Err((Some("headers"), format!("invalid header {k:?}")));
+                }
+            }
+            if remote == "sse" {
+                TransportSpec::Sse { url, headers }
+            } else {
+                TransportSpec::StreamableHttp { url, headers }
+            }
+        }
+    };
+    let timeout = match obj.get("timeout") {
+        None => DEFAULT_TIMEOUT,
+        Some(v) => {
+            let secs = v.as_f64().filter(|s| *s > 0.0 && *s <= 86_400.0).ok_or((
+                Some("timeout"),
+                "must be a number of seconds between 0 and 86400".to_string(),
+            ))?;
+            Duration::from_secs_f64(secs)
+        }
+    };
+    let disabled = match (obj.get("disabled"), obj.get("enabled")) {
+        (Some(Value::Bool(d)), _) => *d,
+        (None, Some(Value::Bool(e))) => !*e,
+        (None, None) => false,
+        _ => return Err((Some("disabled"), "must be true or false".into())),
+    };
+    Ok(ServerSpec { name: name.to_string(), transport, timeout, disabled })
+}
+
+fn normalize_type(t: &str) -> Option<&'static str> {
+    match t.to_ascii_lowercase().as_str() {
+        "stdio" => Some("stdio"),
+        "streamable-http" | "streamable_http" | "streamablehttp" | "http" => Some("streamable-http"),
+        "sse" => Some("sse"),
+        _ => None,
+    }
+}
+
+/// Checks that a URL is absolute http(s) with a host.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(format!("{url:?} has no valid host"));
+    }
+    Ok(())
+}
+
+fn req_str(obj: &serde_json::Map<String, Value>, key: &'static str) -> Result<String, FieldError> {
+    match obj.get(key) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err((Some(key), "must be a string".into())),
+        None => Err((Some(key), "is required".into())),
+    }
+}
+
+fn opt_str(obj: &serde_json::Map<String, Value>, key: &'static str) -> Result<Option<String>, FieldError> {
+    match obj.get(key) {
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Null) | None => Ok(None),
+        Some(_) => Err((Some(key), "must be a string".into())),
+    }
+}
+
+fn str_list(obj: &serde_json::Map<String, Value>, key: &'static str) -> Result<Vec<String>, FieldError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).ok_or((Some(key), "must be an array of strings".to_string())))
+            .collect(),
+        Some(_) => Err((Some(key), "must be an array of strings".into())),
+    }
+}
+
+fn str_map(
+    obj: &serde_json::Map<String, Value>,
+    key: &'static str,
+    vars: &dyn VarSource,
+) -> Result<BTreeMap<String, String>, FieldError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| {
+                let s = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    _ => return Err((Some(key), format!("value of {k:?} must be a string"))),
+                };
+                Ok((k.clone(), expand(&s, vars).map_err(|m| (Some(key), m))?))
+            })
+            .collect(),
+        Some(_) => Err((Some(key), "must be an object of strings".into())),
+    }
+}
+
+/// Expands `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`. An unset variable without a
+/// default is an error naming it.
+pub fn expand(s: &str, vars: &dyn VarSource) -> Result<String, String> {
+    if !s.contains('$') {
+        return Ok(s.to_string());
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body.find('}').ok_or_else(|| format!("unclosed \"${{\" in {s:?}"))?;
+            let inner = &body[..end];
+            let (name, default) = match inner.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (inner, None),
+            };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("invalid variable name {name:?}"));
+            }
+            match (vars.var(name), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => return Err(format!("environment variable {name} is not set")),
+            }
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> BTreeMap<String, String> {
+        BTreeMap::from([("TOKEN".to_string(), "t0k".to_string()), ("HOME".to_string(), "/home/u".to_string())])
+    }
+
+    fn parse(text: &str) -> Result<ServersFile, ConfigError> {
+        parse_servers_file(Path::new("servers.json"), text, &vars(), "__")
+    }
+
+    #[test]
+    fn parses_all_transports_and_groups() {
+        let f = parse(
+            r#"{"mcpServers":{
+                "fs":{"command":"npx","args":["-y","x","${HOME}"],"env":{"A":"${MISSING:-d}"},"cwd":"/tmp"},
+                "remote":{"type":"streamable-http","url":"https://h/mcp","headers":{"Authorization":"Bearer ${TOKEN}"},"timeout":5},
+                "legacy":{"type":"sse","url":"http://h/sse"}},
+              "groups":{"dev":["fs","remote"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(f.servers.len(), 3);
+        match &f.servers["fs"].transport {
+            TransportSpec::Stdio { args, env, .. } => {
+                assert_eq!(args[2], "/home/u");
+                assert_eq!(env["A"], "d");
+            }
+            other => panic!("{other:?}"),
+        }
+        match &f.servers["remote"].transport {
+            TransportSpec::StreamableHttp { headers, .. } => assert_eq!(headers["Authorization"], "Bearer t0k"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(f.servers["remote"].timeout, Duration::from_secs(5));
+        assert_eq!(f.servers["legacy"].transport.kind(), "sse");
+        assert_eq!(f.groups["dev"], vec!["fs", "remote"]);
+    }
+
+    #[test]
+    fn errors_name_the_entry() {
+        let e = parse(r#"{"mcpServers":{"x":{"type":"sse","url":"ftp://h"}}}"#).unwrap_err();
+        assert_eq!(e.entry.as_deref(), Some("mcpServers.x.url"));
+        assert!(e.to_string().starts_with("servers.json: mcpServers.x.url: "), "{e}");
+        let e = parse(r#"{"mcpServers":{"x":{"command":"a","env":{"K":"${NOPE}"}}}}"#).unwrap_err();
+        assert!(e.message.contains("NOPE"), "{e}");
+        let e = parse(r#"{"mcpServers":{"bad name":{"command":"a"}}}"#).unwrap_err();
+        assert_eq!(e.entry.as_deref(), Some("mcpServers.bad name"));
+        let e = parse(r#"{"mcpServers":{"a":{"command":"a"}},"groups":{"a":["a"]}}"#).unwrap_err();
+        assert!(e.message.contains("both a group and a server"));
+        let e = parse(r#"{"mcpServers":{"a":{"command":"a"}},"groups":{"g":["b"]}}"#).unwrap_err();
+        assert!(e.message.contains("unknown server"));
+        assert!(parse("{").is_err());
+        assert!(parse("{}").is_err());
+    }
+
+    #[test]
+    fn expands_variables() {
+        let v = vars();
+        assert_eq!(expand("a${TOKEN}b$$c$", &v).unwrap(), "at0kb$c$");
+        assert!(expand("${", &v).is_err());
+    }
+}

@@ -1,0 +1,6 @@
+//! Switchboard's domain core: the JSON-RPC envelope, name rules, the servers file. No IO.
+
+pub mod config;
+pub mod jsonrpc;
+pub mod naming;
+pub mod sse;
