@@ -10,7 +10,7 @@ use std::fmt;
 use std::ops::Range;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// Standard and MCP JSON-RPC error codes used by the hub.
@@ -27,10 +27,8 @@ pub mod code {
     pub const INTERNAL_ERROR: i64 = -32603;
     /// Resource not found (2024-11-05 .. 2025-11-25).
     pub const RESOURCE_NOT_FOUND: i64 = -32002;
-    /// The hub could not reach or use the upstream that owns the request.
-    pub const UPSTREAM_ERROR: i64 = -32010;
-    /// The upstream did not answer in time.
-    pub const UPSTREAM_TIMEOUT: i64 = -32011;
+    /// The request timed out (the code the reference SDKs use for it).
+    pub const REQUEST_TIMEOUT: i64 = -32001;
 }
 
 /// The envelope of one JSON-RPC message, borrowed from its text.

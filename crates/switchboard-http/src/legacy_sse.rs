@@ -1,0 +1,83 @@
+//! Legacy HTTP+SSE (2024-11-05) for MCP clients: `GET /sse[/{name}]` and `POST /messages`.
+//!
+//! The stream's first event names the endpoint to POST to; every message from the hub,
+//! responses included, then arrives on the stream. The session ends with the stream.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, StreamExt};
+use serde::Deserialize;
+use switchboard_core::sse;
+use switchboard_hub::{ClientSession, Hub, StreamGuard};
+
+use crate::origin::check_origin;
+use crate::streamable::with_keepalive_raw;
+
+const STREAM_CAPACITY: usize = 1024;
+
+/// Closes the session when the client's stream goes away.
+struct SessionStream {
+    hub: Hub,
+    session: Arc<ClientSession>,
+    guard: StreamGuard,
+}
+
+impl Drop for SessionStream {
+    fn drop(&mut self) {
+        self.hub.close_session(&self.session.id);
+    }
+}
+
+/// `GET /sse[/{name}]`.
+pub(crate) async fn open(State(hub): State<Hub>, name: Option<Path<String>>, headers: HeaderMap) -> Response {
+    if let Err(r) = check_origin(&headers) {
+        return r;
+    }
+    let Some(view) = hub.resolve_view(name.as_deref().map(String::as_str)) else {
+        return (StatusCode::NOT_FOUND, "no such group or server").into_response();
+    };
+    let session = match hub.create_session(view, STREAM_CAPACITY) {
+        Ok(s) => s,
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    };
+    let guard = session.attach_stream().expect("a new session's stream is free");
+    let endpoint = sse::encode(Some("endpoint"), None, &format!("/messages?sessionId={}", session.id));
+    let state = SessionStream { hub, session, guard };
+    let messages = stream::unfold(state, |mut st| async move {
+        st.guard.recv().await.map(|m| (Bytes::from(sse::encode(Some("message"), None, &m)), st))
+    });
+    with_keepalive_raw(stream::iter([Bytes::from(endpoint)]).chain(messages))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SessionQuery {
+    #[serde(rename = "sessionId", alias = "session_id")]
+    session_id: Option<String>,
+}
+
+/// `POST /messages?sessionId=...`: one message in, `202 Accepted` out; replies go on the stream.
+pub(crate) async fn message(State(hub): State<Hub>, Query(q): Query<SessionQuery>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = check_origin(&headers) {
+        return r;
+    }
+    let Some(id) = q.session_id else {
+        return (StatusCode::BAD_REQUEST, "missing sessionId").into_response();
+    };
+    let Some(session) = hub.session(&id) else {
+        return (StatusCode::NOT_FOUND, "Could not find session").into_response();
+    };
+    let Ok(text) = String::from_utf8(body.to_vec()) else {
+        return (StatusCode::BAD_REQUEST, "body is not UTF-8").into_response();
+    };
+    tokio::spawn(async move {
+        let out = session.sender().clone();
+        if let Some(reply) = hub.handle(&session, &text, &out).await {
+            let _ = out.send(reply).await;
+        }
+    });
+    (StatusCode::ACCEPTED, "Accepted").into_response()
+}

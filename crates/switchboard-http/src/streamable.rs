@@ -1,0 +1,251 @@
+//! Streamable HTTP for MCP clients at `/mcp` and `/mcp/{group-or-server}`.
+//!
+//! `POST` carries one message. A request is answered as plain JSON when nothing else needs to
+//! be said first, and switches to an event stream as soon as the upstream sends progress or a
+//! server-to-client request. `GET` opens the session's stream for unsolicited messages;
+//! `DELETE` ends the session.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream, StreamExt};
+use switchboard_core::jsonrpc::{Envelope, Kind, code, error_message};
+use switchboard_core::sse;
+use switchboard_hub::{ClientSession, Hub, SUPPORTED_VERSIONS, View};
+use tokio::sync::mpsc;
+
+use crate::origin::check_origin;
+
+pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+const STREAM_CAPACITY: usize = 256;
+
+fn rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
+    let body = error_message("null", code, message, None);
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn view_for(hub: &Hub, name: Option<&str>) -> Result<View, Response> {
+    hub.resolve_view(name).ok_or_else(|| {
+        let msg = format!("no group or server named {:?}", name.unwrap_or_default());
+        rpc_error(StatusCode::NOT_FOUND, code::INVALID_REQUEST, &msg)
+    })
+}
+
+fn session_for(hub: &Hub, headers: &HeaderMap, view: &View) -> Result<Arc<ClientSession>, Response> {
+    let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
+        return Err(rpc_error(
+            StatusCode::BAD_REQUEST,
+            code::INVALID_REQUEST,
+            "Bad Request: missing Mcp-Session-Id header; send initialize first",
+        ));
+    };
+    match hub.session(id) {
+        Some(s) if &s.view == view => Ok(s),
+        _ => Err(rpc_error(StatusCode::NOT_FOUND, code::INVALID_REQUEST, "Session not found; initialize a new session")),
+    }
+}
+
+fn check_version(headers: &HeaderMap) -> Result<(), Response> {
+    match headers.get(VERSION_HEADER).map(|v| v.to_str().unwrap_or("")) {
+        Some(v) if !SUPPORTED_VERSIONS.contains(&v) => Err(rpc_error(
+            StatusCode::BAD_REQUEST,
+            code::INVALID_REQUEST,
+            &format!("Bad Request: unsupported MCP-Protocol-Version {v:?}; supported: {}", SUPPORTED_VERSIONS.join(", ")),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `POST /mcp[/{name}]`.
+pub(crate) async fn post(
+    State(hub): State<Hub>,
+    name: Option<Path<String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = check_origin(&headers) {
+        return r;
+    }
+    let view = match view_for(&hub, name.as_deref().map(String::as_str)) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Ok(text) = String::from_utf8(body.to_vec()) else {
+        return rpc_error(StatusCode::BAD_REQUEST, code::PARSE_ERROR, "Parse error: body is not UTF-8");
+    };
+    let env = match Envelope::parse(&text) {
+        Ok(env) => env,
+        Err(e) => return rpc_error(StatusCode::BAD_REQUEST, e.code(), &e.to_string()),
+    };
+    let kind = env.kind().unwrap_or(Kind::Notification);
+    let is_init = kind == Kind::Request && env.method() == "initialize";
+    drop(env);
+    let (session, new_session) = if is_init {
+        match hub.create_session(view, STREAM_CAPACITY) {
+            Ok(s) => (s, true),
+            Err(e) => return rpc_error(StatusCode::SERVICE_UNAVAILABLE, code::INTERNAL_ERROR, &e.to_string()),
+        }
+    } else {
+        if let Err(r) = check_version(&headers) {
+            return r;
+        }
+        match session_for(&hub, &headers, &view) {
+            Ok(s) => (s, false),
+            Err(r) => return r,
+        }
+    };
+    if kind != Kind::Request {
+        let _ = hub.handle(&session, &text, session.sender()).await;
+        return StatusCode::ACCEPTED.into_response();
+    }
+    let mut resp = answer(hub, session.clone(), text).await;
+    if new_session {
+        resp.headers_mut().insert(SESSION_HEADER, HeaderValue::from_str(&session.id).expect("hex id is a valid header"));
+    }
+    resp
+}
+
+type Handling = Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>;
+
+/// Runs one request: JSON if the answer comes first, an event stream if anything precedes it.
+async fn answer(hub: Hub, session: Arc<ClientSession>, text: String) -> Response {
+    let (tx, mut rx) = mpsc::channel::<String>(64);
+    let mut fut: Handling = Box::pin(async move { hub.handle(&session, &text, &tx).await });
+    tokio::select! {
+        biased;
+        first = rx.recv() => match first {
+            Some(ev) => event_stream_response(stream_rest(Some(ev), rx, fut)),
+            // The sender lives inside the request future, so this cannot happen before it ends.
+            None => rpc_error(StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL_ERROR, "request ended without an answer"),
+        },
+        reply = &mut fut => match rx.try_recv() {
+            // Something was said before the answer: keep the order on an event stream.
+            Ok(ev) => {
+                let done: Handling = Box::pin(async move { reply });
+                event_stream_response(stream_rest(Some(ev), rx, done))
+            }
+            Err(_) => json_or_nothing(reply),
+        },
+    }
+}
+
+fn json_or_nothing(reply: Option<String>) -> Response {
+    match reply {
+        Some(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        // The client cancelled the request: nothing to say.
+        None => StatusCode::ACCEPTED.into_response(),
+    }
+}
+
+/// Events already queued, then the rest while the request runs, then its answer.
+fn stream_rest(first: Option<String>, rx: mpsc::Receiver<String>, fut: Handling) -> impl Stream<Item = String> + Send {
+    enum St {
+        Running(mpsc::Receiver<String>, Handling),
+        Draining(mpsc::Receiver<String>, Option<String>),
+        Done,
+    }
+    let head = stream::iter(first);
+    let tail = stream::unfold(St::Running(rx, fut), |st| async move {
+        match st {
+            St::Running(mut rx, mut fut) => {
+                tokio::select! {
+                    biased;
+                    Some(ev) = rx.recv() => Some((Some(ev), St::Running(rx, fut))),
+                    reply = &mut fut => Some((None, St::Draining(rx, reply))),
+                }
+            }
+            St::Draining(mut rx, reply) => match rx.try_recv() {
+                Ok(ev) => Some((Some(ev), St::Draining(rx, reply))),
+                Err(_) => reply.map(|r| (Some(r), St::Done)),
+            },
+            St::Done => None,
+        }
+    })
+    .filter_map(|x| async move { x });
+    head.chain(tail)
+}
+
+pub(crate) fn event_stream_response(messages: impl Stream<Item = String> + Send + 'static) -> Response {
+    let body = messages.map(|m| Ok::<_, Infallible>(Bytes::from(sse::encode(Some("message"), None, &m))));
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no")
+        .body(Body::from_stream(body))
+        .expect("static headers are valid")
+}
+
+/// `GET /mcp[/{name}]`: the session's stream of unsolicited messages.
+pub(crate) async fn get(State(hub): State<Hub>, name: Option<Path<String>>, headers: HeaderMap) -> Response {
+    if let Err(r) = check_origin(&headers) {
+        return r;
+    }
+    let accepts_sse = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream") || a.contains("*/*"));
+    if !accepts_sse {
+        return rpc_error(StatusCode::NOT_ACCEPTABLE, code::INVALID_REQUEST, "Not Acceptable: GET needs Accept: text/event-stream");
+    }
+    let view = match view_for(&hub, name.as_deref().map(String::as_str)) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let session = match session_for(&hub, &headers, &view) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(guard) = session.attach_stream() else {
+        return rpc_error(StatusCode::CONFLICT, code::INVALID_REQUEST, "Conflict: this session already has a GET stream open");
+    };
+    let messages = stream::unfold(guard, |mut g| async move { g.recv().await.map(|m| (m, g)) });
+    with_keepalive(messages)
+}
+
+/// An event stream of messages with a comment every 15 s so proxies keep it open.
+pub(crate) fn with_keepalive(messages: impl Stream<Item = String> + Send + 'static) -> Response {
+    with_keepalive_raw(messages.map(|m| Bytes::from(sse::encode(Some("message"), None, &m))))
+}
+
+/// An event stream of pre-encoded events, with keep-alive comments, ending with `events`.
+pub(crate) fn with_keepalive_raw(events: impl Stream<Item = Bytes> + Send + 'static) -> Response {
+    let ticks = tokio_stream_interval(Duration::from_secs(15)).map(|_| Bytes::from_static(b": keepalive\n\n"));
+    let merged = stream::select(events.map(Some).chain(stream::iter([None])), ticks.map(Some))
+        .take_while(|x| std::future::ready(x.is_some()))
+        .map(|x| Ok::<_, Infallible>(x.expect("filtered")));
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no")
+        .body(Body::from_stream(merged))
+        .expect("static headers are valid")
+}
+
+fn tokio_stream_interval(period: Duration) -> impl Stream<Item = ()> + Send {
+    stream::unfold(tokio::time::interval_at(tokio::time::Instant::now() + period, period), |mut iv| async move {
+        iv.tick().await;
+        Some(((), iv))
+    })
+}
+
+/// `DELETE /mcp[/{name}]`: ends the session.
+pub(crate) async fn delete(State(hub): State<Hub>, headers: HeaderMap) -> Response {
+    if let Err(r) = check_origin(&headers) {
+        return r;
+    }
+    let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
+        return rpc_error(StatusCode::BAD_REQUEST, code::INVALID_REQUEST, "Bad Request: missing Mcp-Session-Id header");
+    };
+    if hub.close_session(id) {
+        StatusCode::OK.into_response()
+    } else {
+        rpc_error(StatusCode::NOT_FOUND, code::INVALID_REQUEST, "Session not found")
+    }
+}

@@ -1,0 +1,458 @@
+//! [`Hub`]: the registry of upstreams, the merged catalog, and the downstream sessions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use switchboard_core::config::ServerSpec;
+use switchboard_core::jsonrpc::{error_message, notification_message};
+use switchboard_core::naming::{DEFAULT_SEPARATOR, validate_server_name};
+use switchboard_upstream::{HubEvent, ListKind, State, Upstream, UpstreamOptions, http_client};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::merged::Merged;
+use crate::session::{ClientSession, random_id};
+use crate::view::View;
+
+/// Hub-wide settings.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Separator between server and item names.
+    pub separator: String,
+    /// Supervision settings for every upstream.
+    pub upstream: UpstreamOptions,
+    /// Sessions unused for this long are closed.
+    pub session_idle_timeout: Duration,
+    /// Most concurrent downstream sessions.
+    pub max_sessions: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            separator: DEFAULT_SEPARATOR.to_string(),
+            upstream: UpstreamOptions::default(),
+            session_idle_timeout: Duration::from_secs(3600),
+            max_sessions: 100_000,
+        }
+    }
+}
+
+/// Why a control operation on the hub failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// A server or group with that name exists.
+    #[error("a server or group named {0:?} already exists")]
+    Conflict(String),
+    /// No such server or group.
+    #[error("no server or group named {0:?}")]
+    NotFound(String),
+    /// The request is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// Too many sessions.
+    #[error("the hub has reached its session limit ({0})")]
+    TooManySessions(usize),
+}
+
+/// One server's status, for the local service and the APIs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServerStatus {
+    /// Name.
+    pub name: String,
+    /// `stdio`, `streamable-http` or `sse`.
+    pub transport: &'static str,
+    /// Lifecycle state.
+    pub state: &'static str,
+    /// Tools currently published.
+    pub tools: usize,
+    /// Prompts currently published.
+    pub prompts: usize,
+    /// Resources currently published.
+    pub resources: usize,
+    /// The most recent failure.
+    pub last_error: Option<String>,
+    /// Seconds since the connection became ready.
+    pub uptime_secs: Option<u64>,
+    /// Connections lost or failed since start.
+    pub restarts: u32,
+    /// Process id of a stdio server.
+    pub pid: Option<u32>,
+}
+
+pub(crate) struct HubInner {
+    pub(crate) config: HubConfig,
+    upstreams: ArcSwap<BTreeMap<String, Upstream>>,
+    groups: ArcSwap<BTreeMap<String, Vec<String>>>,
+    pub(crate) merged: ArcSwap<Merged>,
+    sessions: Mutex<HashMap<String, Arc<ClientSession>>>,
+    control: tokio::sync::Mutex<()>,
+    events: mpsc::UnboundedSender<HubEvent>,
+    client: reqwest::Client,
+    cancel: CancellationToken,
+}
+
+/// The hub. Cheap to clone; all clones share one state.
+#[derive(Clone)]
+pub struct Hub {
+    pub(crate) inner: Arc<HubInner>,
+}
+
+impl Hub {
+    /// Creates an empty hub and starts its event loop and session sweeper.
+    pub fn new(config: HubConfig) -> Hub {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let merged = Merged::build(&BTreeMap::new(), &BTreeMap::new(), &config.separator);
+        let hub = Hub {
+            inner: Arc::new(HubInner {
+                config,
+                upstreams: ArcSwap::from_pointee(BTreeMap::new()),
+                groups: ArcSwap::from_pointee(BTreeMap::new()),
+                merged: ArcSwap::from_pointee(merged),
+                sessions: Mutex::new(HashMap::new()),
+                control: tokio::sync::Mutex::new(()),
+                events: tx,
+                client: http_client(),
+                cancel: CancellationToken::new(),
+            }),
+        };
+        tokio::spawn(event_loop(Arc::downgrade(&hub.inner), rx, hub.inner.cancel.clone()));
+        tokio::spawn(sweep_sessions(Arc::downgrade(&hub.inner), hub.inner.cancel.clone()));
+        hub
+    }
+
+    /// The hub's settings.
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.config
+    }
+
+    /// Adds and starts a server. Fails if the name is taken by a server or a group.
+    pub async fn add_server(&self, spec: ServerSpec) -> Result<(), HubError> {
+        validate_server_name(&spec.name, &self.inner.config.separator).map_err(HubError::Invalid)?;
+        let _guard = self.inner.control.lock().await;
+        let current = self.inner.upstreams.load_full();
+        if current.contains_key(&spec.name) || self.inner.groups.load().contains_key(&spec.name) {
+            return Err(HubError::Conflict(spec.name));
+        }
+        let up = Upstream::start(spec, self.inner.client.clone(), self.inner.config.upstream.clone(), self.inner.events.clone());
+        let mut next = (*current).clone();
+        next.insert(up.name().to_string(), up);
+        self.inner.upstreams.store(Arc::new(next));
+        self.inner.rebuild();
+        Ok(())
+    }
+
+    /// Stops and removes a server. Other servers are not touched.
+    pub async fn remove_server(&self, name: &str) -> Result<(), HubError> {
+        let removed = {
+            let _guard = self.inner.control.lock().await;
+            let current = self.inner.upstreams.load_full();
+            let Some(up) = current.get(name).cloned() else {
+                return Err(HubError::NotFound(name.to_string()));
+            };
+            let mut next = (*current).clone();
+            next.remove(name);
+            self.inner.upstreams.store(Arc::new(next));
+            let mut groups = (*self.inner.groups.load_full()).clone();
+            for members in groups.values_mut() {
+                members.retain(|m| m != name);
+            }
+            self.inner.groups.store(Arc::new(groups));
+            self.inner.rebuild();
+            up
+        };
+        self.inner.notify_list_changed(name, &ListKind::ALL, true);
+        removed.stop().await;
+        Ok(())
+    }
+
+    /// Replaces the group definitions. Members must be existing servers.
+    pub async fn set_groups(&self, groups: BTreeMap<String, Vec<String>>) -> Result<(), HubError> {
+        let _guard = self.inner.control.lock().await;
+        let ups = self.inner.upstreams.load_full();
+        for (g, members) in &groups {
+            validate_server_name(g, &self.inner.config.separator).map_err(HubError::Invalid)?;
+            if ups.contains_key(g) {
+                return Err(HubError::Conflict(g.clone()));
+            }
+            if let Some(m) = members.iter().find(|m| !ups.contains_key(*m)) {
+                return Err(HubError::NotFound(m.clone()));
+            }
+        }
+        self.inner.groups.store(Arc::new(groups));
+        self.inner.rebuild();
+        Ok(())
+    }
+
+    /// Group definitions.
+    pub fn groups(&self) -> Arc<BTreeMap<String, Vec<String>>> {
+        self.inner.groups.load_full()
+    }
+
+    /// The handle of server `name`.
+    pub fn upstream(&self, name: &str) -> Option<Upstream> {
+        self.inner.upstreams.load().get(name).cloned()
+    }
+
+    /// Server names.
+    pub fn server_names(&self) -> Vec<String> {
+        self.inner.upstreams.load().keys().cloned().collect()
+    }
+
+    /// Status of every server, in name order.
+    pub fn servers(&self) -> Vec<ServerStatus> {
+        self.inner.upstreams.load().values().map(server_status).collect()
+    }
+
+    /// Waits until no server is still starting, or `timeout` passes. True if all settled.
+    pub async fn wait_settled(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let pending = self.inner.upstreams.load().values().any(|u| u.status().state == State::Starting);
+            if !pending {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Maps an endpoint path segment to a view: a group first, then a server.
+    pub fn resolve_view(&self, segment: Option<&str>) -> Option<View> {
+        match segment {
+            None | Some("") => Some(View::All),
+            Some(name) if self.inner.groups.load().contains_key(name) => Some(View::Group(name.to_string())),
+            Some(name) if self.inner.upstreams.load().contains_key(name) => Some(View::Server(name.to_string())),
+            _ => None,
+        }
+    }
+
+    /// Opens a session for `view`; its stream buffers up to `capacity` messages.
+    pub fn create_session(&self, view: View, capacity: usize) -> Result<Arc<ClientSession>, HubError> {
+        let session = Arc::new(ClientSession::new(random_id(), view, capacity));
+        let mut sessions = self.inner.sessions.lock().expect("sessions lock");
+        if sessions.len() >= self.inner.config.max_sessions {
+            return Err(HubError::TooManySessions(self.inner.config.max_sessions));
+        }
+        sessions.insert(session.id.clone(), session.clone());
+        Ok(session)
+    }
+
+    /// A live session by id.
+    pub fn session(&self, id: &str) -> Option<Arc<ClientSession>> {
+        self.inner.sessions.lock().expect("sessions lock").get(id).cloned()
+    }
+
+    /// Ends a session: cancels what it has in flight. True if it existed.
+    pub fn close_session(&self, id: &str) -> bool {
+        let removed = self.inner.sessions.lock().expect("sessions lock").remove(id);
+        match removed {
+            Some(s) => {
+                close(&s);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Number of live sessions.
+    pub fn session_count(&self) -> usize {
+        self.inner.sessions.lock().expect("sessions lock").len()
+    }
+
+    /// Stops every upstream (stdio process groups included) and closes every session.
+    pub async fn shutdown(&self) {
+        self.inner.cancel.cancel();
+        let sessions: Vec<_> = self.inner.sessions.lock().expect("sessions lock").drain().map(|(_, s)| s).collect();
+        for s in sessions {
+            close(&s);
+        }
+        let ups = self.inner.upstreams.load_full();
+        let stops = ups.values().map(|u| u.stop());
+        futures_join_all(stops).await;
+    }
+}
+
+async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: impl Iterator<Item = F>) {
+    let mut set = Vec::new();
+    for f in futs {
+        set.push(f);
+    }
+    // Stop servers concurrently: each may wait seconds for its process group.
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = set.into_iter().map(Box::pin).collect();
+    std::future::poll_fn(|cx| {
+        pinned.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if pinned.is_empty() { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+    })
+    .await;
+}
+
+fn close(s: &ClientSession) {
+    s.closed.cancel();
+    for (_, t) in s.inflight.lock().expect("inflight lock").drain() {
+        t.cancel();
+    }
+}
+
+fn server_status(u: &Upstream) -> ServerStatus {
+    let st = u.status();
+    let cat = u.catalog();
+    ServerStatus {
+        name: u.name().to_string(),
+        transport: u.spec().transport.kind(),
+        state: st.state.as_str(),
+        tools: cat.tools.len(),
+        prompts: cat.prompts.len(),
+        resources: cat.resources.len(),
+        last_error: st.last_error,
+        uptime_secs: st.ready_since.and_then(|t| SystemTime::now().duration_since(t).ok()).map(|d| d.as_secs()),
+        restarts: st.restarts,
+        pid: st.pid,
+    }
+}
+
+impl HubInner {
+    pub(crate) fn rebuild(&self) {
+        let merged = Merged::build(&self.upstreams.load(), &self.groups.load(), &self.config.separator);
+        self.merged.store(Arc::new(merged));
+    }
+
+    pub(crate) fn all_sessions(&self) -> Vec<Arc<ClientSession>> {
+        self.sessions.lock().expect("sessions lock").values().cloned().collect()
+    }
+
+    /// Tells every initialized session that can see `server` that its lists changed.
+    fn notify_list_changed(&self, server: &str, kinds: &[ListKind], removed: bool) {
+        let merged = self.merged.load();
+        let mut methods: Vec<&str> = kinds
+            .iter()
+            .map(|k| match k {
+                ListKind::Tools => "notifications/tools/list_changed",
+                ListKind::Prompts => "notifications/prompts/list_changed",
+                ListKind::Resources | ListKind::Templates => "notifications/resources/list_changed",
+            })
+            .collect();
+        methods.dedup();
+        for s in self.all_sessions() {
+            let visible = match &s.view {
+                View::Server(name) => name == server,
+                v => removed || merged.in_view(v, server),
+            };
+            if visible && s.initialized.load(std::sync::atomic::Ordering::Relaxed) {
+                for m in &methods {
+                    s.push(notification_message(m, None));
+                }
+            }
+        }
+    }
+
+    fn forward_notification(&self, server: &str, method: &str, text: String) {
+        let merged = self.merged.load();
+        let uri = if method == "notifications/resources/updated" { updated_uri(&text) } else { None };
+        for s in self.all_sessions() {
+            if !merged.in_view(&s.view, server) || !s.initialized.load(std::sync::atomic::Ordering::Relaxed) {
+                continue;
+            }
+            match &uri {
+                Some(u) => {
+                    let exported = if matches!(s.view, View::Server(_)) { None } else { merged.exported_uri(server, u) };
+                    let shown = exported.unwrap_or(u);
+                    if s.subscriptions.lock().expect("subs lock").contains(shown) {
+                        let params = format!(r#"{{"uri":{}}}"#, switchboard_core::jsonrpc::quote(shown));
+                        s.push(notification_message(method, Some(&params)));
+                    }
+                }
+                None => {
+                    s.push(text.clone());
+                }
+            }
+        }
+    }
+}
+
+fn updated_uri(text: &str) -> Option<String> {
+    let env = switchboard_core::jsonrpc::Envelope::parse(text).ok()?;
+    let fields = switchboard_core::jsonrpc::Fields::parse(env.params?.get())?;
+    fields.get_str("uri").map(|u| u.into_owned())
+}
+
+async fn event_loop(hub: std::sync::Weak<HubInner>, mut rx: mpsc::UnboundedReceiver<HubEvent>, cancel: CancellationToken) {
+    loop {
+        let first = tokio::select! {
+            _ = cancel.cancelled() => return,
+            ev = rx.recv() => ev,
+        };
+        let Some(first) = first else { return };
+        let Some(hub) = hub.upgrade() else { return };
+        // Coalesce a burst (many servers connecting at once) into one rebuild.
+        let mut batch = vec![first];
+        while let Ok(ev) = rx.try_recv() {
+            batch.push(ev);
+        }
+        let changed: Vec<(String, Vec<ListKind>)> = batch
+            .iter()
+            .filter_map(|ev| match ev {
+                HubEvent::CatalogChanged { server, kinds } => Some((server.clone(), kinds.clone())),
+                _ => None,
+            })
+            .collect();
+        if !changed.is_empty() {
+            hub.rebuild();
+            for (server, kinds) in &changed {
+                hub.notify_list_changed(server, kinds, false);
+            }
+        }
+        for ev in batch {
+            match ev {
+                HubEvent::CatalogChanged { .. } => {}
+                HubEvent::Notification { server, method, text } => hub.forward_notification(&server, &method, text),
+                HubEvent::ServerRequest { server, text } => refuse_server_request(&hub, &server, &text),
+            }
+        }
+    }
+}
+
+/// A server request that no in-flight call claimed has no client to go to: refuse it.
+fn refuse_server_request(hub: &HubInner, server: &str, text: &str) {
+    let Ok(env) = switchboard_core::jsonrpc::Envelope::parse(text) else { return };
+    let reply = error_message(
+        env.id_text(),
+        switchboard_core::jsonrpc::code::METHOD_NOT_FOUND,
+        "the hub has no client to route this request to (it was not made while serving a client's request)",
+        None,
+    );
+    if let Some(up) = hub.upstreams.load().get(server)
+        && let Ok(conn) = up.connection()
+    {
+        tokio::spawn(async move {
+            let _ = conn.send(reply).await;
+        });
+    }
+}
+
+async fn sweep_sessions(hub: std::sync::Weak<HubInner>, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+        let Some(hub) = hub.upgrade() else { return };
+        let limit = hub.config.session_idle_timeout;
+        let expired: Vec<Arc<ClientSession>> = {
+            let mut sessions = hub.sessions.lock().expect("sessions lock");
+            let ids: Vec<String> = sessions
+                .values()
+                .filter(|s| s.idle_for() > limit && s.in_flight() == 0 && !s.has_stream())
+                .map(|s| s.id.clone())
+                .collect();
+            ids.iter().filter_map(|id| sessions.remove(id)).collect()
+        };
+        for s in expired {
+            close(&s);
+        }
+    }
+}

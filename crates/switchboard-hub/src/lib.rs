@@ -1,0 +1,19 @@
+//! Switchboard's router: one [`Hub`] holding the upstream registry, the merged catalog
+//! snapshot and the downstream client sessions, and routing every client message.
+//!
+//! Transports (HTTP, SSE, stdio) live elsewhere; they create a [`ClientSession`] and pass each
+//! client message to [`Hub::handle`].
+
+mod hub;
+mod local;
+mod merged;
+mod router;
+mod session;
+mod view;
+
+pub use hub::{Hub, HubConfig, HubError, ServerStatus};
+pub use local::LIST_SERVERS;
+pub use merged::URI_PREFIX;
+pub use router::{LATEST_VERSION, SUPPORTED_VERSIONS};
+pub use session::{ClientInfo, ClientSession, StreamGuard, random_id};
+pub use view::View;

@@ -1,0 +1,512 @@
+//! Request handling: answer what the hub owns, route the rest to the owning upstream.
+//!
+//! Relayed messages are never re-serialised: the router splices the id, the routed name or URI
+//! and the progress token into the client's own bytes, and splices the client's id back into
+//! the upstream's reply.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use switchboard_core::jsonrpc::{
+    Envelope, Fields, Kind, Splice, array_items, code, error_message, quote, result_message,
+};
+use switchboard_upstream::{CallEvent, CallOptions, Connection, ListKind, UpstreamError};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::Hub;
+use crate::local;
+use crate::merged::{Entry, Merged};
+use crate::session::{ClientInfo, ClientSession, ForwardedRequest};
+use crate::view::View;
+
+/// Protocol revisions the hub speaks with legacy (session-based) clients, oldest first.
+pub const SUPPORTED_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+/// The newest of them.
+pub const LATEST_VERSION: &str = "2025-11-25";
+
+type Params<'a> = Option<Fields<'a>>;
+
+impl Hub {
+    /// Handles one message from a client. Returns the response for a request (`None` for
+    /// notifications, responses, and requests the client cancelled). Messages tied to the
+    /// request (progress, server-to-client requests) go to `sink` before the response.
+    pub async fn handle(&self, session: &Arc<ClientSession>, text: &str, sink: &mpsc::Sender<String>) -> Option<String> {
+        session.touch();
+        let env = match Envelope::parse(text) {
+            Ok(env) => env,
+            Err(e) => return Some(error_message(&salvage_id(text), e.code(), &e.to_string(), None)),
+        };
+        let params: Params<'_> = env.params.and_then(|p| Fields::parse(p.get()));
+        match env.kind().ok()? {
+            Kind::Request => self.handle_request(session, text, &env, params, sink).await,
+            Kind::Notification => {
+                self.handle_notification(session, &env, params);
+                None
+            }
+            Kind::Response => {
+                self.handle_response(session, text, &env).await;
+                None
+            }
+        }
+    }
+
+    async fn handle_request(
+        &self,
+        session: &Arc<ClientSession>,
+        text: &str,
+        env: &Envelope<'_>,
+        params: Params<'_>,
+        sink: &mpsc::Sender<String>,
+    ) -> Option<String> {
+        let id = env.id_text();
+        if env.params.is_some() && params.is_none() {
+            return Some(error_message(id, code::INVALID_PARAMS, "params must be an object", None));
+        }
+        let reply = match env.method() {
+            "initialize" => result_message(id, &self.initialize(session, params.as_ref())),
+            "ping" => result_message(id, "{}"),
+            "tools/list" => self.list(session, id, params.as_ref(), ListKind::Tools),
+            "prompts/list" => self.list(session, id, params.as_ref(), ListKind::Prompts),
+            "resources/list" => self.list(session, id, params.as_ref(), ListKind::Resources),
+            "resources/templates/list" => self.list(session, id, params.as_ref(), ListKind::Templates),
+            "tools/call" => return self.call_named(session, text, env, params, ListKind::Tools, sink).await,
+            "prompts/get" => return self.call_named(session, text, env, params, ListKind::Prompts, sink).await,
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                return self.call_uri(session, text, env, params, sink).await;
+            }
+            "completion/complete" => return self.complete(session, text, env, params, sink).await,
+            "logging/setLevel" => self.set_level(session, env),
+            other => error_message(id, code::METHOD_NOT_FOUND, &format!("method not found: {other}"), None),
+        };
+        Some(reply)
+    }
+
+    fn initialize(&self, session: &ClientSession, params: Option<&Fields<'_>>) -> String {
+        let requested = params.and_then(|p| p.get_str("protocolVersion")).unwrap_or_default();
+        let version = SUPPORTED_VERSIONS.iter().find(|v| **v == requested).copied().unwrap_or(LATEST_VERSION);
+        let raw = |k: &str| -> Value {
+            params.and_then(|p| p.get(k)).and_then(|v| serde_json::from_str(v.get()).ok()).unwrap_or(Value::Null)
+        };
+        let _ = session.client.set(ClientInfo {
+            protocol_version: version.to_string(),
+            capabilities: raw("capabilities"),
+            client_info: raw("clientInfo"),
+        });
+        let instructions = self.instructions(&session.view);
+        format!(
+            r#"{{"protocolVersion":{},"capabilities":{{"tools":{{"listChanged":true}},"prompts":{{"listChanged":true}},"resources":{{"subscribe":true,"listChanged":true}},"completions":{{}},"logging":{{}}}},"serverInfo":{{"name":"switchboard","title":"Switchboard MCP hub","version":{}}},"instructions":{}}}"#,
+            quote(version),
+            quote(env!("CARGO_PKG_VERSION")),
+            quote(&instructions),
+        )
+    }
+
+    fn instructions(&self, view: &View) -> String {
+        match view {
+            View::Server(s) => {
+                let own = self.upstream(s).and_then(|u| u.info()).and_then(|i| i.instructions.clone());
+                own.unwrap_or_else(|| format!("Tools of the MCP server {s:?}, served through Switchboard."))
+            }
+            _ => {
+                let merged = self.inner.merged.load();
+                let names: Vec<&str> =
+                    merged.entries.iter().filter(|e| merged.in_view(view, &e.name)).map(|e| e.name.as_str()).collect();
+                format!(
+                    "Switchboard hub in front of {} MCP server(s): {}. Tool and prompt names are prefixed with the server name and {:?}.",
+                    names.len(),
+                    names.join(", "),
+                    self.config().separator
+                )
+            }
+        }
+    }
+
+    fn list(&self, session: &ClientSession, id: &str, params: Option<&Fields<'_>>, kind: ListKind) -> String {
+        if params.is_some_and(|p| p.get("cursor").is_some_and(|c| c.get() != "null")) {
+            return error_message(id, code::INVALID_PARAMS, "invalid cursor: this hub returns whole lists", None);
+        }
+        let merged = self.inner.merged.load();
+        result_message(id, &merged.render(&session.view, kind))
+    }
+
+    fn set_level(&self, session: &ClientSession, env: &Envelope<'_>) -> String {
+        let merged = self.inner.merged.load_full();
+        let params = env.params.map(|p| p.get().to_string());
+        for entry in merged.entries.iter().filter(|e| merged.in_view(&session.view, &e.name)) {
+            let has_logging = entry.upstream.info().is_some_and(|i| i.has("logging"));
+            if let (true, Ok(conn)) = (has_logging, entry.upstream.connection()) {
+                let params = params.clone();
+                tokio::spawn(async move {
+                    let _ = conn.request("logging/setLevel", params.as_deref(), std::time::Duration::from_secs(10)).await;
+                });
+            }
+        }
+        result_message(env.id_text(), "{}")
+    }
+
+    async fn call_named(
+        &self,
+        session: &Arc<ClientSession>,
+        text: &str,
+        env: &Envelope<'_>,
+        params: Params<'_>,
+        kind: ListKind,
+        sink: &mpsc::Sender<String>,
+    ) -> Option<String> {
+        let id = env.id_text();
+        let Some(params) = params else {
+            return Some(error_message(id, code::INVALID_PARAMS, "missing params", None));
+        };
+        let Some(name) = params.get_str("name") else {
+            return Some(error_message(id, code::INVALID_PARAMS, "params.name must be a string", None));
+        };
+        if kind == ListKind::Tools && local::is_local_tool(&name) {
+            return Some(result_message(id, &local::call(self, &name).unwrap_or_default()));
+        }
+        let merged = self.inner.merged.load_full();
+        let Some(target) = merged.resolve_name(&session.view, kind, &name) else {
+            let what = if kind == ListKind::Tools { "tool" } else { "prompt" };
+            return Some(error_message(id, code::INVALID_PARAMS, &format!("unknown {what}: {name}"), None));
+        };
+        let mut splice = Splice::new();
+        if target.original != name {
+            splice.replace(text, params.get("name").expect("name was read").get(), quote(&target.original));
+        }
+        let retry_safe = kind != ListKind::Tools || target.item.is_some_and(|t| t.read_only || t.idempotent);
+        let route = Route { entry: target.entry, retry_safe, uri_rewrite: None };
+        self.forward(session, text, env, Some(&params), splice, route, sink).await
+    }
+
+    async fn call_uri(
+        &self,
+        session: &Arc<ClientSession>,
+        text: &str,
+        env: &Envelope<'_>,
+        params: Params<'_>,
+        sink: &mpsc::Sender<String>,
+    ) -> Option<String> {
+        let id = env.id_text();
+        let Some(params) = params else {
+            return Some(error_message(id, code::INVALID_PARAMS, "missing params", None));
+        };
+        let Some(uri) = params.get_str("uri") else {
+            return Some(error_message(id, code::INVALID_PARAMS, "params.uri must be a string", None));
+        };
+        let merged = self.inner.merged.load_full();
+        let Some(target) = merged.resolve_uri(&session.view, &uri) else {
+            return Some(not_found(session, id, &uri));
+        };
+        let method = env.method();
+        if method == "resources/unsubscribe" && self.others_subscribed(session, &uri) {
+            session.subscriptions.lock().expect("subs lock").remove(uri.as_ref());
+            return Some(result_message(id, "{}"));
+        }
+        let mut splice = Splice::new();
+        let rewritten = target.original != uri;
+        if rewritten {
+            splice.replace(text, params.get("uri").expect("uri was read").get(), quote(&target.original));
+        }
+        let uri_rewrite = rewritten.then(|| (target.original.clone(), uri.to_string()));
+        let route = Route { entry: target.entry, retry_safe: true, uri_rewrite };
+        let reply = self.forward(session, text, env, Some(&params), splice, route, sink).await?;
+        let ok = Envelope::parse(&reply).is_ok_and(|e| e.result.is_some());
+        if ok {
+            let mut subs = session.subscriptions.lock().expect("subs lock");
+            match method {
+                "resources/subscribe" => {
+                    subs.insert(uri.to_string());
+                }
+                "resources/unsubscribe" => {
+                    subs.remove(uri.as_ref());
+                }
+                _ => {}
+            }
+        }
+        Some(reply)
+    }
+
+    fn others_subscribed(&self, session: &ClientSession, uri: &str) -> bool {
+        let _ = (session, uri);
+        // Subscriptions on a shared upstream session are reference counted across clients.
+        self.sessions_subscribed_to(uri) > usize::from(session.subscriptions.lock().expect("subs lock").contains(uri))
+    }
+
+    async fn complete(
+        &self,
+        session: &Arc<ClientSession>,
+        text: &str,
+        env: &Envelope<'_>,
+        params: Params<'_>,
+        sink: &mpsc::Sender<String>,
+    ) -> Option<String> {
+        let id = env.id_text();
+        let reference = params.as_ref().and_then(|p| p.get("ref")).and_then(|r| Fields::parse(r.get()));
+        let Some(reference) = reference else {
+            return Some(error_message(id, code::INVALID_PARAMS, "params.ref must be an object", None));
+        };
+        let merged = self.inner.merged.load_full();
+        let kind = reference.get_str("type").unwrap_or_default();
+        let (field, target) = match kind.as_ref() {
+            "ref/prompt" => {
+                let name = reference.get_str("name").unwrap_or_default();
+                ("name", merged.resolve_name(&session.view, ListKind::Prompts, &name).map(|t| (t, name)))
+            }
+            "ref/resource" => {
+                let uri = reference.get_str("uri").unwrap_or_default();
+                ("uri", merged.resolve_uri(&session.view, &uri).map(|t| (t, uri)))
+            }
+            other => return Some(error_message(id, code::INVALID_PARAMS, &format!("unknown ref type {other:?}"), None)),
+        };
+        let Some((target, asked)) = target else {
+            return Some(error_message(id, code::INVALID_PARAMS, &format!("unknown {field} in ref"), None));
+        };
+        let mut splice = Splice::new();
+        if target.original != asked {
+            splice.replace(text, reference.get(field).expect("field was read").get(), quote(&target.original));
+        }
+        let route = Route { entry: target.entry, retry_safe: true, uri_rewrite: None };
+        self.forward(session, text, env, params.as_ref(), splice, route, sink).await
+    }
+
+    /// Sends the client's request to the route's upstream and relays everything back.
+    #[allow(clippy::too_many_arguments)]
+    async fn forward(
+        &self,
+        session: &Arc<ClientSession>,
+        text: &str,
+        env: &Envelope<'_>,
+        params: Option<&Fields<'_>>,
+        mut splice: Splice,
+        route: Route<'_>,
+        sink: &mpsc::Sender<String>,
+    ) -> Option<String> {
+        let id = env.id_text();
+        let server = route.entry.name.clone();
+        let upstream = route.entry.upstream.clone();
+        let conn = match upstream.connection() {
+            Ok(c) => c,
+            Err(e) => return Some(error_message(id, code::INTERNAL_ERROR, &format!("server {server:?}: {e}"), None)),
+        };
+        let up_id = conn.next_id();
+        splice.replace(text, env.id.expect("requests have ids").get(), up_id.to_string());
+        let token = progress_token(params);
+        if let Some(tok) = token {
+            splice.replace(text, tok, up_id.to_string());
+        }
+        let body = splice.apply(text);
+
+        let cancel = CancellationToken::new();
+        session.inflight.lock().expect("inflight lock").insert(id.to_string(), cancel.clone());
+        let (ev_tx, mut ev_rx) = mpsc::channel::<CallEvent>(64);
+        let opts = CallOptions { timeout: upstream.spec().timeout, events: Some(ev_tx), retry_safe: route.retry_safe };
+        let call = conn.call(up_id, body, opts);
+        tokio::pin!(call);
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                r = &mut call => break Some(r),
+                Some(ev) = ev_rx.recv() => self.relay(session, &conn, ev, token, sink).await,
+                _ = cancel.cancelled() => break None,
+            }
+        };
+        while let Ok(ev) = ev_rx.try_recv() {
+            self.relay(session, &conn, ev, token, sink).await;
+        }
+        session.inflight.lock().expect("inflight lock").remove(id);
+        let reply = match outcome? {
+            Ok(reply) => reply,
+            Err(UpstreamError::Timeout(d)) => {
+                let msg = format!("server {server:?} did not answer within {}s; the request was cancelled", d.as_secs_f64());
+                return Some(error_message(id, code::REQUEST_TIMEOUT, &msg, None));
+            }
+            Err(e) => return Some(error_message(id, code::INTERNAL_ERROR, &format!("server {server:?}: {e}"), None)),
+        };
+        Some(restore_reply(&reply, id, route.uri_rewrite.as_ref()))
+    }
+
+    /// Relays one message the upstream sent while serving a request.
+    async fn relay(
+        &self,
+        session: &Arc<ClientSession>,
+        conn: &Arc<Connection>,
+        ev: CallEvent,
+        token: Option<&str>,
+        sink: &mpsc::Sender<String>,
+    ) {
+        match ev {
+            CallEvent::Notification(text) => {
+                let out = match (token, progress_token_span(&text)) {
+                    (Some(tok), Some(_)) => {
+                        let env = Envelope::parse(&text).ok();
+                        let span = env.as_ref().and_then(|e| e.params).and_then(|p| Fields::parse(p.get())).and_then(|f| f.get("progressToken"));
+                        match span {
+                            Some(old) => {
+                                let mut sp = Splice::new();
+                                sp.replace(&text, old.get(), tok);
+                                sp.apply(&text)
+                            }
+                            None => return,
+                        }
+                    }
+                    (None, Some(_)) => return,
+                    _ => text,
+                };
+                let _ = sink.send(out).await;
+            }
+            CallEvent::ServerRequest(text) => self.forward_server_request(session, conn, text, sink).await,
+        }
+    }
+
+    async fn forward_server_request(
+        &self,
+        session: &Arc<ClientSession>,
+        conn: &Arc<Connection>,
+        text: String,
+        sink: &mpsc::Sender<String>,
+    ) {
+        let Ok(env) = Envelope::parse(&text) else { return };
+        let needed = match env.method() {
+            "sampling/createMessage" => "sampling",
+            "elicitation/create" => "elicitation",
+            "roots/list" => "roots",
+            _ => "",
+        };
+        if !needed.is_empty() && !session.client_has(needed) {
+            let msg = format!("the client did not declare the {needed:?} capability");
+            let reply = error_message(env.id_text(), code::METHOD_NOT_FOUND, &msg, None);
+            let _ = conn.send(reply).await;
+            return;
+        }
+        let n = session.next_forward.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let hub_id = quote(&format!("sb-{n}"));
+        session
+            .forwarded
+            .lock()
+            .expect("forwarded lock")
+            .insert(hub_id.clone(), ForwardedRequest { conn: conn.clone(), upstream_id: env.id_text().to_string() });
+        let mut sp = Splice::new();
+        sp.replace(&text, env.id_text(), hub_id);
+        let _ = sink.send(sp.apply(&text)).await;
+    }
+
+    async fn handle_response(&self, session: &ClientSession, text: &str, env: &Envelope<'_>) {
+        let fwd = session.forwarded.lock().expect("forwarded lock").remove(env.id_text());
+        let Some(fwd) = fwd else {
+            tracing::debug!(message = "Client answered a request the hub never sent; ignored.", session = %session.id);
+            return;
+        };
+        let mut sp = Splice::new();
+        sp.replace(text, env.id_text(), fwd.upstream_id);
+        let _ = fwd.conn.send(sp.apply(text)).await;
+    }
+
+    fn handle_notification(&self, session: &ClientSession, env: &Envelope<'_>, params: Params<'_>) {
+        match env.method() {
+            "notifications/initialized" => session.initialized.store(true, std::sync::atomic::Ordering::Relaxed),
+            "notifications/cancelled" => {
+                let Some(req) = params.as_ref().and_then(|p| p.get("requestId")) else { return };
+                let token = session.inflight.lock().expect("inflight lock").remove(req.get());
+                if let Some(t) = token {
+                    t.cancel();
+                }
+            }
+            "notifications/roots/list_changed" => {
+                let merged = self.inner.merged.load_full();
+                for entry in merged.entries.iter().filter(|e| merged.in_view(&session.view, &e.name)) {
+                    if let Ok(conn) = entry.upstream.connection() {
+                        let note = switchboard_core::jsonrpc::notification_message("notifications/roots/list_changed", None);
+                        tokio::spawn(async move {
+                            let _ = conn.send(note).await;
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn sessions_subscribed_to(&self, uri: &str) -> usize {
+        self.all_sessions().iter().filter(|s| s.subscriptions.lock().expect("subs lock").contains(uri)).count()
+    }
+}
+
+/// Where a request goes and how to treat its reply.
+struct Route<'a> {
+    entry: &'a Entry,
+    retry_safe: bool,
+    /// `(upstream uri, client uri)` when the hub rewrote a resource URI.
+    uri_rewrite: Option<(String, String)>,
+}
+
+fn not_found(session: &ClientSession, id: &str, uri: &str) -> String {
+    // 2026-07-28 moved "resource not found" to -32602; older revisions use -32002.
+    let legacy = session.client_info().is_none_or(|c| c.protocol_version.as_str() <= LATEST_VERSION);
+    let code = if legacy { code::RESOURCE_NOT_FOUND } else { code::INVALID_PARAMS };
+    let data = format!(r#"{{"uri":{}}}"#, quote(uri));
+    error_message(id, code, &format!("resource not found: {uri}"), Some(&data))
+}
+
+/// The raw progress token of a request, if it asked for progress.
+fn progress_token<'a>(params: Option<&Fields<'a>>) -> Option<&'a str> {
+    let meta = Fields::parse(params?.get("_meta")?.get())?;
+    meta.get("progressToken").map(|t| t.get())
+}
+
+fn progress_token_span(text: &str) -> Option<()> {
+    text.contains("\"notifications/progress\"").then_some(())
+}
+
+/// Puts the client's id back into the upstream's reply, and rewritten URIs back into it.
+fn restore_reply(reply: &str, id: &str, uri_rewrite: Option<&(String, String)>) -> String {
+    let Ok(env) = Envelope::parse(reply) else {
+        return error_message(id, code::INTERNAL_ERROR, "the server sent an unreadable reply", None);
+    };
+    let mut sp = Splice::new();
+    match env.id {
+        Some(raw) => {
+            sp.replace(reply, raw.get(), id);
+        }
+        None => return error_message(id, code::INTERNAL_ERROR, "the server replied without an id", None),
+    }
+    if let (Some((original, exported)), Some(result)) = (uri_rewrite, env.result)
+        && let Some(fields) = Fields::parse(result.get())
+        && let Some(contents) = fields.get("contents").and_then(|c| array_items(c.get()))
+    {
+        for item in contents {
+            if let Some(f) = Fields::parse(item.get())
+                && let Some(u) = f.get("uri")
+                && f.get_str("uri").as_deref() == Some(original.as_str())
+            {
+                sp.replace(reply, u.get(), quote(exported));
+            }
+        }
+    }
+    sp.apply(reply)
+}
+
+/// Best effort to echo the id of a message that failed validation.
+fn salvage_id(text: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct IdOnly<'a> {
+        #[serde(borrow)]
+        id: Option<&'a serde_json::value::RawValue>,
+    }
+    match serde_json::from_str::<IdOnly<'_>>(text) {
+        Ok(IdOnly { id: Some(raw) }) if matches!(raw.get().as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9')) => {
+            raw.get().to_string()
+        }
+        _ => "null".to_string(),
+    }
+}
+
+impl Hub {
+    pub(crate) fn all_sessions(&self) -> Vec<Arc<ClientSession>> {
+        self.inner.all_sessions()
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_merged_send(m: Arc<Merged>) -> impl Send {
+    m
+}

@@ -1,0 +1,163 @@
+//! A downstream client's session: its view, what it declared, what it has in flight.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use switchboard_upstream::Connection;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::view::View;
+
+/// A server-to-client request the hub forwarded, waiting for the client's answer.
+pub(crate) struct ForwardedRequest {
+    pub(crate) conn: Arc<Connection>,
+    /// The id the upstream used, as raw JSON.
+    pub(crate) upstream_id: String,
+}
+
+/// What the client said in `initialize`.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    /// Negotiated protocol revision.
+    pub protocol_version: String,
+    /// The client's declared capabilities.
+    pub capabilities: Value,
+    /// `clientInfo`, as sent.
+    pub client_info: Value,
+}
+
+/// One downstream session.
+pub struct ClientSession {
+    /// Unguessable id (the `Mcp-Session-Id` or SSE `sessionId`).
+    pub id: String,
+    /// What it sees.
+    pub view: View,
+    pub(crate) outbound: mpsc::Sender<String>,
+    outbound_rx: Mutex<Option<mpsc::Receiver<String>>>,
+    streams: AtomicUsize,
+    pub(crate) client: OnceLock<ClientInfo>,
+    pub(crate) initialized: AtomicBool,
+    pub(crate) inflight: Mutex<HashMap<String, CancellationToken>>,
+    pub(crate) forwarded: Mutex<HashMap<String, ForwardedRequest>>,
+    pub(crate) subscriptions: Mutex<HashSet<String>>,
+    pub(crate) next_forward: AtomicU64,
+    last_seen: AtomicU64,
+    /// Fires when the session ends.
+    pub closed: CancellationToken,
+}
+
+impl ClientSession {
+    pub(crate) fn new(id: String, view: View, capacity: usize) -> Self {
+        let (outbound, rx) = mpsc::channel(capacity.max(1));
+        ClientSession {
+            id,
+            view,
+            outbound,
+            outbound_rx: Mutex::new(Some(rx)),
+            streams: AtomicUsize::new(0),
+            client: OnceLock::new(),
+            initialized: AtomicBool::new(false),
+            inflight: Mutex::new(HashMap::new()),
+            forwarded: Mutex::new(HashMap::new()),
+            subscriptions: Mutex::new(HashSet::new()),
+            next_forward: AtomicU64::new(1),
+            last_seen: AtomicU64::new(now_secs()),
+            closed: CancellationToken::new(),
+        }
+    }
+
+    /// What the client declared, once it has initialized.
+    pub fn client_info(&self) -> Option<&ClientInfo> {
+        self.client.get()
+    }
+
+    /// True when the client declared capability `name` (`sampling`, `elicitation`, `roots`).
+    pub fn client_has(&self, name: &str) -> bool {
+        self.client.get().is_some_and(|c| c.capabilities.get(name).is_some_and(|v| !v.is_null()))
+    }
+
+    /// The sending end of the session's stream, for transports where every message (responses
+    /// included) travels on it (legacy SSE, stdio).
+    pub fn sender(&self) -> &mpsc::Sender<String> {
+        &self.outbound
+    }
+
+    /// Queues an unsolicited message for the client's stream; dropped if the stream is full.
+    pub fn push(&self, text: String) -> bool {
+        self.outbound.try_send(text).is_ok()
+    }
+
+    /// Takes the receiving end of the session's stream (unsolicited messages, and for SSE and
+    /// stdio every message). Only one holder at a time; the guard gives it back when dropped.
+    pub fn attach_stream(self: &Arc<Self>) -> Option<StreamGuard> {
+        let rx = self.outbound_rx.lock().expect("stream lock").take()?;
+        self.streams.fetch_add(1, Ordering::Relaxed);
+        Some(StreamGuard { session: self.clone(), rx: Some(rx) })
+    }
+
+    /// True while a client stream is attached.
+    pub fn has_stream(&self) -> bool {
+        self.streams.load(Ordering::Relaxed) > 0
+    }
+
+    /// Marks the session as used now.
+    pub fn touch(&self) {
+        self.last_seen.store(now_secs(), Ordering::Relaxed);
+    }
+
+    /// How long since the session was last used.
+    pub fn idle_for(&self) -> Duration {
+        Duration::from_secs(now_secs().saturating_sub(self.last_seen.load(Ordering::Relaxed)))
+    }
+
+    /// Requests in flight.
+    pub fn in_flight(&self) -> usize {
+        self.inflight.lock().expect("inflight lock").len()
+    }
+}
+
+/// The attached receiving end of a session's stream.
+pub struct StreamGuard {
+    session: Arc<ClientSession>,
+    rx: Option<mpsc::Receiver<String>>,
+}
+
+impl StreamGuard {
+    /// The next message for the client; `None` when the session closed.
+    pub async fn recv(&mut self) -> Option<String> {
+        let rx = self.rx.as_mut()?;
+        tokio::select! {
+            m = rx.recv() => m,
+            _ = self.session.closed.cancelled() => None,
+        }
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.session.touch();
+        if let Some(rx) = self.rx.take() {
+            *self.session.outbound_rx.lock().expect("stream lock") = Some(rx);
+        }
+        self.session.streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// 128 random bits as 32 hex digits.
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the OS random source works");
+    let mut s = String::with_capacity(32);
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}

@@ -1,0 +1,294 @@
+//! [`Connection`]: the closed set of upstream transports behind one calling interface.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use switchboard_core::config::{ServerSpec, TransportSpec};
+use switchboard_core::jsonrpc::{Envelope, notification_message, quote, request_message};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+
+use crate::UpstreamError;
+use crate::http::HttpConn;
+use crate::mux::{Incoming, Mux};
+use crate::sse::SseConn;
+use crate::stdio::{StderrRing, StdioConn};
+
+/// Something the upstream said about one in-flight request before answering it.
+#[derive(Debug, Clone)]
+pub enum CallEvent {
+    /// A notification tied to the request (progress, or a log message on its HTTP stream).
+    Notification(String),
+    /// A server-to-client request made while serving the request (sampling, elicitation, roots).
+    ServerRequest(String),
+}
+
+/// Per-call settings.
+#[derive(Debug, Clone)]
+pub struct CallOptions {
+    /// Give up after this long without a response or progress.
+    pub timeout: Duration,
+    /// Where progress and related messages go; `None` drops them.
+    pub events: Option<mpsc::Sender<CallEvent>>,
+    /// Whether the request may be re-sent after the upstream lost its session.
+    pub retry_safe: bool,
+}
+
+/// What the upstream said in its `initialize` result.
+#[derive(Debug, Clone, Default)]
+pub struct InitInfo {
+    /// The negotiated protocol revision.
+    pub protocol_version: String,
+    /// The server's capabilities.
+    pub capabilities: Value,
+    /// `serverInfo`, as sent.
+    pub server_info: Value,
+    /// `instructions`, if any.
+    pub instructions: Option<String>,
+}
+
+impl InitInfo {
+    pub(crate) fn from_result(result: &str) -> Result<Self, UpstreamError> {
+        let v: Value = serde_json::from_str(result).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        Ok(InitInfo {
+            protocol_version: v["protocolVersion"].as_str().unwrap_or("2024-11-05").to_string(),
+            capabilities: v.get("capabilities").cloned().unwrap_or(Value::Object(Default::default())),
+            server_info: v.get("serverInfo").cloned().unwrap_or(Value::Null),
+            instructions: v.get("instructions").and_then(Value::as_str).map(str::to_string),
+        })
+    }
+
+    /// True when the server declares capability `name` (`tools`, `prompts`, ...).
+    pub fn has(&self, name: &str) -> bool {
+        self.capabilities.get(name).is_some_and(|v| !v.is_null())
+    }
+}
+
+/// One live session with an upstream server.
+pub enum Connection {
+    /// A child process.
+    Stdio(StdioConn),
+    /// A Streamable HTTP session.
+    Http(HttpConn),
+    /// A legacy HTTP+SSE session.
+    Sse(SseConn),
+}
+
+/// The capabilities the hub declares to upstreams it initializes.
+pub fn client_capabilities() -> &'static str {
+    r#"{"roots":{"listChanged":true},"sampling":{},"elicitation":{"form":{},"url":{}}}"#
+}
+
+/// The shared HTTP client for every remote upstream: keep-alive, no proxy, `TCP_NODELAY`.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls_provider();
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .no_proxy()
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the HTTP client configuration is valid")
+}
+
+fn rustls_provider() -> bool {
+    // reqwest is built without a bundled crypto provider; the process must pick one before the
+    // first TLS handshake. Installing twice is harmless.
+    rustls::crypto::ring::default_provider().install_default().is_ok()
+}
+
+impl Connection {
+    /// Opens a session: spawn or connect, then `initialize` and `notifications/initialized`.
+    pub async fn open(
+        spec: &ServerSpec,
+        client: &reqwest::Client,
+        stderr: Arc<StderrRing>,
+        incoming: mpsc::UnboundedSender<Incoming>,
+        init_timeout: Duration,
+    ) -> Result<(Connection, InitInfo), UpstreamError> {
+        let mux = Arc::new(Mux::new(incoming));
+        let conn = match &spec.transport {
+            TransportSpec::Stdio { command, args, env, cwd } => {
+                Connection::Stdio(StdioConn::spawn(&spec.name, command, args, env, cwd.as_deref(), stderr, mux)?)
+            }
+            TransportSpec::StreamableHttp { url, headers } => {
+                Connection::Http(HttpConn::new(url, headers, client.clone(), mux)?)
+            }
+            TransportSpec::Sse { url, headers } => {
+                let opened = tokio::time::timeout(init_timeout, SseConn::connect(url, headers, client.clone(), mux));
+                match opened.await {
+                    Ok(r) => Connection::Sse(r?),
+                    Err(_) => return Err(UpstreamError::Timeout(init_timeout)),
+                }
+            }
+        };
+        match conn.initialize(init_timeout).await {
+            Ok(info) => Ok((conn, info)),
+            Err(e) => {
+                conn.shutdown().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn initialize(&self, timeout: Duration) -> Result<InitInfo, UpstreamError> {
+        let params = format!(
+            r#"{{"protocolVersion":{},"capabilities":{},"clientInfo":{{"name":"switchboard","version":{}}}}}"#,
+            quote(crate::CLIENT_PROTOCOL_VERSION),
+            client_capabilities(),
+            quote(env!("CARGO_PKG_VERSION")),
+        );
+        let info = match self {
+            Connection::Http(h) => h.initialize(&params, timeout).await?,
+            _ => {
+                let reply = self.request("initialize", Some(&params), timeout).await?;
+                let env = Envelope::parse(&reply).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+                if let Some(err) = env.error {
+                    return Err(UpstreamError::Protocol(format!("initialize failed: {}", err.get())));
+                }
+                let result = env.result.ok_or_else(|| UpstreamError::Protocol("initialize without result".into()))?;
+                InitInfo::from_result(result.get())?
+            }
+        };
+        self.send(notification_message("notifications/initialized", None)).await?;
+        Ok(info)
+    }
+
+    fn mux(&self) -> &Mux {
+        match self {
+            Connection::Stdio(c) => &c.mux,
+            Connection::Http(c) => &c.mux,
+            Connection::Sse(c) => &c.mux,
+        }
+    }
+
+    /// A fresh id for a request on this connection.
+    pub fn next_id(&self) -> u64 {
+        self.mux().next_id()
+    }
+
+    /// Requests in flight.
+    pub fn in_flight(&self) -> usize {
+        self.mux().pending_count()
+    }
+
+    /// Sends a request the hub originates and waits for the whole reply message.
+    pub async fn request(&self, method: &str, params: Option<&str>, timeout: Duration) -> Result<String, UpstreamError> {
+        let id = self.next_id();
+        let body = request_message(&id.to_string(), method, params);
+        let opts = CallOptions { timeout, events: None, retry_safe: true };
+        self.call(id, body, opts).await
+    }
+
+    /// Sends request `body` (whose id must be `id`) and waits for the reply message text.
+    ///
+    /// The timeout restarts whenever the request reports progress. If the returned future is
+    /// dropped before it completes (client gone, cancelled, timed out), the upstream is sent
+    /// `notifications/cancelled` for it.
+    pub async fn call(&self, id: u64, body: String, opts: CallOptions) -> Result<String, UpstreamError> {
+        let (ev_tx, mut ev_rx) = mpsc::channel::<CallEvent>(64);
+        let rx = self.mux().register(id, Some(ev_tx));
+        let mut guard = CancelOnDrop { conn: self, id, armed: true };
+        match self {
+            Connection::Stdio(c) => c.write(body).await,
+            Connection::Sse(c) => c.post_request(id, body),
+            Connection::Http(c) => c.post_request(id, body, opts.retry_safe),
+        }
+        let mut deadline = Instant::now() + opts.timeout;
+        let mut rx = rx;
+        let result = loop {
+            // Events first: whatever the upstream said before its answer reaches the caller first.
+            tokio::select! {
+                biased;
+                Some(ev) = ev_rx.recv() => {
+                    deadline = Instant::now() + opts.timeout;
+                    if let Some(sink) = &opts.events {
+                        let _ = sink.send(ev).await;
+                    }
+                }
+                r = &mut rx => break r.unwrap_or_else(|_| Err(UpstreamError::Closed("request abandoned".into()))),
+                _ = sleep_until(deadline) => break Err(UpstreamError::Timeout(opts.timeout)),
+            }
+        };
+        // Completed or failed by the transport: nothing to cancel. A timeout still cancels.
+        guard.armed = matches!(result, Err(UpstreamError::Timeout(_)));
+        result
+    }
+
+    /// Sends a notification or a response (to a server request).
+    pub async fn send(&self, text: String) -> Result<(), UpstreamError> {
+        match self {
+            Connection::Stdio(c) => {
+                c.write(text).await;
+                Ok(())
+            }
+            Connection::Http(c) => c.post_message(text).await,
+            Connection::Sse(c) => c.post_message(text).await,
+        }
+    }
+
+    fn send_detached(&self, text: String) {
+        match self {
+            Connection::Stdio(c) => c.write_detached(text),
+            Connection::Http(c) => c.post_detached(text),
+            Connection::Sse(c) => c.post_detached(text),
+        }
+    }
+
+    /// Resolves when the connection has died on its own.
+    pub async fn closed(&self) -> String {
+        match self {
+            Connection::Stdio(c) => c.closed().await,
+            Connection::Http(c) => c.closed().await,
+            Connection::Sse(c) => c.closed().await,
+        }
+    }
+
+    /// Ends the session: stdio processes are stopped with their whole process group.
+    pub async fn shutdown(&self) {
+        self.mux().fail_all("the server is shutting down");
+        match self {
+            Connection::Stdio(c) => c.shutdown().await,
+            Connection::Http(c) => c.shutdown().await,
+            Connection::Sse(c) => c.shutdown(),
+        }
+    }
+
+    /// Process id of a stdio server.
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            Connection::Stdio(c) => c.pid(),
+            _ => None,
+        }
+    }
+}
+
+/// Sends `notifications/cancelled` if a call is abandoned before its answer arrived.
+struct CancelOnDrop<'a> {
+    conn: &'a Connection,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        let was_pending = self.conn.mux().forget(self.id);
+        if self.armed || was_pending {
+            self.conn.abort_request(self.id);
+            let params = format!(r#"{{"requestId":{},"reason":"cancelled by the client or timed out"}}"#, self.id);
+            self.conn.send_detached(notification_message("notifications/cancelled", Some(&params)));
+        }
+    }
+}
+
+impl Connection {
+    fn abort_request(&self, id: u64) {
+        if let Connection::Http(c) = self {
+            c.abort(id);
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! Errors from talking to an upstream server, classified for the router.
+
+use std::time::Duration;
+
+/// Why an upstream request failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    /// The server is not connected (starting, restarting, failed or disabled).
+    #[error("server is not connected ({0})")]
+    NotConnected(String),
+    /// The connection ended while the request was in flight.
+    #[error("connection to the server closed: {0}")]
+    Closed(String),
+    /// No answer within the request timeout.
+    #[error("no response within {0:?}")]
+    Timeout(Duration),
+    /// The transport failed (spawn, HTTP status, network).
+    #[error("{0}")]
+    Transport(String),
+    /// The server answered something that is not MCP.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The upstream session expired and the request could not safely be retried.
+    #[error("the server's session expired and the request was not retried because it may not be idempotent")]
+    SessionExpired,
+}

@@ -1,0 +1,375 @@
+//! The Streamable HTTP client transport (2025-03-26 .. 2025-11-25 sessions).
+//!
+//! One upstream session is shared by every downstream client. Each request is its own POST,
+//! answered either as JSON or as an event stream carrying related notifications before the
+//! response. A 404 for the session re-initializes it; the request is re-sent once when it is
+//! safe to repeat.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use switchboard_core::jsonrpc::{Envelope, request_message, result_message};
+use switchboard_core::sse::Decoder;
+use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::UpstreamError;
+use crate::connection::InitInfo;
+use crate::mux::{Dispatched, Mux};
+
+const MAX_EVENT: usize = 64 * 1024 * 1024;
+const ACCEPT_BOTH: &str = "application/json, text/event-stream";
+
+#[derive(Default)]
+struct Session {
+    id: Option<HeaderValue>,
+    version: Option<HeaderValue>,
+    generation: u64,
+}
+
+struct Shared {
+    mux: Arc<Mux>,
+    url: reqwest::Url,
+    headers: HeaderMap,
+    client: reqwest::Client,
+    session: ArcSwap<Session>,
+    reinit: tokio::sync::Mutex<()>,
+    init_params: OnceLock<String>,
+    tasks: Mutex<HashMap<u64, AbortHandle>>,
+    shutdown: CancellationToken,
+}
+
+/// A Streamable HTTP session with one upstream.
+pub struct HttpConn {
+    pub(crate) mux: Arc<Mux>,
+    shared: Arc<Shared>,
+}
+
+/// Builds a header map from configured headers; names and values were validated at load time.
+pub(crate) fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap, UpstreamError> {
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        let name = HeaderName::try_from(k.as_str()).map_err(|_| UpstreamError::Transport(format!("invalid header name {k:?}")))?;
+        let value = HeaderValue::try_from(v.as_str()).map_err(|_| UpstreamError::Transport(format!("invalid value for header {k:?}")))?;
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
+impl HttpConn {
+    pub(crate) fn new(
+        url: &str,
+        headers: &BTreeMap<String, String>,
+        client: reqwest::Client,
+        mux: Arc<Mux>,
+    ) -> Result<Self, UpstreamError> {
+        let url = reqwest::Url::parse(url).map_err(|e| UpstreamError::Transport(format!("invalid URL {url:?}: {e}")))?;
+        let shared = Arc::new(Shared {
+            mux: mux.clone(),
+            url,
+            headers: header_map(headers)?,
+            client,
+            session: ArcSwap::from_pointee(Session::default()),
+            reinit: tokio::sync::Mutex::new(()),
+            init_params: OnceLock::new(),
+            tasks: Mutex::new(HashMap::new()),
+            shutdown: CancellationToken::new(),
+        });
+        Ok(HttpConn { mux, shared })
+    }
+
+    pub(crate) async fn initialize(&self, params: &str, timeout: Duration) -> Result<InitInfo, UpstreamError> {
+        let _ = self.shared.init_params.set(params.to_string());
+        let info = tokio::time::timeout(timeout, self.shared.handshake(0))
+            .await
+            .map_err(|_| UpstreamError::Timeout(timeout))??;
+        let shared = self.shared.clone();
+        tokio::spawn(async move { shared.listen().await });
+        Ok(info)
+    }
+
+    pub(crate) fn post_request(&self, id: u64, body: String, retry_safe: bool) {
+        let shared = self.shared.clone();
+        // The task waits until its abort handle is registered, so its own removal always
+        // comes after the insertion.
+        let (gate_tx, gate_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = gate_rx.await;
+            shared.run_request(id, body, retry_safe).await;
+            shared.tasks.lock().expect("tasks lock").remove(&id);
+        });
+        self.shared.tasks.lock().expect("tasks lock").insert(id, task.abort_handle());
+        let _ = gate_tx.send(());
+    }
+
+    pub(crate) fn abort(&self, id: u64) {
+        if let Some(h) = self.shared.tasks.lock().expect("tasks lock").remove(&id) {
+            h.abort();
+        }
+    }
+
+    pub(crate) async fn post_message(&self, text: String) -> Result<(), UpstreamError> {
+        self.shared.post_message(text).await
+    }
+
+    pub(crate) fn post_detached(&self, text: String) {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let _ = shared.post_message(text).await;
+        });
+    }
+
+    pub(crate) async fn closed(&self) -> String {
+        self.shared.shutdown.cancelled().await;
+        "session closed".into()
+    }
+
+    pub(crate) async fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+        for (_, h) in self.shared.tasks.lock().expect("tasks lock").drain() {
+            h.abort();
+        }
+        let session = self.shared.session.load();
+        if let Some(id) = &session.id {
+            let req = self.shared.client.delete(self.shared.url.clone()).headers(self.shared.headers.clone()).header("mcp-session-id", id);
+            let _ = tokio::time::timeout(Duration::from_secs(2), req.send()).await;
+        }
+    }
+}
+
+impl Shared {
+    fn post(&self, body: String, session: &Session) -> reqwest::RequestBuilder {
+        let mut req = self
+            .client
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .header(header::ACCEPT, ACCEPT_BOTH)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(id) = &session.id {
+            req = req.header("mcp-session-id", id);
+        }
+        if let Some(v) = &session.version {
+            req = req.header("mcp-protocol-version", v);
+        }
+        req
+    }
+
+    /// Runs `initialize` + `notifications/initialized` and installs the new session, unless
+    /// another task already replaced generation `seen`.
+    async fn handshake(&self, seen: u64) -> Result<InitInfo, UpstreamError> {
+        let _guard = self.reinit.lock().await;
+        let current = self.session.load_full();
+        if current.generation != seen {
+            return Ok(InitInfo::default());
+        }
+        let params = self.init_params.get().cloned().unwrap_or_default();
+        let id = self.mux.next_id();
+        let body = request_message(&id.to_string(), "initialize", Some(&params));
+        let resp = self.post(body, &Session::default()).send().await.map_err(transport)?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(status_error(status, resp).await);
+        }
+        let session_id = resp.headers().get("mcp-session-id").cloned();
+        let reply = read_single_reply(resp, id).await?;
+        let env = Envelope::parse(&reply).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        if let Some(err) = env.error {
+            return Err(UpstreamError::Protocol(format!("initialize failed: {}", err.get())));
+        }
+        let result = env.result.ok_or_else(|| UpstreamError::Protocol("initialize without result".into()))?;
+        let info = InitInfo::from_result(result.get())?;
+        let version = HeaderValue::try_from(info.protocol_version.as_str()).ok();
+        let session = Session { id: session_id, version, generation: current.generation + 1 };
+        let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_string();
+        let resp = self.post(note, &session).send().await.map_err(transport)?;
+        if !resp.status().is_success() {
+            return Err(status_error(resp.status(), resp).await);
+        }
+        self.session.store(Arc::new(session));
+        Ok(info)
+    }
+
+    async fn run_request(&self, id: u64, body: String, retry_safe: bool) {
+        let mut attempt = 0;
+        loop {
+            let session = self.session.load_full();
+            let resp = match self.post(body.clone(), &session).send().await {
+                Ok(r) => r,
+                Err(e) => return self.mux.fail(id, transport(e)),
+            };
+            let status = resp.status();
+            if status == StatusCode::NOT_FOUND && session.id.is_some() {
+                // The upstream forgot our session: start a new one.
+                let renewed = self.handshake(session.generation).await;
+                if let Err(e) = renewed {
+                    return self.mux.fail(id, e);
+                }
+                if retry_safe && attempt == 0 {
+                    attempt += 1;
+                    continue;
+                }
+                return self.mux.fail(id, UpstreamError::SessionExpired);
+            }
+            if !status.is_success() {
+                let err = status_error(status, resp).await;
+                return self.mux.fail(id, err);
+            }
+            return self.read_reply(resp, id).await;
+        }
+    }
+
+    /// Reads a POST's reply (JSON or event stream), dispatching every message in it.
+    async fn read_reply(&self, resp: reqwest::Response, id: u64) {
+        if is_event_stream(&resp) {
+            if let Err(e) = self.read_stream(resp, Some(id)).await {
+                return self.mux.fail(id, e);
+            }
+            // The stream ended; if the answer never came, say so.
+            self.mux.fail(id, UpstreamError::Closed("the response stream ended without a response".into()));
+            return;
+        }
+        match resp.text().await {
+            Ok(text) if text.trim().is_empty() => {
+                self.mux.fail(id, UpstreamError::Protocol("empty response body".into()))
+            }
+            Ok(text) => {
+                if let Err(why) = self.mux.dispatch(text, Some(id)) {
+                    self.mux.fail(id, UpstreamError::Protocol(why));
+                }
+            }
+            Err(e) => self.mux.fail(id, transport(e)),
+        }
+    }
+
+    /// Dispatches every event of a stream until it ends (or, for a POST, until `id` is answered).
+    async fn read_stream(&self, mut resp: reqwest::Response, id: Option<u64>) -> Result<(), UpstreamError> {
+        let mut decoder = Decoder::new(MAX_EVENT);
+        let mut events = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            decoder.feed(&chunk, &mut events).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+            for ev in events.drain(..) {
+                if ev.kind() != "message" || ev.data.trim().is_empty() {
+                    continue;
+                }
+                match self.mux.dispatch(ev.data, id) {
+                    Ok(Dispatched::Ping(pid)) => {
+                        let _ = self.post_message(result_message(&pid, "{}")).await;
+                    }
+                    Ok(Dispatched::Handled) => {}
+                    Err(why) => tracing::warn!(message = "Ignored a malformed message from an upstream.", url = %self.url, %why),
+                }
+            }
+            if let Some(id) = id
+                && !self.mux_has(id)
+            {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn mux_has(&self, id: u64) -> bool {
+        self.mux.is_pending(id)
+    }
+
+    async fn post_message(&self, text: String) -> Result<(), UpstreamError> {
+        let session = self.session.load_full();
+        let resp = self.post(text, &session).send().await.map_err(transport)?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(status_error(resp.status(), resp).await)
+        }
+    }
+
+    /// Keeps the standalone GET stream open for unsolicited messages, if the server offers one.
+    async fn listen(self: Arc<Self>) {
+        let mut failures = 0u32;
+        loop {
+            let session = self.session.load_full();
+            let mut req = self.client.get(self.url.clone()).headers(self.headers.clone()).header(header::ACCEPT, "text/event-stream");
+            if let Some(id) = &session.id {
+                req = req.header("mcp-session-id", id);
+            }
+            if let Some(v) = &session.version {
+                req = req.header("mcp-protocol-version", v);
+            }
+            let outcome = tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                r = req.send() => r,
+            };
+            match outcome {
+                Ok(resp) if resp.status().is_success() && is_event_stream(&resp) => {
+                    failures = 0;
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => return,
+                        _ = self.read_stream(resp, None) => {}
+                    }
+                }
+                // 405: the server offers no GET stream. Nothing to listen to.
+                Ok(resp) if resp.status() == StatusCode::METHOD_NOT_ALLOWED => return,
+                _ => failures += 1,
+            }
+            if failures > 20 {
+                return;
+            }
+            let wait = Duration::from_millis(250 * u64::from(failures.clamp(1, 20)));
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+fn is_event_stream(resp: &reqwest::Response) -> bool {
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// Reads the reply to `id` from a JSON body or an event stream, ignoring anything else.
+async fn read_single_reply(mut resp: reqwest::Response, id: u64) -> Result<String, UpstreamError> {
+    if !is_event_stream(&resp) {
+        return resp.text().await.map_err(transport);
+    }
+    let mut decoder = Decoder::new(MAX_EVENT);
+    let mut events = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+        decoder.feed(&chunk, &mut events).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        for ev in events.drain(..) {
+            if let Ok(env) = Envelope::parse(&ev.data)
+                && env.method.is_none()
+                && switchboard_core::jsonrpc::id_as_u64(env.id_text()) == Some(id)
+            {
+                return Ok(ev.data);
+            }
+        }
+    }
+    Err(UpstreamError::Protocol("the stream ended without a reply to initialize".into()))
+}
+
+fn transport(e: reqwest::Error) -> UpstreamError {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    UpstreamError::Transport(msg)
+}
+
+async fn status_error(status: StatusCode, resp: reqwest::Response) -> UpstreamError {
+    let body = resp.text().await.unwrap_or_default();
+    let mut snippet: String = body.chars().take(300).collect();
+    if snippet.len() < body.len() {
+        snippet.push('…');
+    }
+    UpstreamError::Transport(format!("HTTP {status} from the server: {snippet}"))
+}

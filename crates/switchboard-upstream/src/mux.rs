@@ -1,0 +1,184 @@
+//! The pending-request table one upstream connection shares among all its callers.
+//!
+//! Every request the hub sends upstream gets a connection-unique integer id; the table maps it
+//! back to the waiting caller. Progress tokens the hub sends upstream are that same integer, so a
+//! `notifications/progress` finds its caller through the same table.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::value::RawValue;
+use switchboard_core::jsonrpc::{Envelope, Fields, Kind, id_as_u64};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::UpstreamError;
+use crate::connection::CallEvent;
+
+/// A message from the upstream that is not the answer to one of the hub's requests.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A notification (`list_changed`, `message`, `resources/updated`, ...), as raw text.
+    Notification {
+        /// Its method.
+        method: String,
+        /// The whole message.
+        text: String,
+    },
+    /// A server-to-client request no in-flight call claimed, as raw text.
+    Request {
+        /// Its method.
+        method: String,
+        /// The whole message.
+        text: String,
+    },
+}
+
+pub(crate) struct Pending {
+    done: oneshot::Sender<Result<String, UpstreamError>>,
+    events: Option<mpsc::Sender<CallEvent>>,
+}
+
+pub(crate) struct Mux {
+    next_id: AtomicU64,
+    pending: Mutex<HashMap<u64, Pending>>,
+    incoming: mpsc::UnboundedSender<Incoming>,
+}
+
+/// What `dispatch` did with a message, for transports that must answer some messages themselves.
+pub(crate) enum Dispatched {
+    Handled,
+    /// A `ping` from the server: the transport should answer it.
+    Ping(String),
+}
+
+impl Mux {
+    pub(crate) fn new(incoming: mpsc::UnboundedSender<Incoming>) -> Self {
+        Mux { next_id: AtomicU64::new(1), pending: Mutex::new(HashMap::new()), incoming }
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn register(
+        &self,
+        id: u64,
+        events: Option<mpsc::Sender<CallEvent>>,
+    ) -> oneshot::Receiver<Result<String, UpstreamError>> {
+        let (done, rx) = oneshot::channel();
+        self.pending.lock().expect("mux lock").insert(id, Pending { done, events });
+        rx
+    }
+
+    /// Forgets a request (answered elsewhere, cancelled or timed out). True if it was pending.
+    pub(crate) fn forget(&self, id: u64) -> bool {
+        self.pending.lock().expect("mux lock").remove(&id).is_some()
+    }
+
+    /// Completes a request with an error (the write or POST failed).
+    pub(crate) fn fail(&self, id: u64, err: UpstreamError) {
+        let p = self.pending.lock().expect("mux lock").remove(&id);
+        if let Some(p) = p {
+            let _ = p.done.send(Err(err));
+        }
+    }
+
+    /// Fails every pending request: the connection is gone.
+    pub(crate) fn fail_all(&self, reason: &str) {
+        let drained: Vec<Pending> = self.pending.lock().expect("mux lock").drain().map(|(_, p)| p).collect();
+        for p in drained {
+            let _ = p.done.send(Err(UpstreamError::Closed(reason.to_string())));
+        }
+    }
+
+    /// Routes one message from the upstream. `origin` is the id of the request whose HTTP
+    /// response stream carried it, when known.
+    pub(crate) fn dispatch(&self, text: String, origin: Option<u64>) -> Result<Dispatched, String> {
+        let env = Envelope::parse(&text).map_err(|e| e.to_string())?;
+        match env.kind().map_err(|e| e.to_string())? {
+            Kind::Response => {
+                let Some(id) = id_as_u64(env.id_text()) else {
+                    return Err(format!("response with an id the hub never sent: {}", env.id_text()));
+                };
+                let p = self.pending.lock().expect("mux lock").remove(&id);
+                match p {
+                    Some(p) => {
+                        let _ = p.done.send(Ok(text));
+                    }
+                    None => tracing::debug!(message = "Response to a request no longer pending.", id),
+                }
+                Ok(Dispatched::Handled)
+            }
+            Kind::Notification => {
+                let method = env.method().to_string();
+                let target = match method.as_str() {
+                    "notifications/progress" => progress_token(env.params).or(origin),
+                    "notifications/message" => origin,
+                    _ => None,
+                };
+                if let Some(id) = target
+                    && self.send_event(id, CallEvent::Notification(text.clone()))
+                {
+                    return Ok(Dispatched::Handled);
+                }
+                if method == "notifications/progress" {
+                    // Progress for a request that already finished: nothing to do.
+                    return Ok(Dispatched::Handled);
+                }
+                let _ = self.incoming.send(Incoming::Notification { method, text });
+                Ok(Dispatched::Handled)
+            }
+            Kind::Request => {
+                let method = env.method().to_string();
+                if method == "ping" {
+                    return Ok(Dispatched::Ping(env.id_text().to_string()));
+                }
+                if let Some(id) = origin.or_else(|| self.sole_pending())
+                    && self.send_event(id, CallEvent::ServerRequest(text.clone()))
+                {
+                    return Ok(Dispatched::Handled);
+                }
+                let _ = self.incoming.send(Incoming::Request { method, text });
+                Ok(Dispatched::Handled)
+            }
+        }
+    }
+
+    /// With exactly one request in flight, a server request on a shared channel belongs to it.
+    fn sole_pending(&self) -> Option<u64> {
+        let map = self.pending.lock().expect("mux lock");
+        if map.len() == 1 { map.keys().next().copied() } else { None }
+    }
+
+    fn send_event(&self, id: u64, ev: CallEvent) -> bool {
+        let sink = {
+            let map = self.pending.lock().expect("mux lock");
+            match map.get(&id) {
+                Some(p) => p.events.clone(),
+                None => return false,
+            }
+        };
+        match sink {
+            // A slow consumer loses progress rather than stalling the whole connection.
+            Some(tx) => {
+                let _ = tx.try_send(ev);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn is_pending(&self, id: u64) -> bool {
+        self.pending.lock().expect("mux lock").contains_key(&id)
+    }
+
+    pub(crate) fn pending_count(&self) -> usize {
+        self.pending.lock().expect("mux lock").len()
+    }
+}
+
+fn progress_token(params: Option<&RawValue>) -> Option<u64> {
+    let fields = Fields::parse(params?.get())?;
+    id_as_u64(fields.get("progressToken")?.get())
+}

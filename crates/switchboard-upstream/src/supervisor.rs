@@ -1,0 +1,388 @@
+//! [`Upstream`]: one configured server's supervisor, connection, catalog and health.
+//!
+//! A supervisor task owns the lifecycle: connect and initialize, fetch the catalog, serve until
+//! the connection dies or the upstream is stopped, then restart with exponential backoff. A stdio
+//! server that keeps crashing is marked failed and left alone. Readers never wait on the
+//! supervisor: the live connection and catalog are published through `ArcSwap`.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use switchboard_core::config::{ServerSpec, TransportSpec};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::fetch_list;
+use crate::mux::Incoming;
+use crate::{Catalog, Connection, InitInfo, ListKind, StderrRing, UpstreamError};
+
+/// Supervision settings.
+#[derive(Debug, Clone)]
+pub struct UpstreamOptions {
+    /// Limit for spawning/connecting plus `initialize`.
+    pub init_timeout: Duration,
+    /// Limit for fetching one list page.
+    pub list_timeout: Duration,
+    /// Crashes within `crash_window` after which a stdio server is marked failed.
+    pub max_crashes: usize,
+    /// See `max_crashes`.
+    pub crash_window: Duration,
+    /// First restart delay; doubles per consecutive failure.
+    pub backoff_base: Duration,
+    /// Longest restart delay.
+    pub backoff_max: Duration,
+}
+
+impl Default for UpstreamOptions {
+    fn default() -> Self {
+        UpstreamOptions {
+            init_timeout: Duration::from_secs(60),
+            list_timeout: Duration::from_secs(10),
+            max_crashes: 5,
+            crash_window: Duration::from_secs(60),
+            backoff_base: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where an upstream is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Connecting for the first time.
+    Starting,
+    /// Connected and serving.
+    Ready,
+    /// Lost or never got a connection; trying again after a delay.
+    Restarting,
+    /// Crashed too often; not retried.
+    Failed,
+    /// Configured as disabled.
+    Disabled,
+    /// Stopped by the hub.
+    Stopped,
+}
+
+impl State {
+    /// Lower-case name for status output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Ready => "ready",
+            State::Restarting => "restarting",
+            State::Failed => "failed",
+            State::Disabled => "disabled",
+            State::Stopped => "stopped",
+        }
+    }
+}
+
+/// A point-in-time view of an upstream's health.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// Lifecycle state.
+    pub state: State,
+    /// The most recent failure, if any.
+    pub last_error: Option<String>,
+    /// When the current connection became ready.
+    pub ready_since: Option<SystemTime>,
+    /// Connections lost or failed since start.
+    pub restarts: u32,
+    /// Process id of a running stdio server.
+    pub pid: Option<u32>,
+}
+
+/// What an upstream reports to the hub.
+#[derive(Debug)]
+pub enum HubEvent {
+    /// The upstream's catalog (or its availability) changed.
+    CatalogChanged {
+        /// Server name.
+        server: String,
+        /// Which lists changed.
+        kinds: Vec<ListKind>,
+    },
+    /// A notification not tied to any request (`message`, `resources/updated`, ...).
+    Notification {
+        /// Server name.
+        server: String,
+        /// Its method.
+        method: String,
+        /// The whole message.
+        text: String,
+    },
+    /// A server-to-client request no in-flight call claimed.
+    ServerRequest {
+        /// Server name.
+        server: String,
+        /// The whole message.
+        text: String,
+    },
+}
+
+struct Inner {
+    spec: ServerSpec,
+    conn: ArcSwapOption<Connection>,
+    info: ArcSwapOption<InitInfo>,
+    catalog: ArcSwap<Catalog>,
+    status: Mutex<Status>,
+    stderr: Arc<StderrRing>,
+    cancel: CancellationToken,
+    stopped: Notify,
+    finished: std::sync::atomic::AtomicBool,
+    events: mpsc::UnboundedSender<HubEvent>,
+    client: reqwest::Client,
+    opts: UpstreamOptions,
+}
+
+/// A handle to one supervised upstream server. Cheap to clone.
+#[derive(Clone)]
+pub struct Upstream {
+    inner: Arc<Inner>,
+}
+
+impl Upstream {
+    /// Starts supervising `spec` (unless it is disabled).
+    pub fn start(
+        spec: ServerSpec,
+        client: reqwest::Client,
+        opts: UpstreamOptions,
+        events: mpsc::UnboundedSender<HubEvent>,
+    ) -> Upstream {
+        let disabled = spec.disabled;
+        let inner = Arc::new(Inner {
+            spec,
+            conn: ArcSwapOption::empty(),
+            info: ArcSwapOption::empty(),
+            catalog: ArcSwap::from_pointee(Catalog::default()),
+            status: Mutex::new(Status {
+                state: if disabled { State::Disabled } else { State::Starting },
+                last_error: None,
+                ready_since: None,
+                restarts: 0,
+                pid: None,
+            }),
+            stderr: Arc::new(StderrRing::new(200)),
+            cancel: CancellationToken::new(),
+            stopped: Notify::new(),
+            finished: std::sync::atomic::AtomicBool::new(disabled),
+            events,
+            client,
+            opts,
+        });
+        if !disabled {
+            tokio::spawn(supervise(inner.clone()));
+        }
+        Upstream { inner }
+    }
+
+    /// The server's name.
+    pub fn name(&self) -> &str {
+        &self.inner.spec.name
+    }
+
+    /// Its configuration.
+    pub fn spec(&self) -> &ServerSpec {
+        &self.inner.spec
+    }
+
+    /// The live connection, if ready.
+    pub fn connection(&self) -> Result<Arc<Connection>, UpstreamError> {
+        self.inner.conn.load_full().ok_or_else(|| {
+            let st = self.status();
+            let why = match st.last_error {
+                Some(e) => format!("{}: {e}", st.state.as_str()),
+                None => st.state.as_str().to_string(),
+            };
+            UpstreamError::NotConnected(why)
+        })
+    }
+
+    /// What the server said in `initialize`.
+    pub fn info(&self) -> Option<Arc<InitInfo>> {
+        self.inner.info.load_full()
+    }
+
+    /// The current catalog snapshot.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.inner.catalog.load_full()
+    }
+
+    /// Health and lifecycle.
+    pub fn status(&self) -> Status {
+        self.inner.status.lock().expect("status lock").clone()
+    }
+
+    /// The last `n` stderr lines (stdio servers).
+    pub fn stderr_tail(&self, n: usize) -> Vec<String> {
+        self.inner.stderr.tail(n)
+    }
+
+    /// Stops the supervisor and closes the connection (stdio: the whole process group).
+    pub async fn stop(&self) {
+        self.inner.cancel.cancel();
+        while !self.inner.finished.load(std::sync::atomic::Ordering::Acquire) {
+            let wait = self.inner.stopped.notified();
+            if self.inner.finished.load(std::sync::atomic::Ordering::Acquire) {
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(100), wait).await;
+        }
+    }
+}
+
+impl Inner {
+    fn set_status(&self, f: impl FnOnce(&mut Status)) {
+        f(&mut self.status.lock().expect("status lock"));
+    }
+
+    fn emit_catalog(&self, kinds: Vec<ListKind>) {
+        let _ = self.events.send(HubEvent::CatalogChanged { server: self.spec.name.clone(), kinds });
+    }
+
+    fn is_stdio(&self) -> bool {
+        matches!(self.spec.transport, TransportSpec::Stdio { .. })
+    }
+}
+
+async fn supervise(inner: Arc<Inner>) {
+    let mut crashes: VecDeque<Instant> = VecDeque::new();
+    let mut consecutive = 0u32;
+    loop {
+        let outcome = tokio::select! {
+            _ = inner.cancel.cancelled() => break,
+            r = connect(&inner) => r,
+        };
+        match outcome {
+            Ok((conn, incoming)) => {
+                consecutive = 0;
+                let started = Instant::now();
+                let died = serve(&inner, &conn, incoming).await;
+                inner.conn.store(None);
+                inner.catalog.store(Arc::new(Catalog::default()));
+                inner.emit_catalog(ListKind::ALL.to_vec());
+                conn.shutdown().await;
+                let Some(reason) = died else { break };
+                tracing::warn!(message = "Upstream connection lost.", server = %inner.spec.name, %reason);
+                inner.set_status(|s| {
+                    s.last_error = Some(reason);
+                    s.ready_since = None;
+                    s.pid = None;
+                    s.restarts += 1;
+                });
+                if started.elapsed() > inner.opts.crash_window {
+                    crashes.clear();
+                }
+            }
+            Err(e) => {
+                tracing::warn!(message = "Upstream failed to start.", server = %inner.spec.name, error = %e);
+                inner.set_status(|s| {
+                    s.last_error = Some(e.to_string());
+                    s.restarts += 1;
+                });
+            }
+        }
+        let now = Instant::now();
+        crashes.push_back(now);
+        while crashes.front().is_some_and(|t| now.duration_since(*t) > inner.opts.crash_window) {
+            crashes.pop_front();
+        }
+        if inner.is_stdio() && crashes.len() >= inner.opts.max_crashes {
+            tracing::error!(message = "Upstream keeps crashing; giving up.", server = %inner.spec.name, crashes = crashes.len());
+            inner.set_status(|s| s.state = State::Failed);
+            inner.cancel.cancelled().await;
+            break;
+        }
+        inner.set_status(|s| s.state = State::Restarting);
+        let delay = backoff(&inner.opts, consecutive);
+        consecutive += 1;
+        tokio::select! {
+            _ = inner.cancel.cancelled() => break,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+    inner.set_status(|s| {
+        if s.state != State::Failed {
+            s.state = State::Stopped;
+        }
+        s.pid = None;
+    });
+    inner.finished.store(true, std::sync::atomic::Ordering::Release);
+    inner.stopped.notify_waiters();
+}
+
+fn backoff(opts: &UpstreamOptions, n: u32) -> Duration {
+    let factor = 1u32 << n.min(16);
+    (opts.backoff_base * factor).min(opts.backoff_max)
+}
+
+type Connected = (Arc<Connection>, mpsc::UnboundedReceiver<Incoming>);
+
+async fn connect(inner: &Arc<Inner>) -> Result<Connected, UpstreamError> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (conn, info) =
+        Connection::open(&inner.spec, &inner.client, inner.stderr.clone(), tx, inner.opts.init_timeout).await?;
+    let conn = Arc::new(conn);
+    let mut catalog = Catalog::default();
+    for kind in ListKind::ALL {
+        if !info.has(kind.capability()) {
+            continue;
+        }
+        match fetch_list(&conn, kind, inner.opts.list_timeout).await {
+            Ok(items) => catalog = catalog.with(kind, items),
+            Err(e) => {
+                tracing::warn!(message = "Upstream list failed; left out.", server = %inner.spec.name, list = kind.method(), error = %e);
+            }
+        }
+    }
+    let pid = conn.pid();
+    inner.info.store(Some(Arc::new(info)));
+    inner.catalog.store(Arc::new(catalog));
+    inner.conn.store(Some(conn.clone()));
+    inner.set_status(|s| {
+        s.state = State::Ready;
+        s.ready_since = Some(SystemTime::now());
+        s.pid = pid;
+    });
+    tracing::info!(message = "Upstream ready.", server = %inner.spec.name, transport = inner.spec.transport.kind());
+    inner.emit_catalog(ListKind::ALL.to_vec());
+    Ok((conn, rx))
+}
+
+/// Serves a live connection; returns why it died, or `None` when stopped on purpose.
+async fn serve(inner: &Arc<Inner>, conn: &Arc<Connection>, mut incoming: mpsc::UnboundedReceiver<Incoming>) -> Option<String> {
+    loop {
+        tokio::select! {
+            _ = inner.cancel.cancelled() => return None,
+            reason = conn.closed() => return Some(reason),
+            Some(msg) = incoming.recv() => handle_incoming(inner, conn, msg).await,
+        }
+    }
+}
+
+async fn handle_incoming(inner: &Arc<Inner>, conn: &Arc<Connection>, msg: Incoming) {
+    let server = inner.spec.name.clone();
+    match msg {
+        Incoming::Notification { method, text } => {
+            if let Some(kinds) = ListKind::from_list_changed(&method) {
+                let mut catalog = (*inner.catalog.load_full()).clone();
+                for &kind in kinds {
+                    match fetch_list(conn, kind, inner.opts.list_timeout).await {
+                        Ok(items) => catalog = catalog.with(kind, items),
+                        Err(e) => tracing::warn!(message = "Refreshing an upstream list failed.", %server, error = %e),
+                    }
+                }
+                inner.catalog.store(Arc::new(catalog));
+                inner.emit_catalog(kinds.to_vec());
+            } else {
+                let _ = inner.events.send(HubEvent::Notification { server, method, text });
+            }
+        }
+        Incoming::Request { text, .. } => {
+            let _ = inner.events.send(HubEvent::ServerRequest { server, text });
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The subcommands, and what they share: logging, the runtime, loading the servers file.
+
+mod serve;
+mod stdio;
+
+use std::process::ExitCode;
+
+use switchboard_core::config::{ProcessEnv, ServersFile, load_servers_file};
+use switchboard_hub::{Hub, HubConfig};
+
+use crate::cli::{Cli, Command, CommonArgs};
+
+/// Exit code for bad configuration (EX_USAGE-like, as documented in README).
+pub(crate) const EXIT_CONFIG: u8 = 2;
+
+pub(crate) fn run(cli: Cli) -> ExitCode {
+    let common = match &cli.command {
+        Command::Serve(a) => &a.common,
+        Command::Stdio(a) => &a.common,
+        Command::Validate(a) => a,
+    };
+    init_logging(&common.log);
+    // Configuration is checked before any runtime, socket or process exists.
+    let servers = match load(common) {
+        Ok(s) => s,
+        Err(msg) => {
+            eprintln!("switchboard: {msg}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("switchboard: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(args) => runtime.block_on(serve::run(args, servers)),
+        Command::Stdio(args) => runtime.block_on(stdio::run(args, servers)),
+        Command::Validate(_) => {
+            println!("ok: {} server(s), {} group(s)", servers.servers.len(), servers.groups.len());
+            Ok(())
+        }
+    };
+    // Child tasks may still hold blocking reads on stdin; do not wait for them.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchboard: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Logs go to stderr: in stdio mode stdout belongs to the protocol.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).try_init();
+}
+
+fn load(common: &CommonArgs) -> Result<ServersFile, String> {
+    if let Err(m) = switchboard_core::naming::validate_separator(&common.separator) {
+        return Err(format!("--separator: {m}"));
+    }
+    let Some(path) = &common.servers else {
+        return Ok(ServersFile::default());
+    };
+    let file = load_servers_file(path, &ProcessEnv, &common.separator).map_err(|e| e.to_string())?;
+    for w in &file.warnings {
+        tracing::warn!(message = "Servers file warning.", warning = %w);
+    }
+    Ok(file)
+}
+
+/// Builds a hub and registers every server and group of the file.
+pub(crate) async fn build_hub(common: &CommonArgs, servers: ServersFile) -> anyhow::Result<Hub> {
+    let config = HubConfig { separator: common.separator.clone(), ..HubConfig::default() };
+    let hub = Hub::new(config);
+    for (_, spec) in servers.servers {
+        hub.add_server(spec).await?;
+    }
+    hub.set_groups(servers.groups).await?;
+    Ok(hub)
+}

@@ -1,0 +1,11 @@
+//! The `switchboard` binary: parses the command line and hands off to a command.
+
+mod cli;
+mod commands;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    commands::run(cli)
+}
