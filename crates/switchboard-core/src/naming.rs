@@ -81,20 +81,29 @@ fn plain_name(server: &str, sep: &str, item: &str) -> Option<String> {
 }
 
 /// The hashed form: sanitised, cut to fit, then `_` and 8 hex digits of the pair's hash.
-/// `salt` is 0 for the first try and grows only if two hashed names ever collide.
+/// A long item keeps its head and its tail (where names usually differ); a long server name
+/// keeps its first 24 characters. `salt` is 0 for the first try and grows only if two hashed
+/// names ever collide.
 pub fn hashed_name(server: &str, sep: &str, item: &str, salt: u32) -> String {
     let salt_text = salt.to_string();
     let parts: Vec<&str> = if salt == 0 { vec![server, item] } else { vec![server, item, &salt_text] };
     let hash = format!("{:08x}", fnv1a(&parts) & 0xffff_ffff);
     let sanitized: String = item.chars().map(|c| if is_name_char(c) { c } else { '_' }).collect();
     let budget = MAX_EXPORTED_LEN - 1 - hash.len();
+    let server_part = if server.len() + sep.len() + sanitized.len() > budget { &server[..server.len().min(24)] } else { server };
+    let item_budget = budget.saturating_sub(server_part.len() + sep.len());
+    let item_part = if sanitized.len() > item_budget {
+        // Names are ASCII after sanitising, so byte slicing is safe.
+        let head = item_budget / 3;
+        let tail = item_budget - head - 1;
+        format!("{}_{}", &sanitized[..head], &sanitized[sanitized.len() - tail..])
+    } else {
+        sanitized
+    };
     let mut s = String::with_capacity(MAX_EXPORTED_LEN);
-    s.push_str(server);
+    s.push_str(server_part);
     s.push_str(sep);
-    s.push_str(&sanitized);
-    if s.len() > budget {
-        s.truncate(budget);
-    }
+    s.push_str(&item_part);
     s.push('_');
     s.push_str(&hash);
     s
@@ -155,6 +164,9 @@ mod tests {
         assert_eq!(n1[0], n2[1]);
         assert!(n1[0].len() <= MAX_EXPORTED_LEN);
         assert!(n1[0].starts_with("srv__aaa"));
+        let tailed = assign_names("__", &[("a-fairly-long-server-name-here", &format!("{}_create_issue", "x".repeat(60)))]);
+        assert!(tailed[0].len() <= MAX_EXPORTED_LEN, "{}", tailed[0]);
+        assert!(tailed[0].contains("create_issue"), "{}", tailed[0]);
     }
 
     #[test]

@@ -1,0 +1,7 @@
+//! Integration tests for the hub: real upstream servers, real clients, one test binary.
+
+mod common;
+
+mod dataplane;
+mod faults;
+mod process;
