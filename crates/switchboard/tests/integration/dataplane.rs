@@ -330,3 +330,50 @@ async fn legacy_sse_clients_use_the_same_hub() {
     assert_eq!(bad.status(), 404);
     hub.stop().await;
 }
+
+/// A fixture HTTP server that can be stopped for real (every connection closed) and restarted.
+struct Restartable {
+    addr: std::net::SocketAddr,
+    ct: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Restartable {
+    async fn start(addr: &str) -> Restartable {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let ct = tokio_util::sync::CancellationToken::new();
+        let child = ct.clone();
+        let task = tokio::spawn(async move {
+            let _ = switchboard_fixture::serve_http(listener, FixtureOptions::new("r"), child).await;
+        });
+        Restartable { addr, ct, task }
+    }
+
+    async fn restart(self) -> Restartable {
+        self.ct.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+        Restartable::start(&self.addr.to_string()).await
+    }
+}
+
+#[tokio::test]
+async fn an_expired_upstream_session_is_renewed_and_safe_requests_retried() {
+    let server = Restartable::start("127.0.0.1:0").await;
+    let hub = TestHub::start(json!({"mcpServers": {"r": http_entry(&format!("http://{}/mcp", server.addr))}})).await;
+    let mut c = hub.client("/mcp").await;
+    assert_eq!(text_of(&c.call("r__echo", json!({"text": "before"})).await), "before");
+
+    // A restarted upstream has forgotten the hub's session: it answers 404.
+    let server = server.restart().await;
+    let got = c.request("prompts/get", json!({"name": "r__greeting", "arguments": {"name": "again"}})).await;
+    assert!(got["result"]["messages"][0]["content"]["text"].as_str().unwrap_or("").contains("again"), "prompts/get is retried: {got}");
+
+    let _server = server.restart().await;
+    // `slow` is not annotated read-only or idempotent: the hub renews the session but does not resend.
+    let r = c.request("tools/call", json!({"name": "r__slow", "arguments": {"ms": 1}})).await;
+    let msg = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("session expired"), "{r}");
+    assert_eq!(text_of(&c.call("r__echo", json!({"text": "after"})).await), "after");
+    hub.stop().await;
+}

@@ -162,3 +162,13 @@ async fn shutdown_leaves_no_process_behind() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn the_example_servers_files_are_valid() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    for name in ["servers.json", "servers-remote.json"] {
+        let out = Command::new(switchboard_bin()).args(["validate", "--servers"]).arg(examples.join(name)).output().unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok:"));
+    }
+}
