@@ -1,6 +1,6 @@
 //! [`Hub`]: the registry of upstreams, the merged catalog, and the downstream sessions.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -12,7 +12,7 @@ use switchboard_upstream::{HubEvent, ListKind, State, Upstream, UpstreamOptions,
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::merged::Merged;
+use crate::merged::{GroupDef, Merged, Overrides};
 use crate::session::{ClientSession, random_id};
 use crate::view::View;
 
@@ -85,7 +85,8 @@ pub struct ServerStatus {
 pub(crate) struct HubInner {
     pub(crate) config: HubConfig,
     upstreams: ArcSwap<BTreeMap<String, Upstream>>,
-    groups: ArcSwap<BTreeMap<String, Vec<String>>>,
+    groups: ArcSwap<BTreeMap<String, GroupDef>>,
+    overrides: ArcSwap<Overrides>,
     pub(crate) merged: ArcSwap<Merged>,
     sessions: Mutex<HashMap<String, Arc<ClientSession>>>,
     control: tokio::sync::Mutex<()>,
@@ -104,12 +105,13 @@ impl Hub {
     /// Creates an empty hub and starts its event loop and session sweeper.
     pub fn new(config: HubConfig) -> Hub {
         let (tx, rx) = mpsc::unbounded_channel();
-        let merged = Merged::build(&BTreeMap::new(), &BTreeMap::new(), &config.separator);
+        let merged = Merged::build(&BTreeMap::new(), &BTreeMap::new(), &Overrides::new(), &config.separator);
         let hub = Hub {
             inner: Arc::new(HubInner {
                 config,
                 upstreams: ArcSwap::from_pointee(BTreeMap::new()),
                 groups: ArcSwap::from_pointee(BTreeMap::new()),
+                overrides: ArcSwap::from_pointee(Overrides::new()),
                 merged: ArcSwap::from_pointee(merged),
                 sessions: Mutex::new(HashMap::new()),
                 control: tokio::sync::Mutex::new(()),
@@ -156,8 +158,8 @@ impl Hub {
             next.remove(name);
             self.inner.upstreams.store(Arc::new(next));
             let mut groups = (*self.inner.groups.load_full()).clone();
-            for members in groups.values_mut() {
-                members.retain(|m| m != name);
+            for def in groups.values_mut() {
+                def.members.retain(|m| m != name);
             }
             self.inner.groups.store(Arc::new(groups));
             self.inner.rebuild();
@@ -168,26 +170,80 @@ impl Hub {
         Ok(())
     }
 
-    /// Replaces the group definitions. Members must be existing servers.
+    /// Replaces the group definitions (members only, no tool filter).
     pub async fn set_groups(&self, groups: BTreeMap<String, Vec<String>>) -> Result<(), HubError> {
+        let defs = groups.into_iter().map(|(g, members)| (g, GroupDef { members, tools: None })).collect();
+        self.set_group_defs(defs).await
+    }
+
+    /// Replaces the group definitions. Members must be existing servers.
+    pub async fn set_group_defs(&self, groups: BTreeMap<String, GroupDef>) -> Result<(), HubError> {
         let _guard = self.inner.control.lock().await;
         let ups = self.inner.upstreams.load_full();
-        for (g, members) in &groups {
+        for (g, def) in &groups {
             validate_server_name(g, &self.inner.config.separator).map_err(HubError::Invalid)?;
             if ups.contains_key(g) {
                 return Err(HubError::Conflict(g.clone()));
             }
-            if let Some(m) = members.iter().find(|m| !ups.contains_key(*m)) {
+            if let Some(m) = def.members.iter().find(|m| !ups.contains_key(*m)) {
                 return Err(HubError::NotFound(m.clone()));
             }
         }
-        self.inner.groups.store(Arc::new(groups));
+        let before = self.inner.groups.swap(Arc::new(groups));
         self.inner.rebuild();
+        self.inner.notify_group_change(&before);
         Ok(())
     }
 
+    /// Replaces every tool and prompt override.
+    pub fn set_overrides(&self, overrides: Overrides) {
+        let before = self.inner.overrides.swap(Arc::new(overrides));
+        self.inner.rebuild();
+        let after = self.inner.overrides.load();
+        let mut touched: BTreeSet<(String, ListKind)> = BTreeSet::new();
+        for (k, v) in before.iter() {
+            if after.get(k) != Some(v) {
+                touched.insert((k.0.clone(), k.1));
+            }
+        }
+        for (k, v) in after.iter() {
+            if before.get(k) != Some(v) {
+                touched.insert((k.0.clone(), k.1));
+            }
+        }
+        for (server, kind) in touched {
+            self.inner.notify_list_changed(&server, &[kind], false);
+        }
+    }
+
+    /// Replaces a server's configuration: only that server is restarted.
+    pub async fn replace_server(&self, spec: ServerSpec) -> Result<(), HubError> {
+        let old = {
+            let _guard = self.inner.control.lock().await;
+            let current = self.inner.upstreams.load_full();
+            let Some(old) = current.get(&spec.name).cloned() else {
+                return Err(HubError::NotFound(spec.name));
+            };
+            let up = Upstream::start(spec, self.inner.client.clone(), self.inner.config.upstream.clone(), self.inner.events.clone());
+            let mut next = (*current).clone();
+            next.insert(up.name().to_string(), up);
+            self.inner.upstreams.store(Arc::new(next));
+            self.inner.rebuild();
+            old
+        };
+        self.inner.notify_list_changed(old.name(), &ListKind::ALL, false);
+        old.stop().await;
+        Ok(())
+    }
+
+    /// Restarts a server with its current configuration.
+    pub async fn restart_server(&self, name: &str) -> Result<(), HubError> {
+        let spec = self.upstream(name).ok_or_else(|| HubError::NotFound(name.to_string()))?.spec().clone();
+        self.replace_server(spec).await
+    }
+
     /// Group definitions.
-    pub fn groups(&self) -> Arc<BTreeMap<String, Vec<String>>> {
+    pub fn group_defs(&self) -> Arc<BTreeMap<String, GroupDef>> {
         self.inner.groups.load_full()
     }
 
@@ -317,7 +373,7 @@ fn server_status(u: &Upstream) -> ServerStatus {
 
 impl HubInner {
     pub(crate) fn rebuild(&self) {
-        let merged = Merged::build(&self.upstreams.load(), &self.groups.load(), &self.config.separator);
+        let merged = Merged::build(&self.upstreams.load(), &self.groups.load(), &self.overrides.load(), &self.config.separator);
         self.merged.store(Arc::new(merged));
     }
 
@@ -346,6 +402,19 @@ impl HubInner {
                 for m in &methods {
                     s.push(notification_message(m, None));
                 }
+            }
+        }
+    }
+
+    /// Tells sessions on a group endpoint whose membership or filter changed.
+    fn notify_group_change(&self, before: &BTreeMap<String, GroupDef>) {
+        let after = self.groups.load();
+        for s in self.all_sessions() {
+            let View::Group(g) = &s.view else { continue };
+            if before.get(g) != after.get(g) && s.initialized.load(std::sync::atomic::Ordering::Relaxed) {
+                s.push(notification_message("notifications/tools/list_changed", None));
+                s.push(notification_message("notifications/prompts/list_changed", None));
+                s.push(notification_message("notifications/resources/list_changed", None));
             }
         }
     }

@@ -13,7 +13,7 @@ mod view;
 
 pub use hub::{Hub, HubConfig, HubError, ServerStatus};
 pub use local::LIST_SERVERS;
-pub use merged::URI_PREFIX;
+pub use merged::{GroupDef, ItemOverride, Overrides, URI_PREFIX};
 pub use router::{LATEST_VERSION, SUPPORTED_VERSIONS};
 pub use session::{ClientInfo, ClientSession, StreamGuard, random_id};
 pub use view::View;

@@ -3,10 +3,10 @@
 //! Built once per change (never per request) and swapped in whole. Rendered list results are
 //! cached per (view, list) inside the snapshot, so `tools/list` on a warm hub is a copy.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use switchboard_core::jsonrpc::{Fields, Splice, quote};
+use switchboard_core::jsonrpc::{Fields, Splice, object_append_point, quote};
 use switchboard_core::naming::assign_names;
 use switchboard_upstream::{Catalog, Item, ListKind, Upstream};
 
@@ -16,6 +16,41 @@ use crate::view::View;
 /// Scheme of rewritten resource URIs: `switchboard://{server}/{original uri}`.
 pub const URI_PREFIX: &str = "switchboard://";
 
+/// An operator's override of one tool or prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemOverride {
+    /// Hidden when false.
+    pub enabled: bool,
+    /// Replaces the description.
+    pub description: Option<String>,
+    /// Replaces the name (before prefixing).
+    pub rename: Option<String>,
+}
+
+/// Overrides keyed by (server, list, name as the server spells it).
+pub type Overrides = HashMap<(String, ListKind, String), ItemOverride>;
+
+/// A group: member servers, optionally narrowed to some exported tool names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupDef {
+    /// Member servers.
+    pub members: Vec<String>,
+    /// When set, only these exported tool names are visible through the group.
+    pub tools: Option<BTreeSet<String>>,
+}
+
+/// One visible tool or prompt of an upstream.
+struct Named {
+    /// Index into the upstream's list.
+    item: usize,
+    /// The name on `/mcp/{server}` (the server's own, or the operator's rename).
+    local: String,
+    /// The name on prefixed views.
+    exported: String,
+    /// The item with overrides applied and `local` as its name, when anything changed.
+    raw_local: Option<String>,
+}
+
 /// One upstream as seen by a snapshot.
 pub struct Entry {
     /// Server name.
@@ -24,14 +59,20 @@ pub struct Entry {
     pub upstream: Upstream,
     /// Its catalog at snapshot time.
     pub catalog: Arc<Catalog>,
-    /// Exported (prefixed) tool names, parallel to `catalog.tools`.
-    tool_names: Vec<String>,
-    /// Exported (prefixed) prompt names, parallel to `catalog.prompts`.
-    prompt_names: Vec<String>,
+    tools: Vec<Named>,
+    prompts: Vec<Named>,
     /// Exported resource URIs, parallel to `catalog.resources`.
     resource_uris: Vec<String>,
-    /// Original key -> index, per list.
-    by_key: HashMap<(ListKind, String), usize>,
+    /// (list, local name) -> index into `tools`/`prompts`.
+    local_index: HashMap<(ListKind, String), usize>,
+    /// Original resource URI -> index into `catalog.resources`.
+    uri_index: HashMap<String, usize>,
+}
+
+impl Entry {
+    fn named(&self, kind: ListKind) -> &[Named] {
+        if kind == ListKind::Tools { &self.tools } else { &self.prompts }
+    }
 }
 
 /// Where a name points.
@@ -39,7 +80,7 @@ pub struct Entry {
 pub struct ItemRef {
     /// Index into `Merged::entries`.
     pub entry: usize,
-    /// Index into that entry's list.
+    /// Index into that entry's named list.
     pub item: usize,
 }
 
@@ -58,7 +99,7 @@ pub struct Merged {
     /// Upstreams in name order.
     pub entries: Vec<Entry>,
     index: HashMap<String, usize>,
-    groups: BTreeMap<String, Vec<String>>,
+    groups: BTreeMap<String, GroupDef>,
     tools: HashMap<String, ItemRef>,
     prompts: HashMap<String, ItemRef>,
     resources: HashMap<String, ItemRef>,
@@ -67,28 +108,13 @@ pub struct Merged {
 
 impl Merged {
     /// Builds a snapshot from the registry. `sep` separates server and item names.
-    pub fn build(upstreams: &BTreeMap<String, Upstream>, groups: &BTreeMap<String, Vec<String>>, sep: &str) -> Merged {
-        let mut entries: Vec<Entry> = upstreams
-            .iter()
-            .map(|(name, up)| {
-                let catalog = up.catalog();
-                let mut by_key = HashMap::new();
-                for kind in ListKind::ALL {
-                    for (i, item) in catalog.list(kind).iter().enumerate() {
-                        by_key.entry((kind, item.key.clone())).or_insert(i);
-                    }
-                }
-                Entry {
-                    name: name.clone(),
-                    upstream: up.clone(),
-                    catalog,
-                    tool_names: Vec::new(),
-                    prompt_names: Vec::new(),
-                    resource_uris: Vec::new(),
-                    by_key,
-                }
-            })
-            .collect();
+    pub fn build(
+        upstreams: &BTreeMap<String, Upstream>,
+        groups: &BTreeMap<String, GroupDef>,
+        overrides: &Overrides,
+        sep: &str,
+    ) -> Merged {
+        let mut entries: Vec<Entry> = upstreams.iter().map(|(name, up)| entry(name, up, overrides)).collect();
         let tools = name_table(&mut entries, ListKind::Tools, sep);
         let prompts = name_table(&mut entries, ListKind::Prompts, sep);
         let resources = uri_table(&mut entries);
@@ -106,7 +132,15 @@ impl Merged {
         match view {
             View::All => true,
             View::Server(s) => s == server,
-            View::Group(g) => self.groups.get(g).is_some_and(|m| m.iter().any(|x| x == server)),
+            View::Group(g) => self.groups.get(g).is_some_and(|d| d.members.iter().any(|x| x == server)),
+        }
+    }
+
+    /// True when the group filter of `view` lets exported tool `name` through.
+    fn tool_allowed(&self, view: &View, name: &str) -> bool {
+        match view {
+            View::Group(g) => self.groups.get(g).and_then(|d| d.tools.as_ref()).is_none_or(|set| set.contains(name)),
+            _ => true,
         }
     }
 
@@ -141,17 +175,32 @@ impl Merged {
             out.push_str(s);
         };
         for entry in self.visible(view) {
-            let exported: Option<&Vec<String>> = match kind {
-                ListKind::Tools if prefixed => Some(&entry.tool_names),
-                ListKind::Prompts if prefixed => Some(&entry.prompt_names),
-                ListKind::Resources if prefixed => Some(&entry.resource_uris),
-                _ => None,
-            };
-            for (i, item) in entry.catalog.list(kind).iter().enumerate() {
-                match exported.map(|names| names[i].as_str()) {
-                    Some(name) if name != item.key => push(&rename(item, kind.key(), name), &mut out),
-                    _ => push(item.raw.get(), &mut out),
+            let list = entry.catalog.list(kind);
+            match kind {
+                ListKind::Tools | ListKind::Prompts => {
+                    for n in entry.named(kind) {
+                        if kind == ListKind::Tools && !self.tool_allowed(view, &n.exported) {
+                            continue;
+                        }
+                        let base = n.raw_local.as_deref().unwrap_or(list[n.item].raw.get());
+                        if prefixed && n.exported != n.local {
+                            push(&rename(base, "name", &n.exported), &mut out);
+                        } else {
+                            push(base, &mut out);
+                        }
+                    }
                 }
+                ListKind::Resources => {
+                    for (i, item) in list.iter().enumerate() {
+                        let shown = &entry.resource_uris[i];
+                        if prefixed && *shown != item.key {
+                            push(&rename(item.raw.get(), "uri", shown), &mut out);
+                        } else {
+                            push(item.raw.get(), &mut out);
+                        }
+                    }
+                }
+                ListKind::Templates => list.iter().for_each(|item| push(item.raw.get(), &mut out)),
             }
         }
         if kind == ListKind::Tools {
@@ -165,23 +214,24 @@ impl Merged {
 
     /// Resolves a tool or prompt name as exported in `view`.
     pub fn resolve_name(&self, view: &View, kind: ListKind, name: &str) -> Option<Target<'_>> {
-        match view {
+        let (entry, named) = match view {
             View::Server(s) => {
                 let entry = self.entry(s)?;
-                let &i = entry.by_key.get(&(kind, name.to_string()))?;
-                Some(Target { entry, item: Some(&entry.catalog.list(kind)[i]), original: name.to_string() })
+                let &i = entry.local_index.get(&(kind, name.to_string()))?;
+                (entry, &entry.named(kind)[i])
             }
             _ => {
                 let table = if kind == ListKind::Tools { &self.tools } else { &self.prompts };
                 let r = table.get(name)?;
                 let entry = &self.entries[r.entry];
-                if !self.in_view(view, &entry.name) {
+                if !self.in_view(view, &entry.name) || (kind == ListKind::Tools && !self.tool_allowed(view, name)) {
                     return None;
                 }
-                let item = &entry.catalog.list(kind)[r.item];
-                Some(Target { entry, item: Some(item), original: item.key.clone() })
+                (entry, &entry.named(kind)[r.item])
             }
-        }
+        };
+        let item = &entry.catalog.list(kind)[named.item];
+        Some(Target { entry, item: Some(item), original: item.key.clone() })
     }
 
     /// Resolves a resource URI as exported in `view`: listed URIs, rewritten URIs, then
@@ -205,7 +255,7 @@ impl Merged {
         }
         let visible: Vec<&Entry> = self.visible(view).collect();
         for entry in &visible {
-            if let Some(&i) = entry.by_key.get(&(ListKind::Resources, uri.to_string())) {
+            if let Some(&i) = entry.uri_index.get(uri) {
                 return Some(Target { entry, item: Some(&entry.catalog.resources[i]), original: uri.to_string() });
             }
         }
@@ -235,15 +285,14 @@ impl Merged {
     /// The exported URI for `original` of `server`, when the hub rewrote it.
     pub fn exported_uri(&self, server: &str, original: &str) -> Option<&str> {
         let entry = self.entry(server)?;
-        let &i = entry.by_key.get(&(ListKind::Resources, original.to_string()))?;
+        let &i = entry.uri_index.get(original)?;
         let exported = entry.resource_uris.get(i)?;
         (exported != original).then_some(exported.as_str())
     }
 }
 
-/// Copies a list item with its key field replaced.
-fn rename(item: &Item, key: &str, new: &str) -> String {
-    let raw = item.raw.get();
+/// Copies an item's JSON with one string field replaced.
+fn rename(raw: &str, key: &str, new: &str) -> String {
     match Fields::parse(raw).and_then(|f| f.get(key)) {
         Some(old) => {
             let mut sp = Splice::new();
@@ -254,27 +303,79 @@ fn rename(item: &Item, key: &str, new: &str) -> String {
     }
 }
 
+/// Applies an override's name and description to an item's JSON.
+fn apply_override(raw: &str, local: &str, renamed: bool, description: Option<&str>) -> Option<String> {
+    if !renamed && description.is_none() {
+        return None;
+    }
+    let fields = Fields::parse(raw)?;
+    let mut sp = Splice::new();
+    if renamed && let Some(old) = fields.get("name") {
+        sp.replace(raw, old.get(), quote(local));
+    }
+    if let Some(d) = description {
+        match fields.get("description") {
+            Some(old) => {
+                sp.replace(raw, old.get(), quote(d));
+            }
+            None => {
+                let (at, has_members) = object_append_point(raw)?;
+                let comma = if has_members { "," } else { "" };
+                sp.insert(at, format!("{comma}\"description\":{}", quote(d)));
+            }
+        }
+    }
+    Some(sp.apply(raw))
+}
+
+fn entry(name: &str, up: &Upstream, overrides: &Overrides) -> Entry {
+    let catalog = up.catalog();
+    let mut local_index = HashMap::new();
+    let mut named_lists = [Vec::new(), Vec::new()];
+    for (slot, kind) in [ListKind::Tools, ListKind::Prompts].into_iter().enumerate() {
+        for (i, item) in catalog.list(kind).iter().enumerate() {
+            let ov = overrides.get(&(name.to_string(), kind, item.key.clone()));
+            if ov.is_some_and(|o| !o.enabled) {
+                continue;
+            }
+            let rename = ov.and_then(|o| o.rename.clone()).filter(|r| !r.is_empty());
+            let local = rename.clone().unwrap_or_else(|| item.key.clone());
+            let description = ov.and_then(|o| o.description.as_deref());
+            let raw_local = apply_override(item.raw.get(), &local, rename.is_some(), description);
+            local_index.entry((kind, local.clone())).or_insert(named_lists[slot].len());
+            named_lists[slot].push(Named { item: i, local, exported: String::new(), raw_local });
+        }
+    }
+    let [tools, prompts] = named_lists;
+    let uri_index = catalog.resources.iter().enumerate().map(|(i, r)| (r.key.clone(), i)).rev().collect();
+    Entry {
+        name: name.to_string(),
+        upstream: up.clone(),
+        catalog,
+        tools,
+        prompts,
+        resource_uris: Vec::new(),
+        local_index,
+        uri_index,
+    }
+}
+
 fn name_table(entries: &mut [Entry], kind: ListKind, sep: &str) -> HashMap<String, ItemRef> {
     let mut pairs: Vec<(&str, &str)> = Vec::new();
     let mut refs = Vec::new();
     for (e, entry) in entries.iter().enumerate() {
-        for (i, item) in entry.catalog.list(kind).iter().enumerate() {
-            pairs.push((entry.name.as_str(), item.key.as_str()));
+        for (i, n) in entry.named(kind).iter().enumerate() {
+            pairs.push((entry.name.as_str(), n.local.as_str()));
             refs.push(ItemRef { entry: e, item: i });
         }
     }
     let names = assign_names(sep, &pairs);
     drop(pairs);
     let mut table = HashMap::with_capacity(names.len());
-    for entry in entries.iter_mut() {
-        let n = entry.catalog.list(kind).len();
-        let slot = if kind == ListKind::Tools { &mut entry.tool_names } else { &mut entry.prompt_names };
-        *slot = Vec::with_capacity(n);
-    }
     for (name, r) in names.into_iter().zip(refs) {
         let entry = &mut entries[r.entry];
-        let slot = if kind == ListKind::Tools { &mut entry.tool_names } else { &mut entry.prompt_names };
-        slot.push(name.clone());
+        let list = if kind == ListKind::Tools { &mut entry.tools } else { &mut entry.prompts };
+        list[r.item].exported = name.clone();
         table.insert(name, r);
     }
     table

@@ -9,7 +9,7 @@ use switchboard_core::jsonrpc::{Envelope, Fields, array_items, quote};
 use crate::{Connection, UpstreamError};
 
 /// The four lists an upstream can publish.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ListKind {
     /// `tools/list`.
     Tools,

@@ -377,3 +377,76 @@ async fn an_expired_upstream_session_is_renewed_and_safe_requests_retried() {
     assert_eq!(text_of(&c.call("r__echo", json!({"text": "after"})).await), "after");
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn operator_overrides_hide_rename_and_describe_tools() {
+    use switchboard_hub::{GroupDef, ItemOverride, Overrides};
+    use switchboard_upstream::ListKind;
+    let http = spawn_http(FixtureOptions::new("h")).await.unwrap();
+    let hub = TestHub::start(json!({"mcpServers": {"x": http_entry(&http.url), "y": stdio_fixture("y", &[])}})).await;
+    let mut c = hub.client("/mcp").await;
+    let _ = c.tool_names().await;
+    let ov = |enabled, description: Option<&str>, rename: Option<&str>| ItemOverride {
+        enabled,
+        description: description.map(str::to_string),
+        rename: rename.map(str::to_string),
+    };
+    let mut overrides = Overrides::new();
+    overrides.insert(("x".into(), ListKind::Tools, "echo".into()), ov(false, None, None));
+    overrides.insert(("x".into(), ListKind::Tools, "add".into()), ov(true, None, Some("plus")));
+    overrides.insert(("x".into(), ListKind::Tools, "slow".into()), ov(true, Some("Waits a while."), None));
+    hub.hub.set_overrides(overrides);
+
+    let list = c.request("tools/list", json!({})).await;
+    let tools = list["result"]["tools"].as_array().unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(!names.contains(&"x__echo") && names.contains(&"y__echo"), "{names:?}");
+    assert!(names.contains(&"x__plus") && !names.contains(&"x__add"), "{names:?}");
+    let slow = tools.iter().find(|t| t["name"] == "x__slow").unwrap();
+    assert_eq!(slow["description"], "Waits a while.");
+    assert!(slow["inputSchema"].is_object(), "other fields stay: {slow}");
+    let r = c.call("x__plus", json!({"a": 1, "b": 2})).await;
+    assert_eq!(r["structuredContent"]["sum"].as_f64(), Some(3.0));
+    let hidden = c.request("tools/call", json!({"name": "x__echo", "arguments": {"text": "no"}})).await;
+    assert_eq!(hidden["error"]["code"], -32602, "a hidden tool cannot be called: {hidden}");
+
+    let mut solo = hub.client("/mcp/x").await;
+    let names = solo.tool_names().await;
+    assert!(names.contains(&"plus".to_string()) && !names.contains(&"echo".to_string()), "{names:?}");
+    assert_eq!(solo.call("plus", json!({"a": 2, "b": 2})).await["structuredContent"]["sum"].as_f64(), Some(4.0));
+
+    // A group narrowed to some tools shows and routes only those.
+    let mut groups = std::collections::BTreeMap::new();
+    groups.insert(
+        "narrow".to_string(),
+        GroupDef { members: vec!["x".into(), "y".into()], tools: Some(["y__echo".to_string(), "x__plus".to_string()].into()) },
+    );
+    hub.hub.set_group_defs(groups).await.unwrap();
+    let mut g = hub.client("/mcp/narrow").await;
+    let mut names = g.tool_names().await;
+    names.retain(|n| n != "switchboard__list_servers");
+    names.sort();
+    assert_eq!(names, vec!["x__plus", "y__echo"]);
+    let blocked = g.request("tools/call", json!({"name": "y__add", "arguments": {"a": 1, "b": 1}})).await;
+    assert_eq!(blocked["error"]["code"], -32602, "{blocked}");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn replacing_one_server_leaves_a_long_call_on_another_running() {
+    let http = spawn_http(FixtureOptions::new("h")).await.unwrap();
+    let hub = TestHub::start(json!({"mcpServers": {"steady": http_entry(&http.url), "churn": stdio_fixture("churn", &[])}})).await;
+    let url = hub.url("/mcp");
+    let long = tokio::spawn(async move {
+        let mut c = McpClient::connect(&url).await;
+        c.call("steady__slow", json!({"ms": 1500})).await
+    });
+    let churn_pid = server_status(&hub.hub, "churn").pid.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    hub.hub.restart_server("churn").await.unwrap();
+    hub.hub.remove_server("churn").await.unwrap();
+    assert!(!pid_alive(churn_pid as i32), "the removed server's process is gone");
+    let r = long.await.unwrap();
+    assert_eq!(text_of(&r), "slept 1500");
+    hub.stop().await;
+}
