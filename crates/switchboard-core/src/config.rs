@@ -113,6 +113,10 @@ impl std::error::Error for ConfigError {}
 pub trait VarSource {
     /// The value of `name`, if set.
     fn var(&self, name: &str) -> Option<String>;
+    /// True when strings must be taken as they are, without expansion.
+    fn literal(&self) -> bool {
+        false
+    }
 }
 
 /// The process environment.
@@ -200,8 +204,34 @@ fn join_entry(entry: &str, field: Option<&str>) -> String {
 
 type FieldError = (Option<&'static str>, String);
 
-const KNOWN_KEYS: &[&str] =
-    &["command", "args", "env", "cwd", "type", "transport", "url", "headers", "timeout", "disabled", "enabled"];
+const KNOWN_KEYS: &[&str] = &[
+    "command", "args", "env", "cwd", "type", "transport", "url", "headers", "timeout", "disabled", "enabled", "session",
+];
+
+/// Parses one server entry given as JSON (the API's input), with the file's rules. `vars`
+/// expands `${VAR}`; `None` takes every string literally.
+pub fn parse_server_value(name: &str, value: &Value, vars: Option<&dyn VarSource>, separator: &str) -> Result<ServerSpec, String> {
+    validate_server_name(name, separator)?;
+    let mut warnings = Vec::new();
+    let literal = Literal;
+    let vars: &dyn VarSource = vars.unwrap_or(&literal);
+    parse_server(name, value, vars, &mut warnings).map_err(|(field, m)| match field {
+        Some(f) => format!("{f}: {m}"),
+        None => m,
+    })
+}
+
+/// A variable source that turns expansion off.
+struct Literal;
+
+impl VarSource for Literal {
+    fn var(&self, _: &str) -> Option<String> {
+        None
+    }
+    fn literal(&self) -> bool {
+        true
+    }
+}
 
 fn parse_server(
     name: &str,
@@ -359,7 +389,7 @@ fn str_map(
 /// Expands `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`. An unset variable without a
 /// default is an error naming it.
 pub fn expand(s: &str, vars: &dyn VarSource) -> Result<String, String> {
-    if !s.contains('$') {
+    if !s.contains('$') || vars.literal() {
         return Ok(s.to_string());
     }
     let mut out = String::with_capacity(s.len());

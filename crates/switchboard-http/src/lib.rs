@@ -2,6 +2,7 @@
 //! and the main service (health and readiness), as axum routers, plus a server loop that sets
 //! `TCP_NODELAY` on every accepted socket.
 
+pub mod api;
 mod legacy_sse;
 mod origin;
 mod streamable;
@@ -17,8 +18,23 @@ use switchboard_hub::Hub;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use api::{AdminAuth, ApiError, ApiState, McpServiceClient};
+
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// The MCP service with the seed's internal management routes (`/healthcheck`,
+/// `/list-remote-proxies`, `/add-remote-proxies`, `/remote-proxies`).
+pub fn mcp_service(hub: Hub, api: ApiState) -> Router {
+    mcp_router(hub).merge(api::seed::mcp_routes().layer(DefaultBodyLimit::max(1 << 20)).with_state(api))
+}
+
+/// The main service: health, the REST API v1 and the seed's `/api/mcp/*` routes.
+pub fn main_service(api: ApiState) -> Router {
+    let hub = api.control.hub().clone();
+    let management = api::v1::routes().merge(api::seed::main_routes()).layer(DefaultBodyLimit::max(1 << 20)).with_state(api);
+    main_router(hub).merge(management)
+}
 
 /// The MCP service: `/mcp`, `/mcp/{name}`, `/sse`, `/sse/{name}`, `/messages`.
 pub fn mcp_router(hub: Hub) -> Router {
@@ -35,7 +51,7 @@ pub fn mcp_router(hub: Hub) -> Router {
         .with_state(hub)
 }
 
-/// The main service. Management routes arrive with the control plane.
+/// Health and readiness only.
 pub fn main_router(hub: Hub) -> Router {
     health_routes().with_state(hub)
 }

@@ -242,6 +242,11 @@ impl Hub {
         self.replace_server(spec).await
     }
 
+    /// Original name -> exported name of a server's visible tools or prompts.
+    pub fn exported_names(&self, server: &str, kind: ListKind) -> HashMap<String, String> {
+        self.inner.merged.load().exported_names(server, kind)
+    }
+
     /// Group definitions.
     pub fn group_defs(&self) -> Arc<BTreeMap<String, GroupDef>> {
         self.inner.groups.load_full()

@@ -234,6 +234,13 @@ impl Merged {
         Some(Target { entry, item: Some(item), original: item.key.clone() })
     }
 
+    /// Original name -> exported (prefixed) name of a server's visible tools or prompts.
+    pub fn exported_names(&self, server: &str, kind: ListKind) -> HashMap<String, String> {
+        let Some(entry) = self.entry(server) else { return HashMap::new() };
+        let list = entry.catalog.list(kind);
+        entry.named(kind).iter().map(|n| (list[n.item].key.clone(), n.exported.clone())).collect()
+    }
+
     /// Resolves a resource URI as exported in `view`: listed URIs, rewritten URIs, then
     /// template prefixes, then the only visible server with resources.
     pub fn resolve_uri(&self, view: &View, uri: &str) -> Option<Target<'_>> {

@@ -129,7 +129,7 @@ impl Catalog {
 const MAX_PAGES: usize = 1000;
 
 /// Fetches every page of one list.
-pub(crate) async fn fetch_list(conn: &Connection, kind: ListKind, timeout: Duration) -> Result<Vec<Item>, UpstreamError> {
+pub async fn fetch_list(conn: &Connection, kind: ListKind, timeout: Duration) -> Result<Vec<Item>, UpstreamError> {
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_PAGES {

@@ -63,6 +63,30 @@ pub(crate) struct ServeArgs {
     /// Which services to run.
     #[arg(long, env = "SWITCHBOARD_ROLE", value_enum, default_value = "all")]
     pub(crate) role: Role,
+    /// Store: `sqlite://PATH`, `sqlite::memory:` or `postgres://…` (default: SQLite in the data dir).
+    #[arg(long, env = "SWITCHBOARD_DATABASE_URL")]
+    pub(crate) database_url: Option<String>,
+    /// Key for secrets at rest (64 hex digits); default: generated into the data dir.
+    #[arg(long, env = "SWITCHBOARD_SECRET_KEY", hide_env_values = true)]
+    pub(crate) secret_key: Option<String>,
+    /// Admin bearer token for the management API; default: generated on first start and printed once.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true)]
+    pub(crate) admin_token: Option<String>,
+    /// With `--role main`: base URL of the MCP service's internal API.
+    #[arg(long, env = "SWITCHBOARD_MCP_SERVICE_URL")]
+    pub(crate) mcp_service_url: Option<String>,
+    /// Networks API-supplied URLs may reach despite the SSRF rules (comma-separated CIDRs).
+    #[arg(long, env = "SWITCHBOARD_SSRF_ALLOW_CIDRS", default_value = "")]
+    pub(crate) ssrf_allow_cidrs: String,
+    /// Networks API-supplied URLs may never reach (comma-separated CIDRs).
+    #[arg(long, env = "SWITCHBOARD_SSRF_DENY_CIDRS", default_value = "")]
+    pub(crate) ssrf_deny_cidrs: String,
+    /// Host names API-supplied URLs may never reach (comma-separated; subdomains included).
+    #[arg(long, env = "SWITCHBOARD_SSRF_DENY_HOSTS", default_value = "")]
+    pub(crate) ssrf_deny_hosts: String,
+    /// How often to check the store for changes made by other processes, in milliseconds.
+    #[arg(long, env = "SWITCHBOARD_RECONCILE_INTERVAL_MS", default_value_t = 1000)]
+    pub(crate) reconcile_interval_ms: u64,
 }
 
 #[derive(Debug, Args)]

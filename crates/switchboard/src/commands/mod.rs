@@ -74,10 +74,14 @@ fn load(common: &CommonArgs) -> Result<ServersFile, String> {
     Ok(file)
 }
 
+/// An empty hub with the command line's settings.
+pub(crate) fn new_hub(common: &CommonArgs) -> Hub {
+    Hub::new(HubConfig { separator: common.separator.clone(), ..HubConfig::default() })
+}
+
 /// Builds a hub and registers every server and group of the file.
 pub(crate) async fn build_hub(common: &CommonArgs, servers: ServersFile) -> anyhow::Result<Hub> {
-    let config = HubConfig { separator: common.separator.clone(), ..HubConfig::default() };
-    let hub = Hub::new(config);
+    let hub = new_hub(common);
     for (_, spec) in servers.servers {
         hub.add_server(spec).await?;
     }

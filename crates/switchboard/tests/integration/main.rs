@@ -4,4 +4,5 @@ mod common;
 
 mod dataplane;
 mod faults;
+mod interop;
 mod process;

@@ -1,0 +1,182 @@
+//! Conversions between stored records, the hub's server specs, API input and API output.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use switchboard_core::config::{ServerSpec, TransportSpec, parse_server_value};
+use switchboard_store::{ServerRecord, TransportRecord};
+
+/// What the API shows instead of a secret value.
+pub const MASK: &str = "********";
+
+/// A server's configuration as the API accepts it (the servers-file entry shape plus `name`).
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+pub struct ServerInput {
+    /// Unique name.
+    pub name: String,
+    /// `stdio`, `streamable-http` or `sse` (inferred from `command`/`url` when absent).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
+    /// Remote URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Headers for remote servers (values are secrets).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Program for stdio servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Its arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Its environment (values are secrets).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Its working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Whether it should run (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Per-request timeout in seconds (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<f64>,
+    /// `shared` (default) or `per-client`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+}
+
+impl ServerInput {
+    /// Validates the input with the servers-file rules (no `${VAR}` expansion) into a spec.
+    pub fn to_spec(&self, separator: &str) -> Result<ServerSpec, String> {
+        let mut v = serde_json::to_value(self).map_err(|e| e.to_string())?;
+        let obj = v.as_object_mut().expect("a struct serialises to an object");
+        obj.remove("name");
+        obj.remove("session");
+        if let Some(enabled) = obj.remove("enabled") {
+            obj.insert("disabled".into(), json!(!enabled.as_bool().unwrap_or(true)));
+        }
+        if let Some(s) = &self.session
+            && s != "shared"
+            && s != "per-client"
+        {
+            return Err(format!("session: must be \"shared\" or \"per-client\", not {s:?}"));
+        }
+        parse_server_value(&self.name, &v, None, separator)
+    }
+}
+
+/// A stored record for `spec`.
+pub fn record_from_spec(tenant: &str, spec: &ServerSpec, session: &str, actor: &str, now: i64) -> ServerRecord {
+    let transport = match &spec.transport {
+        TransportSpec::Stdio { command, args, env, cwd } => TransportRecord::Stdio {
+            command: command.clone(),
+            args: args.clone(),
+            env: env.clone(),
+            cwd: cwd.as_ref().map(|p| p.display().to_string()),
+        },
+        TransportSpec::StreamableHttp { url, headers } => TransportRecord::StreamableHttp { url: url.clone(), headers: headers.clone() },
+        TransportSpec::Sse { url, headers } => TransportRecord::Sse { url: url.clone(), headers: headers.clone() },
+    };
+    ServerRecord {
+        tenant: tenant.to_string(),
+        name: spec.name.clone(),
+        transport,
+        enabled: !spec.disabled,
+        timeout_secs: spec.timeout.as_secs_f64(),
+        session_mode: session.to_string(),
+        created_by: actor.to_string(),
+        created_at: now,
+        updated_by: actor.to_string(),
+        updated_at: now,
+    }
+}
+
+/// The hub's spec for a stored record.
+pub fn spec_from_record(r: &ServerRecord) -> ServerSpec {
+    let transport = match &r.transport {
+        TransportRecord::Stdio { command, args, env, cwd } => TransportSpec::Stdio {
+            command: command.clone(),
+            args: args.clone(),
+            env: env.clone(),
+            cwd: cwd.as_ref().map(PathBuf::from),
+        },
+        TransportRecord::StreamableHttp { url, headers } => TransportSpec::StreamableHttp { url: url.clone(), headers: headers.clone() },
+        TransportRecord::Sse { url, headers } => TransportSpec::Sse { url: url.clone(), headers: headers.clone() },
+    };
+    ServerSpec {
+        name: r.name.clone(),
+        transport,
+        timeout: Duration::from_secs_f64(r.timeout_secs.max(0.001)),
+        disabled: !r.enabled,
+    }
+}
+
+/// Replaces masked secret values in `new` with the stored ones (so a client can send back
+/// what it was shown without erasing secrets).
+pub fn keep_masked_secrets(new: &mut ServerInput, old: &ServerRecord) {
+    let (old_env, old_headers) = match &old.transport {
+        TransportRecord::Stdio { env, .. } => (Some(env), None),
+        TransportRecord::StreamableHttp { headers, .. } | TransportRecord::Sse { headers, .. } => (None, Some(headers)),
+    };
+    for (k, v) in new.env.iter_mut() {
+        if v == MASK
+            && let Some(old) = old_env.and_then(|e| e.get(k))
+        {
+            *v = old.clone();
+        }
+    }
+    for (k, v) in new.headers.iter_mut() {
+        if v == MASK
+            && let Some(old) = old_headers.and_then(|h| h.get(k))
+        {
+            *v = old.clone();
+        }
+    }
+}
+
+fn masked(map: &BTreeMap<String, String>) -> Value {
+    Value::Object(map.keys().map(|k| (k.clone(), json!(MASK))).collect())
+}
+
+/// The servers-file entry for a record, secrets masked or in clear.
+pub fn entry_json(r: &ServerRecord, reveal: bool) -> Value {
+    let secret = |m: &BTreeMap<String, String>| if reveal { json!(m) } else { masked(m) };
+    let mut v = match &r.transport {
+        TransportRecord::Stdio { command, args, env, cwd } => {
+            let mut v = json!({"type": "stdio", "command": command, "args": args});
+            if !env.is_empty() {
+                v["env"] = secret(env);
+            }
+            if let Some(c) = cwd {
+                v["cwd"] = json!(c);
+            }
+            v
+        }
+        TransportRecord::StreamableHttp { url, headers } | TransportRecord::Sse { url, headers } => {
+            let mut v = json!({"type": r.transport.kind(), "url": url});
+            if !headers.is_empty() {
+                v["headers"] = secret(headers);
+            }
+            v
+        }
+    };
+    if !r.enabled {
+        v["disabled"] = json!(true);
+    }
+    if (r.timeout_secs - 300.0).abs() > f64::EPSILON {
+        v["timeout"] = json!(r.timeout_secs);
+    }
+    v
+}
+
+/// The URL of a remote record.
+pub fn record_url(r: &ServerRecord) -> Option<&str> {
+    match &r.transport {
+        TransportRecord::StreamableHttp { url, .. } | TransportRecord::Sse { url, .. } => Some(url),
+        TransportRecord::Stdio { .. } => None,
+    }
+}

@@ -1,0 +1,158 @@
+//! Switchboard's control plane. The store holds what should run; [`ControlPlane::reconcile`]
+//! makes the hub's registry match it (on startup, after every change, on demand and when
+//! another replica changed the store). The management APIs call the operations here, so the
+//! REST API, the seed routes and the CLI share one set of rules.
+
+mod convert;
+mod ops;
+mod probe;
+mod reconcile;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use switchboard_core::ssrf::SsrfPolicy;
+use switchboard_hub::{Hub, HubError};
+use switchboard_store::{Store, StoreError};
+
+pub use convert::{MASK, ServerInput, entry_json, keep_masked_secrets, record_from_spec, record_url, spec_from_record};
+pub use ops::{GroupInput, ItemPatch, ItemView, ServerView};
+pub use probe::{Probe, check_ssrf, probe, remote_spec};
+pub use reconcile::ReconcileReport;
+
+/// Why a control operation failed; the HTTP layer maps each to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No such server, group or item.
+    #[error("{0}")]
+    NotFound(String),
+    /// The name is taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// The input is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// The URL points somewhere the SSRF policy forbids.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The server could not be reached.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl From<HubError> for ControlError {
+    fn from(e: HubError) -> Self {
+        match e {
+            HubError::Conflict(n) => ControlError::Conflict(format!("a server or group named {n:?} already exists")),
+            HubError::NotFound(n) => ControlError::NotFound(format!("no server or group named {n:?}")),
+            HubError::Invalid(m) => ControlError::Invalid(m),
+            HubError::TooManySessions(n) => ControlError::Unreachable(format!("session limit {n} reached")),
+        }
+    }
+}
+
+/// Control-plane settings.
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    /// Tenant the control plane manages (one until tenancy lands).
+    pub tenant: String,
+    /// Rules for URLs that arrive through an API.
+    pub ssrf: SsrfPolicy,
+    /// Limit for probing a server before adding it.
+    pub probe_timeout: Duration,
+    /// Whether this process runs the servers (false for `--role main`, where another process
+    /// reconciles from the shared store).
+    pub apply: bool,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            tenant: switchboard_store::DEFAULT_TENANT.to_string(),
+            ssrf: SsrfPolicy::default(),
+            probe_timeout: Duration::from_secs(15),
+            apply: true,
+        }
+    }
+}
+
+/// The control plane: the store, the hub, and the reconciler between them.
+pub struct ControlPlane {
+    store: Arc<dyn Store>,
+    hub: Hub,
+    config: ControlConfig,
+    client: reqwest::Client,
+    /// Serialises reconciles and writes, so store and registry never disagree for long.
+    lock: tokio::sync::Mutex<()>,
+    /// Servers the reconciler manages (mounted from the store); others were mounted directly.
+    managed: Mutex<HashSet<String>>,
+    last_revision: Mutex<Option<i64>>,
+}
+
+impl ControlPlane {
+    /// A control plane over `store` and `hub`.
+    pub fn new(store: Arc<dyn Store>, hub: Hub, config: ControlConfig) -> Arc<ControlPlane> {
+        Arc::new(ControlPlane {
+            store,
+            hub,
+            config,
+            client: switchboard_upstream::http_client(),
+            lock: tokio::sync::Mutex::new(()),
+            managed: Mutex::new(HashSet::new()),
+            last_revision: Mutex::new(None),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The hub.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &ControlConfig {
+        &self.config
+    }
+
+    /// The HTTP client used for probes.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Reconciles whenever the store's revision changes (another replica or process wrote it),
+    /// polling every `every`, until `cancel` fires.
+    pub async fn watch(self: Arc<Self>, every: Duration, cancel: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let rev = match self.store.revision().await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(message = "Cannot read the store revision.", error = %e);
+                    continue;
+                }
+            };
+            let seen = *self.last_revision.lock().expect("revision lock");
+            if seen != Some(rev)
+                && let Err(e) = self.reconcile().await
+            {
+                tracing::warn!(message = "Reconcile failed.", error = %e);
+            }
+        }
+    }
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

@@ -1,0 +1,415 @@
+//! The operations the management APIs share: servers, tools and prompts, groups, and the
+//! seed's add/delete/recover flows. Every write goes to the store first, then the registry is
+//! reconciled, under one lock.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use switchboard_hub::ServerStatus;
+use switchboard_store::{GroupRecord, ItemKind, ItemSetting, ServerRecord, StoreError, TransportRecord};
+use switchboard_upstream::ListKind;
+
+use crate::{ControlError, ControlPlane, ServerInput, check_ssrf, entry_json, keep_masked_secrets, now_ms, probe, record_from_spec, record_url, remote_spec};
+
+/// A server as the API shows it: configuration (secrets masked), bookkeeping and live status.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerView {
+    /// Name.
+    pub name: String,
+    /// The servers-file entry, secrets masked.
+    pub config: Value,
+    /// Whether it should run.
+    pub enabled: bool,
+    /// `shared` or `per-client`.
+    pub session: String,
+    /// Who created it.
+    pub created_by: String,
+    /// When (Unix ms).
+    pub created_at: i64,
+    /// Who changed it last.
+    pub updated_by: String,
+    /// When (Unix ms).
+    pub updated_at: i64,
+    /// Live state from the registry.
+    pub status: Option<ServerStatus>,
+    /// Last stderr lines (stdio servers, detail view only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stderr_tail: Option<Vec<String>>,
+}
+
+/// A tool or prompt with the operator's settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemView {
+    /// The name as the server spells it.
+    pub name: String,
+    /// The name on `/mcp` (absent while hidden).
+    pub exported_name: Option<String>,
+    /// Visible.
+    pub enabled: bool,
+    /// The server's own description.
+    pub description: Option<String>,
+    /// The operator's description, if set.
+    pub description_override: Option<String>,
+    /// The operator's rename, if set.
+    pub rename: Option<String>,
+}
+
+/// A change to one tool's or prompt's settings; absent fields stay as they are. An empty
+/// string clears `description`/`rename`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct ItemPatch {
+    /// Show or hide.
+    pub enabled: Option<bool>,
+    /// Description override.
+    pub description: Option<String>,
+    /// New name (before prefixing).
+    pub rename: Option<String>,
+}
+
+/// A group as the API accepts it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct GroupInput {
+    /// Name (shared namespace with servers).
+    #[serde(default)]
+    pub name: String,
+    /// Member servers.
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// Exported tool names visible through the group (all when absent).
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
+}
+
+fn list_kind(kind: ItemKind) -> ListKind {
+    match kind {
+        ItemKind::Tool => ListKind::Tools,
+        ItemKind::Prompt => ListKind::Prompts,
+    }
+}
+
+impl ControlPlane {
+    fn view(&self, r: &ServerRecord, detail: bool) -> ServerView {
+        let up = self.hub.upstream(&r.name);
+        let status = self.hub.servers().into_iter().find(|s| s.name == r.name);
+        let stderr_tail = match (&r.transport, up) {
+            (TransportRecord::Stdio { .. }, Some(up)) if detail => Some(up.stderr_tail(50)),
+            _ => None,
+        };
+        ServerView {
+            name: r.name.clone(),
+            config: entry_json(r, false),
+            enabled: r.enabled,
+            session: r.session_mode.clone(),
+            created_by: r.created_by.clone(),
+            created_at: r.created_at,
+            updated_by: r.updated_by.clone(),
+            updated_at: r.updated_at,
+            status,
+            stderr_tail,
+        }
+    }
+
+    async fn record(&self, name: &str) -> Result<ServerRecord, ControlError> {
+        self.store
+            .get_server(&self.config.tenant, name)
+            .await?
+            .ok_or_else(|| ControlError::NotFound(format!("no server named {name:?}")))
+    }
+
+    /// Every server with its status.
+    pub async fn list_servers(&self) -> Result<Vec<ServerView>, ControlError> {
+        let records = self.store.list_servers(&self.config.tenant).await?;
+        Ok(records.iter().map(|r| self.view(r, false)).collect())
+    }
+
+    /// One server with its status and stderr tail.
+    pub async fn get_server(&self, name: &str) -> Result<ServerView, ControlError> {
+        Ok(self.view(&self.record(name).await?, true))
+    }
+
+    /// Adds a server to the store and starts it. Remote URLs pass the SSRF policy.
+    pub async fn create_server(&self, input: ServerInput, actor: &str) -> Result<ServerView, ControlError> {
+        let spec = input.to_spec(&self.hub.config().separator).map_err(ControlError::Invalid)?;
+        if let Some(url) = &input.url {
+            check_ssrf(&self.config.ssrf, url).await?;
+        }
+        let session = input.session.clone().unwrap_or_else(|| "shared".into());
+        let record = record_from_spec(&self.config.tenant, &spec, &session, actor, now_ms());
+        let _guard = self.lock.lock().await;
+        self.store.insert_server(&record).await.map_err(|e| conflict(e, &record.name))?;
+        self.reconcile_locked().await?;
+        Ok(self.view(&record, true))
+    }
+
+    /// Replaces a server's configuration; masked secrets keep their stored values.
+    pub async fn update_server(&self, name: &str, mut input: ServerInput, actor: &str) -> Result<ServerView, ControlError> {
+        if input.name.is_empty() {
+            input.name = name.to_string();
+        }
+        if input.name != name {
+            return Err(ControlError::Invalid("renaming a server is not supported: delete and add it".into()));
+        }
+        let old = self.record(name).await?;
+        keep_masked_secrets(&mut input, &old);
+        let spec = input.to_spec(&self.hub.config().separator).map_err(ControlError::Invalid)?;
+        if let Some(url) = &input.url
+            && record_url(&old) != Some(url.as_str())
+        {
+            check_ssrf(&self.config.ssrf, url).await?;
+        }
+        let session = input.session.clone().unwrap_or_else(|| old.session_mode.clone());
+        let mut record = record_from_spec(&self.config.tenant, &spec, &session, actor, now_ms());
+        record.created_by = old.created_by.clone();
+        record.created_at = old.created_at;
+        let _guard = self.lock.lock().await;
+        self.store.update_server(&record).await?;
+        self.reconcile_locked().await?;
+        Ok(self.view(&record, true))
+    }
+
+    /// Removes a server from the store, then from the registry.
+    pub async fn delete_server(&self, name: &str) -> Result<(), ControlError> {
+        let _guard = self.lock.lock().await;
+        if !self.store.delete_server(&self.config.tenant, name).await? {
+            return Err(ControlError::NotFound(format!("no server named {name:?}")));
+        }
+        self.reconcile_locked().await?;
+        Ok(())
+    }
+
+    /// Enables or disables a server.
+    pub async fn set_enabled(&self, name: &str, enabled: bool, actor: &str) -> Result<ServerView, ControlError> {
+        let _guard = self.lock.lock().await;
+        let mut record = self.record(name).await?;
+        record.enabled = enabled;
+        record.updated_by = actor.to_string();
+        record.updated_at = now_ms();
+        self.store.update_server(&record).await?;
+        self.reconcile_locked().await?;
+        Ok(self.view(&record, true))
+    }
+
+    /// Restarts a running server with its current configuration.
+    pub async fn restart_server(&self, name: &str) -> Result<ServerView, ControlError> {
+        let record = self.record(name).await?;
+        self.hub.restart_server(name).await?;
+        Ok(self.view(&record, true))
+    }
+
+    /// A server's tools or prompts with the operator's settings (hidden ones included).
+    pub async fn list_items(&self, server: &str, kind: ItemKind) -> Result<Vec<ItemView>, ControlError> {
+        self.record(server).await?;
+        let settings: BTreeMap<String, ItemSetting> = self
+            .store
+            .list_item_settings(&self.config.tenant, server)
+            .await?
+            .into_iter()
+            .filter(|s| s.kind == kind)
+            .map(|s| (s.name.clone(), s))
+            .collect();
+        let exported = self.hub.exported_names(server, list_kind(kind));
+        let Some(up) = self.hub.upstream(server) else { return Ok(Vec::new()) };
+        let catalog = up.catalog();
+        let items = catalog.list(list_kind(kind)).iter().map(|item| {
+            let raw: Value = serde_json::from_str(item.raw.get()).unwrap_or(Value::Null);
+            let s = settings.get(&item.key);
+            ItemView {
+                name: item.key.clone(),
+                exported_name: exported.get(&item.key).cloned(),
+                enabled: s.is_none_or(|s| s.enabled),
+                description: raw.get("description").and_then(Value::as_str).map(str::to_string),
+                description_override: s.and_then(|s| s.description.clone()),
+                rename: s.and_then(|s| s.rename.clone()),
+            }
+        });
+        Ok(items.collect())
+    }
+
+    /// Changes one tool's or prompt's settings.
+    pub async fn set_item(&self, server: &str, kind: ItemKind, name: &str, patch: ItemPatch) -> Result<ItemView, ControlError> {
+        if let Some(r) = patch.rename.as_deref().filter(|r| !r.is_empty())
+            && (r.len() > 64 || !r.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)))
+        {
+            return Err(ControlError::Invalid("rename: 1-64 characters of A-Z a-z 0-9 _ - .".into()));
+        }
+        {
+            let _guard = self.lock.lock().await;
+            self.record(server).await?;
+            let current = self.store.list_item_settings(&self.config.tenant, server).await?;
+            let old = current.into_iter().find(|s| s.kind == kind && s.name == name);
+            let non_empty = |v: Option<String>, old: Option<String>| match v {
+                Some(s) if s.is_empty() => None,
+                Some(s) => Some(s),
+                None => old,
+            };
+            let setting = ItemSetting {
+                tenant: self.config.tenant.clone(),
+                server: server.to_string(),
+                kind,
+                name: name.to_string(),
+                enabled: patch.enabled.unwrap_or(old.as_ref().is_none_or(|o| o.enabled)),
+                description: non_empty(patch.description, old.as_ref().and_then(|o| o.description.clone())),
+                rename: non_empty(patch.rename, old.as_ref().and_then(|o| o.rename.clone())),
+            };
+            self.store.upsert_item_setting(&setting).await?;
+            self.reconcile_locked().await?;
+        }
+        self.list_items(server, kind)
+            .await?
+            .into_iter()
+            .find(|i| i.name == name)
+            .ok_or_else(|| ControlError::NotFound(format!("server {server:?} has no {} named {name:?}", kind.as_str())))
+    }
+
+    /// Removes one tool's or prompt's settings.
+    pub async fn reset_item(&self, server: &str, kind: ItemKind, name: &str) -> Result<(), ControlError> {
+        let _guard = self.lock.lock().await;
+        if !self.store.delete_item_setting(&self.config.tenant, server, kind, name).await? {
+            return Err(ControlError::NotFound(format!("no settings for {} {name:?} of {server:?}", kind.as_str())));
+        }
+        self.reconcile_locked().await?;
+        Ok(())
+    }
+
+    /// Every group.
+    pub async fn list_groups(&self) -> Result<Vec<GroupInput>, ControlError> {
+        let groups = self.store.list_groups(&self.config.tenant).await?;
+        Ok(groups.into_iter().map(|g| GroupInput { name: g.name, members: g.members, tools: g.tools }).collect())
+    }
+
+    /// One group.
+    pub async fn get_group(&self, name: &str) -> Result<GroupInput, ControlError> {
+        self.list_groups()
+            .await?
+            .into_iter()
+            .find(|g| g.name == name)
+            .ok_or_else(|| ControlError::NotFound(format!("no group named {name:?}")))
+    }
+
+    /// Creates a group.
+    pub async fn create_group(&self, input: GroupInput) -> Result<GroupInput, ControlError> {
+        let record = self.group_record(input).await?;
+        let _guard = self.lock.lock().await;
+        self.store.insert_group(&record).await.map_err(|e| conflict(e, &record.name))?;
+        self.reconcile_locked().await?;
+        Ok(GroupInput { name: record.name, members: record.members, tools: record.tools })
+    }
+
+    /// Replaces a group's members and tool filter.
+    pub async fn update_group(&self, name: &str, mut input: GroupInput) -> Result<GroupInput, ControlError> {
+        if input.name.is_empty() {
+            input.name = name.to_string();
+        }
+        if input.name != name {
+            return Err(ControlError::Invalid("renaming a group is not supported".into()));
+        }
+        let record = self.group_record(input).await?;
+        let _guard = self.lock.lock().await;
+        self.store.update_group(&record).await.map_err(|e| match e {
+            StoreError::NotFound => ControlError::NotFound(format!("no group named {name:?}")),
+            e => e.into(),
+        })?;
+        self.reconcile_locked().await?;
+        Ok(GroupInput { name: record.name, members: record.members, tools: record.tools })
+    }
+
+    /// Deletes a group.
+    pub async fn delete_group(&self, name: &str) -> Result<(), ControlError> {
+        let _guard = self.lock.lock().await;
+        if !self.store.delete_group(&self.config.tenant, name).await? {
+            return Err(ControlError::NotFound(format!("no group named {name:?}")));
+        }
+        self.reconcile_locked().await?;
+        Ok(())
+    }
+
+    async fn group_record(&self, input: GroupInput) -> Result<GroupRecord, ControlError> {
+        switchboard_core::naming::validate_server_name(&input.name, &self.hub.config().separator)
+            .map_err(|m| ControlError::Invalid(format!("name: {m}")))?;
+        let servers = self.store.list_servers(&self.config.tenant).await?;
+        if let Some(m) = input.members.iter().find(|m| !servers.iter().any(|s| &s.name == *m)) {
+            return Err(ControlError::Invalid(format!("members: no server named {m:?}")));
+        }
+        Ok(GroupRecord { tenant: self.config.tenant.clone(), name: input.name, members: input.members, tools: input.tools })
+    }
+
+    /// Seed flow `POST /api/mcp/add`: refuse a taken name, probe the server, and only then
+    /// persist and mount it.
+    pub async fn add_remote(&self, name: &str, url: &str, transport: Option<&str>, actor: &str) -> Result<(), ControlError> {
+        switchboard_core::naming::validate_server_name(name, &self.hub.config().separator)
+            .map_err(|m| ControlError::Invalid(format!("service_name: {m}")))?;
+        if self.store.get_server(&self.config.tenant, name).await?.is_some() {
+            return Err(ControlError::Conflict(format!("service name {name:?} already exists")));
+        }
+        let spec = remote_spec(name, url, transport, BTreeMap::new())?;
+        check_ssrf(&self.config.ssrf, url).await?;
+        probe(&spec, &self.client, self.config.probe_timeout).await?;
+        let record = record_from_spec(&self.config.tenant, &spec, "shared", actor, now_ms());
+        let _guard = self.lock.lock().await;
+        self.store.insert_server(&record).await.map_err(|e| conflict(e, name))?;
+        self.reconcile_locked().await?;
+        Ok(())
+    }
+
+    /// Seed flow `DELETE /api/mcp/`: remove the record first; `false` when there was none.
+    pub async fn delete_record(&self, name: &str) -> Result<bool, ControlError> {
+        let _guard = self.lock.lock().await;
+        Ok(self.store.delete_server(&self.config.tenant, name).await?)
+    }
+
+    /// MCP service `POST /add-remote-proxies`: probe and mount without touching the store.
+    pub async fn mount(&self, name: &str, url: &str, transport: Option<&str>) -> Result<(), ControlError> {
+        switchboard_core::naming::validate_server_name(name, &self.hub.config().separator)
+            .map_err(|m| ControlError::Invalid(format!("service_name: {m}")))?;
+        if self.hub.upstream(name).is_some() {
+            return Err(ControlError::Conflict(format!("a proxy named {name:?} is already mounted")));
+        }
+        let mut spec = remote_spec(name, url, transport, BTreeMap::new())?;
+        check_ssrf(&self.config.ssrf, url).await?;
+        probe(&spec, &self.client, self.config.probe_timeout).await?;
+        // A stored record for the same name keeps its own timeout and headers.
+        if let Some(r) = self.store.get_server(&self.config.tenant, name).await?
+            && record_url(&r) == Some(url)
+        {
+            spec = crate::spec_from_record(&r);
+        }
+        self.hub.add_server(spec).await?;
+        let stored = self.store.get_server(&self.config.tenant, name).await?.is_some();
+        self.set_managed(name, stored);
+        Ok(())
+    }
+
+    /// MCP service `DELETE /remote-proxies`: unmount without touching the store.
+    pub async fn unmount(&self, name: &str) -> Result<(), ControlError> {
+        self.hub.remove_server(name).await?;
+        self.set_managed(name, false);
+        Ok(())
+    }
+
+    /// Seed flow `GET /api/mcp/recover`: mount every recorded server that is not running,
+    /// reporting each outcome.
+    pub async fn recover(&self) -> Result<Vec<Value>, ControlError> {
+        let records = self.store.list_servers(&self.config.tenant).await?;
+        let running = self.hub.server_names();
+        let mut outcomes = Vec::new();
+        for r in records.iter().filter(|r| r.enabled && !running.contains(&r.name)) {
+            let outcome = match self.hub.add_server(crate::spec_from_record(r)).await {
+                Ok(()) => {
+                    self.set_managed(&r.name, true);
+                    json!({"service_name": r.name, "status": "success"})
+                }
+                Err(e) => json!({"service_name": r.name, "status": "error", "message": e.to_string()}),
+            };
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+}
+
+fn conflict(e: StoreError, name: &str) -> ControlError {
+    match e {
+        StoreError::Conflict => ControlError::Conflict(format!("a server or group named {name:?} already exists")),
+        e => e.into(),
+    }
+}

@@ -1,0 +1,88 @@
+//! The management side of the HTTP services: admin-token authentication, the error shape
+//! every management route uses, and the routers (REST API v1 and the seed's routes).
+
+pub(crate) mod auth;
+pub(crate) mod seed;
+pub(crate) mod v1;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
+use serde_json::json;
+use switchboard_control::{ControlError, ControlPlane};
+
+pub use auth::AdminAuth;
+
+/// What management routes share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The control plane (store + hub).
+    pub control: Arc<ControlPlane>,
+    /// The admin credential.
+    pub auth: Arc<AdminAuth>,
+    /// In split mode (`--role main`), the MCP service the main service calls.
+    pub mcp_service: Option<McpServiceClient>,
+}
+
+/// The main service's client for the MCP service's internal API (split deployments).
+#[derive(Clone)]
+pub struct McpServiceClient {
+    /// Base URL, e.g. `http://127.0.0.1:5011`.
+    pub base: String,
+    /// The admin token to present.
+    pub token: String,
+    /// HTTP client.
+    pub http: reqwest::Client,
+}
+
+/// An error from a management route: `{"status":"error","error":code,"message":...}`.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Short machine-readable code.
+    pub code: &'static str,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+
+    /// 400 with code `bad_request`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(message = "Management request failed.", status = %self.status, error = %self.message);
+        }
+        let body = json!({"status": "error", "error": self.code, "message": self.message});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        match e {
+            ControlError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
+            ControlError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            ControlError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid", m),
+            ControlError::Forbidden(m) => ApiError::new(StatusCode::BAD_REQUEST, "ssrf_refused", m),
+            ControlError::Unreachable(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unreachable", m),
+            ControlError::Store(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()),
+        }
+    }
+}
+
+/// A JSON body that failed to parse is the client's fault: 400 with the parser's words.
+pub(crate) fn json_rejection(e: axum::extract::rejection::JsonRejection) -> ApiError {
+    ApiError::bad_request(format!("invalid JSON body: {}", e.body_text()))
+}

@@ -1,0 +1,224 @@
+//! Switchboard's store: the desired state (servers, groups, per-tool settings) behind one
+//! [`Store`] trait with SQLite and PostgreSQL implementations. Only this crate contains SQL.
+//!
+//! Secret fields (header values, environment values) are encrypted at rest with the key
+//! passed to [`open`]; records returned by the store carry them decrypted, and the API layer
+//! is responsible for never showing them in clear.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+mod codec;
+mod crypto;
+mod migrations;
+mod postgres;
+mod sql;
+mod sqlite;
+
+pub use crypto::{SecretKey, load_or_create_key};
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Tenant every record belongs to until tenancy lands.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The record does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A record with that key already exists.
+    #[error("already exists")]
+    Conflict,
+    /// A stored secret could not be decrypted (wrong key or corrupted data).
+    #[error("cannot decrypt a stored secret: {0}")]
+    Crypto(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+/// How to reach a server, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportRecord {
+    /// A child process.
+    Stdio {
+        /// Program.
+        command: String,
+        /// Arguments.
+        args: Vec<String>,
+        /// Environment (values are secrets).
+        env: BTreeMap<String, String>,
+        /// Working directory.
+        cwd: Option<String>,
+    },
+    /// Streamable HTTP.
+    StreamableHttp {
+        /// Endpoint URL.
+        url: String,
+        /// Headers (values are secrets).
+        headers: BTreeMap<String, String>,
+    },
+    /// Legacy HTTP+SSE.
+    Sse {
+        /// SSE URL.
+        url: String,
+        /// Headers (values are secrets).
+        headers: BTreeMap<String, String>,
+    },
+}
+
+impl TransportRecord {
+    /// `stdio`, `streamable-http` or `sse`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TransportRecord::Stdio { .. } => "stdio",
+            TransportRecord::StreamableHttp { .. } => "streamable-http",
+            TransportRecord::Sse { .. } => "sse",
+        }
+    }
+}
+
+/// One configured server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerRecord {
+    /// Owning tenant.
+    pub tenant: String,
+    /// Unique name within the tenant.
+    pub name: String,
+    /// How to reach it.
+    pub transport: TransportRecord,
+    /// Whether it should run.
+    pub enabled: bool,
+    /// Per-request timeout in seconds.
+    pub timeout_secs: f64,
+    /// `shared` or `per-client`.
+    pub session_mode: String,
+    /// Who created it.
+    pub created_by: String,
+    /// When (Unix milliseconds).
+    pub created_at: i64,
+    /// Who changed it last.
+    pub updated_by: String,
+    /// When (Unix milliseconds).
+    pub updated_at: i64,
+}
+
+/// A named set of servers, optionally narrowed to some tools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    /// Owning tenant.
+    pub tenant: String,
+    /// Unique name within the tenant (shared namespace with servers).
+    pub name: String,
+    /// Member server names, in order.
+    pub members: Vec<String>,
+    /// When set, only these exported tool names are visible through the group.
+    pub tools: Option<Vec<String>>,
+}
+
+/// Whether a setting applies to a tool or a prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ItemKind {
+    /// A tool.
+    Tool,
+    /// A prompt.
+    Prompt,
+}
+
+impl ItemKind {
+    /// `tool` or `prompt`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::Tool => "tool",
+            ItemKind::Prompt => "prompt",
+        }
+    }
+}
+
+/// An operator's override for one tool or prompt of one server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemSetting {
+    /// Owning tenant.
+    pub tenant: String,
+    /// Server name.
+    pub server: String,
+    /// Tool or prompt.
+    pub kind: ItemKind,
+    /// The name as the server spells it.
+    pub name: String,
+    /// Hidden when false.
+    pub enabled: bool,
+    /// Replaces the description when set.
+    pub description: Option<String>,
+    /// Replaces the name (before prefixing) when set.
+    pub rename: Option<String>,
+}
+
+/// The store of record.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Servers of a tenant, by name.
+    async fn list_servers(&self, tenant: &str) -> Result<Vec<ServerRecord>, StoreError>;
+    /// Servers of every tenant (for the reconciler).
+    async fn list_all_servers(&self) -> Result<Vec<ServerRecord>, StoreError>;
+    /// One server.
+    async fn get_server(&self, tenant: &str, name: &str) -> Result<Option<ServerRecord>, StoreError>;
+    /// Adds a server; `Conflict` if the name is taken by a server or a group of the tenant.
+    async fn insert_server(&self, record: &ServerRecord) -> Result<(), StoreError>;
+    /// Replaces a server (keyed by tenant + name); `NotFound` if absent. Keeps `created_*`.
+    async fn update_server(&self, record: &ServerRecord) -> Result<(), StoreError>;
+    /// Deletes a server with its item settings and removes it from groups; `false` if absent.
+    async fn delete_server(&self, tenant: &str, name: &str) -> Result<bool, StoreError>;
+
+    /// Groups of a tenant, by name.
+    async fn list_groups(&self, tenant: &str) -> Result<Vec<GroupRecord>, StoreError>;
+    /// Groups of every tenant.
+    async fn list_all_groups(&self) -> Result<Vec<GroupRecord>, StoreError>;
+    /// Adds a group; `Conflict` if the name is taken by a server or group of the tenant.
+    async fn insert_group(&self, record: &GroupRecord) -> Result<(), StoreError>;
+    /// Replaces a group; `NotFound` if absent.
+    async fn update_group(&self, record: &GroupRecord) -> Result<(), StoreError>;
+    /// Deletes a group; `false` if absent.
+    async fn delete_group(&self, tenant: &str, name: &str) -> Result<bool, StoreError>;
+
+    /// Settings of one server's tools and prompts.
+    async fn list_item_settings(&self, tenant: &str, server: &str) -> Result<Vec<ItemSetting>, StoreError>;
+    /// Settings of every server (for the reconciler).
+    async fn list_all_item_settings(&self) -> Result<Vec<ItemSetting>, StoreError>;
+    /// Inserts or replaces one setting.
+    async fn upsert_item_setting(&self, setting: &ItemSetting) -> Result<(), StoreError>;
+    /// Removes one setting; `false` if absent.
+    async fn delete_item_setting(&self, tenant: &str, server: &str, kind: ItemKind, name: &str) -> Result<bool, StoreError>;
+
+    /// A number that grows with every change, for replicas that poll for changes.
+    async fn revision(&self) -> Result<i64, StoreError>;
+    /// A small key/value area for the hub's own settings (e.g. the admin token hash).
+    async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Sets a key/value.
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
+}
+
+
+/// Opens the store at `url`, choosing the backend by scheme: `postgres://` or `postgresql://`
+/// for PostgreSQL, `sqlite:` (`sqlite:///abs/path.db`, `sqlite://rel.db`, `sqlite::memory:`)
+/// for SQLite. The schema is migrated before this returns.
+pub async fn open(url: &str, key: SecretKey) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url, key).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, key).await?))
+    } else {
+        Err(StoreError::Backend(format!(
+            "unsupported database URL {:?}: use postgres://user@host/db, sqlite:///abs/path.db, \
+             sqlite://relative.db or sqlite::memory:",
+            scheme_only(url)
+        )))
+    }
+}
+
+/// The part of a URL before `://` (or all of it), so credentials never reach an error message.
+fn scheme_only(url: &str) -> &str {
+    url.split_once("://").map_or(url, |(scheme, _)| scheme)
+}
