@@ -1,0 +1,328 @@
+//! The control plane through the real binary: the seed's routes on both services, persistence
+//! across restarts, the split deployment (`--role main` + `--role mcp`) and PostgreSQL.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use switchboard_fixture::{FixtureOptions, spawn_http};
+
+use crate::common::*;
+
+const TOKEN: &str = "control-test-token-0123456789";
+
+/// A `switchboard serve` process, killed (with its process group's upstreams) when dropped.
+struct HubProcess {
+    child: Child,
+    main: String,
+    mcp: String,
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchboard-ctl-{tag}-{}", switchboard_hub::random_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Launch<'a> {
+    data_dir: &'a Path,
+    role: &'a str,
+    main_port: u16,
+    mcp_port: u16,
+    extra: Vec<String>,
+}
+
+impl Launch<'_> {
+    fn new(data_dir: &Path) -> Launch<'_> {
+        Launch { data_dir, role: "all", main_port: free_port(), mcp_port: free_port(), extra: Vec::new() }
+    }
+
+    async fn start(self) -> HubProcess {
+        let child = Command::new(switchboard_bin())
+            .arg("serve")
+            .args(["--role", self.role, "--admin-token", TOKEN, "--ssrf-allow-cidrs", "127.0.0.0/8"])
+            .args(["--main-addr", &format!("127.0.0.1:{}", self.main_port), "--mcp-addr", &format!("127.0.0.1:{}", self.mcp_port)])
+            .arg("--data-dir")
+            .arg(self.data_dir)
+            .args(["--reconcile-interval-ms", "100"])
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let hub = HubProcess { child, main: format!("http://127.0.0.1:{}", self.main_port), mcp: format!("http://127.0.0.1:{}", self.mcp_port) };
+        let probe = if self.role == "main" { format!("{}/health", hub.main) } else { format!("{}/health", hub.mcp) };
+        assert!(eventually(Duration::from_secs(15), async || reqwest::get(&probe).await.is_ok_and(|r| r.status() == 200)).await, "hub did not start");
+        hub
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn call(method: reqwest::Method, url: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    let mut req = http().request(method, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(url: &str) -> (StatusCode, Value) {
+    call(reqwest::Method::GET, url, Some(TOKEN), None).await
+}
+
+async fn post(url: &str) -> (StatusCode, Value) {
+    call(reqwest::Method::POST, url, Some(TOKEN), None).await
+}
+
+async fn delete(url: &str) -> (StatusCode, Value) {
+    call(reqwest::Method::DELETE, url, Some(TOKEN), None).await
+}
+
+fn add_url(base: &str, name: &str, url: &str) -> String {
+    format!("{base}/api/mcp/add?mcp_url={url}&service_name={name}")
+}
+
+async fn has_tool(mcp_base: &str, tool: &str) -> bool {
+    let mut c = McpClient::connect(&format!("{mcp_base}/mcp")).await;
+    c.tool_names().await.contains(&tool.to_string())
+}
+
+#[tokio::test]
+async fn seed_main_routes_follow_the_seed_contract() {
+    init();
+    let up = spawn_http(FixtureOptions::new("a")).await.unwrap();
+    let dir = temp_dir("seed");
+    let hub = Launch::new(&dir).start().await;
+    let (status, body) = call(reqwest::Method::GET, &format!("{}/api/mcp/list", hub.main), None, None).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["status"], "error");
+
+    // A client connected before the add sees the new tools without reconnecting.
+    let mut client = McpClient::connect(&format!("{}/mcp", hub.mcp)).await;
+    let (status, body) = post(&add_url(&hub.main, "alpha", &up.url)).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("success")), "{body}");
+    assert_eq!(body["message"], "Successfully added");
+    assert!(eventually(Duration::from_secs(5), async || client.tool_names().await.contains(&"alpha__echo".into())).await);
+    assert_eq!(text_of(&client.call("alpha__echo", json!({"text": "seed"})).await), "seed");
+
+    let (status, body) = post(&add_url(&hub.main, "alpha", &up.url)).await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = post(&add_url(&hub.main, "down", "http://127.0.0.1:1/mcp")).await;
+    assert_eq!(status, 503, "{body}");
+    let (status, _) = post(&add_url(&hub.main, "meta", "http://169.254.169.254/mcp")).await;
+    assert_eq!(status, 400);
+    let (status, _) = post(&format!("{}/api/mcp/add?service_name=x", hub.main)).await;
+    assert_eq!(status, 400, "missing mcp_url");
+    let (status, _) = post(&add_url(&hub.main, "bad name", &up.url)).await;
+    assert_eq!(status, 400);
+    let (_, list) = get(&format!("{}/api/mcp/list", hub.main)).await;
+    let names: Vec<&str> = list["remote_mcp_server_list"].as_array().unwrap().iter().map(|s| s["remote_mcp_server_name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["alpha"], "failed adds leave nothing behind: {list}");
+    assert_eq!(list["remote_mcp_server_list"][0]["remote_mcp_server"], up.url);
+    assert_eq!(list["remote_mcp_server_list"][0]["status"], true);
+
+    let (status, tools) = get(&format!("{}/api/mcp/tools/?service_name=alpha&mcp_url={}", hub.main, up.url)).await;
+    assert_eq!(status, 200);
+    assert!(tools["tools"].as_array().unwrap().iter().any(|t| t["name"] == "echo"), "{tools}");
+    let (status, _) = get(&format!("{}/api/mcp/tools/?service_name=d&mcp_url=http://127.0.0.1:1/mcp", hub.main)).await;
+    assert_eq!(status, 400);
+
+    let (status, body) = delete(&format!("{}/api/mcp/?service_name=alpha&mcp_url={}", hub.main, up.url)).await;
+    assert_eq!((status, body["message"].as_str()), (StatusCode::OK, Some("Successfully deleted")), "{body}");
+    assert!(eventually(Duration::from_secs(5), async || !client.tool_names().await.contains(&"alpha__echo".into())).await);
+    let (status, body) = delete(&format!("{}/api/mcp/?service_name=alpha", hub.main)).await;
+    assert_eq!(status, 400, "{body}");
+    drop(hub);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn mcp_service_internal_routes_and_recover() {
+    init();
+    let up = spawn_http(FixtureOptions::new("b")).await.unwrap();
+    let dir = temp_dir("internal");
+    let hub = Launch::new(&dir).start().await;
+    let (status, body) = get(&format!("{}/healthcheck?mcp_url={}", hub.mcp, up.url)).await;
+    assert_eq!((status, body["connected"].as_bool()), (StatusCode::OK, Some(true)), "{body}");
+    let (status, body) = get(&format!("{}/healthcheck?mcp_url=http://127.0.0.1:1/mcp", hub.mcp)).await;
+    assert_eq!((status, body["connected"].as_bool()), (StatusCode::SERVICE_UNAVAILABLE, Some(false)), "{body}");
+    let (status, _) = call(reqwest::Method::GET, &format!("{}/list-remote-proxies", hub.mcp), None, None).await;
+    assert_eq!(status, 401);
+
+    let add = json!({"service_name": "direct", "mcp_url": up.url, "transport": "streamable-http"});
+    let (status, body) = call(reqwest::Method::POST, &format!("{}/add-remote-proxies", hub.mcp), Some(TOKEN), Some(add.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = call(reqwest::Method::POST, &format!("{}/add-remote-proxies", hub.mcp), Some(TOKEN), Some(add)).await;
+    assert_eq!(status, 409);
+    let bad = json!({"service_name": "x", "mcp_url": "ftp://nope", "transport": "sse"});
+    let (status, _) = call(reqwest::Method::POST, &format!("{}/add-remote-proxies", hub.mcp), Some(TOKEN), Some(bad)).await;
+    assert_eq!(status, 400);
+    let (_, listed) = get(&format!("{}/list-remote-proxies", hub.mcp)).await;
+    assert_eq!(listed["proxies"][0]["service_name"], "direct", "{listed}");
+    assert!(eventually(Duration::from_secs(5), async || has_tool(&hub.mcp, "direct__echo").await).await);
+    let (status, _) = delete(&format!("{}/remote-proxies?service_name=direct", hub.mcp)).await;
+    assert_eq!(status, 200);
+    let (status, _) = delete(&format!("{}/remote-proxies?service_name=direct", hub.mcp)).await;
+    assert_eq!(status, 404);
+
+    // Recorded but not running: recover mounts it again and reports the outcome.
+    let (status, _) = post(&add_url(&hub.main, "kept", &up.url)).await;
+    assert_eq!(status, 200);
+    let (status, _) = delete(&format!("{}/remote-proxies?service_name=kept", hub.mcp)).await;
+    assert_eq!(status, 200);
+    assert!(!has_tool(&hub.mcp, "kept__echo").await);
+    let (status, body) = get(&format!("{}/api/mcp/recover", hub.main)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"], json!([{"service_name": "kept", "status": "success"}]));
+    assert!(eventually(Duration::from_secs(5), async || has_tool(&hub.mcp, "kept__echo").await).await);
+    drop(hub);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn recorded_servers_come_back_after_a_restart_without_recover() {
+    init();
+    let up = spawn_http(FixtureOptions::new("c")).await.unwrap();
+    let dir = temp_dir("restart");
+    let servers = dir.join("servers.json");
+    std::fs::write(&servers, json!({"mcpServers": {"filed": stdio_fixture("filed", &[])}}).to_string()).unwrap();
+    let mut launch = Launch::new(&dir);
+    launch.extra = vec!["--servers".into(), servers.display().to_string()];
+    let (main_port, mcp_port) = (launch.main_port, launch.mcp_port);
+    let hub = launch.start().await;
+    let (status, _) = post(&add_url(&hub.main, "added", &up.url)).await;
+    assert_eq!(status, 200);
+    assert!(eventually(Duration::from_secs(10), async || has_tool(&hub.mcp, "filed__echo").await).await);
+    drop(hub);
+
+    // Same data dir, no servers file this time: the store is the source of truth.
+    let mut launch = Launch::new(&dir);
+    (launch.main_port, launch.mcp_port) = (main_port, mcp_port);
+    let hub = launch.start().await;
+    assert!(eventually(Duration::from_secs(10), async || has_tool(&hub.mcp, "added__echo").await && has_tool(&hub.mcp, "filed__echo").await).await);
+    let key = std::fs::metadata(dir.join("secret.key")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    drop(hub);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn split_deployment_main_calls_the_mcp_service() {
+    init();
+    let up = spawn_http(FixtureOptions::new("d")).await.unwrap();
+    let dir = temp_dir("split");
+    let mut mcp_launch = Launch::new(&dir);
+    mcp_launch.role = "mcp";
+    let mcp_port = mcp_launch.mcp_port;
+    let mcp = mcp_launch.start().await;
+    let mut main_launch = Launch::new(&dir);
+    main_launch.role = "main";
+    main_launch.extra = vec!["--mcp-service-url".into(), mcp.mcp.clone()];
+    let main = main_launch.start().await;
+    let reachable = reqwest::get(format!("http://127.0.0.1:{}/health", main_launch_port(&main))).await;
+    assert!(reachable.is_ok());
+
+    let (status, body) = post(&add_url(&main.main, "remote", &up.url)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(eventually(Duration::from_secs(5), async || has_tool(&mcp.mcp, "remote__echo").await).await, "mounted by the MCP service");
+    let (_, list) = get(&format!("{}/api/mcp/list", main.main)).await;
+    assert_eq!(list["remote_mcp_server_list"][0]["status"], true, "{list}");
+    let (status, _) = post(&add_url(&main.main, "remote", &up.url)).await;
+    assert_eq!(status, 409);
+
+    // The MCP service dies and comes back: it mounts what the store records by itself.
+    drop(mcp);
+    let (status, body) = get(&format!("{}/api/mcp/recover", main.main)).await;
+    assert_eq!(status, 503, "recover needs the MCP service: {body}");
+    let mut again = Launch::new(&dir);
+    again.role = "mcp";
+    again.mcp_port = mcp_port;
+    let mcp = again.start().await;
+    assert!(eventually(Duration::from_secs(10), async || has_tool(&mcp.mcp, "remote__echo").await).await);
+    let (status, body) = get(&format!("{}/api/mcp/recover", main.main)).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("success")), "{body}");
+
+    let (status, body) = delete(&format!("{}/api/mcp/?service_name=remote&mcp_url={}", main.main, up.url)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(eventually(Duration::from_secs(5), async || !has_tool(&mcp.mcp, "remote__echo").await).await);
+    drop(main);
+    drop(mcp);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn main_launch_port(hub: &HubProcess) -> u16 {
+    hub.main.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// A PostgreSQL database that exists for one test.
+struct TempDb {
+    name: String,
+}
+
+impl TempDb {
+    fn create() -> TempDb {
+        let name = format!("switchboard_hub_test_{}", &switchboard_hub::random_id()[..12]);
+        psql(&format!("CREATE DATABASE {name}"));
+        TempDb { name }
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+fn psql(sql: &str) {
+    let out = Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-v", "ON_ERROR_STOP=1", "-c", sql]).output();
+    let out = out.expect("psql must be installed (PostgreSQL runs on 127.0.0.1:5432; .ci/run starts it)");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn postgres_store_keeps_servers_across_restarts() {
+    init();
+    let db = TempDb::create();
+    let up = spawn_http(FixtureOptions::new("e")).await.unwrap();
+    let dir = temp_dir("pg");
+    let mut launch = Launch::new(&dir);
+    launch.extra = vec!["--database-url".into(), db.url()];
+    let ports = (launch.main_port, launch.mcp_port);
+    let hub = launch.start().await;
+    let (status, body) = post(&add_url(&hub.main, "pgserver", &up.url)).await;
+    assert_eq!(status, 200, "{body}");
+    drop(hub);
+    let mut launch = Launch::new(&dir);
+    launch.extra = vec!["--database-url".into(), db.url()];
+    (launch.main_port, launch.mcp_port) = ports;
+    let hub = launch.start().await;
+    assert!(eventually(Duration::from_secs(10), async || has_tool(&hub.mcp, "pgserver__echo").await).await);
+    drop(hub);
+    std::fs::remove_dir_all(&dir).ok();
+}
