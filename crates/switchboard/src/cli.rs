@@ -21,6 +21,104 @@ pub(crate) enum Command {
     Stdio(StdioArgs),
     /// Check a servers file and exit (0 when valid, 2 when not).
     Validate(CommonArgs),
+    /// Manage the servers of a running hub through its API.
+    Servers {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        action: ServersAction,
+    },
+    /// Ask a running hub to connect to an MCP server URL and list its tools.
+    Check {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// The server's URL (a path ending in /sse means legacy SSE).
+        url: String,
+        /// Force the transport: sse or streamable-http.
+        #[arg(long = "type")]
+        transport: Option<String>,
+    },
+}
+
+/// Where the hub's management API is and how to authenticate.
+#[derive(Debug, Args)]
+pub(crate) struct ApiArgs {
+    /// Base URL of the main service.
+    #[arg(long, env = "SWITCHBOARD_API_URL", default_value = "http://127.0.0.1:5010", global = true)]
+    pub(crate) api_url: String,
+    /// Admin token.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    pub(crate) token: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServersAction {
+    /// List servers with their state.
+    List,
+    /// Add a server.
+    Add(AddArgs),
+    /// Remove a server.
+    Rm {
+        /// Server name.
+        name: String,
+    },
+    /// Start a disabled server.
+    Enable {
+        /// Server name.
+        name: String,
+    },
+    /// Stop a server but keep its configuration.
+    Disable {
+        /// Server name.
+        name: String,
+    },
+    /// Add every server of a servers file whose name is free.
+    Import {
+        /// The file ({"mcpServers": ...}).
+        file: std::path::PathBuf,
+    },
+    /// Print the servers as a servers file.
+    Export {
+        /// Include secret values (headers, env) in clear.
+        #[arg(long)]
+        reveal: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AddArgs {
+    /// Server name.
+    pub(crate) name: String,
+    /// Remote server URL.
+    #[arg(long, conflicts_with = "command")]
+    pub(crate) url: Option<String>,
+    /// Transport for a URL: streamable-http (default) or sse.
+    #[arg(long = "type")]
+    pub(crate) transport: Option<String>,
+    /// Header for a remote server, as NAME=VALUE (repeatable).
+    #[arg(long = "header")]
+    pub(crate) headers: Vec<String>,
+    /// Program for a stdio server.
+    #[arg(long)]
+    pub(crate) command: Option<String>,
+    /// Argument for the program (repeatable).
+    #[arg(long = "arg", allow_hyphen_values = true)]
+    pub(crate) args: Vec<String>,
+    /// Environment variable for the program, as NAME=VALUE (repeatable).
+    #[arg(long = "env")]
+    pub(crate) env: Vec<String>,
+    /// Working directory for the program.
+    #[arg(long)]
+    pub(crate) cwd: Option<String>,
+    /// Per-request timeout in seconds.
+    #[arg(long)]
+    pub(crate) timeout: Option<f64>,
+    /// Add it disabled.
+    #[arg(long)]
+    pub(crate) disabled: bool,
 }
 
 /// Which services this process runs.

@@ -1,6 +1,7 @@
 //! The subcommands, and what they share: logging, the runtime, loading the servers file.
 
 mod serve;
+mod servers;
 mod stdio;
 
 use std::process::ExitCode;
@@ -18,6 +19,8 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
         Command::Serve(a) => &a.common,
         Command::Stdio(a) => &a.common,
         Command::Validate(a) => a,
+        Command::Servers { api, action } => return run_client(servers::run(api, action)),
+        Command::Check { api, url, transport } => return run_client(servers::check(api, url, transport.as_deref())),
     };
     init_logging(&common.log);
     // Configuration is checked before any runtime, socket or process exists.
@@ -38,6 +41,7 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args, servers)),
         Command::Stdio(args) => runtime.block_on(stdio::run(args, servers)),
+        Command::Servers { .. } | Command::Check { .. } => unreachable!("handled above"),
         Command::Validate(_) => {
             println!("ok: {} server(s), {} group(s)", servers.servers.len(), servers.groups.len());
             Ok(())
@@ -46,6 +50,18 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
     // Child tasks may still hold blocking reads on stdin; do not wait for them.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchboard: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs an API client command on a small runtime; errors go to stderr with exit code 1.
+fn run_client(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    match rt.block_on(fut) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("switchboard: {e:#}");

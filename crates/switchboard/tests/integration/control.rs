@@ -326,3 +326,67 @@ async fn postgres_store_keeps_servers_across_restarts() {
     drop(hub);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+fn cli(hub: &HubProcess, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(switchboard_bin())
+        .args(args)
+        .env("SWITCHBOARD_API_URL", &hub.main)
+        .env("SWITCHBOARD_ADMIN_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+// The CLI runs as a blocking child process: keep a second worker for the in-process upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_manages_a_running_hub() {
+    init();
+    let up = spawn_http(FixtureOptions::new("f")).await.unwrap();
+    let dir = temp_dir("cli");
+    let hub = Launch::new(&dir).start().await;
+    let (ok, out, err) = cli(&hub, &["check", &up.url]);
+    assert!(ok && out.contains("reachable") && out.contains("echo"), "{out}{err}");
+    let (ok, _, err) = cli(&hub, &["check", "http://127.0.0.1:1/mcp"]);
+    assert!(!ok && err.contains("cannot connect"), "{err}");
+
+    let fixture = fixture_bin().display().to_string();
+    let (ok, _, err) = cli(&hub, &["servers", "add", "web", "--url", &up.url, "--header", "X-Key=s3cret"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(&hub, &["servers", "add", "local", "--command", &fixture, "--arg", "stdio", "--env", "TOKEN=hidden"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(&hub, &["servers", "add", "web", "--url", &up.url]);
+    assert!(!ok && err.contains("409"), "duplicate: {err}");
+    let (ok, _, err) = cli(&hub, &["servers", "add", "neither"]);
+    assert!(!ok && err.contains("--url"), "{err}");
+    assert!(eventually(Duration::from_secs(10), async || {
+        let (_, out, _) = cli(&hub, &["servers", "list"]);
+        out.lines().filter(|l| l.contains(" ready ")).count() == 2
+    })
+    .await);
+    let (_, out, _) = cli(&hub, &["servers", "list", "--json"]);
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed["servers"].as_array().unwrap().len(), 2);
+    assert!(!out.contains("s3cret") && !out.contains("hidden"), "secrets never leave the API in clear: {out}");
+
+    let (ok, _, _) = cli(&hub, &["servers", "disable", "local"]);
+    assert!(ok);
+    assert!(eventually(Duration::from_secs(5), async || !has_tool(&hub.mcp, "local__echo").await).await);
+    let (ok, _, _) = cli(&hub, &["servers", "enable", "local"]);
+    assert!(ok);
+    assert!(eventually(Duration::from_secs(10), async || has_tool(&hub.mcp, "local__echo").await).await);
+
+    let (_, masked, _) = cli(&hub, &["servers", "export"]);
+    assert!(!masked.contains("s3cret"));
+    let (_, revealed, _) = cli(&hub, &["servers", "export", "--reveal"]);
+    assert!(revealed.contains("s3cret") && revealed.contains("hidden"), "{revealed}");
+    let (ok, _, _) = cli(&hub, &["servers", "rm", "web"]);
+    assert!(ok);
+    let (ok, _, err) = cli(&hub, &["servers", "rm", "web"]);
+    assert!(!ok && err.contains("404"), "{err}");
+    let file = dir.join("export.json");
+    std::fs::write(&file, &revealed).unwrap();
+    let (ok, out, err) = cli(&hub, &["servers", "import", file.to_str().unwrap()]);
+    assert!(ok && out.contains("web"), "import adds back only the missing server: {out}{err}");
+    drop(hub);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,0 +1,181 @@
+//! `switchboard servers …` and `switchboard check`: a client of a running hub's management API.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use crate::cli::{AddArgs, ApiArgs, ServersAction};
+
+struct Api<'a> {
+    args: &'a ApiArgs,
+    http: reqwest::Client,
+}
+
+impl Api<'_> {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.args.api_url.trim_end_matches('/'));
+        let mut req = self.http.request(method, &url);
+        if let Some(t) = &self.args.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.with_context(|| format!("cannot reach the hub at {}", self.args.api_url))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let value: Value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        if !status.is_success() {
+            let msg = value["message"].as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
+            bail!("{status}: {msg}");
+        }
+        Ok(value)
+    }
+}
+
+pub(crate) async fn run(api: &ApiArgs, action: &ServersAction) -> anyhow::Result<()> {
+    let client = Api { args: api, http: switchboard_upstream::http_client() };
+    use reqwest::Method;
+    let out = match action {
+        ServersAction::List => {
+            let v = client.send(Method::GET, "/api/v1/servers", None).await?;
+            if !api.json {
+                print_table(&v["servers"]);
+                return Ok(());
+            }
+            v
+        }
+        ServersAction::Add(a) => client.send(Method::POST, "/api/v1/servers", Some(add_body(&a)?)).await?,
+        ServersAction::Rm { name } => {
+            client.send(Method::DELETE, &format!("/api/v1/servers/{name}"), None).await?;
+            json!({"removed": name})
+        }
+        ServersAction::Enable { name } => client.send(Method::POST, &format!("/api/v1/servers/{name}/enable"), None).await?,
+        ServersAction::Disable { name } => client.send(Method::POST, &format!("/api/v1/servers/{name}/disable"), None).await?,
+        ServersAction::Import { file } => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let body: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+            client.send(Method::POST, "/api/v1/import", Some(body)).await?
+        }
+        ServersAction::Export { reveal } => {
+            let path = if *reveal { "/api/v1/export?reveal=true" } else { "/api/v1/export" };
+            let v = client.send(Method::GET, path, None).await?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            return Ok(());
+        }
+    };
+    print_result(api.json, &out);
+    Ok(())
+}
+
+pub(crate) async fn check(api: &ApiArgs, url: &str, transport: Option<&str>) -> anyhow::Result<()> {
+    let client = Api { args: api, http: switchboard_upstream::http_client() };
+    let mut path = format!("/api/mcp/tools/?service_name=check&mcp_url={}", encode(url));
+    if let Some(t) = transport {
+        path.push_str(&format!("&transport={}", encode(t)));
+    }
+    let v = client.send(reqwest::Method::GET, &path, None).await?;
+    if api.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let tools = v["tools"].as_array().cloned().unwrap_or_default();
+    println!("{url}: reachable, {} tool(s)", tools.len());
+    for t in tools {
+        let desc = t["description"].as_str().unwrap_or("").lines().next().unwrap_or("");
+        println!("  {:<32} {}", t["name"].as_str().unwrap_or("?"), desc);
+    }
+    Ok(())
+}
+
+fn add_body(a: &AddArgs) -> anyhow::Result<Value> {
+    let mut body = json!({"name": a.name, "enabled": !a.disabled});
+    match (&a.url, &a.command) {
+        (Some(url), None) => {
+            body["url"] = json!(url);
+            body["type"] = json!(a.transport.clone().unwrap_or_else(|| "streamable-http".into()));
+            body["headers"] = json!(pairs(&a.headers, "--header")?);
+        }
+        (None, Some(cmd)) => {
+            body["type"] = json!("stdio");
+            body["command"] = json!(cmd);
+            body["args"] = json!(a.args);
+            body["env"] = json!(pairs(&a.env, "--env")?);
+            if let Some(c) = &a.cwd {
+                body["cwd"] = json!(c);
+            }
+        }
+        _ => bail!("give either --url (remote server) or --command (stdio server)"),
+    }
+    if let Some(t) = a.timeout {
+        body["timeout"] = json!(t);
+    }
+    Ok(body)
+}
+
+fn pairs(items: &[String], flag: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).with_context(|| format!("{flag} wants NAME=VALUE, got {kv:?}")))
+        .collect()
+}
+
+fn print_result(as_json: bool, v: &Value) {
+    if as_json || !v.is_object() || v.get("name").is_none() {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    } else {
+        print_table(&json!([v]));
+    }
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// One line per server: name, transport, state, tools, target, last error.
+fn print_table(servers: &Value) {
+    let rows: Vec<[String; 6]> = servers
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    let target = s["config"].get("url").or_else(|| s["config"].get("command")).map(cell).unwrap_or_default();
+                    let status = &s["status"];
+                    [
+                        cell(&s["name"]),
+                        cell(&s["config"]["type"]),
+                        if s["enabled"] == false { "disabled".into() } else { cell(&status["state"]) },
+                        cell(&status["tools"]),
+                        target,
+                        cell(&status["last_error"]),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let header = ["NAME", "TYPE", "STATE", "TOOLS", "TARGET", "LAST ERROR"].map(str::to_string);
+    let mut widths = header.clone().map(|h| h.len());
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r.iter()) {
+            *w = (*w).max(c.chars().count().min(60));
+        }
+    }
+    for r in std::iter::once(&header).chain(rows.iter()) {
+        let line: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{:<w$}", c.chars().take(60).collect::<String>())).collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
