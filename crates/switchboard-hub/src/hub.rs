@@ -27,6 +27,9 @@ pub struct HubConfig {
     pub session_idle_timeout: Duration,
     /// Most concurrent downstream sessions.
     pub max_sessions: usize,
+    /// How long a list or an unknown name waits for servers that are still starting for the
+    /// first time, so a client that connects right after startup sees the whole catalog.
+    pub startup_grace: Duration,
 }
 
 impl Default for HubConfig {
@@ -36,6 +39,7 @@ impl Default for HubConfig {
             upstream: UpstreamOptions::default(),
             session_idle_timeout: Duration::from_secs(3600),
             max_sessions: 100_000,
+            startup_grace: Duration::from_secs(10),
         }
     }
 }
@@ -90,6 +94,8 @@ pub(crate) struct HubInner {
     pub(crate) merged: ArcSwap<Merged>,
     sessions: Mutex<HashMap<String, Arc<ClientSession>>>,
     control: tokio::sync::Mutex<()>,
+    /// True once no server was starting; cleared when a server is added.
+    settled: std::sync::atomic::AtomicBool,
     events: mpsc::UnboundedSender<HubEvent>,
     client: reqwest::Client,
     cancel: CancellationToken,
@@ -115,6 +121,7 @@ impl Hub {
                 merged: ArcSwap::from_pointee(merged),
                 sessions: Mutex::new(HashMap::new()),
                 control: tokio::sync::Mutex::new(()),
+                settled: std::sync::atomic::AtomicBool::new(true),
                 events: tx,
                 client: http_client(),
                 cancel: CancellationToken::new(),
@@ -142,8 +149,22 @@ impl Hub {
         let mut next = (*current).clone();
         next.insert(up.name().to_string(), up);
         self.inner.upstreams.store(Arc::new(next));
+        self.inner.settled.store(false, std::sync::atomic::Ordering::Relaxed);
         self.inner.rebuild();
         Ok(())
+    }
+
+    /// Waits (at most `startup_grace`) while any server is connecting for the first time.
+    pub(crate) async fn settle_startup(&self) {
+        if self.inner.settled.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        if self.wait_settled(self.inner.config.startup_grace).await {
+            self.inner.settled.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        // A server that just became ready may not be in the snapshot yet: rebuild now
+        // rather than wait for the event loop.
+        self.inner.rebuild();
     }
 
     /// Stops and removes a server. Other servers are not touched.

@@ -66,10 +66,10 @@ impl Hub {
         let reply = match env.method() {
             "initialize" => result_message(id, &self.initialize(session, params.as_ref())),
             "ping" => result_message(id, "{}"),
-            "tools/list" => self.list(session, id, params.as_ref(), ListKind::Tools),
-            "prompts/list" => self.list(session, id, params.as_ref(), ListKind::Prompts),
-            "resources/list" => self.list(session, id, params.as_ref(), ListKind::Resources),
-            "resources/templates/list" => self.list(session, id, params.as_ref(), ListKind::Templates),
+            "tools/list" => self.list(session, id, params.as_ref(), ListKind::Tools).await,
+            "prompts/list" => self.list(session, id, params.as_ref(), ListKind::Prompts).await,
+            "resources/list" => self.list(session, id, params.as_ref(), ListKind::Resources).await,
+            "resources/templates/list" => self.list(session, id, params.as_ref(), ListKind::Templates).await,
             "tools/call" => return self.call_named(session, text, env, params, ListKind::Tools, sink).await,
             "prompts/get" => return self.call_named(session, text, env, params, ListKind::Prompts, sink).await,
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
@@ -122,10 +122,11 @@ impl Hub {
         }
     }
 
-    fn list(&self, session: &ClientSession, id: &str, params: Option<&Fields<'_>>, kind: ListKind) -> String {
+    async fn list(&self, session: &ClientSession, id: &str, params: Option<&Fields<'_>>, kind: ListKind) -> String {
         if params.is_some_and(|p| p.get("cursor").is_some_and(|c| c.get() != "null")) {
             return error_message(id, code::INVALID_PARAMS, "invalid cursor: this hub returns whole lists", None);
         }
+        self.settle_startup().await;
         let merged = self.inner.merged.load();
         result_message(id, &merged.render(&session.view, kind))
     }
@@ -164,7 +165,12 @@ impl Hub {
         if kind == ListKind::Tools && local::is_local_tool(&name) {
             return Some(result_message(id, &local::call(self, &name).unwrap_or_default()));
         }
-        let merged = self.inner.merged.load_full();
+        let mut merged = self.inner.merged.load_full();
+        if merged.resolve_name(&session.view, kind, &name).is_none() {
+            // The owner may still be starting: give it the startup grace before giving up.
+            self.settle_startup().await;
+            merged = self.inner.merged.load_full();
+        }
         let Some(target) = merged.resolve_name(&session.view, kind, &name) else {
             let what = if kind == ListKind::Tools { "tool" } else { "prompt" };
             return Some(error_message(id, code::INVALID_PARAMS, &format!("unknown {what}: {name}"), None));

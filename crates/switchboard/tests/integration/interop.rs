@@ -1,7 +1,9 @@
 //! Interop with third-party MCP software: the reference server-everything and the Python SDK client.
 //!
 //! Every process started here runs in its own process group, which a guard kills on drop, so
-//! nothing outlives a test, even one that panics. Locations come from `.test-deps/env.sh`.
+//! nothing outlives a test, even one that panics; what the Python client starts in a session of
+//! its own (`switchboard stdio`) is found through a marker and swept the same way. Locations of
+//! the third-party software come from `.test-deps/env.sh` (see tests/interop/README.md).
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -411,7 +413,7 @@ async fn python_client_drives_switchboard_stdio() {
     let leftovers = Sweep(dir.0.display().to_string());
     let entry = json!({"command": node(), "args": [everything(), "stdio"], "env": {"SWITCHBOARD_TEST_MARKER": leftovers.0}});
     let servers = dir.write("servers.json", &json!({"mcpServers": {"ev": entry}}));
-    let command = format!("sh -c \"{{ sleep 1.5; cat; }} | {} stdio --servers {}\"", shell_quote(&switchboard_bin()), shell_quote(&servers));
+    let command = format!("{} stdio --servers {}", shell_quote(&switchboard_bin()), shell_quote(&servers));
     let args = with(
         vec!["--transport".into(), "stdio".into(), "--command".into(), command],
         &[

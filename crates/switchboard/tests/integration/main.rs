@@ -2,6 +2,9 @@
 
 mod common;
 
+mod control;
+
+mod api_v1;
 mod dataplane;
 mod faults;
 mod interop;
