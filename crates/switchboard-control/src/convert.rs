@@ -15,7 +15,8 @@ pub const MASK: &str = "********";
 /// A server's configuration as the API accepts it (the servers-file entry shape plus `name`).
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 pub struct ServerInput {
-    /// Unique name.
+    /// Unique name (taken from the path on updates).
+    #[serde(default)]
     pub name: String,
     /// `stdio`, `streamable-http` or `sse` (inferred from `command`/`url` when absent).
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]

@@ -193,6 +193,9 @@ impl ControlPlane {
     /// Restarts a running server with its current configuration.
     pub async fn restart_server(&self, name: &str) -> Result<ServerView, ControlError> {
         let record = self.record(name).await?;
+        if !record.enabled {
+            return Err(ControlError::Conflict(format!("server {name:?} is disabled; enable it instead of restarting it")));
+        }
         self.hub.restart_server(name).await?;
         Ok(self.view(&record, true))
     }
@@ -233,7 +236,7 @@ impl ControlPlane {
         {
             return Err(ControlError::Invalid("rename: 1-64 characters of A-Z a-z 0-9 _ - .".into()));
         }
-        {
+        let (setting_enabled, setting_description, setting_rename) = {
             let _guard = self.lock.lock().await;
             self.record(server).await?;
             let current = self.store.list_item_settings(&self.config.tenant, server).await?;
@@ -254,12 +257,18 @@ impl ControlPlane {
             };
             self.store.upsert_item_setting(&setting).await?;
             self.reconcile_locked().await?;
-        }
-        self.list_items(server, kind)
-            .await?
-            .into_iter()
-            .find(|i| i.name == name)
-            .ok_or_else(|| ControlError::NotFound(format!("server {server:?} has no {} named {name:?}", kind.as_str())))
+            (setting.enabled, setting.description.clone(), setting.rename.clone())
+        };
+        // A server that is down lists nothing: the setting still applies once it is back.
+        let listed = self.list_items(server, kind).await?.into_iter().find(|i| i.name == name);
+        Ok(listed.unwrap_or_else(|| ItemView {
+            name: name.to_string(),
+            exported_name: None,
+            enabled: setting_enabled,
+            description: None,
+            description_override: setting_description,
+            rename: setting_rename,
+        }))
     }
 
     /// Removes one tool's or prompt's settings.

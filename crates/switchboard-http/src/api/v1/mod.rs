@@ -1,0 +1,120 @@
+//! REST API v1 under `/api/v1` (servers, tools and prompts, groups, import/export, reconcile)
+//! and its OpenAPI 3.1 document.
+//!
+//! Every handler carries a `#[utoipa::path]` attribute and is registered with
+//! `utoipa_axum::routes!`, so the router and the document are built from the same list: a
+//! route cannot exist without being documented, nor be documented without existing. Every
+//! route requires `Authorization: Bearer <admin token>` (the `Admin` extractor comes first).
+
+mod config;
+mod groups;
+mod items;
+mod schema;
+mod seed_doc;
+mod servers;
+
+use std::sync::LazyLock;
+
+use axum::Router;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Json, Path, Query};
+use serde_json::Value;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{OpenApi as Document, RefOr, ResponseBuilder, content::ContentBuilder};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::Admin;
+use super::{ApiError, ApiState, json_rejection};
+
+/// Who the audit columns name for changes made through this API.
+const ACTOR: &str = "admin";
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The `/api/v1` routes.
+pub(crate) fn routes() -> Router<ApiState> {
+    build().0
+}
+
+/// The static part of the document: info, tags, the seed's routes (documented here, served by
+/// `api::seed`) and the shared error schema.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Switchboard management API",
+        description = "Manage the MCP servers behind the hub. Every route needs `Authorization: Bearer <admin token>`. \
+                       Errors are `{\"status\":\"error\",\"error\":code,\"message\":...}`."
+    ),
+    tags(
+        (name = "servers", description = "Configured MCP servers and their live status"),
+        (name = "tools", description = "Per-tool settings: hide, rename, describe"),
+        (name = "prompts", description = "Per-prompt settings: hide, rename, describe"),
+        (name = "groups", description = "Named subsets of servers served at /mcp/{group}"),
+        (name = "config", description = "Servers-file import/export and reconciliation"),
+        (name = "seed", description = "The seed system's compatible routes"),
+        (name = "meta", description = "This document")
+    ),
+    paths(seed_doc::tools, seed_doc::add, seed_doc::remove, seed_doc::list, seed_doc::recover),
+    components(schemas(schema::ApiErrorBody))
+)]
+struct ApiDoc;
+
+/// The router and its document, from one list of handlers.
+fn build() -> (Router<ApiState>, Document) {
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(servers::routes())
+        .merge(items::routes())
+        .merge(groups::routes())
+        .merge(config::routes())
+        .routes(routes!(openapi))
+        .split_for_parts();
+    add_security(&mut doc);
+    (router, doc)
+}
+
+/// Bearer security for every operation, and the 401 every operation can answer.
+fn add_security(doc: &mut Document) {
+    let bearer = SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("The admin token")).build());
+    doc.components.get_or_insert_with(Default::default).add_security_scheme("bearer", bearer);
+    doc.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    let unauthorized = ResponseBuilder::new()
+        .description("Missing or wrong admin token")
+        .content(
+            "application/json",
+            ContentBuilder::new().schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("ApiErrorBody")))).build(),
+        )
+        .build();
+    for item in doc.paths.paths.values_mut() {
+        let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for op in ops.into_iter().flatten() {
+            op.responses.responses.entry("401".into()).or_insert_with(|| unauthorized.clone().into());
+        }
+    }
+}
+
+/// The document as served (built once).
+static DOCUMENT: LazyLock<Value> = LazyLock::new(|| serde_json::to_value(build().1).expect("the document serialises"));
+
+/// This API's OpenAPI 3.1 document, generated from the handlers.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
+async fn openapi(_: Admin) -> Json<Value> {
+    Json(DOCUMENT.clone())
+}
+
+/// The path parameter, or a 400 in the API's error shape.
+fn path<T>(p: Result<Path<T>, PathRejection>) -> ApiResult<T> {
+    p.map(|Path(v)| v).map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+/// The query string, or a 400 in the API's error shape.
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
+    q.map(|Query(v)| v).map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+/// The JSON body, or a 400 in the API's error shape.
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
+    b.map(|Json(v)| v).map_err(json_rejection)
+}
