@@ -450,3 +450,43 @@ async fn replacing_one_server_leaves_a_long_call_on_another_running() {
     assert_eq!(text_of(&r), "slept 1500");
     hub.stop().await;
 }
+
+/// A minimal Streamable HTTP server that answers from a script and records one header.
+async fn header_recorder() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Option<String>>>>) {
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let record = seen.clone();
+    let app = axum::Router::new().route(
+        "/mcp",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let record = record.clone();
+            async move {
+                record.lock().unwrap().push(headers.get("x-api-key").map(|v| v.to_str().unwrap().to_string()));
+                let msg: Value = serde_json::from_str(&body).unwrap();
+                let result = match msg["method"].as_str().unwrap_or("") {
+                    "initialize" => json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}}, "serverInfo": {"name": "h", "version": "1"}}),
+                    "tools/list" => json!({"tools": [{"name": "who", "inputSchema": {"type": "object"}}]}),
+                    "tools/call" => json!({"content": [{"type": "text", "text": "ok"}]}),
+                    _ => return (axum::http::StatusCode::ACCEPTED, String::new()),
+                };
+                (axum::http::StatusCode::OK, json!({"jsonrpc": "2.0", "id": msg["id"], "result": result}).to_string())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn configured_headers_reach_every_upstream_request() {
+    let (url, seen) = header_recorder().await;
+    let hub = TestHub::start(json!({"mcpServers": {"h": {"type": "http", "url": url, "headers": {"X-Api-Key": "k-123"}}}})).await;
+    let mut c = hub.client("/mcp").await;
+    assert_eq!(text_of(&c.call("h__who", json!({})).await), "ok");
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.len() >= 4, "initialize, initialized, tools/list, tools/call: {seen:?}");
+    assert!(seen.iter().all(|h| h.as_deref() == Some("k-123")), "{seen:?}");
+    hub.stop().await;
+}
