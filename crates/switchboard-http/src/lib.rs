@@ -4,6 +4,7 @@
 
 pub mod api;
 mod legacy_sse;
+mod modern;
 mod origin;
 mod streamable;
 

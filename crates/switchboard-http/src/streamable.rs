@@ -26,7 +26,7 @@ pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 const STREAM_CAPACITY: usize = 256;
 
-fn rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
+pub(crate) fn rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
     let body = error_message("null", code, message, None);
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
@@ -54,7 +54,7 @@ fn session_for(hub: &Hub, headers: &HeaderMap, view: &View) -> Result<Arc<Client
 
 fn check_version(headers: &HeaderMap) -> Result<(), Response> {
     match headers.get(VERSION_HEADER).map(|v| v.to_str().unwrap_or("")) {
-        Some(v) if !SUPPORTED_VERSIONS.contains(&v) => Err(rpc_error(
+        Some(v) if !SUPPORTED_VERSIONS.contains(&v) && v != switchboard_hub::MODERN_VERSION => Err(rpc_error(
             StatusCode::BAD_REQUEST,
             code::INVALID_REQUEST,
             &format!("Bad Request: unsupported MCP-Protocol-Version {v:?}; supported: {}", SUPPORTED_VERSIONS.join(", ")),
@@ -86,6 +86,17 @@ pub(crate) async fn post(
     };
     let kind = env.kind().unwrap_or(Kind::Notification);
     let is_init = kind == Kind::Request && env.method() == "initialize";
+    if !is_init && headers.get(SESSION_HEADER).is_none() && crate::modern::is_modern(&headers, &env) {
+        if let Err(r) = crate::modern::check_headers(&headers, &env) {
+            return r;
+        }
+        drop(env);
+        if kind != Kind::Request {
+            return StatusCode::ACCEPTED.into_response();
+        }
+        let session = hub.stateless_session(view);
+        return crate::modern::with_status(answer(hub, session, text).await).await;
+    }
     drop(env);
     let (session, new_session) = if is_init {
         match hub.create_session(view, STREAM_CAPACITY) {

@@ -324,6 +324,14 @@ impl Hub {
         Ok(session)
     }
 
+    /// A session for one stateless (2026-07-28) request: not registered, never pushed to.
+    pub fn stateless_session(&self, view: View) -> Arc<ClientSession> {
+        let mut session = ClientSession::new(String::new(), view, 1);
+        session.modern = true;
+        session.initialized.store(true, std::sync::atomic::Ordering::Relaxed);
+        Arc::new(session)
+    }
+
     /// A live session by id.
     pub fn session(&self, id: &str) -> Option<Arc<ClientSession>> {
         self.inner.sessions.lock().expect("sessions lock").get(id).cloned()

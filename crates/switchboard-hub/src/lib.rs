@@ -7,6 +7,7 @@
 mod hub;
 mod local;
 mod merged;
+mod modern;
 mod router;
 mod session;
 mod view;
@@ -14,6 +15,7 @@ mod view;
 pub use hub::{Hub, HubConfig, HubError, ServerStatus};
 pub use local::LIST_SERVERS;
 pub use merged::{GroupDef, ItemOverride, Overrides, URI_PREFIX};
+pub use modern::{HEADER_MISMATCH, MISSING_CAPABILITY, MODERN_VERSION, UNSUPPORTED_VERSION};
 pub use router::{LATEST_VERSION, SUPPORTED_VERSIONS};
 pub use session::{ClientInfo, ClientSession, StreamGuard, random_id};
 pub use view::View;

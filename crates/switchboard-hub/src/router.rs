@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
 use crate::local;
+use crate::modern;
 use crate::merged::{Entry, Merged};
 use crate::session::{ClientInfo, ClientSession, ForwardedRequest};
 use crate::view::View;
@@ -63,7 +64,28 @@ impl Hub {
         if env.params.is_some() && params.is_none() {
             return Some(error_message(id, code::INVALID_PARAMS, "params must be an object", None));
         }
+        if session.modern {
+            if let Err(reply) = modern::prelude(session, id, params.as_ref()) {
+                return Some(reply);
+            }
+            let method = env.method().to_string();
+            let reply = self.dispatch(session, text, env, params, sink).await?;
+            return Some(modern::finish(reply, &method));
+        }
+        self.dispatch(session, text, env, params, sink).await
+    }
+
+    async fn dispatch(
+        &self,
+        session: &Arc<ClientSession>,
+        text: &str,
+        env: &Envelope<'_>,
+        params: Params<'_>,
+        sink: &mpsc::Sender<String>,
+    ) -> Option<String> {
+        let id = env.id_text();
         let reply = match env.method() {
+            "server/discover" => self.discover(session, id),
             "initialize" => result_message(id, &self.initialize(session, params.as_ref())),
             "ping" => result_message(id, "{}"),
             "tools/list" => self.list(session, id, params.as_ref(), ListKind::Tools).await,
@@ -93,7 +115,7 @@ impl Hub {
             capabilities: raw("capabilities"),
             client_info: raw("clientInfo"),
         });
-        let instructions = self.instructions(&session.view);
+        let instructions = self.instructions_for(&session.view);
         format!(
             r#"{{"protocolVersion":{},"capabilities":{{"tools":{{"listChanged":true}},"prompts":{{"listChanged":true}},"resources":{{"subscribe":true,"listChanged":true}},"completions":{{}},"logging":{{}}}},"serverInfo":{{"name":"switchboard","title":"Switchboard MCP hub","version":{}}},"instructions":{}}}"#,
             quote(version),
@@ -102,7 +124,7 @@ impl Hub {
         )
     }
 
-    fn instructions(&self, view: &View) -> String {
+    pub(crate) fn instructions_for(&self, view: &View) -> String {
         match view {
             View::Server(s) => {
                 let own = self.upstream(s).and_then(|u| u.info()).and_then(|i| i.instructions.clone());
@@ -297,8 +319,16 @@ impl Hub {
         let up_id = conn.next_id();
         splice.replace(text, env.id.expect("requests have ids").get(), up_id.to_string());
         let token = progress_token(params);
-        if let Some(tok) = token {
-            splice.replace(text, tok, up_id.to_string());
+        match params.and_then(|p| p.get("_meta")) {
+            // A legacy upstream session must not see the stateless protocol's own keys.
+            Some(meta) if session.modern => {
+                splice.replace(text, meta.get(), modern::upstream_meta(meta.get(), token.map(|_| up_id)));
+            }
+            _ => {
+                if let Some(tok) = token {
+                    splice.replace(text, tok, up_id.to_string());
+                }
+            }
         }
         let body = splice.apply(text);
 
@@ -378,6 +408,14 @@ impl Hub {
             "roots/list" => "roots",
             _ => "",
         };
+        if session.modern {
+            // A stateless client has no stream for server requests; bridging them as
+            // multi-round-trip requests is not implemented yet.
+            let msg = "the client uses the stateless protocol and cannot be asked this through the hub";
+            let reply = error_message(env.id_text(), code::METHOD_NOT_FOUND, msg, None);
+            let _ = conn.send(reply).await;
+            return;
+        }
         if !needed.is_empty() && !session.client_has(needed) {
             let msg = format!("the client did not declare the {needed:?} capability");
             let reply = error_message(env.id_text(), code::METHOD_NOT_FOUND, &msg, None);
@@ -447,7 +485,7 @@ struct Route<'a> {
 
 fn not_found(session: &ClientSession, id: &str, uri: &str) -> String {
     // 2026-07-28 moved "resource not found" to -32602; older revisions use -32002.
-    let legacy = session.client_info().is_none_or(|c| c.protocol_version.as_str() <= LATEST_VERSION);
+    let legacy = !session.modern;
     let code = if legacy { code::RESOURCE_NOT_FOUND } else { code::INVALID_PARAMS };
     let data = format!(r#"{{"uri":{}}}"#, quote(uri));
     error_message(id, code, &format!("resource not found: {uri}"), Some(&data))

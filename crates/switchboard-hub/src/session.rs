@@ -41,6 +41,8 @@ pub struct ClientSession {
     streams: AtomicUsize,
     pub(crate) client: OnceLock<ClientInfo>,
     pub(crate) initialized: AtomicBool,
+    /// A stateless 2026-07-28 request: version and capabilities come with each request.
+    pub(crate) modern: bool,
     pub(crate) inflight: Mutex<HashMap<String, CancellationToken>>,
     pub(crate) forwarded: Mutex<HashMap<String, ForwardedRequest>>,
     pub(crate) subscriptions: Mutex<HashSet<String>>,
@@ -61,6 +63,7 @@ impl ClientSession {
             streams: AtomicUsize::new(0),
             client: OnceLock::new(),
             initialized: AtomicBool::new(false),
+            modern: false,
             inflight: Mutex::new(HashMap::new()),
             forwarded: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashSet::new()),
@@ -68,6 +71,11 @@ impl ClientSession {
             last_seen: AtomicU64::new(now_secs()),
             closed: CancellationToken::new(),
         }
+    }
+
+    /// True for a stateless (2026-07-28) request's session.
+    pub fn is_modern(&self) -> bool {
+        self.modern
     }
 
     /// What the client declared, once it has initialized.

@@ -8,4 +8,5 @@ mod api_v1;
 mod dataplane;
 mod faults;
 mod interop;
+mod modern;
 mod process;

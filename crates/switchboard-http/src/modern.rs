@@ -1,0 +1,128 @@
+//! Stateless 2026-07-28 requests on the same `/mcp` URL: recognising them, checking the
+//! routing headers against the body, and the HTTP statuses their errors carry.
+
+use axum::body::to_bytes;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use switchboard_core::jsonrpc::{Envelope, Fields, code};
+use switchboard_hub::{HEADER_MISMATCH, MISSING_CAPABILITY, MODERN_VERSION, UNSUPPORTED_VERSION};
+
+use crate::streamable::rpc_error;
+
+const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+
+/// A request without a session that names the stateless revision (header or `_meta`).
+pub(crate) fn is_modern(headers: &HeaderMap, env: &Envelope<'_>) -> bool {
+    if headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok()) == Some(MODERN_VERSION) {
+        return true;
+    }
+    meta_version(env).is_some()
+}
+
+fn meta_version(env: &Envelope<'_>) -> Option<String> {
+    let params = Fields::parse(env.params?.get())?;
+    let meta = Fields::parse(params.get("_meta")?.get())?;
+    meta.get_str(META_VERSION).map(|v| v.into_owned())
+}
+
+fn mismatch(what: &str) -> Response {
+    rpc_error(StatusCode::BAD_REQUEST, HEADER_MISMATCH, &format!("Header mismatch: {what}"))
+}
+
+/// Checks `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` against the body.
+pub(crate) fn check_headers(headers: &HeaderMap, env: &Envelope<'_>) -> Result<(), Response> {
+    let get = |name: &str| headers.get(name).map(|v| v.to_str().map(decode_header_value));
+    let body_version = meta_version(env);
+    match (get("mcp-protocol-version"), &body_version) {
+        (Some(Ok(Some(h))), Some(b)) if &h != b => return Err(mismatch("MCP-Protocol-Version differs from _meta")),
+        (Some(Ok(None)) | Some(Err(_)), _) => return Err(mismatch("MCP-Protocol-Version is malformed")),
+        (None, _) => return Err(mismatch("MCP-Protocol-Version header is required")),
+        _ => {}
+    }
+    match get("mcp-method") {
+        Some(Ok(Some(m))) if m == env.method() => {}
+        Some(_) => return Err(mismatch("Mcp-Method differs from the body's method")),
+        None => return Err(mismatch("Mcp-Method header is required")),
+    }
+    let named = match env.method() {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" => Some("uri"),
+        _ => None,
+    };
+    if let Some(field) = named {
+        let body = env.params.and_then(|p| Fields::parse(p.get())).and_then(|f| f.get_str(field).map(|v| v.into_owned()));
+        match (get("mcp-name"), body) {
+            (Some(Ok(Some(h))), Some(b)) if h == b => {}
+            (None, _) => return Err(mismatch("Mcp-Name header is required")),
+            _ => return Err(mismatch(&format!("Mcp-Name differs from params.{field}"))),
+        }
+    }
+    Ok(())
+}
+
+/// Header values may be sent as `=?base64?<b64>?=`; anything else is taken as is.
+fn decode_header_value(v: &str) -> Option<String> {
+    match v.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) {
+        Some(b64) => base64_decode(b64).and_then(|b| String::from_utf8(b).ok()),
+        None => Some(v.to_string()),
+    }
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|b| *b != b'=').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= val(c)? << (18 - 6 * i);
+        }
+        let n = chunk.len().saturating_sub(1);
+        out.extend_from_slice(&acc.to_be_bytes()[1..1 + n]);
+    }
+    Some(out)
+}
+
+/// Gives a JSON error reply the status the stateless revision prescribes.
+pub(crate) async fn with_status(resp: Response) -> Response {
+    let is_json = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !is_json || resp.status() != StatusCode::OK {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let Ok(bytes) = to_bytes(body, usize::MAX).await else { return StatusCode::INTERNAL_SERVER_ERROR.into_response() };
+    let status = std::str::from_utf8(&bytes).ok().and_then(|t| Envelope::parse(t).ok()).and_then(|env| {
+        let err = Fields::parse(env.error?.get())?;
+        let code: i64 = err.get("code")?.get().parse().ok()?;
+        let message = err.get_str("message").unwrap_or_default();
+        Some(match code {
+            HEADER_MISMATCH | MISSING_CAPABILITY | UNSUPPORTED_VERSION => StatusCode::BAD_REQUEST,
+            code::INVALID_PARAMS if message.contains("_meta") => StatusCode::BAD_REQUEST,
+            code::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+            _ => StatusCode::OK,
+        })
+    });
+    let mut resp = Response::from_parts(parts, axum::body::Body::from(bytes));
+    *resp.status_mut() = status.unwrap_or(StatusCode::OK);
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_base64_header_values() {
+        assert_eq!(decode_header_value("=?base64?aMOpbGxv?=").as_deref(), Some("héllo"));
+        assert_eq!(decode_header_value("plain").as_deref(), Some("plain"));
+    }
+}

@@ -1,0 +1,123 @@
+//! The stateless 2026-07-28 protocol for clients: per-request `_meta`, `server/discover`,
+//! `resultType`, cache hints. Upstreams behind the hub are reached in their own era; the
+//! hub adds what a modern client expects to their results.
+
+use serde_json::Value;
+use switchboard_core::jsonrpc::{Envelope, Fields, Splice, code, error_message, object_append_point, quote, result_message};
+
+use crate::hub::Hub;
+use crate::session::{ClientInfo, ClientSession};
+
+/// The stateless revision.
+pub const MODERN_VERSION: &str = "2026-07-28";
+/// `_meta` key carrying the request's protocol revision.
+pub const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+/// `_meta` key carrying the client's capabilities.
+pub const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+/// `_meta` key carrying the client's identity.
+pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+
+/// Header/body mismatch (2026-07-28).
+pub const HEADER_MISMATCH: i64 = -32020;
+/// A capability the request needs was not declared (2026-07-28).
+pub const MISSING_CAPABILITY: i64 = -32021;
+/// Unsupported protocol revision (2026-07-28).
+pub const UNSUPPORTED_VERSION: i64 = -32022;
+
+/// Checks a modern request's `_meta` and records the client's declarations on its session.
+/// Returns the error reply when the request cannot be served.
+pub(crate) fn prelude(session: &ClientSession, id: &str, params: Option<&Fields<'_>>) -> Result<(), String> {
+    let meta = params.and_then(|p| p.get("_meta")).and_then(|m| Fields::parse(m.get()));
+    let Some(meta) = meta else {
+        return Err(error_message(id, code::INVALID_PARAMS, &format!("missing params._meta[{META_VERSION:?}]"), None));
+    };
+    let Some(version) = meta.get_str(META_VERSION) else {
+        return Err(error_message(id, code::INVALID_PARAMS, &format!("missing _meta[{META_VERSION:?}]"), None));
+    };
+    if version != MODERN_VERSION {
+        let data = format!(r#"{{"supported":[{}],"requested":{}}}"#, quote(MODERN_VERSION), quote(&version));
+        return Err(error_message(id, UNSUPPORTED_VERSION, &format!("unsupported protocol version {version:?}"), Some(&data)));
+    }
+    let Some(caps) = meta.get(META_CAPABILITIES) else {
+        return Err(error_message(id, code::INVALID_PARAMS, &format!("missing _meta[{META_CAPABILITIES:?}]"), None));
+    };
+    let parse = |raw: Option<&serde_json::value::RawValue>| raw.and_then(|r| serde_json::from_str(r.get()).ok()).unwrap_or(Value::Null);
+    let _ = session.client.set(ClientInfo {
+        protocol_version: MODERN_VERSION.to_string(),
+        capabilities: parse(Some(caps)),
+        client_info: parse(meta.get(META_CLIENT_INFO)),
+    });
+    Ok(())
+}
+
+/// Adds `resultType` (and, for lists, `ttlMs`/`cacheScope`) to a result that lacks them.
+pub(crate) fn finish(reply: String, method: &str) -> String {
+    let Ok(env) = Envelope::parse(&reply) else { return reply };
+    let Some(result) = env.result else { return reply };
+    let Some(fields) = Fields::parse(result.get()) else { return reply };
+    let mut extra = String::new();
+    if fields.get("resultType").is_none() {
+        extra.push_str(r#""resultType":"complete""#);
+    }
+    let cacheable = matches!(method, "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" | "resources/read" | "server/discover");
+    if cacheable && fields.get("ttlMs").is_none() {
+        push_field(&mut extra, r#""ttlMs":0"#);
+    }
+    if cacheable && fields.get("cacheScope").is_none() {
+        // Parts come from legacy upstreams and views may differ per caller: never shared.
+        push_field(&mut extra, r#""cacheScope":"private""#);
+    }
+    if extra.is_empty() {
+        return reply;
+    }
+    let raw = result.get();
+    let Some((at, has_members)) = object_append_point(raw) else { return reply };
+    let offset = switchboard_core::jsonrpc::span_of(&reply, raw).start;
+    let mut sp = Splice::new();
+    sp.insert(offset + at, if has_members { format!(",{extra}") } else { extra });
+    sp.apply(&reply)
+}
+
+/// A request's `_meta` as a legacy upstream session should see it: without the stateless
+/// protocol's keys, and with the progress token replaced by the hub's own.
+pub(crate) fn upstream_meta(meta: &str, progress: Option<u64>) -> String {
+    let Some(fields) = Fields::parse(meta) else { return meta.to_string() };
+    let mut out = String::with_capacity(meta.len());
+    out.push('{');
+    for (key, value) in &fields.entries {
+        if key.starts_with("io.modelcontextprotocol/") {
+            continue;
+        }
+        if out.len() > 1 {
+            out.push(',');
+        }
+        out.push_str(&quote(key));
+        out.push(':');
+        match (key.as_ref(), progress) {
+            ("progressToken", Some(id)) => out.push_str(&id.to_string()),
+            _ => out.push_str(value.get()),
+        }
+    }
+    out.push('}');
+    out
+}
+
+fn push_field(out: &mut String, field: &str) {
+    if !out.is_empty() {
+        out.push(',');
+    }
+    out.push_str(field);
+}
+
+impl Hub {
+    /// `server/discover`: what the hub supports, for modern clients.
+    pub(crate) fn discover(&self, session: &ClientSession, id: &str) -> String {
+        let versions = crate::router::SUPPORTED_VERSIONS.iter().chain([MODERN_VERSION].iter()).map(|v| quote(v)).collect::<Vec<_>>().join(",");
+        let result = format!(
+            r#"{{"supportedVersions":[{versions}],"capabilities":{{"tools":{{"listChanged":true}},"prompts":{{"listChanged":true}},"resources":{{"subscribe":false,"listChanged":true}},"completions":{{}}}},"instructions":{},"ttlMs":0,"cacheScope":"private","resultType":"complete","_meta":{{"io.modelcontextprotocol/serverInfo":{{"name":"switchboard","title":"Switchboard MCP hub","version":{}}}}}}}"#,
+            quote(&self.instructions_for(&session.view)),
+            quote(env!("CARGO_PKG_VERSION")),
+        );
+        result_message(id, &result)
+    }
+}
