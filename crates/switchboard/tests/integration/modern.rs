@@ -19,8 +19,10 @@ async fn modern(url: &str, method: &str, mut params: Value, name: Option<&str>, 
         .post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", method);
+    if !headers.iter().any(|(k, _)| *k == "mcp-protocol-version") {
+        req = req.header("mcp-protocol-version", "2026-07-28");
+    }
     if let Some(n) = name {
         req = req.header("mcp-name", n);
     }
