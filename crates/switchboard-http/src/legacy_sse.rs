@@ -3,10 +3,11 @@
 //! The stream's first event names the endpoint to POST to; every message from the hub,
 //! responses included, then arrives on the stream. The session ends with the stream.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, StreamExt};
@@ -33,8 +34,8 @@ impl Drop for SessionStream {
 }
 
 /// `GET /sse[/{name}]`.
-pub(crate) async fn open(State(hub): State<Hub>, name: Option<Path<String>>, headers: HeaderMap) -> Response {
-    if let Err(r) = check_origin(&headers) {
+pub(crate) async fn open(State(hub): State<Hub>, ConnectInfo(peer): ConnectInfo<SocketAddr>, name: Option<Path<String>>, headers: HeaderMap) -> Response {
+    if let Err(r) = check_origin(hub.config(), &headers, peer) {
         return r;
     }
     let Some(view) = hub.resolve_view(name.as_deref().map(String::as_str)) else {
@@ -60,8 +61,8 @@ pub(crate) struct SessionQuery {
 }
 
 /// `POST /messages?sessionId=...`: one message in, `202 Accepted` out; replies go on the stream.
-pub(crate) async fn message(State(hub): State<Hub>, Query(q): Query<SessionQuery>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = check_origin(&headers) {
+pub(crate) async fn message(State(hub): State<Hub>, ConnectInfo(peer): ConnectInfo<SocketAddr>, Query(q): Query<SessionQuery>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = check_origin(hub.config(), &headers, peer) {
         return r;
     }
     let Some(id) = q.session_id else {

@@ -1,11 +1,17 @@
-//! `Origin` validation for browser-reachable endpoints (DNS-rebinding protection).
+//! Browser-facing checks for the MCP endpoints: `Origin` (403 for a foreign origin) and, for
+//! clients on loopback, `Host` (DNS-rebinding protection).
 //!
-//! Requests without `Origin` come from non-browser clients and pass. A browser request passes
-//! when its origin is a loopback host or the same host the request was sent to.
+//! Requests without `Origin` come from non-browser clients and pass the origin check. An origin
+//! passes when it is a loopback host, the request's own host, or on the allowlist. A loopback
+//! client must address the hub by a loopback name or an allowlisted host: a page on a hostile
+//! domain that re-resolves to 127.0.0.1 is refused.
+
+use std::net::SocketAddr;
 
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use switchboard_core::jsonrpc::{code, error_message};
+use switchboard_hub::HubConfig;
 
 fn host_of(authority: &str) -> &str {
     let a = authority.rsplit('@').next().unwrap_or(authority);
@@ -16,41 +22,77 @@ fn host_of(authority: &str) -> &str {
 }
 
 fn is_loopback(host: &str) -> bool {
+    let host = host.trim_end_matches('.');
     host.eq_ignore_ascii_case("localhost") || host.starts_with("127.") || host == "::1"
 }
 
-/// `Err(403)` when the request's `Origin` is foreign.
-pub(crate) fn check_origin(headers: &HeaderMap) -> Result<(), Response> {
+fn forbidden(message: String) -> Response {
+    let body = error_message("null", code::INVALID_REQUEST, &message, None);
+    (StatusCode::FORBIDDEN, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `Err(403)` when the request's `Origin` or `Host` is not acceptable.
+pub(crate) fn check_origin(config: &HubConfig, headers: &HeaderMap, peer: SocketAddr) -> Result<(), Response> {
+    let request_host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(host_of).unwrap_or("");
+    let allowed = |list: &[String], v: &str| list.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(v));
+    if peer.ip().is_loopback() && !request_host.is_empty() && !is_loopback(request_host) && !allowed(&config.allowed_hosts, request_host) {
+        return Err(forbidden(format!(
+            "Forbidden: host {request_host:?} is not allowed for a local client; add it with --allowed-hosts"
+        )));
+    }
     let Some(origin) = headers.get(header::ORIGIN) else { return Ok(()) };
     let origin = origin.to_str().unwrap_or("");
     let authority = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
     let origin_host = host_of(authority);
-    let request_host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(host_of).unwrap_or("");
-    if !origin_host.is_empty() && (is_loopback(origin_host) || origin_host.eq_ignore_ascii_case(request_host)) {
-        return Ok(());
+    let ok = allowed(&config.allowed_origins, origin)
+        || (!origin_host.is_empty() && (is_loopback(origin_host) || origin_host.eq_ignore_ascii_case(request_host)));
+    if ok {
+        Ok(())
+    } else {
+        Err(forbidden(format!("Forbidden: origin {origin:?} is not allowed; add it with --allowed-origins")))
     }
-    let body = error_message("null", code::INVALID_REQUEST, &format!("Forbidden: origin {origin:?} is not allowed"), None);
-    Err((StatusCode::FORBIDDEN, [(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn headers(origin: &str, host: &str) -> HeaderMap {
+    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(header::ORIGIN, origin.parse().unwrap());
+        if let Some(o) = origin {
+            h.insert(header::ORIGIN, o.parse().unwrap());
+        }
         h.insert(header::HOST, host.parse().unwrap());
         h
     }
 
+    const LOCAL: &str = "127.0.0.1:50000";
+    const REMOTE: &str = "203.0.113.9:50000";
+
+    fn check(cfg: &HubConfig, origin: Option<&str>, host: &str, peer: &str) -> bool {
+        check_origin(cfg, &headers(origin, host), peer.parse().unwrap()).is_ok()
+    }
+
     #[test]
-    fn loopback_and_same_host_pass_foreign_fails() {
-        assert!(check_origin(&headers("http://localhost:3000", "127.0.0.1:5011")).is_ok());
-        assert!(check_origin(&headers("http://[::1]:80", "127.0.0.1:5011")).is_ok());
-        assert!(check_origin(&headers("https://hub.example", "hub.example")).is_ok());
-        assert!(check_origin(&headers("https://evil.example", "127.0.0.1:5011")).is_err());
-        assert!(check_origin(&headers("null", "127.0.0.1:5011")).is_err());
-        assert!(check_origin(&HeaderMap::new()).is_ok());
+    fn origins_pass_when_loopback_same_host_or_allowed() {
+        let cfg = HubConfig::default();
+        assert!(check(&cfg, Some("http://localhost:3000"), "127.0.0.1:5011", LOCAL));
+        assert!(check(&cfg, Some("http://[::1]:80"), "127.0.0.1:5011", LOCAL));
+        assert!(check(&cfg, Some("https://hub.example"), "hub.example", REMOTE));
+        assert!(!check(&cfg, Some("https://evil.example"), "127.0.0.1:5011", LOCAL));
+        assert!(!check(&cfg, Some("null"), "127.0.0.1:5011", LOCAL));
+        assert!(check(&cfg, None, "127.0.0.1:5011", LOCAL));
+        let cfg = HubConfig { allowed_origins: vec!["https://app.example".into()], ..HubConfig::default() };
+        assert!(check(&cfg, Some("https://app.example"), "127.0.0.1:5011", LOCAL));
+    }
+
+    #[test]
+    fn loopback_clients_must_use_loopback_or_allowed_hosts() {
+        let cfg = HubConfig::default();
+        assert!(!check(&cfg, None, "rebind.evil.example:5011", LOCAL), "DNS rebinding");
+        assert!(check(&cfg, None, "localhost:5011", LOCAL));
+        assert!(check(&cfg, None, "hub.internal:5011", REMOTE), "remote clients are not host-checked");
+        let cfg = HubConfig { allowed_hosts: vec!["hub.internal".into()], ..HubConfig::default() };
+        assert!(check(&cfg, None, "hub.internal:5011", LOCAL));
     }
 }

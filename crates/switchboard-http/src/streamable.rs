@@ -7,11 +7,12 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream, StreamExt};
@@ -66,11 +67,12 @@ fn check_version(headers: &HeaderMap) -> Result<(), Response> {
 /// `POST /mcp[/{name}]`.
 pub(crate) async fn post(
     State(hub): State<Hub>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     name: Option<Path<String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = check_origin(&headers) {
+    if let Err(r) = check_origin(hub.config(), &headers, peer) {
         return r;
     }
     let view = match view_for(&hub, name.as_deref().map(String::as_str)) {
@@ -194,8 +196,8 @@ pub(crate) fn event_stream_response(messages: impl Stream<Item = String> + Send 
 }
 
 /// `GET /mcp[/{name}]`: the session's stream of unsolicited messages.
-pub(crate) async fn get(State(hub): State<Hub>, name: Option<Path<String>>, headers: HeaderMap) -> Response {
-    if let Err(r) = check_origin(&headers) {
+pub(crate) async fn get(State(hub): State<Hub>, ConnectInfo(peer): ConnectInfo<SocketAddr>, name: Option<Path<String>>, headers: HeaderMap) -> Response {
+    if let Err(r) = check_origin(hub.config(), &headers, peer) {
         return r;
     }
     let accepts_sse = headers
@@ -247,8 +249,8 @@ fn tokio_stream_interval(period: Duration) -> impl Stream<Item = ()> + Send {
 }
 
 /// `DELETE /mcp[/{name}]`: ends the session.
-pub(crate) async fn delete(State(hub): State<Hub>, headers: HeaderMap) -> Response {
-    if let Err(r) = check_origin(&headers) {
+pub(crate) async fn delete(State(hub): State<Hub>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+    if let Err(r) = check_origin(hub.config(), &headers, peer) {
         return r;
     }
     let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {

@@ -30,6 +30,10 @@ pub struct HubConfig {
     /// How long a list or an unknown name waits for servers that are still starting for the
     /// first time, so a client that connects right after startup sees the whole catalog.
     pub startup_grace: Duration,
+    /// Browser origins allowed besides loopback and the request's own host (`*` allows all).
+    pub allowed_origins: Vec<String>,
+    /// Host names a loopback client may use besides loopback names (DNS-rebinding guard).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for HubConfig {
@@ -40,6 +44,8 @@ impl Default for HubConfig {
             session_idle_timeout: Duration::from_secs(3600),
             max_sessions: 100_000,
             startup_grace: Duration::from_secs(10),
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }

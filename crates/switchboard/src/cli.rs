@@ -140,6 +140,12 @@ pub(crate) struct CommonArgs {
     /// Separator between server and tool names in exported names.
     #[arg(long, env = "SWITCHBOARD_SEPARATOR", default_value = "__")]
     pub(crate) separator: String,
+    /// Browser origins allowed on the MCP endpoints besides loopback and same-host (comma-separated, `*` for any).
+    #[arg(long, env = "SWITCHBOARD_ALLOWED_ORIGINS", default_value = "")]
+    pub(crate) allowed_origins: String,
+    /// Host names local clients may use to reach the hub besides loopback names (comma-separated).
+    #[arg(long, env = "SWITCHBOARD_ALLOWED_HOSTS", default_value = "")]
+    pub(crate) allowed_hosts: String,
     /// Log filter (tracing syntax), e.g. "info" or "switchboard_upstream=debug".
     #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info")]
     pub(crate) log: String,

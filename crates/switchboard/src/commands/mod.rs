@@ -92,7 +92,13 @@ fn load(common: &CommonArgs) -> Result<ServersFile, String> {
 
 /// An empty hub with the command line's settings.
 pub(crate) fn new_hub(common: &CommonArgs) -> Hub {
-    Hub::new(HubConfig { separator: common.separator.clone(), ..HubConfig::default() })
+    let list = |s: &str| s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect();
+    Hub::new(HubConfig {
+        separator: common.separator.clone(),
+        allowed_origins: list(&common.allowed_origins),
+        allowed_hosts: list(&common.allowed_hosts),
+        ..HubConfig::default()
+    })
 }
 
 /// Builds a hub and registers every server and group of the file.

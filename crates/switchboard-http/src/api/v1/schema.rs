@@ -31,9 +31,9 @@ pub(crate) struct ApiErrorBody {
 /// A server's configuration as the API accepts it: a servers-file entry plus `name`.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ServerInput {
-    /// Unique name (also the tool prefix). On replace it may be left out; it must equal the
-    /// name in the path.
-    name: String,
+    /// Unique name (also the tool prefix). Required on create; on replace it may be left out,
+    /// and must equal the name in the path when given.
+    name: Option<String>,
     /// `stdio`, `streamable-http` or `sse`; inferred from `command`/`url` when absent.
     #[serde(rename = "type")]
     transport: Option<String>,
