@@ -34,6 +34,8 @@ pub struct HubConfig {
     pub allowed_origins: Vec<String>,
     /// Host names a loopback client may use besides loopback names (DNS-rebinding guard).
     pub allowed_hosts: Vec<String>,
+    /// Items per page of a merged list; 0 returns whole lists.
+    pub page_size: usize,
 }
 
 impl Default for HubConfig {
@@ -46,6 +48,7 @@ impl Default for HubConfig {
             startup_grace: Duration::from_secs(10),
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
+            page_size: 0,
         }
     }
 }

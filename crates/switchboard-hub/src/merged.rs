@@ -13,6 +13,44 @@ use switchboard_upstream::{Catalog, Item, ListKind, Upstream};
 use crate::local;
 use crate::view::View;
 
+static NEXT_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A rendered list result and where each item sits in it.
+pub struct Rendered {
+    /// `{"<field>":[...]}`.
+    pub full: Arc<str>,
+    field: &'static str,
+    items: Vec<(usize, usize)>,
+}
+
+#[allow(clippy::len_without_is_empty)]
+impl Rendered {
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Items `[from, to)` as a list result, with `next_cursor` when given.
+    pub fn page(&self, from: usize, to: usize, next_cursor: Option<&str>) -> String {
+        let body = match (self.items.get(from), to.checked_sub(1).and_then(|last| self.items.get(last))) {
+            (Some(a), Some(b)) if from < to => &self.full[a.0..b.1],
+            _ => "",
+        };
+        let mut out = String::with_capacity(body.len() + 64);
+        out.push_str("{\"");
+        out.push_str(self.field);
+        out.push_str("\":[");
+        out.push_str(body);
+        out.push(']');
+        if let Some(c) = next_cursor {
+            out.push_str(",\"nextCursor\":");
+            out.push_str(&quote(c));
+        }
+        out.push('}');
+        out
+    }
+}
+
 /// Scheme of rewritten resource URIs: `switchboard://{server}/{original uri}`.
 pub const URI_PREFIX: &str = "switchboard://";
 
@@ -103,7 +141,9 @@ pub struct Merged {
     tools: HashMap<String, ItemRef>,
     prompts: HashMap<String, ItemRef>,
     resources: HashMap<String, ItemRef>,
-    rendered: Mutex<HashMap<(View, ListKind), Arc<str>>>,
+    rendered: Mutex<HashMap<(View, ListKind), Arc<Rendered>>>,
+    /// Distinguishes snapshots, so a cursor from an older one is recognised as stale.
+    pub generation: u64,
 }
 
 impl Merged {
@@ -119,7 +159,8 @@ impl Merged {
         let prompts = name_table(&mut entries, ListKind::Prompts, sep);
         let resources = uri_table(&mut entries);
         let index = entries.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect();
-        Merged { entries, index, groups: groups.clone(), tools, prompts, resources, rendered: Mutex::new(HashMap::new()) }
+        let generation = NEXT_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Merged { entries, index, groups: groups.clone(), tools, prompts, resources, rendered: Mutex::new(HashMap::new()), generation }
     }
 
     /// The entry of server `name`.
@@ -149,29 +190,29 @@ impl Merged {
         self.entries.iter().filter(move |e| self.in_view(&view, &e.name))
     }
 
-    /// The rendered `{"<list>":[...]}` result for `kind` in `view`.
-    pub fn render(&self, view: &View, kind: ListKind) -> Arc<str> {
+    /// The rendered list with the byte range of each item, cached per (view, list).
+    pub fn rendered(&self, view: &View, kind: ListKind) -> Arc<Rendered> {
         let key = (view.clone(), kind);
         if let Some(hit) = self.rendered.lock().expect("render cache").get(&key) {
             return hit.clone();
         }
-        let text: Arc<str> = Arc::from(self.render_uncached(view, kind));
-        self.rendered.lock().expect("render cache").insert(key, text.clone());
-        text
+        let rendered = Arc::new(self.render_uncached(view, kind));
+        self.rendered.lock().expect("render cache").insert(key, rendered.clone());
+        rendered
     }
 
-    fn render_uncached(&self, view: &View, kind: ListKind) -> String {
+    fn render_uncached(&self, view: &View, kind: ListKind) -> Rendered {
         let prefixed = !matches!(view, View::Server(_));
         let mut out = String::with_capacity(4096);
         out.push_str("{\"");
         out.push_str(kind.field());
         out.push_str("\":[");
-        let mut first = true;
+        let mut items: Vec<(usize, usize)> = Vec::new();
         let mut push = |s: &str, out: &mut String| {
-            if !first {
+            if !items.is_empty() {
                 out.push(',');
             }
-            first = false;
+            items.push((out.len(), out.len() + s.len()));
             out.push_str(s);
         };
         for entry in self.visible(view) {
@@ -209,7 +250,7 @@ impl Merged {
             }
         }
         out.push_str("]}");
-        out
+        Rendered { full: Arc::from(out), field: kind.field(), items }
     }
 
     /// Resolves a tool or prompt name as exported in `view`.

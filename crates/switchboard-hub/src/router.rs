@@ -145,12 +145,28 @@ impl Hub {
     }
 
     async fn list(&self, session: &ClientSession, id: &str, params: Option<&Fields<'_>>, kind: ListKind) -> String {
-        if params.is_some_and(|p| p.get("cursor").is_some_and(|c| c.get() != "null")) {
-            return error_message(id, code::INVALID_PARAMS, "invalid cursor: this hub returns whole lists", None);
-        }
+        let cursor = params.and_then(|p| p.get("cursor")).filter(|c| c.get() != "null");
         self.settle_startup().await;
         let merged = self.inner.merged.load();
-        result_message(id, &merged.render(&session.view, kind))
+        let page_size = self.config().page_size;
+        let from = match cursor {
+            None => 0,
+            Some(raw) => match serde_json::from_str::<&str>(raw.get()).ok().and_then(|c| parse_cursor(c, merged.generation)) {
+                Some(offset) => offset,
+                None => {
+                    let msg = "invalid or stale cursor: the list changed since it was issued; list again from the start";
+                    return error_message(id, code::INVALID_PARAMS, msg, None);
+                }
+            },
+        };
+        let rendered = merged.rendered(&session.view, kind);
+        if page_size == 0 && from == 0 {
+            return result_message(id, &rendered.full);
+        }
+        let size = if page_size == 0 { rendered.len() } else { page_size };
+        let to = (from + size).min(rendered.len());
+        let next = (to < rendered.len()).then(|| format!("sb1.{:x}.{:x}", merged.generation, to));
+        result_message(id, &rendered.page(from, to, next.as_deref()))
     }
 
     fn set_level(&self, session: &ClientSession, env: &Envelope<'_>) -> String {
@@ -473,6 +489,14 @@ impl Hub {
     fn sessions_subscribed_to(&self, uri: &str) -> usize {
         self.all_sessions().iter().filter(|s| s.subscriptions.lock().expect("subs lock").contains(uri)).count()
     }
+}
+
+/// Reads a hub cursor (`sb1.<generation>.<offset>`), valid only for the snapshot it came from.
+fn parse_cursor(cursor: &str, generation: u64) -> Option<usize> {
+    let mut parts = cursor.strip_prefix("sb1.")?.split('.');
+    let g = u64::from_str_radix(parts.next()?, 16).ok()?;
+    let offset = usize::from_str_radix(parts.next()?, 16).ok()?;
+    (g == generation && parts.next().is_none()).then_some(offset)
 }
 
 /// Where a request goes and how to treat its reply.

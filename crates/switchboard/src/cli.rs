@@ -146,6 +146,9 @@ pub(crate) struct CommonArgs {
     /// Host names local clients may use to reach the hub besides loopback names (comma-separated).
     #[arg(long, env = "SWITCHBOARD_ALLOWED_HOSTS", default_value = "")]
     pub(crate) allowed_hosts: String,
+    /// Items per page of merged lists (0: whole lists, no cursors).
+    #[arg(long, env = "SWITCHBOARD_PAGE_SIZE", default_value_t = 0)]
+    pub(crate) page_size: usize,
     /// Log filter (tracing syntax), e.g. "info" or "switchboard_upstream=debug".
     #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info")]
     pub(crate) log: String,

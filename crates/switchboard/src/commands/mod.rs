@@ -97,6 +97,7 @@ pub(crate) fn new_hub(common: &CommonArgs) -> Hub {
         separator: common.separator.clone(),
         allowed_origins: list(&common.allowed_origins),
         allowed_hosts: list(&common.allowed_hosts),
+        page_size: common.page_size,
         ..HubConfig::default()
     })
 }

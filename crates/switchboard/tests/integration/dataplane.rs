@@ -490,3 +490,48 @@ async fn configured_headers_reach_every_upstream_request() {
     assert!(seen.iter().all(|h| h.as_deref() == Some("k-123")), "{seen:?}");
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn merged_lists_page_with_the_hubs_own_cursors() {
+    let http = spawn_http(FixtureOptions::new("h")).await.unwrap();
+    let config = switchboard_hub::HubConfig { page_size: 4, ..Default::default() };
+    let hub = TestHub::start_with(json!({"mcpServers": {"a": http_entry(&http.url), "b": stdio_fixture("b", &[])}}), config).await;
+    let mut c = hub.client("/mcp").await;
+    let mut names = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let params = match &cursor {
+            Some(cur) => json!({"cursor": cur}),
+            None => json!({}),
+        };
+        let r = c.request("tools/list", params).await;
+        let tools = r["result"]["tools"].as_array().unwrap();
+        assert!(tools.len() <= 4);
+        names.extend(tools.iter().map(|t| t["name"].as_str().unwrap().to_string()));
+        pages += 1;
+        match r["result"]["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert!(pages > 3, "{pages} pages");
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "no item twice");
+    assert!(names.contains(&"a__echo".to_string()) && names.contains(&"b__echo".to_string()) && names.contains(&"switchboard__list_servers".to_string()));
+
+    // A cursor from before a change is refused; the client starts over.
+    let first = c.request("tools/list", json!({})).await;
+    let stale = first["result"]["nextCursor"].as_str().unwrap().to_string();
+    c.call("a__add_tool", json!({"name": "later"})).await;
+    assert!(eventually(Duration::from_secs(5), async || {
+        let r = c.request("tools/list", json!({"cursor": stale})).await;
+        r["error"]["code"] == -32602
+    })
+    .await);
+    let r = c.request("tools/list", json!({"cursor": "garbage"})).await;
+    assert_eq!(r["error"]["code"], -32602);
+    hub.stop().await;
+}
