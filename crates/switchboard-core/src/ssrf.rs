@@ -112,7 +112,7 @@ pub fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
         return Some(tail);
     }
     // NAT64 well-known prefix 64:ff9b::/96 and local-use 64:ff9b:1::/48.
-    if (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0; 4]) || (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 1) {
+    if seg[0] == 0x64 && seg[1] == 0xff9b && (seg[2..6] == [0; 4] || seg[2] == 1) {
         return Some(tail);
     }
     // 6to4 2002:AABB:CCDD::/48 carries AA.BB.CC.DD.

@@ -13,7 +13,11 @@
 //! * [`spawn_duplex`] — an in-memory pipe, for tests that need no sockets;
 //! * [`spawn_raw_http`] — a scripted Streamable HTTP endpoint that does not
 //!   use rmcp's typed model at all and records every request body.
+//!
+//! [`conformance`] is a separate server (the binary's `--conformance` mode)
+//! exposing what the official MCP conformance suite's scenarios call.
 
+pub mod conformance;
 mod handle;
 mod http;
 mod options;

@@ -60,6 +60,10 @@ struct Common {
     /// Prefix for every tool name.
     #[arg(long)]
     prefix: Option<String>,
+    /// Serve the conformance server instead (what the official MCP
+    /// conformance suite calls); the options above are then ignored.
+    #[arg(long)]
+    conformance: bool,
 }
 
 impl Common {
@@ -122,6 +126,18 @@ async fn main() -> anyhow::Result<()> {
         .init();
 
     match Cli::parse().mode {
+        Mode::Stdio { common } if common.conformance => {
+            switchboard_fixture::conformance::serve_stdio().await?;
+            std::process::exit(0);
+        }
+        Mode::Http { addr, common, .. } if common.conformance => {
+            let listener = bind(&addr, "/mcp").await?;
+            switchboard_fixture::conformance::serve_http(listener, shutdown_token()).await?;
+        }
+        Mode::Sse { addr, common } if common.conformance => {
+            let listener = bind(&addr, "/sse").await?;
+            switchboard_fixture::conformance::serve_sse(listener, shutdown_token()).await?;
+        }
         Mode::Stdio { common } => {
             serve_stdio(common.options()).await?;
             // Don't wait for a blocked stdin reader on the runtime's way out.

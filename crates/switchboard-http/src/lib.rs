@@ -2,6 +2,9 @@
 //! and the main service (health and readiness), as axum routers, plus a server loop that sets
 //! `TCP_NODELAY` on every accepted socket.
 
+// Handlers return `Result<_, Response>` so a rejection is a finished response.
+#![allow(clippy::result_large_err)]
+
 pub mod api;
 mod legacy_sse;
 mod modern;

@@ -46,7 +46,7 @@ pub(crate) async fn run(api: &ApiArgs, action: &ServersAction) -> anyhow::Result
             }
             v
         }
-        ServersAction::Add(a) => client.send(Method::POST, "/api/v1/servers", Some(add_body(&a)?)).await?,
+        ServersAction::Add(a) => client.send(Method::POST, "/api/v1/servers", Some(add_body(a)?)).await?,
         ServersAction::Rm { name } => {
             client.send(Method::DELETE, &format!("/api/v1/servers/{name}"), None).await?;
             json!({"removed": name})

@@ -87,6 +87,7 @@ fn stdio_mode_serves_one_client_on_stdin_and_stdout() {
         assert!(Instant::now() < deadline, "upstream never became ready: {r}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    #[allow(clippy::drop_non_drop)]
     drop(send);
     drop(stdin);
     let status = wait_exit(&mut child, Duration::from_secs(10));
