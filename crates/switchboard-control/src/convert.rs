@@ -56,22 +56,15 @@ impl ServerInput {
         let mut v = serde_json::to_value(self).map_err(|e| e.to_string())?;
         let obj = v.as_object_mut().expect("a struct serialises to an object");
         obj.remove("name");
-        obj.remove("session");
         if let Some(enabled) = obj.remove("enabled") {
             obj.insert("disabled".into(), json!(!enabled.as_bool().unwrap_or(true)));
-        }
-        if let Some(s) = &self.session
-            && s != "shared"
-            && s != "per-client"
-        {
-            return Err(format!("session: must be \"shared\" or \"per-client\", not {s:?}"));
         }
         parse_server_value(&self.name, &v, None, separator)
     }
 }
 
 /// A stored record for `spec`.
-pub fn record_from_spec(tenant: &str, spec: &ServerSpec, session: &str, actor: &str, now: i64) -> ServerRecord {
+pub fn record_from_spec(tenant: &str, spec: &ServerSpec, actor: &str, now: i64) -> ServerRecord {
     let transport = match &spec.transport {
         TransportSpec::Stdio { command, args, env, cwd } => TransportRecord::Stdio {
             command: command.clone(),
@@ -88,7 +81,7 @@ pub fn record_from_spec(tenant: &str, spec: &ServerSpec, session: &str, actor: &
         transport,
         enabled: !spec.disabled,
         timeout_secs: spec.timeout.as_secs_f64(),
-        session_mode: session.to_string(),
+        session_mode: spec.session.as_str().to_string(),
         created_by: actor.to_string(),
         created_at: now,
         updated_by: actor.to_string(),
@@ -113,6 +106,7 @@ pub fn spec_from_record(r: &ServerRecord) -> ServerSpec {
         transport,
         timeout: Duration::from_secs_f64(r.timeout_secs.max(0.001)),
         disabled: !r.enabled,
+        session: switchboard_core::config::SessionMode::parse(&r.session_mode).unwrap_or_default(),
     }
 }
 
@@ -167,6 +161,9 @@ pub fn entry_json(r: &ServerRecord, reveal: bool) -> Value {
     };
     if !r.enabled {
         v["disabled"] = json!(true);
+    }
+    if r.session_mode != "shared" {
+        v["session"] = json!(r.session_mode);
     }
     if (r.timeout_secs - 300.0).abs() > f64::EPSILON {
         v["timeout"] = json!(r.timeout_secs);

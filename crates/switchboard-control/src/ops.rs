@@ -134,8 +134,7 @@ impl ControlPlane {
         if let Some(url) = &input.url {
             check_ssrf(&self.config.ssrf, url).await?;
         }
-        let session = input.session.clone().unwrap_or_else(|| "shared".into());
-        let record = record_from_spec(&self.config.tenant, &spec, &session, actor, now_ms());
+        let record = record_from_spec(&self.config.tenant, &spec, actor, now_ms());
         let _guard = self.lock.lock().await;
         self.store.insert_server(&record).await.map_err(|e| conflict(e, &record.name))?;
         self.reconcile_locked().await?;
@@ -152,14 +151,16 @@ impl ControlPlane {
         }
         let old = self.record(name).await?;
         keep_masked_secrets(&mut input, &old);
+        if input.session.is_none() {
+            input.session = Some(old.session_mode.clone());
+        }
         let spec = input.to_spec(&self.hub.config().separator).map_err(ControlError::Invalid)?;
         if let Some(url) = &input.url
             && record_url(&old) != Some(url.as_str())
         {
             check_ssrf(&self.config.ssrf, url).await?;
         }
-        let session = input.session.clone().unwrap_or_else(|| old.session_mode.clone());
-        let mut record = record_from_spec(&self.config.tenant, &spec, &session, actor, now_ms());
+        let mut record = record_from_spec(&self.config.tenant, &spec, actor, now_ms());
         record.created_by = old.created_by.clone();
         record.created_at = old.created_at;
         let _guard = self.lock.lock().await;
@@ -354,7 +355,7 @@ impl ControlPlane {
         let spec = remote_spec(name, url, transport, BTreeMap::new())?;
         check_ssrf(&self.config.ssrf, url).await?;
         probe(&spec, &self.client, self.config.probe_timeout).await?;
-        let record = record_from_spec(&self.config.tenant, &spec, "shared", actor, now_ms());
+        let record = record_from_spec(&self.config.tenant, &spec, actor, now_ms());
         let _guard = self.lock.lock().await;
         self.store.insert_server(&record).await.map_err(|e| conflict(e, name))?;
         self.reconcile_locked().await?;

@@ -63,7 +63,13 @@ pub fn remote_spec(name: &str, url: &str, transport: Option<&str>, headers: BTre
         None => url.split(['?', '#']).next().unwrap_or("").trim_end_matches('/').ends_with("/sse"),
     };
     let transport = if sse { TransportSpec::Sse { url: url.into(), headers } } else { TransportSpec::StreamableHttp { url: url.into(), headers } };
-    Ok(ServerSpec { name: name.into(), transport, timeout: switchboard_core::config::DEFAULT_TIMEOUT, disabled: false })
+    Ok(ServerSpec {
+        name: name.into(),
+        transport,
+        timeout: switchboard_core::config::DEFAULT_TIMEOUT,
+        disabled: false,
+        session: Default::default(),
+    })
 }
 
 /// Connects to a server, initializes, lists its tools and disconnects.

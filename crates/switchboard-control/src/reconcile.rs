@@ -88,7 +88,7 @@ impl ControlPlane {
         let tenant = &self.config.tenant;
         let mut added = Vec::new();
         for spec in file.servers.values() {
-            let record = record_from_spec(tenant, spec, "shared", actor, now_ms());
+            let record = record_from_spec(tenant, spec, actor, now_ms());
             match self.store.insert_server(&record).await {
                 Ok(()) => added.push(spec.name.clone()),
                 Err(StoreError::Conflict) => {}

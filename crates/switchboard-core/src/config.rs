@@ -44,6 +44,39 @@ pub struct ServerSpec {
     pub timeout: Duration,
     /// Configured but not started.
     pub disabled: bool,
+    /// One upstream session for all clients, or one per client.
+    pub session: SessionMode,
+}
+
+/// How many upstream sessions a server gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SessionMode {
+    /// One session (one process, for stdio) shared by every client: the default, because it
+    /// costs one process or connection no matter how many clients there are.
+    #[default]
+    Shared,
+    /// A session per client, for servers that keep per-client state or ask the client things
+    /// (sampling, elicitation, roots) while several clients are active.
+    PerClient,
+}
+
+impl SessionMode {
+    /// `shared` or `per-client`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionMode::Shared => "shared",
+            SessionMode::PerClient => "per-client",
+        }
+    }
+
+    /// Parses `shared` or `per-client`.
+    pub fn parse(s: &str) -> Option<SessionMode> {
+        match s {
+            "shared" => Some(SessionMode::Shared),
+            "per-client" | "per_client" => Some(SessionMode::PerClient),
+            _ => None,
+        }
+    }
 }
 
 /// How to reach an upstream: a closed set.
@@ -311,7 +344,12 @@ fn parse_server(
         (None, None) => false,
         _ => return Err((Some("disabled"), "must be true or false".into())),
     };
-    Ok(ServerSpec { name: name.to_string(), transport, timeout, disabled })
+    let session = match obj.get("session") {
+        None | Some(Value::Null) => SessionMode::Shared,
+        Some(Value::String(m)) => SessionMode::parse(m).ok_or((Some("session"), format!("must be \"shared\" or \"per-client\", not {m:?}")))?,
+        Some(_) => return Err((Some("session"), "must be a string".into())),
+    };
+    Ok(ServerSpec { name: name.to_string(), transport, timeout, disabled, session })
 }
 
 fn normalize_type(t: &str) -> Option<&'static str> {

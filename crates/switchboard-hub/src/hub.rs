@@ -352,9 +352,19 @@ impl Hub {
         match removed {
             Some(s) => {
                 close(&s);
+                self.release_client(id);
                 true
             }
             None => false,
+        }
+    }
+
+    /// Closes a client's own upstream sessions (servers in `per-client` mode).
+    fn release_client(&self, id: &str) {
+        let ups: Vec<Upstream> = self.inner.upstreams.load().values().filter(|u| u.client_sessions() > 0).cloned().collect();
+        for up in ups {
+            let id = id.to_string();
+            tokio::spawn(async move { up.release_client(&id).await });
         }
     }
 
@@ -523,9 +533,25 @@ async fn event_loop(hub: std::sync::Weak<HubInner>, mut rx: mpsc::UnboundedRecei
                 HubEvent::CatalogChanged { .. } => {}
                 HubEvent::Notification { server, method, text } => hub.forward_notification(&server, &method, text),
                 HubEvent::ServerRequest { server, text } => refuse_server_request(&hub, &server, &text),
+                HubEvent::ClientMessage { client, conn, text, is_request, .. } => {
+                    deliver_to_client(Hub { inner: hub.clone() }, &client, conn, text, is_request)
+                }
             }
         }
     }
+}
+
+/// A per-client upstream session spoke outside any call: only its own client hears it.
+fn deliver_to_client(hub: Hub, client: &str, conn: Arc<switchboard_upstream::Connection>, text: String, is_request: bool) {
+    let Some(session) = hub.session(client) else { return };
+    if !is_request {
+        session.push(text);
+        return;
+    }
+    tokio::spawn(async move {
+        let sink = session.sender().clone();
+        hub.forward_server_request(&session, &conn, text, &sink).await;
+    });
 }
 
 /// A server request that no in-flight call claimed has no client to go to: refuse it.
@@ -554,17 +580,17 @@ async fn sweep_sessions(hub: std::sync::Weak<HubInner>, cancel: CancellationToke
         }
         let Some(hub) = hub.upgrade() else { return };
         let limit = hub.config.session_idle_timeout;
-        let expired: Vec<Arc<ClientSession>> = {
-            let mut sessions = hub.sessions.lock().expect("sessions lock");
-            let ids: Vec<String> = sessions
+        let expired: Vec<String> = {
+            let sessions = hub.sessions.lock().expect("sessions lock");
+            sessions
                 .values()
                 .filter(|s| s.idle_for() > limit && s.in_flight() == 0 && !s.has_stream())
                 .map(|s| s.id.clone())
-                .collect();
-            ids.iter().filter_map(|id| sessions.remove(id)).collect()
+                .collect()
         };
-        for s in expired {
-            close(&s);
+        let handle = Hub { inner: hub };
+        for id in expired {
+            handle.close_session(&id);
         }
     }
 }

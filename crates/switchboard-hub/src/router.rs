@@ -328,7 +328,7 @@ impl Hub {
         let id = env.id_text();
         let server = route.entry.name.clone();
         let upstream = route.entry.upstream.clone();
-        let conn = match upstream.connection() {
+        let conn = match upstream.connection_for(&session.id).await {
             Ok(c) => c,
             Err(e) => return Some(error_message(id, code::INTERNAL_ERROR, &format!("server {server:?}: {e}"), None)),
         };
@@ -410,7 +410,7 @@ impl Hub {
         }
     }
 
-    async fn forward_server_request(
+    pub(crate) async fn forward_server_request(
         &self,
         session: &Arc<ClientSession>,
         conn: &Arc<Connection>,

@@ -75,6 +75,17 @@ pub enum Connection {
     Sse(SseConn),
 }
 
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            Connection::Stdio(_) => "stdio",
+            Connection::Http(_) => "streamable-http",
+            Connection::Sse(_) => "sse",
+        };
+        f.debug_struct("Connection").field("transport", &kind).field("in_flight", &self.in_flight()).finish()
+    }
+}
+
 /// The capabilities the hub declares to upstreams it initializes.
 pub fn client_capabilities() -> &'static str {
     r#"{"roots":{"listChanged":true},"sampling":{},"elicitation":{"form":{},"url":{}}}"#

@@ -5,12 +5,12 @@
 //! server that keeps crashing is marked failed and left alone. Readers never wait on the
 //! supervisor: the live connection and catalog are published through `ArcSwap`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use switchboard_core::config::{ServerSpec, TransportSpec};
+use switchboard_core::config::{ServerSpec, SessionMode, TransportSpec};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -121,6 +121,20 @@ pub enum HubEvent {
         /// The whole message.
         text: String,
     },
+    /// Something a per-client session of the server said outside any call: it belongs to
+    /// that client alone.
+    ClientMessage {
+        /// Server name.
+        server: String,
+        /// The client session it belongs to.
+        client: String,
+        /// The connection it came on (to answer requests).
+        conn: Arc<Connection>,
+        /// The whole message.
+        text: String,
+        /// True for a request, false for a notification.
+        is_request: bool,
+    },
 }
 
 struct Inner {
@@ -136,6 +150,10 @@ struct Inner {
     events: mpsc::UnboundedSender<HubEvent>,
     client: reqwest::Client,
     opts: UpstreamOptions,
+    /// Per-client sessions (`session: per-client`), by client session id.
+    clients: Mutex<HashMap<String, Arc<Connection>>>,
+    /// Serialises opening per-client sessions, so one client never gets two.
+    opening: tokio::sync::Mutex<()>,
 }
 
 /// A handle to one supervised upstream server. Cheap to clone.
@@ -172,6 +190,8 @@ impl Upstream {
             events,
             client,
             opts,
+            clients: Mutex::new(HashMap::new()),
+            opening: tokio::sync::Mutex::new(()),
         });
         if !disabled {
             tokio::spawn(supervise(inner.clone()));
@@ -201,6 +221,41 @@ impl Upstream {
         })
     }
 
+    /// The connection to use for client `client`: the shared one, or (for `per-client`
+    /// servers) the client's own, opened on first use.
+    pub async fn connection_for(&self, client: &str) -> Result<Arc<Connection>, UpstreamError> {
+        let shared = self.connection()?;
+        if self.inner.spec.session == SessionMode::Shared || client.is_empty() {
+            return Ok(shared);
+        }
+        if let Some(c) = self.inner.clients.lock().expect("clients lock").get(client) {
+            return Ok(c.clone());
+        }
+        let _guard = self.inner.opening.lock().await;
+        if let Some(c) = self.inner.clients.lock().expect("clients lock").get(client) {
+            return Ok(c.clone());
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (conn, _) = Connection::open(&self.inner.spec, &self.inner.client, self.inner.stderr.clone(), tx, self.inner.opts.init_timeout).await?;
+        let conn = Arc::new(conn);
+        self.inner.clients.lock().expect("clients lock").insert(client.to_string(), conn.clone());
+        tokio::spawn(serve_client(self.inner.clone(), client.to_string(), conn.clone(), rx));
+        Ok(conn)
+    }
+
+    /// Closes client `client`'s own session, if it has one.
+    pub async fn release_client(&self, client: &str) {
+        let conn = self.inner.clients.lock().expect("clients lock").remove(client);
+        if let Some(c) = conn {
+            c.shutdown().await;
+        }
+    }
+
+    /// Number of per-client sessions open.
+    pub fn client_sessions(&self) -> usize {
+        self.inner.clients.lock().expect("clients lock").len()
+    }
+
     /// What the server said in `initialize`.
     pub fn info(&self) -> Option<Arc<InitInfo>> {
         self.inner.info.load_full()
@@ -224,6 +279,10 @@ impl Upstream {
     /// Stops the supervisor and closes the connection (stdio: the whole process group).
     pub async fn stop(&self) {
         self.inner.cancel.cancel();
+        let clients: Vec<Arc<Connection>> = self.inner.clients.lock().expect("clients lock").drain().map(|(_, c)| c).collect();
+        for c in clients {
+            c.shutdown().await;
+        }
         while !self.inner.finished.load(std::sync::atomic::Ordering::Acquire) {
             let wait = self.inner.stopped.notified();
             if self.inner.finished.load(std::sync::atomic::Ordering::Acquire) {
@@ -360,6 +419,29 @@ async fn serve(inner: &Arc<Inner>, conn: &Arc<Connection>, mut incoming: mpsc::U
             reason = conn.closed() => return Some(reason),
             Some(msg) = incoming.recv() => handle_incoming(inner, conn, msg).await,
         }
+    }
+}
+
+/// Relays what a per-client session says outside calls to its client, until it closes.
+async fn serve_client(inner: Arc<Inner>, client: String, conn: Arc<Connection>, mut rx: mpsc::UnboundedReceiver<Incoming>) {
+    loop {
+        let msg = tokio::select! {
+            _ = inner.cancel.cancelled() => break,
+            _ = conn.closed() => break,
+            m = rx.recv() => m,
+        };
+        let Some(msg) = msg else { break };
+        let (text, is_request) = match msg {
+            Incoming::Notification { method, .. } if ListKind::from_list_changed(&method).is_some() => continue,
+            Incoming::Notification { text, .. } => (text, false),
+            Incoming::Request { text, .. } => (text, true),
+        };
+        let event = HubEvent::ClientMessage { server: inner.spec.name.clone(), client: client.clone(), conn: conn.clone(), text, is_request };
+        let _ = inner.events.send(event);
+    }
+    let mut clients = inner.clients.lock().expect("clients lock");
+    if clients.get(&client).is_some_and(|c| Arc::ptr_eq(c, &conn)) {
+        clients.remove(&client);
     }
 }
 

@@ -95,7 +95,7 @@ async fn add_via_mcp_service(st: &ApiState, mcp: &McpServiceClient, name: &str, 
     let transport = spec.transport.kind();
     let body = json!({"service_name": name, "mcp_url": url, "transport": transport});
     mcp.call(reqwest::Method::POST, "/add-remote-proxies", Some(body)).await?;
-    let record = record_from_spec(tenant, &spec, "shared", "admin", now_ms());
+    let record = record_from_spec(tenant, &spec, "admin", now_ms());
     if let Err(e) = control.store().insert_server(&record).await {
         // Persisting failed: take the mount back so nothing is half-registered.
         let _ = mcp.call(reqwest::Method::DELETE, &format!("/remote-proxies?service_name={}", encode(name)), None).await;

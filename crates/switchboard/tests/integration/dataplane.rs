@@ -535,3 +535,25 @@ async fn merged_lists_page_with_the_hubs_own_cursors() {
     assert_eq!(r["error"]["code"], -32602);
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn per_client_servers_get_a_session_each_and_lose_it_with_the_client() {
+    let mut entry = stdio_fixture("solo", &[]);
+    entry["session"] = json!("per-client");
+    let hub = TestHub::start(json!({"mcpServers": {"solo": entry, "pooled": stdio_fixture("pooled", &[])}})).await;
+    let pid_of = |r: &Value| r["structuredContent"]["pid"].as_i64().unwrap_or_else(|| panic!("stats: {r}"));
+    let mut a = hub.client("/mcp").await;
+    let mut b = hub.client("/mcp").await;
+    let (pa, pb) = (pid_of(&a.call("solo__stats", json!({})).await), pid_of(&b.call("solo__stats", json!({})).await));
+    assert_ne!(pa, pb, "each client has its own process");
+    assert_eq!(pa, pid_of(&a.call("solo__stats", json!({})).await), "and keeps it");
+    let (qa, qb) = (pid_of(&a.call("pooled__stats", json!({})).await), pid_of(&b.call("pooled__stats", json!({})).await));
+    assert_eq!(qa, qb, "shared servers keep one process");
+    let del = a.http.delete(&a.url).header("mcp-session-id", a.session.clone().unwrap()).send().await.unwrap();
+    assert_eq!(del.status(), 200);
+    assert!(eventually(Duration::from_secs(5), async || !pid_alive(pa as i32)).await, "the client's process ends with its session");
+    assert!(pid_alive(pb as i32));
+    assert_eq!(text_of(&b.call("solo__echo", json!({"text": "still"})).await), "still");
+    hub.stop().await;
+    assert!(eventually(Duration::from_secs(5), async || !pid_alive(pb as i32)).await, "stopping the hub stops per-client processes");
+}
