@@ -9,6 +9,10 @@ use serde_json::{Value, json};
 use switchboard_core::config::{ServerSpec, TransportSpec, parse_server_value};
 use switchboard_store::{ServerRecord, TransportRecord};
 
+/// The actor recorded for servers imported from the operator's servers file at startup; only
+/// those are trusted (exempt from the SSRF policy).
+pub const SERVERS_FILE_ACTOR: &str = "servers-file";
+
 /// What the API shows instead of a secret value.
 pub const MASK: &str = "********";
 
@@ -107,6 +111,7 @@ pub fn spec_from_record(r: &ServerRecord) -> ServerSpec {
         timeout: Duration::from_secs_f64(r.timeout_secs.max(0.001)),
         disabled: !r.enabled,
         session: switchboard_core::config::SessionMode::parse(&r.session_mode).unwrap_or_default(),
+        trusted: r.created_by == SERVERS_FILE_ACTOR,
     }
 }
 

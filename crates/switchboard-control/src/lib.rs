@@ -4,6 +4,7 @@
 //! REST API, the seed routes and the CLI share one set of rules.
 
 mod convert;
+pub mod guard;
 mod ops;
 mod probe;
 mod reconcile;
@@ -16,7 +17,8 @@ use switchboard_core::ssrf::SsrfPolicy;
 use switchboard_hub::{Hub, HubError};
 use switchboard_store::{Store, StoreError};
 
-pub use convert::{MASK, ServerInput, entry_json, keep_masked_secrets, record_from_spec, record_url, spec_from_record};
+pub use guard::{GuardedResolver, Lookup, SsrfRefused, SystemLookup, guarded_client, refusal_in};
+pub use convert::{MASK, SERVERS_FILE_ACTOR, ServerInput, entry_json, keep_masked_secrets, record_from_spec, record_url, spec_from_record};
 pub use ops::{GroupInput, ItemPatch, ItemView, ServerView};
 pub use probe::{Probe, check_ssrf, probe, remote_spec};
 pub use reconcile::ReconcileReport;

@@ -46,6 +46,9 @@ pub struct ServerSpec {
     pub disabled: bool,
     /// One upstream session for all clients, or one per client.
     pub session: SessionMode,
+    /// Configured by the operator (servers file) rather than supplied through an API; only
+    /// untrusted servers have their connections checked against the SSRF policy.
+    pub trusted: bool,
 }
 
 /// How many upstream sessions a server gets.
@@ -247,11 +250,14 @@ pub fn parse_server_value(name: &str, value: &Value, vars: Option<&dyn VarSource
     validate_server_name(name, separator)?;
     let mut warnings = Vec::new();
     let literal = Literal;
+    let trusted = vars.is_some();
     let vars: &dyn VarSource = vars.unwrap_or(&literal);
-    parse_server(name, value, vars, &mut warnings).map_err(|(field, m)| match field {
+    let mut spec = parse_server(name, value, vars, &mut warnings).map_err(|(field, m)| match field {
         Some(f) => format!("{f}: {m}"),
         None => m,
-    })
+    })?;
+    spec.trusted = trusted;
+    Ok(spec)
 }
 
 /// A variable source that turns expansion off.
@@ -349,7 +355,7 @@ fn parse_server(
         Some(Value::String(m)) => SessionMode::parse(m).ok_or((Some("session"), format!("must be \"shared\" or \"per-client\", not {m:?}")))?,
         Some(_) => return Err((Some("session"), "must be a string".into())),
     };
-    Ok(ServerSpec { name: name.to_string(), transport, timeout, disabled, session })
+    Ok(ServerSpec { name: name.to_string(), transport, timeout, disabled, session, trusted: true })
 }
 
 fn normalize_type(t: &str) -> Option<&'static str> {

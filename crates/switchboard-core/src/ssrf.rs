@@ -81,6 +81,9 @@ const V6_RULES: &[(&str, &str)] = &[
     ("ff00::/8", "multicast"),
     ("2001:db8::/32", "documentation"),
     ("100::/64", "discard-only"),
+    ("fec0::/10", "site-local (deprecated)"),
+    ("2001::/32", "Teredo tunnel"),
+    ("2001:2::/48", "benchmarking"),
 ];
 
 /// The rule that forbids `ip`, if any. Addresses that embed an IPv4 address (IPv4-mapped,
@@ -106,6 +109,10 @@ pub fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     let seg = v6.segments();
     if let Some(v4) = v6.to_ipv4_mapped() {
         return Some(v4);
+    }
+    // IPv4-translated ::ffff:0:a.b.c.d (RFC 2765).
+    if seg[..4] == [0; 4] && seg[4] == 0xffff && seg[5] == 0 {
+        return Some(tail);
     }
     // IPv4-compatible ::a.b.c.d (but not :: or ::1).
     if seg[..6] == [0; 6] && u32::from(tail) > 1 {
@@ -207,6 +214,17 @@ mod tests {
             assert!(forbidden_by(ip(good)).is_none(), "{good} must pass");
         }
         assert_eq!(forbidden_by(ip("169.254.169.254")), Some("cloud metadata service"));
+    }
+
+    #[test]
+    fn forbids_translated_teredo_and_site_local_forms() {
+        assert_eq!(embedded_v4("::ffff:0:7f00:1".parse().unwrap()), Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(forbidden_by(ip("::ffff:0:7f00:1")), Some("loopback"));
+        assert_eq!(forbidden_by(ip("::ffff:0:808:808")), None);
+        assert_eq!(forbidden_by(ip("2001:0:4136:e378:8000:63bf:3fff:fdd2")), Some("Teredo tunnel"));
+        assert_eq!(forbidden_by(ip("fec0::1")), Some("site-local (deprecated)"));
+        assert_eq!(forbidden_by(ip("2001:2::1")), Some("benchmarking"));
+        assert_eq!(forbidden_by(ip("2001:4860:4860::8888")), None);
     }
 
     #[test]

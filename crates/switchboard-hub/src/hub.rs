@@ -36,6 +36,9 @@ pub struct HubConfig {
     pub allowed_hosts: Vec<String>,
     /// Items per page of a merged list; 0 returns whole lists.
     pub page_size: usize,
+    /// The HTTP client for servers supplied through an API (untrusted): one whose resolver
+    /// enforces the SSRF policy at connect time. `None` uses the ordinary client.
+    pub untrusted_client: Option<reqwest::Client>,
 }
 
 impl Default for HubConfig {
@@ -49,6 +52,7 @@ impl Default for HubConfig {
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             page_size: 0,
+            untrusted_client: None,
         }
     }
 }
@@ -154,7 +158,7 @@ impl Hub {
         if current.contains_key(&spec.name) || self.inner.groups.load().contains_key(&spec.name) {
             return Err(HubError::Conflict(spec.name));
         }
-        let up = Upstream::start(spec, self.inner.client.clone(), self.inner.config.upstream.clone(), self.inner.events.clone());
+        let up = Upstream::start(spec.clone(), self.inner.client_for(&spec), self.inner.config.upstream.clone(), self.inner.events.clone());
         let mut next = (*current).clone();
         next.insert(up.name().to_string(), up);
         self.inner.upstreams.store(Arc::new(next));
@@ -254,7 +258,7 @@ impl Hub {
             let Some(old) = current.get(&spec.name).cloned() else {
                 return Err(HubError::NotFound(spec.name));
             };
-            let up = Upstream::start(spec, self.inner.client.clone(), self.inner.config.upstream.clone(), self.inner.events.clone());
+            let up = Upstream::start(spec.clone(), self.inner.client_for(&spec), self.inner.config.upstream.clone(), self.inner.events.clone());
             let mut next = (*current).clone();
             next.insert(up.name().to_string(), up);
             self.inner.upstreams.store(Arc::new(next));
@@ -425,6 +429,14 @@ fn server_status(u: &Upstream) -> ServerStatus {
 }
 
 impl HubInner {
+    /// Servers from the operator's file use the ordinary client; API-supplied ones the guarded one.
+    fn client_for(&self, spec: &ServerSpec) -> reqwest::Client {
+        match (&self.config.untrusted_client, spec.trusted) {
+            (Some(guarded), false) => guarded.clone(),
+            _ => self.client.clone(),
+        }
+    }
+
     pub(crate) fn rebuild(&self) {
         let merged = Merged::build(&self.upstreams.load(), &self.groups.load(), &self.overrides.load(), &self.config.separator);
         self.merged.store(Arc::new(merged));

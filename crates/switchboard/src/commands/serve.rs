@@ -108,7 +108,7 @@ async fn import_if_changed(
         tracing::info!(message = "Servers file unchanged since the last import; the store is the source of truth.");
         return Ok(());
     }
-    let added = control.import(servers, "servers-file").await?;
+    let added = control.import(servers, switchboard_control::SERVERS_FILE_ACTOR).await?;
     store.set_meta("servers_file_digest", &digest).await?;
     tracing::info!(message = "Imported the servers file.", file = %path.display(), added = ?added);
     Ok(())
