@@ -69,6 +69,7 @@ pub fn remote_spec(name: &str, url: &str, transport: Option<&str>, headers: BTre
         timeout: switchboard_core::config::DEFAULT_TIMEOUT,
         disabled: false,
         session: Default::default(),
+        trusted: false,
     })
 }
 
