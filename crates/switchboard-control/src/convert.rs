@@ -76,7 +76,7 @@ pub fn record_from_spec(tenant: &str, spec: &ServerSpec, actor: &str, now: i64) 
             env: env.clone(),
             cwd: cwd.as_ref().map(|p| p.display().to_string()),
         },
-        TransportSpec::StreamableHttp { url, headers } => TransportRecord::StreamableHttp { url: url.clone(), headers: headers.clone() },
+        TransportSpec::StreamableHttp { url, headers, .. } => TransportRecord::StreamableHttp { url: url.clone(), headers: headers.clone() },
         TransportSpec::Sse { url, headers } => TransportRecord::Sse { url: url.clone(), headers: headers.clone() },
     };
     ServerRecord {
@@ -102,7 +102,9 @@ pub fn spec_from_record(r: &ServerRecord) -> ServerSpec {
             env: env.clone(),
             cwd: cwd.as_ref().map(PathBuf::from),
         },
-        TransportRecord::StreamableHttp { url, headers } => TransportSpec::StreamableHttp { url: url.clone(), headers: headers.clone() },
+        TransportRecord::StreamableHttp { url, headers } => {
+            TransportSpec::StreamableHttp { url: url.clone(), headers: headers.clone(), protocol: Default::default() }
+        }
         TransportRecord::Sse { url, headers } => TransportSpec::Sse { url: url.clone(), headers: headers.clone() },
     };
     ServerSpec {

@@ -102,6 +102,8 @@ pub enum TransportSpec {
         url: String,
         /// Static headers sent on every request.
         headers: BTreeMap<String, String>,
+        /// Which protocol era to speak.
+        protocol: ProtocolMode,
     },
     /// Legacy HTTP+SSE (2024-11-05).
     Sse {
@@ -119,6 +121,41 @@ impl TransportSpec {
             TransportSpec::Stdio { .. } => "stdio",
             TransportSpec::StreamableHttp { .. } => "streamable-http",
             TransportSpec::Sse { .. } => "sse",
+        }
+    }
+}
+
+/// Which protocol era the hub speaks to a Streamable HTTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProtocolMode {
+    /// Sessions first (`initialize`); if the server refuses them the way a stateless-only
+    /// server does (HTTP 400/404/405), switch to 2026-07-28. Legacy first, because the hub
+    /// bridges everything a session-based server can do (including server-to-client requests).
+    #[default]
+    Auto,
+    /// Always sessions (2025-03-26 .. 2025-11-25).
+    Legacy,
+    /// Always the stateless 2026-07-28 protocol.
+    Modern,
+}
+
+impl ProtocolMode {
+    /// Parses `auto`, `legacy` or `2026-07-28` (also `modern`).
+    pub fn parse(s: &str) -> Option<ProtocolMode> {
+        match s {
+            "auto" => Some(ProtocolMode::Auto),
+            "legacy" | "2025-11-25" | "2025-06-18" | "2025-03-26" => Some(ProtocolMode::Legacy),
+            "2026-07-28" | "modern" => Some(ProtocolMode::Modern),
+            _ => None,
+        }
+    }
+
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProtocolMode::Auto => "auto",
+            ProtocolMode::Legacy => "legacy",
+            ProtocolMode::Modern => "2026-07-28",
         }
     }
 }
@@ -242,6 +279,7 @@ type FieldError = (Option<&'static str>, String);
 
 const KNOWN_KEYS: &[&str] = &[
     "command", "args", "env", "cwd", "type", "transport", "url", "headers", "timeout", "disabled", "enabled", "session",
+    "protocol",
 ];
 
 /// Parses one server entry given as JSON (the API's input), with the file's rules. `vars`
@@ -327,10 +365,16 @@ fn parse_server(
                     return Err((Some("headers"), format!("invalid header {k:?}")));
                 }
             }
+            let protocol = match obj.get("protocol") {
+                None | Some(Value::Null) => ProtocolMode::Auto,
+                Some(Value::String(p)) => ProtocolMode::parse(p)
+                    .ok_or((Some("protocol"), format!("must be \"auto\", \"legacy\" or \"2026-07-28\", not {p:?}")))?,
+                Some(_) => return Err((Some("protocol"), "must be a string".into())),
+            };
             if remote == "sse" {
                 TransportSpec::Sse { url, headers }
             } else {
-                TransportSpec::StreamableHttp { url, headers }
+                TransportSpec::StreamableHttp { url, headers, protocol }
             }
         }
     };
@@ -500,7 +544,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match &f.servers["remote"].transport {
-            TransportSpec::StreamableHttp { headers, .. } => assert_eq!(headers["Authorization"], "Bearer t0k"),
+            TransportSpec::StreamableHttp { headers, protocol, .. } => {
+                assert_eq!(headers["Authorization"], "Bearer t0k");
+                assert_eq!(*protocol, ProtocolMode::Auto);
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(f.servers["remote"].timeout, Duration::from_secs(5));

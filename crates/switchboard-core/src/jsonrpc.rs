@@ -248,6 +248,36 @@ impl Splice {
     }
 }
 
+/// Removes member `key` of the JSON object `obj` (a slice of `text`) from `text`, keeping
+/// every other byte. Returns `None` when the member is absent.
+pub fn remove_member(text: &str, obj: &str, key: &str) -> Option<String> {
+    let fields = Fields::parse(obj)?;
+    let index = fields.entries.iter().position(|(k, _)| k == key)?;
+    let value = span_of(text, fields.entries[index].1.get());
+    // The member starts at its key's opening quote: the last quote before the colon that
+    // precedes the value.
+    let before = &text[..value.start];
+    let colon = before.rfind(':')?;
+    let key_end = text[..colon].rfind('"')?;
+    let key_start = text[..key_end].rfind('"')?;
+    let (start, end) = if index + 1 < fields.entries.len() {
+        // Not last: remove up to the next member's start (eat the following comma).
+        let after = &text[value.end..];
+        let comma = after.find(',')?;
+        (key_start, value.end + comma + 1)
+    } else if index > 0 {
+        // Last but not first: remove the preceding comma.
+        let comma = text[..key_start].rfind(',')?;
+        (comma, value.end)
+    } else {
+        (key_start, value.end)
+    };
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..start]);
+    out.push_str(&text[end..]);
+    Some(out)
+}
+
 /// Serialises a string as a JSON string literal.
 pub fn quote(s: &str) -> String {
     serde_json::to_string(s).expect("a string always serialises")
@@ -357,6 +387,21 @@ mod tests {
             out,
             r#"{"jsonrpc":"2.0", "id": 101 ,"method":"tools/call","params":{"name":"echo","x-vendor":{"k":[1,2.50]},"arguments":{"text":"hi"}}}"#
         );
+    }
+
+    #[test]
+    fn removes_members_anywhere() {
+        let t = r#"{"jsonrpc":"2.0","id":1,"result":{"a":1, "resultType":"complete" ,"b":[2]}}"#;
+        let env = Envelope::parse(t).unwrap();
+        let r = env.result.unwrap().get();
+        assert_eq!(remove_member(t, r, "resultType").unwrap(), r#"{"jsonrpc":"2.0","id":1,"result":{"a":1, "b":[2]}}"#);
+        let t = r#"{"result":{"a":1,"resultType":"complete"}}"#;
+        let r = Fields::parse(t).unwrap().get("result").unwrap().get();
+        assert_eq!(remove_member(t, r, "resultType").unwrap(), r#"{"result":{"a":1}}"#);
+        let t = r#"{"result":{"resultType":"complete"}}"#;
+        let r = Fields::parse(t).unwrap().get("result").unwrap().get();
+        assert_eq!(remove_member(t, r, "resultType").unwrap(), r#"{"result":{}}"#);
+        assert!(remove_member(t, r, "missing").is_none());
     }
 
     #[test]

@@ -97,6 +97,8 @@ pub struct ServerStatus {
     pub restarts: u32,
     /// Process id of a stdio server.
     pub pid: Option<u32>,
+    /// The protocol revision negotiated with the server.
+    pub protocol: Option<String>,
 }
 
 pub(crate) struct HubInner {
@@ -425,6 +427,7 @@ fn server_status(u: &Upstream) -> ServerStatus {
         uptime_secs: st.ready_since.and_then(|t| SystemTime::now().duration_since(t).ok()).map(|d| d.as_secs()),
         restarts: st.restarts,
         pid: st.pid,
+        protocol: u.info().map(|i| i.protocol_version.clone()),
     }
 }
 

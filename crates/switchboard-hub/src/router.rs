@@ -374,7 +374,12 @@ impl Hub {
             }
             Err(e) => return Some(error_message(id, code::INTERNAL_ERROR, &format!("server {server:?}: {e}"), None)),
         };
-        Some(restore_reply(&reply, id, route.uri_rewrite.as_ref()))
+        let restored = restore_reply(&reply, id, route.uri_rewrite.as_ref());
+        if conn.is_modern() && !session.modern {
+            // A session-based client does not know `resultType`.
+            return Some(strip_result_type(restored));
+        }
+        Some(restored)
     }
 
     /// Relays one message the upstream sent while serving a request.
@@ -551,6 +556,14 @@ fn restore_reply(reply: &str, id: &str, uri_rewrite: Option<&(String, String)>) 
         }
     }
     sp.apply(reply)
+}
+
+fn strip_result_type(reply: String) -> String {
+    let stripped = Envelope::parse(&reply).ok().and_then(|env| {
+        let result = env.result?.get();
+        switchboard_core::jsonrpc::remove_member(&reply, result, "resultType")
+    });
+    stripped.unwrap_or(reply)
 }
 
 /// Best effort to echo the id of a message that failed validation.

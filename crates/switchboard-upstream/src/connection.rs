@@ -126,8 +126,8 @@ impl Connection {
             TransportSpec::Stdio { command, args, env, cwd } => {
                 Connection::Stdio(StdioConn::spawn(&spec.name, command, args, env, cwd.as_deref(), stderr, mux)?)
             }
-            TransportSpec::StreamableHttp { url, headers } => {
-                Connection::Http(HttpConn::new(url, headers, client.clone(), mux)?)
+            TransportSpec::StreamableHttp { url, headers, protocol } => {
+                Connection::Http(HttpConn::new(url, headers, *protocol, client.clone(), mux)?)
             }
             TransportSpec::Sse { url, headers } => {
                 let opened = tokio::time::timeout(init_timeout, SseConn::connect(url, headers, client.clone(), mux));
@@ -267,6 +267,11 @@ impl Connection {
             Connection::Http(c) => c.shutdown().await,
             Connection::Sse(c) => c.shutdown(),
         }
+    }
+
+    /// True when this is a stateless 2026-07-28 session.
+    pub fn is_modern(&self) -> bool {
+        matches!(self, Connection::Http(c) if c.is_modern())
     }
 
     /// Process id of a stdio server.

@@ -14,9 +14,12 @@ pub enum UpstreamError {
     /// No answer within the request timeout.
     #[error("no response within {0:?}")]
     Timeout(Duration),
-    /// The transport failed (spawn, HTTP status, network).
+    /// The transport failed (spawn, network).
     #[error("{0}")]
     Transport(String),
+    /// The server answered with an HTTP error status.
+    #[error("{1}")]
+    HttpStatus(u16, String),
     /// The server answered something that is not MCP.
     #[error("protocol error: {0}")]
     Protocol(String),

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use switchboard_core::config::ProtocolMode;
 use switchboard_core::jsonrpc::{Envelope, request_message, result_message};
 use switchboard_core::sse::Decoder;
 use tokio::task::AbortHandle;
@@ -28,7 +29,11 @@ struct Session {
     id: Option<HeaderValue>,
     version: Option<HeaderValue>,
     generation: u64,
+    /// Stateless 2026-07-28: every request carries its own `_meta` and routing headers.
+    modern: bool,
 }
+
+const MODERN: &str = "2026-07-28";
 
 struct Shared {
     mux: Arc<Mux>,
@@ -38,6 +43,7 @@ struct Shared {
     session: ArcSwap<Session>,
     reinit: tokio::sync::Mutex<()>,
     init_params: OnceLock<String>,
+    protocol: ProtocolMode,
     tasks: Mutex<HashMap<u64, AbortHandle>>,
     shutdown: CancellationToken,
 }
@@ -63,6 +69,7 @@ impl HttpConn {
     pub(crate) fn new(
         url: &str,
         headers: &BTreeMap<String, String>,
+        protocol: ProtocolMode,
         client: reqwest::Client,
         mux: Arc<Mux>,
     ) -> Result<Self, UpstreamError> {
@@ -75,6 +82,7 @@ impl HttpConn {
             session: ArcSwap::from_pointee(Session::default()),
             reinit: tokio::sync::Mutex::new(()),
             init_params: OnceLock::new(),
+            protocol,
             tasks: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
         });
@@ -83,11 +91,13 @@ impl HttpConn {
 
     pub(crate) async fn initialize(&self, params: &str, timeout: Duration) -> Result<InitInfo, UpstreamError> {
         let _ = self.shared.init_params.set(params.to_string());
-        let info = tokio::time::timeout(timeout, self.shared.handshake(0))
+        let info = tokio::time::timeout(timeout, self.shared.open_session())
             .await
             .map_err(|_| UpstreamError::Timeout(timeout))??;
-        let shared = self.shared.clone();
-        tokio::spawn(async move { shared.listen().await });
+        if !self.shared.session.load().modern {
+            let shared = self.shared.clone();
+            tokio::spawn(async move { shared.listen().await });
+        }
         Ok(info)
     }
 
@@ -113,6 +123,11 @@ impl HttpConn {
 
     pub(crate) async fn post_message(&self, text: String) -> Result<(), UpstreamError> {
         self.shared.post_message(text).await
+    }
+
+    /// True when the session is the stateless 2026-07-28 protocol.
+    pub(crate) fn is_modern(&self) -> bool {
+        self.shared.session.load().modern
     }
 
     pub(crate) fn post_detached(&self, text: String) {
@@ -142,6 +157,9 @@ impl HttpConn {
 
 impl Shared {
     fn post(&self, body: String, session: &Session) -> reqwest::RequestBuilder {
+        if session.modern {
+            return self.post_modern(body);
+        }
         let mut req = self
             .client
             .post(self.url.clone())
@@ -156,6 +174,62 @@ impl Shared {
             req = req.header("mcp-protocol-version", v);
         }
         req
+    }
+
+    /// A stateless request: `_meta` added to the body, routing headers from it.
+    fn post_modern(&self, body: String) -> reqwest::RequestBuilder {
+        let (body, method, name) = crate::modern::prepare(body);
+        let mut req = self
+            .client
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .header(header::ACCEPT, ACCEPT_BOTH)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("mcp-protocol-version", MODERN)
+            .body(body);
+        if let Some(m) = method {
+            req = req.header("mcp-method", m);
+        }
+        if let Some(n) = name {
+            req = req.header("mcp-name", n);
+        }
+        req
+    }
+
+    /// Opens the session in the configured era; `auto` falls back to the stateless protocol
+    /// only when the server refuses `initialize` the way a stateless-only server does.
+    async fn open_session(&self) -> Result<InitInfo, UpstreamError> {
+        match self.protocol {
+            ProtocolMode::Legacy => self.handshake(0).await,
+            ProtocolMode::Modern => self.discover().await,
+            ProtocolMode::Auto => match self.handshake(0).await {
+                Err(UpstreamError::HttpStatus(400 | 404 | 405, why)) => match self.discover().await {
+                    Ok(info) => Ok(info),
+                    Err(_) => Err(UpstreamError::HttpStatus(400, why)),
+                },
+                other => other,
+            },
+        }
+    }
+
+    /// `server/discover`: the stateless protocol's opening.
+    async fn discover(&self) -> Result<InitInfo, UpstreamError> {
+        let id = self.mux.next_id();
+        let body = request_message(&id.to_string(), "server/discover", None);
+        let modern = Session { modern: true, version: HeaderValue::from_static(MODERN).into(), ..Session::default() };
+        let resp = self.post(body, &modern).send().await.map_err(transport)?;
+        if !resp.status().is_success() {
+            return Err(status_error(resp.status(), resp).await);
+        }
+        let reply = read_single_reply(resp, id).await?;
+        let env = Envelope::parse(&reply).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        if let Some(err) = env.error {
+            return Err(UpstreamError::Protocol(format!("server/discover failed: {}", err.get())));
+        }
+        let result = env.result.ok_or_else(|| UpstreamError::Protocol("server/discover without result".into()))?;
+        let info = crate::modern::discover_info(result.get())?;
+        self.session.store(Arc::new(Session { generation: 1, ..modern }));
+        Ok(info)
     }
 
     /// Runs `initialize` + `notifications/initialized` and installs the new session, unless
@@ -183,7 +257,7 @@ impl Shared {
         let result = env.result.ok_or_else(|| UpstreamError::Protocol("initialize without result".into()))?;
         let info = InitInfo::from_result(result.get())?;
         let version = HeaderValue::try_from(info.protocol_version.as_str()).ok();
-        let session = Session { id: session_id, version, generation: current.generation + 1 };
+        let session = Session { id: session_id, version, generation: current.generation + 1, modern: false };
         let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_string();
         let resp = self.post(note, &session).send().await.map_err(transport)?;
         if !resp.status().is_success() {
@@ -371,5 +445,5 @@ async fn status_error(status: StatusCode, resp: reqwest::Response) -> UpstreamEr
     if snippet.len() < body.len() {
         snippet.push('…');
     }
-    UpstreamError::Transport(format!("HTTP {status} from the server: {snippet}"))
+    UpstreamError::HttpStatus(status.as_u16(), format!("HTTP {status} from the server: {snippet}"))
 }

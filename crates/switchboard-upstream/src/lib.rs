@@ -10,6 +10,7 @@ mod catalog;
 mod connection;
 mod error;
 mod http;
+mod modern;
 mod mux;
 mod sse;
 mod stdio;

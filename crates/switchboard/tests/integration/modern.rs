@@ -104,3 +104,36 @@ async fn stateless_requests_are_checked_with_the_right_errors() {
     assert_eq!((status, msgs[0]["error"]["code"].as_i64()), (404, Some(-32601)), "{msgs:?}");
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn a_stateless_upstream_serves_legacy_and_modern_clients() {
+    let http = spawn_http(FixtureOptions::new("m")).await.unwrap();
+    let hub = TestHub::start(json!({"mcpServers": {
+        "m": {"type": "streamable-http", "url": http.url, "protocol": "2026-07-28"},
+        "l": {"type": "streamable-http", "url": http.url, "protocol": "legacy"},
+    }}))
+    .await;
+    let status = |name: &str| server_status(&hub.hub, name);
+    assert_eq!(status("m").state, "ready", "{:?}", status("m"));
+    assert_eq!(status("m").protocol.as_deref(), Some("2026-07-28"));
+    assert_eq!(status("l").protocol.as_deref(), Some("2025-11-25"));
+
+    let mut legacy = hub.client("/mcp").await;
+    assert!(legacy.tool_names().await.contains(&"m__echo".to_string()));
+    let r = legacy.call("m__echo", json!({"text": "through a stateless hop"})).await;
+    assert_eq!(text_of(&r), "through a stateless hop");
+    assert!(r.get("resultType").is_none(), "legacy clients never see resultType: {r}");
+    let r = legacy
+        .request("tools/call", json!({"name": "m__progress", "arguments": {"steps": 2, "interval_ms": 10}, "_meta": {"progressToken": "lp"}}))
+        .await;
+    assert_eq!(text_of(&r["result"]), "done 2", "{r}");
+    assert_eq!(legacy.received.iter().filter(|m| m["params"]["progressToken"] == "lp").count(), 2, "{:?}", legacy.received);
+    let got = legacy.request("prompts/get", json!({"name": "m__greeting", "arguments": {"name": "Eve"}})).await;
+    assert!(got["result"]["messages"][0]["content"]["text"].as_str().unwrap().contains("Eve"), "{got}");
+
+    let (status, msgs) = modern(&hub.url("/mcp"), "tools/call", json!({"name": "m__echo", "arguments": {"text": "m2m"}}), Some("m__echo"), &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(msgs[0]["result"]["resultType"], "complete");
+    assert_eq!(text_of(&msgs[0]["result"]), "m2m");
+    hub.stop().await;
+}
