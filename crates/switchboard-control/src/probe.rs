@@ -62,7 +62,7 @@ pub fn remote_spec(name: &str, url: &str, transport: Option<&str>, headers: BTre
         Some(other) => return Err(ControlError::Invalid(format!("unknown transport {other:?}: use \"sse\" or \"streamable-http\""))),
         None => url.split(['?', '#']).next().unwrap_or("").trim_end_matches('/').ends_with("/sse"),
     };
-    let transport = if sse { TransportSpec::Sse { url: url.into(), headers } } else { TransportSpec::StreamableHttp { url: url.into(), headers } };
+    let transport = if sse { TransportSpec::Sse { url: url.into(), headers } } else { TransportSpec::StreamableHttp { url: url.into(), headers, protocol: Default::default() } };
     Ok(ServerSpec {
         name: name.into(),
         transport,
