@@ -98,11 +98,13 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// A control plane over `store` and `hub`.
     pub fn new(store: Arc<dyn Store>, hub: Hub, config: ControlConfig) -> Arc<ControlPlane> {
+        let client = guard::guarded_client(config.ssrf.clone(), Arc::new(guard::SystemLookup));
         Arc::new(ControlPlane {
             store,
             hub,
             config,
-            client: switchboard_upstream::http_client(),
+            // Probes reach API-supplied URLs: check every address at connect time too.
+            client,
             lock: tokio::sync::Mutex::new(()),
             managed: Mutex::new(HashSet::new()),
             last_revision: Mutex::new(None),

@@ -1,44 +1,20 @@
 //! Talking to a remote server directly, outside the registry: SSRF checks and probes.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 use switchboard_core::config::{ServerSpec, TransportSpec, check_url};
-use switchboard_core::ssrf::{Refusal, SsrfPolicy};
+use switchboard_core::ssrf::SsrfPolicy;
 use switchboard_upstream::{Connection, ListKind, StderrRing, fetch_list};
 
 use crate::ControlError;
 
-/// Checks a URL that arrived through an API: scheme, host deny list, and every address the
-/// host resolves to.
+/// Checks a URL that arrived through an API: scheme, credentials, host deny list, and every
+/// address the host resolves to (through the system resolver). See [`crate::guard::check_url`].
 pub async fn check_ssrf(policy: &SsrfPolicy, url: &str) -> Result<(), ControlError> {
-    check_url(url).map_err(ControlError::Invalid)?;
-    let parsed = url::Url::parse(url).map_err(|e| ControlError::Invalid(format!("invalid URL {url:?}: {e}")))?;
-    let forbid = |r: Refusal| ControlError::Forbidden(format!("{url}: {r}"));
-    let host = parsed.host().ok_or_else(|| ControlError::Invalid(format!("{url:?} has no host")))?;
-    let addrs: Vec<IpAddr> = match host {
-        url::Host::Ipv4(v4) => vec![IpAddr::V4(v4)],
-        url::Host::Ipv6(v6) => vec![IpAddr::V6(v6)],
-        url::Host::Domain(name) => {
-            policy.check_host(name).map_err(forbid)?;
-            let port = parsed.port_or_known_default().unwrap_or(80);
-            let resolved = tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((name, port)))
-                .await
-                .map_err(|_| ControlError::Unreachable(format!("resolving {name} timed out")))?
-                .map_err(|e| ControlError::Unreachable(format!("cannot resolve {name}: {e}")))?;
-            resolved.map(|a| a.ip()).collect()
-        }
-    };
-    if addrs.is_empty() {
-        return Err(ControlError::Unreachable(format!("{url}: the host has no addresses")));
-    }
-    for ip in addrs {
-        policy.check_ip(ip).map_err(forbid)?;
-    }
-    Ok(())
+    crate::guard::check_url(policy, &crate::guard::SystemLookup, url).await
 }
 
 /// What a probe learned.
@@ -62,7 +38,11 @@ pub fn remote_spec(name: &str, url: &str, transport: Option<&str>, headers: BTre
         Some(other) => return Err(ControlError::Invalid(format!("unknown transport {other:?}: use \"sse\" or \"streamable-http\""))),
         None => url.split(['?', '#']).next().unwrap_or("").trim_end_matches('/').ends_with("/sse"),
     };
-    let transport = if sse { TransportSpec::Sse { url: url.into(), headers } } else { TransportSpec::StreamableHttp { url: url.into(), headers, protocol: Default::default() } };
+    let transport = if sse {
+        TransportSpec::Sse { url: url.into(), headers }
+    } else {
+        TransportSpec::StreamableHttp { url: url.into(), headers, protocol: Default::default() }
+    };
     Ok(ServerSpec {
         name: name.into(),
         transport,

@@ -68,6 +68,8 @@ const V4_RULES: &[(&str, &str)] = &[
     ("198.51.100.0/24", "documentation"),
     ("203.0.113.0/24", "documentation"),
     ("224.0.0.0/4", "multicast"),
+    // Before 240.0.0.0/4, which contains it: the first matching rule names the refusal.
+    ("255.255.255.255/32", "broadcast"),
     ("240.0.0.0/4", "reserved"),
     ("255.255.255.255/32", "broadcast"),
 ];
@@ -224,6 +226,8 @@ mod tests {
         assert_eq!(forbidden_by(ip("2001:0:4136:e378:8000:63bf:3fff:fdd2")), Some("Teredo tunnel"));
         assert_eq!(forbidden_by(ip("fec0::1")), Some("site-local (deprecated)"));
         assert_eq!(forbidden_by(ip("2001:2::1")), Some("benchmarking"));
+        assert_eq!(forbidden_by(ip("255.255.255.255")), Some("broadcast"));
+        assert_eq!(forbidden_by(ip("240.0.0.1")), Some("reserved"));
         assert_eq!(forbidden_by(ip("2001:4860:4860::8888")), None);
     }
 

@@ -7,8 +7,6 @@ use axum::response::{IntoResponse, Response};
 use switchboard_core::jsonrpc::{Envelope, Fields, code};
 use switchboard_hub::{HEADER_MISMATCH, MISSING_CAPABILITY, MODERN_VERSION, UNSUPPORTED_VERSION};
 
-use crate::streamable::rpc_error;
-
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 
 /// A request without a session that names the stateless revision (header or `_meta`).
@@ -25,12 +23,15 @@ fn meta_version(env: &Envelope<'_>) -> Option<String> {
     meta.get_str(META_VERSION).map(|v| v.into_owned())
 }
 
-fn mismatch(what: &str) -> Response {
-    rpc_error(StatusCode::BAD_REQUEST, HEADER_MISMATCH, &format!("Header mismatch: {what}"))
+fn mismatch(id: &str, what: &str) -> Response {
+    let body = switchboard_core::jsonrpc::error_message(id, HEADER_MISMATCH, &format!("Header mismatch: {what}"), None);
+    (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Checks `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` against the body.
 pub(crate) fn check_headers(headers: &HeaderMap, env: &Envelope<'_>) -> Result<(), Response> {
+    let id = env.id_text();
+    let mismatch = |what: &str| mismatch(id, what);
     let get = |name: &str| headers.get(name).map(|v| v.to_str().map(decode_header_value));
     let body_version = meta_version(env);
     match (get("mcp-protocol-version"), &body_version) {

@@ -50,9 +50,24 @@ pub(crate) fn prelude(session: &ClientSession, id: &str, params: Option<&Fields<
     Ok(())
 }
 
-/// Adds `resultType` (and, for lists, `ttlMs`/`cacheScope`) to a result that lacks them.
+/// Methods 2026-07-28 removed: a stateless client gets "method not found" for them.
+pub(crate) fn removed(method: &str) -> bool {
+    matches!(method, "initialize" | "ping" | "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe")
+}
+
+/// Adds `resultType` (and, for lists, `ttlMs`/`cacheScope`) to a result that lacks them, and
+/// gives "resource not found" the code 2026-07-28 uses.
 pub(crate) fn finish(reply: String, method: &str) -> String {
     let Ok(env) = Envelope::parse(&reply) else { return reply };
+    if let Some(err) = env.error {
+        let legacy_not_found = Fields::parse(err.get()).and_then(|f| f.get("code")).is_some_and(|c| c.get() == "-32002");
+        if legacy_not_found && let Some(c) = Fields::parse(err.get()).and_then(|f| f.get("code")) {
+            let mut sp = Splice::new();
+            sp.replace(&reply, c.get(), code::INVALID_PARAMS.to_string());
+            return sp.apply(&reply);
+        }
+        return reply;
+    }
     let Some(result) = env.result else { return reply };
     let Some(fields) = Fields::parse(result.get()) else { return reply };
     let mut extra = String::new();

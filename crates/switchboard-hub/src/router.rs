@@ -69,6 +69,9 @@ impl Hub {
                 return Some(reply);
             }
             let method = env.method().to_string();
+            if modern::removed(&method) {
+                return Some(error_message(id, code::METHOD_NOT_FOUND, &format!("method not found: {method} (removed in 2026-07-28)"), None));
+            }
             let reply = self.dispatch(session, text, env, params, sink).await?;
             return Some(modern::finish(reply, &method));
         }

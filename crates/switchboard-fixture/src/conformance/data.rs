@@ -199,12 +199,77 @@ pub(crate) fn tools() -> Vec<Tool> {
             "test_input_required_result_capabilities",
             "Asks only for the kinds of input the client declared",
         ),
+        // Tasks extension (SEP-2663) fixtures, named as the tasks-* scenarios expect.
+        Tool::new(
+            "greet",
+            "Sync-only: returns Hello, {name}!",
+            string_arg("name", "Who to greet"),
+        ),
+        Tool::new(
+            "slow_compute",
+            "Task-supporting: sleeps `seconds` seconds, then returns; settles as cancelled on tasks/cancel",
+            object(json!({
+                "type": "object",
+                "properties": {
+                    "seconds": { "type": "number", "minimum": 0, "description": "How long to work" },
+                    "label": { "type": "string", "description": "Echoed in the result" }
+                },
+                "required": ["seconds"]
+            })),
+        ),
+        tool(
+            "failing_job",
+            "Task-required: fails with a tool error (isError) after about a second",
+        ),
+        tool(
+            "protocol_error_job",
+            "Task-supporting: fails with a protocol error",
+        ),
+        Tool::new(
+            "confirm_delete",
+            "Task-supporting: asks for a confirmation (elicitation), then answers",
+            string_arg("filename", "The file to delete (nothing is deleted)"),
+        ),
+        tool(
+            "multi_input",
+            "Task-supporting: asks two elicitation questions at once",
+        ),
+        tool(
+            "test_tool_with_task",
+            "Task-required: asks for a name (input_required), then runs as a task",
+        ),
+        Tool::new(
+            PARAM_HEADER_TOOL,
+            "Echoes `region`, which clients must mirror into the Mcp-Param-Region header",
+            param_header_schema(),
+        ),
     ]
+}
+
+/// The tool with an `x-mcp-header` parameter (SEP-2243).
+pub(crate) const PARAM_HEADER_TOOL: &str = "test_param_header";
+
+/// The input schema of [`PARAM_HEADER_TOOL`].
+pub(crate) fn param_header_schema() -> JsonObject {
+    object(json!({
+        "type": "object",
+        "properties": {
+            "region": {
+                "type": "string",
+                "description": "Mirrored into the Mcp-Param-Region header",
+                "x-mcp-header": "Region"
+            }
+        },
+        "required": ["region"]
+    }))
 }
 
 /// The tool `test_trigger_tool_change` toggles.
 pub(crate) fn dynamic_tool() -> Tool {
-    tool(DYNAMIC_TOOL, "Present every other test_trigger_tool_change call")
+    tool(
+        DYNAMIC_TOOL,
+        "Present every other test_trigger_tool_change call",
+    )
 }
 
 fn argument(name: &str, description: &str) -> PromptArgument {

@@ -29,6 +29,9 @@ mod flows;
 mod handler;
 mod sse;
 mod state;
+mod tasks;
+#[cfg(test)]
+mod tests;
 
 use std::{io, sync::Arc};
 

@@ -91,20 +91,21 @@ fn load(common: &CommonArgs) -> Result<ServersFile, String> {
 }
 
 /// An empty hub with the command line's settings.
-pub(crate) fn new_hub(common: &CommonArgs) -> Hub {
+pub(crate) fn new_hub(common: &CommonArgs, untrusted_client: Option<reqwest::Client>) -> Hub {
     let list = |s: &str| s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect();
     Hub::new(HubConfig {
         separator: common.separator.clone(),
         allowed_origins: list(&common.allowed_origins),
         allowed_hosts: list(&common.allowed_hosts),
         page_size: common.page_size,
+        untrusted_client,
         ..HubConfig::default()
     })
 }
 
 /// Builds a hub and registers every server and group of the file.
 pub(crate) async fn build_hub(common: &CommonArgs, servers: ServersFile) -> anyhow::Result<Hub> {
-    let hub = new_hub(common);
+    let hub = new_hub(common, None);
     for (_, spec) in servers.servers {
         hub.add_server(spec).await?;
     }

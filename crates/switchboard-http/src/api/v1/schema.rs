@@ -111,6 +111,9 @@ pub(crate) struct ServerStatus {
     /// Process id of a stdio server.
     #[schema(required = true)]
     pid: Option<u32>,
+    /// The protocol revision negotiated with the server (`2026-07-28` for a stateless one).
+    #[schema(required = true)]
+    protocol: Option<String>,
 }
 
 /// A server: configuration (secrets masked), bookkeeping and live status.
@@ -290,6 +293,7 @@ mod tests {
             uptime_secs: Some(1),
             restarts: 0,
             pid: Some(2),
+            protocol: Some("2025-11-25".into()),
         }
     }
 
