@@ -202,15 +202,21 @@ impl Connection {
     /// `notifications/cancelled` for it.
     pub async fn call(&self, id: u64, body: String, opts: CallOptions) -> Result<String, UpstreamError> {
         let (ev_tx, mut ev_rx) = mpsc::channel::<CallEvent>(64);
-        let rx = self.mux().register(id, Some(ev_tx));
+        let mut rx = self.mux().register(id, Some(ev_tx));
         let mut guard = CancelOnDrop { conn: self, id, armed: true };
-        match self {
-            Connection::Stdio(c) => c.write(body).await,
-            Connection::Sse(c) => c.post_request(id, body),
-            Connection::Http(c) => c.post_request(id, body, opts.retry_safe),
-        }
+        // HTTP requests run inside this future (polled below), not in a task of their own.
+        let mut post: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> = match self {
+            Connection::Stdio(c) => {
+                c.write(body).await;
+                None
+            }
+            Connection::Sse(c) => {
+                c.post_request(id, body);
+                None
+            }
+            Connection::Http(c) => Some(Box::pin(c.run_request(id, body, opts.retry_safe))),
+        };
         let mut deadline = Instant::now() + opts.timeout;
-        let mut rx = rx;
         let result = loop {
             // Events first: whatever the upstream said before its answer reaches the caller first.
             tokio::select! {
@@ -222,6 +228,7 @@ impl Connection {
                     }
                 }
                 r = &mut rx => break r.unwrap_or_else(|_| Err(UpstreamError::Closed("request abandoned".into()))),
+                _ = async { post.as_mut().expect("guarded by the condition").await }, if post.is_some() => post = None,
                 _ = sleep_until(deadline) => break Err(UpstreamError::Timeout(opts.timeout)),
             }
         };
@@ -294,17 +301,9 @@ impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         let was_pending = self.conn.mux().forget(self.id);
         if self.armed || was_pending {
-            self.conn.abort_request(self.id);
             let params = format!(r#"{{"requestId":{},"reason":"cancelled by the client or timed out"}}"#, self.id);
             self.conn.send_detached(notification_message("notifications/cancelled", Some(&params)));
         }
     }
 }
 
-impl Connection {
-    fn abort_request(&self, id: u64) {
-        if let Connection::Http(c) = self {
-            c.abort(id);
-        }
-    }
-}

@@ -5,8 +5,8 @@
 //! response. A 404 for the session re-initializes it; the request is re-sent once when it is
 //! safe to repeat.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -14,7 +14,6 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use switchboard_core::config::ProtocolMode;
 use switchboard_core::jsonrpc::{Envelope, request_message, result_message};
 use switchboard_core::sse::Decoder;
-use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::UpstreamError;
@@ -44,7 +43,6 @@ struct Shared {
     reinit: tokio::sync::Mutex<()>,
     init_params: OnceLock<String>,
     protocol: ProtocolMode,
-    tasks: Mutex<HashMap<u64, AbortHandle>>,
     shutdown: CancellationToken,
 }
 
@@ -74,16 +72,19 @@ impl HttpConn {
         mux: Arc<Mux>,
     ) -> Result<Self, UpstreamError> {
         let url = reqwest::Url::parse(url).map_err(|e| UpstreamError::Transport(format!("invalid URL {url:?}: {e}")))?;
+        let mut headers = header_map(headers)?;
+        // Built once: every POST clones this map instead of parsing the same headers again.
+        headers.insert(header::ACCEPT, HeaderValue::from_static(ACCEPT_BOTH));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let shared = Arc::new(Shared {
             mux: mux.clone(),
             url,
-            headers: header_map(headers)?,
+            headers,
             client,
             session: ArcSwap::from_pointee(Session::default()),
             reinit: tokio::sync::Mutex::new(()),
             init_params: OnceLock::new(),
             protocol,
-            tasks: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
         });
         Ok(HttpConn { mux, shared })
@@ -101,24 +102,10 @@ impl HttpConn {
         Ok(info)
     }
 
-    pub(crate) fn post_request(&self, id: u64, body: String, retry_safe: bool) {
-        let shared = self.shared.clone();
-        // The task waits until its abort handle is registered, so its own removal always
-        // comes after the insertion.
-        let (gate_tx, gate_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = gate_rx.await;
-            shared.run_request(id, body, retry_safe).await;
-            shared.tasks.lock().expect("tasks lock").remove(&id);
-        });
-        self.shared.tasks.lock().expect("tasks lock").insert(id, task.abort_handle());
-        let _ = gate_tx.send(());
-    }
-
-    pub(crate) fn abort(&self, id: u64) {
-        if let Some(h) = self.shared.tasks.lock().expect("tasks lock").remove(&id) {
-            h.abort();
-        }
+    /// Sends request `id` and dispatches everything in its reply into the pending table. The
+    /// caller polls this future in its own task (no spawn); dropping it aborts the request.
+    pub(crate) async fn run_request(&self, id: u64, body: String, retry_safe: bool) {
+        self.shared.run_request(id, body, retry_safe).await;
     }
 
     pub(crate) async fn post_message(&self, text: String) -> Result<(), UpstreamError> {
@@ -144,9 +131,6 @@ impl HttpConn {
 
     pub(crate) async fn shutdown(&self) {
         self.shared.shutdown.cancel();
-        for (_, h) in self.shared.tasks.lock().expect("tasks lock").drain() {
-            h.abort();
-        }
         let session = self.shared.session.load();
         if let Some(id) = &session.id {
             let req = self.shared.client.delete(self.shared.url.clone()).headers(self.shared.headers.clone()).header("mcp-session-id", id);
@@ -156,17 +140,12 @@ impl HttpConn {
 }
 
 impl Shared {
-    fn post(&self, body: String, session: &Session) -> reqwest::RequestBuilder {
+    fn post(&self, body: impl Into<bytes::Bytes>, session: &Session) -> reqwest::RequestBuilder {
+        let body: bytes::Bytes = body.into();
         if session.modern {
-            return self.post_modern(body);
+            return self.post_modern(String::from_utf8_lossy(&body).into_owned());
         }
-        let mut req = self
-            .client
-            .post(self.url.clone())
-            .headers(self.headers.clone())
-            .header(header::ACCEPT, ACCEPT_BOTH)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body);
+        let mut req = self.client.post(self.url.clone()).headers(self.headers.clone()).body(body);
         if let Some(id) = &session.id {
             req = req.header("mcp-session-id", id);
         }
@@ -183,8 +162,6 @@ impl Shared {
             .client
             .post(self.url.clone())
             .headers(self.headers.clone())
-            .header(header::ACCEPT, ACCEPT_BOTH)
-            .header(header::CONTENT_TYPE, "application/json")
             .header("mcp-protocol-version", MODERN)
             .body(body);
         if let Some(m) = method {
@@ -268,6 +245,8 @@ impl Shared {
     }
 
     async fn run_request(&self, id: u64, body: String, retry_safe: bool) {
+        // Bytes: a retry re-sends the same buffer without copying it.
+        let body = bytes::Bytes::from(body);
         let mut attempt = 0;
         loop {
             let session = self.session.load_full();
@@ -365,7 +344,10 @@ impl Shared {
         let mut failures = 0u32;
         loop {
             let session = self.session.load_full();
-            let mut req = self.client.get(self.url.clone()).headers(self.headers.clone()).header(header::ACCEPT, "text/event-stream");
+            let mut headers = self.headers.clone();
+            headers.insert(header::ACCEPT, HeaderValue::from_static("text/event-stream"));
+            headers.remove(header::CONTENT_TYPE);
+            let mut req = self.client.get(self.url.clone()).headers(headers);
             if let Some(id) = &session.id {
                 req = req.header("mcp-session-id", id);
             }
