@@ -71,7 +71,7 @@ pub(crate) async fn message(State(hub): State<Hub>, ConnectInfo(peer): ConnectIn
     let Some(session) = hub.session(&id) else {
         return (StatusCode::NOT_FOUND, "Could not find session").into_response();
     };
-    let Ok(text) = String::from_utf8(body.to_vec()) else {
+    let Ok(text) = String::from_utf8(Vec::from(body)) else {
         return (StatusCode::BAD_REQUEST, "body is not UTF-8").into_response();
     };
     tokio::spawn(async move {

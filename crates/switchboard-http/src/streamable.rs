@@ -79,7 +79,8 @@ pub(crate) async fn post(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let Ok(text) = String::from_utf8(body.to_vec()) else {
+    // `Vec::from(Bytes)` reuses the buffer when nothing else holds it.
+    let Ok(text) = String::from_utf8(Vec::from(body)) else {
         return rpc_error(StatusCode::BAD_REQUEST, code::PARSE_ERROR, "Parse error: body is not UTF-8");
     };
     let env = match Envelope::parse(&text) {
