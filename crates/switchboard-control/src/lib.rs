@@ -69,6 +69,9 @@ pub struct ControlConfig {
     /// Whether this process runs the servers (false for `--role main`, where another process
     /// reconciles from the shared store).
     pub apply: bool,
+    /// The guarded HTTP client for probes, when the caller already built one (each client
+    /// carries its own TLS root store, so sharing one saves memory).
+    pub client: Option<reqwest::Client>,
 }
 
 impl Default for ControlConfig {
@@ -78,6 +81,7 @@ impl Default for ControlConfig {
             ssrf: SsrfPolicy::default(),
             probe_timeout: Duration::from_secs(15),
             apply: true,
+            client: None,
         }
     }
 }
@@ -98,7 +102,7 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// A control plane over `store` and `hub`.
     pub fn new(store: Arc<dyn Store>, hub: Hub, config: ControlConfig) -> Arc<ControlPlane> {
-        let client = guard::guarded_client(config.ssrf.clone(), Arc::new(guard::SystemLookup));
+        let client = config.client.clone().unwrap_or_else(|| guard::guarded_client(config.ssrf.clone(), Arc::new(guard::SystemLookup)));
         Arc::new(ControlPlane {
             store,
             hub,

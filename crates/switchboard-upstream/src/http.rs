@@ -319,6 +319,12 @@ impl Shared {
             if let Some(id) = id
                 && !self.mux_has(id)
             {
+                // Answered. Read the rest of the stream (servers close it right after the
+                // answer) in the background, so the pooled connection is reused, not reopened.
+                tokio::spawn(async move {
+                    let drain = async { while let Ok(Some(_)) = resp.chunk().await {} };
+                    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+                });
                 return Ok(());
             }
         }

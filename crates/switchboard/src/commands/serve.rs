@@ -40,8 +40,8 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
     }
     // Servers added through the API connect through a resolver that enforces the SSRF policy.
     let guarded = switchboard_control::guarded_client(ssrf.clone(), Arc::new(switchboard_control::SystemLookup));
-    let hub = super::new_hub(&args.common, Some(guarded));
-    let config = ControlConfig { ssrf, apply: args.role != Role::Main, ..ControlConfig::default() };
+    let hub = super::new_hub(&args.common, Some(guarded.clone()));
+    let config = ControlConfig { ssrf, apply: args.role != Role::Main, client: Some(guarded), ..ControlConfig::default() };
     let control = ControlPlane::new(store.clone(), hub.clone(), config);
     import_if_changed(&control, store.as_ref(), &servers, args.common.servers.as_deref()).await?;
     control.reconcile().await.context("initial reconcile")?;
