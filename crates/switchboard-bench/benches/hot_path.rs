@@ -23,7 +23,10 @@ fn tools_list_response(n: usize) -> String {
             )
         })
         .collect();
-    format!(r#"{{"jsonrpc":"2.0","id":3,"result":{{"tools":[{}]}}}}"#, tools.join(","))
+    format!(
+        r#"{{"jsonrpc":"2.0","id":3,"result":{{"tools":[{}]}}}}"#,
+        tools.join(",")
+    )
 }
 
 /// What the hub keeps per listed item: its key, its raw text, two annotation flags.
@@ -33,10 +36,19 @@ fn parse_list(text: &str) -> usize {
     let list = result.get("tools").map(|v| v.get()).unwrap_or("[]");
     let mut kept = 0;
     for raw in array_items(list).expect("array") {
-        let Some(fields) = Fields::parse(raw.get()) else { continue };
-        let Some(name) = fields.get_str("name") else { continue };
-        let ann = fields.get("annotations").and_then(|a| Fields::parse(a.get()));
-        let read_only = ann.as_ref().and_then(|a| a.get("readOnlyHint")).is_some_and(|v| v.get() == "true");
+        let Some(fields) = Fields::parse(raw.get()) else {
+            continue;
+        };
+        let Some(name) = fields.get_str("name") else {
+            continue;
+        };
+        let ann = fields
+            .get("annotations")
+            .and_then(|a| Fields::parse(a.get()));
+        let read_only = ann
+            .as_ref()
+            .and_then(|a| a.get("readOnlyHint"))
+            .is_some_and(|v| v.get() == "true");
         let owned = (name.into_owned(), raw.to_owned(), read_only);
         kept += black_box(owned).0.len();
     }
@@ -60,7 +72,8 @@ fn hot_path(c: &mut Criterion) {
         let name = params.get("name").expect("name").get();
         b.iter(|| {
             let mut sp = Splice::new();
-            sp.replace(CALL, id, "1017").replace(CALL, name, quote("search_issues"));
+            sp.replace(CALL, id, "1017")
+                .replace(CALL, name, quote("search_issues"));
             black_box(sp.apply(black_box(CALL)))
         })
     });
@@ -71,7 +84,11 @@ fn hot_path(c: &mut Criterion) {
             let params = Fields::parse(env.params.expect("params").get()).expect("object");
             let name = params.get("name").expect("name").get();
             let mut sp = Splice::new();
-            sp.replace(text, env.id.expect("id").get(), "1017").replace(text, name, quote("search_issues"));
+            sp.replace(text, env.id.expect("id").get(), "1017").replace(
+                text,
+                name,
+                quote("search_issues"),
+            );
             black_box(sp.apply(text))
         })
     });
@@ -80,11 +97,15 @@ fn hot_path(c: &mut Criterion) {
     let list = tools_list_response(300);
     let mut g = c.benchmark_group("tools_list");
     g.throughput(Throughput::Bytes(list.len() as u64));
-    g.bench_function("parse 300 tools", |b| b.iter(|| parse_list(black_box(&list))));
+    g.bench_function("parse 300 tools", |b| {
+        b.iter(|| parse_list(black_box(&list)))
+    });
     g.finish();
 
     let servers: Vec<String> = (0..100).map(|i| format!("server{i:02}")).collect();
-    let items: Vec<String> = (0..50).map(|i| format!("tool_with_a_longer_name_{i}")).collect();
+    let items: Vec<String> = (0..50)
+        .map(|i| format!("tool_with_a_longer_name_{i}"))
+        .collect();
     let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(5000);
     for s in &servers {
         for t in &items {
@@ -97,7 +118,9 @@ fn hot_path(c: &mut Criterion) {
     }
     let mut g = c.benchmark_group("naming");
     g.throughput(Throughput::Elements(pairs.len() as u64));
-    g.bench_function("assign_names 5000 pairs", |b| b.iter(|| black_box(assign_names("__", black_box(&pairs)))));
+    g.bench_function("assign_names 5000 pairs", |b| {
+        b.iter(|| black_box(assign_names("__", black_box(&pairs))))
+    });
     g.finish();
 }
 

@@ -56,8 +56,14 @@ impl Endpoint {
             None => (rest, "/"),
         };
         let host = auth.replace("localhost", "127.0.0.1");
-        let addr: SocketAddr = host.parse().map_err(|e| anyhow::anyhow!("bad address in {url}: {e}"))?;
-        Ok(Endpoint { addr, authority: HeaderValue::from_str(auth)?, path: path.to_owned() })
+        let addr: SocketAddr = host
+            .parse()
+            .map_err(|e| anyhow::anyhow!("bad address in {url}: {e}"))?;
+        Ok(Endpoint {
+            addr,
+            authority: HeaderValue::from_str(auth)?,
+            path: path.to_owned(),
+        })
     }
 
     /// `http://addr/path`.
@@ -143,11 +149,15 @@ pub struct Answer {
 const FULL_CHECK_MAX: usize = 8 * 1024;
 
 /// Checks one message text; `Ok(None)` when it is not the response to `want_id`.
-fn check_message(text: &[u8], want_id: &str) -> Result<Option<(Option<String>, usize)>, ClientError> {
+fn check_message(
+    text: &[u8],
+    want_id: &str,
+) -> Result<Option<(Option<String>, usize)>, ClientError> {
     if text.len() > FULL_CHECK_MAX {
         return check_large(text, want_id);
     }
-    let reply: Reply<'_> = serde_json::from_slice(text).map_err(|e| ClientError::Protocol(format!("bad JSON: {e}")))?;
+    let reply: Reply<'_> = serde_json::from_slice(text)
+        .map_err(|e| ClientError::Protocol(format!("bad JSON: {e}")))?;
     if reply.method.is_some() {
         return Ok(None); // a notification or server request on the stream
     }
@@ -166,7 +176,9 @@ fn check_message(text: &[u8], want_id: &str) -> Result<Option<(Option<String>, u
     match reply.result {
         Some(r) if r.is_error => Err(ClientError::Tool),
         Some(r) => Ok(Some((r.protocol_version, text.len()))),
-        None => Err(ClientError::Protocol("response has neither result nor error".into())),
+        None => Err(ClientError::Protocol(
+            "response has neither result nor error".into(),
+        )),
     }
 }
 
@@ -177,25 +189,37 @@ fn check_message(text: &[u8], want_id: &str) -> Result<Option<(Option<String>, u
 fn check_large(text: &[u8], want_id: &str) -> Result<Option<(Option<String>, usize)>, ClientError> {
     let head = &text[..text.len().min(256)];
     let tail = &text[text.len().saturating_sub(256)..];
-    let compact = |b: &[u8]| b.iter().copied().filter(|c| !c.is_ascii_whitespace()).collect::<Vec<u8>>();
+    let compact = |b: &[u8]| {
+        b.iter()
+            .copied()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect::<Vec<u8>>()
+    };
     let (head, tail) = (compact(head), compact(tail));
     if head.first() != Some(&b'{') || tail.last() != Some(&b'}') {
-        return Err(ClientError::Protocol("large message is not a JSON object".into()));
+        return Err(ClientError::Protocol(
+            "large message is not a JSON object".into(),
+        ));
     }
     if memchr::memmem::find(&head, b"\"method\":").is_some() {
         return Ok(None);
     }
     let Some(at) = memchr::memmem::find(&head, b"\"id\":") else {
-        return Err(ClientError::Protocol("large message has no id near its start".into()));
+        return Err(ClientError::Protocol(
+            "large message has no id near its start".into(),
+        ));
     };
     let id = &head[at + 5..];
     let id = id.strip_prefix(b"\"").unwrap_or(id);
-    let matches = id.starts_with(want_id.as_bytes()) && id.get(want_id.len()).is_some_and(|c| !c.is_ascii_digit());
+    let matches = id.starts_with(want_id.as_bytes())
+        && id.get(want_id.len()).is_some_and(|c| !c.is_ascii_digit());
     if !matches {
         return Ok(None);
     }
     if memchr::memmem::find(&head, b"\"result\":").is_none() {
-        return Err(ClientError::Protocol("large message without a result near its start".into()));
+        return Err(ClientError::Protocol(
+            "large message without a result near its start".into(),
+        ));
     }
     if memchr::memmem::find(&tail, b"\"isError\":true").is_some() {
         return Err(ClientError::Tool);
@@ -219,13 +243,15 @@ impl SseSplitter {
             let mut dec = switchboard_core::sse::Decoder::new(MAX_EVENT);
             let mut events = Vec::new();
             let pending = std::mem::take(&mut self.buf);
-            dec.feed(&pending, &mut events).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            dec.feed(&pending, &mut events)
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
             out.extend(events.into_iter().map(|e| e.data.into_bytes()));
             self.fallback = Some(dec);
         }
         if let Some(dec) = &mut self.fallback {
             let mut events = Vec::new();
-            dec.feed(chunk, &mut events).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            dec.feed(chunk, &mut events)
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
             out.extend(events.into_iter().map(|e| e.data.into_bytes()));
             return Ok(());
         }
@@ -251,7 +277,9 @@ fn event_data(event: &[u8]) -> Vec<u8> {
     let mut data = Vec::new();
     let mut first = true;
     for line in event.split(|&b| b == b'\n') {
-        let Some(v) = line.strip_prefix(b"data:") else { continue };
+        let Some(v) = line.strip_prefix(b"data:") else {
+            continue;
+        };
         let v = v.strip_prefix(b" ").unwrap_or(v);
         if !first {
             data.push(b'\n');
@@ -278,7 +306,9 @@ impl Conn {
         if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
             let tcp = TcpStream::connect(self.ep.addr).await.map_err(io)?;
             tcp.set_nodelay(true).map_err(io)?;
-            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(io)?;
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                .await
+                .map_err(io)?;
             tokio::spawn(async move {
                 let _ = conn.await;
             });
@@ -289,7 +319,7 @@ impl Conn {
         Ok(s)
     }
 
-    /// A fresh, unconnected connection to the same endpoint.
+    /// The endpoint, for opening a fresh connection to it.
     pub fn endpoint_clone(&self) -> Endpoint {
         self.ep.clone()
     }
@@ -299,7 +329,10 @@ impl Conn {
         self.sender = None;
     }
 
-    async fn send(&mut self, req: Request<Body>) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
+    async fn send(
+        &mut self,
+        req: Request<Body>,
+    ) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
         let r = async { self.sender().await?.send_request(req).await.map_err(io) }.await;
         if r.is_err() {
             self.reset();
@@ -307,8 +340,16 @@ impl Conn {
         r
     }
 
-    fn builder(&self, method: Method, session: Option<&HeaderValue>, version: Option<&HeaderValue>) -> http::request::Builder {
-        let mut b = Request::builder().method(method).uri(self.ep.path.as_str()).header(HOST, self.ep.authority.clone());
+    fn builder(
+        &self,
+        method: Method,
+        session: Option<&HeaderValue>,
+        version: Option<&HeaderValue>,
+    ) -> http::request::Builder {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(self.ep.path.as_str())
+            .header(HOST, self.ep.authority.clone());
         if let Some(s) = session {
             b = b.header(SESSION_HEADER, s.clone());
         }
@@ -342,8 +383,15 @@ impl Conn {
             .is_some_and(|v| v.starts_with("text/event-stream"));
         let mut body = resp.into_body();
         if !status.is_success() {
-            let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-            return Err(ClientError::Status(status.as_u16(), String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned()));
+            let bytes = body
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            return Err(ClientError::Status(
+                status.as_u16(),
+                String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned(),
+            ));
         }
         if !is_sse {
             let bytes = match body.collect().await {
@@ -355,8 +403,15 @@ impl Conn {
             };
             let at = Instant::now();
             return match check_message(&bytes, want_id)? {
-                Some((protocol_version, len)) => Ok(Answer { at, session, protocol_version, len }),
-                None => Err(ClientError::Protocol("JSON reply is not the response to the request".into())),
+                Some((protocol_version, len)) => Ok(Answer {
+                    at,
+                    session,
+                    protocol_version,
+                    len,
+                }),
+                None => Err(ClientError::Protocol(
+                    "JSON reply is not the response to the request".into(),
+                )),
             };
         }
         // Event stream: read until the event that carries our response.
@@ -370,16 +425,27 @@ impl Conn {
                     self.reset();
                     return Err(io(e));
                 }
-                None => return Err(ClientError::Protocol("event stream ended without the response".into())),
+                None => {
+                    return Err(ClientError::Protocol(
+                        "event stream ended without the response".into(),
+                    ));
+                }
             };
-            let Ok(chunk) = frame.into_data() else { continue };
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
             splitter.feed(&chunk, &mut events)?;
             for data in events.drain(..) {
                 if data.is_empty() || found.is_some() {
                     continue; // priming event, or anything after the response
                 }
                 if let Some((protocol_version, len)) = check_message(&data, want_id)? {
-                    found = Some(Answer { at: Instant::now(), session: session.clone(), protocol_version, len });
+                    found = Some(Answer {
+                        at: Instant::now(),
+                        session: session.clone(),
+                        protocol_version,
+                        len,
+                    });
                 }
             }
         }
@@ -401,7 +467,12 @@ impl Conn {
     }
 
     /// POSTs a notification; expects `202 Accepted` (any 2xx passes).
-    pub async fn notify(&mut self, body: String, session: Option<&HeaderValue>, version: Option<&HeaderValue>) -> Result<(), ClientError> {
+    pub async fn notify(
+        &mut self,
+        body: String,
+        session: Option<&HeaderValue>,
+        version: Option<&HeaderValue>,
+    ) -> Result<(), ClientError> {
         let req = self
             .builder(Method::POST, session, version)
             .header(CONTENT_TYPE, "application/json")
@@ -418,13 +489,20 @@ impl Conn {
             }
         };
         if !status.is_success() {
-            return Err(ClientError::Status(status.as_u16(), String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned()));
+            return Err(ClientError::Status(
+                status.as_u16(),
+                String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned(),
+            ));
         }
         Ok(())
     }
 
     /// `DELETE` of a session. 405 (a server without session support) counts as success.
-    pub async fn delete(&mut self, session: &HeaderValue, version: Option<&HeaderValue>) -> Result<(), ClientError> {
+    pub async fn delete(
+        &mut self,
+        session: &HeaderValue,
+        version: Option<&HeaderValue>,
+    ) -> Result<(), ClientError> {
         let req = self
             .builder(Method::DELETE, Some(session), version)
             .body(Empty::new().boxed())
@@ -441,7 +519,10 @@ impl Conn {
         if status.is_success() || status == StatusCode::METHOD_NOT_ALLOWED {
             Ok(())
         } else {
-            Err(ClientError::Status(status.as_u16(), String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned()))
+            Err(ClientError::Status(
+                status.as_u16(),
+                String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned(),
+            ))
         }
     }
 
@@ -456,6 +537,40 @@ impl Conn {
         let resp = self.send(req).await?;
         let status = resp.status();
         let bytes = resp.into_body().collect().await.map_err(io)?.to_bytes();
+        Ok((status, bytes))
+    }
+
+    /// A management-API call: `method path` with `Authorization: Bearer <token>` and an optional
+    /// JSON body; returns status and body (any status: the caller decides what it expects).
+    pub async fn api(
+        &mut self,
+        method: Method,
+        path: &str,
+        token: &str,
+        json: Option<String>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
+        let b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(HOST, self.ep.authority.clone())
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(ACCEPT, "application/json");
+        let req = match json {
+            Some(j) => b
+                .header(CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(j)).boxed()),
+            None => b.body(Empty::new().boxed()),
+        }
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp = self.send(req).await?;
+        let status = resp.status();
+        let bytes = match resp.into_body().collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(e) => {
+                self.reset();
+                return Err(io(e));
+            }
+        };
         Ok((status, bytes))
     }
 }
@@ -491,19 +606,34 @@ impl Session {
             r#"{{"protocolVersion":"{PROTOCOL_VERSION}","capabilities":{{}},"clientInfo":{{"name":"switchboard-bench","version":"{}"}}}}"#,
             env!("CARGO_PKG_VERSION")
         );
-        let answer = match conn.request(request_body("0", "initialize", &params), "0", None, None).await {
+        let answer = match conn
+            .request(request_body("0", "initialize", &params), "0", None, None)
+            .await
+        {
             Ok(a) => a,
             Err(e) => return Err((conn, e)),
         };
-        let version = answer.protocol_version.as_deref().and_then(|v| HeaderValue::from_str(v).ok());
+        let version = answer
+            .protocol_version
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok());
         let id = answer.session;
         if let Err(e) = conn
-            .notify(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_owned(), id.as_ref(), version.as_ref())
+            .notify(
+                r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_owned(),
+                id.as_ref(),
+                version.as_ref(),
+            )
             .await
         {
             return Err((conn, e));
         }
-        Ok(Session { conn, id, version, next_id: 1 })
+        Ok(Session {
+            conn,
+            id,
+            version,
+            next_id: 1,
+        })
     }
 
     /// Sends `method` with `params` (raw JSON text) and waits for the response.
@@ -511,7 +641,9 @@ impl Session {
         let id = self.next_id.to_string();
         self.next_id += 1;
         let body = request_body(&id, method, params);
-        self.conn.request(body, &id, self.id.as_ref(), self.version.as_ref()).await
+        self.conn
+            .request(body, &id, self.id.as_ref(), self.version.as_ref())
+            .await
     }
 
     /// Ends the session (DELETE) when it has an id; returns the connection.
@@ -546,20 +678,38 @@ mod tests {
         let note = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#;
         assert!(check_message(note, "7").unwrap().is_none());
         let tool_err = br#"{"jsonrpc":"2.0","id":"7","result":{"isError":true}}"#;
-        assert!(matches!(check_message(tool_err, "7"), Err(ClientError::Tool)));
+        assert!(matches!(
+            check_message(tool_err, "7"),
+            Err(ClientError::Tool)
+        ));
         let rpc_err = br#"{"jsonrpc":"2.0","id":7,"error":{"code":-32602,"message":"no"}}"#;
-        assert!(matches!(check_message(rpc_err, "7"), Err(ClientError::Rpc(-32602, _))));
+        assert!(matches!(
+            check_message(rpc_err, "7"),
+            Err(ClientError::Rpc(-32602, _))
+        ));
         let init = br#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-06-18"}}"#;
-        assert_eq!(check_message(init, "0").unwrap().unwrap().0.as_deref(), Some("2025-06-18"));
+        assert_eq!(
+            check_message(init, "0").unwrap().unwrap().0.as_deref(),
+            Some("2025-06-18")
+        );
     }
 
     #[test]
     fn checks_large_messages_cheaply() {
-        let text = format!(r#"{{"jsonrpc":"2.0","id":12,"result":{{"content":[{{"type":"text","text":"{}"}}],"isError":false}}}}"#, "x".repeat(70_000));
-        assert_eq!(check_message(text.as_bytes(), "12").unwrap().unwrap().1, text.len());
+        let text = format!(
+            r#"{{"jsonrpc":"2.0","id":12,"result":{{"content":[{{"type":"text","text":"{}"}}],"isError":false}}}}"#,
+            "x".repeat(70_000)
+        );
+        assert_eq!(
+            check_message(text.as_bytes(), "12").unwrap().unwrap().1,
+            text.len()
+        );
         assert!(check_message(text.as_bytes(), "1").unwrap().is_none());
         let bad = text.replace(r#""isError":false"#, r#""isError":true"#);
-        assert!(matches!(check_message(bad.as_bytes(), "12"), Err(ClientError::Tool)));
+        assert!(matches!(
+            check_message(bad.as_bytes(), "12"),
+            Err(ClientError::Tool)
+        ));
         assert!(check_message(&text.as_bytes()[..20_000], "12").is_err());
     }
 
@@ -567,11 +717,15 @@ mod tests {
     fn splits_event_streams() {
         let mut sp = SseSplitter::default();
         let mut out = Vec::new();
-        let stream = b"data: \nid: 0\nretry: 3000\n\ndata: {\"a\":1}\nid: 1\n\ndata: x\ndata: y\n\n";
+        let stream =
+            b"data: \nid: 0\nretry: 3000\n\ndata: {\"a\":1}\nid: 1\n\ndata: x\ndata: y\n\n";
         for chunk in stream.chunks(5) {
             sp.feed(chunk, &mut out).unwrap();
         }
-        assert_eq!(out, vec![b"".to_vec(), br#"{"a":1}"#.to_vec(), b"x\ny".to_vec()]);
+        assert_eq!(
+            out,
+            vec![b"".to_vec(), br#"{"a":1}"#.to_vec(), b"x\ny".to_vec()]
+        );
         let mut sp = SseSplitter::default();
         let mut out = Vec::new();
         sp.feed(b"data: a\r\n\r\ndata: b\n\n", &mut out).unwrap();
@@ -581,7 +735,10 @@ mod tests {
     #[test]
     fn builds_request_bodies() {
         let b = request_body("3", "tools/call", r#"{"name":"echo"}"#);
-        assert_eq!(b, r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo"}}"#);
+        assert_eq!(
+            b,
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo"}}"#
+        );
         let _: serde_json::Value = serde_json::from_str(&b).unwrap();
     }
 }

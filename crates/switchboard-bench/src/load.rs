@@ -17,7 +17,11 @@ use crate::client::{ClientError, Conn, Endpoint, Session};
 pub enum Work {
     /// One request: `method` with raw JSON `params`. `min_len` is the smallest acceptable
     /// response message, to catch truncated results.
-    Request { method: &'static str, params: String, min_len: usize },
+    Request {
+        method: &'static str,
+        params: String,
+        min_len: usize,
+    },
     /// A whole new session per iteration: initialize + initialized + DELETE.
     Connect,
 }
@@ -75,18 +79,31 @@ pub fn median(values: &mut [f64]) -> f64 {
     }
     values.sort_by(f64::total_cmp);
     let n = values.len();
-    if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
 }
 
 impl RunStats {
     /// Statistics from raw latencies.
-    pub fn from_latencies(mut lat: Vec<u32>, errors: u64, seconds: f64, first_error: Option<String>) -> Self {
+    pub fn from_latencies(
+        mut lat: Vec<u32>,
+        errors: u64,
+        seconds: f64,
+        first_error: Option<String>,
+    ) -> Self {
         lat.sort_unstable();
         RunStats {
             requests: lat.len() as u64,
             errors,
             seconds,
-            throughput: if seconds > 0.0 { lat.len() as f64 / seconds } else { 0.0 },
+            throughput: if seconds > 0.0 {
+                lat.len() as f64 / seconds
+            } else {
+                0.0
+            },
             p50_us: percentile(&lat, 50.0),
             p99_us: percentile(&lat, 99.0),
             max_us: lat.last().copied().map(f64::from).unwrap_or(0.0),
@@ -148,7 +165,14 @@ pub async fn run(spec: &LoadSpec) -> RunStats {
         let connect_only = matches!(spec.work, Work::Connect);
         setups.push(tokio::spawn(async move {
             let conn = Conn::new(ep);
-            if connect_only { Ok(Client::Bare(conn)) } else { Session::open(conn).await.map(Client::Session).map_err(|(_, e)| e) }
+            if connect_only {
+                Ok(Client::Bare(conn))
+            } else {
+                Session::open(conn)
+                    .await
+                    .map(Client::Session)
+                    .map_err(|(_, e)| e)
+            }
         }));
     }
     let mut clients = Vec::with_capacity(spec.concurrency);
@@ -166,7 +190,9 @@ pub async fn run(spec: &LoadSpec) -> RunStats {
     let mut tasks = Vec::with_capacity(clients.len());
     for client in clients {
         let work = spec.work.clone();
-        tasks.push(tokio::spawn(async move { client.run(work, window_start, end).await }));
+        tasks.push(tokio::spawn(async move {
+            client.run(work, window_start, end).await
+        }));
     }
     let mut all = Vec::new();
     let mut errors = setup_errors.errors;
@@ -200,9 +226,19 @@ enum Client {
 
 impl Client {
     async fn run(self, work: Work, window_start: Instant, end: Instant) -> ClientResult {
-        let mut out = ClientResult { latencies: Vec::with_capacity(4096), ..Default::default() };
+        let mut out = ClientResult {
+            latencies: Vec::with_capacity(4096),
+            ..Default::default()
+        };
         match (self, work) {
-            (Client::Session(mut s), Work::Request { method, params, min_len }) => {
+            (
+                Client::Session(mut s),
+                Work::Request {
+                    method,
+                    params,
+                    min_len,
+                },
+            ) => {
                 while Instant::now() < end {
                     let t0 = Instant::now();
                     let r = match tokio::time::timeout(OP_TIMEOUT, s.call(method, &params)).await {
@@ -216,7 +252,10 @@ impl Client {
                     match r {
                         Ok(a) if a.len < min_len => {
                             if counted {
-                                out.error(&ClientError::Protocol(format!("response of {} bytes, expected at least {min_len}", a.len)));
+                                out.error(&ClientError::Protocol(format!(
+                                    "response of {} bytes, expected at least {min_len}",
+                                    a.len
+                                )));
                             }
                         }
                         Ok(a) => {
@@ -272,7 +311,9 @@ impl Client {
                     }
                 }
             }
-            _ => out.error(&ClientError::Protocol("client and work kinds do not match".into())),
+            _ => out.error(&ClientError::Protocol(
+                "client and work kinds do not match".into(),
+            )),
         }
         out
     }
@@ -280,7 +321,11 @@ impl Client {
 
 /// Opens `count` initialized sessions over `connections` connections and keeps them open
 /// (returns their ids). Each open is timed; the stats describe the opens.
-pub async fn open_idle_sessions(ep: &Endpoint, count: usize, connections: usize) -> (RunStats, Vec<http::HeaderValue>) {
+pub async fn open_idle_sessions(
+    ep: &Endpoint,
+    count: usize,
+    connections: usize,
+) -> (RunStats, Vec<http::HeaderValue>) {
     let connections = connections.clamp(1, count.max(1));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -331,7 +376,10 @@ pub async fn open_idle_sessions(ep: &Endpoint, count: usize, connections: usize)
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    (RunStats::from_latencies(lat, errors, secs, first_error), ids)
+    (
+        RunStats::from_latencies(lat, errors, secs, first_error),
+        ids,
+    )
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! generator on one current-thread runtime, and writes `latest.json`, `latest.md` and
 //! `latest.svg` into `--out`. See the crate README for the scenarios and how to read them.
 
+mod churn;
 mod client;
 mod load;
 mod procs;
@@ -63,7 +64,10 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // One thread: the load generator must stay cheap next to the processes it measures.
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("switchboard-bench: cannot start the runtime: {e}");
@@ -86,36 +90,67 @@ fn default_venv() -> PathBuf {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let bins = procs::Bins::locate(cli.bin_dir.as_deref())?;
-    let started = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let work = std::env::temp_dir().join(format!("switchboard-bench-{}-{started}", std::process::id()));
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let work = std::env::temp_dir().join(format!(
+        "switchboard-bench-{}-{started}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&work).with_context(|| format!("create {}", work.display()))?;
     let duration = cli.duration.unwrap_or(if cli.smoke { 0.3 } else { 5.0 });
-    anyhow::ensure!(duration > 0.0 && duration.is_finite(), "--duration must be positive");
+    anyhow::ensure!(
+        duration > 0.0 && duration.is_finite(),
+        "--duration must be positive"
+    );
     let duration = Duration::from_secs_f64(duration);
     let ctx = Ctx {
         bins,
         work: work.clone(),
         rounds: cli.rounds.unwrap_or(if cli.smoke { 1 } else { 3 }).max(1),
         duration,
-        warmup: if cli.smoke { Duration::from_millis(50) } else { (duration / 5).min(Duration::from_secs(1)) },
+        warmup: if cli.smoke {
+            Duration::from_millis(50)
+        } else {
+            (duration / 5).min(Duration::from_secs(1))
+        },
         smoke: cli.smoke,
-        upstreams: cli.upstreams.unwrap_or(if cli.smoke { 3 } else { 100 }).max(1),
-        sessions: cli.sessions.unwrap_or(if cli.smoke { 50 } else { 10_000 }).max(1),
+        upstreams: cli
+            .upstreams
+            .unwrap_or(if cli.smoke { 3 } else { 100 })
+            .max(1),
+        sessions: cli
+            .sessions
+            .unwrap_or(if cli.smoke { 50 } else { 10_000 })
+            .max(1),
         venv: cli.python_venv.clone().unwrap_or_else(default_venv),
         install_python: !cli.smoke && !cli.no_install,
     };
     let ids: Vec<String> = if cli.scenarios.is_empty() {
         scenarios::ALL.iter().map(|s| (*s).to_owned()).collect()
     } else {
-        cli.scenarios.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
+        cli.scenarios
+            .iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
     };
     for id in &ids {
-        anyhow::ensure!(scenarios::ALL.contains(&id.as_str()), "unknown scenario {id:?}; known: {}", scenarios::ALL.join(", "));
+        anyhow::ensure!(
+            scenarios::ALL.contains(&id.as_str()),
+            "unknown scenario {id:?}; known: {}",
+            scenarios::ALL.join(", ")
+        );
     }
     eprintln!(
         "switchboard-bench: {} binaries from {}, {} round(s) × {:?}, work dir {}",
         ctx.bins.profile(),
-        ctx.bins.hub.parent().map(|p| p.display().to_string()).unwrap_or_default(),
+        ctx.bins
+            .hub
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         ctx.rounds,
         ctx.duration,
         work.display()
@@ -128,12 +163,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut report = Report {
         command: std::env::args()
             .enumerate()
-            .map(|(i, a)| if i == 0 { "switchboard-bench".to_owned() } else { a })
+            .map(|(i, a)| {
+                if i == 0 {
+                    "switchboard-bench".to_owned()
+                } else {
+                    a
+                }
+            })
             .collect::<Vec<_>>()
             .join(" "),
         started_unix: started,
         profile: ctx.bins.profile(),
-        cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         rounds: ctx.rounds,
         duration_s: ctx.duration.as_secs_f64(),
         smoke: cli.smoke,
@@ -145,11 +188,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     report.check_targets();
     std::fs::create_dir_all(&cli.out).with_context(|| format!("create {}", cli.out.display()))?;
     let md = report.markdown();
-    write(&cli.out.join("latest.json"), &serde_json::to_string_pretty(&report)?)?;
+    write(
+        &cli.out.join("latest.json"),
+        &serde_json::to_string_pretty(&report)?,
+    )?;
     write(&cli.out.join("latest.md"), &md)?;
     write(&cli.out.join("latest.svg"), &report.svg())?;
     println!("{md}");
-    eprintln!("switchboard-bench: wrote {}/latest.{{json,md,svg}}", cli.out.display());
+    eprintln!(
+        "switchboard-bench: wrote {}/latest.{{json,md,svg}}",
+        cli.out.display()
+    );
     let _ = std::fs::remove_dir_all(&work);
 
     let failed: Vec<String> = report
@@ -158,7 +207,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .filter(|s| s.status == report::Status::Failed)
         .map(|s| format!("{}: {}", s.id, s.note.as_deref().unwrap_or("")))
         .collect();
-    let problems = if cli.smoke { report.smoke_problems() } else { failed };
+    let problems = if cli.smoke {
+        report.smoke_problems()
+    } else {
+        failed
+    };
     if problems.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {

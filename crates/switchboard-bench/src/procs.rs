@@ -33,9 +33,15 @@ impl Bins {
     pub fn locate(dir: Option<&Path>) -> anyhow::Result<Bins> {
         let dir = match dir {
             Some(d) => d.to_path_buf(),
-            None => std::env::current_exe()?.parent().context("executable has no directory")?.to_path_buf(),
+            None => std::env::current_exe()?
+                .parent()
+                .context("executable has no directory")?
+                .to_path_buf(),
         };
-        let bins = Bins { hub: dir.join("switchboard"), fixture: dir.join("switchboard-fixture") };
+        let bins = Bins {
+            hub: dir.join("switchboard"),
+            fixture: dir.join("switchboard-fixture"),
+        };
         for p in [&bins.hub, &bins.fixture] {
             if !p.exists() {
                 bail!(
@@ -50,7 +56,11 @@ impl Bins {
 
     /// The build profile the binaries come from (`release`, `debug`, ...), from their directory.
     pub fn profile(&self) -> String {
-        self.hub.parent().and_then(Path::file_name).map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+        self.hub
+            .parent()
+            .and_then(Path::file_name)
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 }
 
@@ -67,14 +77,32 @@ pub struct Proc {
 
 impl Proc {
     /// Starts `cmd` with stderr (and stdout unless `capture_stdout`) sent to `log`.
-    pub fn spawn(name: &str, mut cmd: Command, log: PathBuf, capture_stdout: bool) -> anyhow::Result<Proc> {
+    pub fn spawn(
+        name: &str,
+        mut cmd: Command,
+        log: PathBuf,
+        capture_stdout: bool,
+    ) -> anyhow::Result<Proc> {
         let err = File::create(&log).with_context(|| format!("create {}", log.display()))?;
-        let out: Stdio = if capture_stdout { Stdio::piped() } else { err.try_clone()?.into() };
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err).kill_on_drop(true);
+        let out: Stdio = if capture_stdout {
+            Stdio::piped()
+        } else {
+            err.try_clone()?.into()
+        };
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true);
         let mut child = cmd.spawn().with_context(|| format!("start {name}"))?;
         let pid = child.id().context("child has no pid")?;
         let stdout = child.stdout.take().map(BufReader::new);
-        Ok(Proc { name: name.to_owned(), child, pid, log, _stdout: stdout })
+        Ok(Proc {
+            name: name.to_owned(),
+            child,
+            pid,
+            log,
+            _stdout: stdout,
+        })
     }
 
     /// The process id.
@@ -111,7 +139,11 @@ impl Proc {
         };
         match tokio::time::timeout(timeout, read).await {
             Ok(r) => r.with_context(|| format!("{}: {}", self.name, self.log_tail())),
-            Err(_) => bail!("{} printed no {prefix:?} line within {timeout:?}: {}", self.name, self.log_tail()),
+            Err(_) => bail!(
+                "{} printed no {prefix:?} line within {timeout:?}: {}",
+                self.name,
+                self.log_tail()
+            ),
         }
     }
 
@@ -126,7 +158,10 @@ impl Proc {
             return;
         }
         let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGTERM);
-        if tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .is_err()
+        {
             let _ = self.child.kill().await;
         }
     }
@@ -135,7 +170,10 @@ impl Proc {
 /// `VmRSS` of a process, KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// A loopback port that was free a moment ago.
@@ -161,10 +199,18 @@ pub struct Fixture {
 }
 
 /// Starts the fixture's `http` mode and waits for its `listening` line.
-pub async fn spawn_fixture(bins: &Bins, work: &Path, tag: &str, args: FixtureArgs) -> anyhow::Result<Fixture> {
+pub async fn spawn_fixture(
+    bins: &Bins,
+    work: &Path,
+    tag: &str,
+    args: FixtureArgs,
+) -> anyhow::Result<Fixture> {
     let mut p = start_fixture(bins, work, tag, args)?;
     let url = p.wait_line("listening ", Duration::from_secs(30)).await?;
-    Ok(Fixture { proc: p, endpoint: Endpoint::parse(&url)? })
+    Ok(Fixture {
+        proc: p,
+        endpoint: Endpoint::parse(&url)?,
+    })
 }
 
 fn start_fixture(bins: &Bins, work: &Path, tag: &str, args: FixtureArgs) -> anyhow::Result<Proc> {
@@ -176,11 +222,21 @@ fn start_fixture(bins: &Bins, work: &Path, tag: &str, args: FixtureArgs) -> anyh
     if args.tools > 0 {
         cmd.args(["--tools", &args.tools.to_string()]);
     }
-    Proc::spawn(&format!("fixture {tag}"), cmd, work.join(format!("fixture-{tag}.log")), true)
+    Proc::spawn(
+        &format!("fixture {tag}"),
+        cmd,
+        work.join(format!("fixture-{tag}.log")),
+        true,
+    )
 }
 
 /// Starts `n` fixtures at once, then waits for each.
-pub async fn spawn_fixtures(bins: &Bins, work: &Path, n: usize, args: FixtureArgs) -> anyhow::Result<Vec<Fixture>> {
+pub async fn spawn_fixtures(
+    bins: &Bins,
+    work: &Path,
+    n: usize,
+    args: FixtureArgs,
+) -> anyhow::Result<Vec<Fixture>> {
     let mut procs = Vec::with_capacity(n);
     for i in 0..n {
         procs.push(start_fixture(bins, work, &format!("u{i:03}"), args)?);
@@ -188,7 +244,10 @@ pub async fn spawn_fixtures(bins: &Bins, work: &Path, n: usize, args: FixtureArg
     let mut out = Vec::with_capacity(n);
     for mut p in procs {
         let url = p.wait_line("listening ", Duration::from_secs(60)).await?;
-        out.push(Fixture { proc: p, endpoint: Endpoint::parse(&url)? });
+        out.push(Fixture {
+            proc: p,
+            endpoint: Endpoint::parse(&url)?,
+        });
     }
     Ok(out)
 }
@@ -207,6 +266,8 @@ pub struct Hub {
     pub proc: Proc,
     /// `http://127.0.0.1:<mcp port>/mcp`.
     pub mcp: Endpoint,
+    /// `http://127.0.0.1:<main port>/`: the management API and dashboard.
+    pub main: Endpoint,
 }
 
 /// A servers-file entry for a Streamable HTTP upstream.
@@ -221,10 +282,29 @@ pub fn stdio_entry(bins: &Bins) -> Value {
 
 /// Starts `switchboard serve` with `servers` (name → entry) and waits until every server is
 /// ready (`GET /ready` on the MCP port).
-pub async fn spawn_hub(bins: &Bins, work: &Path, tag: &str, servers: &[(String, Value)]) -> anyhow::Result<Hub> {
+pub async fn spawn_hub(
+    bins: &Bins,
+    work: &Path,
+    tag: &str,
+    servers: &[(String, Value)],
+) -> anyhow::Result<Hub> {
+    spawn_hub_with(bins, work, tag, servers, &[]).await
+}
+
+/// [`spawn_hub`] with extra `serve` arguments (e.g. `--admin-token`).
+pub async fn spawn_hub_with(
+    bins: &Bins,
+    work: &Path,
+    tag: &str,
+    servers: &[(String, Value)],
+    extra_args: &[&str],
+) -> anyhow::Result<Hub> {
     let map: serde_json::Map<String, Value> = servers.iter().cloned().collect();
     let file = work.join(format!("servers-{tag}.json"));
-    std::fs::write(&file, serde_json::to_vec_pretty(&serde_json::json!({"mcpServers": map}))?)?;
+    std::fs::write(
+        &file,
+        serde_json::to_vec_pretty(&serde_json::json!({"mcpServers": map}))?,
+    )?;
     let mut last_err = None;
     // A port picked by free_port() can be taken in between: retry with new ports.
     for attempt in 0..3 {
@@ -237,11 +317,18 @@ pub async fn spawn_hub(bins: &Bins, work: &Path, tag: &str, servers: &[(String, 
             .args(["--main-addr", &format!("127.0.0.1:{main_port}")])
             .arg("--data-dir")
             .arg(work.join(format!("hub-data-{tag}")))
-            .args(["--log", "warn"]);
-        let mut proc = Proc::spawn("hub", cmd, work.join(format!("hub-{tag}-{attempt}.log")), false)?;
+            .args(["--log", "warn"])
+            .args(extra_args);
+        let mut proc = Proc::spawn(
+            "hub",
+            cmd,
+            work.join(format!("hub-{tag}-{attempt}.log")),
+            false,
+        )?;
         let mcp = Endpoint::parse(&format!("http://127.0.0.1:{mcp_port}/mcp"))?;
+        let main = Endpoint::parse(&format!("http://127.0.0.1:{main_port}/"))?;
         match wait_ready(&mut proc, &mcp, servers.len(), Duration::from_secs(120)).await {
-            Ok(()) => return Ok(Hub { proc, mcp }),
+            Ok(()) => return Ok(Hub { proc, mcp, main }),
             Err(e) => {
                 last_err = Some(e);
                 proc.stop().await;
@@ -251,7 +338,12 @@ pub async fn spawn_hub(bins: &Bins, work: &Path, tag: &str, servers: &[(String, 
     Err(last_err.expect("three attempts"))
 }
 
-async fn wait_ready(proc: &mut Proc, mcp: &Endpoint, want: usize, timeout: Duration) -> anyhow::Result<()> {
+async fn wait_ready(
+    proc: &mut Proc,
+    mcp: &Endpoint,
+    want: usize,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     let mut conn = Conn::new(mcp.clone());
     let mut last = String::new();
@@ -274,7 +366,10 @@ async fn wait_ready(proc: &mut Proc, mcp: &Endpoint, want: usize, timeout: Durat
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    bail!("the hub was not ready with {want} server(s) within {timeout:?} (last: {last}): {}", proc.log_tail())
+    bail!(
+        "the hub was not ready with {want} server(s) within {timeout:?} (last: {last}): {}",
+        proc.log_tail()
+    )
 }
 
 /// Polls until an MCP endpoint answers `initialize` (for third-party servers).
@@ -294,5 +389,10 @@ pub async fn wait_mcp(proc: &mut Proc, ep: &Endpoint, timeout: Duration) -> anyh
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bail!("{} did not answer initialize at {} within {timeout:?} (last: {last}): {}", proc.name, ep.url(), proc.log_tail())
+    bail!(
+        "{} did not answer initialize at {} within {timeout:?} (last: {last}): {}",
+        proc.name,
+        ep.url(),
+        proc.log_tail()
+    )
 }

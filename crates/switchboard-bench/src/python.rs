@@ -31,10 +31,23 @@ async fn ensure_venv(venv: &Path, install: bool) -> anyhow::Result<PathBuf> {
         return Ok(bin);
     }
     if !install {
-        bail!("no venv with mcp-proxy and fastmcp at {} (not created in --smoke/--no-install runs)", venv.display());
+        bail!(
+            "no venv with mcp-proxy and fastmcp at {} (not created in --smoke/--no-install runs)",
+            venv.display()
+        );
     }
-    eprintln!("  creating {} with pip install {}", venv.display(), PIP_SPEC.join(" "));
-    let status = Command::new("python3").arg("-m").arg("venv").arg(venv).status().await.context("python3 -m venv")?;
+    eprintln!(
+        "  creating {} with pip install {}",
+        venv.display(),
+        PIP_SPEC.join(" ")
+    );
+    let status = Command::new("python3")
+        .arg("-m")
+        .arg("venv")
+        .arg(venv)
+        .status()
+        .await
+        .context("python3 -m venv")?;
     if !status.success() {
         bail!("python3 -m venv {} failed ({status})", venv.display());
     }
@@ -46,26 +59,47 @@ async fn ensure_venv(venv: &Path, install: bool) -> anyhow::Result<PathBuf> {
         .await
         .context("pip install")?;
     if !out.status.success() {
-        bail!("pip install {} failed: {}", PIP_SPEC.join(" "), String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+        bail!(
+            "pip install {} failed: {}",
+            PIP_SPEC.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
     }
     Ok(bin)
 }
 
 async fn version_of(bin: &Path, package: &str) -> String {
     let out = Command::new(bin.join("python"))
-        .args(["-c", &format!("import importlib.metadata as m; print(m.version({package:?}))")])
+        .args([
+            "-c",
+            &format!("import importlib.metadata as m; print(m.version({package:?}))"),
+        ])
         .output()
         .await;
-    out.ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).filter(|s| !s.is_empty()).unwrap_or_else(|| "?".into())
+    out.ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "?".into())
 }
 
 /// `mcp-proxy` serving the stdio fixture over Streamable HTTP.
 async fn start_mcp_proxy(ctx: &Ctx, bin: &Path) -> anyhow::Result<(Proc, Endpoint)> {
     let port = procs::free_port()?;
     let mut cmd = Command::new(bin.join("mcp-proxy"));
-    cmd.args(["--host", "127.0.0.1", "--port", &port.to_string(), "--log-level", "WARNING", "--"])
-        .arg(&ctx.bins.fixture)
-        .arg("stdio");
+    cmd.args([
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--log-level",
+        "WARNING",
+        "--",
+    ])
+    .arg(&ctx.bins.fixture)
+    .arg("stdio");
     let mut p = Proc::spawn("mcp-proxy", cmd, ctx.work.join("mcp-proxy.log"), false)?;
     let ep = Endpoint::parse(&format!("http://127.0.0.1:{port}/mcp"))?;
     if let Err(e) = procs::wait_mcp(&mut p, &ep, Duration::from_secs(60)).await {
@@ -76,12 +110,25 @@ async fn start_mcp_proxy(ctx: &Ctx, bin: &Path) -> anyhow::Result<(Proc, Endpoin
 }
 
 /// `fastmcp run <upstream url>`: a FastMCP proxy served over Streamable HTTP.
-async fn start_fastmcp(ctx: &Ctx, bin: &Path, upstream: &Endpoint) -> anyhow::Result<(Proc, Endpoint)> {
+async fn start_fastmcp(
+    ctx: &Ctx,
+    bin: &Path,
+    upstream: &Endpoint,
+) -> anyhow::Result<(Proc, Endpoint)> {
     let port = procs::free_port()?;
     let mut cmd = Command::new(bin.join("fastmcp"));
     cmd.arg("run")
         .arg(upstream.url())
-        .args(["--transport", "http", "--host", "127.0.0.1", "--port", &port.to_string(), "--path", "/mcp"])
+        .args([
+            "--transport",
+            "http",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--path",
+            "/mcp",
+        ])
         .args(["--no-banner", "--log-level", "WARNING"])
         .env("FASTMCP_SHOW_CLI_BANNER", "false")
         .env("FASTMCP_CHECK_FOR_UPDATES", "off");
@@ -97,7 +144,9 @@ async fn start_fastmcp(ctx: &Ctx, bin: &Path, upstream: &Endpoint) -> anyhow::Re
 fn echo(tool: &str) -> crate::load::Work {
     crate::load::Work::Request {
         method: "tools/call",
-        params: format!(r#"{{"name":"{tool}","arguments":{{"text":"hello from switchboard-bench"}}}}"#),
+        params: format!(
+            r#"{{"name":"{tool}","arguments":{{"text":"hello from switchboard-bench"}}}}"#
+        ),
         min_len: 0,
     }
 }
@@ -113,13 +162,25 @@ proxy = FastMCPProxy(client_factory=client.new_stateful, name="switchboard-bench
 proxy.run(transport="http", host="127.0.0.1", port=port, path="/mcp", show_banner=False, log_level="WARNING")
 "#;
 
-async fn start_fastmcp_stateful(ctx: &Ctx, bin: &Path, upstream: &Endpoint) -> anyhow::Result<(Proc, Endpoint)> {
+async fn start_fastmcp_stateful(
+    ctx: &Ctx,
+    bin: &Path,
+    upstream: &Endpoint,
+) -> anyhow::Result<(Proc, Endpoint)> {
     let port = procs::free_port()?;
     let script = ctx.work.join("fastmcp_stateful_proxy.py");
     std::fs::write(&script, FASTMCP_STATEFUL)?;
     let mut cmd = Command::new(bin.join("python"));
-    cmd.arg(&script).arg(upstream.url()).arg(port.to_string()).env("FASTMCP_CHECK_FOR_UPDATES", "off");
-    let mut p = Proc::spawn("fastmcp (stateful)", cmd, ctx.work.join("fastmcp-stateful.log"), false)?;
+    cmd.arg(&script)
+        .arg(upstream.url())
+        .arg(port.to_string())
+        .env("FASTMCP_CHECK_FOR_UPDATES", "off");
+    let mut p = Proc::spawn(
+        "fastmcp (stateful)",
+        cmd,
+        ctx.work.join("fastmcp-stateful.log"),
+        false,
+    )?;
     let ep = Endpoint::parse(&format!("http://127.0.0.1:{port}/mcp"))?;
     if let Err(e) = procs::wait_mcp(&mut p, &ep, Duration::from_secs(60)).await {
         p.stop().await;
@@ -131,8 +192,15 @@ async fn start_fastmcp_stateful(ctx: &Ctx, bin: &Path, upstream: &Endpoint) -> a
 /// Scenario 1 through the hub and the Python proxies, against the same direct upstream.
 pub async fn scenario(ctx: &Ctx) -> ScenarioReport {
     let id = "proxies";
-    let title = "tools/call echo: hub vs Python proxies (mcp-proxy, fastmcp), same upstream fixture";
-    let mut report = ScenarioReport { id: id.into(), title: title.into(), status: Status::Ok, note: None, rows: vec![] };
+    let title =
+        "tools/call echo: hub vs Python proxies (mcp-proxy, fastmcp), same upstream fixture";
+    let mut report = ScenarioReport {
+        id: id.into(),
+        title: title.into(),
+        status: Status::Ok,
+        note: None,
+        rows: vec![],
+    };
     let bin = match ensure_venv(&ctx.venv, ctx.install_python).await {
         Ok(b) => b,
         Err(e) => {
@@ -163,7 +231,10 @@ async fn run(ctx: &Ctx, bin: &Path) -> anyhow::Result<(Vec<Row>, String)> {
         version_of(bin, "fastmcp").await
     )];
     let fx = procs::spawn_fixture(&ctx.bins, &ctx.work, "proxies", FixtureArgs::default()).await?;
-    let servers = vec![("echo".to_owned(), procs::http_entry(&fx.endpoint)), ("s".to_owned(), procs::stdio_entry(&ctx.bins))];
+    let servers = vec![
+        ("echo".to_owned(), procs::http_entry(&fx.endpoint)),
+        ("s".to_owned(), procs::stdio_entry(&ctx.bins)),
+    ];
     let hub = match procs::spawn_hub(&ctx.bins, &ctx.work, "proxies", &servers).await {
         Ok(h) => h,
         Err(e) => {
@@ -173,27 +244,57 @@ async fn run(ctx: &Ctx, bin: &Path) -> anyhow::Result<(Vec<Row>, String)> {
     };
     let mut extra_procs = Vec::new();
     let mut contenders = vec![
-        Contender { target: "direct".into(), endpoint: fx.endpoint.clone(), work: echo("echo"), pid: None },
-        Contender { target: "hub".into(), endpoint: hub.mcp.clone(), work: echo("echo__echo"), pid: Some(hub.proc.pid()) },
-        Contender { target: "hub (stdio)".into(), endpoint: hub.mcp.clone(), work: echo("s__echo"), pid: Some(hub.proc.pid()) },
+        Contender {
+            target: "direct".into(),
+            endpoint: fx.endpoint.clone(),
+            work: echo("echo"),
+            pid: None,
+        },
+        Contender {
+            target: "hub".into(),
+            endpoint: hub.mcp.clone(),
+            work: echo("echo__echo"),
+            pid: Some(hub.proc.pid()),
+        },
+        Contender {
+            target: "hub (stdio)".into(),
+            endpoint: hub.mcp.clone(),
+            work: echo("s__echo"),
+            pid: Some(hub.proc.pid()),
+        },
     ];
     match start_fastmcp(ctx, bin, &fx.endpoint).await {
         Ok((p, ep)) => {
-            contenders.push(Contender { target: "fastmcp".into(), endpoint: ep, work: echo("echo"), pid: Some(p.pid()) });
+            contenders.push(Contender {
+                target: "fastmcp".into(),
+                endpoint: ep,
+                work: echo("echo"),
+                pid: Some(p.pid()),
+            });
             extra_procs.push(p);
         }
         Err(e) => notes.push(format!("fastmcp could not be measured: {e:#}")),
     }
     match start_fastmcp_stateful(ctx, bin, &fx.endpoint).await {
         Ok((p, ep)) => {
-            contenders.push(Contender { target: "fastmcp (stateful)".into(), endpoint: ep, work: echo("echo"), pid: Some(p.pid()) });
+            contenders.push(Contender {
+                target: "fastmcp (stateful)".into(),
+                endpoint: ep,
+                work: echo("echo"),
+                pid: Some(p.pid()),
+            });
             extra_procs.push(p);
         }
         Err(e) => notes.push(format!("fastmcp (stateful) could not be measured: {e:#}")),
     }
     match start_mcp_proxy(ctx, bin).await {
         Ok((p, ep)) => {
-            contenders.push(Contender { target: "mcp-proxy (stdio)".into(), endpoint: ep, work: echo("echo"), pid: Some(p.pid()) });
+            contenders.push(Contender {
+                target: "mcp-proxy (stdio)".into(),
+                endpoint: ep,
+                work: echo("echo"),
+                pid: Some(p.pid()),
+            });
             extra_procs.push(p);
         }
         Err(e) => notes.push(format!("mcp-proxy could not be measured: {e:#}")),

@@ -44,7 +44,13 @@ pub struct Row {
 
 impl Row {
     /// A row without a baseline.
-    pub fn new(scenario: &str, variant: &str, target: &str, concurrency: usize, rounds: Vec<RunStats>) -> Row {
+    pub fn new(
+        scenario: &str,
+        variant: &str,
+        target: &str,
+        concurrency: usize,
+        rounds: Vec<RunStats>,
+    ) -> Row {
         Row {
             scenario: scenario.to_owned(),
             variant: variant.to_owned(),
@@ -156,41 +162,95 @@ impl Report {
     pub fn check_targets(&mut self) {
         let mut out = Vec::new();
         let mut push = |name: String, value: f64, limit: f64, unit: &str, pass: bool| {
-            out.push(TargetCheck { name, value, limit, unit: unit.to_owned(), pass });
+            out.push(TargetCheck {
+                name,
+                value,
+                limit,
+                unit: unit.to_owned(),
+                pass,
+            });
         };
         for mode in ["SSE", "JSON"] {
             if let Some(r) = self.find("echo", &format!("{mode} upstream, c=32"), "hub") {
                 let v = r.ratio.unwrap_or(0.0);
-                push(format!("echo c=32 ({mode} upstream): hub/direct throughput ≥ 0.6×"), v, 0.6, "x", v >= 0.6);
+                push(
+                    format!("echo c=32 ({mode} upstream): hub/direct throughput ≥ 0.6×"),
+                    v,
+                    0.6,
+                    "x",
+                    v >= 0.6,
+                );
             }
             if let Some(r) = self.find("echo", &format!("{mode} upstream, c=1"), "hub") {
                 let d50 = r.p50_delta_us.unwrap_or(f64::INFINITY);
-                push(format!("echo c=1 ({mode} upstream): p50 ≤ direct + 60 µs"), d50, 60.0, "µs", d50 <= 60.0);
+                push(
+                    format!("echo c=1 ({mode} upstream): p50 ≤ direct + 60 µs"),
+                    d50,
+                    60.0,
+                    "µs",
+                    d50 <= 60.0,
+                );
                 let d99 = r.p99_delta_us.unwrap_or(f64::INFINITY);
-                push(format!("echo c=1 ({mode} upstream): p99 ≤ direct + 1 ms"), d99, 1000.0, "µs", d99 <= 1000.0);
+                push(
+                    format!("echo c=1 ({mode} upstream): p99 ≤ direct + 1 ms"),
+                    d99,
+                    1000.0,
+                    "µs",
+                    d99 <= 1000.0,
+                );
             }
         }
-        if let Some(r) = self.find("stdio", "c=32", "hub") {
+        if let Some(r) = self.find("stdio", "c=32", "hub (stdio)") {
             let v = r.ratio.unwrap_or(0.0);
-            push("stdio upstream c=32: hub/direct HTTP throughput ≥ 0.5×".into(), v, 0.5, "x", v >= 0.5);
+            push(
+                "stdio upstream c=32: hub/direct HTTP throughput ≥ 0.5×".into(),
+                v,
+                0.5,
+                "x",
+                v >= 0.5,
+            );
         }
         if let Some(r) = self.find("connect", "", "hub") {
             let v = r.ratio.unwrap_or(0.0);
-            push("initialize handshakes: hub/direct ≥ 0.5×".into(), v, 0.5, "x", v >= 0.5);
+            push(
+                "initialize handshakes: hub/direct ≥ 0.5×".into(),
+                v,
+                0.5,
+                "x",
+                v >= 0.5,
+            );
         }
         if let Some(r) = self.find("idle", "", "hub") {
             if let Some(v) = r.extra.get("idle_rss_kib") {
                 let mib = v / 1024.0;
-                push("hub idle RSS (one upstream) ≤ 20 MiB".into(), mib, 20.0, "MiB", mib <= 20.0);
+                push(
+                    "hub idle RSS (one upstream) ≤ 20 MiB".into(),
+                    mib,
+                    20.0,
+                    "MiB",
+                    mib <= 20.0,
+                );
             }
             if let Some(v) = r.extra.get("kib_per_session") {
-                push("memory per idle session ≤ 30 KiB".into(), *v, 30.0, "KiB", *v <= 30.0);
+                push(
+                    "memory per idle session ≤ 30 KiB".into(),
+                    *v,
+                    30.0,
+                    "KiB",
+                    *v <= 30.0,
+                );
             }
         }
         if let Some(r) = self.find("tools-list", "", "hub") {
             let tools = r.extra.get("tools").copied().unwrap_or(0.0);
             let ms = r.median.p50_us / 1000.0;
-            push(format!("merged tools/list of {tools} tools: p50 ≤ 5 ms"), ms, 5.0, "ms", ms <= 5.0);
+            push(
+                format!("merged tools/list of {tools} tools: p50 ≤ 5 ms"),
+                ms,
+                5.0,
+                "ms",
+                ms <= 5.0,
+            );
         }
         self.targets = out;
     }
@@ -202,7 +262,11 @@ impl Report {
             match s.status {
                 Status::Skipped => continue,
                 Status::Failed => {
-                    out.push(format!("{}: failed: {}", s.id, s.note.as_deref().unwrap_or("")));
+                    out.push(format!(
+                        "{}: failed: {}",
+                        s.id,
+                        s.note.as_deref().unwrap_or("")
+                    ));
                     continue;
                 }
                 Status::Ok => {}
@@ -213,7 +277,11 @@ impl Report {
             for r in &s.rows {
                 let what = format!("{} / {} / {}", s.id, r.variant, r.target);
                 if r.median.errors > 0 {
-                    out.push(format!("{what}: {} error(s), first: {}", r.median.errors, r.median.first_error.as_deref().unwrap_or("?")));
+                    out.push(format!(
+                        "{what}: {} error(s), first: {}",
+                        r.median.errors,
+                        r.median.first_error.as_deref().unwrap_or("?")
+                    ));
                 }
                 if r.median.requests == 0 {
                     out.push(format!("{what}: zero requests"));
@@ -235,10 +303,24 @@ impl Report {
             self.cpus,
             self.rounds,
             fmt_num(self.duration_s),
-            if self.smoke { " (SMOKE RUN: numbers are not meaningful)" } else { "" }
+            if self.smoke {
+                " (SMOKE RUN: numbers are not meaningful)"
+            } else {
+                ""
+            }
         );
-        let avg = |v: &[f64]| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ");
-        let _ = writeln!(md, "Load average at start: {}; at end: {}.\n", avg(&self.loadavg_start), avg(&self.loadavg_end));
+        let avg = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.2}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let _ = writeln!(
+            md,
+            "Load average at start: {}; at end: {}.\n",
+            avg(&self.loadavg_start),
+            avg(&self.loadavg_end)
+        );
         let _ = writeln!(
             md,
             "| scenario | variant | target | conc | req/s | p50 µs | p99 µs | max µs | errors | RSS MiB | ratio | Δp50 µs | Δp99 µs |"
@@ -246,11 +328,7 @@ impl Report {
         let _ = writeln!(md, "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
         for s in &self.scenarios {
             if s.status != Status::Ok {
-                let _ = writeln!(
-                    md,
-                    "| {} | — | — | | | | | | | | | | |",
-                    s.id
-                );
+                let _ = writeln!(md, "| {} | — | — | | | | | | | | | | |", s.id);
                 continue;
             }
             for r in &s.rows {
@@ -267,7 +345,9 @@ impl Report {
                     fmt_num(m.p99_us),
                     fmt_num(m.max_us),
                     m.errors,
-                    r.rss_kib.map(|k| format!("{:.1}", k as f64 / 1024.0)).unwrap_or_default(),
+                    r.rss_kib
+                        .map(|k| format!("{:.1}", k as f64 / 1024.0))
+                        .unwrap_or_default(),
                     r.ratio.map(|x| format!("{x:.2}×")).unwrap_or_default(),
                     r.p50_delta_us.map(signed).unwrap_or_default(),
                     r.p99_delta_us.map(signed).unwrap_or_default(),
@@ -281,7 +361,11 @@ impl Report {
                 .iter()
                 .filter(|r| !r.extra.is_empty())
                 .map(|r| {
-                    let kv: Vec<String> = r.extra.iter().map(|(k, v)| format!("{k} = {}", fmt_num(*v))).collect();
+                    let kv: Vec<String> = r
+                        .extra
+                        .iter()
+                        .map(|(k, v)| format!("{k} = {}", fmt_num(*v)))
+                        .collect();
                     format!("{} / {}: {}", r.variant, r.target, kv.join(", "))
                 })
                 .collect();
@@ -290,13 +374,25 @@ impl Report {
                 Status::Skipped => " — **skipped**".to_owned(),
                 Status::Failed => " — **failed**".to_owned(),
             };
-            let _ = writeln!(md, "- **{}** ({}){status}{}", s.id, s.title, s.note.as_ref().map(|n| format!(": {n}")).unwrap_or_default());
+            let _ = writeln!(
+                md,
+                "- **{}** ({}){status}{}",
+                s.id,
+                s.title,
+                s.note
+                    .as_ref()
+                    .map(|n| format!(": {n}"))
+                    .unwrap_or_default()
+            );
             for e in extras {
                 let _ = writeln!(md, "  - {e}");
             }
         }
         if !self.targets.is_empty() {
-            let _ = writeln!(md, "\n| target | measured | limit | met |\n|---|--:|--:|:-:|");
+            let _ = writeln!(
+                md,
+                "\n| target | measured | limit | met |\n|---|--:|--:|:-:|"
+            );
             for t in &self.targets {
                 let _ = writeln!(
                     md,
@@ -331,7 +427,26 @@ impl Report {
             }
         }
         let bars: usize = groups.iter().map(|(_, v)| v.len()).sum();
-        let height = 70.0 + (groups.len() as f64) * 26.0 + bars as f64 * ROW_H + 20.0;
+        let notes: Vec<String> = self
+            .scenarios
+            .iter()
+            .flat_map(|s| &s.rows)
+            .filter(|r| r.extra.contains_key("kib_per_session"))
+            .map(|r| {
+                let x = |k: &str| r.extra.get(k).copied().unwrap_or(0.0);
+                format!(
+                    "hub memory: {:.1} MiB idle with one upstream; {} KiB per idle session ({} sessions)",
+                    x("idle_rss_kib") / 1024.0,
+                    fmt_num(x("kib_per_session")),
+                    fmt_num(x("sessions_open"))
+                )
+            })
+            .collect();
+        let height = 70.0
+            + (groups.len() as f64) * 26.0
+            + bars as f64 * ROW_H
+            + 20.0
+            + notes.len() as f64 * 20.0;
         let width = LABEL_W + 2.0 * (BAR_W + GAP) + 20.0;
         let mut s = String::new();
         let _ = writeln!(
@@ -347,27 +462,79 @@ impl Report {
         );
         let x_tp = LABEL_W;
         let x_lat = LABEL_W + BAR_W + GAP;
-        let _ = writeln!(s, r#"<text x="{x_tp}" y="48" font-weight="bold">throughput, req/s (longer is better)</text>"#);
-        let _ = writeln!(s, r#"<text x="{x_lat}" y="48" font-weight="bold">p50 latency, µs (shorter is better)</text>"#);
+        let _ = writeln!(
+            s,
+            r#"<text x="{x_tp}" y="48" font-weight="bold">throughput, req/s (longer is better)</text>"#
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{x_lat}" y="48" font-weight="bold">p50 latency, µs (shorter is better)</text>"#
+        );
         let mut y = 70.0;
         for (key, rows) in &groups {
-            let _ = writeln!(s, r#"<text x="10" y="{}" font-weight="bold">{}</text>"#, y + 12.0, esc(key));
+            let _ = writeln!(
+                s,
+                r#"<text x="10" y="{}" font-weight="bold">{}</text>"#,
+                y + 12.0,
+                esc(key)
+            );
             y += 26.0 - ROW_H + 8.0;
-            let max_tp = rows.iter().map(|r| r.median.throughput).fold(0.0, f64::max).max(1e-9);
-            let max_lat = rows.iter().map(|r| r.median.p50_us).fold(0.0, f64::max).max(1e-9);
+            let max_tp = rows
+                .iter()
+                .map(|r| r.median.throughput)
+                .fold(0.0, f64::max)
+                .max(1e-9);
+            let max_lat = rows
+                .iter()
+                .map(|r| r.median.p50_us)
+                .fold(0.0, f64::max)
+                .max(1e-9);
             for r in rows {
                 let color = color_of(&r.target);
-                let _ = writeln!(s, r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#, LABEL_W - 8.0, y + 12.0, esc(&r.target));
+                let _ = writeln!(
+                    s,
+                    r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
+                    LABEL_W - 8.0,
+                    y + 12.0,
+                    esc(&r.target)
+                );
                 let w_tp = (r.median.throughput / max_tp * BAR_W).max(1.0);
-                let _ = writeln!(s, r#"<rect x="{x_tp}" y="{}" width="{w_tp:.1}" height="{}" fill="{color}"/>"#, y + 2.0, ROW_H - 4.0);
+                let _ = writeln!(
+                    s,
+                    r#"<rect x="{x_tp}" y="{}" width="{w_tp:.1}" height="{}" fill="{color}"/>"#,
+                    y + 2.0,
+                    ROW_H - 4.0
+                );
                 let ratio = r.ratio.map(|x| format!(" ({x:.2}×)")).unwrap_or_default();
-                let _ = writeln!(s, r#"<text x="{}" y="{}">{}{}</text>"#, x_tp + w_tp + 4.0, y + 12.0, fmt_num(r.median.throughput), ratio);
+                let _ = writeln!(
+                    s,
+                    r#"<text x="{}" y="{}">{}{}</text>"#,
+                    x_tp + w_tp + 4.0,
+                    y + 12.0,
+                    fmt_num(r.median.throughput),
+                    ratio
+                );
                 let w_lat = (r.median.p50_us / max_lat * BAR_W).max(1.0);
-                let _ = writeln!(s, r#"<rect x="{x_lat}" y="{}" width="{w_lat:.1}" height="{}" fill="{color}"/>"#, y + 2.0, ROW_H - 4.0);
-                let _ = writeln!(s, r#"<text x="{}" y="{}">{}</text>"#, x_lat + w_lat + 4.0, y + 12.0, fmt_num(r.median.p50_us));
+                let _ = writeln!(
+                    s,
+                    r#"<rect x="{x_lat}" y="{}" width="{w_lat:.1}" height="{}" fill="{color}"/>"#,
+                    y + 2.0,
+                    ROW_H - 4.0
+                );
+                let _ = writeln!(
+                    s,
+                    r#"<text x="{}" y="{}">{}</text>"#,
+                    x_lat + w_lat + 4.0,
+                    y + 12.0,
+                    fmt_num(r.median.p50_us)
+                );
                 y += ROW_H;
             }
             y += 8.0;
+        }
+        for n in notes {
+            let _ = writeln!(s, r#"<text x="10" y="{}">{}</text>"#, y + 14.0, esc(&n));
+            y += 20.0;
         }
         s.push_str("</svg>\n");
         s
@@ -378,24 +545,36 @@ fn color_of(target: &str) -> &'static str {
     match target {
         "direct" => "#7f8c8d",
         t if t.starts_with("hub") => "#2e86de",
-        "mcp-proxy" => "#e67e22",
-        "fastmcp" => "#8e44ad",
+        t if t.starts_with("mcp-proxy") => "#e67e22",
+        t if t.starts_with("fastmcp") => "#8e44ad",
         _ => "#27ae60",
     }
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn signed(v: f64) -> String {
-    if v >= 0.0 { format!("+{}", fmt_num(v)) } else { format!("−{}", fmt_num(-v)) }
+    if v >= 0.0 {
+        format!("+{}", fmt_num(v))
+    } else {
+        format!("−{}", fmt_num(-v))
+    }
 }
 
 /// `/proc/loadavg`'s three averages (empty where unavailable).
 pub fn loadavg() -> Vec<f64> {
     std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).filter_map(|x| x.parse().ok()).collect())
+        .map(|s| {
+            s.split_whitespace()
+                .take(3)
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -427,12 +606,32 @@ mod tests {
     use super::*;
 
     fn stats(tp: f64, p50: f64) -> RunStats {
-        RunStats { requests: 10, throughput: tp, p50_us: p50, p99_us: p50 * 2.0, max_us: p50 * 3.0, seconds: 1.0, ..Default::default() }
+        RunStats {
+            requests: 10,
+            throughput: tp,
+            p50_us: p50,
+            p99_us: p50 * 2.0,
+            max_us: p50 * 3.0,
+            seconds: 1.0,
+            ..Default::default()
+        }
     }
 
     fn report() -> Report {
-        let direct = Row::new("echo", "SSE upstream, c=32", "direct", 32, vec![stats(1000.0, 100.0)]);
-        let mut hub = Row::new("echo", "SSE upstream, c=32", "hub", 32, vec![stats(700.0, 150.0)]);
+        let direct = Row::new(
+            "echo",
+            "SSE upstream, c=32",
+            "direct",
+            32,
+            vec![stats(1000.0, 100.0)],
+        );
+        let mut hub = Row::new(
+            "echo",
+            "SSE upstream, c=32",
+            "hub",
+            32,
+            vec![stats(700.0, 150.0)],
+        );
         hub.compare_to(&direct);
         let mut r = Report {
             command: "switchboard-bench --smoke".into(),
@@ -445,8 +644,20 @@ mod tests {
             loadavg_start: vec![0.1, 0.2, 0.3],
             loadavg_end: vec![0.1, 0.2, 0.3],
             scenarios: vec![
-                ScenarioReport { id: "echo".into(), title: "t".into(), status: Status::Ok, note: None, rows: vec![direct, hub] },
-                ScenarioReport { id: "churn".into(), title: "t".into(), status: Status::Skipped, note: Some("later".into()), rows: vec![] },
+                ScenarioReport {
+                    id: "echo".into(),
+                    title: "t".into(),
+                    status: Status::Ok,
+                    note: None,
+                    rows: vec![direct, hub],
+                },
+                ScenarioReport {
+                    id: "churn".into(),
+                    title: "t".into(),
+                    status: Status::Skipped,
+                    note: Some("later".into()),
+                    rows: vec![],
+                },
             ],
             targets: vec![],
         };
@@ -460,7 +671,7 @@ mod tests {
         let hub = &r.scenarios[0].rows[1];
         assert!((hub.ratio.unwrap() - 0.7).abs() < 1e-9);
         assert_eq!(hub.p50_delta_us, Some(50.0));
-        assert_eq!(r.targets.len(), 1);
+        assert_eq!(r.targets.len(), 1, "{:?}", r.targets);
         assert!(r.targets[0].pass);
         assert!(r.smoke_problems().is_empty());
     }

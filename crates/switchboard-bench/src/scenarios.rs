@@ -16,7 +16,16 @@ use crate::python;
 use crate::report::{Row, ScenarioReport, Status};
 
 /// Every scenario id, in run order.
-pub const ALL: [&str; 8] = ["echo", "stdio", "big", "connect", "tools-list", "idle", "churn", "proxies"];
+pub const ALL: [&str; 8] = [
+    "echo",
+    "stdio",
+    "big",
+    "connect",
+    "tools-list",
+    "idle",
+    "churn",
+    "proxies",
+];
 
 /// Settings shared by every scenario.
 pub struct Ctx {
@@ -55,7 +64,11 @@ pub struct Contender {
 }
 
 fn call(tool: &str, args: &str) -> Work {
-    Work::Request { method: "tools/call", params: format!(r#"{{"name":"{tool}","arguments":{args}}}"#), min_len: 0 }
+    Work::Request {
+        method: "tools/call",
+        params: format!(r#"{{"name":"{tool}","arguments":{args}}}"#),
+        min_len: 0,
+    }
 }
 
 fn echo(tool: &str) -> Work {
@@ -64,7 +77,13 @@ fn echo(tool: &str) -> Work {
 
 /// Runs the contenders round-robin and returns one row each; rows after a `direct` first row
 /// are compared to it.
-pub async fn compare(ctx: &Ctx, scenario: &str, variant: &str, concurrency: usize, contenders: &[Contender]) -> Vec<Row> {
+pub async fn compare(
+    ctx: &Ctx,
+    scenario: &str,
+    variant: &str,
+    concurrency: usize,
+    contenders: &[Contender],
+) -> Vec<Row> {
     let mut runs: Vec<Vec<RunStats>> = vec![Vec::new(); contenders.len()];
     let mut rss: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
     for round in 0..ctx.rounds {
@@ -85,7 +104,10 @@ pub async fn compare(ctx: &Ctx, scenario: &str, variant: &str, concurrency: usiz
                 st.p50_us,
                 st.p99_us,
                 st.errors,
-                st.first_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+                st.first_error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
             );
             if let Some(k) = c.pid.and_then(procs::rss_kib) {
                 rss[i].push(k as f64);
@@ -114,10 +136,26 @@ pub async fn compare(ctx: &Ctx, scenario: &str, variant: &str, concurrency: usiz
     rows
 }
 
-fn report(id: &str, title: &str, result: anyhow::Result<(Vec<Row>, Option<String>)>) -> ScenarioReport {
+fn report(
+    id: &str,
+    title: &str,
+    result: anyhow::Result<(Vec<Row>, Option<String>)>,
+) -> ScenarioReport {
     match result {
-        Ok((rows, note)) => ScenarioReport { id: id.into(), title: title.into(), status: Status::Ok, note, rows },
-        Err(e) => ScenarioReport { id: id.into(), title: title.into(), status: Status::Failed, note: Some(format!("{e:#}")), rows: vec![] },
+        Ok((rows, note)) => ScenarioReport {
+            id: id.into(),
+            title: title.into(),
+            status: Status::Ok,
+            note,
+            rows,
+        },
+        Err(e) => ScenarioReport {
+            id: id.into(),
+            title: title.into(),
+            status: Status::Failed,
+            note: Some(format!("{e:#}")),
+            rows: vec![],
+        },
     }
 }
 
@@ -125,19 +163,41 @@ fn report(id: &str, title: &str, result: anyhow::Result<(Vec<Row>, Option<String
 pub async fn run(ctx: &Ctx, id: &str) -> ScenarioReport {
     eprintln!("== {id}");
     match id {
-        "echo" => report(id, "tools/call echo over Streamable HTTP, direct vs hub", echo_scenario(ctx).await),
-        "stdio" => report(id, "tools/call echo through a stdio upstream (hub) vs the upstream over HTTP (direct)", stdio_scenario(ctx).await),
-        "big" => report(id, "tools/call big {bytes: 65536}, 64 KiB results", big_scenario(ctx).await),
-        "connect" => report(id, "initialize handshakes: initialize + initialized + DELETE, new session each", connect_scenario(ctx).await),
-        "tools-list" => report(id, "tools/list merged over many upstreams, once warm", tools_list_scenario(ctx).await),
-        "idle" => report(id, "memory of idle sessions and of an idle hub", idle_scenario(ctx).await),
-        "churn" => ScenarioReport {
-            id: id.into(),
-            title: "calls on one server while another is added/removed every 100 ms".into(),
-            status: Status::Skipped,
-            note: Some("not yet measurable: needs the management API (the hub has no runtime add/remove yet)".into()),
-            rows: vec![],
-        },
+        "echo" => report(
+            id,
+            "tools/call echo over Streamable HTTP, direct vs hub",
+            echo_scenario(ctx).await,
+        ),
+        "stdio" => report(
+            id,
+            "tools/call echo through a stdio upstream (hub) vs the upstream over HTTP (direct)",
+            stdio_scenario(ctx).await,
+        ),
+        "big" => report(
+            id,
+            "tools/call big {bytes: 65536}, 64 KiB results",
+            big_scenario(ctx).await,
+        ),
+        "connect" => report(
+            id,
+            "initialize handshakes: initialize + initialized + DELETE, new session each",
+            connect_scenario(ctx).await,
+        ),
+        "tools-list" => report(
+            id,
+            "tools/list merged over many upstreams, once warm",
+            tools_list_scenario(ctx).await,
+        ),
+        "idle" => report(
+            id,
+            "memory of idle sessions and of an idle hub",
+            idle_scenario(ctx).await,
+        ),
+        "churn" => report(
+            id,
+            "calls on one server while another is added/removed every 100 ms",
+            crate::churn::scenario(ctx).await,
+        ),
         "proxies" => python::scenario(ctx).await,
         other => ScenarioReport {
             id: other.into(),
@@ -158,8 +218,20 @@ async fn echo_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>)> 
     for json in [false, true] {
         let mode = if json { "JSON" } else { "SSE" };
         let tag = mode.to_lowercase();
-        let fx = procs::spawn_fixture(&ctx.bins, &ctx.work, &format!("echo-{tag}"), FixtureArgs { json, tools: 0 }).await?;
-        let hub = procs::spawn_hub(&ctx.bins, &ctx.work, &format!("echo-{tag}"), &one_server("echo", procs::http_entry(&fx.endpoint))).await;
+        let fx = procs::spawn_fixture(
+            &ctx.bins,
+            &ctx.work,
+            &format!("echo-{tag}"),
+            FixtureArgs { json, tools: 0 },
+        )
+        .await?;
+        let hub = procs::spawn_hub(
+            &ctx.bins,
+            &ctx.work,
+            &format!("echo-{tag}"),
+            &one_server("echo", procs::http_entry(&fx.endpoint)),
+        )
+        .await;
         let hub = match hub {
             Ok(h) => h,
             Err(e) => {
@@ -169,10 +241,29 @@ async fn echo_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>)> 
         };
         for c in [1, 32] {
             let contenders = [
-                Contender { target: "direct".into(), endpoint: fx.endpoint.clone(), work: echo("echo"), pid: None },
-                Contender { target: "hub".into(), endpoint: hub.mcp.clone(), work: echo("echo__echo"), pid: Some(hub.proc.pid()) },
+                Contender {
+                    target: "direct".into(),
+                    endpoint: fx.endpoint.clone(),
+                    work: echo("echo"),
+                    pid: None,
+                },
+                Contender {
+                    target: "hub".into(),
+                    endpoint: hub.mcp.clone(),
+                    work: echo("echo__echo"),
+                    pid: Some(hub.proc.pid()),
+                },
             ];
-            rows.extend(compare(ctx, "echo", &format!("{mode} upstream, c={c}"), c, &contenders).await);
+            rows.extend(
+                compare(
+                    ctx,
+                    "echo",
+                    &format!("{mode} upstream, c={c}"),
+                    c,
+                    &contenders,
+                )
+                .await,
+            );
         }
         procs::stop_all([hub.proc, fx.proc]).await;
     }
@@ -187,8 +278,24 @@ async fn echo_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>)> 
 }
 
 async fn stdio_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>)> {
-    let fx = procs::spawn_fixture(&ctx.bins, &ctx.work, "stdio-direct", FixtureArgs { json: true, tools: 0 }).await?;
-    let hub = match procs::spawn_hub(&ctx.bins, &ctx.work, "stdio", &one_server("s", procs::stdio_entry(&ctx.bins))).await {
+    let fx = procs::spawn_fixture(
+        &ctx.bins,
+        &ctx.work,
+        "stdio-direct",
+        FixtureArgs {
+            json: true,
+            tools: 0,
+        },
+    )
+    .await?;
+    let hub = match procs::spawn_hub(
+        &ctx.bins,
+        &ctx.work,
+        "stdio",
+        &one_server("s", procs::stdio_entry(&ctx.bins)),
+    )
+    .await
+    {
         Ok(h) => h,
         Err(e) => {
             fx.proc.stop().await;
@@ -198,8 +305,18 @@ async fn stdio_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>)>
     let mut rows = Vec::new();
     for c in [1, 32] {
         let contenders = [
-            Contender { target: "direct".into(), endpoint: fx.endpoint.clone(), work: echo("echo"), pid: None },
-            Contender { target: "hub (stdio)".into(), endpoint: hub.mcp.clone(), work: echo("s__echo"), pid: Some(hub.proc.pid()) },
+            Contender {
+                target: "direct".into(),
+                endpoint: fx.endpoint.clone(),
+                work: echo("echo"),
+                pid: None,
+            },
+            Contender {
+                target: "hub (stdio)".into(),
+                endpoint: hub.mcp.clone(),
+                work: echo("s__echo"),
+                pid: Some(hub.proc.pid()),
+            },
         ];
         rows.extend(compare(ctx, "stdio", &format!("c={c}"), c, &contenders).await);
     }
@@ -209,7 +326,14 @@ async fn stdio_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>)>
 
 async fn big_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>)> {
     let fx = procs::spawn_fixture(&ctx.bins, &ctx.work, "big", FixtureArgs::default()).await?;
-    let hub = match procs::spawn_hub(&ctx.bins, &ctx.work, "big", &one_server("echo", procs::http_entry(&fx.endpoint))).await {
+    let hub = match procs::spawn_hub(
+        &ctx.bins,
+        &ctx.work,
+        "big",
+        &one_server("echo", procs::http_entry(&fx.endpoint)),
+    )
+    .await
+    {
         Ok(h) => h,
         Err(e) => {
             fx.proc.stop().await;
@@ -217,12 +341,26 @@ async fn big_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>)> {
         }
     };
     let big = |tool: &str| match call(tool, r#"{"bytes":65536}"#) {
-        Work::Request { method, params, .. } => Work::Request { method, params, min_len: 65536 },
+        Work::Request { method, params, .. } => Work::Request {
+            method,
+            params,
+            min_len: 65536,
+        },
         w => w,
     };
     let contenders = [
-        Contender { target: "direct".into(), endpoint: fx.endpoint.clone(), work: big("big"), pid: None },
-        Contender { target: "hub".into(), endpoint: hub.mcp.clone(), work: big("echo__big"), pid: Some(hub.proc.pid()) },
+        Contender {
+            target: "direct".into(),
+            endpoint: fx.endpoint.clone(),
+            work: big("big"),
+            pid: None,
+        },
+        Contender {
+            target: "hub".into(),
+            endpoint: hub.mcp.clone(),
+            work: big("echo__big"),
+            pid: Some(hub.proc.pid()),
+        },
     ];
     let rows = compare(ctx, "big", "SSE upstream, c=8", 8, &contenders).await;
     procs::stop_all([hub.proc, fx.proc]).await;
@@ -231,7 +369,14 @@ async fn big_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>)> {
 
 async fn connect_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>)> {
     let fx = procs::spawn_fixture(&ctx.bins, &ctx.work, "connect", FixtureArgs::default()).await?;
-    let hub = match procs::spawn_hub(&ctx.bins, &ctx.work, "connect", &one_server("echo", procs::http_entry(&fx.endpoint))).await {
+    let hub = match procs::spawn_hub(
+        &ctx.bins,
+        &ctx.work,
+        "connect",
+        &one_server("echo", procs::http_entry(&fx.endpoint)),
+    )
+    .await
+    {
         Ok(h) => h,
         Err(e) => {
             fx.proc.stop().await;
@@ -239,12 +384,29 @@ async fn connect_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>
         }
     };
     let contenders = [
-        Contender { target: "direct".into(), endpoint: fx.endpoint.clone(), work: Work::Connect, pid: None },
-        Contender { target: "hub".into(), endpoint: hub.mcp.clone(), work: Work::Connect, pid: Some(hub.proc.pid()) },
+        Contender {
+            target: "direct".into(),
+            endpoint: fx.endpoint.clone(),
+            work: Work::Connect,
+            pid: None,
+        },
+        Contender {
+            target: "hub".into(),
+            endpoint: hub.mcp.clone(),
+            work: Work::Connect,
+            pid: Some(hub.proc.pid()),
+        },
     ];
     let rows = compare(ctx, "connect", "SSE upstream, c=8", 8, &contenders).await;
     procs::stop_all([hub.proc, fx.proc]).await;
-    Ok((rows, Some("one operation = initialize + notifications/initialized + DELETE on a kept-alive connection".into())))
+    Ok((
+        rows,
+        Some(
+            "one operation = initialize + notifications/initialized + DELETE on a kept-alive connection; \
+             the hub answers initialize itself (its upstream session is shared), the fixture creates an rmcp session each time"
+                .into(),
+        ),
+    ))
 }
 
 /// Generated tools per fixture so that, with the fixture's 15 built-in tools, each has 50.
@@ -257,21 +419,25 @@ async fn count_tools(ep: &Endpoint) -> anyhow::Result<usize> {
     struct ListResult {
         tools: Vec<serde::de::IgnoredAny>,
     }
-    let s = Session::open(Conn::new(ep.clone())).await.map_err(|(_, e)| anyhow::anyhow!("initialize: {e}"))?;
+    let s = Session::open(Conn::new(ep.clone()))
+        .await
+        .map_err(|(_, e)| anyhow::anyhow!("initialize: {e}"))?;
     // The load client only checks envelopes: fetch the whole list once to count it.
     let body = crate::client::request_body("99", "tools/list", "{}");
     let text = raw_post(ep, &s, body).await?;
     let _ = s.close().await;
     let v: Value = serde_json::from_str(&text)?;
-    let result: ListResult = serde_json::from_value(v.get("result").cloned().context("no result")?)?;
+    let result: ListResult =
+        serde_json::from_value(v.get("result").cloned().context("no result")?)?;
     Ok(result.tools.len())
 }
 
 /// One POST on a throwaway connection; returns the response message text (JSON or SSE).
-async fn raw_post(ep: &Endpoint, s: &Session, body: String) -> anyhow::Result<String> {
+pub(crate) async fn raw_post(ep: &Endpoint, s: &Session, body: String) -> anyhow::Result<String> {
     use http_body_util::BodyExt;
     let tcp = tokio::net::TcpStream::connect(ep.addr).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -285,7 +451,9 @@ async fn raw_post(ep: &Endpoint, s: &Session, body: String) -> anyhow::Result<St
     if let Some(v) = &s.version {
         b = b.header("mcp-protocol-version", v.clone());
     }
-    let resp = sender.send_request(b.body(http_body_util::Full::new(bytes::Bytes::from(body)))?).await?;
+    let resp = sender
+        .send_request(b.body(http_body_util::Full::new(bytes::Bytes::from(body)))?)
+        .await?;
     let is_sse = resp
         .headers()
         .get(http::header::CONTENT_TYPE)
@@ -297,16 +465,34 @@ async fn raw_post(ep: &Endpoint, s: &Session, body: String) -> anyhow::Result<St
     }
     let mut dec = switchboard_core::sse::Decoder::new(usize::MAX / 2);
     let mut events = Vec::new();
-    dec.feed(&bytes, &mut events).map_err(|e| anyhow::anyhow!("{e}"))?;
-    dec.feed(b"\n\n", &mut events).map_err(|e| anyhow::anyhow!("{e}"))?;
-    events.into_iter().map(|e| e.data).find(|d| d.contains(r#""result""#)).context("no response event")
+    dec.feed(&bytes, &mut events)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    dec.feed(b"\n\n", &mut events)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    events
+        .into_iter()
+        .map(|e| e.data)
+        .find(|d| d.contains(r#""result""#))
+        .context("no response event")
 }
 
 async fn tools_list_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>)> {
     let n = ctx.upstreams;
-    let fixtures = procs::spawn_fixtures(&ctx.bins, &ctx.work, n, FixtureArgs { json: false, tools: GENERATED_TOOLS }).await?;
-    let servers: Vec<(String, Value)> =
-        fixtures.iter().enumerate().map(|(i, f)| (format!("u{i:03}"), procs::http_entry(&f.endpoint))).collect();
+    let fixtures = procs::spawn_fixtures(
+        &ctx.bins,
+        &ctx.work,
+        n,
+        FixtureArgs {
+            json: false,
+            tools: GENERATED_TOOLS,
+        },
+    )
+    .await?;
+    let servers: Vec<(String, Value)> = fixtures
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (format!("u{i:03}"), procs::http_entry(&f.endpoint)))
+        .collect();
     let hub = match procs::spawn_hub(&ctx.bins, &ctx.work, "tools-list", &servers).await {
         Ok(h) => h,
         Err(e) => {
@@ -315,23 +501,57 @@ async fn tools_list_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<Stri
         }
     };
     let outcome = async {
-        let direct_tools = count_tools(&fixtures[0].endpoint).await.context("direct tools/list")?;
+        let direct_tools = count_tools(&fixtures[0].endpoint)
+            .await
+            .context("direct tools/list")?;
         let hub_tools = count_tools(&hub.mcp).await.context("hub tools/list")?;
-        anyhow::ensure!(direct_tools == TOOLS_PER_UPSTREAM, "a fixture lists {direct_tools} tools, expected {TOOLS_PER_UPSTREAM}");
-        anyhow::ensure!(hub_tools >= n * TOOLS_PER_UPSTREAM, "the hub lists {hub_tools} tools, expected at least {}", n * TOOLS_PER_UPSTREAM);
-        let list = Work::Request { method: "tools/list", params: "{}".into(), min_len: 0 };
+        anyhow::ensure!(
+            direct_tools == TOOLS_PER_UPSTREAM,
+            "a fixture lists {direct_tools} tools, expected {TOOLS_PER_UPSTREAM}"
+        );
+        anyhow::ensure!(
+            hub_tools >= n * TOOLS_PER_UPSTREAM,
+            "the hub lists {hub_tools} tools, expected at least {}",
+            n * TOOLS_PER_UPSTREAM
+        );
+        let list = Work::Request {
+            method: "tools/list",
+            params: "{}".into(),
+            min_len: 0,
+        };
         let contenders = [
-            Contender { target: "direct".into(), endpoint: fixtures[0].endpoint.clone(), work: list.clone(), pid: None },
-            Contender { target: "hub".into(), endpoint: hub.mcp.clone(), work: list, pid: Some(hub.proc.pid()) },
+            Contender {
+                target: "direct".into(),
+                endpoint: fixtures[0].endpoint.clone(),
+                work: list.clone(),
+                pid: None,
+            },
+            Contender {
+                target: "hub".into(),
+                endpoint: hub.mcp.clone(),
+                work: list,
+                pid: Some(hub.proc.pid()),
+            },
         ];
-        let mut rows = compare(ctx, "tools-list", &format!("{n} upstreams × {TOOLS_PER_UPSTREAM} tools, c=1"), 1, &contenders).await;
+        let mut rows = compare(
+            ctx,
+            "tools-list",
+            &format!("{n} upstreams × {TOOLS_PER_UPSTREAM} tools, c=1"),
+            1,
+            &contenders,
+        )
+        .await;
         // The direct row lists one upstream's 50 tools: a reference, not a like-for-like baseline.
         for r in &mut rows {
             r.ratio = None;
             r.baseline = None;
             r.p50_delta_us = None;
             r.p99_delta_us = None;
-            let tools = if r.target == "direct" { direct_tools } else { hub_tools };
+            let tools = if r.target == "direct" {
+                direct_tools
+            } else {
+                hub_tools
+            };
             r.extra.insert("tools".into(), tools as f64);
         }
         anyhow::Ok((rows, direct_tools, hub_tools))
@@ -353,7 +573,14 @@ async fn tools_list_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<Stri
 
 async fn idle_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>)> {
     let fx = procs::spawn_fixture(&ctx.bins, &ctx.work, "idle", FixtureArgs::default()).await?;
-    let hub = match procs::spawn_hub(&ctx.bins, &ctx.work, "idle", &one_server("echo", procs::http_entry(&fx.endpoint))).await {
+    let hub = match procs::spawn_hub(
+        &ctx.bins,
+        &ctx.work,
+        "idle",
+        &one_server("echo", procs::http_entry(&fx.endpoint)),
+    )
+    .await
+    {
         Ok(h) => h,
         Err(e) => {
             fx.proc.stop().await;

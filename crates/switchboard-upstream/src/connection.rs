@@ -201,8 +201,9 @@ impl Connection {
     /// dropped before it completes (client gone, cancelled, timed out), the upstream is sent
     /// `notifications/cancelled` for it.
     pub async fn call(&self, id: u64, body: String, opts: CallOptions) -> Result<String, UpstreamError> {
-        let (ev_tx, mut ev_rx) = mpsc::channel::<CallEvent>(64);
-        let mut rx = self.mux().register(id, Some(ev_tx));
+        // Events go straight to the caller's sink; the timeout restarts lazily (checked when it
+        // fires) from the time of the last event.
+        let mut rx = self.mux().register(id, opts.events.clone());
         let mut guard = CancelOnDrop { conn: self, id, armed: true };
         // HTTP requests run inside this future (polled below), not in a task of their own.
         let mut post: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> = match self {
@@ -218,18 +219,16 @@ impl Connection {
         };
         let mut deadline = Instant::now() + opts.timeout;
         let result = loop {
-            // Events first: whatever the upstream said before its answer reaches the caller first.
             tokio::select! {
                 biased;
-                Some(ev) = ev_rx.recv() => {
-                    deadline = Instant::now() + opts.timeout;
-                    if let Some(sink) = &opts.events {
-                        let _ = sink.send(ev).await;
-                    }
-                }
                 r = &mut rx => break r.unwrap_or_else(|_| Err(UpstreamError::Closed("request abandoned".into()))),
                 _ = async { post.as_mut().expect("guarded by the condition").await }, if post.is_some() => post = None,
-                _ = sleep_until(deadline) => break Err(UpstreamError::Timeout(opts.timeout)),
+                _ = sleep_until(deadline) => {
+                    match self.mux().last_event(id).map(|t| t + opts.timeout) {
+                        Some(later) if later > Instant::now() => deadline = later,
+                        _ => break Err(UpstreamError::Timeout(opts.timeout)),
+                    }
+                }
             }
         };
         // Completed or failed by the transport: nothing to cancel. A timeout still cancels.

@@ -37,6 +37,8 @@ pub enum Incoming {
 pub(crate) struct Pending {
     done: oneshot::Sender<Result<String, UpstreamError>>,
     events: Option<mpsc::Sender<CallEvent>>,
+    /// When the upstream last said something about this request (restarts its timeout).
+    last_event: Option<tokio::time::Instant>,
 }
 
 pub(crate) struct Mux {
@@ -67,7 +69,7 @@ impl Mux {
         events: Option<mpsc::Sender<CallEvent>>,
     ) -> oneshot::Receiver<Result<String, UpstreamError>> {
         let (done, rx) = oneshot::channel();
-        self.pending.lock().expect("mux lock").insert(id, Pending { done, events });
+        self.pending.lock().expect("mux lock").insert(id, Pending { done, events, last_event: None });
         rx
     }
 
@@ -151,11 +153,19 @@ impl Mux {
         if map.len() == 1 { map.keys().next().copied() } else { None }
     }
 
+    /// When request `id` last had an event, if it had one.
+    pub(crate) fn last_event(&self, id: u64) -> Option<tokio::time::Instant> {
+        self.pending.lock().expect("mux lock").get(&id).and_then(|p| p.last_event)
+    }
+
     fn send_event(&self, id: u64, ev: CallEvent) -> bool {
         let sink = {
-            let map = self.pending.lock().expect("mux lock");
-            match map.get(&id) {
-                Some(p) => p.events.clone(),
+            let mut map = self.pending.lock().expect("mux lock");
+            match map.get_mut(&id) {
+                Some(p) => {
+                    p.last_event = Some(tokio::time::Instant::now());
+                    p.events.clone()
+                }
                 None => return false,
             }
         };

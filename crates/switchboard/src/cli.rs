@@ -149,7 +149,7 @@ pub(crate) struct CommonArgs {
     /// Items per page of merged lists (0: whole lists, no cursors).
     #[arg(long, env = "SWITCHBOARD_PAGE_SIZE", default_value_t = 0)]
     pub(crate) page_size: usize,
-    /// Runtime worker threads (default: one per CPU).
+    /// Runtime worker threads (default: half the CPUs, at least one).
     #[arg(long, env = "SWITCHBOARD_THREADS")]
     pub(crate) threads: Option<usize>,
     /// Log filter (tracing syntax), e.g. "info" or "switchboard_upstream=debug".

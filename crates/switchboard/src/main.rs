@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
