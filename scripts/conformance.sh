@@ -110,9 +110,12 @@ if [[ $BUILD -eq 1 ]]; then
     (cd "$ROOT" && cargo build --workspace --bins --quiet) || die "build failed"
     log "build done in $(elapsed "$t0")"
 fi
-FIXTURE="$ROOT/target/debug/switchboard-fixture"
-HUB="$ROOT/target/debug/switchboard"
-[[ -x "$FIXTURE" && -x "$HUB" ]] || die "binaries missing in target/debug (drop --no-build?)"
+# Cargo puts binaries under $CARGO_TARGET_DIR when it is set (CI keeps it outside the clone).
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+[[ "$TARGET_DIR" = /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
+FIXTURE="$TARGET_DIR/debug/switchboard-fixture"
+HUB="$TARGET_DIR/debug/switchboard"
+[[ -x "$FIXTURE" && -x "$HUB" ]] || die "binaries missing in $TARGET_DIR/debug (drop --no-build?)"
 
 # ---- processes ----------------------------------------------------------------------
 rm -rf "$RUN"
