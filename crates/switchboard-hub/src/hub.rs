@@ -109,6 +109,8 @@ pub(crate) struct HubInner {
     pub(crate) merged: ArcSwap<Merged>,
     sessions: Mutex<HashMap<String, Arc<ClientSession>>>,
     control: tokio::sync::Mutex<()>,
+    /// Stateless clients' calls waiting for answers (multi-round-trip requests).
+    pub(crate) parked: crate::mrtr::ParkedCalls,
     /// True once no server was starting; cleared when a server is added.
     settled: std::sync::atomic::AtomicBool,
     events: mpsc::UnboundedSender<HubEvent>,
@@ -136,6 +138,7 @@ impl Hub {
                 merged: ArcSwap::from_pointee(merged),
                 sessions: Mutex::new(HashMap::new()),
                 control: tokio::sync::Mutex::new(()),
+                parked: Default::default(),
                 settled: std::sync::atomic::AtomicBool::new(true),
                 events: tx,
                 client: http_client(),
@@ -603,6 +606,7 @@ async fn sweep_sessions(hub: std::sync::Weak<HubInner>, cancel: CancellationToke
                 .map(|s| s.id.clone())
                 .collect()
         };
+        hub.parked.purge();
         let handle = Hub { inner: hub };
         for id in expired {
             handle.close_session(&id);

@@ -8,6 +8,7 @@ mod hub;
 mod local;
 mod merged;
 mod modern;
+mod mrtr;
 mod router;
 mod session;
 mod view;

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::hub::Hub;
 use crate::local;
 use crate::modern;
+use crate::mrtr;
 use crate::merged::{Entry, Merged};
 use crate::session::{ClientInfo, ClientSession, ForwardedRequest};
 use crate::view::View;
@@ -329,6 +330,11 @@ impl Hub {
         sink: &mpsc::Sender<String>,
     ) -> Option<String> {
         let id = env.id_text();
+        if session.modern
+            && let Some(state) = params.and_then(|p| p.get_str("requestState"))
+        {
+            return Some(self.resume(session, id, &state, params, sink, route.uri_rewrite.as_ref()).await);
+        }
         let server = route.entry.name.clone();
         let upstream = route.entry.upstream.clone();
         let conn = match upstream.connection_for(&session.id).await {
@@ -351,6 +357,13 @@ impl Hub {
         }
         let body = splice.apply(text);
 
+        if session.modern {
+            // Questions the upstream asks mid-call become multi-round-trip requests.
+            let opts = CallOptions { timeout: upstream.spec().timeout, events: None, retry_safe: route.retry_safe };
+            let running = mrtr::Running::start(conn.clone(), up_id, body, opts);
+            let token = token.map(str::to_string);
+            return Some(self.drive(session, id, running, conn, server, token, sink, route.uri_rewrite.as_ref()).await);
+        }
         let cancel = CancellationToken::new();
         session.inflight.lock().expect("inflight lock").insert(id.to_string(), cancel.clone());
         let (ev_tx, mut ev_rx) = mpsc::channel::<CallEvent>(64);
@@ -369,20 +382,81 @@ impl Hub {
             self.relay(session, &conn, ev, token, sink).await;
         }
         session.inflight.lock().expect("inflight lock").remove(id);
-        let reply = match outcome? {
-            Ok(reply) => reply,
-            Err(UpstreamError::Timeout(d)) => {
-                let msg = format!("server {server:?} did not answer within {}s; the request was cancelled", d.as_secs_f64());
-                return Some(error_message(id, code::REQUEST_TIMEOUT, &msg, None));
+        Some(finish_call(outcome?, id, &server, &conn, session, route.uri_rewrite.as_ref()))
+    }
+
+    /// Runs a stateless client's call until it ends or the upstream asks something; questions
+    /// park the call and become an `input_required` result.
+    #[allow(clippy::too_many_arguments)]
+    async fn drive(
+        &self,
+        session: &Arc<ClientSession>,
+        id: &str,
+        mut running: mrtr::Running,
+        conn: Arc<Connection>,
+        server: String,
+        token: Option<String>,
+        sink: &mpsc::Sender<String>,
+        uri_rewrite: Option<&(String, String)>,
+    ) -> String {
+        let mut asks: Vec<mrtr::Ask> = Vec::new();
+        loop {
+            let next = if asks.is_empty() { running.rx.recv().await } else { running.rx.try_recv().ok() };
+            match next {
+                Some(mrtr::Progress::Note(t)) => {
+                    self.relay(session, &conn, CallEvent::Notification(t), token.as_deref(), sink).await;
+                }
+                Some(mrtr::Progress::Ask(t)) => {
+                    if let Some(ask) = self.admit_question(session, &conn, t, asks.len()).await {
+                        asks.push(ask);
+                    }
+                }
+                Some(mrtr::Progress::Done(outcome)) => return finish_call(outcome, id, &server, &conn, session, uri_rewrite),
+                None if asks.is_empty() => return error_message(id, code::INTERNAL_ERROR, "the call ended without an answer", None),
+                None => {
+                    let state = self.inner.parked.park(running, conn, asks.clone(), server, token);
+                    return mrtr::input_required(id, &asks, &state);
+                }
             }
-            Err(e) => return Some(error_message(id, code::INTERNAL_ERROR, &format!("server {server:?}: {e}"), None)),
-        };
-        let restored = restore_reply(&reply, id, route.uri_rewrite.as_ref());
-        if conn.is_modern() && !session.modern {
-            // A session-based client does not know `resultType`.
-            return Some(strip_result_type(restored));
         }
-        Some(restored)
+    }
+
+    /// A question the client may be asked; ones it did not declare are refused upstream.
+    async fn admit_question(&self, session: &ClientSession, conn: &Arc<Connection>, text: String, n: usize) -> Option<mrtr::Ask> {
+        let env = Envelope::parse(&text).ok()?;
+        let needed = match env.method() {
+            "sampling/createMessage" => "sampling",
+            "elicitation/create" => "elicitation",
+            "roots/list" => "roots",
+            _ => "",
+        };
+        if needed.is_empty() || !session.client_has(needed) {
+            let msg = format!("the client did not declare the {needed:?} capability");
+            let _ = conn.send(error_message(env.id_text(), code::METHOD_NOT_FOUND, &msg, None)).await;
+            return None;
+        }
+        Some(mrtr::Ask { key: format!("q{}", n + 1), upstream_id: env.id_text().to_string(), text: text.clone() })
+    }
+
+    /// A stateless client's retry: answer the parked questions, then keep driving the call.
+    async fn resume(
+        &self,
+        session: &Arc<ClientSession>,
+        id: &str,
+        state: &str,
+        params: Option<&Fields<'_>>,
+        sink: &mpsc::Sender<String>,
+        uri_rewrite: Option<&(String, String)>,
+    ) -> String {
+        let Some(parked) = self.inner.parked.take(state) else { return mrtr::unknown_state(id) };
+        let responses = params.and_then(|p| p.get("inputResponses")).and_then(|r| Fields::parse(r.get()));
+        let missing = mrtr::answer(&parked, responses.as_ref()).await;
+        let mrtr::Parked { running, conn, server, progress_token, .. } = parked;
+        if !missing.is_empty() {
+            let state = self.inner.parked.park(running, conn, missing.clone(), server, progress_token);
+            return mrtr::input_required(id, &missing, &state);
+        }
+        self.drive(session, id, running, conn, server, progress_token, sink, uri_rewrite).await
     }
 
     /// Relays one message the upstream sent while serving a request.
@@ -559,6 +633,31 @@ fn restore_reply(reply: &str, id: &str, uri_rewrite: Option<&(String, String)>) 
         }
     }
     sp.apply(reply)
+}
+
+/// The client's reply for a finished upstream call: its id back in place, errors named.
+fn finish_call(
+    outcome: Result<String, UpstreamError>,
+    id: &str,
+    server: &str,
+    conn: &Connection,
+    session: &ClientSession,
+    uri_rewrite: Option<&(String, String)>,
+) -> String {
+    let reply = match outcome {
+        Ok(reply) => reply,
+        Err(UpstreamError::Timeout(d)) => {
+            let msg = format!("server {server:?} did not answer within {}s; the request was cancelled", d.as_secs_f64());
+            return error_message(id, code::REQUEST_TIMEOUT, &msg, None);
+        }
+        Err(e) => return error_message(id, code::INTERNAL_ERROR, &format!("server {server:?}: {e}"), None),
+    };
+    let restored = restore_reply(&reply, id, uri_rewrite);
+    if conn.is_modern() && !session.modern {
+        // A session-based client does not know `resultType`.
+        return strip_result_type(restored);
+    }
+    restored
 }
 
 fn strip_result_type(reply: String) -> String {

@@ -238,6 +238,11 @@ impl Connection {
 
     /// Sends a notification or a response (to a server request).
     pub async fn send(&self, text: String) -> Result<(), UpstreamError> {
+        if let Ok(env) = Envelope::parse(&text)
+            && env.method.is_none()
+        {
+            self.mux().answered(env.id_text());
+        }
         match self {
             Connection::Stdio(c) => {
                 c.write(text).await;

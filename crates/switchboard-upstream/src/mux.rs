@@ -39,12 +39,16 @@ pub(crate) struct Pending {
     events: Option<mpsc::Sender<CallEvent>>,
     /// When the upstream last said something about this request (restarts its timeout).
     last_event: Option<tokio::time::Instant>,
+    /// Server-to-client requests routed to this call and not yet answered.
+    awaiting: usize,
 }
 
 pub(crate) struct Mux {
     next_id: AtomicU64,
     pending: Mutex<HashMap<u64, Pending>>,
     incoming: mpsc::UnboundedSender<Incoming>,
+    /// Server requests routed to a call, by the request's raw id: which call asked.
+    asked_by: Mutex<HashMap<String, u64>>,
 }
 
 /// What `dispatch` did with a message, for transports that must answer some messages themselves.
@@ -56,7 +60,7 @@ pub(crate) enum Dispatched {
 
 impl Mux {
     pub(crate) fn new(incoming: mpsc::UnboundedSender<Incoming>) -> Self {
-        Mux { next_id: AtomicU64::new(1), pending: Mutex::new(HashMap::new()), incoming }
+        Mux { next_id: AtomicU64::new(1), pending: Mutex::new(HashMap::new()), incoming, asked_by: Mutex::new(HashMap::new()) }
     }
 
     pub(crate) fn next_id(&self) -> u64 {
@@ -69,13 +73,17 @@ impl Mux {
         events: Option<mpsc::Sender<CallEvent>>,
     ) -> oneshot::Receiver<Result<String, UpstreamError>> {
         let (done, rx) = oneshot::channel();
-        self.pending.lock().expect("mux lock").insert(id, Pending { done, events, last_event: None });
+        self.pending.lock().expect("mux lock").insert(id, Pending { done, events, last_event: None, awaiting: 0 });
         rx
     }
 
     /// Forgets a request (answered elsewhere, cancelled or timed out). True if it was pending.
     pub(crate) fn forget(&self, id: u64) -> bool {
-        self.pending.lock().expect("mux lock").remove(&id).is_some()
+        let was = self.pending.lock().expect("mux lock").remove(&id).is_some();
+        if was {
+            self.asked_by.lock().expect("asked lock").retain(|_, call| *call != id);
+        }
+        was
     }
 
     /// Completes a request with an error (the write or POST failed).
@@ -136,9 +144,11 @@ impl Mux {
                 if method == "ping" {
                     return Ok(Dispatched::Ping(env.id_text().to_string()));
                 }
-                if let Some(id) = origin.or_else(|| self.sole_pending())
+                let request_id = env.id_text().to_string();
+                if let Some(id) = origin.or_else(|| self.sole_candidate())
                     && self.send_event(id, CallEvent::ServerRequest(text.clone()))
                 {
+                    self.note_asked(id, request_id);
                     return Ok(Dispatched::Handled);
                 }
                 let _ = self.incoming.send(Incoming::Request { method, text });
@@ -147,10 +157,33 @@ impl Mux {
         }
     }
 
-    /// With exactly one request in flight, a server request on a shared channel belongs to it.
-    fn sole_pending(&self) -> Option<u64> {
+    /// On a shared channel nothing says which call a server request belongs to. It belongs
+    /// to the only call that can hear it and is not already waiting for an answer to an
+    /// earlier question (a call whose question is unanswered cannot be asking a new one).
+    fn sole_candidate(&self) -> Option<u64> {
         let map = self.pending.lock().expect("mux lock");
-        if map.len() == 1 { map.keys().next().copied() } else { None }
+        let mut candidates = map.iter().filter(|(_, p)| p.events.is_some() && p.awaiting == 0).map(|(id, _)| *id);
+        match (candidates.next(), candidates.next()) {
+            (Some(id), None) => Some(id),
+            _ => None,
+        }
+    }
+
+    fn note_asked(&self, call: u64, request_id: String) {
+        if let Some(p) = self.pending.lock().expect("mux lock").get_mut(&call) {
+            p.awaiting += 1;
+        }
+        self.asked_by.lock().expect("asked lock").insert(request_id, call);
+    }
+
+    /// The hub answered server request `request_id` (raw id): its call may be asked again.
+    pub(crate) fn answered(&self, request_id: &str) {
+        let call = self.asked_by.lock().expect("asked lock").remove(request_id);
+        if let Some(call) = call
+            && let Some(p) = self.pending.lock().expect("mux lock").get_mut(&call)
+        {
+            p.awaiting = p.awaiting.saturating_sub(1);
+        }
     }
 
     /// When request `id` last had an event, if it had one.

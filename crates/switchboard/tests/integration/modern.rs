@@ -137,3 +137,41 @@ async fn a_stateless_upstream_serves_legacy_and_modern_clients() {
     assert_eq!(text_of(&msgs[0]["result"]), "m2m");
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn questions_from_a_session_upstream_become_multi_round_trips() {
+    let http = spawn_http(FixtureOptions::new("h")).await.unwrap();
+    let hub = TestHub::start(json!({"mcpServers": {"h": http_entry(&http.url), "s": stdio_fixture("s", &[])}})).await;
+    let url = hub.url("/mcp");
+    let caps = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}});
+    for tool in ["h__elicit", "s__elicit"] {
+        let first = json!({"name": tool, "arguments": {"message": "Your name?"}, "_meta": caps});
+        let (status, msgs) = modern(&url, "tools/call", first.clone(), Some(tool), &[]).await;
+        assert_eq!(status, 200);
+        let r = &msgs.last().unwrap()["result"];
+        assert_eq!(r["resultType"], "input_required", "{tool}: {r}");
+        let (key, ask) = r["inputRequests"].as_object().unwrap().iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap();
+        assert_eq!(ask["method"], "elicitation/create");
+        assert_eq!(ask["params"]["message"], "Your name?");
+        let state = r["requestState"].as_str().unwrap().to_string();
+
+        let mut retry = first.clone();
+        retry["inputResponses"] = json!({key: {"action": "accept", "content": {"answer": "Ada"}}});
+        retry["requestState"] = json!(state);
+        let (status, msgs) = modern(&url, "tools/call", retry.clone(), Some(tool), &[]).await;
+        assert_eq!(status, 200);
+        let done = &msgs.last().unwrap()["result"];
+        assert_eq!(done["resultType"], "complete", "{tool}: {done}");
+        assert!(text_of(done).contains("accept") && text_of(done).contains("Ada"), "{tool}: {done}");
+
+        // A requestState is good for one retry only.
+        let (_, msgs) = modern(&url, "tools/call", retry, Some(tool), &[]).await;
+        assert_eq!(msgs[0]["error"]["code"], -32602, "{msgs:?}");
+    }
+    // A client that did not declare elicitation is not asked: the upstream hears a refusal.
+    let plain = json!({"name": "s__elicit", "arguments": {"message": "?"}});
+    let (_, msgs) = modern(&url, "tools/call", plain, Some("s__elicit"), &[]).await;
+    let r = &msgs.last().unwrap()["result"];
+    assert_eq!(r["resultType"], "complete", "{r}");
+    hub.stop().await;
+}
