@@ -117,6 +117,42 @@ pub(crate) fn upstream_meta(meta: &str, progress: Option<u64>) -> String {
     out
 }
 
+/// The capabilities of a session client that the hub can carry to a stateless upstream (it
+/// asks the client for real): sampling, elicitation and roots, as the client declared them.
+pub(crate) fn bridgeable_capabilities(session: &ClientSession) -> String {
+    let Some(caps) = session.client_info().map(|c| &c.capabilities) else { return "{}".into() };
+    let mut out = serde_json::Map::new();
+    for key in ["sampling", "elicitation", "roots"] {
+        if let Some(v) = caps.get(key).filter(|v| !v.is_null()) {
+            out.insert(key.to_string(), v.clone());
+        }
+    }
+    Value::Object(out).to_string()
+}
+
+/// A request's `_meta` with the hub's progress token and the given client capabilities.
+pub(crate) fn with_capabilities(meta: &str, progress: Option<u64>, caps: &str) -> String {
+    let Some(fields) = Fields::parse(meta) else { return meta.to_string() };
+    let mut out = String::with_capacity(meta.len() + caps.len() + 64);
+    out.push('{');
+    for (key, value) in &fields.entries {
+        if key == "io.modelcontextprotocol/clientCapabilities" {
+            continue;
+        }
+        out.push_str(&quote(key));
+        out.push(':');
+        match (key.as_ref(), progress) {
+            ("progressToken", Some(id)) => out.push_str(&id.to_string()),
+            _ => out.push_str(value.get()),
+        }
+        out.push(',');
+    }
+    out.push_str(r#""io.modelcontextprotocol/clientCapabilities":"#);
+    out.push_str(caps);
+    out.push('}');
+    out
+}
+
 fn push_field(out: &mut String, field: &str) {
     if !out.is_empty() {
         out.push(',');

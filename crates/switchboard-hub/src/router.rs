@@ -344,10 +344,26 @@ impl Hub {
         let up_id = conn.next_id();
         splice.replace(text, env.id.expect("requests have ids").get(), up_id.to_string());
         let token = progress_token(params);
-        match params.and_then(|p| p.get("_meta")) {
+        let meta = params.and_then(|p| p.get("_meta"));
+        match meta {
             // A legacy upstream session must not see the stateless protocol's own keys.
             Some(meta) if session.modern => {
                 splice.replace(text, meta.get(), modern::upstream_meta(meta.get(), token.map(|_| up_id)));
+            }
+            // A stateless upstream learns what this client can be asked (the hub asks it).
+            Some(meta) if conn.is_modern() => {
+                let caps = modern::bridgeable_capabilities(session);
+                splice.replace(text, meta.get(), modern::with_capabilities(meta.get(), token.map(|_| up_id), &caps));
+            }
+            None if conn.is_modern() => {
+                if let Some(p) = env.params
+                    && let Some((at, has)) = switchboard_core::jsonrpc::object_append_point(p.get())
+                {
+                    let start = switchboard_core::jsonrpc::span_of(text, p.get()).start;
+                    let caps = modern::bridgeable_capabilities(session);
+                    let member = format!(r#"{}"_meta":{{"io.modelcontextprotocol/clientCapabilities":{caps}}}"#, if has { "," } else { "" });
+                    splice.insert(start + at, member);
+                }
             }
             _ => {
                 if let Some(tok) = token {
@@ -364,6 +380,7 @@ impl Hub {
             let token = token.map(str::to_string);
             return Some(self.drive(session, id, running, conn, server, token, sink, route.uri_rewrite.as_ref()).await);
         }
+        let retry_base = conn.is_modern().then(|| body.clone());
         let cancel = CancellationToken::new();
         session.inflight.lock().expect("inflight lock").insert(id.to_string(), cancel.clone());
         let (ev_tx, mut ev_rx) = mpsc::channel::<CallEvent>(64);
@@ -382,7 +399,76 @@ impl Hub {
             self.relay(session, &conn, ev, token, sink).await;
         }
         session.inflight.lock().expect("inflight lock").remove(id);
-        Some(finish_call(outcome?, id, &server, &conn, session, route.uri_rewrite.as_ref()))
+        let mut outcome = outcome?;
+        if let (Some(base), Ok(reply)) = (retry_base, &outcome) {
+            // A stateless upstream asks through `input_required`: ask the client for real.
+            let timeout = upstream.spec().timeout;
+            outcome = self.bridge_input_required(session, &conn, base, reply.clone(), timeout, sink).await;
+        }
+        Some(finish_call(outcome, id, &server, &conn, session, route.uri_rewrite.as_ref()))
+    }
+
+    /// PROTOCOL.md §5.4: while a stateless upstream answers `input_required`, send each of its
+    /// questions to the (session-based) client as a real request, then retry upstream with the
+    /// answers and the byte-exact `requestState`. At most eight rounds.
+    async fn bridge_input_required(
+        &self,
+        session: &ClientSession,
+        conn: &Arc<Connection>,
+        base: String,
+        mut reply: String,
+        timeout: std::time::Duration,
+        sink: &mpsc::Sender<String>,
+    ) -> Result<String, UpstreamError> {
+        for _ in 0..8 {
+            let Some((requests, state)) = input_required_parts(&reply) else { return Ok(reply) };
+            let mut answers = Vec::new();
+            for (key, method, params) in requests {
+                let answer = self.ask_client(session, &method, params.as_deref(), timeout, sink).await?;
+                answers.push(format!("{}:{}", quote(&key), answer));
+            }
+            let up_id = conn.next_id();
+            let body = retry_body(&base, up_id, &format!("{{{}}}", answers.join(",")), state.as_deref())
+                .ok_or_else(|| UpstreamError::Protocol("cannot build the retry request".into()))?;
+            let opts = CallOptions { timeout, events: None, retry_safe: false };
+            reply = conn.call(up_id, body, opts).await?;
+        }
+        Err(UpstreamError::Protocol("the server kept asking for input after eight rounds".into()))
+    }
+
+    /// Sends one request to the client and waits for its result (raw JSON).
+    async fn ask_client(
+        &self,
+        session: &ClientSession,
+        method: &str,
+        params: Option<&str>,
+        timeout: std::time::Duration,
+        sink: &mpsc::Sender<String>,
+    ) -> Result<String, UpstreamError> {
+        let needed = match method {
+            "sampling/createMessage" => "sampling",
+            "elicitation/create" => "elicitation",
+            "roots/list" => "roots",
+            _ => "",
+        };
+        if needed.is_empty() || !session.client_has(needed) {
+            return Err(UpstreamError::Protocol(format!("the server needs {method}, which this client did not declare")));
+        }
+        let n = session.next_forward.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let hub_id = quote(&format!("sb-{n}"));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        session.forwarded.lock().expect("forwarded lock").insert(hub_id.clone(), ForwardedRequest::Local(tx));
+        let _ = sink.send(switchboard_core::jsonrpc::request_message(&hub_id, method, params)).await;
+        let answer = tokio::time::timeout(timeout, rx)
+            .await
+            .map_err(|_| UpstreamError::Timeout(timeout))?
+            .map_err(|_| UpstreamError::Closed("the client went away".into()))?;
+        let env = Envelope::parse(&answer).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        match (env.result, env.error) {
+            (Some(r), _) => Ok(r.get().to_string()),
+            (None, Some(e)) => Err(UpstreamError::Protocol(format!("the client refused {method}: {}", e.get()))),
+            _ => Err(UpstreamError::Protocol("the client's answer has no result".into())),
+        }
     }
 
     /// Runs a stateless client's call until it ends or the upstream asks something; questions
@@ -526,7 +612,7 @@ impl Hub {
             .forwarded
             .lock()
             .expect("forwarded lock")
-            .insert(hub_id.clone(), ForwardedRequest { conn: conn.clone(), upstream_id: env.id_text().to_string() });
+            .insert(hub_id.clone(), ForwardedRequest::Upstream { conn: conn.clone(), upstream_id: env.id_text().to_string() });
         let mut sp = Splice::new();
         sp.replace(&text, env.id_text(), hub_id);
         let _ = sink.send(sp.apply(&text)).await;
@@ -534,13 +620,17 @@ impl Hub {
 
     async fn handle_response(&self, session: &ClientSession, text: &str, env: &Envelope<'_>) {
         let fwd = session.forwarded.lock().expect("forwarded lock").remove(env.id_text());
-        let Some(fwd) = fwd else {
-            tracing::debug!(message = "Client answered a request the hub never sent; ignored.", session = %session.id);
-            return;
-        };
-        let mut sp = Splice::new();
-        sp.replace(text, env.id_text(), fwd.upstream_id);
-        let _ = fwd.conn.send(sp.apply(text)).await;
+        match fwd {
+            Some(ForwardedRequest::Upstream { conn, upstream_id }) => {
+                let mut sp = Splice::new();
+                sp.replace(text, env.id_text(), upstream_id);
+                let _ = conn.send(sp.apply(text)).await;
+            }
+            Some(ForwardedRequest::Local(tx)) => {
+                let _ = tx.send(text.to_string());
+            }
+            None => tracing::debug!(message = "Client answered a request the hub never sent; ignored.", session = %session.id),
+        }
     }
 
     fn handle_notification(&self, session: &ClientSession, env: &Envelope<'_>, params: Params<'_>) {
@@ -633,6 +723,42 @@ fn restore_reply(reply: &str, id: &str, uri_rewrite: Option<&(String, String)>) 
         }
     }
     sp.apply(reply)
+}
+
+/// The questions (key, method, params) and the raw `requestState` of an `input_required`
+/// reply; `None` for any other reply.
+fn input_required_parts(reply: &str) -> Option<(Vec<(String, String, Option<String>)>, Option<String>)> {
+    let env = Envelope::parse(reply).ok()?;
+    let result = Fields::parse(env.result?.get())?;
+    if result.get_str("resultType").as_deref() != Some("input_required") {
+        return None;
+    }
+    let state = result.get("requestState").map(|s| s.get().to_string());
+    let requests = Fields::parse(result.get("inputRequests")?.get())?;
+    let parts = requests
+        .entries
+        .iter()
+        .filter_map(|(key, raw)| {
+            let req = Fields::parse(raw.get())?;
+            let method = req.get_str("method")?.into_owned();
+            Some((key.to_string(), method, req.get("params").map(|p| p.get().to_string())))
+        })
+        .collect();
+    Some((parts, state))
+}
+
+/// The original upstream request with a new id, plus `inputResponses` and `requestState`.
+fn retry_body(base: &str, up_id: u64, responses: &str, state: Option<&str>) -> Option<String> {
+    let env = Envelope::parse(base).ok()?;
+    let params = env.params?;
+    let (at, has_members) = switchboard_core::jsonrpc::object_append_point(params.get())?;
+    let start = switchboard_core::jsonrpc::span_of(base, params.get()).start;
+    let comma = if has_members { "," } else { "" };
+    let mut sp = Splice::new();
+    sp.replace(base, env.id?.get(), up_id.to_string());
+    let state = state.map(|s| format!(r#","requestState":{s}"#)).unwrap_or_default();
+    sp.insert(start + at, format!(r#"{comma}"inputResponses":{responses}{state}"#));
+    Some(sp.apply(base))
 }
 
 /// The client's reply for a finished upstream call: its id back in place, errors named.

@@ -12,11 +12,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::view::View;
 
-/// A server-to-client request the hub forwarded, waiting for the client's answer.
-pub(crate) struct ForwardedRequest {
-    pub(crate) conn: Arc<Connection>,
-    /// The id the upstream used, as raw JSON.
-    pub(crate) upstream_id: String,
+/// A request the hub sent to the client, waiting for the client's answer.
+pub(crate) enum ForwardedRequest {
+    /// An upstream's request: the answer goes back to it.
+    Upstream {
+        conn: Arc<Connection>,
+        /// The id the upstream used, as raw JSON.
+        upstream_id: String,
+    },
+    /// The hub's own question (bridging a stateless upstream's `input_required`).
+    Local(tokio::sync::oneshot::Sender<String>),
 }
 
 /// What the client said in `initialize`.

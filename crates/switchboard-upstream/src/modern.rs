@@ -6,13 +6,25 @@ use switchboard_core::jsonrpc::{Envelope, Fields, Kind, Splice, object_append_po
 
 use crate::{InitInfo, UpstreamError};
 
-/// The `_meta` keys the hub sends as a stateless client. It declares no client capabilities:
-/// it cannot yet carry a server's questions (multi-round-trip requests) to its own clients.
-fn meta_members() -> String {
-    format!(
-        r#""io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}},"io.modelcontextprotocol/clientInfo":{{"name":"switchboard","version":{}}}"#,
-        quote(env!("CARGO_PKG_VERSION"))
-    )
+/// The `_meta` members the hub adds for a stateless upstream, leaving out keys `existing`
+/// already has. Client capabilities default to none: without a client to ask, the hub
+/// cannot carry a server's questions.
+fn meta_members(existing: Option<&Fields<'_>>) -> String {
+    let has = |k: &str| existing.is_some_and(|m| m.get(k).is_some());
+    let mut out = Vec::new();
+    if !has("io.modelcontextprotocol/protocolVersion") {
+        out.push(r#""io.modelcontextprotocol/protocolVersion":"2026-07-28""#.to_string());
+    }
+    if !has("io.modelcontextprotocol/clientCapabilities") {
+        out.push(r#""io.modelcontextprotocol/clientCapabilities":{}"#.to_string());
+    }
+    if !has("io.modelcontextprotocol/clientInfo") {
+        out.push(format!(
+            r#""io.modelcontextprotocol/clientInfo":{{"name":"switchboard","version":{}}}"#,
+            quote(env!("CARGO_PKG_VERSION"))
+        ));
+    }
+    out.join(",")
 }
 
 /// Adds the stateless `_meta` to a request and returns it with its `Mcp-Method` and
@@ -34,23 +46,24 @@ pub(crate) fn prepare(body: String) -> (String, Option<String>, Option<String>) 
     match (env.params, params.as_ref().and_then(|p| p.get("_meta"))) {
         (Some(_), Some(meta)) => {
             let existing = Fields::parse(meta.get());
-            if existing.as_ref().is_some_and(|m| m.get("io.modelcontextprotocol/protocolVersion").is_none())
+            let members = meta_members(existing.as_ref());
+            if !members.is_empty()
                 && let Some((at, has)) = object_append_point(meta.get())
             {
                 let start = switchboard_core::jsonrpc::span_of(&body, meta.get()).start;
-                sp.insert(start + at, if has { format!(",{}", meta_members()) } else { meta_members() });
+                sp.insert(start + at, if has { format!(",{members}") } else { members });
             }
         }
         (Some(raw), None) => {
             if let Some((at, has)) = object_append_point(raw.get()) {
                 let start = switchboard_core::jsonrpc::span_of(&body, raw.get()).start;
-                let member = format!(r#""_meta":{{{}}}"#, meta_members());
+                let member = format!(r#""_meta":{{{}}}"#, meta_members(None));
                 sp.insert(start + at, if has { format!(",{member}") } else { member });
             }
         }
         (None, _) => {
             if let Some((at, _)) = object_append_point(&body) {
-                sp.insert(at, format!(r#","params":{{"_meta":{{{}}}}}"#, meta_members()));
+                sp.insert(at, format!(r#","params":{{"_meta":{{{}}}}}"#, meta_members(None)));
             }
         }
     }

@@ -487,3 +487,32 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The project's conformance fixture over Streamable HTTP, killed on drop.
+async fn conformance_fixture() -> (String, Child, GroupGuard) {
+    let mut cmd = Command::new(fixture_bin());
+    cmd.args(["http", "--conformance", "--addr", "127.0.0.1:0"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+    let (mut child, guard) = spawn_guarded(&mut cmd);
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.expect("fixture start").unwrap().unwrap();
+    let url = line.strip_prefix("listening ").expect("listening line").trim().to_string();
+    (url, child, guard)
+}
+
+#[tokio::test]
+async fn a_session_client_answers_a_stateless_upstreams_questions() {
+    let (url, _child, _guard) = conformance_fixture().await;
+    let hub = TestHub::start(json!({"mcpServers": {"cm": {"type": "streamable-http", "url": url, "protocol": "2026-07-28"}}})).await;
+    assert_eq!(server_status(&hub.hub, "cm").protocol.as_deref(), Some("2026-07-28"));
+    let args = with(
+        py("streamable-http", &hub.url("/mcp/cm")),
+        &[("--call", "test_input_required_result_elicitation"), ("--args", "{}"), ("--elicit-accept", r#"{"name":"Ada"}"#)],
+    );
+    let report = python_client(args).await;
+    assert_eq!(all_text(&report["call"]), "Hello, Ada!", "{report}");
+    let asked = report["elicitation_requests"].as_array().expect("elicitation requests");
+    assert_eq!(asked.len(), 1, "the client was asked once, for real: {report}");
+    assert_eq!(asked[0]["message"], "What is your name?");
+    hub.stop().await;
+}
