@@ -390,3 +390,30 @@ async fn the_cli_manages_a_running_hub() {
     drop(hub);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn clients_of_a_restarted_hub_get_404_and_start_again() {
+    init();
+    let up = spawn_http(FixtureOptions::new("g")).await.unwrap();
+    let dir = temp_dir("bounce");
+    let launch = Launch::new(&dir);
+    let ports = (launch.main_port, launch.mcp_port);
+    let hub = launch.start().await;
+    let (status, _) = post(&add_url(&hub.main, "kept", &up.url)).await;
+    assert_eq!(status, 200);
+    let mut client = McpClient::connect(&format!("{}/mcp", hub.mcp)).await;
+    assert!(eventually(Duration::from_secs(5), async || client.tool_names().await.contains(&"kept__echo".into())).await);
+    drop(hub);
+
+    let mut again = Launch::new(&dir);
+    (again.main_port, again.mcp_port) = ports;
+    let hub = again.start().await;
+    // The old session is gone: 404 tells the client to initialize again (as the spec asks).
+    let (status, _, _) = client.post(json!({"jsonrpc": "2.0", "id": 99, "method": "tools/list"}).to_string()).await;
+    assert_eq!(status, 404);
+    let mut fresh = McpClient::connect(&format!("{}/mcp", hub.mcp)).await;
+    assert!(eventually(Duration::from_secs(10), async || fresh.tool_names().await.contains(&"kept__echo".into())).await);
+    assert_eq!(text_of(&fresh.call("kept__echo", json!({"text": "after restart"})).await), "after restart");
+    drop(hub);
+    std::fs::remove_dir_all(&dir).ok();
+}
