@@ -41,8 +41,12 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 
 type SessionWriter = Arc<tokio::sync::Mutex<WriteHalf<DuplexStream>>>;
 
+/// Opens one session's server and returns the client end of its in-memory pipe; the
+/// server stops when the token is cancelled.
+pub(crate) type OpenSession = Arc<dyn Fn(CancellationToken) -> DuplexStream + Send + Sync>;
+
 struct SseState {
-    fixture: Fixture,
+    open: OpenSession,
     sessions: Mutex<HashMap<String, SessionWriter>>,
     ct: CancellationToken,
 }
@@ -88,9 +92,10 @@ fn random_hex() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn router(fixture: Fixture, ct: CancellationToken) -> Router {
+/// The `/sse` + `/messages` routes, one server per session from `open`.
+pub(crate) fn session_router(open: OpenSession, ct: CancellationToken) -> Router {
     let state = Arc::new(SseState {
-        fixture,
+        open,
         sessions: Mutex::new(HashMap::new()),
         ct,
     });
@@ -103,7 +108,7 @@ fn router(fixture: Fixture, ct: CancellationToken) -> Router {
 async fn open_stream(State(state): State<Arc<SseState>>) -> Response {
     let id = random_hex();
     let session_ct = state.ct.child_token();
-    let (read, write) = tokio::io::split(state.fixture.serve_duplex(session_ct.clone()));
+    let (read, write) = tokio::io::split((state.open)(session_ct.clone()));
     state
         .sessions()
         .insert(id.clone(), Arc::new(tokio::sync::Mutex::new(write)));
@@ -203,6 +208,10 @@ pub async fn serve_sse(
 ) -> std::io::Result<()> {
     let app = router(Fixture::new(opts), ct.clone());
     serve_router(listener, app, ct).await
+}
+
+fn router(fixture: Fixture, ct: CancellationToken) -> Router {
+    session_router(Arc::new(move |session_ct| fixture.serve_duplex(session_ct)), ct)
 }
 
 /// Starts a legacy HTTP+SSE fixture on `127.0.0.1:0` in the background;
