@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use switchboard_core::config::{ServerSpec, TransportSpec, parse_server_value};
+use switchboard_core::config::{ProtocolMode, ServerSpec, TransportSpec, parse_server_value};
 use switchboard_store::{ServerRecord, TransportRecord};
 
 /// The actor recorded for servers imported from the operator's servers file at startup; only
@@ -52,6 +52,9 @@ pub struct ServerInput {
     /// `shared` (default) or `per-client`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
+    /// Streamable HTTP only: `auto` (default), `legacy` or `2026-07-28`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
 }
 
 impl ServerInput {
@@ -86,6 +89,10 @@ pub fn record_from_spec(tenant: &str, spec: &ServerSpec, actor: &str, now: i64) 
         enabled: !spec.disabled,
         timeout_secs: spec.timeout.as_secs_f64(),
         session_mode: spec.session.as_str().to_string(),
+        protocol: match &spec.transport {
+            TransportSpec::StreamableHttp { protocol, .. } => protocol.as_str().to_string(),
+            _ => ProtocolMode::Auto.as_str().to_string(),
+        },
         created_by: actor.to_string(),
         created_at: now,
         updated_by: actor.to_string(),
@@ -102,9 +109,11 @@ pub fn spec_from_record(r: &ServerRecord) -> ServerSpec {
             env: env.clone(),
             cwd: cwd.as_ref().map(PathBuf::from),
         },
-        TransportRecord::StreamableHttp { url, headers } => {
-            TransportSpec::StreamableHttp { url: url.clone(), headers: headers.clone(), protocol: Default::default() }
-        }
+        TransportRecord::StreamableHttp { url, headers } => TransportSpec::StreamableHttp {
+            url: url.clone(),
+            headers: headers.clone(),
+            protocol: ProtocolMode::parse(&r.protocol).unwrap_or_default(),
+        },
         TransportRecord::Sse { url, headers } => TransportSpec::Sse { url: url.clone(), headers: headers.clone() },
     };
     ServerSpec {
@@ -171,6 +180,9 @@ pub fn entry_json(r: &ServerRecord, reveal: bool) -> Value {
     }
     if r.session_mode != "shared" {
         v["session"] = json!(r.session_mode);
+    }
+    if r.protocol != "auto" && matches!(r.transport, TransportRecord::StreamableHttp { .. }) {
+        v["protocol"] = json!(r.protocol);
     }
     if (r.timeout_secs - 300.0).abs() > f64::EPSILON {
         v["timeout"] = json!(r.timeout_secs);

@@ -154,6 +154,9 @@ impl ControlPlane {
         if input.session.is_none() {
             input.session = Some(old.session_mode.clone());
         }
+        if input.protocol.is_none() && old.protocol != "auto" && input.url.is_some() {
+            input.protocol = Some(old.protocol.clone());
+        }
         let spec = input.to_spec(&self.hub.config().separator).map_err(ControlError::Invalid)?;
         if let Some(url) = &input.url
             && record_url(&old) != Some(url.as_str())

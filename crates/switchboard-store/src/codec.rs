@@ -26,6 +26,7 @@ pub(crate) struct ServerColumns {
     pub created_at: i64,
     pub updated_by: String,
     pub updated_at: i64,
+    pub protocol: String,
 }
 
 /// The transport-specific columns of a server row.
@@ -60,6 +61,7 @@ impl ServerColumns {
             created_at: record.created_at,
             updated_by: record.updated_by.clone(),
             updated_at: record.updated_at,
+            protocol: record.protocol.clone(),
         })
     }
 
@@ -77,6 +79,7 @@ impl ServerColumns {
             created_at: self.created_at,
             updated_by: self.updated_by,
             updated_at: self.updated_at,
+            protocol: self.protocol,
         })
     }
 

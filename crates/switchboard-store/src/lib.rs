@@ -103,6 +103,8 @@ pub struct ServerRecord {
     pub updated_by: String,
     /// When (Unix milliseconds).
     pub updated_at: i64,
+    /// Protocol era for Streamable HTTP servers: `auto`, `legacy` or `2026-07-28`.
+    pub protocol: String,
 }
 
 /// A named set of servers, optionally narrowed to some tools.

@@ -14,12 +14,18 @@ fn simple(version: i64, description: &'static str, sql: &'static str) -> Migrati
 
 /// The SQLite migrations, oldest first.
 pub(crate) fn sqlite() -> Vec<Migration> {
-    vec![simple(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))]
+    vec![
+        simple(1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
+        simple(2, "protocol", include_str!("../migrations/sqlite/0002_protocol.sql")),
+    ]
 }
 
 /// The PostgreSQL migrations, oldest first.
 pub(crate) fn postgres() -> Vec<Migration> {
-    vec![simple(1, "init", include_str!("../migrations/postgres/0001_init.sql"))]
+    vec![
+        simple(1, "init", include_str!("../migrations/postgres/0001_init.sql")),
+        simple(2, "protocol", include_str!("../migrations/postgres/0002_protocol.sql")),
+    ]
 }
 
 #[cfg(test)]

@@ -48,6 +48,7 @@ fn server(tenant: &str, name: &str, transport: TransportRecord) -> ServerRecord 
         created_at: 1_700_000_000_123,
         updated_by: "alice".into(),
         updated_at: 1_700_000_000_123,
+        protocol: "auto".into(),
     }
 }
 

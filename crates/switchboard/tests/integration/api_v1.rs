@@ -696,3 +696,22 @@ async fn storm(api: Arc<Api>, url: String, task: usize) -> usize {
     }
     13
 }
+
+#[tokio::test]
+async fn a_servers_protocol_era_is_stored_and_used() {
+    let fx = fixture().await;
+    let api = Api::start().await;
+    let view = api.add("m", json!({"type": "streamable-http", "url": fx.url, "protocol": "2026-07-28"})).await;
+    assert_eq!(view["config"]["protocol"], "2026-07-28", "{view}");
+    let ready = api.ready("m").await;
+    assert_eq!(ready["status"]["protocol"], "2026-07-28", "{ready}");
+    let stored = api.control.store().get_server("default", "m").await.unwrap().unwrap();
+    assert_eq!(stored.protocol, "2026-07-28");
+    // A replace that does not mention the protocol keeps it.
+    let replaced = api.ok("PUT", "/api/v1/servers/m", Some(json!({"type": "streamable-http", "url": fx.url, "timeout": 20})), 200).await;
+    assert_eq!(replaced["config"]["protocol"], "2026-07-28", "{replaced}");
+    let export = api.ok("GET", "/api/v1/export", None, 200).await;
+    assert_eq!(export["mcpServers"]["m"]["protocol"], "2026-07-28", "{export}");
+    api.fails("POST", "/api/v1/servers", Some(json!({"name": "bad", "url": fx.url, "protocol": "2099"})), 400, "invalid").await;
+    api.stop().await;
+}

@@ -58,6 +58,8 @@ pub(crate) struct ServerInput {
     timeout: Option<f64>,
     /// `shared` (default) or `per-client`.
     session: Option<String>,
+    /// Streamable HTTP only: `auto` (default), `legacy` or `2026-07-28`.
+    protocol: Option<String>,
 }
 
 /// One servers-file entry as the API shows it (`config` of a server, values of `mcpServers`).
@@ -82,6 +84,10 @@ pub(crate) struct ServerEntry {
     disabled: Option<bool>,
     /// Per-request timeout in seconds, when not the default 300.
     timeout: Option<f64>,
+    /// `per-client`, when not the default `shared`.
+    session: Option<String>,
+    /// Streamable HTTP only: the protocol era, when not the default `auto`.
+    protocol: Option<String>,
 }
 
 /// A server's live state in the hub.
@@ -340,6 +346,7 @@ mod tests {
             enabled: Some(true),
             timeout: Some(1.0),
             session: Some("shared".into()),
+            protocol: Some("auto".into()),
         }
     }
 
