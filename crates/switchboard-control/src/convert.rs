@@ -73,14 +73,25 @@ impl ServerInput {
 /// A stored record for `spec`.
 pub fn record_from_spec(tenant: &str, spec: &ServerSpec, actor: &str, now: i64) -> ServerRecord {
     let transport = match &spec.transport {
-        TransportSpec::Stdio { command, args, env, cwd } => TransportRecord::Stdio {
+        TransportSpec::Stdio {
+            command,
+            args,
+            env,
+            cwd,
+        } => TransportRecord::Stdio {
             command: command.clone(),
             args: args.clone(),
             env: env.clone(),
             cwd: cwd.as_ref().map(|p| p.display().to_string()),
         },
-        TransportSpec::StreamableHttp { url, headers, .. } => TransportRecord::StreamableHttp { url: url.clone(), headers: headers.clone() },
-        TransportSpec::Sse { url, headers } => TransportRecord::Sse { url: url.clone(), headers: headers.clone() },
+        TransportSpec::StreamableHttp { url, headers, .. } => TransportRecord::StreamableHttp {
+            url: url.clone(),
+            headers: headers.clone(),
+        },
+        TransportSpec::Sse { url, headers } => TransportRecord::Sse {
+            url: url.clone(),
+            headers: headers.clone(),
+        },
     };
     ServerRecord {
         tenant: tenant.to_string(),
@@ -103,7 +114,12 @@ pub fn record_from_spec(tenant: &str, spec: &ServerSpec, actor: &str, now: i64) 
 /// The hub's spec for a stored record.
 pub fn spec_from_record(r: &ServerRecord) -> ServerSpec {
     let transport = match &r.transport {
-        TransportRecord::Stdio { command, args, env, cwd } => TransportSpec::Stdio {
+        TransportRecord::Stdio {
+            command,
+            args,
+            env,
+            cwd,
+        } => TransportSpec::Stdio {
             command: command.clone(),
             args: args.clone(),
             env: env.clone(),
@@ -114,7 +130,10 @@ pub fn spec_from_record(r: &ServerRecord) -> ServerSpec {
             headers: headers.clone(),
             protocol: ProtocolMode::parse(&r.protocol).unwrap_or_default(),
         },
-        TransportRecord::Sse { url, headers } => TransportSpec::Sse { url: url.clone(), headers: headers.clone() },
+        TransportRecord::Sse { url, headers } => TransportSpec::Sse {
+            url: url.clone(),
+            headers: headers.clone(),
+        },
     };
     ServerSpec {
         name: r.name.clone(),
@@ -131,7 +150,9 @@ pub fn spec_from_record(r: &ServerRecord) -> ServerSpec {
 pub fn keep_masked_secrets(new: &mut ServerInput, old: &ServerRecord) {
     let (old_env, old_headers) = match &old.transport {
         TransportRecord::Stdio { env, .. } => (Some(env), None),
-        TransportRecord::StreamableHttp { headers, .. } | TransportRecord::Sse { headers, .. } => (None, Some(headers)),
+        TransportRecord::StreamableHttp { headers, .. } | TransportRecord::Sse { headers, .. } => {
+            (None, Some(headers))
+        }
     };
     for (k, v) in new.env.iter_mut() {
         if v == MASK
@@ -157,7 +178,12 @@ fn masked(map: &BTreeMap<String, String>) -> Value {
 pub fn entry_json(r: &ServerRecord, reveal: bool) -> Value {
     let secret = |m: &BTreeMap<String, String>| if reveal { json!(m) } else { masked(m) };
     let mut v = match &r.transport {
-        TransportRecord::Stdio { command, args, env, cwd } => {
+        TransportRecord::Stdio {
+            command,
+            args,
+            env,
+            cwd,
+        } => {
             let mut v = json!({"type": "stdio", "command": command, "args": args});
             if !env.is_empty() {
                 v["env"] = secret(env);
@@ -167,7 +193,8 @@ pub fn entry_json(r: &ServerRecord, reveal: bool) -> Value {
             }
             v
         }
-        TransportRecord::StreamableHttp { url, headers } | TransportRecord::Sse { url, headers } => {
+        TransportRecord::StreamableHttp { url, headers }
+        | TransportRecord::Sse { url, headers } => {
             let mut v = json!({"type": r.transport.kind(), "url": url});
             if !headers.is_empty() {
                 v["headers"] = secret(headers);

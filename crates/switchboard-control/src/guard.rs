@@ -47,7 +47,11 @@ pub struct SystemLookup;
 impl Lookup for SystemLookup {
     fn lookup(&self, host: &str, port: u16) -> LookupFuture {
         let host = host.to_string();
-        Box::pin(async move { Ok(tokio::net::lookup_host((host.as_str(), port)).await?.collect()) })
+        Box::pin(async move {
+            Ok(tokio::net::lookup_host((host.as_str(), port))
+                .await?
+                .collect())
+        })
     }
 }
 
@@ -100,7 +104,9 @@ pub struct GuardedResolver {
 
 impl std::fmt::Debug for GuardedResolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GuardedResolver").field("policy", &self.policy).finish_non_exhaustive()
+        f.debug_struct("GuardedResolver")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,7 +114,10 @@ impl GuardedResolver {
     /// A resolver applying `policy` to what `lookup` answers.
     pub fn new(policy: SsrfPolicy, lookup: Arc<dyn Lookup>) -> GuardedResolver {
         let policy = ascii_deny_hosts(&policy).into_owned();
-        GuardedResolver { policy: Arc::new(policy), lookup }
+        GuardedResolver {
+            policy: Arc::new(policy),
+            lookup,
+        }
     }
 
     /// The policy in force.
@@ -130,7 +139,9 @@ impl reqwest::dns::Resolve for GuardedResolver {
                     tracing::warn!(message = "SSRF guard refused a connection.", host = %r.host, rule = %r.refusal.rule);
                     Err(Box::new(r) as Box<dyn std::error::Error + Send + Sync>)
                 }
-                Err(Failure::Lookup(e)) => Err(Box::new(e) as Box<dyn std::error::Error + Send + Sync>),
+                Err(Failure::Lookup(e)) => {
+                    Err(Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+                }
             }
         })
     }
@@ -162,12 +173,19 @@ pub fn guarded_client(policy: SsrfPolicy, lookup: Arc<dyn Lookup>) -> reqwest::C
 /// Errors: [`ControlError::Invalid`] for malformed URLs, other schemes, missing hosts and
 /// `user:password@`; [`ControlError::Forbidden`] naming the rule and the setting that would
 /// allow it; [`ControlError::Unreachable`] when the name does not resolve.
-pub async fn check_url(policy: &SsrfPolicy, lookup: &dyn Lookup, url: &str) -> Result<(), ControlError> {
-    let parsed = url::Url::parse(url).map_err(|e| ControlError::Invalid(format!("invalid URL {url:?}: {e}")))?;
+pub async fn check_url(
+    policy: &SsrfPolicy,
+    lookup: &dyn Lookup,
+    url: &str,
+) -> Result<(), ControlError> {
+    let parsed = url::Url::parse(url)
+        .map_err(|e| ControlError::Invalid(format!("invalid URL {url:?}: {e}")))?;
     match parsed.scheme() {
         "http" | "https" => {}
         other => {
-            return Err(ControlError::Invalid(format!("{url:?}: the scheme {other:?} is not allowed; use http:// or https://")));
+            return Err(ControlError::Invalid(format!(
+                "{url:?}: the scheme {other:?} is not allowed; use http:// or https://"
+            )));
         }
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
@@ -191,7 +209,9 @@ pub async fn check_url(policy: &SsrfPolicy, lookup: &dyn Lookup, url: &str) -> R
             match resolve_checked(&policy, lookup, name, port).await {
                 Ok(_) => Ok(()),
                 Err(Failure::Refused(r)) => Err(ControlError::Forbidden(r.to_string())),
-                Err(Failure::Lookup(e)) => Err(ControlError::Unreachable(format!("cannot resolve {name}: {e}"))),
+                Err(Failure::Lookup(e)) => Err(ControlError::Unreachable(format!(
+                    "cannot resolve {name}: {e}"
+                ))),
             }
         }
     }
@@ -199,26 +219,56 @@ pub async fn check_url(policy: &SsrfPolicy, lookup: &dyn Lookup, url: &str) -> R
 
 fn check_literal(policy: &SsrfPolicy, ip: IpAddr) -> Result<(), ControlError> {
     let host = ip.to_string();
-    let refused = |refusal: Refusal| ControlError::Forbidden(SsrfRefused { host: host.clone(), refusal }.to_string());
+    let refused = |refusal: Refusal| {
+        ControlError::Forbidden(
+            SsrfRefused {
+                host: host.clone(),
+                refusal,
+            }
+            .to_string(),
+        )
+    };
     policy.check_host(&host).map_err(refused)?;
     policy.check_ip(ip).map_err(refused)
 }
 
 /// Resolves `host` and checks it and every address; the addresses on success.
-async fn resolve_checked(policy: &SsrfPolicy, lookup: &dyn Lookup, host: &str, port: u16) -> Result<Vec<SocketAddr>, Failure> {
+async fn resolve_checked(
+    policy: &SsrfPolicy,
+    lookup: &dyn Lookup,
+    host: &str,
+    port: u16,
+) -> Result<Vec<SocketAddr>, Failure> {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
-    let refused = |refusal: Refusal| Failure::Refused(SsrfRefused { host: host.clone(), refusal });
+    let refused = |refusal: Refusal| {
+        Failure::Refused(SsrfRefused {
+            host: host.clone(),
+            refusal,
+        })
+    };
     policy.check_host(&host).map_err(refused)?;
-    let addrs = match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+    let addrs = match host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
         // Literals normally never reach a resolver; check them all the same.
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => tokio::time::timeout(LOOKUP_TIMEOUT, lookup.lookup(&host, port))
             .await
-            .map_err(|_| Failure::Lookup(io::Error::new(io::ErrorKind::TimedOut, "resolution timed out")))?
+            .map_err(|_| {
+                Failure::Lookup(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "resolution timed out",
+                ))
+            })?
             .map_err(Failure::Lookup)?,
     };
     if addrs.is_empty() {
-        return Err(Failure::Lookup(io::Error::new(io::ErrorKind::NotFound, "the name has no addresses")));
+        return Err(Failure::Lookup(io::Error::new(
+            io::ErrorKind::NotFound,
+            "the name has no addresses",
+        )));
     }
     for addr in &addrs {
         policy.check_ip(addr.ip()).map_err(refused)?;
@@ -240,7 +290,10 @@ fn ascii_deny_hosts(policy: &SsrfPolicy) -> Cow<'_, SsrfPolicy> {
             _ => h.clone(),
         })
         .collect();
-    Cow::Owned(SsrfPolicy { deny_hosts, ..policy.clone() })
+    Cow::Owned(SsrfPolicy {
+        deny_hosts,
+        ..policy.clone()
+    })
 }
 
 /// `scheme://host:port` of a URL, for messages (no credentials, path or query).

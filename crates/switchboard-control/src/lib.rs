@@ -17,8 +17,11 @@ use switchboard_core::ssrf::SsrfPolicy;
 use switchboard_hub::{Hub, HubError};
 use switchboard_store::{Store, StoreError};
 
+pub use convert::{
+    MASK, SERVERS_FILE_ACTOR, ServerInput, entry_json, keep_masked_secrets, record_from_spec,
+    record_url, spec_from_record,
+};
 pub use guard::{GuardedResolver, Lookup, SsrfRefused, SystemLookup, guarded_client, refusal_in};
-pub use convert::{MASK, SERVERS_FILE_ACTOR, ServerInput, entry_json, keep_masked_secrets, record_from_spec, record_url, spec_from_record};
 pub use ops::{GroupInput, ItemPatch, ItemView, ServerView};
 pub use probe::{Probe, check_ssrf, probe, remote_spec};
 pub use reconcile::ReconcileReport;
@@ -49,10 +52,16 @@ pub enum ControlError {
 impl From<HubError> for ControlError {
     fn from(e: HubError) -> Self {
         match e {
-            HubError::Conflict(n) => ControlError::Conflict(format!("a server or group named {n:?} already exists")),
-            HubError::NotFound(n) => ControlError::NotFound(format!("no server or group named {n:?}")),
+            HubError::Conflict(n) => {
+                ControlError::Conflict(format!("a server or group named {n:?} already exists"))
+            }
+            HubError::NotFound(n) => {
+                ControlError::NotFound(format!("no server or group named {n:?}"))
+            }
             HubError::Invalid(m) => ControlError::Invalid(m),
-            HubError::TooManySessions(n) => ControlError::Unreachable(format!("session limit {n} reached")),
+            HubError::TooManySessions(n) => {
+                ControlError::Unreachable(format!("session limit {n} reached"))
+            }
         }
     }
 }
@@ -102,7 +111,9 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// A control plane over `store` and `hub`.
     pub fn new(store: Arc<dyn Store>, hub: Hub, config: ControlConfig) -> Arc<ControlPlane> {
-        let client = config.client.clone().unwrap_or_else(|| guard::guarded_client(config.ssrf.clone(), Arc::new(guard::SystemLookup)));
+        let client = config.client.clone().unwrap_or_else(|| {
+            guard::guarded_client(config.ssrf.clone(), Arc::new(guard::SystemLookup))
+        });
         Arc::new(ControlPlane {
             store,
             hub,
@@ -137,7 +148,11 @@ impl ControlPlane {
 
     /// Reconciles whenever the store's revision changes (another replica or process wrote it),
     /// polling every `every`, until `cancel` fires.
-    pub async fn watch(self: Arc<Self>, every: Duration, cancel: tokio_util::sync::CancellationToken) {
+    pub async fn watch(
+        self: Arc<Self>,
+        every: Duration,
+        cancel: tokio_util::sync::CancellationToken,
+    ) {
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -162,5 +177,8 @@ impl ControlPlane {
 
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

@@ -7,10 +7,15 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchboard_hub::ServerStatus;
-use switchboard_store::{GroupRecord, ItemKind, ItemSetting, ServerRecord, StoreError, TransportRecord};
+use switchboard_store::{
+    GroupRecord, ItemKind, ItemSetting, ServerRecord, StoreError, TransportRecord,
+};
 use switchboard_upstream::ListKind;
 
-use crate::{ControlError, ControlPlane, ServerInput, check_ssrf, entry_json, keep_masked_secrets, now_ms, probe, record_from_spec, record_url, remote_spec};
+use crate::{
+    ControlError, ControlPlane, ServerInput, check_ssrf, entry_json, keep_masked_secrets, now_ms,
+    probe, record_from_spec, record_url, remote_spec,
+};
 
 /// A server as the API shows it: configuration (secrets masked), bookkeeping and live status.
 #[derive(Debug, Clone, Serialize)]
@@ -129,25 +134,41 @@ impl ControlPlane {
     }
 
     /// Adds a server to the store and starts it. Remote URLs pass the SSRF policy.
-    pub async fn create_server(&self, input: ServerInput, actor: &str) -> Result<ServerView, ControlError> {
-        let spec = input.to_spec(&self.hub.config().separator).map_err(ControlError::Invalid)?;
+    pub async fn create_server(
+        &self,
+        input: ServerInput,
+        actor: &str,
+    ) -> Result<ServerView, ControlError> {
+        let spec = input
+            .to_spec(&self.hub.config().separator)
+            .map_err(ControlError::Invalid)?;
         if let Some(url) = &input.url {
             check_ssrf(&self.config.ssrf, url).await?;
         }
         let record = record_from_spec(&self.config.tenant, &spec, actor, now_ms());
         let _guard = self.lock.lock().await;
-        self.store.insert_server(&record).await.map_err(|e| conflict(e, &record.name))?;
+        self.store
+            .insert_server(&record)
+            .await
+            .map_err(|e| conflict(e, &record.name))?;
         self.reconcile_locked().await?;
         Ok(self.view(&record, true))
     }
 
     /// Replaces a server's configuration; masked secrets keep their stored values.
-    pub async fn update_server(&self, name: &str, mut input: ServerInput, actor: &str) -> Result<ServerView, ControlError> {
+    pub async fn update_server(
+        &self,
+        name: &str,
+        mut input: ServerInput,
+        actor: &str,
+    ) -> Result<ServerView, ControlError> {
         if input.name.is_empty() {
             input.name = name.to_string();
         }
         if input.name != name {
-            return Err(ControlError::Invalid("renaming a server is not supported: delete and add it".into()));
+            return Err(ControlError::Invalid(
+                "renaming a server is not supported: delete and add it".into(),
+            ));
         }
         let old = self.record(name).await?;
         keep_masked_secrets(&mut input, &old);
@@ -157,7 +178,9 @@ impl ControlPlane {
         if input.protocol.is_none() && old.protocol != "auto" && input.url.is_some() {
             input.protocol = Some(old.protocol.clone());
         }
-        let spec = input.to_spec(&self.hub.config().separator).map_err(ControlError::Invalid)?;
+        let spec = input
+            .to_spec(&self.hub.config().separator)
+            .map_err(ControlError::Invalid)?;
         if let Some(url) = &input.url
             && record_url(&old) != Some(url.as_str())
         {
@@ -183,7 +206,12 @@ impl ControlPlane {
     }
 
     /// Enables or disables a server.
-    pub async fn set_enabled(&self, name: &str, enabled: bool, actor: &str) -> Result<ServerView, ControlError> {
+    pub async fn set_enabled(
+        &self,
+        name: &str,
+        enabled: bool,
+        actor: &str,
+    ) -> Result<ServerView, ControlError> {
         let _guard = self.lock.lock().await;
         let mut record = self.record(name).await?;
         record.enabled = enabled;
@@ -198,14 +226,20 @@ impl ControlPlane {
     pub async fn restart_server(&self, name: &str) -> Result<ServerView, ControlError> {
         let record = self.record(name).await?;
         if !record.enabled {
-            return Err(ControlError::Conflict(format!("server {name:?} is disabled; enable it instead of restarting it")));
+            return Err(ControlError::Conflict(format!(
+                "server {name:?} is disabled; enable it instead of restarting it"
+            )));
         }
         self.hub.restart_server(name).await?;
         Ok(self.view(&record, true))
     }
 
     /// A server's tools or prompts with the operator's settings (hidden ones included).
-    pub async fn list_items(&self, server: &str, kind: ItemKind) -> Result<Vec<ItemView>, ControlError> {
+    pub async fn list_items(
+        &self,
+        server: &str,
+        kind: ItemKind,
+    ) -> Result<Vec<ItemView>, ControlError> {
         self.record(server).await?;
         let settings: BTreeMap<String, ItemSetting> = self
             .store
@@ -216,7 +250,9 @@ impl ControlPlane {
             .map(|s| (s.name.clone(), s))
             .collect();
         let exported = self.hub.exported_names(server, list_kind(kind));
-        let Some(up) = self.hub.upstream(server) else { return Ok(Vec::new()) };
+        let Some(up) = self.hub.upstream(server) else {
+            return Ok(Vec::new());
+        };
         let catalog = up.catalog();
         let items = catalog.list(list_kind(kind)).iter().map(|item| {
             let raw: Value = serde_json::from_str(item.raw.get()).unwrap_or(Value::Null);
@@ -225,7 +261,10 @@ impl ControlPlane {
                 name: item.key.clone(),
                 exported_name: exported.get(&item.key).cloned(),
                 enabled: s.is_none_or(|s| s.enabled),
-                description: raw.get("description").and_then(Value::as_str).map(str::to_string),
+                description: raw
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 description_override: s.and_then(|s| s.description.clone()),
                 rename: s.and_then(|s| s.rename.clone()),
             }
@@ -234,17 +273,33 @@ impl ControlPlane {
     }
 
     /// Changes one tool's or prompt's settings.
-    pub async fn set_item(&self, server: &str, kind: ItemKind, name: &str, patch: ItemPatch) -> Result<ItemView, ControlError> {
+    pub async fn set_item(
+        &self,
+        server: &str,
+        kind: ItemKind,
+        name: &str,
+        patch: ItemPatch,
+    ) -> Result<ItemView, ControlError> {
         if let Some(r) = patch.rename.as_deref().filter(|r| !r.is_empty())
-            && (r.len() > 64 || !r.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)))
+            && (r.len() > 64
+                || !r
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)))
         {
-            return Err(ControlError::Invalid("rename: 1-64 characters of A-Z a-z 0-9 _ - .".into()));
+            return Err(ControlError::Invalid(
+                "rename: 1-64 characters of A-Z a-z 0-9 _ - .".into(),
+            ));
         }
         let (setting_enabled, setting_description, setting_rename) = {
             let _guard = self.lock.lock().await;
             self.record(server).await?;
-            let current = self.store.list_item_settings(&self.config.tenant, server).await?;
-            let old = current.into_iter().find(|s| s.kind == kind && s.name == name);
+            let current = self
+                .store
+                .list_item_settings(&self.config.tenant, server)
+                .await?;
+            let old = current
+                .into_iter()
+                .find(|s| s.kind == kind && s.name == name);
             let non_empty = |v: Option<String>, old: Option<String>| match v {
                 Some(s) if s.is_empty() => None,
                 Some(s) => Some(s),
@@ -255,16 +310,29 @@ impl ControlPlane {
                 server: server.to_string(),
                 kind,
                 name: name.to_string(),
-                enabled: patch.enabled.unwrap_or(old.as_ref().is_none_or(|o| o.enabled)),
-                description: non_empty(patch.description, old.as_ref().and_then(|o| o.description.clone())),
+                enabled: patch
+                    .enabled
+                    .unwrap_or(old.as_ref().is_none_or(|o| o.enabled)),
+                description: non_empty(
+                    patch.description,
+                    old.as_ref().and_then(|o| o.description.clone()),
+                ),
                 rename: non_empty(patch.rename, old.as_ref().and_then(|o| o.rename.clone())),
             };
             self.store.upsert_item_setting(&setting).await?;
             self.reconcile_locked().await?;
-            (setting.enabled, setting.description.clone(), setting.rename.clone())
+            (
+                setting.enabled,
+                setting.description.clone(),
+                setting.rename.clone(),
+            )
         };
         // A server that is down lists nothing: the setting still applies once it is back.
-        let listed = self.list_items(server, kind).await?.into_iter().find(|i| i.name == name);
+        let listed = self
+            .list_items(server, kind)
+            .await?
+            .into_iter()
+            .find(|i| i.name == name);
         Ok(listed.unwrap_or_else(|| ItemView {
             name: name.to_string(),
             exported_name: None,
@@ -276,10 +344,22 @@ impl ControlPlane {
     }
 
     /// Removes one tool's or prompt's settings.
-    pub async fn reset_item(&self, server: &str, kind: ItemKind, name: &str) -> Result<(), ControlError> {
+    pub async fn reset_item(
+        &self,
+        server: &str,
+        kind: ItemKind,
+        name: &str,
+    ) -> Result<(), ControlError> {
         let _guard = self.lock.lock().await;
-        if !self.store.delete_item_setting(&self.config.tenant, server, kind, name).await? {
-            return Err(ControlError::NotFound(format!("no settings for {} {name:?} of {server:?}", kind.as_str())));
+        if !self
+            .store
+            .delete_item_setting(&self.config.tenant, server, kind, name)
+            .await?
+        {
+            return Err(ControlError::NotFound(format!(
+                "no settings for {} {name:?} of {server:?}",
+                kind.as_str()
+            )));
         }
         self.reconcile_locked().await?;
         Ok(())
@@ -288,7 +368,14 @@ impl ControlPlane {
     /// Every group.
     pub async fn list_groups(&self) -> Result<Vec<GroupInput>, ControlError> {
         let groups = self.store.list_groups(&self.config.tenant).await?;
-        Ok(groups.into_iter().map(|g| GroupInput { name: g.name, members: g.members, tools: g.tools }).collect())
+        Ok(groups
+            .into_iter()
+            .map(|g| GroupInput {
+                name: g.name,
+                members: g.members,
+                tools: g.tools,
+            })
+            .collect())
     }
 
     /// One group.
@@ -304,27 +391,47 @@ impl ControlPlane {
     pub async fn create_group(&self, input: GroupInput) -> Result<GroupInput, ControlError> {
         let record = self.group_record(input).await?;
         let _guard = self.lock.lock().await;
-        self.store.insert_group(&record).await.map_err(|e| conflict(e, &record.name))?;
+        self.store
+            .insert_group(&record)
+            .await
+            .map_err(|e| conflict(e, &record.name))?;
         self.reconcile_locked().await?;
-        Ok(GroupInput { name: record.name, members: record.members, tools: record.tools })
+        Ok(GroupInput {
+            name: record.name,
+            members: record.members,
+            tools: record.tools,
+        })
     }
 
     /// Replaces a group's members and tool filter.
-    pub async fn update_group(&self, name: &str, mut input: GroupInput) -> Result<GroupInput, ControlError> {
+    pub async fn update_group(
+        &self,
+        name: &str,
+        mut input: GroupInput,
+    ) -> Result<GroupInput, ControlError> {
         if input.name.is_empty() {
             input.name = name.to_string();
         }
         if input.name != name {
-            return Err(ControlError::Invalid("renaming a group is not supported".into()));
+            return Err(ControlError::Invalid(
+                "renaming a group is not supported".into(),
+            ));
         }
         let record = self.group_record(input).await?;
         let _guard = self.lock.lock().await;
-        self.store.update_group(&record).await.map_err(|e| match e {
-            StoreError::NotFound => ControlError::NotFound(format!("no group named {name:?}")),
-            e => e.into(),
-        })?;
+        self.store
+            .update_group(&record)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => ControlError::NotFound(format!("no group named {name:?}")),
+                e => e.into(),
+            })?;
         self.reconcile_locked().await?;
-        Ok(GroupInput { name: record.name, members: record.members, tools: record.tools })
+        Ok(GroupInput {
+            name: record.name,
+            members: record.members,
+            tools: record.tools,
+        })
     }
 
     /// Deletes a group.
@@ -341,26 +448,53 @@ impl ControlPlane {
         switchboard_core::naming::validate_server_name(&input.name, &self.hub.config().separator)
             .map_err(|m| ControlError::Invalid(format!("name: {m}")))?;
         let servers = self.store.list_servers(&self.config.tenant).await?;
-        if let Some(m) = input.members.iter().find(|m| !servers.iter().any(|s| &s.name == *m)) {
-            return Err(ControlError::Invalid(format!("members: no server named {m:?}")));
+        if let Some(m) = input
+            .members
+            .iter()
+            .find(|m| !servers.iter().any(|s| &s.name == *m))
+        {
+            return Err(ControlError::Invalid(format!(
+                "members: no server named {m:?}"
+            )));
         }
-        Ok(GroupRecord { tenant: self.config.tenant.clone(), name: input.name, members: input.members, tools: input.tools })
+        Ok(GroupRecord {
+            tenant: self.config.tenant.clone(),
+            name: input.name,
+            members: input.members,
+            tools: input.tools,
+        })
     }
 
     /// Seed flow `POST /api/mcp/add`: refuse a taken name, probe the server, and only then
     /// persist and mount it.
-    pub async fn add_remote(&self, name: &str, url: &str, transport: Option<&str>, actor: &str) -> Result<(), ControlError> {
+    pub async fn add_remote(
+        &self,
+        name: &str,
+        url: &str,
+        transport: Option<&str>,
+        actor: &str,
+    ) -> Result<(), ControlError> {
         switchboard_core::naming::validate_server_name(name, &self.hub.config().separator)
             .map_err(|m| ControlError::Invalid(format!("service_name: {m}")))?;
-        if self.store.get_server(&self.config.tenant, name).await?.is_some() {
-            return Err(ControlError::Conflict(format!("service name {name:?} already exists")));
+        if self
+            .store
+            .get_server(&self.config.tenant, name)
+            .await?
+            .is_some()
+        {
+            return Err(ControlError::Conflict(format!(
+                "service name {name:?} already exists"
+            )));
         }
         let spec = remote_spec(name, url, transport, BTreeMap::new())?;
         check_ssrf(&self.config.ssrf, url).await?;
         probe(&spec, &self.client, self.config.probe_timeout).await?;
         let record = record_from_spec(&self.config.tenant, &spec, actor, now_ms());
         let _guard = self.lock.lock().await;
-        self.store.insert_server(&record).await.map_err(|e| conflict(e, name))?;
+        self.store
+            .insert_server(&record)
+            .await
+            .map_err(|e| conflict(e, name))?;
         self.reconcile_locked().await?;
         Ok(())
     }
@@ -372,11 +506,18 @@ impl ControlPlane {
     }
 
     /// MCP service `POST /add-remote-proxies`: probe and mount without touching the store.
-    pub async fn mount(&self, name: &str, url: &str, transport: Option<&str>) -> Result<(), ControlError> {
+    pub async fn mount(
+        &self,
+        name: &str,
+        url: &str,
+        transport: Option<&str>,
+    ) -> Result<(), ControlError> {
         switchboard_core::naming::validate_server_name(name, &self.hub.config().separator)
             .map_err(|m| ControlError::Invalid(format!("service_name: {m}")))?;
         if self.hub.upstream(name).is_some() {
-            return Err(ControlError::Conflict(format!("a proxy named {name:?} is already mounted")));
+            return Err(ControlError::Conflict(format!(
+                "a proxy named {name:?} is already mounted"
+            )));
         }
         let mut spec = remote_spec(name, url, transport, BTreeMap::new())?;
         check_ssrf(&self.config.ssrf, url).await?;
@@ -388,7 +529,11 @@ impl ControlPlane {
             spec = crate::spec_from_record(&r);
         }
         self.hub.add_server(spec).await?;
-        let stored = self.store.get_server(&self.config.tenant, name).await?.is_some();
+        let stored = self
+            .store
+            .get_server(&self.config.tenant, name)
+            .await?
+            .is_some();
         self.set_managed(name, stored);
         Ok(())
     }
@@ -406,13 +551,18 @@ impl ControlPlane {
         let records = self.store.list_servers(&self.config.tenant).await?;
         let running = self.hub.server_names();
         let mut outcomes = Vec::new();
-        for r in records.iter().filter(|r| r.enabled && !running.contains(&r.name)) {
+        for r in records
+            .iter()
+            .filter(|r| r.enabled && !running.contains(&r.name))
+        {
             let outcome = match self.hub.add_server(crate::spec_from_record(r)).await {
                 Ok(()) => {
                     self.set_managed(&r.name, true);
                     json!({"service_name": r.name, "status": "success"})
                 }
-                Err(e) => json!({"service_name": r.name, "status": "error", "message": e.to_string()}),
+                Err(e) => {
+                    json!({"service_name": r.name, "status": "error", "message": e.to_string()})
+                }
             };
             outcomes.push(outcome);
         }
@@ -422,7 +572,9 @@ impl ControlPlane {
 
 fn conflict(e: StoreError, name: &str) -> ControlError {
     match e {
-        StoreError::Conflict => ControlError::Conflict(format!("a server or group named {name:?} already exists")),
+        StoreError::Conflict => {
+            ControlError::Conflict(format!("a server or group named {name:?} already exists"))
+        }
         e => e.into(),
     }
 }

@@ -30,18 +30,39 @@ pub struct Probe {
 
 /// The spec of a remote server at `url`; the transport is `sse` when asked, or when the
 /// path ends in `/sse` and no transport is given.
-pub fn remote_spec(name: &str, url: &str, transport: Option<&str>, headers: BTreeMap<String, String>) -> Result<ServerSpec, ControlError> {
+pub fn remote_spec(
+    name: &str,
+    url: &str,
+    transport: Option<&str>,
+    headers: BTreeMap<String, String>,
+) -> Result<ServerSpec, ControlError> {
     check_url(url).map_err(ControlError::Invalid)?;
     let sse = match transport {
         Some("sse") => true,
         Some("streamable-http" | "streamable_http" | "http" | "streamableHttp") => false,
-        Some(other) => return Err(ControlError::Invalid(format!("unknown transport {other:?}: use \"sse\" or \"streamable-http\""))),
-        None => url.split(['?', '#']).next().unwrap_or("").trim_end_matches('/').ends_with("/sse"),
+        Some(other) => {
+            return Err(ControlError::Invalid(format!(
+                "unknown transport {other:?}: use \"sse\" or \"streamable-http\""
+            )));
+        }
+        None => url
+            .split(['?', '#'])
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('/')
+            .ends_with("/sse"),
     };
     let transport = if sse {
-        TransportSpec::Sse { url: url.into(), headers }
+        TransportSpec::Sse {
+            url: url.into(),
+            headers,
+        }
     } else {
-        TransportSpec::StreamableHttp { url: url.into(), headers, protocol: Default::default() }
+        TransportSpec::StreamableHttp {
+            url: url.into(),
+            headers,
+            protocol: Default::default(),
+        }
     };
     Ok(ServerSpec {
         name: name.into(),
@@ -54,17 +75,34 @@ pub fn remote_spec(name: &str, url: &str, transport: Option<&str>, headers: BTre
 }
 
 /// Connects to a server, initializes, lists its tools and disconnects.
-pub async fn probe(spec: &ServerSpec, client: &reqwest::Client, timeout: Duration) -> Result<Probe, ControlError> {
+pub async fn probe(
+    spec: &ServerSpec,
+    client: &reqwest::Client,
+    timeout: Duration,
+) -> Result<Probe, ControlError> {
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let ring = Arc::new(StderrRing::new(20));
     let (conn, info) = Connection::open(spec, client, ring, tx, timeout)
         .await
-        .map_err(|e| ControlError::Unreachable(format!("cannot connect to {}: {e}", describe(spec))))?;
-    let tools = if info.has("tools") { fetch_list(&conn, ListKind::Tools, timeout).await } else { Ok(Vec::new()) };
+        .map_err(|e| {
+            ControlError::Unreachable(format!("cannot connect to {}: {e}", describe(spec)))
+        })?;
+    let tools = if info.has("tools") {
+        fetch_list(&conn, ListKind::Tools, timeout).await
+    } else {
+        Ok(Vec::new())
+    };
     conn.shutdown().await;
     let tools = tools.map_err(|e| ControlError::Unreachable(format!("tools/list failed: {e}")))?;
-    let tools = tools.iter().filter_map(|t| serde_json::from_str(t.raw.get()).ok()).collect();
-    Ok(Probe { protocol_version: info.protocol_version.clone(), server_info: info.server_info.clone(), tools })
+    let tools = tools
+        .iter()
+        .filter_map(|t| serde_json::from_str(t.raw.get()).ok())
+        .collect();
+    Ok(Probe {
+        protocol_version: info.protocol_version.clone(),
+        server_info: info.server_info.clone(),
+        tools,
+    })
 }
 
 fn describe(spec: &ServerSpec) -> String {

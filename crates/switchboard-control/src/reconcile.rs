@@ -40,9 +40,18 @@ impl ControlPlane {
         let groups = self.store.list_groups(tenant).await?;
         let settings = self.store.list_all_item_settings().await?;
         let mut report = ReconcileReport::default();
-        let desired: BTreeMap<String, _> = records.iter().map(|r| (r.name.clone(), spec_from_record(r))).collect();
+        let desired: BTreeMap<String, _> = records
+            .iter()
+            .map(|r| (r.name.clone(), spec_from_record(r)))
+            .collect();
 
-        let managed: Vec<String> = self.managed.lock().expect("managed lock").iter().cloned().collect();
+        let managed: Vec<String> = self
+            .managed
+            .lock()
+            .expect("managed lock")
+            .iter()
+            .cloned()
+            .collect();
         for name in managed.iter().filter(|n| !desired.contains_key(*n)) {
             if self.hub.remove_server(name).await.is_ok() {
                 report.removed.push(name.clone());
@@ -51,8 +60,16 @@ impl ControlPlane {
         }
         for (name, spec) in desired {
             let outcome = match self.hub.upstream(&name) {
-                None => self.hub.add_server(spec).await.map(|_| report.added.push(name.clone())),
-                Some(up) if up.spec() != &spec => self.hub.replace_server(spec).await.map(|_| report.changed.push(name.clone())),
+                None => self
+                    .hub
+                    .add_server(spec)
+                    .await
+                    .map(|_| report.added.push(name.clone())),
+                Some(up) if up.spec() != &spec => self
+                    .hub
+                    .replace_server(spec)
+                    .await
+                    .map(|_| report.changed.push(name.clone())),
                 Some(_) => Ok(()),
             };
             match outcome {
@@ -62,7 +79,9 @@ impl ControlPlane {
                 Err(e) => report.failed.push((name, e.to_string())),
             }
         }
-        self.hub.set_group_defs(group_defs(&groups, &self.hub.server_names())).await?;
+        self.hub
+            .set_group_defs(group_defs(&groups, &self.hub.server_names()))
+            .await?;
         self.hub.set_overrides(overrides(tenant, &settings));
         *self.last_revision.lock().expect("revision lock") = Some(revision);
         if !report.added.is_empty() || !report.changed.is_empty() || !report.removed.is_empty() {
@@ -83,7 +102,11 @@ impl ControlPlane {
 
     /// Imports a servers file into the store: entries whose name is free are added, others
     /// are left as they are. Returns the names added.
-    pub async fn import(&self, file: &ServersFile, actor: &str) -> Result<Vec<String>, ControlError> {
+    pub async fn import(
+        &self,
+        file: &ServersFile,
+        actor: &str,
+    ) -> Result<Vec<String>, ControlError> {
         let _guard = self.lock.lock().await;
         let tenant = &self.config.tenant;
         let mut added = Vec::new();
@@ -96,7 +119,12 @@ impl ControlPlane {
             }
         }
         for (name, members) in &file.groups {
-            let record = GroupRecord { tenant: tenant.clone(), name: name.clone(), members: members.clone(), tools: None };
+            let record = GroupRecord {
+                tenant: tenant.clone(),
+                name: name.clone(),
+                members: members.clone(),
+                tools: None,
+            };
             match self.store.insert_group(&record).await {
                 Ok(()) | Err(StoreError::Conflict) => {}
                 Err(e) => return Err(e.into()),
@@ -116,8 +144,10 @@ impl ControlPlane {
         for r in &servers {
             mcp.insert(r.name.clone(), crate::entry_json(r, reveal));
         }
-        let groups: serde_json::Map<String, serde_json::Value> =
-            groups.into_iter().map(|g| (g.name, serde_json::json!(g.members))).collect();
+        let groups: serde_json::Map<String, serde_json::Value> = groups
+            .into_iter()
+            .map(|g| (g.name, serde_json::json!(g.members)))
+            .collect();
         Ok(serde_json::json!({"mcpServers": mcp, "groups": groups}))
     }
 }
@@ -128,7 +158,12 @@ fn group_defs(groups: &[GroupRecord], servers: &[String]) -> BTreeMap<String, Gr
         .iter()
         .filter(|g| !known.contains(&g.name))
         .map(|g| {
-            let members = g.members.iter().filter(|m| known.contains(m)).cloned().collect();
+            let members = g
+                .members
+                .iter()
+                .filter(|m| known.contains(m))
+                .cloned()
+                .collect();
             let tools = g.tools.as_ref().map(|t| t.iter().cloned().collect());
             (g.name.clone(), GroupDef { members, tools })
         })
@@ -144,7 +179,11 @@ fn overrides(tenant: &str, settings: &[switchboard_store::ItemSetting]) -> Overr
                 ItemKind::Tool => ListKind::Tools,
                 ItemKind::Prompt => ListKind::Prompts,
             };
-            let ov = ItemOverride { enabled: s.enabled, description: s.description.clone(), rename: s.rename.clone() };
+            let ov = ItemOverride {
+                enabled: s.enabled,
+                description: s.description.clone(),
+                rename: s.rename.clone(),
+            };
             ((s.server.clone(), kind, s.name.clone()), ov)
         })
         .collect()

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::naming::{validate_server_name, validate_separator};
+use crate::naming::{validate_separator, validate_server_name};
 
 /// Default per-request timeout for an upstream.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -219,7 +219,11 @@ struct RawFile {
 }
 
 /// Reads and validates a servers file.
-pub fn load_servers_file(path: &Path, vars: &dyn VarSource, separator: &str) -> Result<ServersFile, ConfigError> {
+pub fn load_servers_file(
+    path: &Path,
+    vars: &dyn VarSource,
+    separator: &str,
+) -> Result<ServersFile, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: path.to_path_buf(),
         entry: None,
@@ -235,14 +239,24 @@ pub fn parse_servers_file(
     vars: &dyn VarSource,
     separator: &str,
 ) -> Result<ServersFile, ConfigError> {
-    let err = |entry: Option<String>, message: String| ConfigError { file: path.to_path_buf(), entry, message };
+    let err = |entry: Option<String>, message: String| ConfigError {
+        file: path.to_path_buf(),
+        entry,
+        message,
+    };
     validate_separator(separator).map_err(|m| err(None, m))?;
-    let raw: RawFile = serde_json::from_str(text).map_err(|e| err(None, format!("not valid JSON for a servers file: {e}")))?;
+    let raw: RawFile = serde_json::from_str(text)
+        .map_err(|e| err(None, format!("not valid JSON for a servers file: {e}")))?;
     let mut out = ServersFile::default();
     for key in raw.rest.keys() {
-        out.warnings.push(format!("{}: unknown top-level key {key:?} ignored", path.display()));
+        out.warnings.push(format!(
+            "{}: unknown top-level key {key:?} ignored",
+            path.display()
+        ));
     }
-    let servers = raw.mcp_servers.ok_or_else(|| err(None, "missing the \"mcpServers\" object".into()))?;
+    let servers = raw
+        .mcp_servers
+        .ok_or_else(|| err(None, "missing the \"mcpServers\" object".into()))?;
     for (name, value) in servers {
         let entry = format!("mcpServers.{name}");
         validate_server_name(&name, separator).map_err(|m| err(Some(entry.clone()), m))?;
@@ -254,10 +268,17 @@ pub fn parse_servers_file(
         let entry = format!("groups.{group}");
         validate_server_name(&group, separator).map_err(|m| err(Some(entry.clone()), m))?;
         if out.servers.contains_key(&group) {
-            return Err(err(Some(entry), format!("{group:?} is both a group and a server; names must be unique")));
+            return Err(err(
+                Some(entry),
+                format!("{group:?} is both a group and a server; names must be unique"),
+            ));
         }
-        let list: Vec<String> = serde_json::from_value(members)
-            .map_err(|_| err(Some(entry.clone()), "a group must be an array of server names".into()))?;
+        let list: Vec<String> = serde_json::from_value(members).map_err(|_| {
+            err(
+                Some(entry.clone()),
+                "a group must be an array of server names".into(),
+            )
+        })?;
         for m in &list {
             if !out.servers.contains_key(m) {
                 return Err(err(Some(entry.clone()), format!("unknown server {m:?}")));
@@ -278,22 +299,39 @@ fn join_entry(entry: &str, field: Option<&str>) -> String {
 type FieldError = (Option<&'static str>, String);
 
 const KNOWN_KEYS: &[&str] = &[
-    "command", "args", "env", "cwd", "type", "transport", "url", "headers", "timeout", "disabled", "enabled", "session",
+    "command",
+    "args",
+    "env",
+    "cwd",
+    "type",
+    "transport",
+    "url",
+    "headers",
+    "timeout",
+    "disabled",
+    "enabled",
+    "session",
     "protocol",
 ];
 
 /// Parses one server entry given as JSON (the API's input), with the file's rules. `vars`
 /// expands `${VAR}`; `None` takes every string literally.
-pub fn parse_server_value(name: &str, value: &Value, vars: Option<&dyn VarSource>, separator: &str) -> Result<ServerSpec, String> {
+pub fn parse_server_value(
+    name: &str,
+    value: &Value,
+    vars: Option<&dyn VarSource>,
+    separator: &str,
+) -> Result<ServerSpec, String> {
     validate_server_name(name, separator)?;
     let mut warnings = Vec::new();
     let literal = Literal;
     let trusted = vars.is_some();
     let vars: &dyn VarSource = vars.unwrap_or(&literal);
-    let mut spec = parse_server(name, value, vars, &mut warnings).map_err(|(field, m)| match field {
-        Some(f) => format!("{f}: {m}"),
-        None => m,
-    })?;
+    let mut spec =
+        parse_server(name, value, vars, &mut warnings).map_err(|(field, m)| match field {
+            Some(f) => format!("{f}: {m}"),
+            None => m,
+        })?;
     spec.trusted = trusted;
     Ok(spec)
 }
@@ -316,16 +354,19 @@ fn parse_server(
     vars: &dyn VarSource,
     warnings: &mut Vec<String>,
 ) -> Result<ServerSpec, FieldError> {
-    let obj = value.as_object().ok_or((None, "a server entry must be a JSON object".to_string()))?;
+    let obj = value
+        .as_object()
+        .ok_or((None, "a server entry must be a JSON object".to_string()))?;
     for key in obj.keys() {
         if !KNOWN_KEYS.contains(&key.as_str()) {
             warnings.push(format!("mcpServers.{name}: unknown key {key:?} ignored"));
         }
     }
     let kind = match obj.get("type").or_else(|| obj.get("transport")) {
-        Some(Value::String(t)) => Some(normalize_type(t).ok_or((Some("type"), format!(
-            "unknown type {t:?}; use \"stdio\", \"streamable-http\" or \"sse\""
-        )))?),
+        Some(Value::String(t)) => Some(normalize_type(t).ok_or((
+            Some("type"),
+            format!("unknown type {t:?}; use \"stdio\", \"streamable-http\" or \"sse\""),
+        ))?),
         Some(_) => return Err((Some("type"), "must be a string".into())),
         None => None,
     };
@@ -335,12 +376,20 @@ fn parse_server(
         (Some(k), _, _) => k,
         (None, true, false) => "stdio",
         (None, false, true) => "streamable-http",
-        (None, true, true) => return Err((None, "has both \"command\" and \"url\"; set \"type\"".into())),
-        (None, false, false) => return Err((None, "needs \"command\" (stdio) or \"url\" (remote)".into())),
+        (None, true, true) => {
+            return Err((
+                None,
+                "has both \"command\" and \"url\"; set \"type\"".into(),
+            ));
+        }
+        (None, false, false) => {
+            return Err((None, "needs \"command\" (stdio) or \"url\" (remote)".into()));
+        }
     };
     let transport = match kind {
         "stdio" => {
-            let command = expand(&req_str(obj, "command")?, vars).map_err(|m| (Some("command"), m))?;
+            let command =
+                expand(&req_str(obj, "command")?, vars).map_err(|m| (Some("command"), m))?;
             if command.trim().is_empty() {
                 return Err((Some("command"), "must not be empty".into()));
             }
@@ -354,27 +403,40 @@ fn parse_server(
                 .map(|c| expand(&c, vars).map(PathBuf::from))
                 .transpose()
                 .map_err(|m| (Some("cwd"), m))?;
-            TransportSpec::Stdio { command, args, env, cwd }
+            TransportSpec::Stdio {
+                command,
+                args,
+                env,
+                cwd,
+            }
         }
         remote => {
             let url = expand(&req_str(obj, "url")?, vars).map_err(|m| (Some("url"), m))?;
             check_url(&url).map_err(|m| (Some("url"), m))?;
             let headers = str_map(obj, "headers", vars)?;
             for (k, v) in &headers {
-                if !k.bytes().all(|b| b.is_ascii_graphic() && b != b':') || v.bytes().any(|b| b == b'\r' || b == b'\n') {
+                if !k.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+                    || v.bytes().any(|b| b == b'\r' || b == b'\n')
+                {
                     return Err((Some("headers"), format!("invalid header {k:?}")));
                 }
             }
             let protocol = match obj.get("protocol") {
                 None | Some(Value::Null) => ProtocolMode::Auto,
-                Some(Value::String(p)) => ProtocolMode::parse(p)
-                    .ok_or((Some("protocol"), format!("must be \"auto\", \"legacy\" or \"2026-07-28\", not {p:?}")))?,
+                Some(Value::String(p)) => ProtocolMode::parse(p).ok_or((
+                    Some("protocol"),
+                    format!("must be \"auto\", \"legacy\" or \"2026-07-28\", not {p:?}"),
+                ))?,
                 Some(_) => return Err((Some("protocol"), "must be a string".into())),
             };
             if remote == "sse" {
                 TransportSpec::Sse { url, headers }
             } else {
-                TransportSpec::StreamableHttp { url, headers, protocol }
+                TransportSpec::StreamableHttp {
+                    url,
+                    headers,
+                    protocol,
+                }
             }
         }
     };
@@ -396,16 +458,28 @@ fn parse_server(
     };
     let session = match obj.get("session") {
         None | Some(Value::Null) => SessionMode::Shared,
-        Some(Value::String(m)) => SessionMode::parse(m).ok_or((Some("session"), format!("must be \"shared\" or \"per-client\", not {m:?}")))?,
+        Some(Value::String(m)) => SessionMode::parse(m).ok_or((
+            Some("session"),
+            format!("must be \"shared\" or \"per-client\", not {m:?}"),
+        ))?,
         Some(_) => return Err((Some("session"), "must be a string".into())),
     };
-    Ok(ServerSpec { name: name.to_string(), transport, timeout, disabled, session, trusted: true })
+    Ok(ServerSpec {
+        name: name.to_string(),
+        transport,
+        timeout,
+        disabled,
+        session,
+        trusted: true,
+    })
 }
 
 fn normalize_type(t: &str) -> Option<&'static str> {
     match t.to_ascii_lowercase().as_str() {
         "stdio" => Some("stdio"),
-        "streamable-http" | "streamable_http" | "streamablehttp" | "http" => Some("streamable-http"),
+        "streamable-http" | "streamable_http" | "streamablehttp" | "http" => {
+            Some("streamable-http")
+        }
         "sse" => Some("sse"),
         _ => None,
     }
@@ -432,7 +506,10 @@ fn req_str(obj: &serde_json::Map<String, Value>, key: &'static str) -> Result<St
     }
 }
 
-fn opt_str(obj: &serde_json::Map<String, Value>, key: &'static str) -> Result<Option<String>, FieldError> {
+fn opt_str(
+    obj: &serde_json::Map<String, Value>,
+    key: &'static str,
+) -> Result<Option<String>, FieldError> {
     match obj.get(key) {
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(Value::Null) | None => Ok(None),
@@ -440,12 +517,19 @@ fn opt_str(obj: &serde_json::Map<String, Value>, key: &'static str) -> Result<Op
     }
 }
 
-fn str_list(obj: &serde_json::Map<String, Value>, key: &'static str) -> Result<Vec<String>, FieldError> {
+fn str_list(
+    obj: &serde_json::Map<String, Value>,
+    key: &'static str,
+) -> Result<Vec<String>, FieldError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|v| v.as_str().map(str::to_string).ok_or((Some(key), "must be an array of strings".to_string())))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or((Some(key), "must be an array of strings".to_string()))
+            })
             .collect(),
         Some(_) => Err((Some(key), "must be an array of strings".into())),
     }
@@ -489,7 +573,9 @@ pub fn expand(s: &str, vars: &dyn VarSource) -> Result<String, String> {
             out.push('$');
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
-            let end = body.find('}').ok_or_else(|| format!("unclosed \"${{\" in {s:?}"))?;
+            let end = body
+                .find('}')
+                .ok_or_else(|| format!("unclosed \"${{\" in {s:?}"))?;
             let inner = &body[..end];
             let (name, default) = match inner.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
@@ -518,7 +604,10 @@ mod tests {
     use super::*;
 
     fn vars() -> BTreeMap<String, String> {
-        BTreeMap::from([("TOKEN".to_string(), "t0k".to_string()), ("HOME".to_string(), "/home/u".to_string())])
+        BTreeMap::from([
+            ("TOKEN".to_string(), "t0k".to_string()),
+            ("HOME".to_string(), "/home/u".to_string()),
+        ])
     }
 
     fn parse(text: &str) -> Result<ServersFile, ConfigError> {
@@ -544,7 +633,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match &f.servers["remote"].transport {
-            TransportSpec::StreamableHttp { headers, protocol, .. } => {
+            TransportSpec::StreamableHttp {
+                headers, protocol, ..
+            } => {
                 assert_eq!(headers["Authorization"], "Bearer t0k");
                 assert_eq!(*protocol, ProtocolMode::Auto);
             }
@@ -559,7 +650,11 @@ mod tests {
     fn errors_name_the_entry() {
         let e = parse(r#"{"mcpServers":{"x":{"type":"sse","url":"ftp://h"}}}"#).unwrap_err();
         assert_eq!(e.entry.as_deref(), Some("mcpServers.x.url"));
-        assert!(e.to_string().starts_with("servers.json: mcpServers.x.url: "), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("servers.json: mcpServers.x.url: "),
+            "{e}"
+        );
         let e = parse(r#"{"mcpServers":{"x":{"command":"a","env":{"K":"${NOPE}"}}}}"#).unwrap_err();
         assert!(e.message.contains("NOPE"), "{e}");
         let e = parse(r#"{"mcpServers":{"bad name":{"command":"a"}}}"#).unwrap_err();

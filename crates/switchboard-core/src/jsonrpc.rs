@@ -121,7 +121,9 @@ impl<'a> Envelope<'a> {
             (Some(_), None) => Ok(Kind::Notification),
             (None, Some(_)) if self.result.is_some() || self.error.is_some() => Ok(Kind::Response),
             (None, _) if self.error.is_some() => Ok(Kind::Response),
-            _ => Err(EnvelopeError::Invalid("message has neither method nor result/error")),
+            _ => Err(EnvelopeError::Invalid(
+                "message has neither method nor result/error",
+            )),
         }
     }
 
@@ -139,7 +141,10 @@ impl<'a> Envelope<'a> {
 /// Reads an id as an unsigned integer, accepting `5` and `"5"` (some servers stringify ids).
 pub fn id_as_u64(raw: &str) -> Option<u64> {
     let t = raw.trim();
-    let t = t.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(t);
+    let t = t
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(t);
     t.parse().ok()
 }
 
@@ -163,7 +168,8 @@ impl<'a> Fields<'a> {
 
     /// The value of `key` when it is a JSON string.
     pub fn get_str(&self, key: &str) -> Option<Cow<'a, str>> {
-        self.get(key).and_then(|v| serde_json::from_str::<Cow<'a, str>>(v.get()).ok())
+        self.get(key)
+            .and_then(|v| serde_json::from_str::<Cow<'a, str>>(v.get()).ok())
     }
 }
 
@@ -198,7 +204,10 @@ pub fn array_items(raw: &str) -> Option<Vec<&RawValue>> {
 /// Panics if `inner` does not point into `outer`; every caller derives `inner` from `outer`.
 pub fn span_of(outer: &str, inner: &str) -> Range<usize> {
     let start = inner.as_ptr() as usize - outer.as_ptr() as usize;
-    assert!(start + inner.len() <= outer.len(), "span_of: slice is not inside its text");
+    assert!(
+        start + inner.len() <= outer.len(),
+        "span_of: slice is not inside its text"
+    );
     start..start + inner.len()
 }
 
@@ -351,7 +360,8 @@ mod tests {
     fn classifies_messages() {
         let req = Envelope::parse(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).unwrap();
         assert_eq!(req.kind().unwrap(), Kind::Request);
-        let note = Envelope::parse(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+        let note =
+            Envelope::parse(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
         assert_eq!(note.kind().unwrap(), Kind::Notification);
         let resp = Envelope::parse(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#).unwrap();
         assert_eq!(resp.kind().unwrap(), Kind::Response);
@@ -360,14 +370,26 @@ mod tests {
 
     #[test]
     fn rejects_bad_envelopes() {
-        assert!(matches!(Envelope::parse("{nope"), Err(EnvelopeError::Parse(_))));
-        assert!(matches!(Envelope::parse("[1]"), Err(EnvelopeError::Invalid(_))));
-        assert!(matches!(Envelope::parse("42"), Err(EnvelopeError::Invalid(_))));
+        assert!(matches!(
+            Envelope::parse("{nope"),
+            Err(EnvelopeError::Parse(_))
+        ));
+        assert!(matches!(
+            Envelope::parse("[1]"),
+            Err(EnvelopeError::Invalid(_))
+        ));
+        assert!(matches!(
+            Envelope::parse("42"),
+            Err(EnvelopeError::Invalid(_))
+        ));
         assert!(matches!(
             Envelope::parse(r#"{"jsonrpc":"1.0","id":1,"method":"x"}"#),
             Err(EnvelopeError::Invalid(_))
         ));
-        assert!(matches!(Envelope::parse(r#"{"jsonrpc":"2.0","id":1}"#), Err(EnvelopeError::Invalid(_))));
+        assert!(matches!(
+            Envelope::parse(r#"{"jsonrpc":"2.0","id":1}"#),
+            Err(EnvelopeError::Invalid(_))
+        ));
         assert!(matches!(
             Envelope::parse(r#"{"jsonrpc":"2.0","id":1,"method":5}"#),
             Err(EnvelopeError::Invalid(_))
@@ -381,7 +403,8 @@ mod tests {
         let params = Fields::parse(env.params.unwrap().get()).unwrap();
         let name = params.get("name").unwrap();
         let mut sp = Splice::new();
-        sp.replace(text, env.id.unwrap().get(), "101").replace(text, name.get(), quote("echo"));
+        sp.replace(text, env.id.unwrap().get(), "101")
+            .replace(text, name.get(), quote("echo"));
         let out = sp.apply(text);
         assert_eq!(
             out,
@@ -394,13 +417,22 @@ mod tests {
         let t = r#"{"jsonrpc":"2.0","id":1,"result":{"a":1, "resultType":"complete" ,"b":[2]}}"#;
         let env = Envelope::parse(t).unwrap();
         let r = env.result.unwrap().get();
-        assert_eq!(remove_member(t, r, "resultType").unwrap(), r#"{"jsonrpc":"2.0","id":1,"result":{"a":1, "b":[2]}}"#);
+        assert_eq!(
+            remove_member(t, r, "resultType").unwrap(),
+            r#"{"jsonrpc":"2.0","id":1,"result":{"a":1, "b":[2]}}"#
+        );
         let t = r#"{"result":{"a":1,"resultType":"complete"}}"#;
         let r = Fields::parse(t).unwrap().get("result").unwrap().get();
-        assert_eq!(remove_member(t, r, "resultType").unwrap(), r#"{"result":{"a":1}}"#);
+        assert_eq!(
+            remove_member(t, r, "resultType").unwrap(),
+            r#"{"result":{"a":1}}"#
+        );
         let t = r#"{"result":{"resultType":"complete"}}"#;
         let r = Fields::parse(t).unwrap().get("result").unwrap().get();
-        assert_eq!(remove_member(t, r, "resultType").unwrap(), r#"{"result":{}}"#);
+        assert_eq!(
+            remove_member(t, r, "resultType").unwrap(),
+            r#"{"result":{}}"#
+        );
         assert!(remove_member(t, r, "missing").is_none());
     }
 

@@ -22,9 +22,14 @@ pub fn validate_server_name(name: &str, separator: &str) -> Result<(), String> {
         return Err("name is empty".into());
     }
     if name.len() > MAX_SERVER_NAME_LEN {
-        return Err(format!("name is longer than {MAX_SERVER_NAME_LEN} characters"));
+        return Err(format!(
+            "name is longer than {MAX_SERVER_NAME_LEN} characters"
+        ));
     }
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         return Err("name may contain only letters, digits, '_' and '-'".into());
     }
     if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
@@ -34,7 +39,9 @@ pub fn validate_server_name(name: &str, separator: &str) -> Result<(), String> {
         return Err(format!("name must not contain the separator {separator:?}"));
     }
     if name == LOCAL_SERVICE {
-        return Err(format!("{LOCAL_SERVICE:?} is reserved for the hub's local service"));
+        return Err(format!(
+            "{LOCAL_SERVICE:?} is reserved for the hub's local service"
+        ));
     }
     Ok(())
 }
@@ -86,17 +93,32 @@ fn plain_name(server: &str, sep: &str, item: &str) -> Option<String> {
 /// names ever collide.
 pub fn hashed_name(server: &str, sep: &str, item: &str, salt: u32) -> String {
     let salt_text = salt.to_string();
-    let parts: Vec<&str> = if salt == 0 { vec![server, item] } else { vec![server, item, &salt_text] };
+    let parts: Vec<&str> = if salt == 0 {
+        vec![server, item]
+    } else {
+        vec![server, item, &salt_text]
+    };
     let hash = format!("{:08x}", fnv1a(&parts) & 0xffff_ffff);
-    let sanitized: String = item.chars().map(|c| if is_name_char(c) { c } else { '_' }).collect();
+    let sanitized: String = item
+        .chars()
+        .map(|c| if is_name_char(c) { c } else { '_' })
+        .collect();
     let budget = MAX_EXPORTED_LEN - 1 - hash.len();
-    let server_part = if server.len() + sep.len() + sanitized.len() > budget { &server[..server.len().min(24)] } else { server };
+    let server_part = if server.len() + sep.len() + sanitized.len() > budget {
+        &server[..server.len().min(24)]
+    } else {
+        server
+    };
     let item_budget = budget.saturating_sub(server_part.len() + sep.len());
     let item_part = if sanitized.len() > item_budget {
         // Names are ASCII after sanitising, so byte slicing is safe.
         let head = item_budget / 3;
         let tail = item_budget - head - 1;
-        format!("{}_{}", &sanitized[..head], &sanitized[sanitized.len() - tail..])
+        format!(
+            "{}_{}",
+            &sanitized[..head],
+            &sanitized[sanitized.len() - tail..]
+        )
     } else {
         sanitized
     };
@@ -164,7 +186,13 @@ mod tests {
         assert_eq!(n1[0], n2[1]);
         assert!(n1[0].len() <= MAX_EXPORTED_LEN);
         assert!(n1[0].starts_with("srv__aaa"));
-        let tailed = assign_names("__", &[("a-fairly-long-server-name-here", &format!("{}_create_issue", "x".repeat(60)))]);
+        let tailed = assign_names(
+            "__",
+            &[(
+                "a-fairly-long-server-name-here",
+                &format!("{}_create_issue", "x".repeat(60)),
+            )],
+        );
         assert!(tailed[0].len() <= MAX_EXPORTED_LEN, "{}", tailed[0]);
         assert!(tailed[0].contains("create_issue"), "{}", tailed[0]);
     }

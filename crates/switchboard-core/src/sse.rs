@@ -16,7 +16,11 @@ pub struct Event {
 impl Event {
     /// The event type, defaulting to `message`.
     pub fn kind(&self) -> &str {
-        if self.event.is_empty() { "message" } else { &self.event }
+        if self.event.is_empty() {
+            "message"
+        } else {
+            &self.event
+        }
     }
 }
 
@@ -40,7 +44,10 @@ pub struct TooLarge(pub usize);
 impl Decoder {
     /// A decoder that refuses events larger than `max_event` bytes.
     pub fn new(max_event: usize) -> Self {
-        Decoder { max_event, ..Default::default() }
+        Decoder {
+            max_event,
+            ..Default::default()
+        }
     }
 
     /// Decodes `chunk`, appending finished events to `out`.
@@ -79,7 +86,10 @@ impl Decoder {
             } else {
                 // An event without data is not dispatched, but its id still counts.
                 let id = self.current.id.take();
-                self.current = Event { id, ..Default::default() };
+                self.current = Event {
+                    id,
+                    ..Default::default()
+                };
             }
             self.has_data = false;
             return;
@@ -139,9 +149,14 @@ mod tests {
     fn decodes_events_across_chunks() {
         let mut d = Decoder::new(1 << 20);
         let mut out = Vec::new();
-        d.feed(b"event: endpoint\r\ndata: /messages?sessionId=1\r", &mut out).unwrap();
+        d.feed(
+            b"event: endpoint\r\ndata: /messages?sessionId=1\r",
+            &mut out,
+        )
+        .unwrap();
         assert!(out.is_empty());
-        d.feed(b"\n\r\n: comment\ndata: {\"a\":\ndata: 1}\n\n", &mut out).unwrap();
+        d.feed(b"\n\r\n: comment\ndata: {\"a\":\ndata: 1}\n\n", &mut out)
+            .unwrap();
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].kind(), "endpoint");
         assert_eq!(out[0].data, "/messages?sessionId=1");

@@ -19,10 +19,16 @@ impl Cidr {
             Some((a, p)) => (a, Some(p)),
             None => (text, None),
         };
-        let addr: IpAddr = addr.parse().map_err(|_| format!("{text:?} is not an IP address or CIDR"))?;
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{text:?} is not an IP address or CIDR"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("bad prefix length in {text:?}"))?,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("bad prefix length in {text:?}"))?,
             None => max,
         };
         Ok(Cidr { addr, prefix })
@@ -31,8 +37,12 @@ impl Cidr {
     /// True when `ip` is inside the network.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.prefix),
-            (IpAddr::V6(net), IpAddr::V6(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.prefix),
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                prefix_eq(&net.octets(), &ip.octets(), self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_eq(&net.octets(), &ip.octets(), self.prefix)
+            }
             _ => false,
         }
     }
@@ -49,7 +59,10 @@ fn prefix_eq(a: &[u8], b: &[u8], prefix: u8) -> bool {
 
 /// Parses a comma-separated CIDR list, ignoring blanks.
 pub fn parse_cidrs(list: &str) -> Result<Vec<Cidr>, String> {
-    list.split(',').filter(|s| !s.trim().is_empty()).map(Cidr::parse).collect()
+    list.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(Cidr::parse)
+        .collect()
 }
 
 const V4_RULES: &[(&str, &str)] = &[
@@ -101,7 +114,10 @@ pub fn forbidden_by(ip: IpAddr) -> Option<&'static str> {
 }
 
 fn rule_for(ip: IpAddr, rules: &[(&str, &'static str)]) -> Option<&'static str> {
-    rules.iter().find(|(cidr, _)| Cidr::parse(cidr).expect("built-in rule").contains(ip)).map(|(_, why)| *why)
+    rules
+        .iter()
+        .find(|(cidr, _)| Cidr::parse(cidr).expect("built-in rule").contains(ip))
+        .map(|(_, why)| *why)
 }
 
 /// The IPv4 address inside an IPv6 one that carries it.
@@ -168,7 +184,12 @@ impl SsrfPolicy {
         for denied in &self.deny_hosts {
             let d = denied.trim_end_matches('.').to_ascii_lowercase();
             if host == d || host.ends_with(&format!(".{d}")) {
-                return Err(Refusal { rule: format!("host {host:?} is on the deny list (SWITCHBOARD_SSRF_DENY_HOSTS)"), setting: None });
+                return Err(Refusal {
+                    rule: format!(
+                        "host {host:?} is on the deny list (SWITCHBOARD_SSRF_DENY_HOSTS)"
+                    ),
+                    setting: None,
+                });
             }
         }
         Ok(())
@@ -180,17 +201,36 @@ impl SsrfPolicy {
             IpAddr::V6(v6) => embedded_v4(v6).map(IpAddr::V4).unwrap_or(ip),
             v4 => v4,
         };
-        if self.deny_cidrs.iter().any(|c| c.contains(ip) || c.contains(canonical)) {
-            return Err(Refusal { rule: format!("address {ip} is on the deny list (SWITCHBOARD_SSRF_DENY_CIDRS)"), setting: None });
+        if self
+            .deny_cidrs
+            .iter()
+            .any(|c| c.contains(ip) || c.contains(canonical))
+        {
+            return Err(Refusal {
+                rule: format!("address {ip} is on the deny list (SWITCHBOARD_SSRF_DENY_CIDRS)"),
+                setting: None,
+            });
         }
-        let Some(rule) = forbidden_by(ip) else { return Ok(()) };
-        if self.allow_cidrs.iter().any(|c| c.contains(ip) || c.contains(canonical)) {
+        let Some(rule) = forbidden_by(ip) else {
+            return Ok(());
+        };
+        if self
+            .allow_cidrs
+            .iter()
+            .any(|c| c.contains(ip) || c.contains(canonical))
+        {
             return Ok(());
         }
-        let net = if canonical.is_ipv4() { format!("{canonical}/32") } else { format!("{canonical}/128") };
+        let net = if canonical.is_ipv4() {
+            format!("{canonical}/32")
+        } else {
+            format!("{canonical}/128")
+        };
         Err(Refusal {
             rule: format!("address {ip} is {rule}"),
-            setting: Some(format!("SWITCHBOARD_SSRF_ALLOW_CIDRS={net} (or a wider range)")),
+            setting: Some(format!(
+                "SWITCHBOARD_SSRF_ALLOW_CIDRS={net} (or a wider range)"
+            )),
         })
     }
 }
@@ -206,24 +246,55 @@ mod tests {
     #[test]
     fn forbids_internal_ranges_and_embedded_forms() {
         for bad in [
-            "127.0.0.1", "10.1.2.3", "172.31.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-            "224.0.0.1", "255.255.255.255", "192.0.2.7", "::1", "::", "fe80::1", "fc00::1", "ff02::1",
-            "::ffff:127.0.0.1", "::127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::", "::ffff:169.254.169.254",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.31.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "192.0.2.7",
+            "::1",
+            "::",
+            "fe80::1",
+            "fc00::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::7f00:1",
+            "2002:7f00:1::",
+            "::ffff:169.254.169.254",
         ] {
             assert!(forbidden_by(ip(bad)).is_some(), "{bad} must be refused");
         }
-        for good in ["93.184.216.34", "1.1.1.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for good in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(forbidden_by(ip(good)).is_none(), "{good} must pass");
         }
-        assert_eq!(forbidden_by(ip("169.254.169.254")), Some("cloud metadata service"));
+        assert_eq!(
+            forbidden_by(ip("169.254.169.254")),
+            Some("cloud metadata service")
+        );
     }
 
     #[test]
     fn forbids_translated_teredo_and_site_local_forms() {
-        assert_eq!(embedded_v4("::ffff:0:7f00:1".parse().unwrap()), Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(
+            embedded_v4("::ffff:0:7f00:1".parse().unwrap()),
+            Some(Ipv4Addr::LOCALHOST)
+        );
         assert_eq!(forbidden_by(ip("::ffff:0:7f00:1")), Some("loopback"));
         assert_eq!(forbidden_by(ip("::ffff:0:808:808")), None);
-        assert_eq!(forbidden_by(ip("2001:0:4136:e378:8000:63bf:3fff:fdd2")), Some("Teredo tunnel"));
+        assert_eq!(
+            forbidden_by(ip("2001:0:4136:e378:8000:63bf:3fff:fdd2")),
+            Some("Teredo tunnel")
+        );
         assert_eq!(forbidden_by(ip("fec0::1")), Some("site-local (deprecated)"));
         assert_eq!(forbidden_by(ip("2001:2::1")), Some("benchmarking"));
         assert_eq!(forbidden_by(ip("255.255.255.255")), Some("broadcast"));
@@ -242,7 +313,12 @@ mod tests {
         assert!(policy.check_ip(ip("::ffff:127.0.0.1")).is_ok());
         assert!(policy.check_ip(ip("10.0.0.5")).is_ok());
         let refusal = policy.check_ip(ip("10.0.1.5")).unwrap_err();
-        assert!(refusal.to_string().contains("SWITCHBOARD_SSRF_ALLOW_CIDRS=10.0.1.5/32"), "{refusal}");
+        assert!(
+            refusal
+                .to_string()
+                .contains("SWITCHBOARD_SSRF_ALLOW_CIDRS=10.0.1.5/32"),
+            "{refusal}"
+        );
         assert!(policy.check_ip(ip("1.1.1.1")).is_err());
         assert!(policy.check_host("api.internal.example.").is_err());
         assert!(policy.check_host("example.com").is_ok());

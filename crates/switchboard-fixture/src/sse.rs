@@ -211,7 +211,10 @@ pub async fn serve_sse(
 }
 
 fn router(fixture: Fixture, ct: CancellationToken) -> Router {
-    session_router(Arc::new(move |session_ct| fixture.serve_duplex(session_ct)), ct)
+    session_router(
+        Arc::new(move |session_ct| fixture.serve_duplex(session_ct)),
+        ct,
+    )
 }
 
 /// Starts a legacy HTTP+SSE fixture on `127.0.0.1:0` in the background;

@@ -34,7 +34,12 @@ impl Drop for SessionStream {
 }
 
 /// `GET /sse[/{name}]`.
-pub(crate) async fn open(State(hub): State<Hub>, ConnectInfo(peer): ConnectInfo<SocketAddr>, name: Option<Path<String>>, headers: HeaderMap) -> Response {
+pub(crate) async fn open(
+    State(hub): State<Hub>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    name: Option<Path<String>>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = check_origin(hub.config(), &headers, peer) {
         return r;
     }
@@ -45,11 +50,24 @@ pub(crate) async fn open(State(hub): State<Hub>, ConnectInfo(peer): ConnectInfo<
         Ok(s) => s,
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     };
-    let guard = session.attach_stream().expect("a new session's stream is free");
-    let endpoint = sse::encode(Some("endpoint"), None, &format!("/messages?sessionId={}", session.id));
-    let state = SessionStream { hub, session, guard };
+    let guard = session
+        .attach_stream()
+        .expect("a new session's stream is free");
+    let endpoint = sse::encode(
+        Some("endpoint"),
+        None,
+        &format!("/messages?sessionId={}", session.id),
+    );
+    let state = SessionStream {
+        hub,
+        session,
+        guard,
+    };
     let messages = stream::unfold(state, |mut st| async move {
-        st.guard.recv().await.map(|m| (Bytes::from(sse::encode(Some("message"), None, &m)), st))
+        st.guard
+            .recv()
+            .await
+            .map(|m| (Bytes::from(sse::encode(Some("message"), None, &m)), st))
     });
     with_keepalive_raw(stream::iter([Bytes::from(endpoint)]).chain(messages))
 }
@@ -61,7 +79,13 @@ pub(crate) struct SessionQuery {
 }
 
 /// `POST /messages?sessionId=...`: one message in, `202 Accepted` out; replies go on the stream.
-pub(crate) async fn message(State(hub): State<Hub>, ConnectInfo(peer): ConnectInfo<SocketAddr>, Query(q): Query<SessionQuery>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn message(
+    State(hub): State<Hub>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(q): Query<SessionQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Err(r) = check_origin(hub.config(), &headers, peer) {
         return r;
     }

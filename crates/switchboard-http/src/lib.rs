@@ -30,22 +30,44 @@ pub const MAX_BODY: usize = 16 * 1024 * 1024;
 /// The MCP service with the seed's internal management routes (`/healthcheck`,
 /// `/list-remote-proxies`, `/add-remote-proxies`, `/remote-proxies`).
 pub fn mcp_service(hub: Hub, api: ApiState) -> Router {
-    mcp_router(hub).merge(api::seed::mcp_routes().layer(DefaultBodyLimit::max(1 << 20)).with_state(api))
+    mcp_router(hub).merge(
+        api::seed::mcp_routes()
+            .layer(DefaultBodyLimit::max(1 << 20))
+            .with_state(api),
+    )
 }
 
 /// The main service: health, the REST API v1 and the seed's `/api/mcp/*` routes.
 pub fn main_service(api: ApiState) -> Router {
     let hub = api.control.hub().clone();
-    let management = api::v1::routes().merge(api::seed::main_routes()).layer(DefaultBodyLimit::max(1 << 20)).with_state(api);
+    let management = api::v1::routes()
+        .merge(api::seed::main_routes())
+        .layer(DefaultBodyLimit::max(1 << 20))
+        .with_state(api);
     main_router(hub).merge(management)
 }
 
 /// The MCP service: `/mcp`, `/mcp/{name}`, `/sse`, `/sse/{name}`, `/messages`.
 pub fn mcp_router(hub: Hub) -> Router {
     Router::new()
-        .route("/mcp", get(streamable::get).post(streamable::post).delete(streamable::delete))
-        .route("/mcp/", get(streamable::get).post(streamable::post).delete(streamable::delete))
-        .route("/mcp/{name}", get(streamable::get).post(streamable::post).delete(streamable::delete))
+        .route(
+            "/mcp",
+            get(streamable::get)
+                .post(streamable::post)
+                .delete(streamable::delete),
+        )
+        .route(
+            "/mcp/",
+            get(streamable::get)
+                .post(streamable::post)
+                .delete(streamable::delete),
+        )
+        .route(
+            "/mcp/{name}",
+            get(streamable::get)
+                .post(streamable::post)
+                .delete(streamable::delete),
+        )
         .route("/sse", get(legacy_sse::open))
         .route("/sse/{name}", get(legacy_sse::open))
         .route("/messages", post(legacy_sse::message))
@@ -61,7 +83,9 @@ pub fn main_router(hub: Hub) -> Router {
 }
 
 fn health_routes() -> Router<Hub> {
-    Router::new().route("/health", get(health)).route("/ready", get(ready))
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
 }
 
 async fn health() -> impl IntoResponse {
@@ -75,14 +99,21 @@ async fn ready(State(hub): State<Hub>) -> impl IntoResponse {
 }
 
 /// Serves `router` on `listener` until `shutdown` fires.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::warn!(message = "Cannot set TCP_NODELAY.", error = %e);
         }
     });
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
 }

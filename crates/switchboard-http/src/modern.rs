@@ -11,7 +11,11 @@ const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 
 /// A request without a session that names the stateless revision (header or `_meta`).
 pub(crate) fn is_modern(headers: &HeaderMap, env: &Envelope<'_>) -> bool {
-    if headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok()) == Some(MODERN_VERSION) {
+    if headers
+        .get("mcp-protocol-version")
+        .and_then(|v| v.to_str().ok())
+        == Some(MODERN_VERSION)
+    {
         return true;
     }
     meta_version(env).is_some()
@@ -24,19 +28,37 @@ fn meta_version(env: &Envelope<'_>) -> Option<String> {
 }
 
 fn mismatch(id: &str, what: &str) -> Response {
-    let body = switchboard_core::jsonrpc::error_message(id, HEADER_MISMATCH, &format!("Header mismatch: {what}"), None);
-    (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    let body = switchboard_core::jsonrpc::error_message(
+        id,
+        HEADER_MISMATCH,
+        &format!("Header mismatch: {what}"),
+        None,
+    );
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// Checks `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` against the body.
 pub(crate) fn check_headers(headers: &HeaderMap, env: &Envelope<'_>) -> Result<(), Response> {
     let id = env.id_text();
     let mismatch = |what: &str| mismatch(id, what);
-    let get = |name: &str| headers.get(name).map(|v| v.to_str().map(decode_header_value));
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().map(decode_header_value))
+    };
     let body_version = meta_version(env);
     match (get("mcp-protocol-version"), &body_version) {
-        (Some(Ok(Some(h))), Some(b)) if &h != b => return Err(mismatch("MCP-Protocol-Version differs from _meta")),
-        (Some(Ok(None)) | Some(Err(_)), _) => return Err(mismatch("MCP-Protocol-Version is malformed")),
+        (Some(Ok(Some(h))), Some(b)) if &h != b => {
+            return Err(mismatch("MCP-Protocol-Version differs from _meta"));
+        }
+        (Some(Ok(None)) | Some(Err(_)), _) => {
+            return Err(mismatch("MCP-Protocol-Version is malformed"));
+        }
         (None, _) => return Err(mismatch("MCP-Protocol-Version header is required")),
         _ => {}
     }
@@ -51,7 +73,10 @@ pub(crate) fn check_headers(headers: &HeaderMap, env: &Envelope<'_>) -> Result<(
         _ => None,
     };
     if let Some(field) = named {
-        let body = env.params.and_then(|p| Fields::parse(p.get())).and_then(|f| f.get_str(field).map(|v| v.into_owned()));
+        let body = env
+            .params
+            .and_then(|p| Fields::parse(p.get()))
+            .and_then(|f| f.get_str(field).map(|v| v.into_owned()));
         match (get("mcp-name"), body) {
             (Some(Ok(Some(h))), Some(b)) if h == b => {}
             (None, _) => return Err(mismatch("Mcp-Name header is required")),
@@ -63,7 +88,10 @@ pub(crate) fn check_headers(headers: &HeaderMap, env: &Envelope<'_>) -> Result<(
 
 /// Header values may be sent as `=?base64?<b64>?=`; anything else is taken as is.
 fn decode_header_value(v: &str) -> Option<String> {
-    match v.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) {
+    match v
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="))
+    {
         Some(b64) => base64_decode(b64).and_then(|b| String::from_utf8(b).ok()),
         None => Some(v.to_string()),
     }
@@ -95,23 +123,33 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 
 /// Gives a JSON error reply the status the stateless revision prescribes.
 pub(crate) async fn with_status(resp: Response) -> Response {
-    let is_json = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     if !is_json || resp.status() != StatusCode::OK {
         return resp;
     }
     let (parts, body) = resp.into_parts();
-    let Ok(bytes) = to_bytes(body, usize::MAX).await else { return StatusCode::INTERNAL_SERVER_ERROR.into_response() };
-    let status = std::str::from_utf8(&bytes).ok().and_then(|t| Envelope::parse(t).ok()).and_then(|env| {
-        let err = Fields::parse(env.error?.get())?;
-        let code: i64 = err.get("code")?.get().parse().ok()?;
-        let message = err.get_str("message").unwrap_or_default();
-        Some(match code {
-            HEADER_MISMATCH | MISSING_CAPABILITY | UNSUPPORTED_VERSION => StatusCode::BAD_REQUEST,
-            code::INVALID_PARAMS if message.contains("_meta") => StatusCode::BAD_REQUEST,
-            code::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
-            _ => StatusCode::OK,
-        })
-    });
+    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let status = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|t| Envelope::parse(t).ok())
+        .and_then(|env| {
+            let err = Fields::parse(env.error?.get())?;
+            let code: i64 = err.get("code")?.get().parse().ok()?;
+            let message = err.get_str("message").unwrap_or_default();
+            Some(match code {
+                HEADER_MISMATCH | MISSING_CAPABILITY | UNSUPPORTED_VERSION => {
+                    StatusCode::BAD_REQUEST
+                }
+                code::INVALID_PARAMS if message.contains("_meta") => StatusCode::BAD_REQUEST,
+                code::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+                _ => StatusCode::OK,
+            })
+        });
     let mut resp = Response::from_parts(parts, axum::body::Body::from(bytes));
     *resp.status_mut() = status.unwrap_or(StatusCode::OK);
     resp
@@ -123,7 +161,10 @@ mod tests {
 
     #[test]
     fn decodes_base64_header_values() {
-        assert_eq!(decode_header_value("=?base64?aMOpbGxv?=").as_deref(), Some("héllo"));
+        assert_eq!(
+            decode_header_value("=?base64?aMOpbGxv?=").as_deref(),
+            Some("héllo")
+        );
         assert_eq!(decode_header_value("plain").as_deref(), Some("plain"));
     }
 }

@@ -28,28 +28,51 @@ fn is_loopback(host: &str) -> bool {
 
 fn forbidden(message: String) -> Response {
     let body = error_message("null", code::INVALID_REQUEST, &message, None);
-    (StatusCode::FORBIDDEN, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// `Err(403)` when the request's `Origin` or `Host` is not acceptable.
-pub(crate) fn check_origin(config: &HubConfig, headers: &HeaderMap, peer: SocketAddr) -> Result<(), Response> {
-    let request_host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(host_of).unwrap_or("");
-    let allowed = |list: &[String], v: &str| list.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(v));
-    if peer.ip().is_loopback() && !request_host.is_empty() && !is_loopback(request_host) && !allowed(&config.allowed_hosts, request_host) {
+pub(crate) fn check_origin(
+    config: &HubConfig,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> Result<(), Response> {
+    let request_host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(host_of)
+        .unwrap_or("");
+    let allowed =
+        |list: &[String], v: &str| list.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(v));
+    if peer.ip().is_loopback()
+        && !request_host.is_empty()
+        && !is_loopback(request_host)
+        && !allowed(&config.allowed_hosts, request_host)
+    {
         return Err(forbidden(format!(
             "Forbidden: host {request_host:?} is not allowed for a local client; add it with --allowed-hosts"
         )));
     }
-    let Some(origin) = headers.get(header::ORIGIN) else { return Ok(()) };
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
     let origin = origin.to_str().unwrap_or("");
     let authority = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
     let origin_host = host_of(authority);
     let ok = allowed(&config.allowed_origins, origin)
-        || (!origin_host.is_empty() && (is_loopback(origin_host) || origin_host.eq_ignore_ascii_case(request_host)));
+        || (!origin_host.is_empty()
+            && (is_loopback(origin_host) || origin_host.eq_ignore_ascii_case(request_host)));
     if ok {
         Ok(())
     } else {
-        Err(forbidden(format!("Forbidden: origin {origin:?} is not allowed; add it with --allowed-origins")))
+        Err(forbidden(format!(
+            "Forbidden: origin {origin:?} is not allowed; add it with --allowed-origins"
+        )))
     }
 }
 
@@ -76,23 +99,60 @@ mod tests {
     #[test]
     fn origins_pass_when_loopback_same_host_or_allowed() {
         let cfg = HubConfig::default();
-        assert!(check(&cfg, Some("http://localhost:3000"), "127.0.0.1:5011", LOCAL));
-        assert!(check(&cfg, Some("http://[::1]:80"), "127.0.0.1:5011", LOCAL));
-        assert!(check(&cfg, Some("https://hub.example"), "hub.example", REMOTE));
-        assert!(!check(&cfg, Some("https://evil.example"), "127.0.0.1:5011", LOCAL));
+        assert!(check(
+            &cfg,
+            Some("http://localhost:3000"),
+            "127.0.0.1:5011",
+            LOCAL
+        ));
+        assert!(check(
+            &cfg,
+            Some("http://[::1]:80"),
+            "127.0.0.1:5011",
+            LOCAL
+        ));
+        assert!(check(
+            &cfg,
+            Some("https://hub.example"),
+            "hub.example",
+            REMOTE
+        ));
+        assert!(!check(
+            &cfg,
+            Some("https://evil.example"),
+            "127.0.0.1:5011",
+            LOCAL
+        ));
         assert!(!check(&cfg, Some("null"), "127.0.0.1:5011", LOCAL));
         assert!(check(&cfg, None, "127.0.0.1:5011", LOCAL));
-        let cfg = HubConfig { allowed_origins: vec!["https://app.example".into()], ..HubConfig::default() };
-        assert!(check(&cfg, Some("https://app.example"), "127.0.0.1:5011", LOCAL));
+        let cfg = HubConfig {
+            allowed_origins: vec!["https://app.example".into()],
+            ..HubConfig::default()
+        };
+        assert!(check(
+            &cfg,
+            Some("https://app.example"),
+            "127.0.0.1:5011",
+            LOCAL
+        ));
     }
 
     #[test]
     fn loopback_clients_must_use_loopback_or_allowed_hosts() {
         let cfg = HubConfig::default();
-        assert!(!check(&cfg, None, "rebind.evil.example:5011", LOCAL), "DNS rebinding");
+        assert!(
+            !check(&cfg, None, "rebind.evil.example:5011", LOCAL),
+            "DNS rebinding"
+        );
         assert!(check(&cfg, None, "localhost:5011", LOCAL));
-        assert!(check(&cfg, None, "hub.internal:5011", REMOTE), "remote clients are not host-checked");
-        let cfg = HubConfig { allowed_hosts: vec!["hub.internal".into()], ..HubConfig::default() };
+        assert!(
+            check(&cfg, None, "hub.internal:5011", REMOTE),
+            "remote clients are not host-checked"
+        );
+        let cfg = HubConfig {
+            allowed_hosts: vec!["hub.internal".into()],
+            ..HubConfig::default()
+        };
         assert!(check(&cfg, None, "hub.internal:5011", LOCAL));
     }
 }

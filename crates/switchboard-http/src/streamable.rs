@@ -6,8 +6,8 @@
 //! `DELETE` ends the session.
 
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +39,11 @@ fn view_for(hub: &Hub, name: Option<&str>) -> Result<View, Response> {
     })
 }
 
-fn session_for(hub: &Hub, headers: &HeaderMap, view: &View) -> Result<Arc<ClientSession>, Response> {
+fn session_for(
+    hub: &Hub,
+    headers: &HeaderMap,
+    view: &View,
+) -> Result<Arc<ClientSession>, Response> {
     let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
         return Err(rpc_error(
             StatusCode::BAD_REQUEST,
@@ -49,17 +53,29 @@ fn session_for(hub: &Hub, headers: &HeaderMap, view: &View) -> Result<Arc<Client
     };
     match hub.session(id) {
         Some(s) if &s.view == view => Ok(s),
-        _ => Err(rpc_error(StatusCode::NOT_FOUND, code::INVALID_REQUEST, "Session not found; initialize a new session")),
+        _ => Err(rpc_error(
+            StatusCode::NOT_FOUND,
+            code::INVALID_REQUEST,
+            "Session not found; initialize a new session",
+        )),
     }
 }
 
 fn check_version(headers: &HeaderMap) -> Result<(), Response> {
-    match headers.get(VERSION_HEADER).map(|v| v.to_str().unwrap_or("")) {
-        Some(v) if !SUPPORTED_VERSIONS.contains(&v) && v != switchboard_hub::MODERN_VERSION => Err(rpc_error(
-            StatusCode::BAD_REQUEST,
-            code::INVALID_REQUEST,
-            &format!("Bad Request: unsupported MCP-Protocol-Version {v:?}; supported: {}", SUPPORTED_VERSIONS.join(", ")),
-        )),
+    match headers
+        .get(VERSION_HEADER)
+        .map(|v| v.to_str().unwrap_or(""))
+    {
+        Some(v) if !SUPPORTED_VERSIONS.contains(&v) && v != switchboard_hub::MODERN_VERSION => {
+            Err(rpc_error(
+                StatusCode::BAD_REQUEST,
+                code::INVALID_REQUEST,
+                &format!(
+                    "Bad Request: unsupported MCP-Protocol-Version {v:?}; supported: {}",
+                    SUPPORTED_VERSIONS.join(", ")
+                ),
+            ))
+        }
         _ => Ok(()),
     }
 }
@@ -81,7 +97,11 @@ pub(crate) async fn post(
     };
     // `Vec::from(Bytes)` reuses the buffer when nothing else holds it.
     let Ok(text) = String::from_utf8(Vec::from(body)) else {
-        return rpc_error(StatusCode::BAD_REQUEST, code::PARSE_ERROR, "Parse error: body is not UTF-8");
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            code::PARSE_ERROR,
+            "Parse error: body is not UTF-8",
+        );
     };
     let env = match Envelope::parse(&text) {
         Ok(env) => env,
@@ -89,7 +109,8 @@ pub(crate) async fn post(
     };
     let kind = env.kind().unwrap_or(Kind::Notification);
     let is_init = kind == Kind::Request && env.method() == "initialize";
-    if !is_init && headers.get(SESSION_HEADER).is_none() && crate::modern::is_modern(&headers, &env) {
+    if !is_init && headers.get(SESSION_HEADER).is_none() && crate::modern::is_modern(&headers, &env)
+    {
         if let Err(r) = crate::modern::check_headers(&headers, &env) {
             return r;
         }
@@ -104,7 +125,13 @@ pub(crate) async fn post(
     let (session, new_session) = if is_init {
         match hub.create_session(view, STREAM_CAPACITY) {
             Ok(s) => (s, true),
-            Err(e) => return rpc_error(StatusCode::SERVICE_UNAVAILABLE, code::INTERNAL_ERROR, &e.to_string()),
+            Err(e) => {
+                return rpc_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    code::INTERNAL_ERROR,
+                    &e.to_string(),
+                );
+            }
         }
     } else {
         if let Err(r) = check_version(&headers) {
@@ -121,7 +148,10 @@ pub(crate) async fn post(
     }
     let mut resp = answer(hub, session.clone(), text).await;
     if new_session {
-        resp.headers_mut().insert(SESSION_HEADER, HeaderValue::from_str(&session.id).expect("hex id is a valid header"));
+        resp.headers_mut().insert(
+            SESSION_HEADER,
+            HeaderValue::from_str(&session.id).expect("hex id is a valid header"),
+        );
     }
     resp
 }
@@ -159,7 +189,11 @@ fn json_or_nothing(reply: Option<String>) -> Response {
 }
 
 /// Events already queued, then the rest while the request runs, then its answer.
-fn stream_rest(first: Option<String>, rx: mpsc::Receiver<String>, fut: Handling) -> impl Stream<Item = String> + Send {
+fn stream_rest(
+    first: Option<String>,
+    rx: mpsc::Receiver<String>,
+    fut: Handling,
+) -> impl Stream<Item = String> + Send {
     enum St {
         Running(mpsc::Receiver<String>, Handling),
         Draining(mpsc::Receiver<String>, Option<String>),
@@ -186,8 +220,11 @@ fn stream_rest(first: Option<String>, rx: mpsc::Receiver<String>, fut: Handling)
     head.chain(tail)
 }
 
-pub(crate) fn event_stream_response(messages: impl Stream<Item = String> + Send + 'static) -> Response {
-    let body = messages.map(|m| Ok::<_, Infallible>(Bytes::from(sse::encode(Some("message"), None, &m))));
+pub(crate) fn event_stream_response(
+    messages: impl Stream<Item = String> + Send + 'static,
+) -> Response {
+    let body =
+        messages.map(|m| Ok::<_, Infallible>(Bytes::from(sse::encode(Some("message"), None, &m))));
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
@@ -197,7 +234,12 @@ pub(crate) fn event_stream_response(messages: impl Stream<Item = String> + Send 
 }
 
 /// `GET /mcp[/{name}]`: the session's stream of unsolicited messages.
-pub(crate) async fn get(State(hub): State<Hub>, ConnectInfo(peer): ConnectInfo<SocketAddr>, name: Option<Path<String>>, headers: HeaderMap) -> Response {
+pub(crate) async fn get(
+    State(hub): State<Hub>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    name: Option<Path<String>>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = check_origin(hub.config(), &headers, peer) {
         return r;
     }
@@ -206,7 +248,11 @@ pub(crate) async fn get(State(hub): State<Hub>, ConnectInfo(peer): ConnectInfo<S
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/event-stream") || a.contains("*/*"));
     if !accepts_sse {
-        return rpc_error(StatusCode::NOT_ACCEPTABLE, code::INVALID_REQUEST, "Not Acceptable: GET needs Accept: text/event-stream");
+        return rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            code::INVALID_REQUEST,
+            "Not Acceptable: GET needs Accept: text/event-stream",
+        );
     }
     let view = match view_for(&hub, name.as_deref().map(String::as_str)) {
         Ok(v) => v,
@@ -217,7 +263,11 @@ pub(crate) async fn get(State(hub): State<Hub>, ConnectInfo(peer): ConnectInfo<S
         Err(r) => return r,
     };
     let Some(guard) = session.attach_stream() else {
-        return rpc_error(StatusCode::CONFLICT, code::INVALID_REQUEST, "Conflict: this session already has a GET stream open");
+        return rpc_error(
+            StatusCode::CONFLICT,
+            code::INVALID_REQUEST,
+            "Conflict: this session already has a GET stream open",
+        );
     };
     let messages = stream::unfold(guard, |mut g| async move { g.recv().await.map(|m| (m, g)) });
     with_keepalive(messages)
@@ -230,10 +280,14 @@ pub(crate) fn with_keepalive(messages: impl Stream<Item = String> + Send + 'stat
 
 /// An event stream of pre-encoded events, with keep-alive comments, ending with `events`.
 pub(crate) fn with_keepalive_raw(events: impl Stream<Item = Bytes> + Send + 'static) -> Response {
-    let ticks = tokio_stream_interval(Duration::from_secs(15)).map(|_| Bytes::from_static(b": keepalive\n\n"));
-    let merged = stream::select(events.map(Some).chain(stream::iter([None])), ticks.map(Some))
-        .take_while(|x| std::future::ready(x.is_some()))
-        .map(|x| Ok::<_, Infallible>(x.expect("filtered")));
+    let ticks = tokio_stream_interval(Duration::from_secs(15))
+        .map(|_| Bytes::from_static(b": keepalive\n\n"));
+    let merged = stream::select(
+        events.map(Some).chain(stream::iter([None])),
+        ticks.map(Some),
+    )
+    .take_while(|x| std::future::ready(x.is_some()))
+    .map(|x| Ok::<_, Infallible>(x.expect("filtered")));
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
@@ -243,23 +297,38 @@ pub(crate) fn with_keepalive_raw(events: impl Stream<Item = Bytes> + Send + 'sta
 }
 
 fn tokio_stream_interval(period: Duration) -> impl Stream<Item = ()> + Send {
-    stream::unfold(tokio::time::interval_at(tokio::time::Instant::now() + period, period), |mut iv| async move {
-        iv.tick().await;
-        Some(((), iv))
-    })
+    stream::unfold(
+        tokio::time::interval_at(tokio::time::Instant::now() + period, period),
+        |mut iv| async move {
+            iv.tick().await;
+            Some(((), iv))
+        },
+    )
 }
 
 /// `DELETE /mcp[/{name}]`: ends the session.
-pub(crate) async fn delete(State(hub): State<Hub>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+pub(crate) async fn delete(
+    State(hub): State<Hub>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = check_origin(hub.config(), &headers, peer) {
         return r;
     }
     let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
-        return rpc_error(StatusCode::BAD_REQUEST, code::INVALID_REQUEST, "Bad Request: missing Mcp-Session-Id header");
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            code::INVALID_REQUEST,
+            "Bad Request: missing Mcp-Session-Id header",
+        );
     };
     if hub.close_session(id) {
         StatusCode::OK.into_response()
     } else {
-        rpc_error(StatusCode::NOT_FOUND, code::INVALID_REQUEST, "Session not found")
+        rpc_error(
+            StatusCode::NOT_FOUND,
+            code::INVALID_REQUEST,
+            "Session not found",
+        )
     }
 }

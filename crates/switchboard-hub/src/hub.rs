@@ -128,7 +128,12 @@ impl Hub {
     /// Creates an empty hub and starts its event loop and session sweeper.
     pub fn new(config: HubConfig) -> Hub {
         let (tx, rx) = mpsc::unbounded_channel();
-        let merged = Merged::build(&BTreeMap::new(), &BTreeMap::new(), &Overrides::new(), &config.separator);
+        let merged = Merged::build(
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            &Overrides::new(),
+            &config.separator,
+        );
         let hub = Hub {
             inner: Arc::new(HubInner {
                 config,
@@ -145,8 +150,15 @@ impl Hub {
                 cancel: CancellationToken::new(),
             }),
         };
-        tokio::spawn(event_loop(Arc::downgrade(&hub.inner), rx, hub.inner.cancel.clone()));
-        tokio::spawn(sweep_sessions(Arc::downgrade(&hub.inner), hub.inner.cancel.clone()));
+        tokio::spawn(event_loop(
+            Arc::downgrade(&hub.inner),
+            rx,
+            hub.inner.cancel.clone(),
+        ));
+        tokio::spawn(sweep_sessions(
+            Arc::downgrade(&hub.inner),
+            hub.inner.cancel.clone(),
+        ));
         hub
     }
 
@@ -157,28 +169,42 @@ impl Hub {
 
     /// Adds and starts a server. Fails if the name is taken by a server or a group.
     pub async fn add_server(&self, spec: ServerSpec) -> Result<(), HubError> {
-        validate_server_name(&spec.name, &self.inner.config.separator).map_err(HubError::Invalid)?;
+        validate_server_name(&spec.name, &self.inner.config.separator)
+            .map_err(HubError::Invalid)?;
         let _guard = self.inner.control.lock().await;
         let current = self.inner.upstreams.load_full();
         if current.contains_key(&spec.name) || self.inner.groups.load().contains_key(&spec.name) {
             return Err(HubError::Conflict(spec.name));
         }
-        let up = Upstream::start(spec.clone(), self.inner.client_for(&spec), self.inner.config.upstream.clone(), self.inner.events.clone());
+        let up = Upstream::start(
+            spec.clone(),
+            self.inner.client_for(&spec),
+            self.inner.config.upstream.clone(),
+            self.inner.events.clone(),
+        );
         let mut next = (*current).clone();
         next.insert(up.name().to_string(), up);
         self.inner.upstreams.store(Arc::new(next));
-        self.inner.settled.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.inner
+            .settled
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         self.inner.rebuild();
         Ok(())
     }
 
     /// Waits (at most `startup_grace`) while any server is connecting for the first time.
     pub(crate) async fn settle_startup(&self) {
-        if self.inner.settled.load(std::sync::atomic::Ordering::Relaxed) {
+        if self
+            .inner
+            .settled
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
             return;
         }
         if self.wait_settled(self.inner.config.startup_grace).await {
-            self.inner.settled.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.inner
+                .settled
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         // A server that just became ready may not be in the snapshot yet: rebuild now
         // rather than wait for the event loop.
@@ -211,7 +237,18 @@ impl Hub {
 
     /// Replaces the group definitions (members only, no tool filter).
     pub async fn set_groups(&self, groups: BTreeMap<String, Vec<String>>) -> Result<(), HubError> {
-        let defs = groups.into_iter().map(|(g, members)| (g, GroupDef { members, tools: None })).collect();
+        let defs = groups
+            .into_iter()
+            .map(|(g, members)| {
+                (
+                    g,
+                    GroupDef {
+                        members,
+                        tools: None,
+                    },
+                )
+            })
+            .collect();
         self.set_group_defs(defs).await
     }
 
@@ -263,21 +300,31 @@ impl Hub {
             let Some(old) = current.get(&spec.name).cloned() else {
                 return Err(HubError::NotFound(spec.name));
             };
-            let up = Upstream::start(spec.clone(), self.inner.client_for(&spec), self.inner.config.upstream.clone(), self.inner.events.clone());
+            let up = Upstream::start(
+                spec.clone(),
+                self.inner.client_for(&spec),
+                self.inner.config.upstream.clone(),
+                self.inner.events.clone(),
+            );
             let mut next = (*current).clone();
             next.insert(up.name().to_string(), up);
             self.inner.upstreams.store(Arc::new(next));
             self.inner.rebuild();
             old
         };
-        self.inner.notify_list_changed(old.name(), &ListKind::ALL, false);
+        self.inner
+            .notify_list_changed(old.name(), &ListKind::ALL, false);
         old.stop().await;
         Ok(())
     }
 
     /// Restarts a server with its current configuration.
     pub async fn restart_server(&self, name: &str) -> Result<(), HubError> {
-        let spec = self.upstream(name).ok_or_else(|| HubError::NotFound(name.to_string()))?.spec().clone();
+        let spec = self
+            .upstream(name)
+            .ok_or_else(|| HubError::NotFound(name.to_string()))?
+            .spec()
+            .clone();
         self.replace_server(spec).await
     }
 
@@ -303,14 +350,24 @@ impl Hub {
 
     /// Status of every server, in name order.
     pub fn servers(&self) -> Vec<ServerStatus> {
-        self.inner.upstreams.load().values().map(server_status).collect()
+        self.inner
+            .upstreams
+            .load()
+            .values()
+            .map(server_status)
+            .collect()
     }
 
     /// Waits until no server is still starting, or `timeout` passes. True if all settled.
     pub async fn wait_settled(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let pending = self.inner.upstreams.load().values().any(|u| u.status().state == State::Starting);
+            let pending = self
+                .inner
+                .upstreams
+                .load()
+                .values()
+                .any(|u| u.status().state == State::Starting);
             if !pending {
                 return true;
             }
@@ -325,14 +382,22 @@ impl Hub {
     pub fn resolve_view(&self, segment: Option<&str>) -> Option<View> {
         match segment {
             None | Some("") => Some(View::All),
-            Some(name) if self.inner.groups.load().contains_key(name) => Some(View::Group(name.to_string())),
-            Some(name) if self.inner.upstreams.load().contains_key(name) => Some(View::Server(name.to_string())),
+            Some(name) if self.inner.groups.load().contains_key(name) => {
+                Some(View::Group(name.to_string()))
+            }
+            Some(name) if self.inner.upstreams.load().contains_key(name) => {
+                Some(View::Server(name.to_string()))
+            }
             _ => None,
         }
     }
 
     /// Opens a session for `view`; its stream buffers up to `capacity` messages.
-    pub fn create_session(&self, view: View, capacity: usize) -> Result<Arc<ClientSession>, HubError> {
+    pub fn create_session(
+        &self,
+        view: View,
+        capacity: usize,
+    ) -> Result<Arc<ClientSession>, HubError> {
         let session = Arc::new(ClientSession::new(random_id(), view, capacity));
         let mut sessions = self.inner.sessions.lock().expect("sessions lock");
         if sessions.len() >= self.inner.config.max_sessions {
@@ -346,18 +411,30 @@ impl Hub {
     pub fn stateless_session(&self, view: View) -> Arc<ClientSession> {
         let mut session = ClientSession::new(String::new(), view, 1);
         session.modern = true;
-        session.initialized.store(true, std::sync::atomic::Ordering::Relaxed);
+        session
+            .initialized
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         Arc::new(session)
     }
 
     /// A live session by id.
     pub fn session(&self, id: &str) -> Option<Arc<ClientSession>> {
-        self.inner.sessions.lock().expect("sessions lock").get(id).cloned()
+        self.inner
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .get(id)
+            .cloned()
     }
 
     /// Ends a session: cancels what it has in flight. True if it existed.
     pub fn close_session(&self, id: &str) -> bool {
-        let removed = self.inner.sessions.lock().expect("sessions lock").remove(id);
+        let removed = self
+            .inner
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .remove(id);
         match removed {
             Some(s) => {
                 close(&s);
@@ -370,7 +447,14 @@ impl Hub {
 
     /// Closes a client's own upstream sessions (servers in `per-client` mode).
     fn release_client(&self, id: &str) {
-        let ups: Vec<Upstream> = self.inner.upstreams.load().values().filter(|u| u.client_sessions() > 0).cloned().collect();
+        let ups: Vec<Upstream> = self
+            .inner
+            .upstreams
+            .load()
+            .values()
+            .filter(|u| u.client_sessions() > 0)
+            .cloned()
+            .collect();
         for up in ups {
             let id = id.to_string();
             tokio::spawn(async move { up.release_client(&id).await });
@@ -385,7 +469,14 @@ impl Hub {
     /// Stops every upstream (stdio process groups included) and closes every session.
     pub async fn shutdown(&self) {
         self.inner.cancel.cancel();
-        let sessions: Vec<_> = self.inner.sessions.lock().expect("sessions lock").drain().map(|(_, s)| s).collect();
+        let sessions: Vec<_> = self
+            .inner
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .drain()
+            .map(|(_, s)| s)
+            .collect();
         for s in sessions {
             close(&s);
         }
@@ -404,7 +495,11 @@ async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: impl Iterat
     let mut pinned: Vec<std::pin::Pin<Box<F>>> = set.into_iter().map(Box::pin).collect();
     std::future::poll_fn(|cx| {
         pinned.retain_mut(|f| f.as_mut().poll(cx).is_pending());
-        if pinned.is_empty() { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+        if pinned.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
     })
     .await;
 }
@@ -427,7 +522,10 @@ fn server_status(u: &Upstream) -> ServerStatus {
         prompts: cat.prompts.len(),
         resources: cat.resources.len(),
         last_error: st.last_error,
-        uptime_secs: st.ready_since.and_then(|t| SystemTime::now().duration_since(t).ok()).map(|d| d.as_secs()),
+        uptime_secs: st
+            .ready_since
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .map(|d| d.as_secs()),
         restarts: st.restarts,
         pid: st.pid,
         protocol: u.info().map(|i| i.protocol_version.clone()),
@@ -444,12 +542,22 @@ impl HubInner {
     }
 
     pub(crate) fn rebuild(&self) {
-        let merged = Merged::build(&self.upstreams.load(), &self.groups.load(), &self.overrides.load(), &self.config.separator);
+        let merged = Merged::build(
+            &self.upstreams.load(),
+            &self.groups.load(),
+            &self.overrides.load(),
+            &self.config.separator,
+        );
         self.merged.store(Arc::new(merged));
     }
 
     pub(crate) fn all_sessions(&self) -> Vec<Arc<ClientSession>> {
-        self.sessions.lock().expect("sessions lock").values().cloned().collect()
+        self.sessions
+            .lock()
+            .expect("sessions lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Tells every initialized session that can see `server` that its lists changed.
@@ -482,27 +590,49 @@ impl HubInner {
         let after = self.groups.load();
         for s in self.all_sessions() {
             let View::Group(g) = &s.view else { continue };
-            if before.get(g) != after.get(g) && s.initialized.load(std::sync::atomic::Ordering::Relaxed) {
-                s.push(notification_message("notifications/tools/list_changed", None));
-                s.push(notification_message("notifications/prompts/list_changed", None));
-                s.push(notification_message("notifications/resources/list_changed", None));
+            if before.get(g) != after.get(g)
+                && s.initialized.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                s.push(notification_message(
+                    "notifications/tools/list_changed",
+                    None,
+                ));
+                s.push(notification_message(
+                    "notifications/prompts/list_changed",
+                    None,
+                ));
+                s.push(notification_message(
+                    "notifications/resources/list_changed",
+                    None,
+                ));
             }
         }
     }
 
     fn forward_notification(&self, server: &str, method: &str, text: String) {
         let merged = self.merged.load();
-        let uri = if method == "notifications/resources/updated" { updated_uri(&text) } else { None };
+        let uri = if method == "notifications/resources/updated" {
+            updated_uri(&text)
+        } else {
+            None
+        };
         for s in self.all_sessions() {
-            if !merged.in_view(&s.view, server) || !s.initialized.load(std::sync::atomic::Ordering::Relaxed) {
+            if !merged.in_view(&s.view, server)
+                || !s.initialized.load(std::sync::atomic::Ordering::Relaxed)
+            {
                 continue;
             }
             match &uri {
                 Some(u) => {
-                    let exported = if matches!(s.view, View::Server(_)) { None } else { merged.exported_uri(server, u) };
+                    let exported = if matches!(s.view, View::Server(_)) {
+                        None
+                    } else {
+                        merged.exported_uri(server, u)
+                    };
                     let shown = exported.unwrap_or(u);
                     if s.subscriptions.lock().expect("subs lock").contains(shown) {
-                        let params = format!(r#"{{"uri":{}}}"#, switchboard_core::jsonrpc::quote(shown));
+                        let params =
+                            format!(r#"{{"uri":{}}}"#, switchboard_core::jsonrpc::quote(shown));
                         s.push(notification_message(method, Some(&params)));
                     }
                 }
@@ -520,7 +650,11 @@ fn updated_uri(text: &str) -> Option<String> {
     fields.get_str("uri").map(|u| u.into_owned())
 }
 
-async fn event_loop(hub: std::sync::Weak<HubInner>, mut rx: mpsc::UnboundedReceiver<HubEvent>, cancel: CancellationToken) {
+async fn event_loop(
+    hub: std::sync::Weak<HubInner>,
+    mut rx: mpsc::UnboundedReceiver<HubEvent>,
+    cancel: CancellationToken,
+) {
     loop {
         let first = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -549,32 +683,53 @@ async fn event_loop(hub: std::sync::Weak<HubInner>, mut rx: mpsc::UnboundedRecei
         for ev in batch {
             match ev {
                 HubEvent::CatalogChanged { .. } => {}
-                HubEvent::Notification { server, method, text } => hub.forward_notification(&server, &method, text),
-                HubEvent::ServerRequest { server, text } => refuse_server_request(&hub, &server, &text),
-                HubEvent::ClientMessage { client, conn, text, is_request, .. } => {
-                    deliver_to_client(Hub { inner: hub.clone() }, &client, conn, text, is_request)
+                HubEvent::Notification {
+                    server,
+                    method,
+                    text,
+                } => hub.forward_notification(&server, &method, text),
+                HubEvent::ServerRequest { server, text } => {
+                    refuse_server_request(&hub, &server, &text)
                 }
+                HubEvent::ClientMessage {
+                    client,
+                    conn,
+                    text,
+                    is_request,
+                    ..
+                } => deliver_to_client(Hub { inner: hub.clone() }, &client, conn, text, is_request),
             }
         }
     }
 }
 
 /// A per-client upstream session spoke outside any call: only its own client hears it.
-fn deliver_to_client(hub: Hub, client: &str, conn: Arc<switchboard_upstream::Connection>, text: String, is_request: bool) {
-    let Some(session) = hub.session(client) else { return };
+fn deliver_to_client(
+    hub: Hub,
+    client: &str,
+    conn: Arc<switchboard_upstream::Connection>,
+    text: String,
+    is_request: bool,
+) {
+    let Some(session) = hub.session(client) else {
+        return;
+    };
     if !is_request {
         session.push(text);
         return;
     }
     tokio::spawn(async move {
         let sink = session.sender().clone();
-        hub.forward_server_request(&session, &conn, text, &sink).await;
+        hub.forward_server_request(&session, &conn, text, &sink)
+            .await;
     });
 }
 
 /// A server request that no in-flight call claimed has no client to go to: refuse it.
 fn refuse_server_request(hub: &HubInner, server: &str, text: &str) {
-    let Ok(env) = switchboard_core::jsonrpc::Envelope::parse(text) else { return };
+    let Ok(env) = switchboard_core::jsonrpc::Envelope::parse(text) else {
+        return;
+    };
     let reply = error_message(
         env.id_text(),
         switchboard_core::jsonrpc::code::METHOD_NOT_FOUND,

@@ -32,7 +32,10 @@ impl Rendered {
 
     /// Items `[from, to)` as a list result, with `next_cursor` when given.
     pub fn page(&self, from: usize, to: usize, next_cursor: Option<&str>) -> String {
-        let body = match (self.items.get(from), to.checked_sub(1).and_then(|last| self.items.get(last))) {
+        let body = match (
+            self.items.get(from),
+            to.checked_sub(1).and_then(|last| self.items.get(last)),
+        ) {
             (Some(a), Some(b)) if from < to => &self.full[a.0..b.1],
             _ => "",
         };
@@ -109,7 +112,11 @@ pub struct Entry {
 
 impl Entry {
     fn named(&self, kind: ListKind) -> &[Named] {
-        if kind == ListKind::Tools { &self.tools } else { &self.prompts }
+        if kind == ListKind::Tools {
+            &self.tools
+        } else {
+            &self.prompts
+        }
     }
 }
 
@@ -154,13 +161,29 @@ impl Merged {
         overrides: &Overrides,
         sep: &str,
     ) -> Merged {
-        let mut entries: Vec<Entry> = upstreams.iter().map(|(name, up)| entry(name, up, overrides)).collect();
+        let mut entries: Vec<Entry> = upstreams
+            .iter()
+            .map(|(name, up)| entry(name, up, overrides))
+            .collect();
         let tools = name_table(&mut entries, ListKind::Tools, sep);
         let prompts = name_table(&mut entries, ListKind::Prompts, sep);
         let resources = uri_table(&mut entries);
-        let index = entries.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect();
+        let index = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name.clone(), i))
+            .collect();
         let generation = NEXT_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Merged { entries, index, groups: groups.clone(), tools, prompts, resources, rendered: Mutex::new(HashMap::new()), generation }
+        Merged {
+            entries,
+            index,
+            groups: groups.clone(),
+            tools,
+            prompts,
+            resources,
+            rendered: Mutex::new(HashMap::new()),
+            generation,
+        }
     }
 
     /// The entry of server `name`.
@@ -173,21 +196,30 @@ impl Merged {
         match view {
             View::All => true,
             View::Server(s) => s == server,
-            View::Group(g) => self.groups.get(g).is_some_and(|d| d.members.iter().any(|x| x == server)),
+            View::Group(g) => self
+                .groups
+                .get(g)
+                .is_some_and(|d| d.members.iter().any(|x| x == server)),
         }
     }
 
     /// True when the group filter of `view` lets exported tool `name` through.
     fn tool_allowed(&self, view: &View, name: &str) -> bool {
         match view {
-            View::Group(g) => self.groups.get(g).and_then(|d| d.tools.as_ref()).is_none_or(|set| set.contains(name)),
+            View::Group(g) => self
+                .groups
+                .get(g)
+                .and_then(|d| d.tools.as_ref())
+                .is_none_or(|set| set.contains(name)),
             _ => true,
         }
     }
 
     fn visible<'a>(&'a self, view: &View) -> impl Iterator<Item = &'a Entry> + 'a {
         let view = view.clone();
-        self.entries.iter().filter(move |e| self.in_view(&view, &e.name))
+        self.entries
+            .iter()
+            .filter(move |e| self.in_view(&view, &e.name))
     }
 
     /// The rendered list with the byte range of each item, cached per (view, list).
@@ -197,7 +229,10 @@ impl Merged {
             return hit.clone();
         }
         let rendered = Arc::new(self.render_uncached(view, kind));
-        self.rendered.lock().expect("render cache").insert(key, rendered.clone());
+        self.rendered
+            .lock()
+            .expect("render cache")
+            .insert(key, rendered.clone());
         rendered
     }
 
@@ -250,7 +285,11 @@ impl Merged {
             }
         }
         out.push_str("]}");
-        Rendered { full: Arc::from(out), field: kind.field(), items }
+        Rendered {
+            full: Arc::from(out),
+            field: kind.field(),
+            items,
+        }
     }
 
     /// Resolves a tool or prompt name as exported in `view`.
@@ -262,24 +301,40 @@ impl Merged {
                 (entry, &entry.named(kind)[i])
             }
             _ => {
-                let table = if kind == ListKind::Tools { &self.tools } else { &self.prompts };
+                let table = if kind == ListKind::Tools {
+                    &self.tools
+                } else {
+                    &self.prompts
+                };
                 let r = table.get(name)?;
                 let entry = &self.entries[r.entry];
-                if !self.in_view(view, &entry.name) || (kind == ListKind::Tools && !self.tool_allowed(view, name)) {
+                if !self.in_view(view, &entry.name)
+                    || (kind == ListKind::Tools && !self.tool_allowed(view, name))
+                {
                     return None;
                 }
                 (entry, &entry.named(kind)[r.item])
             }
         };
         let item = &entry.catalog.list(kind)[named.item];
-        Some(Target { entry, item: Some(item), original: item.key.clone() })
+        Some(Target {
+            entry,
+            item: Some(item),
+            original: item.key.clone(),
+        })
     }
 
     /// Original name -> exported (prefixed) name of a server's visible tools or prompts.
     pub fn exported_names(&self, server: &str, kind: ListKind) -> HashMap<String, String> {
-        let Some(entry) = self.entry(server) else { return HashMap::new() };
+        let Some(entry) = self.entry(server) else {
+            return HashMap::new();
+        };
         let list = entry.catalog.list(kind);
-        entry.named(kind).iter().map(|n| (list[n.item].key.clone(), n.exported.clone())).collect()
+        entry
+            .named(kind)
+            .iter()
+            .map(|n| (list[n.item].key.clone(), n.exported.clone()))
+            .collect()
     }
 
     /// Resolves a resource URI as exported in `view`: listed URIs, rewritten URIs, then
@@ -291,7 +346,11 @@ impl Merged {
             let entry = &self.entries[r.entry];
             if self.in_view(view, &entry.name) {
                 let item = &entry.catalog.resources[r.item];
-                return Some(Target { entry, item: Some(item), original: item.key.clone() });
+                return Some(Target {
+                    entry,
+                    item: Some(item),
+                    original: item.key.clone(),
+                });
             }
         }
         if let Some(rest) = uri.strip_prefix(URI_PREFIX)
@@ -299,12 +358,20 @@ impl Merged {
             && let Some(entry) = self.entry(server)
             && self.in_view(view, server)
         {
-            return Some(Target { entry, item: None, original: original.to_string() });
+            return Some(Target {
+                entry,
+                item: None,
+                original: original.to_string(),
+            });
         }
         let visible: Vec<&Entry> = self.visible(view).collect();
         for entry in &visible {
             if let Some(&i) = entry.uri_index.get(uri) {
-                return Some(Target { entry, item: Some(&entry.catalog.resources[i]), original: uri.to_string() });
+                return Some(Target {
+                    entry,
+                    item: Some(&entry.catalog.resources[i]),
+                    original: uri.to_string(),
+                });
             }
         }
         // Longest matching template prefix wins.
@@ -312,20 +379,31 @@ impl Merged {
         for entry in &visible {
             for t in entry.catalog.templates.iter() {
                 let prefix = t.key.split('{').next().unwrap_or("");
-                if !prefix.is_empty() && uri.starts_with(prefix) && best.is_none_or(|(_, len)| prefix.len() > len) {
+                if !prefix.is_empty()
+                    && uri.starts_with(prefix)
+                    && best.is_none_or(|(_, len)| prefix.len() > len)
+                {
                     best = Some((entry, prefix.len()));
                 }
             }
         }
         if let Some((entry, _)) = best {
-            return Some(Target { entry, item: None, original: uri.to_string() });
+            return Some(Target {
+                entry,
+                item: None,
+                original: uri.to_string(),
+            });
         }
         let with_resources: Vec<&&Entry> = visible
             .iter()
             .filter(|e| e.upstream.info().is_some_and(|i| i.has("resources")))
             .collect();
         match with_resources.as_slice() {
-            [only] => Some(Target { entry: only, item: None, original: uri.to_string() }),
+            [only] => Some(Target {
+                entry: only,
+                item: None,
+                original: uri.to_string(),
+            }),
             _ => None,
         }
     }
@@ -352,7 +430,12 @@ fn rename(raw: &str, key: &str, new: &str) -> String {
 }
 
 /// Applies an override's name and description to an item's JSON.
-fn apply_override(raw: &str, local: &str, renamed: bool, description: Option<&str>) -> Option<String> {
+fn apply_override(
+    raw: &str,
+    local: &str,
+    renamed: bool,
+    description: Option<&str>,
+) -> Option<String> {
     if !renamed && description.is_none() {
         return None;
     }
@@ -390,12 +473,25 @@ fn entry(name: &str, up: &Upstream, overrides: &Overrides) -> Entry {
             let local = rename.clone().unwrap_or_else(|| item.key.clone());
             let description = ov.and_then(|o| o.description.as_deref());
             let raw_local = apply_override(item.raw.get(), &local, rename.is_some(), description);
-            local_index.entry((kind, local.clone())).or_insert(named_lists[slot].len());
-            named_lists[slot].push(Named { item: i, local, exported: String::new(), raw_local });
+            local_index
+                .entry((kind, local.clone()))
+                .or_insert(named_lists[slot].len());
+            named_lists[slot].push(Named {
+                item: i,
+                local,
+                exported: String::new(),
+                raw_local,
+            });
         }
     }
     let [tools, prompts] = named_lists;
-    let uri_index = catalog.resources.iter().enumerate().map(|(i, r)| (r.key.clone(), i)).rev().collect();
+    let uri_index = catalog
+        .resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.key.clone(), i))
+        .rev()
+        .collect();
     Entry {
         name: name.to_string(),
         upstream: up.clone(),
@@ -422,7 +518,11 @@ fn name_table(entries: &mut [Entry], kind: ListKind, sep: &str) -> HashMap<Strin
     let mut table = HashMap::with_capacity(names.len());
     for (name, r) in names.into_iter().zip(refs) {
         let entry = &mut entries[r.entry];
-        let list = if kind == ListKind::Tools { &mut entry.tools } else { &mut entry.prompts };
+        let list = if kind == ListKind::Tools {
+            &mut entry.tools
+        } else {
+            &mut entry.prompts
+        };
         list[r.item].exported = name.clone();
         table.insert(name, r);
     }
@@ -438,8 +538,11 @@ fn uri_table(entries: &mut [Entry]) -> HashMap<String, ItemRef> {
             *count.entry(item.key.as_str()).or_default() += 1;
         }
     }
-    let collided: std::collections::HashSet<String> =
-        count.into_iter().filter(|(_, n)| *n > 1).map(|(k, _)| k.to_string()).collect();
+    let collided: std::collections::HashSet<String> = count
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(k, _)| k.to_string())
+        .collect();
     let mut table = HashMap::new();
     for (e, entry) in entries.iter_mut().enumerate() {
         let uris: Vec<String> = entry
@@ -455,7 +558,9 @@ fn uri_table(entries: &mut [Entry]) -> HashMap<String, ItemRef> {
             })
             .collect();
         for (i, uri) in uris.iter().enumerate() {
-            table.entry(uri.clone()).or_insert(ItemRef { entry: e, item: i });
+            table
+                .entry(uri.clone())
+                .or_insert(ItemRef { entry: e, item: i });
         }
         entry.resource_uris = uris;
     }

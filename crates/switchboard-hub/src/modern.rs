@@ -3,7 +3,9 @@
 //! hub adds what a modern client expects to their results.
 
 use serde_json::Value;
-use switchboard_core::jsonrpc::{Envelope, Fields, Splice, code, error_message, object_append_point, quote, result_message};
+use switchboard_core::jsonrpc::{
+    Envelope, Fields, Splice, code, error_message, object_append_point, quote, result_message,
+};
 
 use crate::hub::Hub;
 use crate::session::{ClientInfo, ClientSession};
@@ -26,22 +28,55 @@ pub const UNSUPPORTED_VERSION: i64 = -32022;
 
 /// Checks a modern request's `_meta` and records the client's declarations on its session.
 /// Returns the error reply when the request cannot be served.
-pub(crate) fn prelude(session: &ClientSession, id: &str, params: Option<&Fields<'_>>) -> Result<(), String> {
-    let meta = params.and_then(|p| p.get("_meta")).and_then(|m| Fields::parse(m.get()));
+pub(crate) fn prelude(
+    session: &ClientSession,
+    id: &str,
+    params: Option<&Fields<'_>>,
+) -> Result<(), String> {
+    let meta = params
+        .and_then(|p| p.get("_meta"))
+        .and_then(|m| Fields::parse(m.get()));
     let Some(meta) = meta else {
-        return Err(error_message(id, code::INVALID_PARAMS, &format!("missing params._meta[{META_VERSION:?}]"), None));
+        return Err(error_message(
+            id,
+            code::INVALID_PARAMS,
+            &format!("missing params._meta[{META_VERSION:?}]"),
+            None,
+        ));
     };
     let Some(version) = meta.get_str(META_VERSION) else {
-        return Err(error_message(id, code::INVALID_PARAMS, &format!("missing _meta[{META_VERSION:?}]"), None));
+        return Err(error_message(
+            id,
+            code::INVALID_PARAMS,
+            &format!("missing _meta[{META_VERSION:?}]"),
+            None,
+        ));
     };
     if version != MODERN_VERSION {
-        let data = format!(r#"{{"supported":[{}],"requested":{}}}"#, quote(MODERN_VERSION), quote(&version));
-        return Err(error_message(id, UNSUPPORTED_VERSION, &format!("unsupported protocol version {version:?}"), Some(&data)));
+        let data = format!(
+            r#"{{"supported":[{}],"requested":{}}}"#,
+            quote(MODERN_VERSION),
+            quote(&version)
+        );
+        return Err(error_message(
+            id,
+            UNSUPPORTED_VERSION,
+            &format!("unsupported protocol version {version:?}"),
+            Some(&data),
+        ));
     }
     let Some(caps) = meta.get(META_CAPABILITIES) else {
-        return Err(error_message(id, code::INVALID_PARAMS, &format!("missing _meta[{META_CAPABILITIES:?}]"), None));
+        return Err(error_message(
+            id,
+            code::INVALID_PARAMS,
+            &format!("missing _meta[{META_CAPABILITIES:?}]"),
+            None,
+        ));
     };
-    let parse = |raw: Option<&serde_json::value::RawValue>| raw.and_then(|r| serde_json::from_str(r.get()).ok()).unwrap_or(Value::Null);
+    let parse = |raw: Option<&serde_json::value::RawValue>| {
+        raw.and_then(|r| serde_json::from_str(r.get()).ok())
+            .unwrap_or(Value::Null)
+    };
     let _ = session.client.set(ClientInfo {
         protocol_version: MODERN_VERSION.to_string(),
         capabilities: parse(Some(caps)),
@@ -52,15 +87,26 @@ pub(crate) fn prelude(session: &ClientSession, id: &str, params: Option<&Fields<
 
 /// Methods 2026-07-28 removed: a stateless client gets "method not found" for them.
 pub(crate) fn removed(method: &str) -> bool {
-    matches!(method, "initialize" | "ping" | "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe")
+    matches!(
+        method,
+        "initialize"
+            | "ping"
+            | "logging/setLevel"
+            | "resources/subscribe"
+            | "resources/unsubscribe"
+    )
 }
 
 /// Adds `resultType` (and, for lists, `ttlMs`/`cacheScope`) to a result that lacks them, and
 /// gives "resource not found" the code 2026-07-28 uses.
 pub(crate) fn finish(reply: String, method: &str) -> String {
-    let Ok(env) = Envelope::parse(&reply) else { return reply };
+    let Ok(env) = Envelope::parse(&reply) else {
+        return reply;
+    };
     if let Some(err) = env.error {
-        let legacy_not_found = Fields::parse(err.get()).and_then(|f| f.get("code")).is_some_and(|c| c.get() == "-32002");
+        let legacy_not_found = Fields::parse(err.get())
+            .and_then(|f| f.get("code"))
+            .is_some_and(|c| c.get() == "-32002");
         if legacy_not_found && let Some(c) = Fields::parse(err.get()).and_then(|f| f.get("code")) {
             let mut sp = Splice::new();
             sp.replace(&reply, c.get(), code::INVALID_PARAMS.to_string());
@@ -68,13 +114,25 @@ pub(crate) fn finish(reply: String, method: &str) -> String {
         }
         return reply;
     }
-    let Some(result) = env.result else { return reply };
-    let Some(fields) = Fields::parse(result.get()) else { return reply };
+    let Some(result) = env.result else {
+        return reply;
+    };
+    let Some(fields) = Fields::parse(result.get()) else {
+        return reply;
+    };
     let mut extra = String::new();
     if fields.get("resultType").is_none() {
         extra.push_str(r#""resultType":"complete""#);
     }
-    let cacheable = matches!(method, "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" | "resources/read" | "server/discover");
+    let cacheable = matches!(
+        method,
+        "tools/list"
+            | "prompts/list"
+            | "resources/list"
+            | "resources/templates/list"
+            | "resources/read"
+            | "server/discover"
+    );
     if cacheable && fields.get("ttlMs").is_none() {
         push_field(&mut extra, r#""ttlMs":0"#);
     }
@@ -86,17 +144,28 @@ pub(crate) fn finish(reply: String, method: &str) -> String {
         return reply;
     }
     let raw = result.get();
-    let Some((at, has_members)) = object_append_point(raw) else { return reply };
+    let Some((at, has_members)) = object_append_point(raw) else {
+        return reply;
+    };
     let offset = switchboard_core::jsonrpc::span_of(&reply, raw).start;
     let mut sp = Splice::new();
-    sp.insert(offset + at, if has_members { format!(",{extra}") } else { extra });
+    sp.insert(
+        offset + at,
+        if has_members {
+            format!(",{extra}")
+        } else {
+            extra
+        },
+    );
     sp.apply(&reply)
 }
 
 /// A request's `_meta` as a legacy upstream session should see it: without the stateless
 /// protocol's keys, and with the progress token replaced by the hub's own.
 pub(crate) fn upstream_meta(meta: &str, progress: Option<u64>) -> String {
-    let Some(fields) = Fields::parse(meta) else { return meta.to_string() };
+    let Some(fields) = Fields::parse(meta) else {
+        return meta.to_string();
+    };
     let mut out = String::with_capacity(meta.len());
     out.push('{');
     for (key, value) in &fields.entries {
@@ -120,7 +189,9 @@ pub(crate) fn upstream_meta(meta: &str, progress: Option<u64>) -> String {
 /// The capabilities of a session client that the hub can carry to a stateless upstream (it
 /// asks the client for real): sampling, elicitation and roots, as the client declared them.
 pub(crate) fn bridgeable_capabilities(session: &ClientSession) -> String {
-    let Some(caps) = session.client_info().map(|c| &c.capabilities) else { return "{}".into() };
+    let Some(caps) = session.client_info().map(|c| &c.capabilities) else {
+        return "{}".into();
+    };
     let mut out = serde_json::Map::new();
     for key in ["sampling", "elicitation", "roots"] {
         if let Some(v) = caps.get(key).filter(|v| !v.is_null()) {
@@ -132,7 +203,9 @@ pub(crate) fn bridgeable_capabilities(session: &ClientSession) -> String {
 
 /// A request's `_meta` with the hub's progress token and the given client capabilities.
 pub(crate) fn with_capabilities(meta: &str, progress: Option<u64>, caps: &str) -> String {
-    let Some(fields) = Fields::parse(meta) else { return meta.to_string() };
+    let Some(fields) = Fields::parse(meta) else {
+        return meta.to_string();
+    };
     let mut out = String::with_capacity(meta.len() + caps.len() + 64);
     out.push('{');
     for (key, value) in &fields.entries {
@@ -163,7 +236,12 @@ fn push_field(out: &mut String, field: &str) {
 impl Hub {
     /// `server/discover`: what the hub supports, for modern clients.
     pub(crate) fn discover(&self, session: &ClientSession, id: &str) -> String {
-        let versions = crate::router::SUPPORTED_VERSIONS.iter().chain([MODERN_VERSION].iter()).map(|v| quote(v)).collect::<Vec<_>>().join(",");
+        let versions = crate::router::SUPPORTED_VERSIONS
+            .iter()
+            .chain([MODERN_VERSION].iter())
+            .map(|v| quote(v))
+            .collect::<Vec<_>>()
+            .join(",");
         let result = format!(
             r#"{{"supportedVersions":[{versions}],"capabilities":{{"tools":{{"listChanged":true}},"prompts":{{"listChanged":true}},"resources":{{"subscribe":false,"listChanged":true}},"completions":{{}}}},"instructions":{},"ttlMs":0,"cacheScope":"private","resultType":"complete","_meta":{{"io.modelcontextprotocol/serverInfo":{{"name":"switchboard","title":"Switchboard MCP hub","version":{}}}}}}}"#,
             quote(&self.instructions_for(&session.view)),

@@ -47,10 +47,18 @@ impl Drop for Running {
 
 impl Running {
     /// Starts `conn.call(...)` in a task that reports through a channel.
-    pub(crate) fn start(conn: Arc<Connection>, up_id: u64, body: String, opts: switchboard_upstream::CallOptions) -> Running {
+    pub(crate) fn start(
+        conn: Arc<Connection>,
+        up_id: u64,
+        body: String,
+        opts: switchboard_upstream::CallOptions,
+    ) -> Running {
         let (tx, rx) = mpsc::channel(16);
         let (ev_tx, mut ev_rx) = mpsc::channel::<CallEvent>(64);
-        let opts = switchboard_upstream::CallOptions { events: Some(ev_tx), ..opts };
+        let opts = switchboard_upstream::CallOptions {
+            events: Some(ev_tx),
+            ..opts
+        };
         let task = tokio::spawn(async move {
             let call = conn.call(up_id, body, opts);
             tokio::pin!(call);
@@ -112,9 +120,23 @@ pub(crate) struct ParkedCalls {
 
 impl ParkedCalls {
     /// Parks a call; returns the `requestState` that resumes it.
-    pub(crate) fn park(&self, running: Running, conn: Arc<Connection>, asked: Vec<Ask>, server: String, progress_token: Option<String>) -> String {
+    pub(crate) fn park(
+        &self,
+        running: Running,
+        conn: Arc<Connection>,
+        asked: Vec<Ask>,
+        server: String,
+        progress_token: Option<String>,
+    ) -> String {
         let state = format!("sbrs1.{}", random_id());
-        let parked = Parked { running, conn, asked, server, progress_token, expires: Instant::now() + PARK_TTL };
+        let parked = Parked {
+            running,
+            conn,
+            asked,
+            server,
+            progress_token,
+            expires: Instant::now() + PARK_TTL,
+        };
         let mut map = self.map.lock().expect("parked lock");
         map.retain(|_, p| p.expires > Instant::now());
         map.insert(state.clone(), parked);
@@ -129,7 +151,10 @@ impl ParkedCalls {
 
     /// Drops expired parked calls (cancelling their upstream calls).
     pub(crate) fn purge(&self) {
-        self.map.lock().expect("parked lock").retain(|_, p| p.expires > Instant::now());
+        self.map
+            .lock()
+            .expect("parked lock")
+            .retain(|_, p| p.expires > Instant::now());
     }
 }
 
@@ -138,7 +163,9 @@ pub(crate) fn input_required(id: &str, asks: &[Ask], state: &str) -> String {
     let mut requests = String::from("{");
     for (i, ask) in asks.iter().enumerate() {
         let (key, text) = (&ask.key, &ask.text);
-        let Ok(env) = Envelope::parse(text) else { continue };
+        let Ok(env) = Envelope::parse(text) else {
+            continue;
+        };
         if i > 0 {
             requests.push(',');
         }
@@ -152,7 +179,10 @@ pub(crate) fn input_required(id: &str, asks: &[Ask], state: &str) -> String {
         requests.push('}');
     }
     requests.push('}');
-    let result = format!(r#"{{"resultType":"input_required","inputRequests":{requests},"requestState":{}}}"#, quote(state));
+    let result = format!(
+        r#"{{"resultType":"input_required","inputRequests":{requests},"requestState":{}}}"#,
+        quote(state)
+    );
     result_message(id, &result)
 }
 
@@ -161,9 +191,15 @@ pub(crate) fn input_required(id: &str, asks: &[Ask], state: &str) -> String {
 pub(crate) async fn answer(parked: &Parked, responses: Option<&Fields<'_>>) -> Vec<Ask> {
     let mut missing = Vec::new();
     for ask in &parked.asked {
-        match responses.and_then(|r| r.get(&ask.key)).filter(|v| v.get().trim_start().starts_with('{')) {
+        match responses
+            .and_then(|r| r.get(&ask.key))
+            .filter(|v| v.get().trim_start().starts_with('{'))
+        {
             Some(value) => {
-                let _ = parked.conn.send(result_message(&ask.upstream_id, value.get())).await;
+                let _ = parked
+                    .conn
+                    .send(result_message(&ask.upstream_id, value.get()))
+                    .await;
             }
             None => missing.push(ask.clone()),
         }
@@ -173,5 +209,10 @@ pub(crate) async fn answer(parked: &Parked, responses: Option<&Fields<'_>>) -> V
 
 /// An error reply for a retry whose `requestState` is unknown or expired.
 pub(crate) fn unknown_state(id: &str) -> String {
-    error_message(id, code::INVALID_PARAMS, "unknown or expired requestState: send the request again without it", None)
+    error_message(
+        id,
+        code::INVALID_PARAMS,
+        "unknown or expired requestState: send the request again without it",
+        None,
+    )
 }

@@ -16,9 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
 use crate::local;
+use crate::merged::{Entry, Merged};
 use crate::modern;
 use crate::mrtr;
-use crate::merged::{Entry, Merged};
 use crate::session::{ClientInfo, ClientSession, ForwardedRequest};
 use crate::view::View;
 
@@ -33,11 +33,23 @@ impl Hub {
     /// Handles one message from a client. Returns the response for a request (`None` for
     /// notifications, responses, and requests the client cancelled). Messages tied to the
     /// request (progress, server-to-client requests) go to `sink` before the response.
-    pub async fn handle(&self, session: &Arc<ClientSession>, text: &str, sink: &mpsc::Sender<String>) -> Option<String> {
+    pub async fn handle(
+        &self,
+        session: &Arc<ClientSession>,
+        text: &str,
+        sink: &mpsc::Sender<String>,
+    ) -> Option<String> {
         session.touch();
         let env = match Envelope::parse(text) {
             Ok(env) => env,
-            Err(e) => return Some(error_message(&salvage_id(text), e.code(), &e.to_string(), None)),
+            Err(e) => {
+                return Some(error_message(
+                    &salvage_id(text),
+                    e.code(),
+                    &e.to_string(),
+                    None,
+                ));
+            }
         };
         let params: Params<'_> = env.params.and_then(|p| Fields::parse(p.get()));
         match env.kind().ok()? {
@@ -63,7 +75,12 @@ impl Hub {
     ) -> Option<String> {
         let id = env.id_text();
         if env.params.is_some() && params.is_none() {
-            return Some(error_message(id, code::INVALID_PARAMS, "params must be an object", None));
+            return Some(error_message(
+                id,
+                code::INVALID_PARAMS,
+                "params must be an object",
+                None,
+            ));
         }
         if session.modern {
             if let Err(reply) = modern::prelude(session, id, params.as_ref()) {
@@ -71,7 +88,12 @@ impl Hub {
             }
             let method = env.method().to_string();
             if modern::removed(&method) {
-                return Some(error_message(id, code::METHOD_NOT_FOUND, &format!("method not found: {method} (removed in 2026-07-28)"), None));
+                return Some(error_message(
+                    id,
+                    code::METHOD_NOT_FOUND,
+                    &format!("method not found: {method} (removed in 2026-07-28)"),
+                    None,
+                ));
             }
             let reply = self.dispatch(session, text, env, params, sink).await?;
             return Some(modern::finish(reply, &method));
@@ -92,27 +114,61 @@ impl Hub {
             "server/discover" => self.discover(session, id),
             "initialize" => result_message(id, &self.initialize(session, params.as_ref())),
             "ping" => result_message(id, "{}"),
-            "tools/list" => self.list(session, id, params.as_ref(), ListKind::Tools).await,
-            "prompts/list" => self.list(session, id, params.as_ref(), ListKind::Prompts).await,
-            "resources/list" => self.list(session, id, params.as_ref(), ListKind::Resources).await,
-            "resources/templates/list" => self.list(session, id, params.as_ref(), ListKind::Templates).await,
-            "tools/call" => return self.call_named(session, text, env, params, ListKind::Tools, sink).await,
-            "prompts/get" => return self.call_named(session, text, env, params, ListKind::Prompts, sink).await,
+            "tools/list" => {
+                self.list(session, id, params.as_ref(), ListKind::Tools)
+                    .await
+            }
+            "prompts/list" => {
+                self.list(session, id, params.as_ref(), ListKind::Prompts)
+                    .await
+            }
+            "resources/list" => {
+                self.list(session, id, params.as_ref(), ListKind::Resources)
+                    .await
+            }
+            "resources/templates/list" => {
+                self.list(session, id, params.as_ref(), ListKind::Templates)
+                    .await
+            }
+            "tools/call" => {
+                return self
+                    .call_named(session, text, env, params, ListKind::Tools, sink)
+                    .await;
+            }
+            "prompts/get" => {
+                return self
+                    .call_named(session, text, env, params, ListKind::Prompts, sink)
+                    .await;
+            }
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
                 return self.call_uri(session, text, env, params, sink).await;
             }
             "completion/complete" => return self.complete(session, text, env, params, sink).await,
             "logging/setLevel" => self.set_level(session, env),
-            other => error_message(id, code::METHOD_NOT_FOUND, &format!("method not found: {other}"), None),
+            other => error_message(
+                id,
+                code::METHOD_NOT_FOUND,
+                &format!("method not found: {other}"),
+                None,
+            ),
         };
         Some(reply)
     }
 
     fn initialize(&self, session: &ClientSession, params: Option<&Fields<'_>>) -> String {
-        let requested = params.and_then(|p| p.get_str("protocolVersion")).unwrap_or_default();
-        let version = SUPPORTED_VERSIONS.iter().find(|v| **v == requested).copied().unwrap_or(LATEST_VERSION);
+        let requested = params
+            .and_then(|p| p.get_str("protocolVersion"))
+            .unwrap_or_default();
+        let version = SUPPORTED_VERSIONS
+            .iter()
+            .find(|v| **v == requested)
+            .copied()
+            .unwrap_or(LATEST_VERSION);
         let raw = |k: &str| -> Value {
-            params.and_then(|p| p.get(k)).and_then(|v| serde_json::from_str(v.get()).ok()).unwrap_or(Value::Null)
+            params
+                .and_then(|p| p.get(k))
+                .and_then(|v| serde_json::from_str(v.get()).ok())
+                .unwrap_or(Value::Null)
         };
         let _ = session.client.set(ClientInfo {
             protocol_version: version.to_string(),
@@ -131,13 +187,22 @@ impl Hub {
     pub(crate) fn instructions_for(&self, view: &View) -> String {
         match view {
             View::Server(s) => {
-                let own = self.upstream(s).and_then(|u| u.info()).and_then(|i| i.instructions.clone());
-                own.unwrap_or_else(|| format!("Tools of the MCP server {s:?}, served through Switchboard."))
+                let own = self
+                    .upstream(s)
+                    .and_then(|u| u.info())
+                    .and_then(|i| i.instructions.clone());
+                own.unwrap_or_else(|| {
+                    format!("Tools of the MCP server {s:?}, served through Switchboard.")
+                })
             }
             _ => {
                 let merged = self.inner.merged.load();
-                let names: Vec<&str> =
-                    merged.entries.iter().filter(|e| merged.in_view(view, &e.name)).map(|e| e.name.as_str()).collect();
+                let names: Vec<&str> = merged
+                    .entries
+                    .iter()
+                    .filter(|e| merged.in_view(view, &e.name))
+                    .map(|e| e.name.as_str())
+                    .collect();
                 format!(
                     "Switchboard hub in front of {} MCP server(s): {}. Tool and prompt names are prefixed with the server name and {:?}.",
                     names.len(),
@@ -148,14 +213,25 @@ impl Hub {
         }
     }
 
-    async fn list(&self, session: &ClientSession, id: &str, params: Option<&Fields<'_>>, kind: ListKind) -> String {
-        let cursor = params.and_then(|p| p.get("cursor")).filter(|c| c.get() != "null");
+    async fn list(
+        &self,
+        session: &ClientSession,
+        id: &str,
+        params: Option<&Fields<'_>>,
+        kind: ListKind,
+    ) -> String {
+        let cursor = params
+            .and_then(|p| p.get("cursor"))
+            .filter(|c| c.get() != "null");
         self.settle_startup().await;
         let merged = self.inner.merged.load();
         let page_size = self.config().page_size;
         let from = match cursor {
             None => 0,
-            Some(raw) => match serde_json::from_str::<&str>(raw.get()).ok().and_then(|c| parse_cursor(c, merged.generation)) {
+            Some(raw) => match serde_json::from_str::<&str>(raw.get())
+                .ok()
+                .and_then(|c| parse_cursor(c, merged.generation))
+            {
                 Some(offset) => offset,
                 None => {
                     let msg = "invalid or stale cursor: the list changed since it was issued; list again from the start";
@@ -167,7 +243,11 @@ impl Hub {
         if page_size == 0 && from == 0 {
             return result_message(id, &rendered.full);
         }
-        let size = if page_size == 0 { rendered.len() } else { page_size };
+        let size = if page_size == 0 {
+            rendered.len()
+        } else {
+            page_size
+        };
         let to = (from + size).min(rendered.len());
         let next = (to < rendered.len()).then(|| format!("sb1.{:x}.{:x}", merged.generation, to));
         result_message(id, &rendered.page(from, to, next.as_deref()))
@@ -176,12 +256,22 @@ impl Hub {
     fn set_level(&self, session: &ClientSession, env: &Envelope<'_>) -> String {
         let merged = self.inner.merged.load_full();
         let params = env.params.map(|p| p.get().to_string());
-        for entry in merged.entries.iter().filter(|e| merged.in_view(&session.view, &e.name)) {
+        for entry in merged
+            .entries
+            .iter()
+            .filter(|e| merged.in_view(&session.view, &e.name))
+        {
             let has_logging = entry.upstream.info().is_some_and(|i| i.has("logging"));
             if let (true, Ok(conn)) = (has_logging, entry.upstream.connection()) {
                 let params = params.clone();
                 tokio::spawn(async move {
-                    let _ = conn.request("logging/setLevel", params.as_deref(), std::time::Duration::from_secs(10)).await;
+                    let _ = conn
+                        .request(
+                            "logging/setLevel",
+                            params.as_deref(),
+                            std::time::Duration::from_secs(10),
+                        )
+                        .await;
                 });
             }
         }
@@ -199,13 +289,26 @@ impl Hub {
     ) -> Option<String> {
         let id = env.id_text();
         let Some(params) = params else {
-            return Some(error_message(id, code::INVALID_PARAMS, "missing params", None));
+            return Some(error_message(
+                id,
+                code::INVALID_PARAMS,
+                "missing params",
+                None,
+            ));
         };
         let Some(name) = params.get_str("name") else {
-            return Some(error_message(id, code::INVALID_PARAMS, "params.name must be a string", None));
+            return Some(error_message(
+                id,
+                code::INVALID_PARAMS,
+                "params.name must be a string",
+                None,
+            ));
         };
         if kind == ListKind::Tools && local::is_local_tool(&name) {
-            return Some(result_message(id, &local::call(self, &name).unwrap_or_default()));
+            return Some(result_message(
+                id,
+                &local::call(self, &name).unwrap_or_default(),
+            ));
         }
         let mut merged = self.inner.merged.load_full();
         if merged.resolve_name(&session.view, kind, &name).is_none() {
@@ -214,16 +317,35 @@ impl Hub {
             merged = self.inner.merged.load_full();
         }
         let Some(target) = merged.resolve_name(&session.view, kind, &name) else {
-            let what = if kind == ListKind::Tools { "tool" } else { "prompt" };
-            return Some(error_message(id, code::INVALID_PARAMS, &format!("unknown {what}: {name}"), None));
+            let what = if kind == ListKind::Tools {
+                "tool"
+            } else {
+                "prompt"
+            };
+            return Some(error_message(
+                id,
+                code::INVALID_PARAMS,
+                &format!("unknown {what}: {name}"),
+                None,
+            ));
         };
         let mut splice = Splice::new();
         if target.original != name {
-            splice.replace(text, params.get("name").expect("name was read").get(), quote(&target.original));
+            splice.replace(
+                text,
+                params.get("name").expect("name was read").get(),
+                quote(&target.original),
+            );
         }
-        let retry_safe = kind != ListKind::Tools || target.item.is_some_and(|t| t.read_only || t.idempotent);
-        let route = Route { entry: target.entry, retry_safe, uri_rewrite: None };
-        self.forward(session, text, env, Some(&params), splice, route, sink).await
+        let retry_safe =
+            kind != ListKind::Tools || target.item.is_some_and(|t| t.read_only || t.idempotent);
+        let route = Route {
+            entry: target.entry,
+            retry_safe,
+            uri_rewrite: None,
+        };
+        self.forward(session, text, env, Some(&params), splice, route, sink)
+            .await
     }
 
     async fn call_uri(
@@ -236,10 +358,20 @@ impl Hub {
     ) -> Option<String> {
         let id = env.id_text();
         let Some(params) = params else {
-            return Some(error_message(id, code::INVALID_PARAMS, "missing params", None));
+            return Some(error_message(
+                id,
+                code::INVALID_PARAMS,
+                "missing params",
+                None,
+            ));
         };
         let Some(uri) = params.get_str("uri") else {
-            return Some(error_message(id, code::INVALID_PARAMS, "params.uri must be a string", None));
+            return Some(error_message(
+                id,
+                code::INVALID_PARAMS,
+                "params.uri must be a string",
+                None,
+            ));
         };
         let merged = self.inner.merged.load_full();
         let Some(target) = merged.resolve_uri(&session.view, &uri) else {
@@ -247,17 +379,31 @@ impl Hub {
         };
         let method = env.method();
         if method == "resources/unsubscribe" && self.others_subscribed(session, &uri) {
-            session.subscriptions.lock().expect("subs lock").remove(uri.as_ref());
+            session
+                .subscriptions
+                .lock()
+                .expect("subs lock")
+                .remove(uri.as_ref());
             return Some(result_message(id, "{}"));
         }
         let mut splice = Splice::new();
         let rewritten = target.original != uri;
         if rewritten {
-            splice.replace(text, params.get("uri").expect("uri was read").get(), quote(&target.original));
+            splice.replace(
+                text,
+                params.get("uri").expect("uri was read").get(),
+                quote(&target.original),
+            );
         }
         let uri_rewrite = rewritten.then(|| (target.original.clone(), uri.to_string()));
-        let route = Route { entry: target.entry, retry_safe: true, uri_rewrite };
-        let reply = self.forward(session, text, env, Some(&params), splice, route, sink).await?;
+        let route = Route {
+            entry: target.entry,
+            retry_safe: true,
+            uri_rewrite,
+        };
+        let reply = self
+            .forward(session, text, env, Some(&params), splice, route, sink)
+            .await?;
         let ok = Envelope::parse(&reply).is_ok_and(|e| e.result.is_some());
         if ok {
             let mut subs = session.subscriptions.lock().expect("subs lock");
@@ -277,7 +423,14 @@ impl Hub {
     fn others_subscribed(&self, session: &ClientSession, uri: &str) -> bool {
         let _ = (session, uri);
         // Subscriptions on a shared upstream session are reference counted across clients.
-        self.sessions_subscribed_to(uri) > usize::from(session.subscriptions.lock().expect("subs lock").contains(uri))
+        self.sessions_subscribed_to(uri)
+            > usize::from(
+                session
+                    .subscriptions
+                    .lock()
+                    .expect("subs lock")
+                    .contains(uri),
+            )
     }
 
     async fn complete(
@@ -289,32 +442,69 @@ impl Hub {
         sink: &mpsc::Sender<String>,
     ) -> Option<String> {
         let id = env.id_text();
-        let reference = params.as_ref().and_then(|p| p.get("ref")).and_then(|r| Fields::parse(r.get()));
+        let reference = params
+            .as_ref()
+            .and_then(|p| p.get("ref"))
+            .and_then(|r| Fields::parse(r.get()));
         let Some(reference) = reference else {
-            return Some(error_message(id, code::INVALID_PARAMS, "params.ref must be an object", None));
+            return Some(error_message(
+                id,
+                code::INVALID_PARAMS,
+                "params.ref must be an object",
+                None,
+            ));
         };
         let merged = self.inner.merged.load_full();
         let kind = reference.get_str("type").unwrap_or_default();
         let (field, target) = match kind.as_ref() {
             "ref/prompt" => {
                 let name = reference.get_str("name").unwrap_or_default();
-                ("name", merged.resolve_name(&session.view, ListKind::Prompts, &name).map(|t| (t, name)))
+                (
+                    "name",
+                    merged
+                        .resolve_name(&session.view, ListKind::Prompts, &name)
+                        .map(|t| (t, name)),
+                )
             }
             "ref/resource" => {
                 let uri = reference.get_str("uri").unwrap_or_default();
-                ("uri", merged.resolve_uri(&session.view, &uri).map(|t| (t, uri)))
+                (
+                    "uri",
+                    merged.resolve_uri(&session.view, &uri).map(|t| (t, uri)),
+                )
             }
-            other => return Some(error_message(id, code::INVALID_PARAMS, &format!("unknown ref type {other:?}"), None)),
+            other => {
+                return Some(error_message(
+                    id,
+                    code::INVALID_PARAMS,
+                    &format!("unknown ref type {other:?}"),
+                    None,
+                ));
+            }
         };
         let Some((target, asked)) = target else {
-            return Some(error_message(id, code::INVALID_PARAMS, &format!("unknown {field} in ref"), None));
+            return Some(error_message(
+                id,
+                code::INVALID_PARAMS,
+                &format!("unknown {field} in ref"),
+                None,
+            ));
         };
         let mut splice = Splice::new();
         if target.original != asked {
-            splice.replace(text, reference.get(field).expect("field was read").get(), quote(&target.original));
+            splice.replace(
+                text,
+                reference.get(field).expect("field was read").get(),
+                quote(&target.original),
+            );
         }
-        let route = Route { entry: target.entry, retry_safe: true, uri_rewrite: None };
-        self.forward(session, text, env, params.as_ref(), splice, route, sink).await
+        let route = Route {
+            entry: target.entry,
+            retry_safe: true,
+            uri_rewrite: None,
+        };
+        self.forward(session, text, env, params.as_ref(), splice, route, sink)
+            .await
     }
 
     /// Sends the client's request to the route's upstream and relays everything back.
@@ -333,27 +523,56 @@ impl Hub {
         if session.modern
             && let Some(state) = params.and_then(|p| p.get_str("requestState"))
         {
-            return Some(self.resume(session, id, &state, params, sink, route.uri_rewrite.as_ref()).await);
+            return Some(
+                self.resume(
+                    session,
+                    id,
+                    &state,
+                    params,
+                    sink,
+                    route.uri_rewrite.as_ref(),
+                )
+                .await,
+            );
         }
         let server = route.entry.name.clone();
         let upstream = route.entry.upstream.clone();
         let conn = match upstream.connection_for(&session.id).await {
             Ok(c) => c,
-            Err(e) => return Some(error_message(id, code::INTERNAL_ERROR, &format!("server {server:?}: {e}"), None)),
+            Err(e) => {
+                return Some(error_message(
+                    id,
+                    code::INTERNAL_ERROR,
+                    &format!("server {server:?}: {e}"),
+                    None,
+                ));
+            }
         };
         let up_id = conn.next_id();
-        splice.replace(text, env.id.expect("requests have ids").get(), up_id.to_string());
+        splice.replace(
+            text,
+            env.id.expect("requests have ids").get(),
+            up_id.to_string(),
+        );
         let token = progress_token(params);
         let meta = params.and_then(|p| p.get("_meta"));
         match meta {
             // A legacy upstream session must not see the stateless protocol's own keys.
             Some(meta) if session.modern => {
-                splice.replace(text, meta.get(), modern::upstream_meta(meta.get(), token.map(|_| up_id)));
+                splice.replace(
+                    text,
+                    meta.get(),
+                    modern::upstream_meta(meta.get(), token.map(|_| up_id)),
+                );
             }
             // A stateless upstream learns what this client can be asked (the hub asks it).
             Some(meta) if conn.is_modern() => {
                 let caps = modern::bridgeable_capabilities(session);
-                splice.replace(text, meta.get(), modern::with_capabilities(meta.get(), token.map(|_| up_id), &caps));
+                splice.replace(
+                    text,
+                    meta.get(),
+                    modern::with_capabilities(meta.get(), token.map(|_| up_id), &caps),
+                );
             }
             None if conn.is_modern() => {
                 if let Some(p) = env.params
@@ -361,7 +580,10 @@ impl Hub {
                 {
                     let start = switchboard_core::jsonrpc::span_of(text, p.get()).start;
                     let caps = modern::bridgeable_capabilities(session);
-                    let member = format!(r#"{}"_meta":{{"io.modelcontextprotocol/clientCapabilities":{caps}}}"#, if has { "," } else { "" });
+                    let member = format!(
+                        r#"{}"_meta":{{"io.modelcontextprotocol/clientCapabilities":{caps}}}"#,
+                        if has { "," } else { "" }
+                    );
                     splice.insert(start + at, member);
                 }
             }
@@ -375,16 +597,40 @@ impl Hub {
 
         if session.modern {
             // Questions the upstream asks mid-call become multi-round-trip requests.
-            let opts = CallOptions { timeout: upstream.spec().timeout, events: None, retry_safe: route.retry_safe };
+            let opts = CallOptions {
+                timeout: upstream.spec().timeout,
+                events: None,
+                retry_safe: route.retry_safe,
+            };
             let running = mrtr::Running::start(conn.clone(), up_id, body, opts);
             let token = token.map(str::to_string);
-            return Some(self.drive(session, id, running, conn, server, token, sink, route.uri_rewrite.as_ref()).await);
+            return Some(
+                self.drive(
+                    session,
+                    id,
+                    running,
+                    conn,
+                    server,
+                    token,
+                    sink,
+                    route.uri_rewrite.as_ref(),
+                )
+                .await,
+            );
         }
         let retry_base = conn.is_modern().then(|| body.clone());
         let cancel = CancellationToken::new();
-        session.inflight.lock().expect("inflight lock").insert(id.to_string(), cancel.clone());
+        session
+            .inflight
+            .lock()
+            .expect("inflight lock")
+            .insert(id.to_string(), cancel.clone());
         let (ev_tx, mut ev_rx) = mpsc::channel::<CallEvent>(64);
-        let opts = CallOptions { timeout: upstream.spec().timeout, events: Some(ev_tx), retry_safe: route.retry_safe };
+        let opts = CallOptions {
+            timeout: upstream.spec().timeout,
+            events: Some(ev_tx),
+            retry_safe: route.retry_safe,
+        };
         let call = conn.call(up_id, body, opts);
         tokio::pin!(call);
         let outcome = loop {
@@ -403,9 +649,18 @@ impl Hub {
         if let (Some(base), Ok(reply)) = (retry_base, &outcome) {
             // A stateless upstream asks through `input_required`: ask the client for real.
             let timeout = upstream.spec().timeout;
-            outcome = self.bridge_input_required(session, &conn, base, reply.clone(), timeout, sink).await;
+            outcome = self
+                .bridge_input_required(session, &conn, base, reply.clone(), timeout, sink)
+                .await;
         }
-        Some(finish_call(outcome, id, &server, &conn, session, route.uri_rewrite.as_ref()))
+        Some(finish_call(
+            outcome,
+            id,
+            &server,
+            &conn,
+            session,
+            route.uri_rewrite.as_ref(),
+        ))
     }
 
     /// PROTOCOL.md §5.4: while a stateless upstream answers `input_required`, send each of its
@@ -421,19 +676,34 @@ impl Hub {
         sink: &mpsc::Sender<String>,
     ) -> Result<String, UpstreamError> {
         for _ in 0..8 {
-            let Some((requests, state)) = input_required_parts(&reply) else { return Ok(reply) };
+            let Some((requests, state)) = input_required_parts(&reply) else {
+                return Ok(reply);
+            };
             let mut answers = Vec::new();
             for (key, method, params) in requests {
-                let answer = self.ask_client(session, &method, params.as_deref(), timeout, sink).await?;
+                let answer = self
+                    .ask_client(session, &method, params.as_deref(), timeout, sink)
+                    .await?;
                 answers.push(format!("{}:{}", quote(&key), answer));
             }
             let up_id = conn.next_id();
-            let body = retry_body(&base, up_id, &format!("{{{}}}", answers.join(",")), state.as_deref())
-                .ok_or_else(|| UpstreamError::Protocol("cannot build the retry request".into()))?;
-            let opts = CallOptions { timeout, events: None, retry_safe: false };
+            let body = retry_body(
+                &base,
+                up_id,
+                &format!("{{{}}}", answers.join(",")),
+                state.as_deref(),
+            )
+            .ok_or_else(|| UpstreamError::Protocol("cannot build the retry request".into()))?;
+            let opts = CallOptions {
+                timeout,
+                events: None,
+                retry_safe: false,
+            };
             reply = conn.call(up_id, body, opts).await?;
         }
-        Err(UpstreamError::Protocol("the server kept asking for input after eight rounds".into()))
+        Err(UpstreamError::Protocol(
+            "the server kept asking for input after eight rounds".into(),
+        ))
     }
 
     /// Sends one request to the client and waits for its result (raw JSON).
@@ -452,13 +722,25 @@ impl Hub {
             _ => "",
         };
         if needed.is_empty() || !session.client_has(needed) {
-            return Err(UpstreamError::Protocol(format!("the server needs {method}, which this client did not declare")));
+            return Err(UpstreamError::Protocol(format!(
+                "the server needs {method}, which this client did not declare"
+            )));
         }
-        let n = session.next_forward.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = session
+            .next_forward
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let hub_id = quote(&format!("sb-{n}"));
         let (tx, rx) = tokio::sync::oneshot::channel();
-        session.forwarded.lock().expect("forwarded lock").insert(hub_id.clone(), ForwardedRequest::Local(tx));
-        let _ = sink.send(switchboard_core::jsonrpc::request_message(&hub_id, method, params)).await;
+        session
+            .forwarded
+            .lock()
+            .expect("forwarded lock")
+            .insert(hub_id.clone(), ForwardedRequest::Local(tx));
+        let _ = sink
+            .send(switchboard_core::jsonrpc::request_message(
+                &hub_id, method, params,
+            ))
+            .await;
         let answer = tokio::time::timeout(timeout, rx)
             .await
             .map_err(|_| UpstreamError::Timeout(timeout))?
@@ -466,8 +748,13 @@ impl Hub {
         let env = Envelope::parse(&answer).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
         match (env.result, env.error) {
             (Some(r), _) => Ok(r.get().to_string()),
-            (None, Some(e)) => Err(UpstreamError::Protocol(format!("the client refused {method}: {}", e.get()))),
-            _ => Err(UpstreamError::Protocol("the client's answer has no result".into())),
+            (None, Some(e)) => Err(UpstreamError::Protocol(format!(
+                "the client refused {method}: {}",
+                e.get()
+            ))),
+            _ => Err(UpstreamError::Protocol(
+                "the client's answer has no result".into(),
+            )),
         }
     }
 
@@ -487,20 +774,43 @@ impl Hub {
     ) -> String {
         let mut asks: Vec<mrtr::Ask> = Vec::new();
         loop {
-            let next = if asks.is_empty() { running.rx.recv().await } else { running.rx.try_recv().ok() };
+            let next = if asks.is_empty() {
+                running.rx.recv().await
+            } else {
+                running.rx.try_recv().ok()
+            };
             match next {
                 Some(mrtr::Progress::Note(t)) => {
-                    self.relay(session, &conn, CallEvent::Notification(t), token.as_deref(), sink).await;
+                    self.relay(
+                        session,
+                        &conn,
+                        CallEvent::Notification(t),
+                        token.as_deref(),
+                        sink,
+                    )
+                    .await;
                 }
                 Some(mrtr::Progress::Ask(t)) => {
                     if let Some(ask) = self.admit_question(session, &conn, t, asks.len()).await {
                         asks.push(ask);
                     }
                 }
-                Some(mrtr::Progress::Done(outcome)) => return finish_call(outcome, id, &server, &conn, session, uri_rewrite),
-                None if asks.is_empty() => return error_message(id, code::INTERNAL_ERROR, "the call ended without an answer", None),
+                Some(mrtr::Progress::Done(outcome)) => {
+                    return finish_call(outcome, id, &server, &conn, session, uri_rewrite);
+                }
+                None if asks.is_empty() => {
+                    return error_message(
+                        id,
+                        code::INTERNAL_ERROR,
+                        "the call ended without an answer",
+                        None,
+                    );
+                }
                 None => {
-                    let state = self.inner.parked.park(running, conn, asks.clone(), server, token);
+                    let state = self
+                        .inner
+                        .parked
+                        .park(running, conn, asks.clone(), server, token);
                     return mrtr::input_required(id, &asks, &state);
                 }
             }
@@ -508,7 +818,13 @@ impl Hub {
     }
 
     /// A question the client may be asked; ones it did not declare are refused upstream.
-    async fn admit_question(&self, session: &ClientSession, conn: &Arc<Connection>, text: String, n: usize) -> Option<mrtr::Ask> {
+    async fn admit_question(
+        &self,
+        session: &ClientSession,
+        conn: &Arc<Connection>,
+        text: String,
+        n: usize,
+    ) -> Option<mrtr::Ask> {
         let env = Envelope::parse(&text).ok()?;
         let needed = match env.method() {
             "sampling/createMessage" => "sampling",
@@ -518,10 +834,21 @@ impl Hub {
         };
         if needed.is_empty() || !session.client_has(needed) {
             let msg = format!("the client did not declare the {needed:?} capability");
-            let _ = conn.send(error_message(env.id_text(), code::METHOD_NOT_FOUND, &msg, None)).await;
+            let _ = conn
+                .send(error_message(
+                    env.id_text(),
+                    code::METHOD_NOT_FOUND,
+                    &msg,
+                    None,
+                ))
+                .await;
             return None;
         }
-        Some(mrtr::Ask { key: format!("q{}", n + 1), upstream_id: env.id_text().to_string(), text: text.clone() })
+        Some(mrtr::Ask {
+            key: format!("q{}", n + 1),
+            upstream_id: env.id_text().to_string(),
+            text: text.clone(),
+        })
     }
 
     /// A stateless client's retry: answer the parked questions, then keep driving the call.
@@ -534,15 +861,38 @@ impl Hub {
         sink: &mpsc::Sender<String>,
         uri_rewrite: Option<&(String, String)>,
     ) -> String {
-        let Some(parked) = self.inner.parked.take(state) else { return mrtr::unknown_state(id) };
-        let responses = params.and_then(|p| p.get("inputResponses")).and_then(|r| Fields::parse(r.get()));
+        let Some(parked) = self.inner.parked.take(state) else {
+            return mrtr::unknown_state(id);
+        };
+        let responses = params
+            .and_then(|p| p.get("inputResponses"))
+            .and_then(|r| Fields::parse(r.get()));
         let missing = mrtr::answer(&parked, responses.as_ref()).await;
-        let mrtr::Parked { running, conn, server, progress_token, .. } = parked;
+        let mrtr::Parked {
+            running,
+            conn,
+            server,
+            progress_token,
+            ..
+        } = parked;
         if !missing.is_empty() {
-            let state = self.inner.parked.park(running, conn, missing.clone(), server, progress_token);
+            let state =
+                self.inner
+                    .parked
+                    .park(running, conn, missing.clone(), server, progress_token);
             return mrtr::input_required(id, &missing, &state);
         }
-        self.drive(session, id, running, conn, server, progress_token, sink, uri_rewrite).await
+        self.drive(
+            session,
+            id,
+            running,
+            conn,
+            server,
+            progress_token,
+            sink,
+            uri_rewrite,
+        )
+        .await
     }
 
     /// Relays one message the upstream sent while serving a request.
@@ -559,7 +909,11 @@ impl Hub {
                 let out = match (token, progress_token_span(&text)) {
                     (Some(tok), Some(_)) => {
                         let env = Envelope::parse(&text).ok();
-                        let span = env.as_ref().and_then(|e| e.params).and_then(|p| Fields::parse(p.get())).and_then(|f| f.get("progressToken"));
+                        let span = env
+                            .as_ref()
+                            .and_then(|e| e.params)
+                            .and_then(|p| Fields::parse(p.get()))
+                            .and_then(|f| f.get("progressToken"));
                         match span {
                             Some(old) => {
                                 let mut sp = Splice::new();
@@ -574,7 +928,9 @@ impl Hub {
                 };
                 let _ = sink.send(out).await;
             }
-            CallEvent::ServerRequest(text) => self.forward_server_request(session, conn, text, sink).await,
+            CallEvent::ServerRequest(text) => {
+                self.forward_server_request(session, conn, text, sink).await
+            }
         }
     }
 
@@ -585,7 +941,9 @@ impl Hub {
         text: String,
         sink: &mpsc::Sender<String>,
     ) {
-        let Ok(env) = Envelope::parse(&text) else { return };
+        let Ok(env) = Envelope::parse(&text) else {
+            return;
+        };
         let needed = match env.method() {
             "sampling/createMessage" => "sampling",
             "elicitation/create" => "elicitation",
@@ -595,7 +953,8 @@ impl Hub {
         if session.modern {
             // A stateless client has no stream for server requests; bridging them as
             // multi-round-trip requests is not implemented yet.
-            let msg = "the client uses the stateless protocol and cannot be asked this through the hub";
+            let msg =
+                "the client uses the stateless protocol and cannot be asked this through the hub";
             let reply = error_message(env.id_text(), code::METHOD_NOT_FOUND, msg, None);
             let _ = conn.send(reply).await;
             return;
@@ -606,20 +965,28 @@ impl Hub {
             let _ = conn.send(reply).await;
             return;
         }
-        let n = session.next_forward.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = session
+            .next_forward
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let hub_id = quote(&format!("sb-{n}"));
-        session
-            .forwarded
-            .lock()
-            .expect("forwarded lock")
-            .insert(hub_id.clone(), ForwardedRequest::Upstream { conn: conn.clone(), upstream_id: env.id_text().to_string() });
+        session.forwarded.lock().expect("forwarded lock").insert(
+            hub_id.clone(),
+            ForwardedRequest::Upstream {
+                conn: conn.clone(),
+                upstream_id: env.id_text().to_string(),
+            },
+        );
         let mut sp = Splice::new();
         sp.replace(&text, env.id_text(), hub_id);
         let _ = sink.send(sp.apply(&text)).await;
     }
 
     async fn handle_response(&self, session: &ClientSession, text: &str, env: &Envelope<'_>) {
-        let fwd = session.forwarded.lock().expect("forwarded lock").remove(env.id_text());
+        let fwd = session
+            .forwarded
+            .lock()
+            .expect("forwarded lock")
+            .remove(env.id_text());
         match fwd {
             Some(ForwardedRequest::Upstream { conn, upstream_id }) => {
                 let mut sp = Splice::new();
@@ -629,25 +996,42 @@ impl Hub {
             Some(ForwardedRequest::Local(tx)) => {
                 let _ = tx.send(text.to_string());
             }
-            None => tracing::debug!(message = "Client answered a request the hub never sent; ignored.", session = %session.id),
+            None => {
+                tracing::debug!(message = "Client answered a request the hub never sent; ignored.", session = %session.id)
+            }
         }
     }
 
     fn handle_notification(&self, session: &ClientSession, env: &Envelope<'_>, params: Params<'_>) {
         match env.method() {
-            "notifications/initialized" => session.initialized.store(true, std::sync::atomic::Ordering::Relaxed),
+            "notifications/initialized" => session
+                .initialized
+                .store(true, std::sync::atomic::Ordering::Relaxed),
             "notifications/cancelled" => {
-                let Some(req) = params.as_ref().and_then(|p| p.get("requestId")) else { return };
-                let token = session.inflight.lock().expect("inflight lock").remove(req.get());
+                let Some(req) = params.as_ref().and_then(|p| p.get("requestId")) else {
+                    return;
+                };
+                let token = session
+                    .inflight
+                    .lock()
+                    .expect("inflight lock")
+                    .remove(req.get());
                 if let Some(t) = token {
                     t.cancel();
                 }
             }
             "notifications/roots/list_changed" => {
                 let merged = self.inner.merged.load_full();
-                for entry in merged.entries.iter().filter(|e| merged.in_view(&session.view, &e.name)) {
+                for entry in merged
+                    .entries
+                    .iter()
+                    .filter(|e| merged.in_view(&session.view, &e.name))
+                {
                     if let Ok(conn) = entry.upstream.connection() {
-                        let note = switchboard_core::jsonrpc::notification_message("notifications/roots/list_changed", None);
+                        let note = switchboard_core::jsonrpc::notification_message(
+                            "notifications/roots/list_changed",
+                            None,
+                        );
                         tokio::spawn(async move {
                             let _ = conn.send(note).await;
                         });
@@ -659,7 +1043,10 @@ impl Hub {
     }
 
     fn sessions_subscribed_to(&self, uri: &str) -> usize {
-        self.all_sessions().iter().filter(|s| s.subscriptions.lock().expect("subs lock").contains(uri)).count()
+        self.all_sessions()
+            .iter()
+            .filter(|s| s.subscriptions.lock().expect("subs lock").contains(uri))
+            .count()
     }
 }
 
@@ -682,7 +1069,11 @@ struct Route<'a> {
 fn not_found(session: &ClientSession, id: &str, uri: &str) -> String {
     // 2026-07-28 moved "resource not found" to -32602; older revisions use -32002.
     let legacy = !session.modern;
-    let code = if legacy { code::RESOURCE_NOT_FOUND } else { code::INVALID_PARAMS };
+    let code = if legacy {
+        code::RESOURCE_NOT_FOUND
+    } else {
+        code::INVALID_PARAMS
+    };
     let data = format!(r#"{{"uri":{}}}"#, quote(uri));
     error_message(id, code, &format!("resource not found: {uri}"), Some(&data))
 }
@@ -700,14 +1091,26 @@ fn progress_token_span(text: &str) -> Option<()> {
 /// Puts the client's id back into the upstream's reply, and rewritten URIs back into it.
 fn restore_reply(reply: &str, id: &str, uri_rewrite: Option<&(String, String)>) -> String {
     let Ok(env) = Envelope::parse(reply) else {
-        return error_message(id, code::INTERNAL_ERROR, "the server sent an unreadable reply", None);
+        return error_message(
+            id,
+            code::INTERNAL_ERROR,
+            "the server sent an unreadable reply",
+            None,
+        );
     };
     let mut sp = Splice::new();
     match env.id {
         Some(raw) => {
             sp.replace(reply, raw.get(), id);
         }
-        None => return error_message(id, code::INTERNAL_ERROR, "the server replied without an id", None),
+        None => {
+            return error_message(
+                id,
+                code::INTERNAL_ERROR,
+                "the server replied without an id",
+                None,
+            );
+        }
     }
     if let (Some((original, exported)), Some(result)) = (uri_rewrite, env.result)
         && let Some(fields) = Fields::parse(result.get())
@@ -727,7 +1130,9 @@ fn restore_reply(reply: &str, id: &str, uri_rewrite: Option<&(String, String)>) 
 
 /// The questions (key, method, params) and the raw `requestState` of an `input_required`
 /// reply; `None` for any other reply.
-fn input_required_parts(reply: &str) -> Option<(Vec<(String, String, Option<String>)>, Option<String>)> {
+fn input_required_parts(
+    reply: &str,
+) -> Option<(Vec<(String, String, Option<String>)>, Option<String>)> {
     let env = Envelope::parse(reply).ok()?;
     let result = Fields::parse(env.result?.get())?;
     if result.get_str("resultType").as_deref() != Some("input_required") {
@@ -741,7 +1146,11 @@ fn input_required_parts(reply: &str) -> Option<(Vec<(String, String, Option<Stri
         .filter_map(|(key, raw)| {
             let req = Fields::parse(raw.get())?;
             let method = req.get_str("method")?.into_owned();
-            Some((key.to_string(), method, req.get("params").map(|p| p.get().to_string())))
+            Some((
+                key.to_string(),
+                method,
+                req.get("params").map(|p| p.get().to_string()),
+            ))
         })
         .collect();
     Some((parts, state))
@@ -756,8 +1165,13 @@ fn retry_body(base: &str, up_id: u64, responses: &str, state: Option<&str>) -> O
     let comma = if has_members { "," } else { "" };
     let mut sp = Splice::new();
     sp.replace(base, env.id?.get(), up_id.to_string());
-    let state = state.map(|s| format!(r#","requestState":{s}"#)).unwrap_or_default();
-    sp.insert(start + at, format!(r#"{comma}"inputResponses":{responses}{state}"#));
+    let state = state
+        .map(|s| format!(r#","requestState":{s}"#))
+        .unwrap_or_default();
+    sp.insert(
+        start + at,
+        format!(r#"{comma}"inputResponses":{responses}{state}"#),
+    );
     Some(sp.apply(base))
 }
 
@@ -773,10 +1187,20 @@ fn finish_call(
     let reply = match outcome {
         Ok(reply) => reply,
         Err(UpstreamError::Timeout(d)) => {
-            let msg = format!("server {server:?} did not answer within {}s; the request was cancelled", d.as_secs_f64());
+            let msg = format!(
+                "server {server:?} did not answer within {}s; the request was cancelled",
+                d.as_secs_f64()
+            );
             return error_message(id, code::REQUEST_TIMEOUT, &msg, None);
         }
-        Err(e) => return error_message(id, code::INTERNAL_ERROR, &format!("server {server:?}: {e}"), None),
+        Err(e) => {
+            return error_message(
+                id,
+                code::INTERNAL_ERROR,
+                &format!("server {server:?}: {e}"),
+                None,
+            );
+        }
     };
     let restored = restore_reply(&reply, id, uri_rewrite);
     if conn.is_modern() && !session.modern {
@@ -802,7 +1226,12 @@ fn salvage_id(text: &str) -> String {
         id: Option<&'a serde_json::value::RawValue>,
     }
     match serde_json::from_str::<IdOnly<'_>>(text) {
-        Ok(IdOnly { id: Some(raw) }) if matches!(raw.get().as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9')) => {
+        Ok(IdOnly { id: Some(raw) })
+            if matches!(
+                raw.get().as_bytes().first(),
+                Some(b'"' | b'-' | b'0'..=b'9')
+            ) =>
+        {
             raw.get().to_string()
         }
         _ => "null".to_string(),

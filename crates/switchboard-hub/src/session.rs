@@ -90,7 +90,9 @@ impl ClientSession {
 
     /// True when the client declared capability `name` (`sampling`, `elicitation`, `roots`).
     pub fn client_has(&self, name: &str) -> bool {
-        self.client.get().is_some_and(|c| c.capabilities.get(name).is_some_and(|v| !v.is_null()))
+        self.client
+            .get()
+            .is_some_and(|c| c.capabilities.get(name).is_some_and(|v| !v.is_null()))
     }
 
     /// The sending end of the session's stream, for transports where every message (responses
@@ -109,7 +111,10 @@ impl ClientSession {
     pub fn attach_stream(self: &Arc<Self>) -> Option<StreamGuard> {
         let rx = self.outbound_rx.lock().expect("stream lock").take()?;
         self.streams.fetch_add(1, Ordering::Relaxed);
-        Some(StreamGuard { session: self.clone(), rx: Some(rx) })
+        Some(StreamGuard {
+            session: self.clone(),
+            rx: Some(rx),
+        })
     }
 
     /// True while a client stream is attached.
@@ -161,7 +166,10 @@ impl Drop for StreamGuard {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// 128 random bits as 32 hex digits.

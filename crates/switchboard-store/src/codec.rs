@@ -93,23 +93,40 @@ impl ServerColumns {
                 env: open_map(self.env_enc.as_deref(), key)?,
                 cwd: self.cwd.clone(),
             }),
-            "streamable-http" => Ok(TransportRecord::StreamableHttp { url: url()?, headers: headers()? }),
-            "sse" => Ok(TransportRecord::Sse { url: url()?, headers: headers()? }),
-            other => Err(StoreError::Backend(format!("unknown transport kind {other:?} in the database"))),
+            "streamable-http" => Ok(TransportRecord::StreamableHttp {
+                url: url()?,
+                headers: headers()?,
+            }),
+            "sse" => Ok(TransportRecord::Sse {
+                url: url()?,
+                headers: headers()?,
+            }),
+            other => Err(StoreError::Backend(format!(
+                "unknown transport kind {other:?} in the database"
+            ))),
         }
     }
 }
 
-fn encode_transport(transport: &TransportRecord, key: &SecretKey) -> Result<TransportColumns, StoreError> {
+fn encode_transport(
+    transport: &TransportRecord,
+    key: &SecretKey,
+) -> Result<TransportColumns, StoreError> {
     Ok(match transport {
-        TransportRecord::Stdio { command, args, env, cwd } => TransportColumns {
+        TransportRecord::Stdio {
+            command,
+            args,
+            env,
+            cwd,
+        } => TransportColumns {
             command: Some(command.clone()),
             args_json: Some(to_json(args)?),
             cwd: cwd.clone(),
             env_enc: Some(seal_map(env, key)?),
             ..TransportColumns::default()
         },
-        TransportRecord::StreamableHttp { url, headers } | TransportRecord::Sse { url, headers } => TransportColumns {
+        TransportRecord::StreamableHttp { url, headers }
+        | TransportRecord::Sse { url, headers } => TransportColumns {
             url: Some(url.clone()),
             headers_enc: Some(seal_map(headers, key)?),
             ..TransportColumns::default()
@@ -129,9 +146,12 @@ fn seal_map(map: &BTreeMap<String, String>, key: &SecretKey) -> Result<String, S
 
 /// A missing blob reads as an empty map; a blob that does not open is an error.
 fn open_map(sealed: Option<&str>, key: &SecretKey) -> Result<BTreeMap<String, String>, StoreError> {
-    let Some(sealed) = sealed else { return Ok(BTreeMap::new()) };
+    let Some(sealed) = sealed else {
+        return Ok(BTreeMap::new());
+    };
     let plain = key.open(sealed)?;
-    serde_json::from_slice(&plain).map_err(|e| StoreError::Crypto(format!("decrypted secret is not a map: {e}")))
+    serde_json::from_slice(&plain)
+        .map_err(|e| StoreError::Crypto(format!("decrypted secret is not a map: {e}")))
 }
 
 /// One `groups` row.
@@ -163,7 +183,10 @@ impl GroupColumns {
 }
 
 /// The members JSON of a group without `server`, or `None` when it was not a member.
-pub(crate) fn members_without(members_json: &str, server: &str) -> Result<Option<String>, StoreError> {
+pub(crate) fn members_without(
+    members_json: &str,
+    server: &str,
+) -> Result<Option<String>, StoreError> {
     let members: Vec<String> = from_json(members_json)?;
     if !members.iter().any(|m| m == server) {
         return Ok(None);
@@ -213,16 +236,20 @@ fn parse_kind(text: &str) -> Result<ItemKind, StoreError> {
     match text {
         "tool" => Ok(ItemKind::Tool),
         "prompt" => Ok(ItemKind::Prompt),
-        other => Err(StoreError::Backend(format!("unknown item kind {other:?} in the database"))),
+        other => Err(StoreError::Backend(format!(
+            "unknown item kind {other:?} in the database"
+        ))),
     }
 }
 
 fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("cannot encode JSON: {e}")))
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Backend(format!("cannot encode JSON: {e}")))
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("bad JSON in the database: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Backend(format!("bad JSON in the database: {e}")))
 }
 
 /// Unique violations become `Conflict`, foreign-key violations (a setting for a missing

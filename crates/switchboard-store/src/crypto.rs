@@ -49,7 +49,8 @@ impl SecretKey {
     /// A fresh key from the operating system's random source.
     pub fn generate() -> Result<Self, StoreError> {
         let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| StoreError::Crypto(format!("no randomness: {e}")))?;
+        getrandom::fill(&mut bytes)
+            .map_err(|e| StoreError::Crypto(format!("no randomness: {e}")))?;
         Ok(SecretKey(bytes))
     }
 
@@ -64,7 +65,8 @@ impl SecretKey {
     /// Encrypts `plaintext` under a fresh random nonce into the `v1:<hex>` text form.
     pub(crate) fn seal(&self, plaintext: &[u8]) -> Result<String, StoreError> {
         let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|e| StoreError::Crypto(format!("no randomness: {e}")))?;
+        getrandom::fill(&mut nonce)
+            .map_err(|e| StoreError::Crypto(format!("no randomness: {e}")))?;
         let ciphertext = self
             .cipher()
             .encrypt(&XNonce::from(nonce), plaintext)
@@ -93,7 +95,10 @@ impl SecretKey {
 
 /// The key to use: `explicit` (hex, from `--secret-key` / `SWITCHBOARD_SECRET_KEY`) when given,
 /// else `<data_dir>/secret.key`, which is created (mode 0600, directory included) when missing.
-pub fn load_or_create_key(data_dir: &Path, explicit: Option<&str>) -> Result<SecretKey, StoreError> {
+pub fn load_or_create_key(
+    data_dir: &Path,
+    explicit: Option<&str>,
+) -> Result<SecretKey, StoreError> {
     if let Some(hex) = explicit {
         return SecretKey::from_hex(hex);
     }
@@ -200,7 +205,14 @@ mod tests {
         let last = sealed.chars().last().unwrap();
         let flipped = if last == '0' { '1' } else { '0' };
         let tampered = format!("{}{flipped}", &sealed[..sealed.len() - 1]);
-        for bad in [tampered.as_str(), "v1:zz", "v1:00", "v2:00", "plain", &sealed[..sealed.len() - 2]] {
+        for bad in [
+            tampered.as_str(),
+            "v1:zz",
+            "v1:00",
+            "v2:00",
+            "plain",
+            &sealed[..sealed.len() - 2],
+        ] {
             assert!(matches!(k.open(bad), Err(StoreError::Crypto(_))), "{bad}");
         }
     }
@@ -211,14 +223,24 @@ mod tests {
         let k = SecretKey::from_hex(&format!(" {text}\n")).unwrap();
         assert_eq!(k.to_hex(), text);
         assert!(!format!("{k:?}").contains("ab"));
-        for bad in ["", "abc", &"ab".repeat(31), &"zz".repeat(32), &"ab".repeat(33)] {
-            assert!(matches!(SecretKey::from_hex(bad), Err(StoreError::Crypto(_))), "{bad}");
+        for bad in [
+            "",
+            "abc",
+            &"ab".repeat(31),
+            &"zz".repeat(32),
+            &"ab".repeat(33),
+        ] {
+            assert!(
+                matches!(SecretKey::from_hex(bad), Err(StoreError::Crypto(_))),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn key_file_is_created_once_with_owner_only_mode() {
-        let dir = std::env::temp_dir().join(format!("switchboard-key-{}", encode_hex(&key_bytes())));
+        let dir =
+            std::env::temp_dir().join(format!("switchboard-key-{}", encode_hex(&key_bytes())));
         let nested = dir.join("data");
         let first = load_or_create_key(&nested, None).unwrap();
         let second = load_or_create_key(&nested, None).unwrap();
@@ -226,7 +248,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(nested.join(KEY_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(nested.join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let explicit = load_or_create_key(&nested, Some(&"cd".repeat(32))).unwrap();

@@ -166,7 +166,11 @@ pub trait Store: Send + Sync + 'static {
     /// Servers of every tenant (for the reconciler).
     async fn list_all_servers(&self) -> Result<Vec<ServerRecord>, StoreError>;
     /// One server.
-    async fn get_server(&self, tenant: &str, name: &str) -> Result<Option<ServerRecord>, StoreError>;
+    async fn get_server(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<ServerRecord>, StoreError>;
     /// Adds a server; `Conflict` if the name is taken by a server or a group of the tenant.
     async fn insert_server(&self, record: &ServerRecord) -> Result<(), StoreError>;
     /// Replaces a server (keyed by tenant + name); `NotFound` if absent. Keeps `created_*`.
@@ -186,13 +190,23 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_group(&self, tenant: &str, name: &str) -> Result<bool, StoreError>;
 
     /// Settings of one server's tools and prompts.
-    async fn list_item_settings(&self, tenant: &str, server: &str) -> Result<Vec<ItemSetting>, StoreError>;
+    async fn list_item_settings(
+        &self,
+        tenant: &str,
+        server: &str,
+    ) -> Result<Vec<ItemSetting>, StoreError>;
     /// Settings of every server (for the reconciler).
     async fn list_all_item_settings(&self) -> Result<Vec<ItemSetting>, StoreError>;
     /// Inserts or replaces one setting.
     async fn upsert_item_setting(&self, setting: &ItemSetting) -> Result<(), StoreError>;
     /// Removes one setting; `false` if absent.
-    async fn delete_item_setting(&self, tenant: &str, server: &str, kind: ItemKind, name: &str) -> Result<bool, StoreError>;
+    async fn delete_item_setting(
+        &self,
+        tenant: &str,
+        server: &str,
+        kind: ItemKind,
+        name: &str,
+    ) -> Result<bool, StoreError>;
 
     /// A number that grows with every change, for replicas that poll for changes.
     async fn revision(&self) -> Result<i64, StoreError>;
@@ -201,7 +215,6 @@ pub trait Store: Send + Sync + 'static {
     /// Sets a key/value.
     async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
 }
-
 
 /// Opens the store at `url`, choosing the backend by scheme: `postgres://` or `postgresql://`
 /// for PostgreSQL, `sqlite:` (`sqlite:///abs/path.db`, `sqlite://rel.db`, `sqlite::memory:`)

@@ -9,22 +9,44 @@ use sqlx::SqlStr;
 use sqlx::migrate::{Migration, MigrationType};
 
 fn simple(version: i64, description: &'static str, sql: &'static str) -> Migration {
-    Migration::new(version, description.into(), MigrationType::Simple, SqlStr::from_static(sql), false)
+    Migration::new(
+        version,
+        description.into(),
+        MigrationType::Simple,
+        SqlStr::from_static(sql),
+        false,
+    )
 }
 
 /// The SQLite migrations, oldest first.
 pub(crate) fn sqlite() -> Vec<Migration> {
     vec![
-        simple(1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
-        simple(2, "protocol", include_str!("../migrations/sqlite/0002_protocol.sql")),
+        simple(
+            1,
+            "init",
+            include_str!("../migrations/sqlite/0001_init.sql"),
+        ),
+        simple(
+            2,
+            "protocol",
+            include_str!("../migrations/sqlite/0002_protocol.sql"),
+        ),
     ]
 }
 
 /// The PostgreSQL migrations, oldest first.
 pub(crate) fn postgres() -> Vec<Migration> {
     vec![
-        simple(1, "init", include_str!("../migrations/postgres/0001_init.sql")),
-        simple(2, "protocol", include_str!("../migrations/postgres/0002_protocol.sql")),
+        simple(
+            1,
+            "init",
+            include_str!("../migrations/postgres/0001_init.sql"),
+        ),
+        simple(
+            2,
+            "protocol",
+            include_str!("../migrations/postgres/0002_protocol.sql"),
+        ),
     ]
 }
 
@@ -33,10 +55,19 @@ mod tests {
     /// Every file in the migration folders must be listed above.
     #[test]
     fn every_file_is_embedded() {
-        for (dir, listed) in [("sqlite", super::sqlite().len()), ("postgres", super::postgres().len())] {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dir);
+        for (dir, listed) in [
+            ("sqlite", super::sqlite().len()),
+            ("postgres", super::postgres().len()),
+        ] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(dir);
             let files = std::fs::read_dir(&path).unwrap().filter(|e| {
-                e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql")
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "sql")
             });
             assert_eq!(files.count(), listed, "{}", path.display());
         }

@@ -14,7 +14,8 @@ pub(crate) const BUMP_REVISION: &str = "UPDATE revision SET value = value + 1 WH
 pub(crate) const GET_REVISION: &str = "SELECT value FROM revision WHERE id = 1";
 
 pub(crate) const CLAIM_NAME: &str = "INSERT INTO names (tenant, name, kind) VALUES ($1, $2, $3)";
-pub(crate) const RELEASE_NAME: &str = "DELETE FROM names WHERE tenant = $1 AND name = $2 AND kind = $3";
+pub(crate) const RELEASE_NAME: &str =
+    "DELETE FROM names WHERE tenant = $1 AND name = $2 AND kind = $3";
 
 pub(crate) const LIST_SERVERS: &str = "SELECT tenant, name, kind, url, command, args_json, cwd, \
     env_enc, headers_enc, enabled, timeout_secs, session_mode, created_by, created_at, updated_by, \
@@ -72,7 +73,9 @@ macro_rules! impl_store {
     ($store:ident, $db:ty) => {
         use sqlx::Row as _;
 
-        use $crate::codec::{GroupColumns, ServerColumns, SettingColumns, db_error, members_without};
+        use $crate::codec::{
+            GroupColumns, ServerColumns, SettingColumns, db_error, members_without,
+        };
         use $crate::sql;
         use $crate::{GroupRecord, ItemKind, ItemSetting, ServerRecord, StoreError};
 
@@ -144,7 +147,11 @@ macro_rules! impl_store {
         }
 
         fn bind_group(query: &'static str, c: &GroupColumns) -> Query {
-            sqlx::query(query).bind(&c.tenant).bind(&c.name).bind(&c.members_json).bind(&c.tools_json)
+            sqlx::query(query)
+                .bind(&c.tenant)
+                .bind(&c.name)
+                .bind(&c.members_json)
+                .bind(&c.tools_json)
         }
 
         fn bind_setting(c: &SettingColumns) -> Query {
@@ -160,32 +167,73 @@ macro_rules! impl_store {
 
         /// Runs a keyed write; returns how many rows it touched.
         async fn execute(tx: &mut Tx, query: Query) -> Result<u64, StoreError> {
-            Ok(query.execute(&mut **tx).await.map_err(db_error)?.rows_affected())
+            Ok(query
+                .execute(&mut **tx)
+                .await
+                .map_err(db_error)?
+                .rows_affected())
         }
 
         /// Commits when `changed`, else rolls back so the revision stays put.
         async fn finish(tx: Tx, changed: bool) -> Result<bool, StoreError> {
-            let ended = if changed { tx.commit().await } else { tx.rollback().await };
+            let ended = if changed {
+                tx.commit().await
+            } else {
+                tx.rollback().await
+            };
             ended.map_err(db_error)?;
             Ok(changed)
         }
 
-        async fn claim_name(tx: &mut Tx, tenant: &str, name: &str, kind: &str) -> Result<(), StoreError> {
-            execute(tx, sqlx::query(sql::CLAIM_NAME).bind(tenant).bind(name).bind(kind)).await.map(drop)
+        async fn claim_name(
+            tx: &mut Tx,
+            tenant: &str,
+            name: &str,
+            kind: &str,
+        ) -> Result<(), StoreError> {
+            execute(
+                tx,
+                sqlx::query(sql::CLAIM_NAME)
+                    .bind(tenant)
+                    .bind(name)
+                    .bind(kind),
+            )
+            .await
+            .map(drop)
         }
 
-        async fn release_name(tx: &mut Tx, tenant: &str, name: &str, kind: &str) -> Result<(), StoreError> {
-            execute(tx, sqlx::query(sql::RELEASE_NAME).bind(tenant).bind(name).bind(kind)).await.map(drop)
+        async fn release_name(
+            tx: &mut Tx,
+            tenant: &str,
+            name: &str,
+            kind: &str,
+        ) -> Result<(), StoreError> {
+            execute(
+                tx,
+                sqlx::query(sql::RELEASE_NAME)
+                    .bind(tenant)
+                    .bind(name)
+                    .bind(kind),
+            )
+            .await
+            .map(drop)
         }
 
         /// Removes `server` from the members of every group of `tenant`.
         async fn prune_members(tx: &mut Tx, tenant: &str, server: &str) -> Result<(), StoreError> {
-            let rows = sqlx::query(sql::GROUP_MEMBERS).bind(tenant).fetch_all(&mut **tx).await.map_err(db_error)?;
+            let rows = sqlx::query(sql::GROUP_MEMBERS)
+                .bind(tenant)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(db_error)?;
             for row in rows {
                 let group: String = row.try_get(0).map_err(db_error)?;
                 let members: String = row.try_get(1).map_err(db_error)?;
                 if let Some(kept) = members_without(&members, server)? {
-                    let query = sqlx::query(sql::SET_GROUP_MEMBERS).bind(tenant).bind(&group).bind(kept);
+                    let query = sqlx::query(sql::SET_GROUP_MEMBERS)
+                        .bind(tenant)
+                        .bind(&group)
+                        .bind(kept);
                     execute(tx, query).await?;
                 }
             }
@@ -202,31 +250,42 @@ macro_rules! impl_store {
 
             async fn fetch_servers(&self, query: Query) -> Result<Vec<ServerRecord>, StoreError> {
                 let rows = query.fetch_all(&self.pool).await.map_err(db_error)?;
-                rows.iter().map(|row| server_columns(row).map_err(db_error)?.decode(&self.key)).collect()
+                rows.iter()
+                    .map(|row| server_columns(row).map_err(db_error)?.decode(&self.key))
+                    .collect()
             }
 
             async fn fetch_groups(&self, query: Query) -> Result<Vec<GroupRecord>, StoreError> {
                 let rows = query.fetch_all(&self.pool).await.map_err(db_error)?;
-                rows.iter().map(|row| group_columns(row).map_err(db_error)?.decode()).collect()
+                rows.iter()
+                    .map(|row| group_columns(row).map_err(db_error)?.decode())
+                    .collect()
             }
 
             async fn fetch_settings(&self, query: Query) -> Result<Vec<ItemSetting>, StoreError> {
                 let rows = query.fetch_all(&self.pool).await.map_err(db_error)?;
-                rows.iter().map(|row| setting_columns(row).map_err(db_error)?.decode()).collect()
+                rows.iter()
+                    .map(|row| setting_columns(row).map_err(db_error)?.decode())
+                    .collect()
             }
         }
 
         #[async_trait::async_trait]
         impl $crate::Store for $store {
             async fn list_servers(&self, tenant: &str) -> Result<Vec<ServerRecord>, StoreError> {
-                self.fetch_servers(sqlx::query(sql::LIST_SERVERS).bind(tenant)).await
+                self.fetch_servers(sqlx::query(sql::LIST_SERVERS).bind(tenant))
+                    .await
             }
 
             async fn list_all_servers(&self) -> Result<Vec<ServerRecord>, StoreError> {
                 self.fetch_servers(sqlx::query(sql::LIST_ALL_SERVERS)).await
             }
 
-            async fn get_server(&self, tenant: &str, name: &str) -> Result<Option<ServerRecord>, StoreError> {
+            async fn get_server(
+                &self,
+                tenant: &str,
+                name: &str,
+            ) -> Result<Option<ServerRecord>, StoreError> {
                 let query = sqlx::query(sql::GET_SERVER).bind(tenant).bind(name);
                 Ok(self.fetch_servers(query).await?.pop())
             }
@@ -235,7 +294,9 @@ macro_rules! impl_store {
                 let c = ServerColumns::encode(record, &self.key)?;
                 let mut tx = self.begin_write().await?;
                 claim_name(&mut tx, &c.tenant, &c.name, "server").await?;
-                let query = bind_server(sql::INSERT_SERVER, &c).bind(&c.created_by).bind(c.created_at);
+                let query = bind_server(sql::INSERT_SERVER, &c)
+                    .bind(&c.created_by)
+                    .bind(c.created_at);
                 execute(&mut tx, query).await?;
                 finish(tx, true).await.map(drop)
             }
@@ -244,7 +305,11 @@ macro_rules! impl_store {
                 let c = ServerColumns::encode(record, &self.key)?;
                 let mut tx = self.begin_write().await?;
                 let changed = execute(&mut tx, bind_server(sql::UPDATE_SERVER, &c)).await? > 0;
-                if finish(tx, changed).await? { Ok(()) } else { Err(StoreError::NotFound) }
+                if finish(tx, changed).await? {
+                    Ok(())
+                } else {
+                    Err(StoreError::NotFound)
+                }
             }
 
             async fn delete_server(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
@@ -259,7 +324,8 @@ macro_rules! impl_store {
             }
 
             async fn list_groups(&self, tenant: &str) -> Result<Vec<GroupRecord>, StoreError> {
-                self.fetch_groups(sqlx::query(sql::LIST_GROUPS).bind(tenant)).await
+                self.fetch_groups(sqlx::query(sql::LIST_GROUPS).bind(tenant))
+                    .await
             }
 
             async fn list_all_groups(&self) -> Result<Vec<GroupRecord>, StoreError> {
@@ -278,7 +344,11 @@ macro_rules! impl_store {
                 let c = GroupColumns::encode(record)?;
                 let mut tx = self.begin_write().await?;
                 let changed = execute(&mut tx, bind_group(sql::UPDATE_GROUP, &c)).await? > 0;
-                if finish(tx, changed).await? { Ok(()) } else { Err(StoreError::NotFound) }
+                if finish(tx, changed).await? {
+                    Ok(())
+                } else {
+                    Err(StoreError::NotFound)
+                }
             }
 
             async fn delete_group(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
@@ -291,12 +361,18 @@ macro_rules! impl_store {
                 finish(tx, true).await
             }
 
-            async fn list_item_settings(&self, tenant: &str, server: &str) -> Result<Vec<ItemSetting>, StoreError> {
-                self.fetch_settings(sqlx::query(sql::LIST_SETTINGS).bind(tenant).bind(server)).await
+            async fn list_item_settings(
+                &self,
+                tenant: &str,
+                server: &str,
+            ) -> Result<Vec<ItemSetting>, StoreError> {
+                self.fetch_settings(sqlx::query(sql::LIST_SETTINGS).bind(tenant).bind(server))
+                    .await
             }
 
             async fn list_all_item_settings(&self) -> Result<Vec<ItemSetting>, StoreError> {
-                self.fetch_settings(sqlx::query(sql::LIST_ALL_SETTINGS)).await
+                self.fetch_settings(sqlx::query(sql::LIST_ALL_SETTINGS))
+                    .await
             }
 
             async fn upsert_item_setting(&self, setting: &ItemSetting) -> Result<(), StoreError> {
@@ -314,13 +390,20 @@ macro_rules! impl_store {
                 name: &str,
             ) -> Result<bool, StoreError> {
                 let mut tx = self.begin_write().await?;
-                let query = sqlx::query(sql::DELETE_SETTING).bind(tenant).bind(server).bind(kind.as_str()).bind(name);
+                let query = sqlx::query(sql::DELETE_SETTING)
+                    .bind(tenant)
+                    .bind(server)
+                    .bind(kind.as_str())
+                    .bind(name);
                 let changed = execute(&mut tx, query).await? > 0;
                 finish(tx, changed).await
             }
 
             async fn revision(&self) -> Result<i64, StoreError> {
-                let row = sqlx::query(sql::GET_REVISION).fetch_one(&self.pool).await.map_err(db_error)?;
+                let row = sqlx::query(sql::GET_REVISION)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_error)?;
                 row.try_get(0).map_err(db_error)
             }
 

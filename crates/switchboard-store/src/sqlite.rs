@@ -32,8 +32,12 @@ impl SqliteStore {
             .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let pool = if is_memory(url) { memory_pool(options).await } else { file_pool(options).await }
-            .map_err(|e| StoreError::Backend(format!("cannot open {url:?}: {e}")))?;
+        let pool = if is_memory(url) {
+            memory_pool(options).await
+        } else {
+            file_pool(options).await
+        }
+        .map_err(|e| StoreError::Backend(format!("cannot open {url:?}: {e}")))?;
         migrate(&pool).await?;
         Ok(SqliteStore { pool, key })
     }
@@ -41,7 +45,10 @@ impl SqliteStore {
     /// A write transaction that takes SQLite's write lock up front (`BEGIN IMMEDIATE`), so a
     /// concurrent writer waits for the busy timeout instead of failing on a lock upgrade.
     async fn begin_tx(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)
     }
 }
 
@@ -62,7 +69,10 @@ async fn memory_pool(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::
 
 async fn file_pool(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
     let options = options.journal_mode(SqliteJournalMode::Wal);
-    SqlitePoolOptions::new().max_connections(4).connect_with(options).await
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
 }
 
 async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {

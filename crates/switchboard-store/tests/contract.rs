@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use sqlx::Connection as _;
 use switchboard_store::{
-    GroupRecord, ItemKind, ItemSetting, SecretKey, ServerRecord, Store, StoreError, TransportRecord, open,
+    GroupRecord, ItemKind, ItemSetting, SecretKey, ServerRecord, Store, StoreError,
+    TransportRecord, open,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -33,7 +34,10 @@ fn random_hex() -> String {
 }
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn server(tenant: &str, name: &str, transport: TransportRecord) -> ServerRecord {
@@ -64,11 +68,25 @@ fn stdio(tenant: &str, name: &str) -> ServerRecord {
 
 fn http(tenant: &str, name: &str) -> ServerRecord {
     let headers = map(&[(HEADER_NAME, HEADER_SECRET), ("Accept", "application/json")]);
-    server(tenant, name, TransportRecord::StreamableHttp { url: "https://mcp.example/mcp".into(), headers })
+    server(
+        tenant,
+        name,
+        TransportRecord::StreamableHttp {
+            url: "https://mcp.example/mcp".into(),
+            headers,
+        },
+    )
 }
 
 fn sse(tenant: &str, name: &str) -> ServerRecord {
-    server(tenant, name, TransportRecord::Sse { url: "http://127.0.0.1:9/sse".into(), headers: BTreeMap::new() })
+    server(
+        tenant,
+        name,
+        TransportRecord::Sse {
+            url: "http://127.0.0.1:9/sse".into(),
+            headers: BTreeMap::new(),
+        },
+    )
 }
 
 fn group(tenant: &str, name: &str, members: &[&str], tools: Option<&[&str]>) -> GroupRecord {
@@ -93,7 +111,10 @@ fn setting(tenant: &str, server: &str, kind: ItemKind, name: &str) -> ItemSettin
 }
 
 fn names_of(servers: &[ServerRecord]) -> Vec<(&str, &str)> {
-    servers.iter().map(|s| (s.tenant.as_str(), s.name.as_str())).collect()
+    servers
+        .iter()
+        .map(|s| (s.tenant.as_str(), s.name.as_str()))
+        .collect()
 }
 
 /// Follows the revision: every successful write must raise it, reads and no-ops must not.
@@ -105,17 +126,28 @@ struct Rev {
 impl Rev {
     async fn new(store: &Arc<dyn Store>) -> Self {
         let last = store.revision().await.unwrap();
-        Rev { store: store.clone(), last }
+        Rev {
+            store: store.clone(),
+            last,
+        }
     }
 
     async fn bumped(&mut self, what: &str) {
         let now = self.store.revision().await.unwrap();
-        assert!(now > self.last, "{what}: revision {now} did not rise above {}", self.last);
+        assert!(
+            now > self.last,
+            "{what}: revision {now} did not rise above {}",
+            self.last
+        );
         self.last = now;
     }
 
     async fn same(&mut self, what: &str) {
-        assert_eq!(self.store.revision().await.unwrap(), self.last, "{what}: revision moved");
+        assert_eq!(
+            self.store.revision().await.unwrap(),
+            self.last,
+            "{what}: revision moved"
+        );
     }
 }
 
@@ -140,18 +172,30 @@ async fn servers(store: &Arc<dyn Store>) {
     for record in [stdio(t, "s-stdio"), sse(t, "a-sse"), http(t, "m-http")] {
         store.insert_server(&record).await.unwrap();
         rev.bumped("insert_server").await;
-        assert_eq!(store.get_server(t, &record.name).await.unwrap(), Some(record.clone()));
+        assert_eq!(
+            store.get_server(t, &record.name).await.unwrap(),
+            Some(record.clone())
+        );
     }
     let listed = store.list_servers(t).await.unwrap();
-    assert_eq!(names_of(&listed), [(t, "a-sse"), (t, "m-http"), (t, "s-stdio")]);
+    assert_eq!(
+        names_of(&listed),
+        [(t, "a-sse"), (t, "m-http"), (t, "s-stdio")]
+    );
     assert_eq!(listed[1], http(t, "m-http"));
     assert_eq!(store.get_server(t, "missing").await.unwrap(), None);
     rev.same("reads").await;
 
     let duplicate = store.insert_server(&http(t, "s-stdio")).await;
-    assert!(matches!(duplicate, Err(StoreError::Conflict)), "{duplicate:?}");
+    assert!(
+        matches!(duplicate, Err(StoreError::Conflict)),
+        "{duplicate:?}"
+    );
     rev.same("conflicting insert").await;
-    assert_eq!(store.get_server(t, "s-stdio").await.unwrap(), Some(stdio(t, "s-stdio")));
+    assert_eq!(
+        store.get_server(t, "s-stdio").await.unwrap(),
+        Some(stdio(t, "s-stdio"))
+    );
 
     update_server(store, &mut rev, t).await;
 }
@@ -169,7 +213,11 @@ async fn update_server(store: &Arc<dyn Store>, rev: &mut Rev, t: &str) {
     rev.bumped("update_server").await;
 
     let stored = store.get_server(t, "s-stdio").await.unwrap().unwrap();
-    let expected = ServerRecord { created_by: "alice".into(), created_at: 1_700_000_000_123, ..changed };
+    let expected = ServerRecord {
+        created_by: "alice".into(),
+        created_at: 1_700_000_000_123,
+        ..changed
+    };
     assert_eq!(stored, expected, "update replaces everything but created_*");
 
     let missing = store.update_server(&stdio(t, "nope")).await;
@@ -186,27 +234,58 @@ async fn update_server(store: &Arc<dyn Store>, rev: &mut Rev, t: &str) {
 async fn shared_namespace(store: &Arc<dyn Store>) {
     let mut rev = Rev::new(store).await;
     let t = "namespace";
-    store.insert_server(&stdio(t, "taken-by-server")).await.unwrap();
-    store.insert_group(&group(t, "taken-by-group", &[], None)).await.unwrap();
+    store
+        .insert_server(&stdio(t, "taken-by-server"))
+        .await
+        .unwrap();
+    store
+        .insert_group(&group(t, "taken-by-group", &[], None))
+        .await
+        .unwrap();
     rev.bumped("inserts").await;
 
-    let clash = store.insert_group(&group(t, "taken-by-server", &[], None)).await;
-    assert!(matches!(clash, Err(StoreError::Conflict)), "group over server: {clash:?}");
+    let clash = store
+        .insert_group(&group(t, "taken-by-server", &[], None))
+        .await;
+    assert!(
+        matches!(clash, Err(StoreError::Conflict)),
+        "group over server: {clash:?}"
+    );
     let clash = store.insert_server(&sse(t, "taken-by-group")).await;
-    assert!(matches!(clash, Err(StoreError::Conflict)), "server over group: {clash:?}");
-    let clash = store.insert_group(&group(t, "taken-by-group", &[], None)).await;
-    assert!(matches!(clash, Err(StoreError::Conflict)), "group over group: {clash:?}");
+    assert!(
+        matches!(clash, Err(StoreError::Conflict)),
+        "server over group: {clash:?}"
+    );
+    let clash = store
+        .insert_group(&group(t, "taken-by-group", &[], None))
+        .await;
+    assert!(
+        matches!(clash, Err(StoreError::Conflict)),
+        "group over group: {clash:?}"
+    );
     rev.same("conflicts").await;
 
     // Deleting the owner frees the name for the other kind.
     assert!(store.delete_group(t, "taken-by-group").await.unwrap());
-    store.insert_server(&sse(t, "taken-by-group")).await.unwrap();
+    store
+        .insert_server(&sse(t, "taken-by-group"))
+        .await
+        .unwrap();
     assert!(store.delete_server(t, "taken-by-server").await.unwrap());
-    store.insert_group(&group(t, "taken-by-server", &[], None)).await.unwrap();
+    store
+        .insert_group(&group(t, "taken-by-server", &[], None))
+        .await
+        .unwrap();
     // Deleting a group by a server's name (or the reverse) touches nothing.
     assert!(!store.delete_group(t, "taken-by-group").await.unwrap());
     assert!(!store.delete_server(t, "taken-by-server").await.unwrap());
-    assert!(store.get_server(t, "taken-by-group").await.unwrap().is_some());
+    assert!(
+        store
+            .get_server(t, "taken-by-group")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 async fn groups(store: &Arc<dyn Store>) {
@@ -224,7 +303,11 @@ async fn groups(store: &Arc<dyn Store>) {
     assert_eq!(store.list_groups(t).await.unwrap(), expected);
     rev.same("list_groups").await;
 
-    let widened = GroupRecord { tools: None, members: vec!["z".into()], ..narrowed.clone() };
+    let widened = GroupRecord {
+        tools: None,
+        members: vec!["z".into()],
+        ..narrowed.clone()
+    };
     store.update_group(&widened).await.unwrap();
     rev.bumped("update_group").await;
     let listed = store.list_groups(t).await.unwrap();
@@ -258,23 +341,53 @@ async fn item_settings(store: &Arc<dyn Store>) {
         rev.bumped("upsert_item_setting").await;
     }
     let listed = store.list_item_settings(t, "srv").await.unwrap();
-    assert_eq!(listed, [prompt.clone(), tool_b.clone(), tool.clone()], "ordered by kind, then name");
+    assert_eq!(
+        listed,
+        [prompt.clone(), tool_b.clone(), tool.clone()],
+        "ordered by kind, then name"
+    );
 
-    let replaced = ItemSetting { enabled: true, description: None, rename: Some("fetch".into()), ..tool.clone() };
+    let replaced = ItemSetting {
+        enabled: true,
+        description: None,
+        rename: Some("fetch".into()),
+        ..tool.clone()
+    };
     store.upsert_item_setting(&replaced).await.unwrap();
     rev.bumped("upsert replacing").await;
     let listed = store.list_item_settings(t, "srv").await.unwrap();
     assert_eq!(listed, [prompt.clone(), tool_b.clone(), replaced]);
 
-    assert!(store.delete_item_setting(t, "srv", ItemKind::Tool, "delete").await.unwrap());
+    assert!(
+        store
+            .delete_item_setting(t, "srv", ItemKind::Tool, "delete")
+            .await
+            .unwrap()
+    );
     rev.bumped("delete_item_setting").await;
-    assert!(!store.delete_item_setting(t, "srv", ItemKind::Tool, "delete").await.unwrap());
-    assert!(!store.delete_item_setting(t, "srv", ItemKind::Prompt, "read").await.unwrap(), "kind is part of the key");
+    assert!(
+        !store
+            .delete_item_setting(t, "srv", ItemKind::Tool, "delete")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_item_setting(t, "srv", ItemKind::Prompt, "read")
+            .await
+            .unwrap(),
+        "kind is part of the key"
+    );
     rev.same("deleting absent settings").await;
     assert_eq!(store.list_item_settings(t, "srv").await.unwrap().len(), 2);
 
-    let orphan = store.upsert_item_setting(&setting(t, "no-such-server", ItemKind::Tool, "x")).await;
-    assert!(matches!(orphan, Err(StoreError::NotFound)), "setting for a missing server: {orphan:?}");
+    let orphan = store
+        .upsert_item_setting(&setting(t, "no-such-server", ItemKind::Tool, "x"))
+        .await;
+    assert!(
+        matches!(orphan, Err(StoreError::NotFound)),
+        "setting for a missing server: {orphan:?}"
+    );
     rev.same("orphan setting").await;
 }
 
@@ -282,16 +395,34 @@ async fn delete_cascades(store: &Arc<dyn Store>) {
     let t = "cascade";
     for name in ["keep", "gone"] {
         store.insert_server(&stdio(t, name)).await.unwrap();
-        store.upsert_item_setting(&setting(t, name, ItemKind::Tool, "t")).await.unwrap();
+        store
+            .upsert_item_setting(&setting(t, name, ItemKind::Tool, "t"))
+            .await
+            .unwrap();
     }
-    store.insert_group(&group(t, "both", &["gone", "keep", "gone"], Some(&["t"]))).await.unwrap();
-    store.insert_group(&group(t, "only-gone", &["gone"], None)).await.unwrap();
-    store.insert_group(&group(t, "only-keep", &["keep"], None)).await.unwrap();
+    store
+        .insert_group(&group(t, "both", &["gone", "keep", "gone"], Some(&["t"])))
+        .await
+        .unwrap();
+    store
+        .insert_group(&group(t, "only-gone", &["gone"], None))
+        .await
+        .unwrap();
+    store
+        .insert_group(&group(t, "only-keep", &["keep"], None))
+        .await
+        .unwrap();
     let other_tenant = group("cascade-other", "g", &["gone"], None);
     store.insert_group(&other_tenant).await.unwrap();
 
     assert!(store.delete_server(t, "gone").await.unwrap());
-    assert!(store.list_item_settings(t, "gone").await.unwrap().is_empty());
+    assert!(
+        store
+            .list_item_settings(t, "gone")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.list_item_settings(t, "keep").await.unwrap().len(), 1);
     let expected = vec![
         group(t, "both", &["keep"], Some(&["t"])),
@@ -299,11 +430,20 @@ async fn delete_cascades(store: &Arc<dyn Store>) {
         group(t, "only-keep", &["keep"], None),
     ];
     assert_eq!(store.list_groups(t).await.unwrap(), expected);
-    assert_eq!(store.list_groups("cascade-other").await.unwrap(), [other_tenant]);
+    assert_eq!(
+        store.list_groups("cascade-other").await.unwrap(),
+        [other_tenant]
+    );
 
     // A server re-created under the same name starts without the old settings.
     store.insert_server(&stdio(t, "gone")).await.unwrap();
-    assert!(store.list_item_settings(t, "gone").await.unwrap().is_empty());
+    assert!(
+        store
+            .list_item_settings(t, "gone")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn meta(store: &Arc<dyn Store>) {
@@ -312,34 +452,75 @@ async fn meta(store: &Arc<dyn Store>) {
     rev.same("get_meta").await;
     store.set_meta("admin_token_hash", "first").await.unwrap();
     rev.bumped("set_meta").await;
-    assert_eq!(store.get_meta("admin_token_hash").await.unwrap().as_deref(), Some("first"));
+    assert_eq!(
+        store.get_meta("admin_token_hash").await.unwrap().as_deref(),
+        Some("first")
+    );
     store.set_meta("admin_token_hash", "second").await.unwrap();
     rev.bumped("set_meta overwrite").await;
     store.set_meta("other", "").await.unwrap();
-    assert_eq!(store.get_meta("admin_token_hash").await.unwrap().as_deref(), Some("second"));
+    assert_eq!(
+        store.get_meta("admin_token_hash").await.unwrap().as_deref(),
+        Some("second")
+    );
     assert_eq!(store.get_meta("other").await.unwrap().as_deref(), Some(""));
 }
 
 async fn tenant_isolation(store: &Arc<dyn Store>) {
-    store.insert_server(&http("a", "shared-name")).await.unwrap();
-    store.insert_group(&group("a", "team", &["shared-name"], None)).await.unwrap();
-    store.upsert_item_setting(&setting("a", "shared-name", ItemKind::Tool, "t")).await.unwrap();
+    store
+        .insert_server(&http("a", "shared-name"))
+        .await
+        .unwrap();
+    store
+        .insert_group(&group("a", "team", &["shared-name"], None))
+        .await
+        .unwrap();
+    store
+        .upsert_item_setting(&setting("a", "shared-name", ItemKind::Tool, "t"))
+        .await
+        .unwrap();
 
     assert!(store.list_servers("b").await.unwrap().is_empty());
     assert_eq!(store.get_server("b", "shared-name").await.unwrap(), None);
     assert!(store.list_groups("b").await.unwrap().is_empty());
-    assert!(store.list_item_settings("b", "shared-name").await.unwrap().is_empty());
-    assert!(matches!(store.update_server(&http("b", "shared-name")).await, Err(StoreError::NotFound)));
-    assert!(matches!(store.update_group(&group("b", "team", &[], None)).await, Err(StoreError::NotFound)));
+    assert!(
+        store
+            .list_item_settings("b", "shared-name")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        store.update_server(&http("b", "shared-name")).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.update_group(&group("b", "team", &[], None)).await,
+        Err(StoreError::NotFound)
+    ));
     assert!(!store.delete_server("b", "shared-name").await.unwrap());
     assert!(!store.delete_group("b", "team").await.unwrap());
-    assert!(!store.delete_item_setting("b", "shared-name", ItemKind::Tool, "t").await.unwrap());
+    assert!(
+        !store
+            .delete_item_setting("b", "shared-name", ItemKind::Tool, "t")
+            .await
+            .unwrap()
+    );
 
     // The same names are free in tenant b, crosswise too.
-    store.insert_group(&group("b", "shared-name", &[], None)).await.unwrap();
+    store
+        .insert_group(&group("b", "shared-name", &[], None))
+        .await
+        .unwrap();
     store.insert_server(&sse("b", "team")).await.unwrap();
-    assert_eq!(store.get_server("a", "shared-name").await.unwrap(), Some(http("a", "shared-name")));
-    assert_eq!(store.list_groups("a").await.unwrap(), [group("a", "team", &["shared-name"], None)]);
+    assert_eq!(
+        store.get_server("a", "shared-name").await.unwrap(),
+        Some(http("a", "shared-name"))
+    );
+    assert_eq!(
+        store.list_groups("a").await.unwrap(),
+        [group("a", "team", &["shared-name"], None)]
+    );
     everything_listed(store).await;
 }
 
@@ -354,13 +535,25 @@ async fn everything_listed(store: &Arc<dyn Store>) {
     assert!(keys.contains(&("servers", "m-http")));
 
     let groups = store.list_all_groups().await.unwrap();
-    let keys: Vec<_> = groups.iter().map(|g| (g.tenant.as_str(), g.name.as_str())).collect();
+    let keys: Vec<_> = groups
+        .iter()
+        .map(|g| (g.tenant.as_str(), g.name.as_str()))
+        .collect();
     assert!(keys.contains(&("a", "team")) && keys.contains(&("b", "shared-name")));
     assert!(keys.is_sorted());
 
     let settings = store.list_all_item_settings().await.unwrap();
-    let keys: Vec<_> =
-        settings.iter().map(|s| (s.tenant.as_str(), s.server.as_str(), s.kind.as_str(), s.name.as_str())).collect();
+    let keys: Vec<_> = settings
+        .iter()
+        .map(|s| {
+            (
+                s.tenant.as_str(),
+                s.server.as_str(),
+                s.kind.as_str(),
+                s.name.as_str(),
+            )
+        })
+        .collect();
     assert!(keys.contains(&("a", "shared-name", "tool", "t")));
     assert!(keys.contains(&("settings", "srv", "prompt", "question")));
     assert!(keys.is_sorted());
@@ -375,7 +568,9 @@ async fn concurrent_claims(store: &Arc<dyn Store>) {
                 if i % 2 == 0 {
                     store.insert_server(&sse("race", "contested")).await
                 } else {
-                    store.insert_group(&group("race", "contested", &[], None)).await
+                    store
+                        .insert_group(&group("race", "contested", &[], None))
+                        .await
                 }
             })
         })
@@ -407,25 +602,41 @@ async fn secrets_at_rest(url: &str, store: &Arc<dyn Store>) {
     }
 
     let reopened = open(url, key(1)).await.expect("reopen with the right key");
-    assert_eq!(reopened.get_server("rest", "web").await.unwrap(), Some(http("rest", "web")));
+    assert_eq!(
+        reopened.get_server("rest", "web").await.unwrap(),
+        Some(http("rest", "web"))
+    );
     let wrong = open(url, key(2)).await.expect("opening needs no key");
     for name in ["web", "local"] {
         let read = wrong.get_server("rest", name).await;
-        assert!(matches!(read, Err(StoreError::Crypto(_))), "wrong key on {name}: {read:?}");
+        assert!(
+            matches!(read, Err(StoreError::Crypto(_))),
+            "wrong key on {name}: {read:?}"
+        );
     }
-    assert!(matches!(wrong.list_all_servers().await, Err(StoreError::Crypto(_))));
+    assert!(matches!(
+        wrong.list_all_servers().await,
+        Err(StoreError::Crypto(_))
+    ));
 }
 
-const RAW_SECRETS: &str = "SELECT COALESCE(headers_enc, env_enc) FROM servers WHERE tenant = 'rest' ORDER BY name";
+const RAW_SECRETS: &str =
+    "SELECT COALESCE(headers_enc, env_enc) FROM servers WHERE tenant = 'rest' ORDER BY name";
 
 /// The sealed columns, read past the store with a plain connection.
 async fn raw_secret_columns(url: &str) -> Vec<String> {
     if url.starts_with("sqlite:") {
         let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
-        sqlx::query_scalar(RAW_SECRETS).fetch_all(&mut conn).await.unwrap()
+        sqlx::query_scalar(RAW_SECRETS)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
     } else {
         let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::query_scalar(RAW_SECRETS).fetch_all(&mut conn).await.unwrap()
+        sqlx::query_scalar(RAW_SECRETS)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
     }
 }
 
@@ -458,7 +669,10 @@ async fn sqlite_file() {
     contract(store.clone()).await;
     secrets_at_rest(&url, &store).await;
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(mode, "wal");
 }
 
@@ -477,10 +691,14 @@ async fn sqlite_memory_stores_are_separate() {
 
 #[tokio::test]
 async fn unknown_schemes_are_rejected_without_echoing_credentials() {
-    let Err(StoreError::Backend(message)) = open("mysql://root:hunter2@db/app", key(1)).await else {
+    let Err(StoreError::Backend(message)) = open("mysql://root:hunter2@db/app", key(1)).await
+    else {
         panic!("mysql URLs must be rejected");
     };
-    assert!(message.contains("mysql") && message.contains("postgres://"), "{message}");
+    assert!(
+        message.contains("mysql") && message.contains("postgres://"),
+        "{message}"
+    );
     assert!(!message.contains("hunter2"), "{message}");
 }
 
@@ -488,7 +706,8 @@ async fn unknown_schemes_are_rejected_without_echoing_credentials() {
 // PostgreSQL
 
 fn pg_base_url() -> String {
-    std::env::var("SWITCHBOARD_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("SWITCHBOARD_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 /// A database made for one test run, dropped (connections and all) when this goes away.
@@ -501,7 +720,10 @@ impl PgDatabase {
         let name = format!("switchboard_test_{}", random_hex());
         let mut admin = admin_connection().await;
         let create = format!("CREATE DATABASE {name}");
-        sqlx::query(sqlx::AssertSqlSafe(create)).execute(&mut admin).await.expect("CREATE DATABASE");
+        sqlx::query(sqlx::AssertSqlSafe(create))
+            .execute(&mut admin)
+            .await
+            .expect("CREATE DATABASE");
         PgDatabase { name }
     }
 
@@ -515,8 +737,12 @@ async fn admin_connection() -> sqlx::PgConnection {
     let connecting = sqlx::PgConnection::connect(&url);
     match tokio::time::timeout(Duration::from_secs(10), connecting).await {
         Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => panic!("PostgreSQL is required for this test but {url} is unreachable: {e}. {PG_HINT}"),
-        Err(_) => panic!("PostgreSQL is required for this test but {url} did not answer in 10 s. {PG_HINT}"),
+        Ok(Err(e)) => {
+            panic!("PostgreSQL is required for this test but {url} is unreachable: {e}. {PG_HINT}")
+        }
+        Err(_) => panic!(
+            "PostgreSQL is required for this test but {url} did not answer in 10 s. {PG_HINT}"
+        ),
     }
 }
 
@@ -528,10 +754,16 @@ impl Drop for PgDatabase {
     fn drop(&mut self) {
         let drop_sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             runtime.block_on(async {
                 let mut admin = admin_connection().await;
-                sqlx::query(sqlx::AssertSqlSafe(drop_sql)).execute(&mut admin).await.map(drop)
+                sqlx::query(sqlx::AssertSqlSafe(drop_sql))
+                    .execute(&mut admin)
+                    .await
+                    .map(drop)
             })
         })
         .join();

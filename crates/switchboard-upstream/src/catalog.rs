@@ -23,7 +23,12 @@ pub enum ListKind {
 
 impl ListKind {
     /// All four, in a fixed order.
-    pub const ALL: [ListKind; 4] = [ListKind::Tools, ListKind::Prompts, ListKind::Resources, ListKind::Templates];
+    pub const ALL: [ListKind; 4] = [
+        ListKind::Tools,
+        ListKind::Prompts,
+        ListKind::Resources,
+        ListKind::Templates,
+    ];
 
     /// The list method.
     pub fn method(self) -> &'static str {
@@ -68,7 +73,9 @@ impl ListKind {
         match method {
             "notifications/tools/list_changed" => Some(&[ListKind::Tools]),
             "notifications/prompts/list_changed" => Some(&[ListKind::Prompts]),
-            "notifications/resources/list_changed" => Some(&[ListKind::Resources, ListKind::Templates]),
+            "notifications/resources/list_changed" => {
+                Some(&[ListKind::Resources, ListKind::Templates])
+            }
             _ => None,
         }
     }
@@ -129,25 +136,45 @@ impl Catalog {
 const MAX_PAGES: usize = 1000;
 
 /// Fetches every page of one list.
-pub async fn fetch_list(conn: &Connection, kind: ListKind, timeout: Duration) -> Result<Vec<Item>, UpstreamError> {
+pub async fn fetch_list(
+    conn: &Connection,
+    kind: ListKind,
+    timeout: Duration,
+) -> Result<Vec<Item>, UpstreamError> {
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_PAGES {
-        let params = cursor.as_ref().map(|c| format!(r#"{{"cursor":{}}}"#, quote(c)));
-        let reply = conn.request(kind.method(), params.as_deref(), timeout).await?;
+        let params = cursor
+            .as_ref()
+            .map(|c| format!(r#"{{"cursor":{}}}"#, quote(c)));
+        let reply = conn
+            .request(kind.method(), params.as_deref(), timeout)
+            .await?;
         let env = Envelope::parse(&reply).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
         if let Some(err) = env.error {
-            return Err(UpstreamError::Protocol(format!("{} failed: {}", kind.method(), err.get())));
+            return Err(UpstreamError::Protocol(format!(
+                "{} failed: {}",
+                kind.method(),
+                err.get()
+            )));
         }
-        let result = env.result.ok_or_else(|| UpstreamError::Protocol("response without result".into()))?;
-        let fields = Fields::parse(result.get()).ok_or_else(|| UpstreamError::Protocol("result is not an object".into()))?;
+        let result = env
+            .result
+            .ok_or_else(|| UpstreamError::Protocol("response without result".into()))?;
+        let fields = Fields::parse(result.get())
+            .ok_or_else(|| UpstreamError::Protocol("result is not an object".into()))?;
         let list = fields.get(kind.field()).map(|v| v.get()).unwrap_or("[]");
-        for raw in array_items(list).ok_or_else(|| UpstreamError::Protocol(format!("{} is not an array", kind.field())))? {
+        for raw in array_items(list)
+            .ok_or_else(|| UpstreamError::Protocol(format!("{} is not an array", kind.field())))?
+        {
             if let Some(item) = parse_item(kind, raw) {
                 items.push(item);
             }
         }
-        cursor = fields.get_str("nextCursor").map(|c| c.into_owned()).filter(|c| !c.is_empty());
+        cursor = fields
+            .get_str("nextCursor")
+            .map(|c| c.into_owned())
+            .filter(|c| !c.is_empty());
         if cursor.is_none() {
             return Ok(items);
         }
@@ -160,10 +187,17 @@ fn parse_item(kind: ListKind, raw: &RawValue) -> Option<Item> {
     let key = fields.get_str(kind.key())?.into_owned();
     let (mut read_only, mut idempotent) = (false, false);
     if kind == ListKind::Tools
-        && let Some(ann) = fields.get("annotations").and_then(|a| Fields::parse(a.get()))
+        && let Some(ann) = fields
+            .get("annotations")
+            .and_then(|a| Fields::parse(a.get()))
     {
         read_only = ann.get("readOnlyHint").is_some_and(|v| v.get() == "true");
         idempotent = ann.get("idempotentHint").is_some_and(|v| v.get() == "true");
     }
-    Some(Item { key, raw: raw.to_owned(), read_only, idempotent })
+    Some(Item {
+        key,
+        raw: raw.to_owned(),
+        read_only,
+        idempotent,
+    })
 }

@@ -50,12 +50,22 @@ pub struct InitInfo {
 
 impl InitInfo {
     pub(crate) fn from_result(result: &str) -> Result<Self, UpstreamError> {
-        let v: Value = serde_json::from_str(result).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        let v: Value =
+            serde_json::from_str(result).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
         Ok(InitInfo {
-            protocol_version: v["protocolVersion"].as_str().unwrap_or("2024-11-05").to_string(),
-            capabilities: v.get("capabilities").cloned().unwrap_or(Value::Object(Default::default())),
+            protocol_version: v["protocolVersion"]
+                .as_str()
+                .unwrap_or("2024-11-05")
+                .to_string(),
+            capabilities: v
+                .get("capabilities")
+                .cloned()
+                .unwrap_or(Value::Object(Default::default())),
             server_info: v.get("serverInfo").cloned().unwrap_or(Value::Null),
-            instructions: v.get("instructions").and_then(Value::as_str).map(str::to_string),
+            instructions: v
+                .get("instructions")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         })
     }
 
@@ -82,7 +92,10 @@ impl std::fmt::Debug for Connection {
             Connection::Http(_) => "streamable-http",
             Connection::Sse(_) => "sse",
         };
-        f.debug_struct("Connection").field("transport", &kind).field("in_flight", &self.in_flight()).finish()
+        f.debug_struct("Connection")
+            .field("transport", &kind)
+            .field("in_flight", &self.in_flight())
+            .finish()
     }
 }
 
@@ -109,7 +122,9 @@ pub fn http_client() -> reqwest::Client {
 fn rustls_provider() -> bool {
     // reqwest is built without a bundled crypto provider; the process must pick one before the
     // first TLS handshake. Installing twice is harmless.
-    rustls::crypto::ring::default_provider().install_default().is_ok()
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .is_ok()
 }
 
 impl Connection {
@@ -123,14 +138,30 @@ impl Connection {
     ) -> Result<(Connection, InitInfo), UpstreamError> {
         let mux = Arc::new(Mux::new(incoming));
         let conn = match &spec.transport {
-            TransportSpec::Stdio { command, args, env, cwd } => {
-                Connection::Stdio(StdioConn::spawn(&spec.name, command, args, env, cwd.as_deref(), stderr, mux)?)
-            }
-            TransportSpec::StreamableHttp { url, headers, protocol } => {
-                Connection::Http(HttpConn::new(url, headers, *protocol, client.clone(), mux)?)
-            }
+            TransportSpec::Stdio {
+                command,
+                args,
+                env,
+                cwd,
+            } => Connection::Stdio(StdioConn::spawn(
+                &spec.name,
+                command,
+                args,
+                env,
+                cwd.as_deref(),
+                stderr,
+                mux,
+            )?),
+            TransportSpec::StreamableHttp {
+                url,
+                headers,
+                protocol,
+            } => Connection::Http(HttpConn::new(url, headers, *protocol, client.clone(), mux)?),
             TransportSpec::Sse { url, headers } => {
-                let opened = tokio::time::timeout(init_timeout, SseConn::connect(url, headers, client.clone(), mux));
+                let opened = tokio::time::timeout(
+                    init_timeout,
+                    SseConn::connect(url, headers, client.clone(), mux),
+                );
                 match opened.await {
                     Ok(r) => Connection::Sse(r?),
                     Err(_) => return Err(UpstreamError::Timeout(init_timeout)),
@@ -157,15 +188,22 @@ impl Connection {
             Connection::Http(h) => h.initialize(&params, timeout).await?,
             _ => {
                 let reply = self.request("initialize", Some(&params), timeout).await?;
-                let env = Envelope::parse(&reply).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+                let env =
+                    Envelope::parse(&reply).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
                 if let Some(err) = env.error {
-                    return Err(UpstreamError::Protocol(format!("initialize failed: {}", err.get())));
+                    return Err(UpstreamError::Protocol(format!(
+                        "initialize failed: {}",
+                        err.get()
+                    )));
                 }
-                let result = env.result.ok_or_else(|| UpstreamError::Protocol("initialize without result".into()))?;
+                let result = env
+                    .result
+                    .ok_or_else(|| UpstreamError::Protocol("initialize without result".into()))?;
                 InitInfo::from_result(result.get())?
             }
         };
-        self.send(notification_message("notifications/initialized", None)).await?;
+        self.send(notification_message("notifications/initialized", None))
+            .await?;
         Ok(info)
     }
 
@@ -188,10 +226,19 @@ impl Connection {
     }
 
     /// Sends a request the hub originates and waits for the whole reply message.
-    pub async fn request(&self, method: &str, params: Option<&str>, timeout: Duration) -> Result<String, UpstreamError> {
+    pub async fn request(
+        &self,
+        method: &str,
+        params: Option<&str>,
+        timeout: Duration,
+    ) -> Result<String, UpstreamError> {
         let id = self.next_id();
         let body = request_message(&id.to_string(), method, params);
-        let opts = CallOptions { timeout, events: None, retry_safe: true };
+        let opts = CallOptions {
+            timeout,
+            events: None,
+            retry_safe: true,
+        };
         self.call(id, body, opts).await
     }
 
@@ -200,23 +247,33 @@ impl Connection {
     /// The timeout restarts whenever the request reports progress. If the returned future is
     /// dropped before it completes (client gone, cancelled, timed out), the upstream is sent
     /// `notifications/cancelled` for it.
-    pub async fn call(&self, id: u64, body: String, opts: CallOptions) -> Result<String, UpstreamError> {
+    pub async fn call(
+        &self,
+        id: u64,
+        body: String,
+        opts: CallOptions,
+    ) -> Result<String, UpstreamError> {
         // Events go straight to the caller's sink; the timeout restarts lazily (checked when it
         // fires) from the time of the last event.
         let mut rx = self.mux().register(id, opts.events.clone());
-        let mut guard = CancelOnDrop { conn: self, id, armed: true };
-        // HTTP requests run inside this future (polled below), not in a task of their own.
-        let mut post: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> = match self {
-            Connection::Stdio(c) => {
-                c.write(body).await;
-                None
-            }
-            Connection::Sse(c) => {
-                c.post_request(id, body);
-                None
-            }
-            Connection::Http(c) => Some(Box::pin(c.run_request(id, body, opts.retry_safe))),
+        let mut guard = CancelOnDrop {
+            conn: self,
+            id,
+            armed: true,
         };
+        // HTTP requests run inside this future (polled below), not in a task of their own.
+        let mut post: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> =
+            match self {
+                Connection::Stdio(c) => {
+                    c.write(body).await;
+                    None
+                }
+                Connection::Sse(c) => {
+                    c.post_request(id, body);
+                    None
+                }
+                Connection::Http(c) => Some(Box::pin(c.run_request(id, body, opts.retry_safe))),
+            };
         let mut deadline = Instant::now() + opts.timeout;
         let result = loop {
             tokio::select! {
@@ -305,9 +362,14 @@ impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         let was_pending = self.conn.mux().forget(self.id);
         if self.armed || was_pending {
-            let params = format!(r#"{{"requestId":{},"reason":"cancelled by the client or timed out"}}"#, self.id);
-            self.conn.send_detached(notification_message("notifications/cancelled", Some(&params)));
+            let params = format!(
+                r#"{{"requestId":{},"reason":"cancelled by the client or timed out"}}"#,
+                self.id
+            );
+            self.conn.send_detached(notification_message(
+                "notifications/cancelled",
+                Some(&params),
+            ));
         }
     }
 }
-

@@ -24,6 +24,8 @@ pub enum UpstreamError {
     #[error("protocol error: {0}")]
     Protocol(String),
     /// The upstream session expired and the request could not safely be retried.
-    #[error("the server's session expired and the request was not retried because it may not be idempotent")]
+    #[error(
+        "the server's session expired and the request was not retried because it may not be idempotent"
+    )]
     SessionExpired,
 }

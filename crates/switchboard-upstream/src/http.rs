@@ -56,8 +56,10 @@ pub struct HttpConn {
 pub(crate) fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap, UpstreamError> {
     let mut map = HeaderMap::new();
     for (k, v) in headers {
-        let name = HeaderName::try_from(k.as_str()).map_err(|_| UpstreamError::Transport(format!("invalid header name {k:?}")))?;
-        let value = HeaderValue::try_from(v.as_str()).map_err(|_| UpstreamError::Transport(format!("invalid value for header {k:?}")))?;
+        let name = HeaderName::try_from(k.as_str())
+            .map_err(|_| UpstreamError::Transport(format!("invalid header name {k:?}")))?;
+        let value = HeaderValue::try_from(v.as_str())
+            .map_err(|_| UpstreamError::Transport(format!("invalid value for header {k:?}")))?;
         map.insert(name, value);
     }
     Ok(map)
@@ -71,11 +73,15 @@ impl HttpConn {
         client: reqwest::Client,
         mux: Arc<Mux>,
     ) -> Result<Self, UpstreamError> {
-        let url = reqwest::Url::parse(url).map_err(|e| UpstreamError::Transport(format!("invalid URL {url:?}: {e}")))?;
+        let url = reqwest::Url::parse(url)
+            .map_err(|e| UpstreamError::Transport(format!("invalid URL {url:?}: {e}")))?;
         let mut headers = header_map(headers)?;
         // Built once: every POST clones this map instead of parsing the same headers again.
         headers.insert(header::ACCEPT, HeaderValue::from_static(ACCEPT_BOTH));
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         let shared = Arc::new(Shared {
             mux: mux.clone(),
             url,
@@ -90,7 +96,11 @@ impl HttpConn {
         Ok(HttpConn { mux, shared })
     }
 
-    pub(crate) async fn initialize(&self, params: &str, timeout: Duration) -> Result<InitInfo, UpstreamError> {
+    pub(crate) async fn initialize(
+        &self,
+        params: &str,
+        timeout: Duration,
+    ) -> Result<InitInfo, UpstreamError> {
         let _ = self.shared.init_params.set(params.to_string());
         let info = tokio::time::timeout(timeout, self.shared.open_session())
             .await
@@ -133,7 +143,12 @@ impl HttpConn {
         self.shared.shutdown.cancel();
         let session = self.shared.session.load();
         if let Some(id) = &session.id {
-            let req = self.shared.client.delete(self.shared.url.clone()).headers(self.shared.headers.clone()).header("mcp-session-id", id);
+            let req = self
+                .shared
+                .client
+                .delete(self.shared.url.clone())
+                .headers(self.shared.headers.clone())
+                .header("mcp-session-id", id);
             let _ = tokio::time::timeout(Duration::from_secs(2), req.send()).await;
         }
     }
@@ -145,7 +160,11 @@ impl Shared {
         if session.modern {
             return self.post_modern(String::from_utf8_lossy(&body).into_owned());
         }
-        let mut req = self.client.post(self.url.clone()).headers(self.headers.clone()).body(body);
+        let mut req = self
+            .client
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .body(body);
         if let Some(id) = &session.id {
             req = req.header("mcp-session-id", id);
         }
@@ -180,7 +199,8 @@ impl Shared {
             ProtocolMode::Legacy => self.handshake(0).await,
             ProtocolMode::Modern => self.discover().await,
             ProtocolMode::Auto => match self.handshake(0).await {
-                Err(UpstreamError::HttpStatus(400 | 404 | 405, why)) => match self.discover().await {
+                Err(UpstreamError::HttpStatus(400 | 404 | 405, why)) => match self.discover().await
+                {
                     Ok(info) => Ok(info),
                     Err(_) => Err(UpstreamError::HttpStatus(400, why)),
                 },
@@ -193,7 +213,11 @@ impl Shared {
     async fn discover(&self) -> Result<InitInfo, UpstreamError> {
         let id = self.mux.next_id();
         let body = request_message(&id.to_string(), "server/discover", None);
-        let modern = Session { modern: true, version: HeaderValue::from_static(MODERN).into(), ..Session::default() };
+        let modern = Session {
+            modern: true,
+            version: HeaderValue::from_static(MODERN).into(),
+            ..Session::default()
+        };
         let resp = self.post(body, &modern).send().await.map_err(transport)?;
         if !resp.status().is_success() {
             return Err(status_error(resp.status(), resp).await);
@@ -201,11 +225,19 @@ impl Shared {
         let reply = read_single_reply(resp, id).await?;
         let env = Envelope::parse(&reply).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
         if let Some(err) = env.error {
-            return Err(UpstreamError::Protocol(format!("server/discover failed: {}", err.get())));
+            return Err(UpstreamError::Protocol(format!(
+                "server/discover failed: {}",
+                err.get()
+            )));
         }
-        let result = env.result.ok_or_else(|| UpstreamError::Protocol("server/discover without result".into()))?;
+        let result = env
+            .result
+            .ok_or_else(|| UpstreamError::Protocol("server/discover without result".into()))?;
         let info = crate::modern::discover_info(result.get())?;
-        self.session.store(Arc::new(Session { generation: 1, ..modern }));
+        self.session.store(Arc::new(Session {
+            generation: 1,
+            ..modern
+        }));
         Ok(info)
     }
 
@@ -220,7 +252,11 @@ impl Shared {
         let params = self.init_params.get().cloned().unwrap_or_default();
         let id = self.mux.next_id();
         let body = request_message(&id.to_string(), "initialize", Some(&params));
-        let resp = self.post(body, &Session::default()).send().await.map_err(transport)?;
+        let resp = self
+            .post(body, &Session::default())
+            .send()
+            .await
+            .map_err(transport)?;
         let status = resp.status();
         if !status.is_success() {
             return Err(status_error(status, resp).await);
@@ -229,12 +265,22 @@ impl Shared {
         let reply = read_single_reply(resp, id).await?;
         let env = Envelope::parse(&reply).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
         if let Some(err) = env.error {
-            return Err(UpstreamError::Protocol(format!("initialize failed: {}", err.get())));
+            return Err(UpstreamError::Protocol(format!(
+                "initialize failed: {}",
+                err.get()
+            )));
         }
-        let result = env.result.ok_or_else(|| UpstreamError::Protocol("initialize without result".into()))?;
+        let result = env
+            .result
+            .ok_or_else(|| UpstreamError::Protocol("initialize without result".into()))?;
         let info = InitInfo::from_result(result.get())?;
         let version = HeaderValue::try_from(info.protocol_version.as_str()).ok();
-        let session = Session { id: session_id, version, generation: current.generation + 1, modern: false };
+        let session = Session {
+            id: session_id,
+            version,
+            generation: current.generation + 1,
+            modern: false,
+        };
         let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_string();
         let resp = self.post(note, &session).send().await.map_err(transport)?;
         if !resp.status().is_success() {
@@ -282,13 +328,16 @@ impl Shared {
                 return self.mux.fail(id, e);
             }
             // The stream ended; if the answer never came, say so.
-            self.mux.fail(id, UpstreamError::Closed("the response stream ended without a response".into()));
+            self.mux.fail(
+                id,
+                UpstreamError::Closed("the response stream ended without a response".into()),
+            );
             return;
         }
         match resp.text().await {
-            Ok(text) if text.trim().is_empty() => {
-                self.mux.fail(id, UpstreamError::Protocol("empty response body".into()))
-            }
+            Ok(text) if text.trim().is_empty() => self
+                .mux
+                .fail(id, UpstreamError::Protocol("empty response body".into())),
             Ok(text) => {
                 if let Err(why) = self.mux.dispatch(text, Some(id)) {
                     self.mux.fail(id, UpstreamError::Protocol(why));
@@ -299,11 +348,17 @@ impl Shared {
     }
 
     /// Dispatches every event of a stream until it ends (or, for a POST, until `id` is answered).
-    async fn read_stream(&self, mut resp: reqwest::Response, id: Option<u64>) -> Result<(), UpstreamError> {
+    async fn read_stream(
+        &self,
+        mut resp: reqwest::Response,
+        id: Option<u64>,
+    ) -> Result<(), UpstreamError> {
         let mut decoder = Decoder::new(MAX_EVENT);
         let mut events = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(transport)? {
-            decoder.feed(&chunk, &mut events).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+            decoder
+                .feed(&chunk, &mut events)
+                .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
             for ev in events.drain(..) {
                 if ev.kind() != "message" || ev.data.trim().is_empty() {
                     continue;
@@ -313,7 +368,9 @@ impl Shared {
                         let _ = self.post_message(result_message(&pid, "{}")).await;
                     }
                     Ok(Dispatched::Handled) => {}
-                    Err(why) => tracing::warn!(message = "Ignored a malformed message from an upstream.", url = %self.url, %why),
+                    Err(why) => {
+                        tracing::warn!(message = "Ignored a malformed message from an upstream.", url = %self.url, %why)
+                    }
                 }
             }
             if let Some(id) = id
@@ -351,7 +408,10 @@ impl Shared {
         loop {
             let session = self.session.load_full();
             let mut headers = self.headers.clone();
-            headers.insert(header::ACCEPT, HeaderValue::from_static("text/event-stream"));
+            headers.insert(
+                header::ACCEPT,
+                HeaderValue::from_static("text/event-stream"),
+            );
             headers.remove(header::CONTENT_TYPE);
             let mut req = self.client.get(self.url.clone()).headers(headers);
             if let Some(id) = &session.id {
@@ -403,7 +463,9 @@ async fn read_single_reply(mut resp: reqwest::Response, id: u64) -> Result<Strin
     let mut decoder = Decoder::new(MAX_EVENT);
     let mut events = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(transport)? {
-        decoder.feed(&chunk, &mut events).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        decoder
+            .feed(&chunk, &mut events)
+            .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
         for ev in events.drain(..) {
             if let Ok(env) = Envelope::parse(&ev.data)
                 && env.method.is_none()
@@ -413,7 +475,9 @@ async fn read_single_reply(mut resp: reqwest::Response, id: u64) -> Result<Strin
             }
         }
     }
-    Err(UpstreamError::Protocol("the stream ended without a reply to initialize".into()))
+    Err(UpstreamError::Protocol(
+        "the stream ended without a reply to initialize".into(),
+    ))
 }
 
 fn transport(e: reqwest::Error) -> UpstreamError {
@@ -433,5 +497,8 @@ async fn status_error(status: StatusCode, resp: reqwest::Response) -> UpstreamEr
     if snippet.len() < body.len() {
         snippet.push('…');
     }
-    UpstreamError::HttpStatus(status.as_u16(), format!("HTTP {status} from the server: {snippet}"))
+    UpstreamError::HttpStatus(
+        status.as_u16(),
+        format!("HTTP {status} from the server: {snippet}"),
+    )
 }

@@ -17,7 +17,9 @@ mod stdio;
 mod supervisor;
 
 pub use catalog::{Catalog, Item, ListKind, fetch_list};
-pub use connection::{CallEvent, CallOptions, Connection, InitInfo, client_capabilities, http_client};
+pub use connection::{
+    CallEvent, CallOptions, Connection, InitInfo, client_capabilities, http_client,
+};
 pub use error::UpstreamError;
 pub use mux::Incoming;
 pub use stdio::StderrRing;

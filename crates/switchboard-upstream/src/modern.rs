@@ -30,7 +30,9 @@ fn meta_members(existing: Option<&Fields<'_>>) -> String {
 /// Adds the stateless `_meta` to a request and returns it with its `Mcp-Method` and
 /// `Mcp-Name` header values (non-ASCII names are sent base64-encoded).
 pub(crate) fn prepare(body: String) -> (String, Option<String>, Option<String>) {
-    let Ok(env) = Envelope::parse(&body) else { return (body, None, None) };
+    let Ok(env) = Envelope::parse(&body) else {
+        return (body, None, None);
+    };
     let method = env.method.as_deref().map(str::to_string);
     if env.kind().ok() != Some(Kind::Request) {
         return (body, method, None);
@@ -41,7 +43,9 @@ pub(crate) fn prepare(body: String) -> (String, Option<String>, Option<String>) 
         "resources/read" => Some("uri"),
         _ => None,
     };
-    let name = name_field.and_then(|f| params.as_ref()?.get_str(f)).map(|n| header_value(&n));
+    let name = name_field
+        .and_then(|f| params.as_ref()?.get_str(f))
+        .map(|n| header_value(&n));
     let mut sp = Splice::new();
     match (env.params, params.as_ref().and_then(|p| p.get("_meta"))) {
         (Some(_), Some(meta)) => {
@@ -51,7 +55,10 @@ pub(crate) fn prepare(body: String) -> (String, Option<String>, Option<String>) 
                 && let Some((at, has)) = object_append_point(meta.get())
             {
                 let start = switchboard_core::jsonrpc::span_of(&body, meta.get()).start;
-                sp.insert(start + at, if has { format!(",{members}") } else { members });
+                sp.insert(
+                    start + at,
+                    if has { format!(",{members}") } else { members },
+                );
             }
         }
         (Some(raw), None) => {
@@ -63,7 +70,10 @@ pub(crate) fn prepare(body: String) -> (String, Option<String>, Option<String>) 
         }
         (None, _) => {
             if let Some((at, _)) = object_append_point(&body) {
-                sp.insert(at, format!(r#","params":{{"_meta":{{{}}}}}"#, meta_members(None)));
+                sp.insert(
+                    at,
+                    format!(r#","params":{{"_meta":{{{}}}}}"#, meta_members(None)),
+                );
             }
         }
     }
@@ -72,15 +82,23 @@ pub(crate) fn prepare(body: String) -> (String, Option<String>, Option<String>) 
 }
 
 fn header_value(v: &str) -> String {
-    let plain = v.bytes().all(|b| (0x20..0x7f).contains(&b)) && v.trim() == v && !v.starts_with("=?");
-    if plain { v.to_string() } else { format!("=?base64?{}?=", base64(v.as_bytes())) }
+    let plain =
+        v.bytes().all(|b| (0x20..0x7f).contains(&b)) && v.trim() == v && !v.starts_with("=?");
+    if plain {
+        v.to_string()
+    } else {
+        format!("=?base64?{}?=", base64(v.as_bytes()))
+    }
 }
 
 fn base64(bytes: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -94,16 +112,27 @@ fn base64(bytes: &[u8]) -> String {
 
 /// What a `server/discover` result says, in the shape `initialize` gives.
 pub(crate) fn discover_info(result: &str) -> Result<InitInfo, UpstreamError> {
-    let v: Value = serde_json::from_str(result).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
-    let supports = v["supportedVersions"].as_array().is_some_and(|a| a.iter().any(|x| x == "2026-07-28"));
+    let v: Value =
+        serde_json::from_str(result).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+    let supports = v["supportedVersions"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|x| x == "2026-07-28"));
     if !supports {
-        return Err(UpstreamError::Protocol("the server does not list 2026-07-28 among its supported versions".into()));
+        return Err(UpstreamError::Protocol(
+            "the server does not list 2026-07-28 among its supported versions".into(),
+        ));
     }
     Ok(InitInfo {
         protocol_version: "2026-07-28".into(),
-        capabilities: v.get("capabilities").cloned().unwrap_or(Value::Object(Default::default())),
+        capabilities: v
+            .get("capabilities")
+            .cloned()
+            .unwrap_or(Value::Object(Default::default())),
         server_info: v["_meta"]["io.modelcontextprotocol/serverInfo"].clone(),
-        instructions: v.get("instructions").and_then(Value::as_str).map(str::to_string),
+        instructions: v
+            .get("instructions")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     })
 }
 
@@ -117,13 +146,22 @@ mod tests {
         assert_eq!(m.as_deref(), Some("tools/call"));
         assert_eq!(n.as_deref(), Some("=?base64?w6k=?="));
         let v: Value = serde_json::from_str(&b).unwrap();
-        assert_eq!(v["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"], "2026-07-28");
+        assert_eq!(
+            v["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"],
+            "2026-07-28"
+        );
         let (b, _, _) = prepare(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.into());
         let v: Value = serde_json::from_str(&b).unwrap();
-        assert_eq!(v["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"], serde_json::json!({}));
+        assert_eq!(
+            v["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"],
+            serde_json::json!({})
+        );
         let (b, _, _) = prepare(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","_meta":{"progressToken":3}}}"#.into());
         let v: Value = serde_json::from_str(&b).unwrap();
         assert_eq!(v["params"]["_meta"]["progressToken"], 3);
-        assert_eq!(v["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"], "2026-07-28");
+        assert_eq!(
+            v["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"],
+            "2026-07-28"
+        );
     }
 }

@@ -60,7 +60,12 @@ pub(crate) enum Dispatched {
 
 impl Mux {
     pub(crate) fn new(incoming: mpsc::UnboundedSender<Incoming>) -> Self {
-        Mux { next_id: AtomicU64::new(1), pending: Mutex::new(HashMap::new()), incoming, asked_by: Mutex::new(HashMap::new()) }
+        Mux {
+            next_id: AtomicU64::new(1),
+            pending: Mutex::new(HashMap::new()),
+            incoming,
+            asked_by: Mutex::new(HashMap::new()),
+        }
     }
 
     pub(crate) fn next_id(&self) -> u64 {
@@ -73,7 +78,15 @@ impl Mux {
         events: Option<mpsc::Sender<CallEvent>>,
     ) -> oneshot::Receiver<Result<String, UpstreamError>> {
         let (done, rx) = oneshot::channel();
-        self.pending.lock().expect("mux lock").insert(id, Pending { done, events, last_event: None, awaiting: 0 });
+        self.pending.lock().expect("mux lock").insert(
+            id,
+            Pending {
+                done,
+                events,
+                last_event: None,
+                awaiting: 0,
+            },
+        );
         rx
     }
 
@@ -81,7 +94,10 @@ impl Mux {
     pub(crate) fn forget(&self, id: u64) -> bool {
         let was = self.pending.lock().expect("mux lock").remove(&id).is_some();
         if was {
-            self.asked_by.lock().expect("asked lock").retain(|_, call| *call != id);
+            self.asked_by
+                .lock()
+                .expect("asked lock")
+                .retain(|_, call| *call != id);
         }
         was
     }
@@ -96,7 +112,13 @@ impl Mux {
 
     /// Fails every pending request: the connection is gone.
     pub(crate) fn fail_all(&self, reason: &str) {
-        let drained: Vec<Pending> = self.pending.lock().expect("mux lock").drain().map(|(_, p)| p).collect();
+        let drained: Vec<Pending> = self
+            .pending
+            .lock()
+            .expect("mux lock")
+            .drain()
+            .map(|(_, p)| p)
+            .collect();
         for p in drained {
             let _ = p.done.send(Err(UpstreamError::Closed(reason.to_string())));
         }
@@ -109,14 +131,19 @@ impl Mux {
         match env.kind().map_err(|e| e.to_string())? {
             Kind::Response => {
                 let Some(id) = id_as_u64(env.id_text()) else {
-                    return Err(format!("response with an id the hub never sent: {}", env.id_text()));
+                    return Err(format!(
+                        "response with an id the hub never sent: {}",
+                        env.id_text()
+                    ));
                 };
                 let p = self.pending.lock().expect("mux lock").remove(&id);
                 match p {
                     Some(p) => {
                         let _ = p.done.send(Ok(text));
                     }
-                    None => tracing::debug!(message = "Response to a request no longer pending.", id),
+                    None => {
+                        tracing::debug!(message = "Response to a request no longer pending.", id)
+                    }
                 }
                 Ok(Dispatched::Handled)
             }
@@ -162,7 +189,10 @@ impl Mux {
     /// earlier question (a call whose question is unanswered cannot be asking a new one).
     fn sole_candidate(&self) -> Option<u64> {
         let map = self.pending.lock().expect("mux lock");
-        let mut candidates = map.iter().filter(|(_, p)| p.events.is_some() && p.awaiting == 0).map(|(id, _)| *id);
+        let mut candidates = map
+            .iter()
+            .filter(|(_, p)| p.events.is_some() && p.awaiting == 0)
+            .map(|(id, _)| *id);
         match (candidates.next(), candidates.next()) {
             (Some(id), None) => Some(id),
             _ => None,
@@ -173,7 +203,10 @@ impl Mux {
         if let Some(p) = self.pending.lock().expect("mux lock").get_mut(&call) {
             p.awaiting += 1;
         }
-        self.asked_by.lock().expect("asked lock").insert(request_id, call);
+        self.asked_by
+            .lock()
+            .expect("asked lock")
+            .insert(request_id, call);
     }
 
     /// The hub answered server request `request_id` (raw id): its call may be asked again.
@@ -188,7 +221,11 @@ impl Mux {
 
     /// When request `id` last had an event, if it had one.
     pub(crate) fn last_event(&self, id: u64) -> Option<tokio::time::Instant> {
-        self.pending.lock().expect("mux lock").get(&id).and_then(|p| p.last_event)
+        self.pending
+            .lock()
+            .expect("mux lock")
+            .get(&id)
+            .and_then(|p| p.last_event)
     }
 
     fn send_event(&self, id: u64, ev: CallEvent) -> bool {

@@ -43,11 +43,16 @@ impl Poster {
             .body(text)
             .send()
             .await
-            .map_err(|e| UpstreamError::Transport(format!("POST to the message endpoint failed: {e}")))?;
+            .map_err(|e| {
+                UpstreamError::Transport(format!("POST to the message endpoint failed: {e}"))
+            })?;
         if resp.status().is_success() {
             Ok(())
         } else {
-            Err(UpstreamError::Transport(format!("the message endpoint answered HTTP {}", resp.status())))
+            Err(UpstreamError::Transport(format!(
+                "the message endpoint answered HTTP {}",
+                resp.status()
+            )))
         }
     }
 }
@@ -59,7 +64,8 @@ impl SseConn {
         client: reqwest::Client,
         mux: Arc<Mux>,
     ) -> Result<Self, UpstreamError> {
-        let base = reqwest::Url::parse(url).map_err(|e| UpstreamError::Transport(format!("invalid URL {url:?}: {e}")))?;
+        let base = reqwest::Url::parse(url)
+            .map_err(|e| UpstreamError::Transport(format!("invalid URL {url:?}: {e}")))?;
         let headers = header_map(headers)?;
         let mut resp = client
             .get(base.clone())
@@ -69,7 +75,10 @@ impl SseConn {
             .await
             .map_err(|e| UpstreamError::Transport(format!("cannot open the SSE stream: {e}")))?;
         if !resp.status().is_success() {
-            return Err(UpstreamError::Transport(format!("the SSE URL answered HTTP {}", resp.status())));
+            return Err(UpstreamError::Transport(format!(
+                "the SSE URL answered HTTP {}",
+                resp.status()
+            )));
         }
         let mut decoder = Decoder::new(MAX_EVENT);
         let mut backlog: Vec<Event> = Vec::new();
@@ -78,9 +87,13 @@ impl SseConn {
                 .chunk()
                 .await
                 .map_err(|e| UpstreamError::Transport(format!("SSE stream failed: {e}")))?
-                .ok_or_else(|| UpstreamError::Protocol("the SSE stream ended before the endpoint event".into()))?;
+                .ok_or_else(|| {
+                    UpstreamError::Protocol("the SSE stream ended before the endpoint event".into())
+                })?;
             let mut events = Vec::new();
-            decoder.feed(&chunk, &mut events).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+            decoder
+                .feed(&chunk, &mut events)
+                .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
             let mut iter = events.into_iter();
             for ev in iter.by_ref() {
                 if ev.kind() == "endpoint" {
@@ -97,10 +110,27 @@ impl SseConn {
                 "the server's message endpoint {endpoint} is on another origin than {base}; refused"
             )));
         }
-        let poster = Arc::new(Poster { endpoint, headers, client });
+        let poster = Arc::new(Poster {
+            endpoint,
+            headers,
+            client,
+        });
         let (tx, closed) = watch::channel(None);
-        let reader = tokio::spawn(read_loop(resp, decoder, backlog, mux.clone(), poster.clone(), tx)).abort_handle();
-        Ok(SseConn { mux, poster, closed, reader })
+        let reader = tokio::spawn(read_loop(
+            resp,
+            decoder,
+            backlog,
+            mux.clone(),
+            poster.clone(),
+            tx,
+        ))
+        .abort_handle();
+        Ok(SseConn {
+            mux,
+            poster,
+            closed,
+            reader,
+        })
     }
 
     pub(crate) fn post_request(&self, id: u64, body: String) {
@@ -163,7 +193,9 @@ async fn read_loop(
                     let _ = poster.post(result_message(&id, "{}")).await;
                 }
                 Ok(Dispatched::Handled) => {}
-                Err(why) => tracing::warn!(message = "Ignored a malformed SSE message from an upstream.", %why),
+                Err(why) => {
+                    tracing::warn!(message = "Ignored a malformed SSE message from an upstream.", %why)
+                }
             }
         }
     };

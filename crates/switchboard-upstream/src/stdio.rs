@@ -35,7 +35,10 @@ pub struct StderrRing {
 impl StderrRing {
     /// A ring keeping the last `max_lines` lines, each cut to 1000 characters.
     pub fn new(max_lines: usize) -> Self {
-        StderrRing { lines: Mutex::new(VecDeque::with_capacity(max_lines.min(64))), max_lines }
+        StderrRing {
+            lines: Mutex::new(VecDeque::with_capacity(max_lines.min(64))),
+            max_lines,
+        }
     }
 
     /// Appends a line, dropping the oldest when full.
@@ -59,7 +62,11 @@ impl StderrRing {
     /// The last `n` lines, oldest first.
     pub fn tail(&self, n: usize) -> Vec<String> {
         let lines = self.lines.lock().expect("stderr ring lock");
-        lines.iter().skip(lines.len().saturating_sub(n)).cloned().collect()
+        lines
+            .iter()
+            .skip(lines.len().saturating_sub(n))
+            .cloned()
+            .collect()
     }
 }
 
@@ -105,7 +112,13 @@ impl StdioConn {
         let (writer, rx) = mpsc::channel::<String>(1024);
         let close_stdin = CancellationToken::new();
         tokio::spawn(write_loop(stdin, rx, close_stdin.clone()));
-        tokio::spawn(read_loop(name.to_string(), stdout, mux.clone(), writer.clone(), stderr_ring.clone()));
+        tokio::spawn(read_loop(
+            name.to_string(),
+            stdout,
+            mux.clone(),
+            writer.clone(),
+            stderr_ring.clone(),
+        ));
         tokio::spawn(stderr_loop(name.to_string(), stderr, stderr_ring));
 
         let (exit_tx, exited) = watch::channel(None);
@@ -118,7 +131,13 @@ impl StdioConn {
             wait_mux.fail_all(&reason);
             let _ = exit_tx.send(Some(reason));
         });
-        Ok(StdioConn { mux, writer, close_stdin, pid, exited })
+        Ok(StdioConn {
+            mux,
+            writer,
+            close_stdin,
+            pid,
+            exited,
+        })
     }
 
     pub(crate) fn pid(&self) -> Option<u32> {
@@ -156,7 +175,9 @@ impl StdioConn {
         if !self.has_exited() || group_alive(group) {
             let _ = killpg(group, Signal::SIGTERM);
             let deadline = tokio::time::Instant::now() + GRACE;
-            while tokio::time::Instant::now() < deadline && (group_alive(group) || !self.has_exited()) {
+            while tokio::time::Instant::now() < deadline
+                && (group_alive(group) || !self.has_exited())
+            {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
@@ -193,7 +214,11 @@ fn set_parent_death_signal(cmd: &mut Command) {
     }
 }
 
-async fn write_loop(mut stdin: ChildStdin, mut rx: mpsc::Receiver<String>, close: CancellationToken) {
+async fn write_loop(
+    mut stdin: ChildStdin,
+    mut rx: mpsc::Receiver<String>,
+    close: CancellationToken,
+) {
     let mut buf = Vec::with_capacity(8192);
     loop {
         let first = tokio::select! {
@@ -264,7 +289,10 @@ async fn read_loop(
 }
 
 /// Reads one `\n`-terminated line; a line longer than [`MAX_LINE`] is an error.
-async fn read_line_capped(reader: &mut (impl AsyncBufReadExt + Unpin), out: &mut Vec<u8>) -> std::io::Result<usize> {
+async fn read_line_capped(
+    reader: &mut (impl AsyncBufReadExt + Unpin),
+    out: &mut Vec<u8>,
+) -> std::io::Result<usize> {
     loop {
         let available = reader.fill_buf().await?;
         if available.is_empty() {

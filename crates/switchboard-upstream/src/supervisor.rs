@@ -177,7 +177,11 @@ impl Upstream {
             info: ArcSwapOption::empty(),
             catalog: ArcSwap::from_pointee(Catalog::default()),
             status: Mutex::new(Status {
-                state: if disabled { State::Disabled } else { State::Starting },
+                state: if disabled {
+                    State::Disabled
+                } else {
+                    State::Starting
+                },
                 last_error: None,
                 ready_since: None,
                 restarts: 0,
@@ -236,16 +240,37 @@ impl Upstream {
             return Ok(c.clone());
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let (conn, _) = Connection::open(&self.inner.spec, &self.inner.client, self.inner.stderr.clone(), tx, self.inner.opts.init_timeout).await?;
+        let (conn, _) = Connection::open(
+            &self.inner.spec,
+            &self.inner.client,
+            self.inner.stderr.clone(),
+            tx,
+            self.inner.opts.init_timeout,
+        )
+        .await?;
         let conn = Arc::new(conn);
-        self.inner.clients.lock().expect("clients lock").insert(client.to_string(), conn.clone());
-        tokio::spawn(serve_client(self.inner.clone(), client.to_string(), conn.clone(), rx));
+        self.inner
+            .clients
+            .lock()
+            .expect("clients lock")
+            .insert(client.to_string(), conn.clone());
+        tokio::spawn(serve_client(
+            self.inner.clone(),
+            client.to_string(),
+            conn.clone(),
+            rx,
+        ));
         Ok(conn)
     }
 
     /// Closes client `client`'s own session, if it has one.
     pub async fn release_client(&self, client: &str) {
-        let conn = self.inner.clients.lock().expect("clients lock").remove(client);
+        let conn = self
+            .inner
+            .clients
+            .lock()
+            .expect("clients lock")
+            .remove(client);
         if let Some(c) = conn {
             c.shutdown().await;
         }
@@ -279,13 +304,28 @@ impl Upstream {
     /// Stops the supervisor and closes the connection (stdio: the whole process group).
     pub async fn stop(&self) {
         self.inner.cancel.cancel();
-        let clients: Vec<Arc<Connection>> = self.inner.clients.lock().expect("clients lock").drain().map(|(_, c)| c).collect();
+        let clients: Vec<Arc<Connection>> = self
+            .inner
+            .clients
+            .lock()
+            .expect("clients lock")
+            .drain()
+            .map(|(_, c)| c)
+            .collect();
         for c in clients {
             c.shutdown().await;
         }
-        while !self.inner.finished.load(std::sync::atomic::Ordering::Acquire) {
+        while !self
+            .inner
+            .finished
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
             let wait = self.inner.stopped.notified();
-            if self.inner.finished.load(std::sync::atomic::Ordering::Acquire) {
+            if self
+                .inner
+                .finished
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
                 break;
             }
             let _ = tokio::time::timeout(Duration::from_millis(100), wait).await;
@@ -299,7 +339,10 @@ impl Inner {
     }
 
     fn emit_catalog(&self, kinds: Vec<ListKind>) {
-        let _ = self.events.send(HubEvent::CatalogChanged { server: self.spec.name.clone(), kinds });
+        let _ = self.events.send(HubEvent::CatalogChanged {
+            server: self.spec.name.clone(),
+            kinds,
+        });
     }
 
     fn is_stdio(&self) -> bool {
@@ -346,7 +389,10 @@ async fn supervise(inner: Arc<Inner>) {
         }
         let now = Instant::now();
         crashes.push_back(now);
-        while crashes.front().is_some_and(|t| now.duration_since(*t) > inner.opts.crash_window) {
+        while crashes
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > inner.opts.crash_window)
+        {
             crashes.pop_front();
         }
         if inner.is_stdio() && crashes.len() >= inner.opts.max_crashes {
@@ -369,7 +415,9 @@ async fn supervise(inner: Arc<Inner>) {
         }
         s.pid = None;
     });
-    inner.finished.store(true, std::sync::atomic::Ordering::Release);
+    inner
+        .finished
+        .store(true, std::sync::atomic::Ordering::Release);
     inner.stopped.notify_waiters();
 }
 
@@ -382,8 +430,14 @@ type Connected = (Arc<Connection>, mpsc::UnboundedReceiver<Incoming>);
 
 async fn connect(inner: &Arc<Inner>) -> Result<Connected, UpstreamError> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let (conn, info) =
-        Connection::open(&inner.spec, &inner.client, inner.stderr.clone(), tx, inner.opts.init_timeout).await?;
+    let (conn, info) = Connection::open(
+        &inner.spec,
+        &inner.client,
+        inner.stderr.clone(),
+        tx,
+        inner.opts.init_timeout,
+    )
+    .await?;
     let conn = Arc::new(conn);
     let mut catalog = Catalog::default();
     for kind in ListKind::ALL {
@@ -412,7 +466,11 @@ async fn connect(inner: &Arc<Inner>) -> Result<Connected, UpstreamError> {
 }
 
 /// Serves a live connection; returns why it died, or `None` when stopped on purpose.
-async fn serve(inner: &Arc<Inner>, conn: &Arc<Connection>, mut incoming: mpsc::UnboundedReceiver<Incoming>) -> Option<String> {
+async fn serve(
+    inner: &Arc<Inner>,
+    conn: &Arc<Connection>,
+    mut incoming: mpsc::UnboundedReceiver<Incoming>,
+) -> Option<String> {
     loop {
         tokio::select! {
             _ = inner.cancel.cancelled() => return None,
@@ -423,7 +481,12 @@ async fn serve(inner: &Arc<Inner>, conn: &Arc<Connection>, mut incoming: mpsc::U
 }
 
 /// Relays what a per-client session says outside calls to its client, until it closes.
-async fn serve_client(inner: Arc<Inner>, client: String, conn: Arc<Connection>, mut rx: mpsc::UnboundedReceiver<Incoming>) {
+async fn serve_client(
+    inner: Arc<Inner>,
+    client: String,
+    conn: Arc<Connection>,
+    mut rx: mpsc::UnboundedReceiver<Incoming>,
+) {
     loop {
         let msg = tokio::select! {
             _ = inner.cancel.cancelled() => break,
@@ -432,11 +495,21 @@ async fn serve_client(inner: Arc<Inner>, client: String, conn: Arc<Connection>, 
         };
         let Some(msg) = msg else { break };
         let (text, is_request) = match msg {
-            Incoming::Notification { method, .. } if ListKind::from_list_changed(&method).is_some() => continue,
+            Incoming::Notification { method, .. }
+                if ListKind::from_list_changed(&method).is_some() =>
+            {
+                continue;
+            }
             Incoming::Notification { text, .. } => (text, false),
             Incoming::Request { text, .. } => (text, true),
         };
-        let event = HubEvent::ClientMessage { server: inner.spec.name.clone(), client: client.clone(), conn: conn.clone(), text, is_request };
+        let event = HubEvent::ClientMessage {
+            server: inner.spec.name.clone(),
+            client: client.clone(),
+            conn: conn.clone(),
+            text,
+            is_request,
+        };
         let _ = inner.events.send(event);
     }
     let mut clients = inner.clients.lock().expect("clients lock");
@@ -454,13 +527,19 @@ async fn handle_incoming(inner: &Arc<Inner>, conn: &Arc<Connection>, msg: Incomi
                 for &kind in kinds {
                     match fetch_list(conn, kind, inner.opts.list_timeout).await {
                         Ok(items) => catalog = catalog.with(kind, items),
-                        Err(e) => tracing::warn!(message = "Refreshing an upstream list failed.", %server, error = %e),
+                        Err(e) => {
+                            tracing::warn!(message = "Refreshing an upstream list failed.", %server, error = %e)
+                        }
                     }
                 }
                 inner.catalog.store(Arc::new(catalog));
                 inner.emit_catalog(kinds.to_vec());
             } else {
-                let _ = inner.events.send(HubEvent::Notification { server, method, text });
+                let _ = inner.events.send(HubEvent::Notification {
+                    server,
+                    method,
+                    text,
+                });
             }
         }
         Incoming::Request { text, .. } => {

@@ -44,10 +44,20 @@ pub(crate) enum Command {
 #[derive(Debug, Args)]
 pub(crate) struct ApiArgs {
     /// Base URL of the main service.
-    #[arg(long, env = "SWITCHBOARD_API_URL", default_value = "http://127.0.0.1:5010", global = true)]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_API_URL",
+        default_value = "http://127.0.0.1:5010",
+        global = true
+    )]
     pub(crate) api_url: String,
     /// Admin token.
-    #[arg(long, env = "SWITCHBOARD_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
     pub(crate) token: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
@@ -162,7 +172,11 @@ pub(crate) struct ServeArgs {
     #[command(flatten)]
     pub(crate) common: CommonArgs,
     /// Directory for the hub's state.
-    #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = "./switchboard-data")]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DATA_DIR",
+        default_value = "./switchboard-data"
+    )]
     pub(crate) data_dir: PathBuf,
     /// Address of the main service (management API, dashboard).
     #[arg(long, env = "SWITCHBOARD_MAIN_ADDR", default_value = "127.0.0.1:5010")]
@@ -195,7 +209,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "SWITCHBOARD_SSRF_DENY_HOSTS", default_value = "")]
     pub(crate) ssrf_deny_hosts: String,
     /// How often to check the store for changes made by other processes, in milliseconds.
-    #[arg(long, env = "SWITCHBOARD_RECONCILE_INTERVAL_MS", default_value_t = 1000)]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_RECONCILE_INTERVAL_MS",
+        default_value_t = 1000
+    )]
     pub(crate) reconcile_interval_ms: u64,
 }
 

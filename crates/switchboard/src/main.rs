@@ -3,7 +3,6 @@
 mod cli;
 mod commands;
 
-
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {

@@ -30,5 +30,8 @@ fn open_session(server: &ConformanceServer, ct: CancellationToken) -> DuplexStre
 
 /// The `/sse` + `/messages` routes for the conformance server.
 pub(super) fn router(server: ConformanceServer, ct: CancellationToken) -> Router {
-    crate::sse::session_router(std::sync::Arc::new(move |session_ct| open_session(&server, session_ct)), ct)
+    crate::sse::session_router(
+        std::sync::Arc::new(move |session_ct| open_session(&server, session_ct)),
+        ct,
+    )
 }

@@ -31,40 +31,61 @@ fn hex(bytes: &[u8]) -> String {
 impl AdminAuth {
     /// Uses `explicit` if given (and records its hash), else the stored hash, else generates a
     /// token, stores its hash and returns the token so the caller can print it once.
-    pub async fn load(store: &dyn Store, explicit: Option<&str>) -> Result<(AdminAuth, Option<String>), String> {
+    pub async fn load(
+        store: &dyn Store,
+        explicit: Option<&str>,
+    ) -> Result<(AdminAuth, Option<String>), String> {
         if let Some(token) = explicit {
             if token.len() < 16 {
                 return Err("--admin-token must be at least 16 characters".into());
             }
             let hash = sha256(token);
-            store.set_meta(META_KEY, &hex(&hash)).await.map_err(|e| e.to_string())?;
+            store
+                .set_meta(META_KEY, &hex(&hash))
+                .await
+                .map_err(|e| e.to_string())?;
             return Ok((AdminAuth { hash }, None));
         }
         if let Some(stored) = store.get_meta(META_KEY).await.map_err(|e| e.to_string())? {
             let bytes: Vec<u8> = (0..stored.len())
                 .step_by(2)
-                .filter_map(|i| stored.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+                .filter_map(|i| {
+                    stored
+                        .get(i..i + 2)
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                })
                 .collect();
-            let hash: [u8; 32] = bytes.try_into().map_err(|_| "the stored admin token hash is corrupt".to_string())?;
+            let hash: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| "the stored admin token hash is corrupt".to_string())?;
             return Ok((AdminAuth { hash }, None));
         }
         let mut raw = [0u8; 24];
         getrandom_fill(&mut raw);
         let token = format!("sbadm_{}", hex(&raw));
         let hash = sha256(&token);
-        store.set_meta(META_KEY, &hex(&hash)).await.map_err(|e| e.to_string())?;
+        store
+            .set_meta(META_KEY, &hex(&hash))
+            .await
+            .map_err(|e| e.to_string())?;
         Ok((AdminAuth { hash }, Some(token)))
     }
 
     /// For tests and embedding: a credential for a known token.
     pub fn from_token(token: &str) -> AdminAuth {
-        AdminAuth { hash: sha256(token) }
+        AdminAuth {
+            hash: sha256(token),
+        }
     }
 
     /// True when `token` is the admin token (compared by hash, in constant time).
     pub fn verify(&self, token: &str) -> bool {
         let given = sha256(token);
-        given.iter().zip(self.hash.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        given
+            .iter()
+            .zip(self.hash.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
     }
 }
 
@@ -77,16 +98,30 @@ pub struct Admin;
 
 fn unauthorized(message: &str) -> Response {
     let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
-    resp.headers_mut().insert("www-authenticate", "Bearer realm=\"switchboard\"".parse().expect("static header"));
+    resp.headers_mut().insert(
+        "www-authenticate",
+        "Bearer realm=\"switchboard\""
+            .parse()
+            .expect("static header"),
+    );
     resp
 }
 
 impl FromRequestParts<ApiState> for Admin {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get("authorization").and_then(|v| v.to_str().ok());
-        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer "))) else {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let Some(token) = header.and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        }) else {
             return Err(unauthorized("missing Authorization: Bearer <admin token>"));
         };
         if state.auth.verify(token.trim()) {
@@ -100,7 +135,14 @@ impl FromRequestParts<ApiState> for Admin {
 impl OptionalFromRequestParts<ApiState> for Admin {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Option<Self>, Self::Rejection> {
-        Ok(<Admin as FromRequestParts<ApiState>>::from_request_parts(parts, state).await.ok())
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(
+            <Admin as FromRequestParts<ApiState>>::from_request_parts(parts, state)
+                .await
+                .ok(),
+        )
     }
 }

@@ -50,7 +50,11 @@ pub struct ApiError {
 impl ApiError {
     /// A new error.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     /// 400 with code `bad_request`.
@@ -76,8 +80,12 @@ impl From<ControlError> for ApiError {
             ControlError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             ControlError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid", m),
             ControlError::Forbidden(m) => ApiError::new(StatusCode::BAD_REQUEST, "ssrf_refused", m),
-            ControlError::Unreachable(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unreachable", m),
-            ControlError::Store(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()),
+            ControlError::Unreachable(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unreachable", m)
+            }
+            ControlError::Store(e) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string())
+            }
         }
     }
 }

@@ -16,7 +16,9 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchboard_control::{ControlError, check_ssrf, now_ms, probe, record_from_spec, record_url, remote_spec};
+use switchboard_control::{
+    ControlError, check_ssrf, now_ms, probe, record_from_spec, record_url, remote_spec,
+};
 
 use super::auth::Admin;
 use super::{ApiError, ApiState, McpServiceClient, json_rejection};
@@ -50,7 +52,8 @@ pub(crate) struct ServiceQuery {
 }
 
 fn required(v: Option<String>, name: &str) -> Result<String, ApiError> {
-    v.filter(|s| !s.trim().is_empty()).ok_or_else(|| ApiError::bad_request(format!("missing query parameter {name}")))
+    v.filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| ApiError::bad_request(format!("missing query parameter {name}")))
 }
 
 fn success(message: &str) -> Json<Value> {
@@ -58,60 +61,117 @@ fn success(message: &str) -> Json<Value> {
 }
 
 /// `GET /api/mcp/tools/?service_name&mcp_url`: asks the remote server directly.
-async fn tools(_: Admin, State(st): State<ApiState>, Query(q): Query<ServiceQuery>) -> Result<Json<Value>, ApiError> {
+async fn tools(
+    _: Admin,
+    State(st): State<ApiState>,
+    Query(q): Query<ServiceQuery>,
+) -> Result<Json<Value>, ApiError> {
     let url = required(q.mcp_url, "mcp_url")?;
     let name = q.service_name.unwrap_or_else(|| "remote".into());
     let result = async {
         check_ssrf(&st.control.config().ssrf, &url).await?;
         let spec = remote_spec(&name, &url, q.transport.as_deref(), BTreeMap::new())?;
-        probe(&spec, st.control.client(), st.control.config().probe_timeout).await
+        probe(
+            &spec,
+            st.control.client(),
+            st.control.config().probe_timeout,
+        )
+        .await
     };
     match result.await {
         Ok(p) => Ok(Json(json!({"status": "success", "tools": p.tools}))),
-        Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "tools_failed", e.to_string())),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "tools_failed",
+            e.to_string(),
+        )),
     }
 }
 
 /// `POST /api/mcp/add?mcp_url&service_name`: 409 when the name is taken, validate the
 /// connection, persist only after success.
-async fn add(Admin: Admin, State(st): State<ApiState>, Query(q): Query<ServiceQuery>) -> Result<Json<Value>, ApiError> {
+async fn add(
+    Admin: Admin,
+    State(st): State<ApiState>,
+    Query(q): Query<ServiceQuery>,
+) -> Result<Json<Value>, ApiError> {
     let url = required(q.mcp_url, "mcp_url")?;
     let name = required(q.service_name, "service_name")?;
     match &st.mcp_service {
-        None => st.control.add_remote(&name, &url, q.transport.as_deref(), "admin").await?,
+        None => {
+            st.control
+                .add_remote(&name, &url, q.transport.as_deref(), "admin")
+                .await?
+        }
         Some(mcp) => add_via_mcp_service(&st, mcp, &name, &url, q.transport.as_deref()).await?,
     }
     Ok(success("Successfully added"))
 }
 
-async fn add_via_mcp_service(st: &ApiState, mcp: &McpServiceClient, name: &str, url: &str, transport: Option<&str>) -> Result<(), ApiError> {
+async fn add_via_mcp_service(
+    st: &ApiState,
+    mcp: &McpServiceClient,
+    name: &str,
+    url: &str,
+    transport: Option<&str>,
+) -> Result<(), ApiError> {
     let control = &st.control;
     let tenant = &control.config().tenant;
-    if control.store().get_server(tenant, name).await.map_err(ControlError::from)?.is_some() {
+    if control
+        .store()
+        .get_server(tenant, name)
+        .await
+        .map_err(ControlError::from)?
+        .is_some()
+    {
         return Err(ControlError::Conflict(format!("service name {name:?} already exists")).into());
     }
     let spec = remote_spec(name, url, transport, BTreeMap::new())?;
     check_ssrf(&control.config().ssrf, url).await?;
     let transport = spec.transport.kind();
     let body = json!({"service_name": name, "mcp_url": url, "transport": transport});
-    mcp.call(reqwest::Method::POST, "/add-remote-proxies", Some(body)).await?;
+    mcp.call(reqwest::Method::POST, "/add-remote-proxies", Some(body))
+        .await?;
     let record = record_from_spec(tenant, &spec, "admin", now_ms());
     if let Err(e) = control.store().insert_server(&record).await {
         // Persisting failed: take the mount back so nothing is half-registered.
-        let _ = mcp.call(reqwest::Method::DELETE, &format!("/remote-proxies?service_name={}", encode(name)), None).await;
+        let _ = mcp
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/remote-proxies?service_name={}", encode(name)),
+                None,
+            )
+            .await;
         return Err(ControlError::from(e).into());
     }
     Ok(())
 }
 
 /// `DELETE /api/mcp/?service_name&mcp_url`: delete the record first, then unmount.
-async fn remove(Admin: Admin, State(st): State<ApiState>, Query(q): Query<ServiceQuery>) -> Result<Json<Value>, ApiError> {
+async fn remove(
+    Admin: Admin,
+    State(st): State<ApiState>,
+    Query(q): Query<ServiceQuery>,
+) -> Result<Json<Value>, ApiError> {
     let name = required(q.service_name, "service_name")?;
     let tenant = st.control.config().tenant.clone();
-    let record = st.control.store().get_server(&tenant, &name).await.map_err(ControlError::from)?;
-    let matches = record.as_ref().is_some_and(|r| q.mcp_url.as_deref().is_none_or(|u| record_url(r) == Some(u)));
+    let record = st
+        .control
+        .store()
+        .get_server(&tenant, &name)
+        .await
+        .map_err(ControlError::from)?;
+    let matches = record.as_ref().is_some_and(|r| {
+        q.mcp_url
+            .as_deref()
+            .is_none_or(|u| record_url(r) == Some(u))
+    });
     if !matches || !st.control.delete_record(&name).await? {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "not_recorded", format!("server not record: {name:?}")));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "not_recorded",
+            format!("server not record: {name:?}"),
+        ));
     }
     let unmounted = match &st.mcp_service {
         None => st.control.unmount(&name).await.is_ok(),
@@ -120,13 +180,20 @@ async fn remove(Admin: Admin, State(st): State<ApiState>, Query(q): Query<Servic
             mcp.call(reqwest::Method::DELETE, &path, None).await.is_ok()
         }
     };
-    Ok(Json(json!({"status": "success", "message": "Successfully deleted", "unmounted": unmounted})))
+    Ok(Json(
+        json!({"status": "success", "message": "Successfully deleted", "unmounted": unmounted}),
+    ))
 }
 
 /// `GET /api/mcp/list`: the tenant's recorded remote servers, with whether each is running.
 async fn list(Admin: Admin, State(st): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let tenant = st.control.config().tenant.clone();
-    let records = st.control.store().list_servers(&tenant).await.map_err(ControlError::from)?;
+    let records = st
+        .control
+        .store()
+        .list_servers(&tenant)
+        .await
+        .map_err(ControlError::from)?;
     let states = mounted_states(&st).await;
     let list: Vec<Value> = records
         .iter()
@@ -136,19 +203,35 @@ async fn list(Admin: Admin, State(st): State<ApiState>) -> Result<Json<Value>, A
             Some(json!({"remote_mcp_server_name": r.name, "remote_mcp_server": url, "status": running}))
         })
         .collect();
-    Ok(Json(json!({"status": "success", "remote_mcp_server_list": list})))
+    Ok(Json(
+        json!({"status": "success", "remote_mcp_server_list": list}),
+    ))
 }
 
 /// Name -> state of every mounted server, from this process or from the MCP service.
 async fn mounted_states(st: &ApiState) -> BTreeMap<String, String> {
     match &st.mcp_service {
-        None => st.control.hub().servers().into_iter().map(|s| (s.name, s.state.to_string())).collect(),
+        None => st
+            .control
+            .hub()
+            .servers()
+            .into_iter()
+            .map(|s| (s.name, s.state.to_string()))
+            .collect(),
         Some(mcp) => {
-            let listed = mcp.call(reqwest::Method::GET, "/list-remote-proxies", None).await.unwrap_or(Value::Null);
+            let listed = mcp
+                .call(reqwest::Method::GET, "/list-remote-proxies", None)
+                .await
+                .unwrap_or(Value::Null);
             let proxies = listed["proxies"].as_array().cloned().unwrap_or_default();
             proxies
                 .iter()
-                .filter_map(|p| Some((p["service_name"].as_str()?.to_string(), p["state"].as_str()?.to_string())))
+                .filter_map(|p| {
+                    Some((
+                        p["service_name"].as_str()?.to_string(),
+                        p["state"].as_str()?.to_string(),
+                    ))
+                })
                 .collect()
         }
     }
@@ -163,7 +246,10 @@ async fn recover(Admin: Admin, State(st): State<ApiState>) -> Result<Response, A
     };
     let failed = results.iter().any(|r| r["status"] != "success");
     let (status, message) = if failed {
-        (StatusCode::BAD_REQUEST, "Some servers could not be recovered")
+        (
+            StatusCode::BAD_REQUEST,
+            "Some servers could not be recovered",
+        )
     } else {
         (StatusCode::OK, "Successfully recovered")
     };
@@ -171,16 +257,39 @@ async fn recover(Admin: Admin, State(st): State<ApiState>) -> Result<Response, A
     Ok((status, Json(body)).into_response())
 }
 
-async fn recover_via_mcp_service(st: &ApiState, mcp: &McpServiceClient) -> Result<Vec<Value>, ApiError> {
+async fn recover_via_mcp_service(
+    st: &ApiState,
+    mcp: &McpServiceClient,
+) -> Result<Vec<Value>, ApiError> {
     let tenant = st.control.config().tenant.clone();
-    let records = st.control.store().list_servers(&tenant).await.map_err(ControlError::from)?;
-    let listed = mcp.call(reqwest::Method::GET, "/list-remote-proxies", None).await?;
-    let mounted: Vec<&str> = listed["proxies"].as_array().map(|a| a.iter().filter_map(|p| p["service_name"].as_str()).collect()).unwrap_or_default();
+    let records = st
+        .control
+        .store()
+        .list_servers(&tenant)
+        .await
+        .map_err(ControlError::from)?;
+    let listed = mcp
+        .call(reqwest::Method::GET, "/list-remote-proxies", None)
+        .await?;
+    let mounted: Vec<&str> = listed["proxies"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["service_name"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
     let mut results = Vec::new();
-    for r in records.iter().filter(|r| r.enabled && !mounted.contains(&r.name.as_str())) {
+    for r in records
+        .iter()
+        .filter(|r| r.enabled && !mounted.contains(&r.name.as_str()))
+    {
         let Some(url) = record_url(r) else { continue };
         let body = json!({"service_name": r.name, "mcp_url": url, "transport": r.transport.kind()});
-        let outcome = match mcp.call(reqwest::Method::POST, "/add-remote-proxies", Some(body)).await {
+        let outcome = match mcp
+            .call(reqwest::Method::POST, "/add-remote-proxies", Some(body))
+            .await
+        {
             Ok(_) => json!({"service_name": r.name, "status": "success"}),
             Err(e) => json!({"service_name": r.name, "status": "error", "message": e.message}),
         };
@@ -196,12 +305,21 @@ pub(crate) struct UrlQuery {
 }
 
 /// `GET /healthcheck?mcp_url`: can the hub reach this server?
-async fn healthcheck(Admin: Admin, State(st): State<ApiState>, Query(q): Query<UrlQuery>) -> Result<Response, ApiError> {
+async fn healthcheck(
+    Admin: Admin,
+    State(st): State<ApiState>,
+    Query(q): Query<UrlQuery>,
+) -> Result<Response, ApiError> {
     let url = required(q.mcp_url, "mcp_url")?;
     let result = async {
         check_ssrf(&st.control.config().ssrf, &url).await?;
         let spec = remote_spec("healthcheck", &url, q.transport.as_deref(), BTreeMap::new())?;
-        probe(&spec, st.control.client(), st.control.config().probe_timeout).await
+        probe(
+            &spec,
+            st.control.client(),
+            st.control.config().probe_timeout,
+        )
+        .await
     };
     Ok(match result.await {
         Ok(p) => Json(json!({"status": "success", "connected": true, "message": "connected", "server_info": p.server_info, "protocol_version": p.protocol_version})).into_response(),
@@ -237,10 +355,19 @@ pub(crate) struct AddProxy {
 }
 
 /// `POST /add-remote-proxies {service_name, mcp_url, transport}`: validate, then mount.
-async fn add_proxy(Admin: Admin, State(st): State<ApiState>, body: Result<Json<AddProxy>, JsonRejection>) -> Result<Json<Value>, ApiError> {
+async fn add_proxy(
+    Admin: Admin,
+    State(st): State<ApiState>,
+    body: Result<Json<AddProxy>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
     let Json(b) = body.map_err(json_rejection)?;
-    st.control.mount(&b.service_name, &b.mcp_url, b.transport.as_deref()).await?;
-    Ok(success(&format!("Successfully added proxy {}", b.service_name)))
+    st.control
+        .mount(&b.service_name, &b.mcp_url, b.transport.as_deref())
+        .await?;
+    Ok(success(&format!(
+        "Successfully added proxy {}",
+        b.service_name
+    )))
 }
 
 #[derive(Deserialize)]
@@ -249,7 +376,11 @@ pub(crate) struct NameQuery {
 }
 
 /// `DELETE /remote-proxies?service_name`: unmount.
-async fn remove_proxy(Admin: Admin, State(st): State<ApiState>, Query(q): Query<NameQuery>) -> Result<Json<Value>, ApiError> {
+async fn remove_proxy(
+    Admin: Admin,
+    State(st): State<ApiState>,
+    Query(q): Query<NameQuery>,
+) -> Result<Json<Value>, ApiError> {
     let name = required(q.service_name, "service_name")?;
     st.control.unmount(&name).await?;
     Ok(success(&format!("Successfully removed proxy {name}")))
@@ -263,7 +394,9 @@ fn encode(s: &str) -> String {
 pub(crate) fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -272,20 +405,42 @@ pub(crate) fn url_encode(s: &str) -> String {
 impl McpServiceClient {
     /// Calls the MCP service's internal API; a non-2xx answer becomes an `ApiError` with the
     /// same status and the MCP service's message.
-    pub(crate) async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, ApiError> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, ApiError> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
         if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b.to_string());
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
         }
         let resp = req.send().await.map_err(|e| {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "mcp_service_unreachable", format!("the MCP service at {} is unreachable: {e}", self.base))
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "mcp_service_unreachable",
+                format!("the MCP service at {} is unreachable: {e}", self.base),
+            )
         })?;
         let status = resp.status();
-        let value: Value = resp.text().await.ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null);
+        let value: Value = resp
+            .text()
+            .await
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
         if status.is_success() {
             return Ok(value);
         }
-        let message = value["message"].as_str().unwrap_or("the MCP service refused the request").to_string();
+        let message = value["message"]
+            .as_str()
+            .unwrap_or("the MCP service refused the request")
+            .to_string();
         let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         Err(ApiError::new(status, "mcp_service", message))
     }

@@ -20,7 +20,11 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
         Command::Stdio(a) => &a.common,
         Command::Validate(a) => a,
         Command::Servers { api, action } => return run_client(servers::run(api, action)),
-        Command::Check { api, url, transport } => return run_client(servers::check(api, url, transport.as_deref())),
+        Command::Check {
+            api,
+            url,
+            transport,
+        } => return run_client(servers::check(api, url, transport.as_deref())),
     };
     init_logging(&common.log);
     // Configuration is checked before any runtime, socket or process exists.
@@ -45,7 +49,11 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
         Command::Stdio(args) => runtime.block_on(stdio::run(args, servers)),
         Command::Servers { .. } | Command::Check { .. } => unreachable!("handled above"),
         Command::Validate(_) => {
-            println!("ok: {} server(s), {} group(s)", servers.servers.len(), servers.groups.len());
+            println!(
+                "ok: {} server(s), {} group(s)",
+                servers.servers.len(),
+                servers.groups.len()
+            );
             Ok(())
         }
     };
@@ -62,7 +70,10 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
 
 /// Runs an API client command on a small runtime; errors go to stderr with exit code 1.
 fn run_client(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     match rt.block_on(fut) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -76,14 +87,21 @@ fn run_client(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> Exi
 /// sockets and pipes, and the other half is left to the MCP servers it runs: on two cores, one
 /// worker measured faster than two (fewer hand-offs between threads per relayed call).
 fn worker_threads(asked: Option<usize>) -> usize {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     asked.filter(|n| *n > 0).unwrap_or((cpus / 2).max(1))
 }
 
 fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Logs go to stderr: in stdio mode stdout belongs to the protocol.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
 }
 
 fn load(common: &CommonArgs) -> Result<ServersFile, String> {
@@ -93,7 +111,8 @@ fn load(common: &CommonArgs) -> Result<ServersFile, String> {
     let Some(path) = &common.servers else {
         return Ok(ServersFile::default());
     };
-    let file = load_servers_file(path, &ProcessEnv, &common.separator).map_err(|e| e.to_string())?;
+    let file =
+        load_servers_file(path, &ProcessEnv, &common.separator).map_err(|e| e.to_string())?;
     for w in &file.warnings {
         tracing::warn!(message = "Servers file warning.", warning = %w);
     }
@@ -102,7 +121,13 @@ fn load(common: &CommonArgs) -> Result<ServersFile, String> {
 
 /// An empty hub with the command line's settings.
 pub(crate) fn new_hub(common: &CommonArgs, untrusted_client: Option<reqwest::Client>) -> Hub {
-    let list = |s: &str| s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect();
+    let list = |s: &str| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
     Hub::new(HubConfig {
         separator: common.separator.clone(),
         allowed_origins: list(&common.allowed_origins),

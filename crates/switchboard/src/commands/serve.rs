@@ -21,10 +21,16 @@ use crate::cli::{Role, ServeArgs};
 pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result<()> {
     let ssrf = ssrf_policy(&args)?;
     if args.role == Role::Main && args.mcp_service_url.is_none() {
-        bail!("--role main needs --mcp-service-url (the MCP service's base URL, e.g. http://127.0.0.1:5011)");
+        bail!(
+            "--role main needs --mcp-service-url (the MCP service's base URL, e.g. http://127.0.0.1:5011)"
+        );
     }
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
+    std::fs::create_dir_all(&args.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            args.data_dir.display()
+        )
+    })?;
     let main = match args.role {
         Role::All | Role::Main => Some(bind(args.main_addr, "main").await?),
         Role::Mcp => None,
@@ -34,34 +40,69 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
         Role::Main => None,
     };
     let store = open_store(&args).await?;
-    let (auth, generated) = AdminAuth::load(store.as_ref(), args.admin_token.as_deref()).await.map_err(anyhow::Error::msg)?;
+    let (auth, generated) = AdminAuth::load(store.as_ref(), args.admin_token.as_deref())
+        .await
+        .map_err(anyhow::Error::msg)?;
     if let Some(token) = generated {
         eprintln!("switchboard: generated the admin token (shown once; keep it): {token}");
     }
     // Servers added through the API connect through a resolver that enforces the SSRF policy.
-    let guarded = switchboard_control::guarded_client(ssrf.clone(), Arc::new(switchboard_control::SystemLookup));
+    let guarded = switchboard_control::guarded_client(
+        ssrf.clone(),
+        Arc::new(switchboard_control::SystemLookup),
+    );
     let hub = super::new_hub(&args.common, Some(guarded.clone()));
-    let config = ControlConfig { ssrf, apply: args.role != Role::Main, client: Some(guarded), ..ControlConfig::default() };
+    let config = ControlConfig {
+        ssrf,
+        apply: args.role != Role::Main,
+        client: Some(guarded),
+        ..ControlConfig::default()
+    };
     let control = ControlPlane::new(store.clone(), hub.clone(), config);
-    import_if_changed(&control, store.as_ref(), &servers, args.common.servers.as_deref()).await?;
+    import_if_changed(
+        &control,
+        store.as_ref(),
+        &servers,
+        args.common.servers.as_deref(),
+    )
+    .await?;
     control.reconcile().await.context("initial reconcile")?;
 
     let shutdown = CancellationToken::new();
-    tokio::spawn(control.clone().watch(Duration::from_millis(args.reconcile_interval_ms.max(50)), shutdown.clone()));
-    let mcp_service = args.mcp_service_url.as_ref().filter(|_| args.role == Role::Main).map(|base| McpServiceClient {
-        base: base.trim_end_matches('/').to_string(),
-        token: args.admin_token.clone().unwrap_or_default(),
-        http: switchboard_upstream::http_client(),
-    });
-    let api = ApiState { control: control.clone(), auth: Arc::new(auth), mcp_service };
+    tokio::spawn(control.clone().watch(
+        Duration::from_millis(args.reconcile_interval_ms.max(50)),
+        shutdown.clone(),
+    ));
+    let mcp_service = args
+        .mcp_service_url
+        .as_ref()
+        .filter(|_| args.role == Role::Main)
+        .map(|base| McpServiceClient {
+            base: base.trim_end_matches('/').to_string(),
+            token: args.admin_token.clone().unwrap_or_default(),
+            http: switchboard_upstream::http_client(),
+        });
+    let api = ApiState {
+        control: control.clone(),
+        auth: Arc::new(auth),
+        mcp_service,
+    };
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(l) = main {
         tracing::info!(message = "Main service listening.", addr = %l.local_addr()?);
-        tasks.spawn(switchboard_http::serve(l, switchboard_http::main_service(api.clone()), shutdown.clone()));
+        tasks.spawn(switchboard_http::serve(
+            l,
+            switchboard_http::main_service(api.clone()),
+            shutdown.clone(),
+        ));
     }
     if let Some(l) = mcp {
         tracing::info!(message = "MCP service listening.", addr = %l.local_addr()?, mcp = %format!("http://{}/mcp", l.local_addr()?));
-        tasks.spawn(switchboard_http::serve(l, switchboard_http::mcp_service(hub.clone(), api), shutdown.clone()));
+        tasks.spawn(switchboard_http::serve(
+            l,
+            switchboard_http::mcp_service(hub.clone(), api),
+            shutdown.clone(),
+        ));
     }
     tokio::select! {
         _ = wait_for_signal() => tracing::info!(message = "Shutting down."),
@@ -74,25 +115,42 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
     shutdown.cancel();
     // Stop every upstream (stdio process groups included) before the process exits.
     hub.shutdown().await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), async { while tasks.join_next().await.is_some() {} }).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
     Ok(())
 }
 
 fn ssrf_policy(args: &ServeArgs) -> anyhow::Result<SsrfPolicy> {
     Ok(SsrfPolicy {
-        allow_cidrs: parse_cidrs(&args.ssrf_allow_cidrs).map_err(|e| anyhow::anyhow!("--ssrf-allow-cidrs: {e}"))?,
-        deny_cidrs: parse_cidrs(&args.ssrf_deny_cidrs).map_err(|e| anyhow::anyhow!("--ssrf-deny-cidrs: {e}"))?,
-        deny_hosts: args.ssrf_deny_hosts.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        allow_cidrs: parse_cidrs(&args.ssrf_allow_cidrs)
+            .map_err(|e| anyhow::anyhow!("--ssrf-allow-cidrs: {e}"))?,
+        deny_cidrs: parse_cidrs(&args.ssrf_deny_cidrs)
+            .map_err(|e| anyhow::anyhow!("--ssrf-deny-cidrs: {e}"))?,
+        deny_hosts: args
+            .ssrf_deny_hosts
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
     })
 }
 
 async fn open_store(args: &ServeArgs) -> anyhow::Result<Arc<dyn Store>> {
-    let key = switchboard_store::load_or_create_key(&args.data_dir, args.secret_key.as_deref()).context("secret key")?;
+    let key = switchboard_store::load_or_create_key(&args.data_dir, args.secret_key.as_deref())
+        .context("secret key")?;
     let url = match &args.database_url {
         Some(u) => u.clone(),
-        None => format!("sqlite://{}", args.data_dir.join("switchboard.db").display()),
+        None => format!(
+            "sqlite://{}",
+            args.data_dir.join("switchboard.db").display()
+        ),
     };
-    switchboard_store::open(&url, key).await.context("cannot open the store")
+    switchboard_store::open(&url, key)
+        .await
+        .context("cannot open the store")
 }
 
 /// Imports the servers file when its content differs from the last one imported. Only names
@@ -107,21 +165,30 @@ async fn import_if_changed(
     let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let digest = format!("{:016x}", fnv(&text));
     if store.get_meta("servers_file_digest").await?.as_deref() == Some(digest.as_str()) {
-        tracing::info!(message = "Servers file unchanged since the last import; the store is the source of truth.");
+        tracing::info!(
+            message =
+                "Servers file unchanged since the last import; the store is the source of truth."
+        );
         return Ok(());
     }
-    let added = control.import(servers, switchboard_control::SERVERS_FILE_ACTOR).await?;
+    let added = control
+        .import(servers, switchboard_control::SERVERS_FILE_ACTOR)
+        .await?;
     store.set_meta("servers_file_digest", &digest).await?;
     tracing::info!(message = "Imported the servers file.", file = %path.display(), added = ?added);
     Ok(())
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for the {what} service"))
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for the {what} service"))
 }
 
 async fn wait_for_signal() {

@@ -13,7 +13,12 @@ struct Api<'a> {
 }
 
 impl Api<'_> {
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.args.api_url.trim_end_matches('/'));
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.args.token {
@@ -22,12 +27,22 @@ impl Api<'_> {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.with_context(|| format!("cannot reach the hub at {}", self.args.api_url))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the hub at {}", self.args.api_url))?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
-        let value: Value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         if !status.is_success() {
-            let msg = value["message"].as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
+            let msg = value["message"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| value.to_string());
             bail!("{status}: {msg}");
         }
         Ok(value)
@@ -35,7 +50,10 @@ impl Api<'_> {
 }
 
 pub(crate) async fn run(api: &ApiArgs, action: &ServersAction) -> anyhow::Result<()> {
-    let client = Api { args: api, http: switchboard_upstream::http_client() };
+    let client = Api {
+        args: api,
+        http: switchboard_upstream::http_client(),
+    };
     use reqwest::Method;
     let out = match action {
         ServersAction::List => {
@@ -46,20 +64,50 @@ pub(crate) async fn run(api: &ApiArgs, action: &ServersAction) -> anyhow::Result
             }
             v
         }
-        ServersAction::Add(a) => client.send(Method::POST, "/api/v1/servers", Some(add_body(a)?)).await?,
+        ServersAction::Add(a) => {
+            client
+                .send(Method::POST, "/api/v1/servers", Some(add_body(a)?))
+                .await?
+        }
         ServersAction::Rm { name } => {
-            client.send(Method::DELETE, &format!("/api/v1/servers/{name}"), None).await?;
+            client
+                .send(Method::DELETE, &format!("/api/v1/servers/{name}"), None)
+                .await?;
             json!({"removed": name})
         }
-        ServersAction::Enable { name } => client.send(Method::POST, &format!("/api/v1/servers/{name}/enable"), None).await?,
-        ServersAction::Disable { name } => client.send(Method::POST, &format!("/api/v1/servers/{name}/disable"), None).await?,
+        ServersAction::Enable { name } => {
+            client
+                .send(
+                    Method::POST,
+                    &format!("/api/v1/servers/{name}/enable"),
+                    None,
+                )
+                .await?
+        }
+        ServersAction::Disable { name } => {
+            client
+                .send(
+                    Method::POST,
+                    &format!("/api/v1/servers/{name}/disable"),
+                    None,
+                )
+                .await?
+        }
         ServersAction::Import { file } => {
-            let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-            let body: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
-            client.send(Method::POST, "/api/v1/import", Some(body)).await?
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let body: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+            client
+                .send(Method::POST, "/api/v1/import", Some(body))
+                .await?
         }
         ServersAction::Export { reveal } => {
-            let path = if *reveal { "/api/v1/export?reveal=true" } else { "/api/v1/export" };
+            let path = if *reveal {
+                "/api/v1/export?reveal=true"
+            } else {
+                "/api/v1/export"
+            };
             let v = client.send(Method::GET, path, None).await?;
             println!("{}", serde_json::to_string_pretty(&v)?);
             return Ok(());
@@ -70,7 +118,10 @@ pub(crate) async fn run(api: &ApiArgs, action: &ServersAction) -> anyhow::Result
 }
 
 pub(crate) async fn check(api: &ApiArgs, url: &str, transport: Option<&str>) -> anyhow::Result<()> {
-    let client = Api { args: api, http: switchboard_upstream::http_client() };
+    let client = Api {
+        args: api,
+        http: switchboard_upstream::http_client(),
+    };
     let mut path = format!("/api/mcp/tools/?service_name=check&mcp_url={}", encode(url));
     if let Some(t) = transport {
         path.push_str(&format!("&transport={}", encode(t)));
@@ -83,7 +134,12 @@ pub(crate) async fn check(api: &ApiArgs, url: &str, transport: Option<&str>) -> 
     let tools = v["tools"].as_array().cloned().unwrap_or_default();
     println!("{url}: reachable, {} tool(s)", tools.len());
     for t in tools {
-        let desc = t["description"].as_str().unwrap_or("").lines().next().unwrap_or("");
+        let desc = t["description"]
+            .as_str()
+            .unwrap_or("")
+            .lines()
+            .next()
+            .unwrap_or("");
         println!("  {:<32} {}", t["name"].as_str().unwrap_or("?"), desc);
     }
     Ok(())
@@ -94,7 +150,11 @@ fn add_body(a: &AddArgs) -> anyhow::Result<Value> {
     match (&a.url, &a.command) {
         (Some(url), None) => {
             body["url"] = json!(url);
-            body["type"] = json!(a.transport.clone().unwrap_or_else(|| "streamable-http".into()));
+            body["type"] = json!(
+                a.transport
+                    .clone()
+                    .unwrap_or_else(|| "streamable-http".into())
+            );
             body["headers"] = json!(pairs(&a.headers, "--header")?);
         }
         (None, Some(cmd)) => {
@@ -117,7 +177,11 @@ fn add_body(a: &AddArgs) -> anyhow::Result<Value> {
 fn pairs(items: &[String], flag: &str) -> anyhow::Result<BTreeMap<String, String>> {
     items
         .iter()
-        .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).with_context(|| format!("{flag} wants NAME=VALUE, got {kv:?}")))
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("{flag} wants NAME=VALUE, got {kv:?}"))
+        })
         .collect()
 }
 
@@ -144,12 +208,20 @@ fn print_table(servers: &Value) {
         .map(|a| {
             a.iter()
                 .map(|s| {
-                    let target = s["config"].get("url").or_else(|| s["config"].get("command")).map(cell).unwrap_or_default();
+                    let target = s["config"]
+                        .get("url")
+                        .or_else(|| s["config"].get("command"))
+                        .map(cell)
+                        .unwrap_or_default();
                     let status = &s["status"];
                     [
                         cell(&s["name"]),
                         cell(&s["config"]["type"]),
-                        if s["enabled"] == false { "disabled".into() } else { cell(&status["state"]) },
+                        if s["enabled"] == false {
+                            "disabled".into()
+                        } else {
+                            cell(&status["state"])
+                        },
                         cell(&status["tools"]),
                         target,
                         cell(&status["last_error"]),
@@ -166,7 +238,11 @@ fn print_table(servers: &Value) {
         }
     }
     for r in std::iter::once(&header).chain(rows.iter()) {
-        let line: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{:<w$}", c.chars().take(60).collect::<String>())).collect();
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{:<w$}", c.chars().take(60).collect::<String>()))
+            .collect();
         println!("{}", line.join("  ").trim_end());
     }
 }
@@ -174,7 +250,9 @@ fn print_table(servers: &Value) {
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

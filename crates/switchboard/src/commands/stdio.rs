@@ -7,11 +7,16 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use super::build_hub;
 use crate::cli::StdioArgs;
 
-pub(crate) async fn run(args: StdioArgs, servers: switchboard_core::config::ServersFile) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    args: StdioArgs,
+    servers: switchboard_core::config::ServersFile,
+) -> anyhow::Result<()> {
     let hub = build_hub(&args.common, servers).await?;
     let view = match &args.group {
         None => View::All,
-        Some(g) => hub.resolve_view(Some(g)).with_context(|| format!("--group: no group or server named {g:?}"))?,
+        Some(g) => hub
+            .resolve_view(Some(g))
+            .with_context(|| format!("--group: no group or server named {g:?}"))?,
     };
     let session = hub.create_session(view, 1024)?;
     let mut stream = session.attach_stream().context("session stream")?;

@@ -48,8 +48,13 @@ const ROUTES: &[(&str, &str)] = &[
 ];
 
 /// The seed's main-service routes, documented in the same document.
-const SEED_ROUTES: &[(&str, &str)] =
-    &[("GET", "/api/mcp/tools/"), ("POST", "/api/mcp/add"), ("DELETE", "/api/mcp/"), ("GET", "/api/mcp/list"), ("GET", "/api/mcp/recover")];
+const SEED_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/mcp/tools/"),
+    ("POST", "/api/mcp/add"),
+    ("DELETE", "/api/mcp/"),
+    ("GET", "/api/mcp/list"),
+    ("GET", "/api/mcp/recover"),
+];
 
 /// A hub with a store and both services on ephemeral loopback ports.
 struct Api {
@@ -62,7 +67,9 @@ struct Api {
 }
 
 async fn bind() -> (tokio::net::TcpListener, SocketAddr) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     (listener, addr)
 }
@@ -71,23 +78,62 @@ impl Api {
     async fn start() -> Api {
         init();
         let key = SecretKey::generate().expect("key");
-        let store = switchboard_store::open("sqlite::memory:", key).await.expect("store");
+        let store = switchboard_store::open("sqlite::memory:", key)
+            .await
+            .expect("store");
         let hub = Hub::new(HubConfig::default());
-        let ssrf = SsrfPolicy { allow_cidrs: parse_cidrs("127.0.0.0/8").unwrap(), ..Default::default() };
-        let control = ControlPlane::new(store, hub.clone(), ControlConfig { ssrf, ..Default::default() });
-        let api = ApiState { control: control.clone(), auth: Arc::new(AdminAuth::from_token(TOKEN)), mcp_service: None };
+        let ssrf = SsrfPolicy {
+            allow_cidrs: parse_cidrs("127.0.0.0/8").unwrap(),
+            ..Default::default()
+        };
+        let control = ControlPlane::new(
+            store,
+            hub.clone(),
+            ControlConfig {
+                ssrf,
+                ..Default::default()
+            },
+        );
+        let api = ApiState {
+            control: control.clone(),
+            auth: Arc::new(AdminAuth::from_token(TOKEN)),
+            mcp_service: None,
+        };
         let shutdown = CancellationToken::new();
         let ((main_listener, main), (mcp_listener, mcp)) = (bind().await, bind().await);
-        tokio::spawn(switchboard_http::serve(main_listener, switchboard_http::main_service(api.clone()), shutdown.clone()));
-        tokio::spawn(switchboard_http::serve(mcp_listener, switchboard_http::mcp_service(hub.clone(), api), shutdown.clone()));
-        Api { control, hub, main, mcp, http: reqwest::Client::new(), shutdown }
+        tokio::spawn(switchboard_http::serve(
+            main_listener,
+            switchboard_http::main_service(api.clone()),
+            shutdown.clone(),
+        ));
+        tokio::spawn(switchboard_http::serve(
+            mcp_listener,
+            switchboard_http::mcp_service(hub.clone(), api),
+            shutdown.clone(),
+        ));
+        Api {
+            control,
+            hub,
+            main,
+            mcp,
+            http: reqwest::Client::new(),
+            shutdown,
+        }
     }
 
     /// Sends a request with `token` and a raw body; returns the status and the JSON answer
     /// (`Null` for an empty body).
-    async fn raw(&self, method: &str, path: &str, token: Option<&str>, body: Option<(&str, String)>) -> (StatusCode, Value) {
+    async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, String)>,
+    ) -> (StatusCode, Value) {
         let method = Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self.http.request(method, format!("http://{}{path}", self.main));
+        let mut req = self
+            .http
+            .request(method, format!("http://{}{path}", self.main));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -107,7 +153,13 @@ impl Api {
 
     /// An authenticated request with an optional JSON body.
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.raw(method, path, Some(TOKEN), body.map(|b| ("application/json", b.to_string()))).await
+        self.raw(
+            method,
+            path,
+            Some(TOKEN),
+            body.map(|b| ("application/json", b.to_string())),
+        )
+        .await
     }
 
     /// An authenticated request that must answer `expected`.
@@ -118,11 +170,21 @@ impl Api {
     }
 
     /// An authenticated request that must fail with `expected` and error code `code`.
-    async fn fails(&self, method: &str, path: &str, body: Option<Value>, expected: u16, code: &str) -> Value {
+    async fn fails(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        expected: u16,
+        code: &str,
+    ) -> Value {
         let value = self.ok(method, path, body, expected).await;
         assert_eq!(value["status"], "error", "{value}");
         assert_eq!(value["error"], code, "{method} {path}: {value}");
-        assert!(value["message"].as_str().is_some_and(|m| !m.is_empty()), "{value}");
+        assert!(
+            value["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{value}"
+        );
         value
     }
 
@@ -156,7 +218,12 @@ impl Api {
 
     async fn names(&self) -> Vec<String> {
         let list = self.ok("GET", "/api/v1/servers", None, 200).await;
-        list["servers"].as_array().expect("servers").iter().map(|s| s["name"].as_str().unwrap().to_string()).collect()
+        list["servers"]
+            .as_array()
+            .expect("servers")
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_string())
+            .collect()
     }
 
     async fn stop(self) {
@@ -184,7 +251,11 @@ fn has(names: &[String], name: &str) -> bool {
 
 /// Tools of the session other than the hub's own.
 fn upstream_tools(names: &[String]) -> Vec<String> {
-    let mut v: Vec<String> = names.iter().filter(|n| !n.starts_with("switchboard__")).cloned().collect();
+    let mut v: Vec<String> = names
+        .iter()
+        .filter(|n| !n.starts_with("switchboard__"))
+        .cloned()
+        .collect();
     v.sort();
     v
 }
@@ -194,31 +265,58 @@ async fn fixture() -> FixtureServer {
 }
 
 fn pid_of(view: &Value) -> u32 {
-    view["status"]["pid"].as_u64().unwrap_or_else(|| panic!("no pid: {view}")) as u32
+    view["status"]["pid"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no pid: {view}")) as u32
 }
 
 fn gone(pid: u32) -> bool {
-    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.contains(") Z ")).unwrap_or(true);
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.contains(") Z "))
+        .unwrap_or(true);
     !pid_alive(pid as i32) || zombie
 }
 
 async fn stored(api: &Api, name: &str) -> TransportRecord {
-    api.control.store().get_server("default", name).await.expect("store").expect("record").transport
+    api.control
+        .store()
+        .get_server("default", name)
+        .await
+        .expect("store")
+        .expect("record")
+        .transport
 }
 
 #[tokio::test]
 async fn every_route_requires_the_admin_token() {
     let api = Api::start().await;
     for (method, template) in ROUTES {
-        let path = template.replace("{name}", "a").replace("{tool}", "t").replace("{prompt}", "p");
+        let path = template
+            .replace("{name}", "a")
+            .replace("{tool}", "t")
+            .replace("{prompt}", "p");
         for token in [None, Some("wrong-token-wrong-token")] {
-            let (status, body) = api.raw(method, &path, token, Some(("application/json", "{}".into()))).await;
-            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} with {token:?}: {body}");
+            let (status, body) = api
+                .raw(
+                    method,
+                    &path,
+                    token,
+                    Some(("application/json", "{}".into())),
+                )
+                .await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {token:?}: {body}"
+            );
             assert_eq!(body["error"], "unauthorized", "{body}");
             assert_eq!(body["status"], "error", "{body}");
         }
     }
-    assert!(api.names().await.is_empty(), "nothing was created without the token");
+    assert!(
+        api.names().await.is_empty(),
+        "nothing was created without the token"
+    );
     api.stop().await;
 }
 
@@ -229,21 +327,40 @@ async fn created_server_reaches_a_connected_client_without_reconnecting() {
     let mut c = api.client("/mcp").await;
     assert!(upstream_tools(&c.tool_names().await).is_empty());
 
-    let view = api.add("x", json!({"type": "streamable-http", "url": fx.url})).await;
+    let view = api
+        .add("x", json!({"type": "streamable-http", "url": fx.url}))
+        .await;
     assert_eq!(view["name"], "x");
     assert_eq!(view["config"]["url"], fx.url);
     assert_eq!(
-        (view["enabled"].as_bool(), view["session"].as_str(), view["created_by"].as_str()),
+        (
+            view["enabled"].as_bool(),
+            view["session"].as_str(),
+            view["created_by"].as_str()
+        ),
         (Some(true), Some("shared"), Some("admin"))
     );
 
     wait_tools(&mut c, |n| has(n, "x__echo") && has(n, "x__add")).await;
-    assert_eq!(text_of(&c.call("x__echo", json!({"text": "hi"})).await), "hi");
-    assert_eq!(c.call("x__add", json!({"a": 2, "b": 3})).await["structuredContent"]["sum"].as_f64(), Some(5.0));
+    assert_eq!(
+        text_of(&c.call("x__echo", json!({"text": "hi"})).await),
+        "hi"
+    );
+    assert_eq!(
+        c.call("x__add", json!({"a": 2, "b": 3})).await["structuredContent"]["sum"].as_f64(),
+        Some(5.0)
+    );
 
     assert_eq!(api.names().await, vec!["x"]);
     api.ready("x").await;
-    api.fails("POST", "/api/v1/servers", Some(json!({"name": "x", "url": fx.url})), 409, "conflict").await;
+    api.fails(
+        "POST",
+        "/api/v1/servers",
+        Some(json!({"name": "x", "url": fx.url})),
+        409,
+        "conflict",
+    )
+    .await;
     api.stop().await;
 }
 
@@ -262,10 +379,16 @@ async fn invalid_bodies_are_400_never_500() {
         json!({"name": "a", "url": "http://127.0.0.1:1/mcp", "timeout": -1}),
     ];
     for body in cases {
-        api.fails("POST", "/api/v1/servers", Some(body), 400, "invalid").await;
+        api.fails("POST", "/api/v1/servers", Some(body), 400, "invalid")
+            .await;
     }
-    for body in [json!({"name": "a", "enabled": "yes", "url": "http://127.0.0.1:1/mcp"}), json!([1, 2]), json!("a")] {
-        api.fails("POST", "/api/v1/servers", Some(body), 400, "bad_request").await;
+    for body in [
+        json!({"name": "a", "enabled": "yes", "url": "http://127.0.0.1:1/mcp"}),
+        json!([1, 2]),
+        json!("a"),
+    ] {
+        api.fails("POST", "/api/v1/servers", Some(body), 400, "bad_request")
+            .await;
     }
     bad_text_everywhere(&api).await;
     assert!(api.names().await.is_empty());
@@ -274,8 +397,18 @@ async fn invalid_bodies_are_400_never_500() {
 
 /// Non-JSON text and a missing content type on every route that takes a body.
 async fn bad_text_everywhere(api: &Api) {
-    api.add("s", json!({"command": fixture_bin(), "args": ["stdio", "--name", "s"]})).await;
-    api.ok("POST", "/api/v1/groups", Some(json!({"name": "g", "members": ["s"]})), 201).await;
+    api.add(
+        "s",
+        json!({"command": fixture_bin(), "args": ["stdio", "--name", "s"]}),
+    )
+    .await;
+    api.ok(
+        "POST",
+        "/api/v1/groups",
+        Some(json!({"name": "g", "members": ["s"]})),
+        201,
+    )
+    .await;
     let with_body = [
         ("POST", "/api/v1/servers"),
         ("PUT", "/api/v1/servers/s"),
@@ -286,16 +419,47 @@ async fn bad_text_everywhere(api: &Api) {
         ("POST", "/api/v1/import"),
     ];
     for (method, path) in with_body {
-        for body in [("application/json", "{not json".to_string()), ("text/plain", "{}".to_string())] {
+        for body in [
+            ("application/json", "{not json".to_string()),
+            ("text/plain", "{}".to_string()),
+        ] {
             let (status, value) = api.raw(method, path, Some(TOKEN), Some(body)).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {value}");
             assert_eq!(value["error"], "bad_request", "{value}");
         }
     }
-    api.fails("GET", "/api/v1/export?reveal=perhaps", None, 400, "bad_request").await;
-    api.fails("PUT", "/api/v1/servers/s", Some(json!({"name": "t", "command": "x"})), 400, "invalid").await;
-    api.fails("PUT", "/api/v1/groups/g", Some(json!({"name": "h", "members": []})), 400, "invalid").await;
-    api.fails("PATCH", "/api/v1/servers/s/tools/echo", Some(json!({"rename": "no spaces"})), 400, "invalid").await;
+    api.fails(
+        "GET",
+        "/api/v1/export?reveal=perhaps",
+        None,
+        400,
+        "bad_request",
+    )
+    .await;
+    api.fails(
+        "PUT",
+        "/api/v1/servers/s",
+        Some(json!({"name": "t", "command": "x"})),
+        400,
+        "invalid",
+    )
+    .await;
+    api.fails(
+        "PUT",
+        "/api/v1/groups/g",
+        Some(json!({"name": "h", "members": []})),
+        400,
+        "invalid",
+    )
+    .await;
+    api.fails(
+        "PATCH",
+        "/api/v1/servers/s/tools/echo",
+        Some(json!({"rename": "no spaces"})),
+        400,
+        "invalid",
+    )
+    .await;
     api.ok("DELETE", "/api/v1/groups/g", None, 204).await;
     api.ok("DELETE", "/api/v1/servers/s", None, 204).await;
 }
@@ -304,15 +468,33 @@ async fn bad_text_everywhere(api: &Api) {
 async fn urls_the_ssrf_policy_forbids_are_refused() {
     let fx = fixture().await;
     let api = Api::start().await;
-    for url in ["http://169.254.169.254/mcp", "http://10.0.0.1/mcp", "http://[::ffff:10.0.0.1]/mcp"] {
-        api.fails("POST", "/api/v1/servers", Some(json!({"name": "evil", "url": url})), 400, "ssrf_refused").await;
+    for url in [
+        "http://169.254.169.254/mcp",
+        "http://10.0.0.1/mcp",
+        "http://[::ffff:10.0.0.1]/mcp",
+    ] {
+        api.fails(
+            "POST",
+            "/api/v1/servers",
+            Some(json!({"name": "evil", "url": url})),
+            400,
+            "ssrf_refused",
+        )
+        .await;
     }
     api.add("ok", json!({"url": fx.url})).await;
     let body = json!({"url": "http://169.254.169.254/latest/meta-data"});
-    api.fails("PUT", "/api/v1/servers/ok", Some(body), 400, "ssrf_refused").await;
-    let file = json!({"mcpServers": {"fine": {"url": fx.url}, "evil": {"url": "http://10.1.2.3/mcp"}}});
-    api.fails("POST", "/api/v1/import", Some(file), 400, "ssrf_refused").await;
-    assert_eq!(api.names().await, vec!["ok"], "a refused import adds nothing");
+    api.fails("PUT", "/api/v1/servers/ok", Some(body), 400, "ssrf_refused")
+        .await;
+    let file =
+        json!({"mcpServers": {"fine": {"url": fx.url}, "evil": {"url": "http://10.1.2.3/mcp"}}});
+    api.fails("POST", "/api/v1/import", Some(file), 400, "ssrf_refused")
+        .await;
+    assert_eq!(
+        api.names().await,
+        vec!["ok"],
+        "a refused import adds nothing"
+    );
     api.stop().await;
 }
 
@@ -329,8 +511,16 @@ async fn unknown_names_are_404() {
         ("POST", "/api/v1/servers/nope/restart", None),
         ("GET", "/api/v1/servers/nope/tools", None),
         ("GET", "/api/v1/servers/nope/prompts", None),
-        ("PATCH", "/api/v1/servers/nope/tools/echo", Some(json!({"enabled": false}))),
-        ("PATCH", "/api/v1/servers/nope/prompts/simple", Some(json!({"enabled": false}))),
+        (
+            "PATCH",
+            "/api/v1/servers/nope/tools/echo",
+            Some(json!({"enabled": false})),
+        ),
+        (
+            "PATCH",
+            "/api/v1/servers/nope/prompts/simple",
+            Some(json!({"enabled": false})),
+        ),
         ("DELETE", "/api/v1/servers/nope/tools/echo", None),
         ("DELETE", "/api/v1/servers/nope/prompts/simple", None),
         ("GET", "/api/v1/groups/nope", None),
@@ -349,33 +539,57 @@ async fn secrets_are_masked_and_kept_when_sent_back_masked() {
     let api = Api::start().await;
     let remote = json!({"url": fx.url, "headers": {"Authorization": "Bearer s3cret"}});
     let created = api.add("r", remote).await;
-    assert_eq!(created["config"]["headers"]["Authorization"], MASK, "{created}");
+    assert_eq!(
+        created["config"]["headers"]["Authorization"], MASK,
+        "{created}"
+    );
     let local = json!({"command": fixture_bin(), "args": ["stdio", "--name", "l"], "env": {"TOKEN": "t0p", "OTHER": "1"}});
     api.add("l", local).await;
 
     let shown = api.ok("GET", "/api/v1/servers/l", None, 200).await;
-    assert_eq!(shown["config"]["env"], json!({"TOKEN": MASK, "OTHER": MASK}));
-    let listed = api.ok("GET", "/api/v1/servers", None, 200).await.to_string();
-    assert!(!listed.contains("s3cret") && !listed.contains("t0p"), "{listed}");
+    assert_eq!(
+        shown["config"]["env"],
+        json!({"TOKEN": MASK, "OTHER": MASK})
+    );
+    let listed = api
+        .ok("GET", "/api/v1/servers", None, 200)
+        .await
+        .to_string();
+    assert!(
+        !listed.contains("s3cret") && !listed.contains("t0p"),
+        "{listed}"
+    );
 
     // Send back what was shown, with one change: the secrets stay.
     let mut body = shown["config"].clone();
     body["timeout"] = json!(60);
     let replaced = api.ok("PUT", "/api/v1/servers/l", Some(body), 200).await;
     assert_eq!(replaced["config"]["timeout"], 60.0);
-    let TransportRecord::Stdio { env, .. } = stored(&api, "l").await else { panic!("stdio") };
+    let TransportRecord::Stdio { env, .. } = stored(&api, "l").await else {
+        panic!("stdio")
+    };
     assert_eq!((env["TOKEN"].as_str(), env["OTHER"].as_str()), ("t0p", "1"));
 
     let body = json!({"url": fx.url, "headers": {"Authorization": MASK, "X-New": "v2"}});
     api.ok("PUT", "/api/v1/servers/r", Some(body), 200).await;
-    let TransportRecord::StreamableHttp { headers, .. } = stored(&api, "r").await else { panic!("http") };
-    assert_eq!((headers["Authorization"].as_str(), headers["X-New"].as_str()), ("Bearer s3cret", "v2"));
+    let TransportRecord::StreamableHttp { headers, .. } = stored(&api, "r").await else {
+        panic!("http")
+    };
+    assert_eq!(
+        (headers["Authorization"].as_str(), headers["X-New"].as_str()),
+        ("Bearer s3cret", "v2")
+    );
 
     // A new value replaces the secret; an omitted one is dropped (full replace).
     let body = json!({"url": fx.url, "headers": {"Authorization": "Bearer n3w"}});
     api.ok("PUT", "/api/v1/servers/r", Some(body), 200).await;
-    let TransportRecord::StreamableHttp { headers, .. } = stored(&api, "r").await else { panic!("http") };
-    assert_eq!(headers.into_iter().collect::<Vec<_>>(), vec![("Authorization".to_string(), "Bearer n3w".to_string())]);
+    let TransportRecord::StreamableHttp { headers, .. } = stored(&api, "r").await else {
+        panic!("http")
+    };
+    assert_eq!(
+        headers.into_iter().collect::<Vec<_>>(),
+        vec![("Authorization".to_string(), "Bearer n3w".to_string())]
+    );
     api.stop().await;
 }
 
@@ -383,30 +597,55 @@ async fn secrets_are_masked_and_kept_when_sent_back_masked() {
 async fn disable_enable_and_restart() {
     let api = Api::start().await;
     let mut c = api.client("/mcp").await;
-    api.add("s", json!({"command": fixture_bin(), "args": ["stdio", "--name", "s"]})).await;
+    api.add(
+        "s",
+        json!({"command": fixture_bin(), "args": ["stdio", "--name", "s"]}),
+    )
+    .await;
     wait_tools(&mut c, |n| has(n, "s__echo")).await;
     let before = api.ready("s").await;
-    assert!(before["stderr_tail"].is_array(), "the detail view has the stderr tail: {before}");
+    assert!(
+        before["stderr_tail"].is_array(),
+        "the detail view has the stderr tail: {before}"
+    );
 
     let disabled = api.ok("POST", "/api/v1/servers/s/disable", None, 200).await;
-    assert_eq!((disabled["enabled"].as_bool(), disabled["config"]["disabled"].as_bool()), (Some(false), Some(true)));
+    assert_eq!(
+        (
+            disabled["enabled"].as_bool(),
+            disabled["config"]["disabled"].as_bool()
+        ),
+        (Some(false), Some(true))
+    );
     wait_tools(&mut c, |n| upstream_tools(n).is_empty()).await;
     api.wait_state("s", "disabled").await;
     let old = pid_of(&before);
-    assert!(eventually(Duration::from_secs(5), async || gone(old)).await, "a disabled server's process stops");
+    assert!(
+        eventually(Duration::from_secs(5), async || gone(old)).await,
+        "a disabled server's process stops"
+    );
 
     let enabled = api.ok("POST", "/api/v1/servers/s/enable", None, 200).await;
     assert_eq!(enabled["enabled"], true);
     wait_tools(&mut c, |n| has(n, "s__echo")).await;
-    assert_eq!(text_of(&c.call("s__echo", json!({"text": "back"})).await), "back");
+    assert_eq!(
+        text_of(&c.call("s__echo", json!({"text": "back"})).await),
+        "back"
+    );
 
     let old = pid_of(&api.ready("s").await);
     api.ok("POST", "/api/v1/servers/s/restart", None, 200).await;
     let new = pid_of(&api.ready("s").await);
     assert_ne!(old, new, "restart runs a new process");
-    assert!(eventually(Duration::from_secs(5), async || gone(old)).await, "the old process is gone");
+    assert!(
+        eventually(Duration::from_secs(5), async || gone(old)).await,
+        "the old process is gone"
+    );
     wait_tools(&mut c, |n| has(n, "s__echo")).await;
-    assert_eq!(text_of(&c.call("s__echo", json!({"text": "again"})).await), "again");
+    assert_eq!(
+        text_of(&c.call("s__echo", json!({"text": "again"})).await),
+        "again"
+    );
     api.stop().await;
 }
 
@@ -415,7 +654,11 @@ async fn delete_stops_the_process_and_spares_a_long_call_elsewhere() {
     let fx = fixture().await;
     let api = Api::start().await;
     api.add("steady", json!({"url": fx.url})).await;
-    api.add("churn", json!({"command": fixture_bin(), "args": ["stdio", "--name", "churn"]})).await;
+    api.add(
+        "churn",
+        json!({"command": fixture_bin(), "args": ["stdio", "--name", "churn"]}),
+    )
+    .await;
     let pid = pid_of(&api.ready("churn").await);
     api.ready("steady").await;
     let url = format!("http://{}/mcp", api.mcp);
@@ -424,14 +667,28 @@ async fn delete_stops_the_process_and_spares_a_long_call_elsewhere() {
         wait_tools(&mut c, |n| has(n, "steady__slow")).await;
         c.call("steady__slow", json!({"ms": 1500})).await
     });
-    assert!(eventually(Duration::from_secs(10), async || fx.stats().calls() >= 1).await, "the long call started");
+    assert!(
+        eventually(Duration::from_secs(10), async || fx.stats().calls() >= 1).await,
+        "the long call started"
+    );
 
-    assert_eq!(api.ok("DELETE", "/api/v1/servers/churn", None, 204).await, Value::Null);
-    assert!(eventually(Duration::from_secs(5), async || gone(pid)).await, "the deleted server's process is gone");
+    assert_eq!(
+        api.ok("DELETE", "/api/v1/servers/churn", None, 204).await,
+        Value::Null
+    );
+    assert!(
+        eventually(Duration::from_secs(5), async || gone(pid)).await,
+        "the deleted server's process is gone"
+    );
     assert!(!api.hub.server_names().contains(&"churn".to_string()));
-    api.fails("GET", "/api/v1/servers/churn", None, 404, "not_found").await;
-    api.fails("DELETE", "/api/v1/servers/churn", None, 404, "not_found").await;
-    assert!(!long.is_finished(), "the long call was still running during the delete");
+    api.fails("GET", "/api/v1/servers/churn", None, 404, "not_found")
+        .await;
+    api.fails("DELETE", "/api/v1/servers/churn", None, 404, "not_found")
+        .await;
+    assert!(
+        !long.is_finished(),
+        "the long call was still running during the delete"
+    );
     assert_eq!(text_of(&long.await.unwrap()), "slept 1500");
     api.stop().await;
 }
@@ -444,29 +701,96 @@ async fn tool_settings_hide_rename_describe_and_reset() {
     api.add("x", json!({"url": fx.url})).await;
     wait_tools(&mut c, |n| has(n, "x__echo")).await;
     let tools = api.ok("GET", "/api/v1/servers/x/tools", None, 200).await;
-    let echo = tools["tools"].as_array().unwrap().iter().find(|t| t["name"] == "echo").expect("echo listed").clone();
-    assert_eq!((echo["exported_name"].as_str(), echo["enabled"].as_bool()), (Some("x__echo"), Some(true)));
-    assert!(echo["description"].as_str().is_some_and(|d| !d.is_empty()) && echo["rename"].is_null(), "{echo}");
+    let echo = tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "echo")
+        .expect("echo listed")
+        .clone();
+    assert_eq!(
+        (echo["exported_name"].as_str(), echo["enabled"].as_bool()),
+        (Some("x__echo"), Some(true))
+    );
+    assert!(
+        echo["description"].as_str().is_some_and(|d| !d.is_empty()) && echo["rename"].is_null(),
+        "{echo}"
+    );
 
-    let hidden = api.ok("PATCH", "/api/v1/servers/x/tools/echo", Some(json!({"enabled": false})), 200).await;
-    assert_eq!((hidden["enabled"].as_bool(), hidden["exported_name"].is_null()), (Some(false), true), "{hidden}");
+    let hidden = api
+        .ok(
+            "PATCH",
+            "/api/v1/servers/x/tools/echo",
+            Some(json!({"enabled": false})),
+            200,
+        )
+        .await;
+    assert_eq!(
+        (
+            hidden["enabled"].as_bool(),
+            hidden["exported_name"].is_null()
+        ),
+        (Some(false), true),
+        "{hidden}"
+    );
     wait_tools(&mut c, |n| !has(n, "x__echo")).await;
 
-    let renamed = api.ok("PATCH", "/api/v1/servers/x/tools/add", Some(json!({"rename": "plus", "description": "Sums."})), 200).await;
-    assert_eq!((renamed["exported_name"].as_str(), renamed["rename"].as_str()), (Some("x__plus"), Some("plus")));
+    let renamed = api
+        .ok(
+            "PATCH",
+            "/api/v1/servers/x/tools/add",
+            Some(json!({"rename": "plus", "description": "Sums."})),
+            200,
+        )
+        .await;
+    assert_eq!(
+        (
+            renamed["exported_name"].as_str(),
+            renamed["rename"].as_str()
+        ),
+        (Some("x__plus"), Some("plus"))
+    );
     assert_eq!(renamed["description_override"], "Sums.");
     wait_tools(&mut c, |n| has(n, "x__plus") && !has(n, "x__add")).await;
     let list = c.request("tools/list", json!({})).await;
-    let plus = list["result"]["tools"].as_array().unwrap().iter().find(|t| t["name"] == "x__plus").unwrap().clone();
+    let plus = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "x__plus")
+        .unwrap()
+        .clone();
     assert_eq!(plus["description"], "Sums.");
-    assert_eq!(c.call("x__plus", json!({"a": 1, "b": 2})).await["structuredContent"]["sum"].as_f64(), Some(3.0));
+    assert_eq!(
+        c.call("x__plus", json!({"a": 1, "b": 2})).await["structuredContent"]["sum"].as_f64(),
+        Some(3.0)
+    );
     let listed = api.ok("GET", "/api/v1/servers/x/tools", None, 200).await;
-    assert!(listed["tools"].as_array().unwrap().iter().any(|t| t["name"] == "echo" && t["enabled"] == false), "hidden tools stay listed");
+    assert!(
+        listed["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "echo" && t["enabled"] == false),
+        "hidden tools stay listed"
+    );
 
-    api.ok("DELETE", "/api/v1/servers/x/tools/echo", None, 204).await;
-    api.ok("DELETE", "/api/v1/servers/x/tools/add", None, 204).await;
-    wait_tools(&mut c, |n| has(n, "x__echo") && has(n, "x__add") && !has(n, "x__plus")).await;
-    api.fails("DELETE", "/api/v1/servers/x/tools/add", None, 404, "not_found").await;
+    api.ok("DELETE", "/api/v1/servers/x/tools/echo", None, 204)
+        .await;
+    api.ok("DELETE", "/api/v1/servers/x/tools/add", None, 204)
+        .await;
+    wait_tools(&mut c, |n| {
+        has(n, "x__echo") && has(n, "x__add") && !has(n, "x__plus")
+    })
+    .await;
+    api.fails(
+        "DELETE",
+        "/api/v1/servers/x/tools/add",
+        None,
+        404,
+        "not_found",
+    )
+    .await;
     api.stop().await;
 }
 
@@ -478,20 +802,49 @@ async fn prompt_settings_hide_and_reset() {
     api.add("x", json!({"url": fx.url})).await;
     wait_tools(&mut c, |n| has(n, "x__echo")).await;
     let prompts = api.ok("GET", "/api/v1/servers/x/prompts", None, 200).await;
-    let names: Vec<&str> = prompts["prompts"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"simple") && names.contains(&"greeting"), "{prompts}");
+    let names: Vec<&str> = prompts["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"simple") && names.contains(&"greeting"),
+        "{prompts}"
+    );
 
-    let hidden = api.ok("PATCH", "/api/v1/servers/x/prompts/simple", Some(json!({"enabled": false})), 200).await;
+    let hidden = api
+        .ok(
+            "PATCH",
+            "/api/v1/servers/x/prompts/simple",
+            Some(json!({"enabled": false})),
+            200,
+        )
+        .await;
     assert_eq!(hidden["enabled"], false);
-    assert!(!prompt_names(&mut c).await.contains(&"x__simple".to_string()));
-    api.ok("DELETE", "/api/v1/servers/x/prompts/simple", None, 204).await;
-    assert!(prompt_names(&mut c).await.contains(&"x__simple".to_string()));
+    assert!(
+        !prompt_names(&mut c)
+            .await
+            .contains(&"x__simple".to_string())
+    );
+    api.ok("DELETE", "/api/v1/servers/x/prompts/simple", None, 204)
+        .await;
+    assert!(
+        prompt_names(&mut c)
+            .await
+            .contains(&"x__simple".to_string())
+    );
     api.stop().await;
 }
 
 async fn prompt_names(c: &mut McpClient) -> Vec<String> {
     let r = c.request("prompts/list", json!({})).await;
-    r["result"]["prompts"].as_array().expect("prompts").iter().map(|p| p["name"].as_str().unwrap().to_string()).collect()
+    r["result"]["prompts"]
+        .as_array()
+        .expect("prompts")
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[tokio::test]
@@ -499,32 +852,92 @@ async fn groups_crud_and_the_group_endpoint() {
     let fx = fixture().await;
     let api = Api::start().await;
     api.add("a", json!({"url": fx.url})).await;
-    api.add("b", json!({"command": fixture_bin(), "args": ["stdio", "--name", "b"]})).await;
-    let group = api.ok("POST", "/api/v1/groups", Some(json!({"name": "g", "members": ["a"]})), 201).await;
+    api.add(
+        "b",
+        json!({"command": fixture_bin(), "args": ["stdio", "--name", "b"]}),
+    )
+    .await;
+    let group = api
+        .ok(
+            "POST",
+            "/api/v1/groups",
+            Some(json!({"name": "g", "members": ["a"]})),
+            201,
+        )
+        .await;
     assert_eq!(group, json!({"name": "g", "members": ["a"], "tools": null}));
-    api.fails("POST", "/api/v1/groups", Some(json!({"name": "g", "members": []})), 409, "conflict").await;
-    api.fails("POST", "/api/v1/groups", Some(json!({"name": "a", "members": []})), 409, "conflict").await;
-    api.fails("POST", "/api/v1/groups", Some(json!({"name": "h", "members": ["zz"]})), 400, "invalid").await;
-    api.fails("POST", "/api/v1/servers", Some(json!({"name": "g", "url": fx.url})), 409, "conflict").await;
+    api.fails(
+        "POST",
+        "/api/v1/groups",
+        Some(json!({"name": "g", "members": []})),
+        409,
+        "conflict",
+    )
+    .await;
+    api.fails(
+        "POST",
+        "/api/v1/groups",
+        Some(json!({"name": "a", "members": []})),
+        409,
+        "conflict",
+    )
+    .await;
+    api.fails(
+        "POST",
+        "/api/v1/groups",
+        Some(json!({"name": "h", "members": ["zz"]})),
+        400,
+        "invalid",
+    )
+    .await;
+    api.fails(
+        "POST",
+        "/api/v1/servers",
+        Some(json!({"name": "g", "url": fx.url})),
+        409,
+        "conflict",
+    )
+    .await;
 
     let mut g = api.client("/mcp/g").await;
     let names = wait_tools(&mut g, |n| has(n, "a__echo")).await;
-    assert!(upstream_tools(&names).iter().all(|n| n.starts_with("a__")), "{names:?}");
+    assert!(
+        upstream_tools(&names).iter().all(|n| n.starts_with("a__")),
+        "{names:?}"
+    );
 
     let narrowed = json!({"members": ["a", "b"], "tools": ["a__echo", "b__add"]});
     api.ok("PUT", "/api/v1/groups/g", Some(narrowed), 200).await;
     let mut g = api.client("/mcp/g").await;
     wait_tools(&mut g, |n| upstream_tools(n) == ["a__echo", "b__add"]).await;
-    assert_eq!(g.call("b__add", json!({"a": 2, "b": 2})).await["structuredContent"]["sum"].as_f64(), Some(4.0));
-    let blocked = g.request("tools/call", json!({"name": "a__add", "arguments": {"a": 1, "b": 1}})).await;
+    assert_eq!(
+        g.call("b__add", json!({"a": 2, "b": 2})).await["structuredContent"]["sum"].as_f64(),
+        Some(4.0)
+    );
+    let blocked = g
+        .request(
+            "tools/call",
+            json!({"name": "a__add", "arguments": {"a": 1, "b": 1}}),
+        )
+        .await;
     assert!(blocked.get("error").is_some(), "filtered out: {blocked}");
 
     let one = api.ok("GET", "/api/v1/groups/g", None, 200).await;
     assert_eq!(one["tools"], json!(["a__echo", "b__add"]));
-    assert_eq!(api.ok("GET", "/api/v1/groups", None, 200).await["groups"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        api.ok("GET", "/api/v1/groups", None, 200).await["groups"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     api.ok("DELETE", "/api/v1/groups/g", None, 204).await;
-    api.fails("GET", "/api/v1/groups/g", None, 404, "not_found").await;
-    assert_eq!(api.ok("GET", "/api/v1/groups", None, 200).await, json!({"groups": []}));
+    api.fails("GET", "/api/v1/groups/g", None, 404, "not_found")
+        .await;
+    assert_eq!(
+        api.ok("GET", "/api/v1/groups", None, 200).await,
+        json!({"groups": []})
+    );
     api.stop().await;
 }
 
@@ -539,39 +952,99 @@ async fn import_export_round_trip_masks_unless_revealed() {
         },
         "groups": {"both": ["imp", "loc"]}
     });
-    assert_eq!(api.ok("POST", "/api/v1/import", Some(file.clone()), 200).await, json!({"added": ["imp", "loc"]}));
-    assert_eq!(api.ok("POST", "/api/v1/import", Some(file), 200).await, json!({"added": []}), "taken names are left alone");
-    let TransportRecord::StreamableHttp { headers, .. } = stored(&api, "imp").await else { panic!("http") };
-    assert_eq!(headers["Authorization"], "Bearer ${NOT_EXPANDED}", "no ${{VAR}} expansion on import");
+    assert_eq!(
+        api.ok("POST", "/api/v1/import", Some(file.clone()), 200)
+            .await,
+        json!({"added": ["imp", "loc"]})
+    );
+    assert_eq!(
+        api.ok("POST", "/api/v1/import", Some(file), 200).await,
+        json!({"added": []}),
+        "taken names are left alone"
+    );
+    let TransportRecord::StreamableHttp { headers, .. } = stored(&api, "imp").await else {
+        panic!("http")
+    };
+    assert_eq!(
+        headers["Authorization"], "Bearer ${NOT_EXPANDED}",
+        "no ${{VAR}} expansion on import"
+    );
     api.ready("loc").await;
     let mut c = api.client("/mcp/both").await;
     wait_tools(&mut c, |n| has(n, "imp__echo") && has(n, "loc__echo")).await;
 
     let masked = api.ok("GET", "/api/v1/export", None, 200).await;
-    assert_eq!(masked["mcpServers"]["imp"]["headers"]["Authorization"], MASK);
+    assert_eq!(
+        masked["mcpServers"]["imp"]["headers"]["Authorization"],
+        MASK
+    );
     assert_eq!(masked["mcpServers"]["loc"]["env"]["TOKEN"], MASK);
     assert_eq!(masked["groups"], json!({"both": ["imp", "loc"]}));
     let revealed = api.ok("GET", "/api/v1/export?reveal=true", None, 200).await;
     assert_eq!(revealed["mcpServers"]["loc"]["env"]["TOKEN"], "s3cret");
     assert_eq!(revealed["mcpServers"]["loc"]["timeout"], 30.0);
-    assert_eq!(api.ok("GET", "/api/v1/export?reveal=false", None, 200).await, masked);
+    assert_eq!(
+        api.ok("GET", "/api/v1/export?reveal=false", None, 200)
+            .await,
+        masked
+    );
 
     // The revealed export, imported into another hub, exports the same.
     let other = Api::start().await;
-    assert_eq!(other.ok("POST", "/api/v1/import", Some(revealed.clone()), 200).await, json!({"added": ["imp", "loc"]}));
-    assert_eq!(other.ok("GET", "/api/v1/export?reveal=true", None, 200).await, revealed);
+    assert_eq!(
+        other
+            .ok("POST", "/api/v1/import", Some(revealed.clone()), 200)
+            .await,
+        json!({"added": ["imp", "loc"]})
+    );
+    assert_eq!(
+        other
+            .ok("GET", "/api/v1/export?reveal=true", None, 200)
+            .await,
+        revealed
+    );
     other.stop().await;
     bad_imports(&api).await;
     api.stop().await;
 }
 
 async fn bad_imports(api: &Api) {
-    let unknown_member = json!({"mcpServers": {"n": {"command": "x"}}, "groups": {"gg": ["nobody"]}});
-    let message = api.fails("POST", "/api/v1/import", Some(unknown_member), 400, "invalid").await;
-    assert!(message["message"].as_str().unwrap().contains("groups.gg"), "names the entry: {message}");
-    api.fails("POST", "/api/v1/import", Some(json!({"mcpServers": {"n": {"type": "sse"}}})), 400, "invalid").await;
-    api.fails("POST", "/api/v1/import", Some(json!({"servers": {}})), 400, "invalid").await;
-    assert_eq!(api.names().await, vec!["imp", "loc"], "failed imports add nothing");
+    let unknown_member =
+        json!({"mcpServers": {"n": {"command": "x"}}, "groups": {"gg": ["nobody"]}});
+    let message = api
+        .fails(
+            "POST",
+            "/api/v1/import",
+            Some(unknown_member),
+            400,
+            "invalid",
+        )
+        .await;
+    assert!(
+        message["message"].as_str().unwrap().contains("groups.gg"),
+        "names the entry: {message}"
+    );
+    api.fails(
+        "POST",
+        "/api/v1/import",
+        Some(json!({"mcpServers": {"n": {"type": "sse"}}})),
+        400,
+        "invalid",
+    )
+    .await;
+    api.fails(
+        "POST",
+        "/api/v1/import",
+        Some(json!({"servers": {}})),
+        400,
+        "invalid",
+    )
+    .await;
+    assert_eq!(
+        api.names().await,
+        vec!["imp", "loc"],
+        "failed imports add nothing"
+    );
 }
 
 #[tokio::test]
@@ -580,7 +1053,10 @@ async fn reconcile_reports_and_repairs_the_registry() {
     let api = Api::start().await;
     api.add("a", json!({"url": fx.url})).await;
     let idle = api.ok("POST", "/api/v1/reconcile", None, 200).await;
-    assert_eq!(idle, json!({"added": [], "changed": [], "removed": [], "failed": []}));
+    assert_eq!(
+        idle,
+        json!({"added": [], "changed": [], "removed": [], "failed": []})
+    );
     api.hub.remove_server("a").await.unwrap();
     let repaired = api.ok("POST", "/api/v1/reconcile", None, 200).await;
     assert_eq!(repaired["added"], json!(["a"]), "{repaired}");
@@ -592,7 +1068,13 @@ async fn reconcile_reports_and_repairs_the_registry() {
 async fn openapi_document_describes_every_route() {
     let api = Api::start().await;
     let doc = api.ok("GET", "/api/v1/openapi.json", None, 200).await;
-    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1.")), "{}", doc["openapi"]);
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1.")),
+        "{}",
+        doc["openapi"]
+    );
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"],
         json!({"type": "http", "scheme": "bearer", "description": "The admin token"})
@@ -601,16 +1083,36 @@ async fn openapi_document_describes_every_route() {
     for (method, path) in ROUTES.iter().chain(SEED_ROUTES) {
         let op = &doc["paths"][path][method.to_lowercase()];
         assert!(op.is_object(), "{method} {path} is not documented");
-        assert!(op["responses"]["401"].is_object(), "{method} {path} lacks its 401");
-        let ok = op["responses"].as_object().unwrap().keys().any(|k| k.starts_with('2'));
+        assert!(
+            op["responses"]["401"].is_object(),
+            "{method} {path} lacks its 401"
+        );
+        let ok = op["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.starts_with('2'));
         assert!(ok, "{method} {path} documents no success");
     }
     let methods = ["get", "put", "post", "delete", "patch"];
-    let documented: usize =
-        doc["paths"].as_object().unwrap().values().map(|p| methods.iter().filter(|m| p.get(**m).is_some()).count()).sum();
-    assert_eq!(documented, ROUTES.len() + SEED_ROUTES.len(), "no undocumented extras");
-    let mut ids: Vec<&str> =
-        doc["paths"].as_object().unwrap().values().flat_map(|p| methods.map(|m| p[m]["operationId"].as_str())).flatten().collect();
+    let documented: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| methods.iter().filter(|m| p.get(**m).is_some()).count())
+        .sum();
+    assert_eq!(
+        documented,
+        ROUTES.len() + SEED_ROUTES.len(),
+        "no undocumented extras"
+    );
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|p| methods.map(|m| p[m]["operationId"].as_str()))
+        .flatten()
+        .collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), documented, "operation ids are unique");
@@ -635,14 +1137,25 @@ fn check_schemas(doc: &Value) {
         assert!(schemas.contains_key(name), "schema {name} missing");
     }
     let create = &doc["paths"]["/api/v1/servers"]["post"];
-    assert_eq!(create["requestBody"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ServerInput");
-    assert_eq!(create["responses"]["201"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ServerView");
-    assert!(schemas["ServerInput"]["properties"]["type"].is_object(), "serde renames are followed");
+    assert_eq!(
+        create["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ServerInput"
+    );
+    assert_eq!(
+        create["responses"]["201"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ServerView"
+    );
+    assert!(
+        schemas["ServerInput"]["properties"]["type"].is_object(),
+        "serde renames are followed"
+    );
     let mut refs = Vec::new();
     collect_refs(doc, &mut refs);
     assert!(!refs.is_empty());
     for r in refs {
-        let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("unexpected $ref {r}"));
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("unexpected $ref {r}"));
         assert!(schemas.contains_key(name), "dangling $ref {r}");
     }
 }
@@ -664,7 +1177,9 @@ fn collect_refs(v: &Value, out: &mut Vec<String>) {
 async fn concurrent_storm_leaves_store_and_registry_equal() {
     let fx = fixture().await;
     let api = Arc::new(Api::start().await);
-    let tasks: Vec<_> = (0..8).map(|i| tokio::spawn(storm(api.clone(), fx.url.clone(), i))).collect();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| tokio::spawn(storm(api.clone(), fx.url.clone(), i)))
+        .collect();
     let mut ops = 0;
     for t in tasks {
         ops += t.await.expect("storm task");
@@ -676,7 +1191,15 @@ async fn concurrent_storm_leaves_store_and_registry_equal() {
     running.sort();
     assert_eq!(listed, running, "the API (store) and the registry agree");
     assert!(!listed.is_empty());
-    let stored: Vec<String> = api.control.store().list_servers("default").await.unwrap().into_iter().map(|r| r.name).collect();
+    let stored: Vec<String> = api
+        .control
+        .store()
+        .list_servers("default")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
     assert_eq!(stored.len(), listed.len());
     Arc::try_unwrap(api).ok().expect("tasks done").stop().await;
 }
@@ -684,15 +1207,28 @@ async fn concurrent_storm_leaves_store_and_registry_equal() {
 /// One storm task: 13 creates and deletes over its own names and names shared by all tasks.
 async fn storm(api: Arc<Api>, url: String, task: usize) -> usize {
     for step in 0..13usize {
-        let name = if step % 2 == 0 { format!("own{task}x{}", step % 3) } else { format!("shared{}", (task + step) % 4) };
+        let name = if step % 2 == 0 {
+            format!("own{task}x{}", step % 3)
+        } else {
+            format!("shared{}", (task + step) % 4)
+        };
         let delete = (task + step) % 3 == 2;
         let (status, body) = if delete {
-            api.call("DELETE", &format!("/api/v1/servers/{name}"), None).await
+            api.call("DELETE", &format!("/api/v1/servers/{name}"), None)
+                .await
         } else {
-            api.call("POST", "/api/v1/servers", Some(json!({"name": name, "url": url}))).await
+            api.call(
+                "POST",
+                "/api/v1/servers",
+                Some(json!({"name": name, "url": url})),
+            )
+            .await
         };
         let allowed: &[u16] = if delete { &[204, 404] } else { &[201, 409] };
-        assert!(allowed.contains(&status.as_u16()), "task {task} step {step} {name}: {status} {body}");
+        assert!(
+            allowed.contains(&status.as_u16()),
+            "task {task} step {step} {name}: {status} {body}"
+        );
     }
     13
 }
@@ -701,17 +1237,45 @@ async fn storm(api: Arc<Api>, url: String, task: usize) -> usize {
 async fn a_servers_protocol_era_is_stored_and_used() {
     let fx = fixture().await;
     let api = Api::start().await;
-    let view = api.add("m", json!({"type": "streamable-http", "url": fx.url, "protocol": "2026-07-28"})).await;
+    let view = api
+        .add(
+            "m",
+            json!({"type": "streamable-http", "url": fx.url, "protocol": "2026-07-28"}),
+        )
+        .await;
     assert_eq!(view["config"]["protocol"], "2026-07-28", "{view}");
     let ready = api.ready("m").await;
     assert_eq!(ready["status"]["protocol"], "2026-07-28", "{ready}");
-    let stored = api.control.store().get_server("default", "m").await.unwrap().unwrap();
+    let stored = api
+        .control
+        .store()
+        .get_server("default", "m")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.protocol, "2026-07-28");
     // A replace that does not mention the protocol keeps it.
-    let replaced = api.ok("PUT", "/api/v1/servers/m", Some(json!({"type": "streamable-http", "url": fx.url, "timeout": 20})), 200).await;
+    let replaced = api
+        .ok(
+            "PUT",
+            "/api/v1/servers/m",
+            Some(json!({"type": "streamable-http", "url": fx.url, "timeout": 20})),
+            200,
+        )
+        .await;
     assert_eq!(replaced["config"]["protocol"], "2026-07-28", "{replaced}");
     let export = api.ok("GET", "/api/v1/export", None, 200).await;
-    assert_eq!(export["mcpServers"]["m"]["protocol"], "2026-07-28", "{export}");
-    api.fails("POST", "/api/v1/servers", Some(json!({"name": "bad", "url": fx.url, "protocol": "2099"})), 400, "invalid").await;
+    assert_eq!(
+        export["mcpServers"]["m"]["protocol"], "2026-07-28",
+        "{export}"
+    );
+    api.fails(
+        "POST",
+        "/api/v1/servers",
+        Some(json!({"name": "bad", "url": fx.url, "protocol": "2099"})),
+        400,
+        "invalid",
+    )
+    .await;
     api.stop().await;
 }

@@ -27,7 +27,11 @@ pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test exe path");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let path = dir.join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
     path
 }
 
@@ -69,20 +73,34 @@ impl TestHub {
 
     pub async fn start_with(file: Value, config: HubConfig) -> TestHub {
         init();
-        let parsed = parse_servers_file(Path::new("test.json"), &file.to_string(), &ProcessEnv, &config.separator)
-            .expect("valid servers file");
+        let parsed = parse_servers_file(
+            Path::new("test.json"),
+            &file.to_string(),
+            &ProcessEnv,
+            &config.separator,
+        )
+        .expect("valid servers file");
         let hub = Hub::new(config);
         for (_, spec) in parsed.servers {
             hub.add_server(spec).await.expect("add server");
         }
         hub.set_groups(parsed.groups).await.expect("groups");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let router = switchboard_http::mcp_router(hub.clone());
         tokio::spawn(switchboard_http::serve(listener, router, shutdown.clone()));
-        assert!(hub.wait_settled(Duration::from_secs(30)).await, "servers did not settle");
-        TestHub { hub, addr, shutdown }
+        assert!(
+            hub.wait_settled(Duration::from_secs(30)).await,
+            "servers did not settle"
+        );
+        TestHub {
+            hub,
+            addr,
+            shutdown,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -128,7 +146,13 @@ impl McpClient {
     }
 
     pub fn unconnected(url: &str) -> McpClient {
-        McpClient { http: reqwest::Client::new(), url: url.to_string(), session: None, next_id: 1, received: Vec::new() }
+        McpClient {
+            http: reqwest::Client::new(),
+            url: url.to_string(),
+            session: None,
+            next_id: 1,
+            received: Vec::new(),
+        }
     }
 
     pub fn next_id(&mut self) -> u64 {
@@ -153,7 +177,11 @@ impl McpClient {
         if let Some(s) = resp.headers().get("mcp-session-id") {
             self.session = Some(s.to_str().unwrap().to_string());
         }
-        let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
         let text = resp.text().await.unwrap_or_default();
         (status, parse_messages(&ct, &text), text)
     }
@@ -161,7 +189,8 @@ impl McpClient {
     /// Sends a request; returns the response message. Other messages go to `received`.
     pub async fn request(&mut self, method: &str, params: Value) -> Value {
         let id = self.next_id();
-        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
+        let body =
+            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
         let (status, msgs, text) = self.post(body).await;
         assert!(status.is_success(), "{method}: HTTP {status}: {text}");
         let mut response = None;
@@ -186,19 +215,31 @@ impl McpClient {
 
     /// `tools/call`, returning the result object (panics on a JSON-RPC error).
     pub async fn call(&mut self, name: &str, args: Value) -> Value {
-        let r = self.request("tools/call", json!({"name": name, "arguments": args})).await;
-        r.get("result").cloned().unwrap_or_else(|| panic!("tools/call {name} failed: {r}"))
+        let r = self
+            .request("tools/call", json!({"name": name, "arguments": args}))
+            .await;
+        r.get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("tools/call {name} failed: {r}"))
     }
 
     pub async fn tool_names(&mut self) -> Vec<String> {
         let r = self.request("tools/list", json!({})).await;
-        r["result"]["tools"].as_array().expect("tools").iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+        r["result"]["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
     }
 }
 
 /// First text block of a tool result.
 pub fn text_of(result: &Value) -> String {
-    result["content"][0]["text"].as_str().unwrap_or_default().to_string()
+    result["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Messages in a reply body: one JSON message, or the `message` events of an event stream.
@@ -208,7 +249,11 @@ pub fn parse_messages(content_type: &str, body: &str) -> Vec<Value> {
         let mut events = Vec::new();
         d.feed(body.as_bytes(), &mut events).unwrap();
         d.feed(b"\n\n", &mut events).unwrap();
-        events.into_iter().filter(|e| e.kind() == "message").filter_map(|e| serde_json::from_str(&e.data).ok()).collect()
+        events
+            .into_iter()
+            .filter(|e| e.kind() == "message")
+            .filter_map(|e| serde_json::from_str(&e.data).ok())
+            .collect()
     } else if body.trim().is_empty() {
         Vec::new()
     } else {
@@ -232,7 +277,10 @@ pub async fn eventually(timeout: Duration, mut check: impl AsyncFnMut() -> bool)
 
 /// Status of one server through the local service.
 pub fn server_status(hub: &Hub, name: &str) -> switchboard_hub::ServerStatus {
-    hub.servers().into_iter().find(|s| s.name == name).expect("server exists")
+    hub.servers()
+        .into_iter()
+        .find(|s| s.name == name)
+        .expect("server exists")
 }
 
 /// True while a process with `pid` exists.

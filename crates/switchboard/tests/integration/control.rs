@@ -28,11 +28,18 @@ impl Drop for HubProcess {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("switchboard-ctl-{tag}-{}", switchboard_hub::random_id()));
+    let dir = std::env::temp_dir().join(format!(
+        "switchboard-ctl-{tag}-{}",
+        switchboard_hub::random_id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -47,14 +54,32 @@ struct Launch<'a> {
 
 impl Launch<'_> {
     fn new(data_dir: &Path) -> Launch<'_> {
-        Launch { data_dir, role: "all", main_port: free_port(), mcp_port: free_port(), extra: Vec::new() }
+        Launch {
+            data_dir,
+            role: "all",
+            main_port: free_port(),
+            mcp_port: free_port(),
+            extra: Vec::new(),
+        }
     }
 
     async fn start(self) -> HubProcess {
         let child = Command::new(switchboard_bin())
             .arg("serve")
-            .args(["--role", self.role, "--admin-token", TOKEN, "--ssrf-allow-cidrs", "127.0.0.0/8"])
-            .args(["--main-addr", &format!("127.0.0.1:{}", self.main_port), "--mcp-addr", &format!("127.0.0.1:{}", self.mcp_port)])
+            .args([
+                "--role",
+                self.role,
+                "--admin-token",
+                TOKEN,
+                "--ssrf-allow-cidrs",
+                "127.0.0.0/8",
+            ])
+            .args([
+                "--main-addr",
+                &format!("127.0.0.1:{}", self.main_port),
+                "--mcp-addr",
+                &format!("127.0.0.1:{}", self.mcp_port),
+            ])
             .arg("--data-dir")
             .arg(self.data_dir)
             .args(["--reconcile-interval-ms", "100"])
@@ -63,9 +88,23 @@ impl Launch<'_> {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let hub = HubProcess { child, main: format!("http://127.0.0.1:{}", self.main_port), mcp: format!("http://127.0.0.1:{}", self.mcp_port) };
-        let probe = if self.role == "main" { format!("{}/health", hub.main) } else { format!("{}/health", hub.mcp) };
-        assert!(eventually(Duration::from_secs(15), async || reqwest::get(&probe).await.is_ok_and(|r| r.status() == 200)).await, "hub did not start");
+        let hub = HubProcess {
+            child,
+            main: format!("http://127.0.0.1:{}", self.main_port),
+            mcp: format!("http://127.0.0.1:{}", self.mcp_port),
+        };
+        let probe = if self.role == "main" {
+            format!("{}/health", hub.main)
+        } else {
+            format!("{}/health", hub.mcp)
+        };
+        assert!(
+            eventually(Duration::from_secs(15), async || reqwest::get(&probe)
+                .await
+                .is_ok_and(|r| r.status() == 200))
+            .await,
+            "hub did not start"
+        );
         hub
     }
 }
@@ -74,7 +113,12 @@ fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-async fn call(method: reqwest::Method, url: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+async fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let mut req = http().request(method, url);
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -114,17 +158,36 @@ async fn seed_main_routes_follow_the_seed_contract() {
     let up = spawn_http(FixtureOptions::new("a")).await.unwrap();
     let dir = temp_dir("seed");
     let hub = Launch::new(&dir).start().await;
-    let (status, body) = call(reqwest::Method::GET, &format!("{}/api/mcp/list", hub.main), None, None).await;
+    let (status, body) = call(
+        reqwest::Method::GET,
+        &format!("{}/api/mcp/list", hub.main),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["status"], "error");
 
     // A client connected before the add sees the new tools without reconnecting.
     let mut client = McpClient::connect(&format!("{}/mcp", hub.mcp)).await;
     let (status, body) = post(&add_url(&hub.main, "alpha", &up.url)).await;
-    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("success")), "{body}");
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("success")),
+        "{body}"
+    );
     assert_eq!(body["message"], "Successfully added");
-    assert!(eventually(Duration::from_secs(5), async || client.tool_names().await.contains(&"alpha__echo".into())).await);
-    assert_eq!(text_of(&client.call("alpha__echo", json!({"text": "seed"})).await), "seed");
+    assert!(
+        eventually(Duration::from_secs(5), async || client
+            .tool_names()
+            .await
+            .contains(&"alpha__echo".into()))
+        .await
+    );
+    assert_eq!(
+        text_of(&client.call("alpha__echo", json!({"text": "seed"})).await),
+        "seed"
+    );
 
     let (status, body) = post(&add_url(&hub.main, "alpha", &up.url)).await;
     assert_eq!(status, 409, "{body}");
@@ -137,20 +200,61 @@ async fn seed_main_routes_follow_the_seed_contract() {
     let (status, _) = post(&add_url(&hub.main, "bad name", &up.url)).await;
     assert_eq!(status, 400);
     let (_, list) = get(&format!("{}/api/mcp/list", hub.main)).await;
-    let names: Vec<&str> = list["remote_mcp_server_list"].as_array().unwrap().iter().map(|s| s["remote_mcp_server_name"].as_str().unwrap()).collect();
-    assert_eq!(names, vec!["alpha"], "failed adds leave nothing behind: {list}");
-    assert_eq!(list["remote_mcp_server_list"][0]["remote_mcp_server"], up.url);
+    let names: Vec<&str> = list["remote_mcp_server_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["remote_mcp_server_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["alpha"],
+        "failed adds leave nothing behind: {list}"
+    );
+    assert_eq!(
+        list["remote_mcp_server_list"][0]["remote_mcp_server"],
+        up.url
+    );
     assert_eq!(list["remote_mcp_server_list"][0]["status"], true);
 
-    let (status, tools) = get(&format!("{}/api/mcp/tools/?service_name=alpha&mcp_url={}", hub.main, up.url)).await;
+    let (status, tools) = get(&format!(
+        "{}/api/mcp/tools/?service_name=alpha&mcp_url={}",
+        hub.main, up.url
+    ))
+    .await;
     assert_eq!(status, 200);
-    assert!(tools["tools"].as_array().unwrap().iter().any(|t| t["name"] == "echo"), "{tools}");
-    let (status, _) = get(&format!("{}/api/mcp/tools/?service_name=d&mcp_url=http://127.0.0.1:1/mcp", hub.main)).await;
+    assert!(
+        tools["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "echo"),
+        "{tools}"
+    );
+    let (status, _) = get(&format!(
+        "{}/api/mcp/tools/?service_name=d&mcp_url=http://127.0.0.1:1/mcp",
+        hub.main
+    ))
+    .await;
     assert_eq!(status, 400);
 
-    let (status, body) = delete(&format!("{}/api/mcp/?service_name=alpha&mcp_url={}", hub.main, up.url)).await;
-    assert_eq!((status, body["message"].as_str()), (StatusCode::OK, Some("Successfully deleted")), "{body}");
-    assert!(eventually(Duration::from_secs(5), async || !client.tool_names().await.contains(&"alpha__echo".into())).await);
+    let (status, body) = delete(&format!(
+        "{}/api/mcp/?service_name=alpha&mcp_url={}",
+        hub.main, up.url
+    ))
+    .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (StatusCode::OK, Some("Successfully deleted")),
+        "{body}"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), async || !client
+            .tool_names()
+            .await
+            .contains(&"alpha__echo".into()))
+        .await
+    );
     let (status, body) = delete(&format!("{}/api/mcp/?service_name=alpha", hub.main)).await;
     assert_eq!(status, 400, "{body}");
     drop(hub);
@@ -164,23 +268,66 @@ async fn mcp_service_internal_routes_and_recover() {
     let dir = temp_dir("internal");
     let hub = Launch::new(&dir).start().await;
     let (status, body) = get(&format!("{}/healthcheck?mcp_url={}", hub.mcp, up.url)).await;
-    assert_eq!((status, body["connected"].as_bool()), (StatusCode::OK, Some(true)), "{body}");
-    let (status, body) = get(&format!("{}/healthcheck?mcp_url=http://127.0.0.1:1/mcp", hub.mcp)).await;
-    assert_eq!((status, body["connected"].as_bool()), (StatusCode::SERVICE_UNAVAILABLE, Some(false)), "{body}");
-    let (status, _) = call(reqwest::Method::GET, &format!("{}/list-remote-proxies", hub.mcp), None, None).await;
+    assert_eq!(
+        (status, body["connected"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{body}"
+    );
+    let (status, body) = get(&format!(
+        "{}/healthcheck?mcp_url=http://127.0.0.1:1/mcp",
+        hub.mcp
+    ))
+    .await;
+    assert_eq!(
+        (status, body["connected"].as_bool()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some(false)),
+        "{body}"
+    );
+    let (status, _) = call(
+        reqwest::Method::GET,
+        &format!("{}/list-remote-proxies", hub.mcp),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, 401);
 
     let add = json!({"service_name": "direct", "mcp_url": up.url, "transport": "streamable-http"});
-    let (status, body) = call(reqwest::Method::POST, &format!("{}/add-remote-proxies", hub.mcp), Some(TOKEN), Some(add.clone())).await;
+    let (status, body) = call(
+        reqwest::Method::POST,
+        &format!("{}/add-remote-proxies", hub.mcp),
+        Some(TOKEN),
+        Some(add.clone()),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    let (status, _) = call(reqwest::Method::POST, &format!("{}/add-remote-proxies", hub.mcp), Some(TOKEN), Some(add)).await;
+    let (status, _) = call(
+        reqwest::Method::POST,
+        &format!("{}/add-remote-proxies", hub.mcp),
+        Some(TOKEN),
+        Some(add),
+    )
+    .await;
     assert_eq!(status, 409);
     let bad = json!({"service_name": "x", "mcp_url": "ftp://nope", "transport": "sse"});
-    let (status, _) = call(reqwest::Method::POST, &format!("{}/add-remote-proxies", hub.mcp), Some(TOKEN), Some(bad)).await;
+    let (status, _) = call(
+        reqwest::Method::POST,
+        &format!("{}/add-remote-proxies", hub.mcp),
+        Some(TOKEN),
+        Some(bad),
+    )
+    .await;
     assert_eq!(status, 400);
     let (_, listed) = get(&format!("{}/list-remote-proxies", hub.mcp)).await;
     assert_eq!(listed["proxies"][0]["service_name"], "direct", "{listed}");
-    assert!(eventually(Duration::from_secs(5), async || has_tool(&hub.mcp, "direct__echo").await).await);
+    assert!(
+        eventually(Duration::from_secs(5), async || has_tool(
+            &hub.mcp,
+            "direct__echo"
+        )
+        .await)
+        .await
+    );
     let (status, _) = delete(&format!("{}/remote-proxies?service_name=direct", hub.mcp)).await;
     assert_eq!(status, 200);
     let (status, _) = delete(&format!("{}/remote-proxies?service_name=direct", hub.mcp)).await;
@@ -194,8 +341,18 @@ async fn mcp_service_internal_routes_and_recover() {
     assert!(!has_tool(&hub.mcp, "kept__echo").await);
     let (status, body) = get(&format!("{}/api/mcp/recover", hub.main)).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["results"], json!([{"service_name": "kept", "status": "success"}]));
-    assert!(eventually(Duration::from_secs(5), async || has_tool(&hub.mcp, "kept__echo").await).await);
+    assert_eq!(
+        body["results"],
+        json!([{"service_name": "kept", "status": "success"}])
+    );
+    assert!(
+        eventually(Duration::from_secs(5), async || has_tool(
+            &hub.mcp,
+            "kept__echo"
+        )
+        .await)
+        .await
+    );
     drop(hub);
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -206,21 +363,40 @@ async fn recorded_servers_come_back_after_a_restart_without_recover() {
     let up = spawn_http(FixtureOptions::new("c")).await.unwrap();
     let dir = temp_dir("restart");
     let servers = dir.join("servers.json");
-    std::fs::write(&servers, json!({"mcpServers": {"filed": stdio_fixture("filed", &[])}}).to_string()).unwrap();
+    std::fs::write(
+        &servers,
+        json!({"mcpServers": {"filed": stdio_fixture("filed", &[])}}).to_string(),
+    )
+    .unwrap();
     let mut launch = Launch::new(&dir);
     launch.extra = vec!["--servers".into(), servers.display().to_string()];
     let (main_port, mcp_port) = (launch.main_port, launch.mcp_port);
     let hub = launch.start().await;
     let (status, _) = post(&add_url(&hub.main, "added", &up.url)).await;
     assert_eq!(status, 200);
-    assert!(eventually(Duration::from_secs(10), async || has_tool(&hub.mcp, "filed__echo").await).await);
+    assert!(
+        eventually(Duration::from_secs(10), async || has_tool(
+            &hub.mcp,
+            "filed__echo"
+        )
+        .await)
+        .await
+    );
     drop(hub);
 
     // Same data dir, no servers file this time: the store is the source of truth.
     let mut launch = Launch::new(&dir);
     (launch.main_port, launch.mcp_port) = (main_port, mcp_port);
     let hub = launch.start().await;
-    assert!(eventually(Duration::from_secs(10), async || has_tool(&hub.mcp, "added__echo").await && has_tool(&hub.mcp, "filed__echo").await).await);
+    assert!(
+        eventually(Duration::from_secs(10), async || has_tool(
+            &hub.mcp,
+            "added__echo"
+        )
+        .await
+            && has_tool(&hub.mcp, "filed__echo").await)
+        .await
+    );
     let key = std::fs::metadata(dir.join("secret.key")).unwrap();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(key.permissions().mode() & 0o777, 0o600);
@@ -241,12 +417,24 @@ async fn split_deployment_main_calls_the_mcp_service() {
     main_launch.role = "main";
     main_launch.extra = vec!["--mcp-service-url".into(), mcp.mcp.clone()];
     let main = main_launch.start().await;
-    let reachable = reqwest::get(format!("http://127.0.0.1:{}/health", main_launch_port(&main))).await;
+    let reachable = reqwest::get(format!(
+        "http://127.0.0.1:{}/health",
+        main_launch_port(&main)
+    ))
+    .await;
     assert!(reachable.is_ok());
 
     let (status, body) = post(&add_url(&main.main, "remote", &up.url)).await;
     assert_eq!(status, 200, "{body}");
-    assert!(eventually(Duration::from_secs(5), async || has_tool(&mcp.mcp, "remote__echo").await).await, "mounted by the MCP service");
+    assert!(
+        eventually(Duration::from_secs(5), async || has_tool(
+            &mcp.mcp,
+            "remote__echo"
+        )
+        .await)
+        .await,
+        "mounted by the MCP service"
+    );
     let (_, list) = get(&format!("{}/api/mcp/list", main.main)).await;
     assert_eq!(list["remote_mcp_server_list"][0]["status"], true, "{list}");
     let (status, _) = post(&add_url(&main.main, "remote", &up.url)).await;
@@ -260,13 +448,35 @@ async fn split_deployment_main_calls_the_mcp_service() {
     again.role = "mcp";
     again.mcp_port = mcp_port;
     let mcp = again.start().await;
-    assert!(eventually(Duration::from_secs(10), async || has_tool(&mcp.mcp, "remote__echo").await).await);
+    assert!(
+        eventually(Duration::from_secs(10), async || has_tool(
+            &mcp.mcp,
+            "remote__echo"
+        )
+        .await)
+        .await
+    );
     let (status, body) = get(&format!("{}/api/mcp/recover", main.main)).await;
-    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("success")), "{body}");
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("success")),
+        "{body}"
+    );
 
-    let (status, body) = delete(&format!("{}/api/mcp/?service_name=remote&mcp_url={}", main.main, up.url)).await;
+    let (status, body) = delete(&format!(
+        "{}/api/mcp/?service_name=remote&mcp_url={}",
+        main.main, up.url
+    ))
+    .await;
     assert_eq!(status, 200, "{body}");
-    assert!(eventually(Duration::from_secs(5), async || !has_tool(&mcp.mcp, "remote__echo").await).await);
+    assert!(
+        eventually(Duration::from_secs(5), async || !has_tool(
+            &mcp.mcp,
+            "remote__echo"
+        )
+        .await)
+        .await
+    );
     drop(main);
     drop(mcp);
     std::fs::remove_dir_all(&dir).ok();
@@ -283,7 +493,10 @@ struct TempDb {
 
 impl TempDb {
     fn create() -> TempDb {
-        let name = format!("switchboard_hub_test_{}", &switchboard_hub::random_id()[..12]);
+        let name = format!(
+            "switchboard_hub_test_{}",
+            &switchboard_hub::random_id()[..12]
+        );
         psql(&format!("CREATE DATABASE {name}"));
         TempDb { name }
     }
@@ -295,14 +508,35 @@ impl TempDb {
 
 impl Drop for TempDb {
     fn drop(&mut self) {
-        psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
     }
 }
 
 fn psql(sql: &str) {
-    let out = Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-v", "ON_ERROR_STOP=1", "-c", sql]).output();
-    let out = out.expect("psql must be installed (PostgreSQL runs on 127.0.0.1:5432; .ci/run starts it)");
-    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .output();
+    let out =
+        out.expect("psql must be installed (PostgreSQL runs on 127.0.0.1:5432; .ci/run starts it)");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]
@@ -322,7 +556,14 @@ async fn postgres_store_keeps_servers_across_restarts() {
     launch.extra = vec!["--database-url".into(), db.url()];
     (launch.main_port, launch.mcp_port) = ports;
     let hub = launch.start().await;
-    assert!(eventually(Duration::from_secs(10), async || has_tool(&hub.mcp, "pgserver__echo").await).await);
+    assert!(
+        eventually(Duration::from_secs(10), async || has_tool(
+            &hub.mcp,
+            "pgserver__echo"
+        )
+        .await)
+        .await
+    );
     drop(hub);
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -334,7 +575,11 @@ fn cli(hub: &HubProcess, args: &[&str]) -> (bool, String, String) {
         .env("SWITCHBOARD_ADMIN_TOKEN", TOKEN)
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 // The CLI runs as a blocking child process: keep a second worker for the in-process upstream.
@@ -345,40 +590,89 @@ async fn the_cli_manages_a_running_hub() {
     let dir = temp_dir("cli");
     let hub = Launch::new(&dir).start().await;
     let (ok, out, err) = cli(&hub, &["check", &up.url]);
-    assert!(ok && out.contains("reachable") && out.contains("echo"), "{out}{err}");
+    assert!(
+        ok && out.contains("reachable") && out.contains("echo"),
+        "{out}{err}"
+    );
     let (ok, _, err) = cli(&hub, &["check", "http://127.0.0.1:1/mcp"]);
     assert!(!ok && err.contains("cannot connect"), "{err}");
 
     let fixture = fixture_bin().display().to_string();
-    let (ok, _, err) = cli(&hub, &["servers", "add", "web", "--url", &up.url, "--header", "X-Key=s3cret"]);
+    let (ok, _, err) = cli(
+        &hub,
+        &[
+            "servers",
+            "add",
+            "web",
+            "--url",
+            &up.url,
+            "--header",
+            "X-Key=s3cret",
+        ],
+    );
     assert!(ok, "{err}");
-    let (ok, _, err) = cli(&hub, &["servers", "add", "local", "--command", &fixture, "--arg", "stdio", "--env", "TOKEN=hidden"]);
+    let (ok, _, err) = cli(
+        &hub,
+        &[
+            "servers",
+            "add",
+            "local",
+            "--command",
+            &fixture,
+            "--arg",
+            "stdio",
+            "--env",
+            "TOKEN=hidden",
+        ],
+    );
     assert!(ok, "{err}");
     let (ok, _, err) = cli(&hub, &["servers", "add", "web", "--url", &up.url]);
     assert!(!ok && err.contains("409"), "duplicate: {err}");
     let (ok, _, err) = cli(&hub, &["servers", "add", "neither"]);
     assert!(!ok && err.contains("--url"), "{err}");
-    assert!(eventually(Duration::from_secs(10), async || {
-        let (_, out, _) = cli(&hub, &["servers", "list"]);
-        out.lines().filter(|l| l.contains(" ready ")).count() == 2
-    })
-    .await);
+    assert!(
+        eventually(Duration::from_secs(10), async || {
+            let (_, out, _) = cli(&hub, &["servers", "list"]);
+            out.lines().filter(|l| l.contains(" ready ")).count() == 2
+        })
+        .await
+    );
     let (_, out, _) = cli(&hub, &["servers", "list", "--json"]);
     let listed: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(listed["servers"].as_array().unwrap().len(), 2);
-    assert!(!out.contains("s3cret") && !out.contains("hidden"), "secrets never leave the API in clear: {out}");
+    assert!(
+        !out.contains("s3cret") && !out.contains("hidden"),
+        "secrets never leave the API in clear: {out}"
+    );
 
     let (ok, _, _) = cli(&hub, &["servers", "disable", "local"]);
     assert!(ok);
-    assert!(eventually(Duration::from_secs(5), async || !has_tool(&hub.mcp, "local__echo").await).await);
+    assert!(
+        eventually(Duration::from_secs(5), async || !has_tool(
+            &hub.mcp,
+            "local__echo"
+        )
+        .await)
+        .await
+    );
     let (ok, _, _) = cli(&hub, &["servers", "enable", "local"]);
     assert!(ok);
-    assert!(eventually(Duration::from_secs(10), async || has_tool(&hub.mcp, "local__echo").await).await);
+    assert!(
+        eventually(Duration::from_secs(10), async || has_tool(
+            &hub.mcp,
+            "local__echo"
+        )
+        .await)
+        .await
+    );
 
     let (_, masked, _) = cli(&hub, &["servers", "export"]);
     assert!(!masked.contains("s3cret"));
     let (_, revealed, _) = cli(&hub, &["servers", "export", "--reveal"]);
-    assert!(revealed.contains("s3cret") && revealed.contains("hidden"), "{revealed}");
+    assert!(
+        revealed.contains("s3cret") && revealed.contains("hidden"),
+        "{revealed}"
+    );
     let (ok, _, _) = cli(&hub, &["servers", "rm", "web"]);
     assert!(ok);
     let (ok, _, err) = cli(&hub, &["servers", "rm", "web"]);
@@ -386,7 +680,10 @@ async fn the_cli_manages_a_running_hub() {
     let file = dir.join("export.json");
     std::fs::write(&file, &revealed).unwrap();
     let (ok, out, err) = cli(&hub, &["servers", "import", file.to_str().unwrap()]);
-    assert!(ok && out.contains("web"), "import adds back only the missing server: {out}{err}");
+    assert!(
+        ok && out.contains("web"),
+        "import adds back only the missing server: {out}{err}"
+    );
     drop(hub);
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -402,18 +699,39 @@ async fn clients_of_a_restarted_hub_get_404_and_start_again() {
     let (status, _) = post(&add_url(&hub.main, "kept", &up.url)).await;
     assert_eq!(status, 200);
     let mut client = McpClient::connect(&format!("{}/mcp", hub.mcp)).await;
-    assert!(eventually(Duration::from_secs(5), async || client.tool_names().await.contains(&"kept__echo".into())).await);
+    assert!(
+        eventually(Duration::from_secs(5), async || client
+            .tool_names()
+            .await
+            .contains(&"kept__echo".into()))
+        .await
+    );
     drop(hub);
 
     let mut again = Launch::new(&dir);
     (again.main_port, again.mcp_port) = ports;
     let hub = again.start().await;
     // The old session is gone: 404 tells the client to initialize again (as the spec asks).
-    let (status, _, _) = client.post(json!({"jsonrpc": "2.0", "id": 99, "method": "tools/list"}).to_string()).await;
+    let (status, _, _) = client
+        .post(json!({"jsonrpc": "2.0", "id": 99, "method": "tools/list"}).to_string())
+        .await;
     assert_eq!(status, 404);
     let mut fresh = McpClient::connect(&format!("{}/mcp", hub.mcp)).await;
-    assert!(eventually(Duration::from_secs(10), async || fresh.tool_names().await.contains(&"kept__echo".into())).await);
-    assert_eq!(text_of(&fresh.call("kept__echo", json!({"text": "after restart"})).await), "after restart");
+    assert!(
+        eventually(Duration::from_secs(10), async || fresh
+            .tool_names()
+            .await
+            .contains(&"kept__echo".into()))
+        .await
+    );
+    assert_eq!(
+        text_of(
+            &fresh
+                .call("kept__echo", json!({"text": "after restart"}))
+                .await
+        ),
+        "after restart"
+    );
     drop(hub);
     std::fs::remove_dir_all(&dir).ok();
 }

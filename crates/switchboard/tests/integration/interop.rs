@@ -54,7 +54,11 @@ impl Drop for GroupGuard {
 
 /// Spawns `cmd` as the leader of a new process group, guarded.
 fn spawn_guarded(cmd: &mut Command) -> (Child, GroupGuard) {
-    let child = cmd.process_group(0).kill_on_drop(true).spawn().expect("spawn a test dependency");
+    let child = cmd
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn a test dependency");
     let pid = child.id().expect("pid of a fresh child") as i32;
     (child, GroupGuard(Pid::from_raw(pid)))
 }
@@ -75,14 +79,26 @@ impl Everything {
     /// `mode` is `streamableHttp` or `sse`.
     async fn start(mode: &str) -> Everything {
         let mut cmd = Command::new(node());
-        cmd.arg("--import").arg(dep("SWITCHBOARD_TEST_LOOPBACK_PRELOAD")).arg(everything()).arg(mode);
-        cmd.env("PORT", "0").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.arg("--import")
+            .arg(dep("SWITCHBOARD_TEST_LOOPBACK_PRELOAD"))
+            .arg(everything())
+            .arg(mode);
+        cmd.env("PORT", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let (mut child, guard) = spawn_guarded(&mut cmd);
         let stderr = child.stderr.take().expect("piped stderr");
         let port = tokio::time::timeout(STARTUP, listening_port(stderr))
             .await
-            .unwrap_or_else(|_| panic!("server-everything {mode} did not report its port within {STARTUP:?}"));
-        Everything { port, _guard: guard, _child: child }
+            .unwrap_or_else(|_| {
+                panic!("server-everything {mode} did not report its port within {STARTUP:?}")
+            });
+        Everything {
+            port,
+            _guard: guard,
+            _child: child,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -108,7 +124,12 @@ async fn listening_port(stderr: ChildStderr) -> u16 {
 
 /// Arguments for one run of `tests/interop/mcp_client.py`.
 fn py(transport: &str, url: &str) -> Vec<String> {
-    vec!["--transport".into(), transport.into(), "--url".into(), url.into()]
+    vec![
+        "--transport".into(),
+        transport.into(),
+        "--url".into(),
+        url.into(),
+    ]
 }
 
 /// Appends `--flag value` pairs to a client command line.
@@ -123,8 +144,12 @@ fn with(mut args: Vec<String>, pairs: &[(&str, &str)]) -> Vec<String> {
 /// Runs the Python client to completion under a deadline.
 async fn run_python(args: &[String]) -> Output {
     let mut cmd = Command::new(dep("SWITCHBOARD_TEST_PYTHON"));
-    cmd.arg(dep("SWITCHBOARD_TEST_MCP_CLIENT")).args(["--timeout", CLIENT_TIMEOUT_ARG]).args(args);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.arg(dep("SWITCHBOARD_TEST_MCP_CLIENT"))
+        .args(["--timeout", CLIENT_TIMEOUT_ARG])
+        .args(args);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let (child, _guard) = spawn_guarded(&mut cmd);
     tokio::time::timeout(CLIENT_DEADLINE, child.wait_with_output())
         .await
@@ -137,8 +162,13 @@ async fn python_client(args: Vec<String>) -> Value {
     let out = run_python(&args).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "python client {args:?} failed ({}):\nstderr: {stderr}\nstdout: {stdout}", out.status);
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("python client printed no JSON ({e}): {stdout}"))
+    assert!(
+        out.status.success(),
+        "python client {args:?} failed ({}):\nstderr: {stderr}\nstdout: {stdout}",
+        out.status
+    );
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("python client printed no JSON ({e}): {stdout}"))
 }
 
 /// Whether a JSON array of strings contains `item`.
@@ -149,7 +179,11 @@ fn has(list: &Value, item: &str) -> bool {
 /// All text blocks of a result's `content`, joined by newlines.
 fn all_text(result: &Value) -> String {
     let blocks = result["content"].as_array().cloned().unwrap_or_default();
-    blocks.iter().filter_map(|b| b["text"].as_str()).collect::<Vec<_>>().join("\n")
+    blocks
+        .iter()
+        .filter_map(|b| b["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 // ---- 1. server-everything behind the hub over stdio, Streamable HTTP and SSE ----
@@ -158,7 +192,10 @@ fn all_text(result: &Value) -> String {
 const EV: [&str; 3] = ["evs", "evh", "eve"];
 
 async fn everything_hub() -> (TestHub, Everything, Everything) {
-    let (http, sse) = tokio::join!(Everything::start("streamableHttp"), Everything::start("sse"));
+    let (http, sse) = tokio::join!(
+        Everything::start("streamableHttp"),
+        Everything::start("sse")
+    );
     let hub = TestHub::start(json!({"mcpServers": {
         "evs": everything_stdio_entry(),
         "evh": http_entry(&http.url("/mcp")),
@@ -186,9 +223,16 @@ async fn check_tools_and_calls(c: &mut McpClient) {
             let name = format!("{server}__{tool}");
             assert!(names.contains(&name), "{name} missing from {names:?}");
         }
-        let echo = c.call(&format!("{server}__echo"), json!({"message": format!("hello {server}")})).await;
+        let echo = c
+            .call(
+                &format!("{server}__echo"),
+                json!({"message": format!("hello {server}")}),
+            )
+            .await;
         assert_eq!(text_of(&echo), format!("Echo: hello {server}"), "{echo}");
-        let sum = c.call(&format!("{server}__get-sum"), json!({"a": 19, "b": 23})).await;
+        let sum = c
+            .call(&format!("{server}__get-sum"), json!({"a": 19, "b": 23}))
+            .await;
         assert_eq!(text_of(&sum), "The sum of 19 and 23 is 42.", "{sum}");
     }
 }
@@ -196,15 +240,31 @@ async fn check_tools_and_calls(c: &mut McpClient) {
 async fn check_prompts_and_completion(c: &mut McpClient) {
     for server in EV {
         let args = json!({"city": "Paris", "state": "Texas"});
-        let got = c.request("prompts/get", json!({"name": format!("{server}__args-prompt"), "arguments": args})).await;
-        assert_eq!(got["result"]["messages"][0]["content"]["text"], "What's weather in Paris, Texas?", "{got}");
+        let got = c
+            .request(
+                "prompts/get",
+                json!({"name": format!("{server}__args-prompt"), "arguments": args}),
+            )
+            .await;
+        assert_eq!(
+            got["result"]["messages"][0]["content"]["text"], "What's weather in Paris, Texas?",
+            "{got}"
+        );
     }
     let prompt = json!({"type": "ref/prompt", "name": "evh__completable-prompt"});
-    let departments = complete(c, json!({"ref": prompt, "argument": {"name": "department", "value": "S"}})).await;
+    let departments = complete(
+        c,
+        json!({"ref": prompt, "argument": {"name": "department", "value": "S"}}),
+    )
+    .await;
     assert_eq!(departments, json!(["Sales", "Support"]));
     // The context (already chosen arguments) must reach the upstream too.
     let context = json!({"arguments": {"department": "Engineering"}});
-    let names = complete(c, json!({"ref": prompt, "argument": {"name": "name", "value": ""}, "context": context})).await;
+    let names = complete(
+        c,
+        json!({"ref": prompt, "argument": {"name": "name", "value": ""}, "context": context}),
+    )
+    .await;
     assert_eq!(names, json!(["Alice", "Bob", "Charlie"]));
 }
 
@@ -215,15 +275,31 @@ async fn complete(c: &mut McpClient, params: Value) -> Value {
 
 async fn check_colliding_resources(c: &mut McpClient) {
     let list = c.request("resources/list", json!({})).await;
-    let uris: Vec<&str> = list["result"]["resources"].as_array().expect("resources").iter().filter_map(|r| r["uri"].as_str()).collect();
-    assert!(!uris.contains(&DOC), "colliding URIs must be rewritten: {uris:?}");
+    let uris: Vec<&str> = list["result"]["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .filter_map(|r| r["uri"].as_str())
+        .collect();
+    assert!(
+        !uris.contains(&DOC),
+        "colliding URIs must be rewritten: {uris:?}"
+    );
     for server in EV {
         let rewritten = format!("switchboard://{server}/{DOC}");
-        assert!(uris.contains(&rewritten.as_str()), "{rewritten} missing from {uris:?}");
+        assert!(
+            uris.contains(&rewritten.as_str()),
+            "{rewritten} missing from {uris:?}"
+        );
         let read = c.request("resources/read", json!({"uri": rewritten})).await;
         let content = &read["result"]["contents"][0];
         assert_eq!(content["uri"], rewritten.as_str(), "{read}");
-        assert!(content["text"].as_str().is_some_and(|t| t.contains("Features")), "{read}");
+        assert!(
+            content["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("Features")),
+            "{read}"
+        );
     }
 }
 
@@ -248,12 +324,27 @@ async fn progress_of(url: &str, server: &str) {
         "_meta": {"progressToken": token},
     });
     let r = c.request("tools/call", params).await;
-    assert!(text_of(&r["result"]).starts_with("Long running operation completed"), "{r}");
-    let progress: Vec<&Value> = c.received.iter().filter(|m| m["method"] == "notifications/progress").collect();
+    assert!(
+        text_of(&r["result"]).starts_with("Long running operation completed"),
+        "{r}"
+    );
+    let progress: Vec<&Value> = c
+        .received
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
     assert_eq!(progress.len(), 3, "{server}: {:?}", c.received);
     for (i, p) in progress.iter().enumerate() {
-        assert_eq!(p["params"]["progressToken"], token.as_str(), "{server}: {p}");
-        assert_eq!(p["params"]["progress"].as_f64(), Some((i + 1) as f64), "{server}: {p}");
+        assert_eq!(
+            p["params"]["progressToken"],
+            token.as_str(),
+            "{server}: {p}"
+        );
+        assert_eq!(
+            p["params"]["progress"].as_f64(),
+            Some((i + 1) as f64),
+            "{server}: {p}"
+        );
         assert_eq!(p["params"]["total"].as_f64(), Some(3.0), "{server}: {p}");
     }
 }
@@ -263,7 +354,10 @@ async fn progress_of(url: &str, server: &str) {
 #[tokio::test]
 async fn python_client_over_streamable_http_sse_and_single_server_endpoint() {
     let http = spawn_http(FixtureOptions::new("fh")).await.unwrap();
-    let hub = TestHub::start(json!({"mcpServers": {"fs": stdio_fixture("fs", &[]), "fh": http_entry(&http.url)}})).await;
+    let hub = TestHub::start(
+        json!({"mcpServers": {"fs": stdio_fixture("fs", &[]), "fh": http_entry(&http.url)}}),
+    )
+    .await;
     tokio::join!(
         python_over_streamable_http(hub.url("/mcp")),
         python_over_sse(hub.url("/sse")),
@@ -285,18 +379,54 @@ async fn python_over_streamable_http(url: String) {
     );
     let out = python_client(args).await;
     assert_eq!(out["server_info"]["name"], "switchboard", "{out}");
-    for name in ["fs__echo", "fh__echo", "fh__add", "switchboard__list_servers"] {
+    for name in [
+        "fs__echo",
+        "fh__echo",
+        "fh__add",
+        "switchboard__list_servers",
+    ] {
         assert!(has(&out["tools"], name), "{name} missing: {}", out["tools"]);
     }
-    assert!(has(&out["prompts"], "fs__greeting") && has(&out["prompts"], "fh__greeting"), "{}", out["prompts"]);
-    for uri in ["switchboard://fs/fixture://info", "switchboard://fh/fixture://info"] {
-        assert!(has(&out["resources"], uri), "{uri} missing: {}", out["resources"]);
+    assert!(
+        has(&out["prompts"], "fs__greeting") && has(&out["prompts"], "fh__greeting"),
+        "{}",
+        out["prompts"]
+    );
+    for uri in [
+        "switchboard://fs/fixture://info",
+        "switchboard://fh/fixture://info",
+    ] {
+        assert!(
+            has(&out["resources"], uri),
+            "{uri} missing: {}",
+            out["resources"]
+        );
     }
-    assert_eq!(out["call"]["structuredContent"]["sum"].as_f64(), Some(5.0), "{}", out["call"]);
+    assert_eq!(
+        out["call"]["structuredContent"]["sum"].as_f64(),
+        Some(5.0),
+        "{}",
+        out["call"]
+    );
     assert_eq!(out["call"]["isError"], false);
-    assert!(out["prompt"]["messages"][0]["content"]["text"].as_str().unwrap_or_default().contains("Hello, Ada!"), "{}", out["prompt"]);
-    assert_eq!(out["read"]["contents"][0]["uri"], "switchboard://fh/fixture://info", "{}", out["read"]);
-    assert_eq!(out["read"]["contents"][0]["text"], "fixture fh", "{}", out["read"]);
+    assert!(
+        out["prompt"]["messages"][0]["content"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Hello, Ada!"),
+        "{}",
+        out["prompt"]
+    );
+    assert_eq!(
+        out["read"]["contents"][0]["uri"], "switchboard://fh/fixture://info",
+        "{}",
+        out["read"]
+    );
+    assert_eq!(
+        out["read"]["contents"][0]["text"], "fixture fh",
+        "{}",
+        out["read"]
+    );
 }
 
 async fn python_over_sse(url: String) {
@@ -312,10 +442,25 @@ async fn python_over_sse(url: String) {
     );
     let out = python_client(args).await;
     assert_eq!(out["server_info"]["name"], "switchboard", "{out}");
-    assert!(has(&out["tools"], "fs__echo") && has(&out["tools"], "fh__echo"), "{}", out["tools"]);
+    assert!(
+        has(&out["tools"], "fs__echo") && has(&out["tools"], "fh__echo"),
+        "{}",
+        out["tools"]
+    );
     assert_eq!(text_of(&out["call"]), "over legacy sse", "{}", out["call"]);
-    assert!(out["prompt"]["messages"][0]["content"]["text"].as_str().unwrap_or_default().contains("Hello, Grace!"), "{}", out["prompt"]);
-    assert_eq!(out["read"]["contents"][0]["text"], "item 7", "{}", out["read"]);
+    assert!(
+        out["prompt"]["messages"][0]["content"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Hello, Grace!"),
+        "{}",
+        out["prompt"]
+    );
+    assert_eq!(
+        out["read"]["contents"][0]["text"], "item 7",
+        "{}",
+        out["read"]
+    );
 }
 
 async fn python_on_single_server(url: String) {
@@ -330,15 +475,46 @@ async fn python_on_single_server(url: String) {
         ],
     );
     let out = python_client(args).await;
-    assert!(has(&out["tools"], "echo") && has(&out["tools"], "add"), "{}", out["tools"]);
-    assert!(!out["tools"].to_string().contains("fs__"), "another server leaked in: {}", out["tools"]);
-    assert!(!out["tools"].to_string().contains("fh__"), "names must be unprefixed: {}", out["tools"]);
+    assert!(
+        has(&out["tools"], "echo") && has(&out["tools"], "add"),
+        "{}",
+        out["tools"]
+    );
+    assert!(
+        !out["tools"].to_string().contains("fs__"),
+        "another server leaked in: {}",
+        out["tools"]
+    );
+    assert!(
+        !out["tools"].to_string().contains("fh__"),
+        "names must be unprefixed: {}",
+        out["tools"]
+    );
     assert!(has(&out["prompts"], "greeting"), "{}", out["prompts"]);
-    assert!(has(&out["resources"], "fixture://info"), "{}", out["resources"]);
+    assert!(
+        has(&out["resources"], "fixture://info"),
+        "{}",
+        out["resources"]
+    );
     assert_eq!(text_of(&out["call"]), "unprefixed", "{}", out["call"]);
-    assert!(out["prompt"]["messages"][0]["content"]["text"].as_str().unwrap_or_default().contains("Hello, Linus!"), "{}", out["prompt"]);
-    assert_eq!(out["read"]["contents"][0]["uri"], "fixture://info", "{}", out["read"]);
-    assert_eq!(out["read"]["contents"][0]["text"], "fixture fh", "{}", out["read"]);
+    assert!(
+        out["prompt"]["messages"][0]["content"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Hello, Linus!"),
+        "{}",
+        out["prompt"]
+    );
+    assert_eq!(
+        out["read"]["contents"][0]["uri"], "fixture://info",
+        "{}",
+        out["read"]
+    );
+    assert_eq!(
+        out["read"]["contents"][0]["text"], "fixture fh",
+        "{}",
+        out["read"]
+    );
 }
 
 // ---- 3. server-to-client requests: sampling and elicitation through the hub ----
@@ -347,10 +523,18 @@ async fn python_on_single_server(url: String) {
 async fn sampling_and_elicitation_reach_the_client_that_caused_them() {
     // Over stdio a server request does not say which call caused it, so the hub can only tell
     // while one call is in flight upstream: the two concurrent clients use different upstreams.
-    let hub = TestHub::start(json!({"mcpServers": {"ev": everything_stdio_entry(), "ev2": everything_stdio_entry()}})).await;
+    let hub = TestHub::start(
+        json!({"mcpServers": {"ev": everything_stdio_entry(), "ev2": everything_stdio_entry()}}),
+    )
+    .await;
     wait_for_capability_tools(&hub, &["ev", "ev2"]).await;
     tokio::join!(
-        sampling_through(hub.url("/mcp"), "streamable-http", "ev", "sampled over http"),
+        sampling_through(
+            hub.url("/mcp"),
+            "streamable-http",
+            "ev",
+            "sampled over http"
+        ),
         sampling_through(hub.url("/sse"), "sse", "ev2", "sampled over sse"),
     );
     tokio::join!(
@@ -364,43 +548,92 @@ async fn sampling_and_elicitation_reach_the_client_that_caused_them() {
 async fn wait_for_capability_tools(hub: &TestHub, servers: &[&str]) {
     let mut c = hub.client("/mcp").await;
     let tools = ["trigger-sampling-request", "trigger-elicitation-request"];
-    let wanted: Vec<String> = servers.iter().flat_map(|s| tools.map(|t| format!("{s}__{t}"))).collect();
+    let wanted: Vec<String> = servers
+        .iter()
+        .flat_map(|s| tools.map(|t| format!("{s}__{t}")))
+        .collect();
     let listed = eventually(Duration::from_secs(10), async || {
         let names = c.tool_names().await;
         wanted.iter().all(|w| names.contains(w))
     })
     .await;
-    assert!(listed, "{wanted:?} never listed: {:?}", c.tool_names().await);
+    assert!(
+        listed,
+        "{wanted:?} never listed: {:?}",
+        c.tool_names().await
+    );
 }
 
 async fn sampling_through(url: String, transport: &str, server: &str, reply: &str) {
-    let prompt_args = json!({"prompt": format!("Say hi over {transport}"), "maxTokens": 20}).to_string();
+    let prompt_args =
+        json!({"prompt": format!("Say hi over {transport}"), "maxTokens": 20}).to_string();
     let tool = format!("{server}__trigger-sampling-request");
-    let args = with(py(transport, &url), &[("--sampling-reply", reply), ("--call", &tool), ("--args", &prompt_args)]);
+    let args = with(
+        py(transport, &url),
+        &[
+            ("--sampling-reply", reply),
+            ("--call", &tool),
+            ("--args", &prompt_args),
+        ],
+    );
     let out = python_client(args).await;
-    let requests = out["sampling_requests"].as_array().expect("sampling_requests");
+    let requests = out["sampling_requests"]
+        .as_array()
+        .expect("sampling_requests");
     assert_eq!(requests.len(), 1, "{transport}: {out}");
     let user_text = &requests[0]["messages"][0]["content"]["text"];
-    assert_eq!(user_text, &json!(format!("Resource trigger-sampling-request context: Say hi over {transport}")));
-    assert_eq!(requests[0]["systemPrompt"], "You are a helpful test server.", "{transport}");
+    assert_eq!(
+        user_text,
+        &json!(format!(
+            "Resource trigger-sampling-request context: Say hi over {transport}"
+        ))
+    );
+    assert_eq!(
+        requests[0]["systemPrompt"], "You are a helpful test server.",
+        "{transport}"
+    );
     assert_eq!(requests[0]["maxTokens"], 20, "{transport}");
     let text = text_of(&out["call"]);
-    assert!(text.starts_with("LLM sampling result:"), "{transport}: {}", out["call"]);
-    assert!(text.contains(reply) && text.contains("switchboard-test-model"), "{transport}: {text}");
+    assert!(
+        text.starts_with("LLM sampling result:"),
+        "{transport}: {}",
+        out["call"]
+    );
+    assert!(
+        text.contains(reply) && text.contains("switchboard-test-model"),
+        "{transport}: {text}"
+    );
 }
 
 async fn elicitation_through(url: String, transport: &str, server: &str, name: &str) {
     let content = json!({"name": name, "check": true, "integer": 7}).to_string();
     let tool = format!("{server}__trigger-elicitation-request");
-    let args = with(py(transport, &url), &[("--elicit-accept", &content), ("--call", &tool)]);
+    let args = with(
+        py(transport, &url),
+        &[("--elicit-accept", &content), ("--call", &tool)],
+    );
     let out = python_client(args).await;
-    let requests = out["elicitation_requests"].as_array().expect("elicitation_requests");
+    let requests = out["elicitation_requests"]
+        .as_array()
+        .expect("elicitation_requests");
     assert_eq!(requests.len(), 1, "{transport}: {out}");
-    assert_eq!(requests[0]["requestedSchema"]["required"], json!(["name"]), "{transport}: {}", requests[0]);
+    assert_eq!(
+        requests[0]["requestedSchema"]["required"],
+        json!(["name"]),
+        "{transport}: {}",
+        requests[0]
+    );
     let text = all_text(&out["call"]);
     assert_eq!(out["call"]["isError"], false, "{transport}: {text}");
-    for line in [format!("- Name: {name}"), "- Agreed to terms: true".into(), "- Favorite Integer: 7".into()] {
-        assert!(text.contains(&line), "{transport}: {line:?} missing from {text}");
+    for line in [
+        format!("- Name: {name}"),
+        "- Agreed to terms: true".into(),
+        "- Favorite Integer: 7".into(),
+    ] {
+        assert!(
+            text.contains(&line),
+            "{transport}: {line:?} missing from {text}"
+        );
     }
 }
 
@@ -413,9 +646,18 @@ async fn python_client_drives_switchboard_stdio() {
     let leftovers = Sweep(dir.0.display().to_string());
     let entry = json!({"command": node(), "args": [everything(), "stdio"], "env": {"SWITCHBOARD_TEST_MARKER": leftovers.0}});
     let servers = dir.write("servers.json", &json!({"mcpServers": {"ev": entry}}));
-    let command = format!("{} stdio --servers {}", shell_quote(&switchboard_bin()), shell_quote(&servers));
+    let command = format!(
+        "{} stdio --servers {}",
+        shell_quote(&switchboard_bin()),
+        shell_quote(&servers)
+    );
     let args = with(
-        vec!["--transport".into(), "stdio".into(), "--command".into(), command],
+        vec![
+            "--transport".into(),
+            "stdio".into(),
+            "--command".into(),
+            command,
+        ],
         &[
             ("--call", "ev__get-sum"),
             ("--args", r#"{"a": 40, "b": 2}"#),
@@ -426,14 +668,42 @@ async fn python_client_drives_switchboard_stdio() {
     );
     let out = python_client(args).await;
     assert_eq!(out["server_info"]["name"], "switchboard", "{out}");
-    assert!(has(&out["tools"], "ev__echo") && has(&out["tools"], "ev__get-sum"), "{}", out["tools"]);
-    assert!(has(&out["prompts"], "ev__args-prompt"), "{}", out["prompts"]);
-    assert!(has(&out["resources"], DOC), "a lone server keeps its URIs: {}", out["resources"]);
-    assert_eq!(text_of(&out["call"]), "The sum of 40 and 2 is 42.", "{}", out["call"]);
-    assert_eq!(out["prompt"]["messages"][0]["content"]["text"], "What's weather in Oslo?", "{}", out["prompt"]);
+    assert!(
+        has(&out["tools"], "ev__echo") && has(&out["tools"], "ev__get-sum"),
+        "{}",
+        out["tools"]
+    );
+    assert!(
+        has(&out["prompts"], "ev__args-prompt"),
+        "{}",
+        out["prompts"]
+    );
+    assert!(
+        has(&out["resources"], DOC),
+        "a lone server keeps its URIs: {}",
+        out["resources"]
+    );
+    assert_eq!(
+        text_of(&out["call"]),
+        "The sum of 40 and 2 is 42.",
+        "{}",
+        out["call"]
+    );
+    assert_eq!(
+        out["prompt"]["messages"][0]["content"]["text"], "What's weather in Oslo?",
+        "{}",
+        out["prompt"]
+    );
     assert_eq!(out["read"]["contents"][0]["uri"], DOC, "{}", out["read"]);
-    let gone = eventually(Duration::from_secs(10), async || marked_processes(&leftovers.0).is_empty()).await;
-    assert!(gone, "the hub or its upstream outlived the client: pids {:?}", marked_processes(&leftovers.0));
+    let gone = eventually(Duration::from_secs(10), async || {
+        marked_processes(&leftovers.0).is_empty()
+    })
+    .await;
+    assert!(
+        gone,
+        "the hub or its upstream outlived the client: pids {:?}",
+        marked_processes(&leftovers.0)
+    );
 }
 
 /// Kills, on drop, every process whose command line or environment mentions the marker.
@@ -451,13 +721,15 @@ fn marked_processes(marker: &str) -> Vec<i32> {
     let me = std::process::id() as i32;
     let entries = std::fs::read_dir("/proc").into_iter().flatten().flatten();
     let pids = entries.filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok());
-    pids.filter(|&pid| pid != me && mentions(pid, marker)).collect()
+    pids.filter(|&pid| pid != me && mentions(pid, marker))
+        .collect()
 }
 
 fn mentions(pid: i32, marker: &str) -> bool {
-    ["cmdline", "environ"]
-        .iter()
-        .any(|f| std::fs::read(format!("/proc/{pid}/{f}")).is_ok_and(|b| String::from_utf8_lossy(&b).contains(marker)))
+    ["cmdline", "environ"].iter().any(|f| {
+        std::fs::read(format!("/proc/{pid}/{f}"))
+            .is_ok_and(|b| String::from_utf8_lossy(&b).contains(marker))
+    })
 }
 
 /// Single-quotes a path for the client's shlex split.
@@ -470,7 +742,10 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("switchboard-{tag}-{}", switchboard_hub::random_id()));
+        let dir = std::env::temp_dir().join(format!(
+            "switchboard-{tag}-{}",
+            switchboard_hub::random_id()
+        ));
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
     }
@@ -491,12 +766,23 @@ impl Drop for TempDir {
 /// The project's conformance fixture over Streamable HTTP, killed on drop.
 async fn conformance_fixture() -> (String, Child, GroupGuard) {
     let mut cmd = Command::new(fixture_bin());
-    cmd.args(["http", "--conformance", "--addr", "127.0.0.1:0"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+    cmd.args(["http", "--conformance", "--addr", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     let (mut child, guard) = spawn_guarded(&mut cmd);
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.expect("fixture start").unwrap().unwrap();
-    let url = line.strip_prefix("listening ").expect("listening line").trim().to_string();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("fixture start")
+        .unwrap()
+        .unwrap();
+    let url = line
+        .strip_prefix("listening ")
+        .expect("listening line")
+        .trim()
+        .to_string();
     (url, child, guard)
 }
 
@@ -504,15 +790,28 @@ async fn conformance_fixture() -> (String, Child, GroupGuard) {
 async fn a_session_client_answers_a_stateless_upstreams_questions() {
     let (url, _child, _guard) = conformance_fixture().await;
     let hub = TestHub::start(json!({"mcpServers": {"cm": {"type": "streamable-http", "url": url, "protocol": "2026-07-28"}}})).await;
-    assert_eq!(server_status(&hub.hub, "cm").protocol.as_deref(), Some("2026-07-28"));
+    assert_eq!(
+        server_status(&hub.hub, "cm").protocol.as_deref(),
+        Some("2026-07-28")
+    );
     let args = with(
         py("streamable-http", &hub.url("/mcp/cm")),
-        &[("--call", "test_input_required_result_elicitation"), ("--args", "{}"), ("--elicit-accept", r#"{"name":"Ada"}"#)],
+        &[
+            ("--call", "test_input_required_result_elicitation"),
+            ("--args", "{}"),
+            ("--elicit-accept", r#"{"name":"Ada"}"#),
+        ],
     );
     let report = python_client(args).await;
     assert_eq!(all_text(&report["call"]), "Hello, Ada!", "{report}");
-    let asked = report["elicitation_requests"].as_array().expect("elicitation requests");
-    assert_eq!(asked.len(), 1, "the client was asked once, for real: {report}");
+    let asked = report["elicitation_requests"]
+        .as_array()
+        .expect("elicitation requests");
+    assert_eq!(
+        asked.len(),
+        1,
+        "the client was asked once, for real: {report}"
+    );
     assert_eq!(asked[0]["message"], "What is your name?");
     hub.stop().await;
 }

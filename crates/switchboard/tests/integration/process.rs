@@ -15,32 +15,58 @@ fn write_servers(dir: &std::path::Path, value: &Value) -> std::path::PathBuf {
 }
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("switchboard-test-{tag}-{}", switchboard_hub::random_id()));
+    let dir = std::env::temp_dir().join(format!(
+        "switchboard-test-{tag}-{}",
+        switchboard_hub::random_id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
 fn a_bad_servers_file_exits_2_naming_the_entry_before_binding() {
     let dir = temp_dir("badfile");
-    let path = write_servers(&dir, &json!({"mcpServers": {"good": {"command": "true"}, "bad": {"type": "sse", "url": "ftp://x"}}}));
+    let path = write_servers(
+        &dir,
+        &json!({"mcpServers": {"good": {"command": "true"}, "bad": {"type": "sse", "url": "ftp://x"}}}),
+    );
     let port = free_port();
     let out = Command::new(switchboard_bin())
         .args(["serve", "--servers"])
         .arg(&path)
-        .args(["--mcp-addr", &format!("127.0.0.1:{port}"), "--main-addr", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--mcp-addr",
+            &format!("127.0.0.1:{port}"),
+            "--main-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir.join("data"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("servers.json") && stderr.contains("mcpServers.bad.url"), "{stderr}");
-    assert!(!dir.join("data").exists(), "nothing may happen before the file is valid");
-    let out = Command::new(switchboard_bin()).args(["validate", "--servers"]).arg(dir.join("missing.json")).output().unwrap();
+    assert!(
+        stderr.contains("servers.json") && stderr.contains("mcpServers.bad.url"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.join("data").exists(),
+        "nothing may happen before the file is valid"
+    );
+    let out = Command::new(switchboard_bin())
+        .args(["validate", "--servers"])
+        .arg(dir.join("missing.json"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -66,25 +92,36 @@ fn stdio_mode_serves_one_client_on_stdin_and_stdout() {
     let mut recv = |id: i64| -> Value {
         loop {
             let mut line = String::new();
-            assert!(stdout.read_line(&mut line).unwrap() > 0, "hub closed stdout");
-            let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout must be JSON only: {line:?}: {e}"));
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "hub closed stdout"
+            );
+            let v: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout must be JSON only: {line:?}: {e}"));
             if v["id"] == id {
                 return v;
             }
         }
     };
-    send(json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}));
+    send(
+        json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}),
+    );
     assert_eq!(recv(1)["result"]["serverInfo"]["name"], "switchboard");
     send(json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        send(json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"f__echo","arguments":{"text":"stdio"}}}));
+        send(
+            json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"f__echo","arguments":{"text":"stdio"}}}),
+        );
         let r = recv(2);
         if r.get("result").is_some() {
             assert_eq!(text_of(&r["result"]), "stdio");
             break;
         }
-        assert!(Instant::now() < deadline, "upstream never became ready: {r}");
+        assert!(
+            Instant::now() < deadline,
+            "upstream never became ready: {r}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     #[allow(clippy::drop_non_drop)]
@@ -95,7 +132,10 @@ fn stdio_mode_serves_one_client_on_stdin_and_stdout() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-fn wait_exit(child: &mut std::process::Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+fn wait_exit(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if let Some(s) = child.try_wait().unwrap() {
@@ -112,7 +152,10 @@ async fn shutdown_leaves_no_process_behind() {
     init();
     let dir = temp_dir("shutdown");
     // "wrapped" mimics npx: a shell that leaves a grandchild in the server's process group.
-    let wrapped = format!("sleep 300 & exec {} stdio --name wrapped", fixture_bin().display());
+    let wrapped = format!(
+        "sleep 300 & exec {} stdio --name wrapped",
+        fixture_bin().display()
+    );
     let path = write_servers(
         &dir,
         &json!({"mcpServers": {"plain": stdio_fixture("plain", &[]), "wrapped": {"command": "sh", "args": ["-c", wrapped]}}}),
@@ -121,7 +164,13 @@ async fn shutdown_leaves_no_process_behind() {
     let mut child = Command::new(switchboard_bin())
         .args(["serve", "--servers"])
         .arg(&path)
-        .args(["--mcp-addr", &format!("127.0.0.1:{port}"), "--main-addr", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--mcp-addr",
+            &format!("127.0.0.1:{port}"),
+            "--main-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir.join("data"))
         .stderr(Stdio::null())
         .spawn()
@@ -129,7 +178,9 @@ async fn shutdown_leaves_no_process_behind() {
     let url = format!("http://127.0.0.1:{port}/mcp");
     let mut pids = Vec::new();
     let ready = eventually(Duration::from_secs(20), async || {
-        let Ok(resp) = reqwest::get(format!("http://127.0.0.1:{port}/ready")).await else { return false };
+        let Ok(resp) = reqwest::get(format!("http://127.0.0.1:{port}/ready")).await else {
+            return false;
+        };
         let v: Value = resp.json().await.unwrap_or_default();
         v["ready"] == 2
     })
@@ -148,13 +199,24 @@ async fn shutdown_leaves_no_process_behind() {
             .filter(|pid| {
                 std::fs::read_to_string(format!("/proc/{pid}/stat"))
                     .ok()
-                    .and_then(|s| s.rsplit(')').next().map(|r| r.split_whitespace().nth(2) == Some(&pgid.to_string())))
+                    .and_then(|s| {
+                        s.rsplit(')')
+                            .next()
+                            .map(|r| r.split_whitespace().nth(2) == Some(&pgid.to_string()))
+                    })
                     .unwrap_or(false)
             })
             .collect()
     };
-    assert!(pids.iter().any(|&p| group_members(p).len() >= 2), "the wrapper's grandchild should share its group");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(
+        pids.iter().any(|&p| group_members(p).len() >= 2),
+        "the wrapper's grandchild should share its group"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     let status = wait_exit(&mut child, Duration::from_secs(15));
     assert!(status.is_some(), "hub did not exit on SIGTERM");
     for pgid in pids {
@@ -168,8 +230,16 @@ async fn shutdown_leaves_no_process_behind() {
 fn the_example_servers_files_are_valid() {
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     for name in ["servers.json", "servers-remote.json"] {
-        let out = Command::new(switchboard_bin()).args(["validate", "--servers"]).arg(examples.join(name)).output().unwrap();
-        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(switchboard_bin())
+            .args(["validate", "--servers"])
+            .arg(examples.join(name))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok:"));
     }
 }

@@ -17,7 +17,10 @@ use super::{ACTOR, Admin, ApiResult, ApiState, body, query};
 use crate::api::ApiError;
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new().routes(routes!(import)).routes(routes!(export)).routes(routes!(reconcile))
+    OpenApiRouter::new()
+        .routes(routes!(import))
+        .routes(routes!(export))
+        .routes(routes!(reconcile))
 }
 
 /// `{"added": [...]}`.
@@ -50,14 +53,21 @@ impl VarSource for Literal {
 }
 
 fn parse_file(text: &str, separator: &str) -> ApiResult<ServersFile> {
-    parse_servers_file(Path::new("request body"), text, &Literal, separator)
-        .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid", e.to_string()))
+    parse_servers_file(Path::new("request body"), text, &Literal, separator).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid",
+            e.to_string(),
+        )
+    })
 }
 
 /// Every remote URL in `file` must pass the SSRF policy, as for a single add.
 async fn check_urls(st: &ApiState, file: &ServersFile) -> ApiResult<()> {
     for spec in file.servers.values() {
-        if let TransportSpec::StreamableHttp { url, .. } | TransportSpec::Sse { url, .. } = &spec.transport {
+        if let TransportSpec::StreamableHttp { url, .. } | TransportSpec::Sse { url, .. } =
+            &spec.transport
+        {
             check_ssrf(&st.control.config().ssrf, url).await?;
         }
     }
@@ -73,11 +83,17 @@ async fn check_urls(st: &ApiState, file: &ServersFile) -> ApiResult<()> {
     responses(
         (status = 200, description = "Imported", body = ImportResult),
         (status = 400, description = "Malformed JSON, an invalid entry (`invalid`, naming it) or an SSRF refusal", body = ApiErrorBody)))]
-async fn import(_: Admin, State(st): State<ApiState>, file: Result<Json<Value>, JsonRejection>) -> ApiResult<Json<ImportResult>> {
+async fn import(
+    _: Admin,
+    State(st): State<ApiState>,
+    file: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<Json<ImportResult>> {
     let text = body(file)?.to_string();
     let file = parse_file(&text, &st.control.hub().config().separator)?;
     check_urls(&st, &file).await?;
-    Ok(Json(ImportResult { added: st.control.import(&file, ACTOR).await? }))
+    Ok(Json(ImportResult {
+        added: st.control.import(&file, ACTOR).await?,
+    }))
 }
 
 /// Export the store as a servers file.
@@ -86,7 +102,11 @@ async fn import(_: Admin, State(st): State<ApiState>, file: Result<Json<Value>, 
     responses(
         (status = 200, description = "The servers file; secrets masked unless `reveal=true`", body = schema::ServersFile),
         (status = 400, description = "Malformed query", body = ApiErrorBody)))]
-async fn export(_: Admin, State(st): State<ApiState>, q: Result<Query<ExportQuery>, QueryRejection>) -> ApiResult<Json<Value>> {
+async fn export(
+    _: Admin,
+    State(st): State<ApiState>,
+    q: Result<Query<ExportQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
     let q = query(q)?;
     Ok(Json(st.control.export(q.reveal).await?))
 }

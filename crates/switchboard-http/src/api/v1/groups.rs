@@ -13,7 +13,9 @@ use super::schema::{self, ApiErrorBody};
 use super::{Admin, ApiResult, ApiState, body, path};
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new().routes(routes!(list_groups, create_group)).routes(routes!(get_group, update_group, delete_group))
+    OpenApiRouter::new()
+        .routes(routes!(list_groups, create_group))
+        .routes(routes!(get_group, update_group, delete_group))
 }
 
 /// `{"groups": [...]}`.
@@ -28,7 +30,9 @@ pub(super) struct GroupList {
 #[utoipa::path(get, path = "/api/v1/groups", tag = "groups",
     responses((status = 200, description = "Every group", body = GroupList)))]
 async fn list_groups(_: Admin, State(st): State<ApiState>) -> ApiResult<Json<GroupList>> {
-    Ok(Json(GroupList { groups: st.control.list_groups().await? }))
+    Ok(Json(GroupList {
+        groups: st.control.list_groups().await?,
+    }))
 }
 
 /// Create a group, served at `/mcp/{name}`.
@@ -43,7 +47,10 @@ async fn create_group(
     State(st): State<ApiState>,
     input: Result<Json<GroupInput>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<GroupInput>)> {
-    Ok((StatusCode::CREATED, Json(st.control.create_group(body(input)?).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(st.control.create_group(body(input)?).await?),
+    ))
 }
 
 /// Show a group.
@@ -52,7 +59,11 @@ async fn create_group(
     responses(
         (status = 200, description = "The group", body = schema::GroupInput),
         (status = 404, description = "No such group", body = ApiErrorBody)))]
-async fn get_group(_: Admin, State(st): State<ApiState>, name: Result<Path<String>, PathRejection>) -> ApiResult<Json<GroupInput>> {
+async fn get_group(
+    _: Admin,
+    State(st): State<ApiState>,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<GroupInput>> {
     Ok(Json(st.control.get_group(&path(name)?).await?))
 }
 
@@ -80,7 +91,11 @@ async fn update_group(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such group", body = ApiErrorBody)))]
-async fn delete_group(_: Admin, State(st): State<ApiState>, name: Result<Path<String>, PathRejection>) -> ApiResult<StatusCode> {
+async fn delete_group(
+    _: Admin,
+    State(st): State<ApiState>,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult<StatusCode> {
     st.control.delete_group(&path(name)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

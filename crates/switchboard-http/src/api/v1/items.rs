@@ -39,9 +39,18 @@ pub(super) struct PromptList {
 
 type ItemPath = Result<Path<(String, String)>, PathRejection>;
 
-async fn set(st: &ApiState, kind: ItemKind, p: ItemPath, patch: Result<Json<ItemPatch>, JsonRejection>) -> ApiResult<Json<ItemView>> {
+async fn set(
+    st: &ApiState,
+    kind: ItemKind,
+    p: ItemPath,
+    patch: Result<Json<ItemPatch>, JsonRejection>,
+) -> ApiResult<Json<ItemView>> {
     let (server, item) = path(p)?;
-    Ok(Json(st.control.set_item(&server, kind, &item, body(patch)?).await?))
+    Ok(Json(
+        st.control
+            .set_item(&server, kind, &item, body(patch)?)
+            .await?,
+    ))
 }
 
 async fn reset(st: &ApiState, kind: ItemKind, p: ItemPath) -> ApiResult<StatusCode> {
@@ -56,8 +65,14 @@ async fn reset(st: &ApiState, kind: ItemKind, p: ItemPath) -> ApiResult<StatusCo
     responses(
         (status = 200, description = "The tools (empty while the server is not running)", body = ToolList),
         (status = 404, description = "No such server", body = ApiErrorBody)))]
-async fn list_tools(_: Admin, State(st): State<ApiState>, name: Result<Path<String>, PathRejection>) -> ApiResult<Json<ToolList>> {
-    Ok(Json(ToolList { tools: st.control.list_items(&path(name)?, ItemKind::Tool).await? }))
+async fn list_tools(
+    _: Admin,
+    State(st): State<ApiState>,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<ToolList>> {
+    Ok(Json(ToolList {
+        tools: st.control.list_items(&path(name)?, ItemKind::Tool).await?,
+    }))
 }
 
 /// Hide, show, rename or re-describe one tool on `/mcp`.
@@ -97,8 +112,17 @@ async fn reset_tool(_: Admin, State(st): State<ApiState>, p: ItemPath) -> ApiRes
     responses(
         (status = 200, description = "The prompts (empty while the server is not running)", body = PromptList),
         (status = 404, description = "No such server", body = ApiErrorBody)))]
-async fn list_prompts(_: Admin, State(st): State<ApiState>, name: Result<Path<String>, PathRejection>) -> ApiResult<Json<PromptList>> {
-    Ok(Json(PromptList { prompts: st.control.list_items(&path(name)?, ItemKind::Prompt).await? }))
+async fn list_prompts(
+    _: Admin,
+    State(st): State<ApiState>,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<PromptList>> {
+    Ok(Json(PromptList {
+        prompts: st
+            .control
+            .list_items(&path(name)?, ItemKind::Prompt)
+            .await?,
+    }))
 }
 
 /// Hide, show, rename or re-describe one prompt on `/mcp`.

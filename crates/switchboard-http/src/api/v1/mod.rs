@@ -76,26 +76,50 @@ fn build() -> (Router<ApiState>, Document) {
 
 /// Bearer security for every operation, and the 401 every operation can answer.
 fn add_security(doc: &mut Document) {
-    let bearer = SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("The admin token")).build());
-    doc.components.get_or_insert_with(Default::default).add_security_scheme("bearer", bearer);
-    doc.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    let bearer = SecurityScheme::Http(
+        HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some("The admin token"))
+            .build(),
+    );
+    doc.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme("bearer", bearer);
+    doc.security = Some(vec![SecurityRequirement::new(
+        "bearer",
+        Vec::<String>::new(),
+    )]);
     let unauthorized = ResponseBuilder::new()
         .description("Missing or wrong admin token")
         .content(
             "application/json",
-            ContentBuilder::new().schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("ApiErrorBody")))).build(),
+            ContentBuilder::new()
+                .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                    "ApiErrorBody",
+                ))))
+                .build(),
         )
         .build();
     for item in doc.paths.paths.values_mut() {
-        let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
         for op in ops.into_iter().flatten() {
-            op.responses.responses.entry("401".into()).or_insert_with(|| unauthorized.clone().into());
+            op.responses
+                .responses
+                .entry("401".into())
+                .or_insert_with(|| unauthorized.clone().into());
         }
     }
 }
 
 /// The document as served (built once).
-static DOCUMENT: LazyLock<Value> = LazyLock::new(|| serde_json::to_value(build().1).expect("the document serialises"));
+static DOCUMENT: LazyLock<Value> =
+    LazyLock::new(|| serde_json::to_value(build().1).expect("the document serialises"));
 
 /// This API's OpenAPI 3.1 document, generated from the handlers.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
@@ -106,12 +130,14 @@ async fn openapi(_: Admin) -> Json<Value> {
 
 /// The path parameter, or a 400 in the API's error shape.
 fn path<T>(p: Result<Path<T>, PathRejection>) -> ApiResult<T> {
-    p.map(|Path(v)| v).map_err(|e| ApiError::bad_request(e.body_text()))
+    p.map(|Path(v)| v)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 /// The query string, or a 400 in the API's error shape.
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
-    q.map(|Query(v)| v).map_err(|e| ApiError::bad_request(e.body_text()))
+    q.map(|Query(v)| v)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 /// The JSON body, or a 400 in the API's error shape.

@@ -268,23 +268,48 @@ mod tests {
     use super::*;
 
     fn keys(v: &impl Serialize) -> BTreeSet<String> {
-        serde_json::to_value(v).expect("serialises").as_object().expect("an object").keys().cloned().collect()
+        serde_json::to_value(v)
+            .expect("serialises")
+            .as_object()
+            .expect("an object")
+            .keys()
+            .cloned()
+            .collect()
     }
 
     fn documented<T: PartialSchema>() -> (BTreeSet<String>, BTreeSet<String>) {
         let s = serde_json::to_value(T::schema()).expect("schema serialises");
-        let props = s["properties"].as_object().expect("properties").keys().cloned().collect();
-        let required =
-            s["required"].as_array().map(|r| r.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default();
+        let props = s["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .cloned()
+            .collect();
+        let required = s["required"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
         (props, required)
     }
 
     /// `full` has every optional part set; `minimal` has none.
     fn assert_mirrors<T: PartialSchema>(full: &impl Serialize, minimal: &impl Serialize) {
         let (props, required) = documented::<T>();
-        assert_eq!(keys(full), props, "documented properties differ from the real JSON");
+        assert_eq!(
+            keys(full),
+            props,
+            "documented properties differ from the real JSON"
+        );
         let produced = keys(minimal);
-        assert!(required.is_subset(&produced), "required {required:?} but a minimal value has only {produced:?}");
+        assert!(
+            required.is_subset(&produced),
+            "required {required:?} but a minimal value has only {produced:?}"
+        );
     }
 
     fn status() -> HubStatus {
@@ -325,7 +350,11 @@ mod tests {
     }
 
     fn full_patch() -> switchboard_control::ItemPatch {
-        switchboard_control::ItemPatch { enabled: Some(true), description: Some("d".into()), rename: Some("r".into()) }
+        switchboard_control::ItemPatch {
+            enabled: Some(true),
+            description: Some("d".into()),
+            rename: Some("r".into()),
+        }
     }
 
     #[test]
@@ -357,7 +386,10 @@ mod tests {
         let remote = json!({"type": "sse", "url": "u", "headers": {}});
         for entry in [stdio, remote] {
             let produced: BTreeSet<String> = entry.as_object().unwrap().keys().cloned().collect();
-            assert!(produced.is_subset(&props), "{produced:?} not all documented in {props:?}");
+            assert!(
+                produced.is_subset(&props),
+                "{produced:?} not all documented in {props:?}"
+            );
             assert!(required.is_subset(&produced));
         }
     }
@@ -370,17 +402,30 @@ mod tests {
             v.as_object_mut().expect("an object").remove(k);
             v
         };
-        keys(&full).into_iter().filter(|k| serde_json::from_value::<T>(without(k)).is_err()).collect()
+        keys(&full)
+            .into_iter()
+            .filter(|k| serde_json::from_value::<T>(without(k)).is_err())
+            .collect()
     }
 
     #[test]
     fn inputs_require_what_the_control_plane_requires() {
         let (_, required) = documented::<ServerInput>();
-        assert_eq!(needed::<switchboard_control::ServerInput>(&full_input()), required);
+        assert_eq!(
+            needed::<switchboard_control::ServerInput>(&full_input()),
+            required
+        );
         let (_, required) = documented::<ItemPatch>();
-        assert_eq!(needed::<switchboard_control::ItemPatch>(&full_patch()), required);
+        assert_eq!(
+            needed::<switchboard_control::ItemPatch>(&full_patch()),
+            required
+        );
         let (_, required) = documented::<GroupInput>();
-        let group = switchboard_control::GroupInput { name: "g".into(), members: vec!["a".into()], tools: Some(vec![]) };
+        let group = switchboard_control::GroupInput {
+            name: "g".into(),
+            members: vec!["a".into()],
+            tools: Some(vec![]),
+        };
         assert_eq!(needed::<switchboard_control::GroupInput>(&group), required);
     }
 
@@ -396,7 +441,11 @@ mod tests {
         };
         assert_mirrors::<ItemView>(&item, &item);
         assert_mirrors::<ItemPatch>(&full_patch(), &switchboard_control::ItemPatch::default());
-        let group = switchboard_control::GroupInput { name: "g".into(), members: vec![], tools: None };
+        let group = switchboard_control::GroupInput {
+            name: "g".into(),
+            members: vec![],
+            tools: None,
+        };
         assert_mirrors::<GroupInput>(&group, &group);
         let report = switchboard_control::ReconcileReport::default();
         assert_mirrors::<ReconcileReport>(&report, &report);

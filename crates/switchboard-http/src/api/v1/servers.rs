@@ -35,7 +35,9 @@ pub(super) struct ServerList {
 #[utoipa::path(get, path = "/api/v1/servers", tag = "servers",
     responses((status = 200, description = "Every server", body = ServerList)))]
 async fn list_servers(_: Admin, State(st): State<ApiState>) -> ApiResult<Json<ServerList>> {
-    Ok(Json(ServerList { servers: st.control.list_servers().await? }))
+    Ok(Json(ServerList {
+        servers: st.control.list_servers().await?,
+    }))
 }
 
 /// Add a server.
@@ -63,7 +65,11 @@ async fn create_server(
     responses(
         (status = 200, description = "The server", body = schema::ServerView),
         (status = 404, description = "No such server", body = ApiErrorBody)))]
-async fn get_server(_: Admin, State(st): State<ApiState>, name: Result<Path<String>, PathRejection>) -> ApiResult<Json<ServerView>> {
+async fn get_server(
+    _: Admin,
+    State(st): State<ApiState>,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<ServerView>> {
     Ok(Json(st.control.get_server(&path(name)?).await?))
 }
 
@@ -92,9 +98,11 @@ async fn update_server(
 /// A replace body may leave `name` out: the path names the server.
 fn replace_input(name: &str, mut body: Value) -> ApiResult<ServerInput> {
     if let Value::Object(m) = &mut body {
-        m.entry("name").or_insert_with(|| Value::String(name.to_string()));
+        m.entry("name")
+            .or_insert_with(|| Value::String(name.to_string()));
     }
-    serde_json::from_value(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_value(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 /// Delete a server: removed from the store, then stopped.
@@ -103,7 +111,11 @@ fn replace_input(name: &str, mut body: Value) -> ApiResult<ServerInput> {
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such server", body = ApiErrorBody)))]
-async fn delete_server(_: Admin, State(st): State<ApiState>, name: Result<Path<String>, PathRejection>) -> ApiResult<StatusCode> {
+async fn delete_server(
+    _: Admin,
+    State(st): State<ApiState>,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult<StatusCode> {
     st.control.delete_server(&path(name)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -114,8 +126,14 @@ async fn delete_server(_: Admin, State(st): State<ApiState>, name: Result<Path<S
     responses(
         (status = 200, description = "Enabled", body = schema::ServerView),
         (status = 404, description = "No such server", body = ApiErrorBody)))]
-async fn enable_server(_: Admin, State(st): State<ApiState>, name: Result<Path<String>, PathRejection>) -> ApiResult<Json<ServerView>> {
-    Ok(Json(st.control.set_enabled(&path(name)?, true, ACTOR).await?))
+async fn enable_server(
+    _: Admin,
+    State(st): State<ApiState>,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<ServerView>> {
+    Ok(Json(
+        st.control.set_enabled(&path(name)?, true, ACTOR).await?,
+    ))
 }
 
 /// Disable a server (stop it, keep its configuration).
@@ -124,8 +142,14 @@ async fn enable_server(_: Admin, State(st): State<ApiState>, name: Result<Path<S
     responses(
         (status = 200, description = "Disabled", body = schema::ServerView),
         (status = 404, description = "No such server", body = ApiErrorBody)))]
-async fn disable_server(_: Admin, State(st): State<ApiState>, name: Result<Path<String>, PathRejection>) -> ApiResult<Json<ServerView>> {
-    Ok(Json(st.control.set_enabled(&path(name)?, false, ACTOR).await?))
+async fn disable_server(
+    _: Admin,
+    State(st): State<ApiState>,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<ServerView>> {
+    Ok(Json(
+        st.control.set_enabled(&path(name)?, false, ACTOR).await?,
+    ))
 }
 
 /// Restart a server with its current configuration.
@@ -134,6 +158,10 @@ async fn disable_server(_: Admin, State(st): State<ApiState>, name: Result<Path<
     responses(
         (status = 200, description = "Restarted", body = schema::ServerView),
         (status = 404, description = "No such server, or it is not running", body = ApiErrorBody)))]
-async fn restart_server(_: Admin, State(st): State<ApiState>, name: Result<Path<String>, PathRejection>) -> ApiResult<Json<ServerView>> {
+async fn restart_server(
+    _: Admin,
+    State(st): State<ApiState>,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<ServerView>> {
     Ok(Json(st.control.restart_server(&path(name)?).await?))
 }
