@@ -151,16 +151,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
 /// no redirects, `TCP_NODELAY`, the ring TLS provider) whose host names resolve through a
 /// [`GuardedResolver`]. IP-literal URLs bypass resolvers: check them with [`check_url`] first.
 pub fn guarded_client(policy: SsrfPolicy, lookup: Arc<dyn Lookup>) -> reqwest::Client {
-    // reqwest is built without a bundled crypto provider; installing twice is harmless.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .no_proxy()
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(10))
-        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+    switchboard_upstream::http_client_builder()
         .dns_resolver(Arc::new(GuardedResolver::new(policy, lookup)))
         .build()
         .expect("the HTTP client configuration is valid")

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
 use crate::local;
-use crate::merged::{Entry, Merged};
+use crate::merged::Entry;
 use crate::modern;
 use crate::mrtr;
 use crate::session::{ClientInfo, ClientSession, ForwardedRequest};
@@ -421,7 +421,6 @@ impl Hub {
     }
 
     fn others_subscribed(&self, session: &ClientSession, uri: &str) -> bool {
-        let _ = (session, uri);
         // Subscriptions on a shared upstream session are reference counted across clients.
         self.sessions_subscribed_to(uri)
             > usize::from(
@@ -715,12 +714,7 @@ impl Hub {
         timeout: std::time::Duration,
         sink: &mpsc::Sender<String>,
     ) -> Result<String, UpstreamError> {
-        let needed = match method {
-            "sampling/createMessage" => "sampling",
-            "elicitation/create" => "elicitation",
-            "roots/list" => "roots",
-            _ => "",
-        };
+        let needed = needed_capability(method);
         if needed.is_empty() || !session.client_has(needed) {
             return Err(UpstreamError::Protocol(format!(
                 "the server needs {method}, which this client did not declare"
@@ -826,12 +820,7 @@ impl Hub {
         n: usize,
     ) -> Option<mrtr::Ask> {
         let env = Envelope::parse(&text).ok()?;
-        let needed = match env.method() {
-            "sampling/createMessage" => "sampling",
-            "elicitation/create" => "elicitation",
-            "roots/list" => "roots",
-            _ => "",
-        };
+        let needed = needed_capability(env.method());
         if needed.is_empty() || !session.client_has(needed) {
             let msg = format!("the client did not declare the {needed:?} capability");
             let _ = conn
@@ -906,25 +895,23 @@ impl Hub {
     ) {
         match ev {
             CallEvent::Notification(text) => {
-                let out = match (token, progress_token_span(&text)) {
-                    (Some(tok), Some(_)) => {
-                        let env = Envelope::parse(&text).ok();
-                        let span = env
-                            .as_ref()
-                            .and_then(|e| e.params)
-                            .and_then(|p| Fields::parse(p.get()))
-                            .and_then(|f| f.get("progressToken"));
-                        match span {
-                            Some(old) => {
-                                let mut sp = Splice::new();
-                                sp.replace(&text, old.get(), tok);
-                                sp.apply(&text)
-                            }
-                            None => return,
-                        }
+                // Progress goes back under the client's own token (none asked: dropped);
+                // other notifications (log messages) pass as they are.
+                let env = Envelope::parse(&text).ok();
+                let old = env
+                    .as_ref()
+                    .filter(|e| e.method() == "notifications/progress")
+                    .and_then(|e| e.params)
+                    .and_then(|p| Fields::parse(p.get()))
+                    .and_then(|f| f.get("progressToken"));
+                let out = match (old, token) {
+                    (Some(old), Some(tok)) => {
+                        let mut sp = Splice::new();
+                        sp.replace(&text, old.get(), tok);
+                        sp.apply(&text)
                     }
-                    (None, Some(_)) => return,
-                    _ => text,
+                    (Some(_), None) => return,
+                    (None, _) => text.clone(),
                 };
                 let _ = sink.send(out).await;
             }
@@ -944,12 +931,7 @@ impl Hub {
         let Ok(env) = Envelope::parse(&text) else {
             return;
         };
-        let needed = match env.method() {
-            "sampling/createMessage" => "sampling",
-            "elicitation/create" => "elicitation",
-            "roots/list" => "roots",
-            _ => "",
-        };
+        let needed = needed_capability(env.method());
         if session.modern {
             // A stateless client has no stream for server requests; bridging them as
             // multi-round-trip requests is not implemented yet.
@@ -1084,10 +1066,6 @@ fn progress_token<'a>(params: Option<&Fields<'a>>) -> Option<&'a str> {
     meta.get("progressToken").map(|t| t.get())
 }
 
-fn progress_token_span(text: &str) -> Option<()> {
-    text.contains("\"notifications/progress\"").then_some(())
-}
-
 /// Puts the client's id back into the upstream's reply, and rewritten URIs back into it.
 fn restore_reply(reply: &str, id: &str, uri_rewrite: Option<&(String, String)>) -> String {
     let Ok(env) = Envelope::parse(reply) else {
@@ -1128,11 +1106,22 @@ fn restore_reply(reply: &str, id: &str, uri_rewrite: Option<&(String, String)>) 
     sp.apply(reply)
 }
 
+/// One `input_required` question: its key, method and raw params.
+type Question = (String, String, Option<String>);
+
+/// The client capability a server-to-client request needs (`""` for any other method).
+fn needed_capability(method: &str) -> &'static str {
+    match method {
+        "sampling/createMessage" => "sampling",
+        "elicitation/create" => "elicitation",
+        "roots/list" => "roots",
+        _ => "",
+    }
+}
+
 /// The questions (key, method, params) and the raw `requestState` of an `input_required`
 /// reply; `None` for any other reply.
-fn input_required_parts(
-    reply: &str,
-) -> Option<(Vec<(String, String, Option<String>)>, Option<String>)> {
+fn input_required_parts(reply: &str) -> Option<(Vec<Question>, Option<String>)> {
     let env = Envelope::parse(reply).ok()?;
     let result = Fields::parse(env.result?.get())?;
     if result.get_str("resultType").as_deref() != Some("input_required") {
@@ -1242,9 +1231,4 @@ impl Hub {
     pub(crate) fn all_sessions(&self) -> Vec<Arc<ClientSession>> {
         self.inner.all_sessions()
     }
-}
-
-#[allow(dead_code)]
-fn _assert_merged_send(m: Arc<Merged>) -> impl Send {
-    m
 }

@@ -106,6 +106,13 @@ pub fn client_capabilities() -> &'static str {
 
 /// The shared HTTP client for every remote upstream: keep-alive, no proxy, `TCP_NODELAY`.
 pub fn http_client() -> reqwest::Client {
+    http_client_builder()
+        .build()
+        .expect("the HTTP client configuration is valid")
+}
+
+/// The settings every upstream HTTP client shares, for callers that add a resolver.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
     let _ = rustls_provider();
     reqwest::Client::builder()
         .tcp_nodelay(true)
@@ -115,8 +122,6 @@ pub fn http_client() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("the HTTP client configuration is valid")
 }
 
 fn rustls_provider() -> bool {

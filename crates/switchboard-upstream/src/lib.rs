@@ -19,6 +19,7 @@ mod supervisor;
 pub use catalog::{Catalog, Item, ListKind, fetch_list};
 pub use connection::{
     CallEvent, CallOptions, Connection, InitInfo, client_capabilities, http_client,
+    http_client_builder,
 };
 pub use error::UpstreamError;
 pub use mux::Incoming;
