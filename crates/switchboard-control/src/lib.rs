@@ -5,9 +5,11 @@
 
 mod convert;
 pub mod guard;
+pub mod identity;
 mod ops;
 mod probe;
 mod reconcile;
+pub mod tenants;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -22,9 +24,11 @@ pub use convert::{
     record_url, spec_from_record,
 };
 pub use guard::{GuardedResolver, Lookup, SsrfRefused, SystemLookup, guarded_client, refusal_in};
+pub use identity::{AuthError, Identity, IdentityConfig, Principal, Tokens, Via};
 pub use ops::{GroupInput, ItemPatch, ItemView, ServerView};
 pub use probe::{Probe, check_ssrf, probe, remote_spec};
 pub use reconcile::ReconcileReport;
+pub use tenants::{HubFactory, Tenants};
 
 /// Why a control operation failed; the HTTP layer maps each to a status.
 #[derive(Debug, thiserror::Error)]

@@ -10,12 +10,17 @@ use std::sync::Arc;
 
 mod codec;
 mod crypto;
+pub mod identity;
 mod migrations;
 mod postgres;
 mod sql;
 mod sqlite;
 
 pub use crypto::{SecretKey, load_or_create_key};
+pub use identity::{
+    ApiKeyRecord, AuditQuery, AuditRecord, IdentityStore, RefreshRecord, Role, TenantRecord,
+    UserRecord,
+};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -160,7 +165,7 @@ pub struct ItemSetting {
 
 /// The store of record.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: IdentityStore + Send + Sync + 'static {
     /// Servers of a tenant, by name.
     async fn list_servers(&self, tenant: &str) -> Result<Vec<ServerRecord>, StoreError>;
     /// Servers of every tenant (for the reconciler).

@@ -52,3 +52,4 @@ async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 }
 
 crate::sql::impl_store!(PgStore, Postgres);
+crate::identity::impl_identity!(PgStore, Postgres);

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use sqlx::Connection as _;
 use switchboard_store::{
-    GroupRecord, ItemKind, ItemSetting, SecretKey, ServerRecord, Store, StoreError,
-    TransportRecord, open,
+    ApiKeyRecord, AuditQuery, AuditRecord, GroupRecord, ItemKind, ItemSetting, RefreshRecord, Role,
+    SecretKey, ServerRecord, Store, StoreError, TenantRecord, TransportRecord, UserRecord, open,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -163,6 +163,7 @@ async fn contract(store: Arc<dyn Store>) {
     meta(&store).await;
     tenant_isolation(&store).await;
     concurrent_claims(&store).await;
+    identity(&store).await;
 }
 
 async fn servers(store: &Arc<dyn Store>) {
@@ -780,4 +781,246 @@ async fn postgres() {
     let store = open(&url, key(1)).await.unwrap();
     contract(store.clone()).await;
     secrets_at_rest(&url, &store).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identity
+
+fn user(id: &str, tenant: &str, username: &str) -> UserRecord {
+    UserRecord {
+        id: id.into(),
+        tenant: tenant.into(),
+        username: username.into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        role: Role::Manager,
+        grants: vec!["alpha".into(), "beta".into()],
+        disabled_at: None,
+        created_at: 1,
+        updated_at: 2,
+    }
+}
+
+async fn identity(store: &Arc<dyn Store>) {
+    let rev = store.revision().await.unwrap();
+    let tenants = store.list_tenants().await.unwrap();
+    assert!(tenants.iter().any(|t| t.name == "default"), "{tenants:?}");
+    let team = TenantRecord {
+        name: "team-a".into(),
+        created_at: 5,
+    };
+    store.insert_tenant(&team).await.unwrap();
+    assert!(matches!(
+        store.insert_tenant(&team).await,
+        Err(StoreError::Conflict)
+    ));
+
+    // Users: unique names across tenants, a missing tenant is refused, updates round-trip.
+    let alice = user("u-alice", "team-a", "alice");
+    store.insert_user(&alice).await.unwrap();
+    assert_eq!(
+        store.get_user("u-alice").await.unwrap().as_ref(),
+        Some(&alice)
+    );
+    assert_eq!(
+        store.get_user_by_name("alice").await.unwrap().as_ref(),
+        Some(&alice)
+    );
+    let clash = user("u-other", "default", "alice");
+    assert!(matches!(
+        store.insert_user(&clash).await,
+        Err(StoreError::Conflict)
+    ));
+    let orphan = user("u-orphan", "no-such-tenant", "orphan");
+    assert!(matches!(
+        store.insert_user(&orphan).await,
+        Err(StoreError::NotFound)
+    ));
+    let mut changed = alice.clone();
+    changed.role = Role::User;
+    changed.grants = vec!["*".into()];
+    changed.disabled_at = Some(9);
+    store.update_user(&changed).await.unwrap();
+    assert_eq!(
+        store.get_user("u-alice").await.unwrap(),
+        Some(changed.clone())
+    );
+    assert!(matches!(
+        store.update_user(&orphan).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store.list_users(Some("team-a")).await.unwrap(),
+        vec![changed]
+    );
+    assert!(
+        store
+            .list_users(Some("default"))
+            .await
+            .unwrap()
+            .iter()
+            .all(|u| u.tenant == "default")
+    );
+
+    // Keys: revocation is one-way, allowlists and expiry round-trip.
+    let key = ApiKeyRecord {
+        id: "k1".into(),
+        tenant: "team-a".into(),
+        user_id: "u-alice".into(),
+        name: "laptop".into(),
+        secret_hash: "ab".repeat(32),
+        allow: Some(vec!["alpha".into()]),
+        expires_at: Some(10_000),
+        last_used_at: None,
+        revoked_at: None,
+        created_at: 3,
+    };
+    store.insert_key(&key).await.unwrap();
+    let unlimited = ApiKeyRecord {
+        id: "k2".into(),
+        allow: None,
+        expires_at: None,
+        ..key.clone()
+    };
+    store.insert_key(&unlimited).await.unwrap();
+    assert_eq!(store.get_key("k1").await.unwrap().as_ref(), Some(&key));
+    assert_eq!(
+        store
+            .list_keys("team-a", Some("u-alice"))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        store
+            .list_keys("default", None)
+            .await
+            .unwrap()
+            .iter()
+            .all(|k| k.tenant == "default")
+    );
+    store.touch_key("k1", 77).await.unwrap();
+    assert!(store.revoke_key("k1", 80).await.unwrap());
+    assert!(
+        !store.revoke_key("k1", 81).await.unwrap(),
+        "revoking twice reports false"
+    );
+    let got = store.get_key("k1").await.unwrap().unwrap();
+    assert_eq!((got.last_used_at, got.revoked_at), (Some(77), Some(80)));
+
+    // Refresh tokens: exactly one exchange wins; a family is revoked as a whole.
+    for (id, family) in [("r1", "f1"), ("r2", "f1"), ("r3", "f2")] {
+        store
+            .insert_refresh(&RefreshRecord {
+                id: id.into(),
+                family: family.into(),
+                user_id: "u-alice".into(),
+                secret_hash: "cd".repeat(32),
+                expires_at: 99_999,
+                used_at: None,
+                revoked_at: None,
+                created_at: 4,
+            })
+            .await
+            .unwrap();
+    }
+    assert!(store.use_refresh("r1", 50).await.unwrap());
+    assert!(!store.use_refresh("r1", 51).await.unwrap());
+    store.revoke_family("f1", 60).await.unwrap();
+    assert_eq!(
+        store.get_refresh("r2").await.unwrap().unwrap().revoked_at,
+        Some(60)
+    );
+    assert_eq!(
+        store.get_refresh("r3").await.unwrap().unwrap().revoked_at,
+        None
+    );
+
+    // Per-user credentials are sealed at rest and listed by server.
+    let headers = map(&[("Authorization", "Bearer personal-token-93e1")]);
+    store
+        .set_user_credential("u-alice", "team-a", "github", &headers, 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_user_credential("u-alice", "github")
+            .await
+            .unwrap(),
+        Some(headers)
+    );
+    assert_eq!(
+        store.list_user_credentials("u-alice").await.unwrap(),
+        vec!["github".to_string()]
+    );
+    assert!(
+        store
+            .delete_user_credential("u-alice", "github")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .get_user_credential("u-alice", "github")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // The audit log: newest first, filtered by tenant, paged by id.
+    for (i, tenant) in ["team-a", "default", "team-a"].iter().enumerate() {
+        store
+            .append_audit(&AuditRecord {
+                id: 0,
+                at: i as i64,
+                tenant: (*tenant).into(),
+                actor: "user:alice".into(),
+                action: format!("action.{i}"),
+                target: "x".into(),
+                outcome: "ok".into(),
+                detail: None,
+            })
+            .await
+            .unwrap();
+    }
+    let mine = store
+        .list_audit(&AuditQuery {
+            tenant: Some("team-a".into()),
+            before: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    let actions: Vec<&str> = mine.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(actions, ["action.2", "action.0"]);
+    let older = store
+        .list_audit(&AuditQuery {
+            tenant: None,
+            before: Some(mine[0].id),
+            limit: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0].action, "action.1");
+
+    // A shared secret is created once and then stable.
+    let s1 = store.shared_secret("test_secret").await.unwrap();
+    assert_eq!(s1.len(), 32);
+    assert_eq!(store.shared_secret("test_secret").await.unwrap(), s1);
+
+    // Deleting a user or a tenant takes keys and tokens with it.
+    store
+        .insert_user(&user("u-bob", "team-a", "bob"))
+        .await
+        .unwrap();
+    assert!(store.delete_user("u-bob").await.unwrap());
+    assert!(!store.delete_user("u-bob").await.unwrap());
+    assert!(store.delete_tenant("team-a").await.unwrap());
+    assert_eq!(store.get_user("u-alice").await.unwrap(), None);
+    assert_eq!(store.get_key("k2").await.unwrap(), None);
+    assert_eq!(store.get_refresh("r3").await.unwrap(), None);
+    assert!(!store.delete_tenant("team-a").await.unwrap());
+    // None of this is desired state: replicas have nothing to reconcile.
+    assert_eq!(store.revision().await.unwrap(), rev);
 }

@@ -1,0 +1,769 @@
+//! Who is calling: API keys, the JWTs the hub issues at login (with rotating refresh tokens),
+//! JWTs from an external issuer checked against its JWKS, and the bootstrap admin token (which
+//! the HTTP layer checks itself). The result is a [`Principal`]: a tenant, a role, and the
+//! groups and servers it may use over MCP.
+//!
+//! Every credential is checked against the store on every request, so a revoked key, a
+//! disabled user or a changed role takes effect on the next request, on every replica.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use switchboard_store::{
+    ApiKeyRecord, AuditRecord, RefreshRecord, Role, Store, StoreError, UserRecord,
+};
+
+use crate::now_ms;
+
+/// The grant that stands for every group and server of the tenant.
+pub const ALL: &str = "*";
+
+/// How a principal proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// The bootstrap admin token.
+    AdminToken,
+    /// An API key (its id).
+    ApiKey(String),
+    /// A JWT the hub issued.
+    Session,
+    /// A JWT from the configured external issuer.
+    External,
+    /// No credential: the MCP service's loopback default.
+    Anonymous,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The tenant it belongs to.
+    pub tenant: String,
+    /// The user, when there is one (not for the admin token).
+    pub user_id: Option<String>,
+    /// Login name, or `admin-token` / `anonymous`.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// The user's grants (`["*"]`: all of the tenant).
+    pub grants: Vec<String>,
+    /// The key's allowlist, if the credential is a key that has one.
+    pub key_allow: Option<Vec<String>>,
+    /// The credential.
+    pub via: Via,
+}
+
+fn grants_allow(list: &[String], name: &str) -> bool {
+    list.iter().any(|g| g == ALL || g == name)
+}
+
+impl Principal {
+    /// The bootstrap admin (admin token): an admin of the default tenant.
+    pub fn admin_token() -> Principal {
+        Principal {
+            tenant: switchboard_store::DEFAULT_TENANT.to_string(),
+            user_id: None,
+            name: "admin-token".into(),
+            role: Role::Admin,
+            grants: vec![ALL.into()],
+            key_allow: None,
+            via: Via::AdminToken,
+        }
+    }
+
+    /// A caller without credentials on the MCP service's loopback listener: the default
+    /// tenant, everything in it, no management rights.
+    pub fn anonymous() -> Principal {
+        Principal {
+            tenant: switchboard_store::DEFAULT_TENANT.to_string(),
+            user_id: None,
+            name: "anonymous".into(),
+            role: Role::User,
+            grants: vec![ALL.into()],
+            key_allow: None,
+            via: Via::Anonymous,
+        }
+    }
+
+    /// How the audit log names this caller.
+    pub fn actor(&self) -> String {
+        match &self.via {
+            Via::AdminToken => "admin-token".into(),
+            Via::Anonymous => "anonymous".into(),
+            Via::ApiKey(id) => format!("user:{} (key {id})", self.name),
+            Via::Session | Via::External => format!("user:{}", self.name),
+        }
+    }
+
+    /// Admin or manager.
+    pub fn can_manage(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Manager)
+    }
+
+    /// Admin.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// May use the MCP endpoint of group or server `name`.
+    pub fn may_use(&self, name: &str) -> bool {
+        grants_allow(&self.grants, name)
+            && self
+                .key_allow
+                .as_deref()
+                .is_none_or(|a| grants_allow(a, name))
+    }
+
+    /// May use every group and server of the tenant (the aggregate `/mcp` endpoint).
+    pub fn sees_everything(&self) -> bool {
+        self.may_use(ALL) && self.grants.iter().any(|g| g == ALL)
+    }
+}
+
+/// Why a credential was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The credential is missing, malformed, wrong, expired or revoked (401).
+    #[error("{0}")]
+    Invalid(String),
+    /// Too many failed logins (429).
+    #[error("too many failed logins; try again in {retry_after} s")]
+    Throttled {
+        /// Seconds until the next attempt is allowed.
+        retry_after: u64,
+    },
+    /// The store failed (500).
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+fn invalid(message: impl Into<String>) -> AuthError {
+    AuthError::Invalid(message.into())
+}
+
+/// An external OAuth issuer whose access tokens the hub accepts.
+#[derive(Debug, Clone)]
+pub struct ExternalIssuer {
+    /// Expected `iss`.
+    pub issuer: String,
+    /// Where its signing keys are published.
+    pub jwks_url: String,
+    /// Expected `aud`: the hub's resource URL.
+    pub audience: String,
+}
+
+/// Identity settings.
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// Lifetime of an access token.
+    pub access_ttl: Duration,
+    /// Lifetime of a refresh token.
+    pub refresh_ttl: Duration,
+    /// Failed logins per user name within [`IdentityConfig::throttle_window`] before refusing.
+    pub max_failures_per_user: u32,
+    /// Failed logins per client address within the window before refusing.
+    pub max_failures_per_addr: u32,
+    /// The throttle window.
+    pub throttle_window: Duration,
+    /// Accept tokens from this issuer too.
+    pub external: Option<ExternalIssuer>,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            max_failures_per_user: 5,
+            max_failures_per_addr: 20,
+            throttle_window: Duration::from_secs(300),
+            external: None,
+        }
+    }
+}
+
+/// What a login or a refresh returns.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tokens {
+    /// The JWT to send as `Authorization: Bearer`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds the access token lives.
+    pub expires_in: u64,
+    /// The one-use token that gets the next pair.
+    pub refresh_token: String,
+    /// Seconds the refresh token lives.
+    pub refresh_expires_in: u64,
+}
+
+/// The issuer and audience of the hub's own tokens.
+const ISSUER: &str = "switchboard";
+const AUDIENCE: &str = "switchboard";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    iss: String,
+    aud: String,
+    exp: u64,
+    iat: u64,
+    jti: String,
+    ten: String,
+    role: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ExternalClaims {
+    sub: String,
+}
+
+struct Window {
+    failures: u32,
+    since: Instant,
+}
+
+#[derive(Default)]
+struct JwksCache {
+    keys: Option<jsonwebtoken::jwk::JwkSet>,
+    fetched: Option<Instant>,
+}
+
+/// Credentials: checking them, issuing them, and the audit log.
+pub struct Identity {
+    store: Arc<dyn Store>,
+    config: IdentityConfig,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    throttle: Mutex<HashMap<String, Window>>,
+    jwks: tokio::sync::Mutex<JwksCache>,
+    http: reqwest::Client,
+}
+
+/// Random bytes as lowercase hex.
+pub fn random_hex(bytes: usize) -> String {
+    let mut raw = vec![0u8; bytes];
+    getrandom::fill(&mut raw).expect("the OS random source works");
+    hex(&raw)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of `text`, hex.
+pub fn sha256_hex(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Hashes a password with argon2id (random salt, the crate's default cost).
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| e.to_string())?;
+    Argon2::default()
+        .hash_password_with_salt(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Checks a password against a PHC hash.
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// A hash to check against when the user does not exist, so timing does not tell.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| hash_password("decoy password, never valid").unwrap_or_default())
+}
+
+/// Rules for a new password.
+pub fn check_password_rules(password: &str) -> Result<(), String> {
+    if password.chars().count() < 8 {
+        return Err("the password must be at least 8 characters".into());
+    }
+    if password.len() > 1024 {
+        return Err("the password must be at most 1024 bytes".into());
+    }
+    Ok(())
+}
+
+/// Splits `<prefix><id>_<secret>`.
+fn split_token<'a>(token: &'a str, prefix: &str) -> Option<(&'a str, &'a str)> {
+    let rest = token.strip_prefix(prefix)?;
+    let (id, secret) = rest.split_once('_')?;
+    (!id.is_empty() && !secret.is_empty()).then_some((id, secret))
+}
+
+fn secs(d: Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+impl Identity {
+    /// Loads the token signing key (created on first use, shared by replicas through the store).
+    pub async fn new(
+        store: Arc<dyn Store>,
+        config: IdentityConfig,
+        http: reqwest::Client,
+    ) -> Result<Arc<Identity>, StoreError> {
+        let secret = store.shared_secret("jwt_hs256_key").await?;
+        Ok(Arc::new(Identity {
+            store,
+            config,
+            encoding: EncodingKey::from_secret(&secret),
+            decoding: DecodingKey::from_secret(&secret),
+            throttle: Mutex::new(HashMap::new()),
+            jwks: tokio::sync::Mutex::new(JwksCache::default()),
+            http,
+        }))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &IdentityConfig {
+        &self.config
+    }
+
+    /// Identifies the holder of a bearer credential (an API key or a JWT).
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+        if token.starts_with("sb_") {
+            return self.authenticate_key(token).await;
+        }
+        if token.split('.').count() == 3 {
+            let header =
+                jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed token"))?;
+            if header.alg == Algorithm::HS256 {
+                return self.authenticate_session(token).await;
+            }
+            if self.config.external.is_some() {
+                return self.authenticate_external(token, header).await;
+            }
+            return Err(invalid(
+                "tokens signed with this algorithm are not accepted",
+            ));
+        }
+        Err(invalid(
+            "unrecognised credential: send an API key (sb_...) or an access token",
+        ))
+    }
+
+    async fn authenticate_key(&self, token: &str) -> Result<Principal, AuthError> {
+        let (id, secret) = split_token(token, "sb_").ok_or_else(|| invalid("malformed API key"))?;
+        let key = self
+            .store
+            .get_key(id)
+            .await?
+            .filter(|k| same(&k.secret_hash, &sha256_hex(secret)))
+            .ok_or_else(|| invalid("unknown API key"))?;
+        let now = now_ms();
+        if key.revoked_at.is_some() {
+            return Err(invalid("this API key was revoked"));
+        }
+        if key.expires_at.is_some_and(|at| at <= now) {
+            return Err(invalid("this API key has expired"));
+        }
+        let user = self.active_user(&key.user_id).await?;
+        if key.last_used_at.is_none_or(|at| now - at > 60_000) {
+            // Best effort: a failed bookkeeping write must not fail the request.
+            let store = self.store.clone();
+            let id = key.id.clone();
+            tokio::spawn(async move {
+                let _ = store.touch_key(&id, now).await;
+            });
+        }
+        Ok(Principal {
+            tenant: user.tenant,
+            user_id: Some(user.id),
+            name: user.username,
+            role: user.role,
+            grants: user.grants,
+            key_allow: key.allow,
+            via: Via::ApiKey(key.id),
+        })
+    }
+
+    async fn active_user(&self, id: &str) -> Result<UserRecord, AuthError> {
+        let user = self
+            .store
+            .get_user(id)
+            .await?
+            .ok_or_else(|| invalid("the user no longer exists"))?;
+        if user.disabled_at.is_some() {
+            return Err(invalid("the user is disabled"));
+        }
+        Ok(user)
+    }
+
+    async fn authenticate_session(&self, token: &str) -> Result<Principal, AuthError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 5;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|e| invalid(format!("invalid access token: {e}")))?;
+        let user = self.active_user(&data.claims.sub).await?;
+        if user.tenant != data.claims.ten {
+            return Err(invalid(
+                "invalid access token: the user moved to another tenant",
+            ));
+        }
+        Ok(Principal {
+            tenant: user.tenant,
+            user_id: Some(user.id),
+            name: user.username,
+            role: user.role,
+            grants: user.grants,
+            key_allow: None,
+            via: Via::Session,
+        })
+    }
+
+    async fn authenticate_external(
+        &self,
+        token: &str,
+        header: Header,
+    ) -> Result<Principal, AuthError> {
+        let external = self
+            .config
+            .external
+            .as_ref()
+            .expect("checked by the caller");
+        let key = self.jwk_for(header.kid.as_deref()).await?;
+        let decoding = DecodingKey::from_jwk(&key)
+            .map_err(|e| invalid(format!("the issuer's key cannot be used: {e}")))?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[external.issuer.as_str()]);
+        validation.set_audience(&[external.audience.as_str()]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 5;
+        let data = jsonwebtoken::decode::<ExternalClaims>(token, &decoding, &validation)
+            .map_err(|e| invalid(format!("invalid access token: {e}")))?;
+        let user = self
+            .store
+            .get_user_by_name(&data.claims.sub)
+            .await?
+            .ok_or_else(|| invalid("the token's subject is not a user of this hub"))?;
+        if user.disabled_at.is_some() {
+            return Err(invalid("the user is disabled"));
+        }
+        Ok(Principal {
+            tenant: user.tenant,
+            user_id: Some(user.id),
+            name: user.username,
+            role: user.role,
+            grants: user.grants,
+            key_allow: None,
+            via: Via::External,
+        })
+    }
+
+    /// The issuer's key `kid`, refetching the JWKS when it is unknown (at most every 30 s)
+    /// or older than 10 minutes.
+    async fn jwk_for(&self, kid: Option<&str>) -> Result<jsonwebtoken::jwk::Jwk, AuthError> {
+        let external = self
+            .config
+            .external
+            .as_ref()
+            .expect("checked by the caller");
+        let mut cache = self.jwks.lock().await;
+        let find = |cache: &JwksCache| {
+            cache.keys.as_ref().and_then(|set| match kid {
+                Some(kid) => set.find(kid).cloned(),
+                None if set.keys.len() == 1 => set.keys.first().cloned(),
+                None => None,
+            })
+        };
+        let age = cache.fetched.map(|t| t.elapsed());
+        if let Some(key) =
+            find(&cache).filter(|_| age.is_some_and(|a| a < Duration::from_secs(600)))
+        {
+            return Ok(key);
+        }
+        if age.is_none_or(|a| a >= Duration::from_secs(30)) {
+            let fetched = async {
+                self.http
+                    .get(&external.jwks_url)
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .bytes()
+                    .await
+            }
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|body| {
+                serde_json::from_slice::<jsonwebtoken::jwk::JwkSet>(&body)
+                    .map_err(|e| e.to_string())
+            });
+            match fetched {
+                Ok(set) => {
+                    cache.keys = Some(set);
+                    cache.fetched = Some(Instant::now());
+                }
+                Err(e) => {
+                    tracing::warn!(message = "Cannot fetch the issuer's JWKS.", error = %e);
+                }
+            }
+        }
+        find(&cache).ok_or_else(|| invalid("the token's signing key is not in the issuer's JWKS"))
+    }
+
+    /// Checks a login against the throttle and the password; issues a new token family.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<(UserRecord, Tokens), AuthError> {
+        let user_key = format!("user:{username}");
+        let addr_key = addr.map(|a| format!("addr:{a}"));
+        self.check_throttle(&user_key, self.config.max_failures_per_user)?;
+        if let Some(k) = &addr_key {
+            self.check_throttle(k, self.config.max_failures_per_addr)?;
+        }
+        let user = self.store.get_user_by_name(username).await?;
+        let hash = user
+            .as_ref()
+            .map_or(decoy_hash(), |u| u.password_hash.as_str())
+            .to_string();
+        let pw = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &pw))
+            .await
+            .unwrap_or(false);
+        let user = match user {
+            Some(u) if ok && u.disabled_at.is_none() => u,
+            _ => {
+                self.record_failure(&user_key);
+                if let Some(k) = &addr_key {
+                    self.record_failure(k);
+                }
+                return Err(invalid("wrong user name or password"));
+            }
+        };
+        self.throttle
+            .lock()
+            .expect("throttle lock")
+            .remove(&user_key);
+        let family = random_hex(16);
+        let tokens = self.issue(&user, &family).await?;
+        Ok((user, tokens))
+    }
+
+    fn check_throttle(&self, key: &str, limit: u32) -> Result<(), AuthError> {
+        let mut map = self.throttle.lock().expect("throttle lock");
+        let window = self.config.throttle_window;
+        if let Some(w) = map.get(key) {
+            let elapsed = w.since.elapsed();
+            if elapsed >= window {
+                map.remove(key);
+            } else if w.failures >= limit {
+                return Err(AuthError::Throttled {
+                    retry_after: (window - elapsed).as_secs().max(1),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn record_failure(&self, key: &str) {
+        let mut map = self.throttle.lock().expect("throttle lock");
+        if map.len() > 100_000 {
+            let window = self.config.throttle_window;
+            map.retain(|_, w| w.since.elapsed() < window);
+        }
+        let w = map.entry(key.to_string()).or_insert(Window {
+            failures: 0,
+            since: Instant::now(),
+        });
+        w.failures += 1;
+    }
+
+    async fn issue(&self, user: &UserRecord, family: &str) -> Result<Tokens, AuthError> {
+        let now = now_ms();
+        let iat = (now / 1000) as u64;
+        let claims = Claims {
+            sub: user.id.clone(),
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            iat,
+            exp: iat + self.config.access_ttl.as_secs(),
+            jti: random_hex(12),
+            ten: user.tenant.clone(),
+            role: user.role.as_str().into(),
+        };
+        let access_token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+                .map_err(|e| AuthError::Store(StoreError::Crypto(e.to_string())))?;
+        let id = random_hex(12);
+        let secret = random_hex(32);
+        self.store
+            .insert_refresh(&RefreshRecord {
+                id: id.clone(),
+                family: family.to_string(),
+                user_id: user.id.clone(),
+                secret_hash: sha256_hex(&secret),
+                expires_at: now + secs(self.config.refresh_ttl),
+                used_at: None,
+                revoked_at: None,
+                created_at: now,
+            })
+            .await?;
+        Ok(Tokens {
+            access_token,
+            token_type: "Bearer",
+            expires_in: self.config.access_ttl.as_secs(),
+            refresh_token: format!("sbr_{id}_{secret}"),
+            refresh_expires_in: self.config.refresh_ttl.as_secs(),
+        })
+    }
+
+    async fn refresh_record(&self, token: &str) -> Result<RefreshRecord, AuthError> {
+        let (id, secret) =
+            split_token(token, "sbr_").ok_or_else(|| invalid("malformed refresh token"))?;
+        self.store
+            .get_refresh(id)
+            .await?
+            .filter(|r| same(&r.secret_hash, &sha256_hex(secret)))
+            .ok_or_else(|| invalid("unknown refresh token"))
+    }
+
+    /// Exchanges a refresh token for a new pair. A token used twice revokes its family: one
+    /// of the two holders is not the user.
+    pub async fn refresh(&self, token: &str) -> Result<Tokens, AuthError> {
+        let record = self.refresh_record(token).await?;
+        let now = now_ms();
+        if record.revoked_at.is_some() {
+            return Err(invalid("this refresh token was revoked; log in again"));
+        }
+        if record.used_at.is_some() || !self.store.use_refresh(&record.id, now).await? {
+            self.store.revoke_family(&record.family, now).await?;
+            tracing::warn!(message = "A refresh token was used twice; its family is revoked.", user = %record.user_id);
+            return Err(invalid(
+                "this refresh token was already used; every token of this login is now revoked, \
+                 log in again",
+            ));
+        }
+        if record.expires_at <= now {
+            return Err(invalid("this refresh token has expired; log in again"));
+        }
+        let user = self.active_user(&record.user_id).await?;
+        self.issue(&user, &record.family).await
+    }
+
+    /// Revokes the family of a refresh token (logout).
+    pub async fn logout(&self, token: &str) -> Result<(), AuthError> {
+        let record = self.refresh_record(token).await?;
+        self.store.revoke_family(&record.family, now_ms()).await?;
+        Ok(())
+    }
+
+    /// Creates an API key for `user`; returns the record and the key text (shown once).
+    pub async fn issue_key(
+        &self,
+        user: &UserRecord,
+        name: &str,
+        expires_at: Option<i64>,
+        allow: Option<Vec<String>>,
+    ) -> Result<(ApiKeyRecord, String), StoreError> {
+        let id = random_hex(8);
+        let secret = random_hex(32);
+        let record = ApiKeyRecord {
+            id: id.clone(),
+            tenant: user.tenant.clone(),
+            user_id: user.id.clone(),
+            name: name.to_string(),
+            secret_hash: sha256_hex(&secret),
+            allow,
+            expires_at,
+            last_used_at: None,
+            revoked_at: None,
+            created_at: now_ms(),
+        };
+        self.store.insert_key(&record).await?;
+        Ok((record, format!("sb_{id}_{secret}")))
+    }
+
+    /// Appends an audit entry; a store failure is logged, never returned.
+    pub async fn audit(
+        &self,
+        who: &Principal,
+        tenant: &str,
+        action: &str,
+        target: &str,
+        outcome: &str,
+        detail: Option<String>,
+    ) {
+        let record = AuditRecord {
+            id: 0,
+            at: now_ms(),
+            tenant: tenant.to_string(),
+            actor: who.actor(),
+            action: action.to_string(),
+            target: target.to_string(),
+            outcome: outcome.to_string(),
+            detail,
+        };
+        if let Err(e) = self.store.append_audit(&record).await {
+            tracing::warn!(message = "Cannot write the audit log.", error = %e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password(&h, "correct horse"));
+        assert!(!verify_password(&h, "wrong horse"));
+        assert!(!verify_password("not a hash", "correct horse"));
+    }
+
+    #[test]
+    fn grants_and_key_allowlists_intersect() {
+        let mut p = Principal::anonymous();
+        p.grants = vec!["alpha".into(), "beta".into()];
+        assert!(p.may_use("alpha") && !p.may_use("gamma") && !p.sees_everything());
+        p.key_allow = Some(vec!["beta".into()]);
+        assert!(!p.may_use("alpha") && p.may_use("beta"));
+        p.grants = vec![ALL.into()];
+        p.key_allow = None;
+        assert!(p.sees_everything() && p.may_use("anything"));
+        p.key_allow = Some(vec!["beta".into()]);
+        assert!(!p.sees_everything());
+    }
+
+    #[test]
+    fn tokens_split() {
+        assert_eq!(split_token("sb_abc_def", "sb_"), Some(("abc", "def")));
+        assert_eq!(split_token("sb_abc", "sb_"), None);
+        assert_eq!(split_token("sb__def", "sb_"), None);
+        assert_eq!(split_token("sbr_a_b", "sb_"), None);
+    }
+}
