@@ -169,12 +169,17 @@ impl ControlPlane {
                     continue;
                 }
             };
-            let seen = *self.last_revision.lock().expect("revision lock");
-            if seen != Some(rev)
-                && let Err(e) = self.reconcile().await
-            {
-                tracing::warn!(message = "Reconcile failed.", error = %e);
-            }
+            self.reconcile_if_stale(rev).await;
+        }
+    }
+
+    /// Reconciles when the store's revision is not the one this plane last converged to.
+    pub async fn reconcile_if_stale(&self, rev: i64) {
+        let seen = *self.last_revision.lock().expect("revision lock");
+        if seen != Some(rev)
+            && let Err(e) = self.reconcile().await
+        {
+            tracing::warn!(message = "Reconcile failed.", tenant = %self.config.tenant, error = %e);
         }
     }
 }

@@ -85,21 +85,22 @@ impl Tenants {
             .expect("the default tenant always exists")
     }
 
-    fn start(&self, tenant: &str) -> Arc<ControlPlane> {
+    /// The plane of `tenant`, started if new (the flag says so).
+    fn start(&self, tenant: &str) -> (Arc<ControlPlane>, bool) {
         if let Some(p) = self.get(tenant) {
-            return p;
+            return (p, false);
         }
         let config = ControlConfig {
             tenant: tenant.to_string(),
             ..self.config.clone()
         };
         let plane = ControlPlane::new(self.store.clone(), (self.make_hub)(tenant), config);
-        self.planes
-            .write()
-            .expect("tenants lock")
-            .entry(tenant.to_string())
-            .or_insert(plane)
-            .clone()
+        let mut planes = self.planes.write().expect("tenants lock");
+        let started = !planes.contains_key(tenant);
+        (
+            planes.entry(tenant.to_string()).or_insert(plane).clone(),
+            started,
+        )
     }
 
     /// Creates a tenant in the store and starts its plane; `Conflict` if it exists.
@@ -117,7 +118,7 @@ impl Tenants {
                 }
                 e => e.into(),
             })?;
-        Ok(self.start(name))
+        Ok(self.start(name).0)
     }
 
     /// Deletes an empty tenant (no servers, no groups) with its users and keys.
@@ -144,12 +145,15 @@ impl Tenants {
         Ok(())
     }
 
-    /// Starts a plane for every tenant in the store, stops those no longer there, and
-    /// reconciles every plane.
+    /// Starts (and reconciles) a plane for every tenant new in the store, and stops those no
+    /// longer there.
     pub async fn sync(&self) -> Result<(), ControlError> {
         let listed = self.store.list_tenants().await?;
+        let mut started = Vec::new();
         for t in &listed {
-            self.start(&t.name);
+            if let (plane, true) = self.start(&t.name) {
+                started.push(plane);
+            }
         }
         let gone: Vec<Arc<ControlPlane>> = {
             let mut planes = self.planes.write().expect("tenants lock");
@@ -165,7 +169,7 @@ impl Tenants {
         for plane in gone {
             plane.hub().shutdown().await;
         }
-        for plane in self.all() {
+        for plane in started {
             if let Err(e) = plane.reconcile().await {
                 tracing::warn!(message = "Reconcile failed.", tenant = %plane.config().tenant, error = %e);
             }
@@ -173,8 +177,9 @@ impl Tenants {
         Ok(())
     }
 
-    /// Re-syncs whenever the store's revision changes or the tenant list does (another
-    /// replica wrote it), polling every `every`, until `cancel` fires.
+    /// Follows the store, polling every `every` until `cancel` fires: starts and stops planes
+    /// as tenants come and go, and reconciles each plane whose revision is stale (another
+    /// replica or process wrote the store).
     pub async fn watch(
         self: Arc<Self>,
         every: Duration,
@@ -197,11 +202,14 @@ impl Tenants {
                 Ok(t) => t.len(),
                 Err(_) => continue,
             };
-            if seen != Some((rev, count)) {
-                seen = Some((rev, count));
+            if seen.is_some_and(|(_, c)| c != count) || seen.is_none() {
                 if let Err(e) = self.sync().await {
                     tracing::warn!(message = "Tenant sync failed.", error = %e);
                 }
+            }
+            seen = Some((rev, count));
+            for plane in self.all() {
+                plane.reconcile_if_stale(rev).await;
             }
         }
     }

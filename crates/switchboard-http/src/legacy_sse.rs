@@ -3,11 +3,12 @@
 //! The stream's first event names the endpoint to POST to; every message from the hub,
 //! responses included, then arrives on the stream. The session ends with the stream.
 
+use crate::access::CallerHub;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, StreamExt};
@@ -35,7 +36,7 @@ impl Drop for SessionStream {
 
 /// `GET /sse[/{name}]`.
 pub(crate) async fn open(
-    State(hub): State<Hub>,
+    CallerHub(hub): CallerHub,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     name: Option<Path<String>>,
     headers: HeaderMap,
@@ -80,7 +81,7 @@ pub(crate) struct SessionQuery {
 
 /// `POST /messages?sessionId=...`: one message in, `202 Accepted` out; replies go on the stream.
 pub(crate) async fn message(
-    State(hub): State<Hub>,
+    CallerHub(hub): CallerHub,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(q): Query<SessionQuery>,
     headers: HeaderMap,

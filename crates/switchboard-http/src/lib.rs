@@ -5,6 +5,7 @@
 // Handlers return `Result<_, Response>` so a rejection is a finished response.
 #![allow(clippy::result_large_err)]
 
+mod access;
 pub mod api;
 mod legacy_sse;
 mod modern;
@@ -22,33 +23,108 @@ use switchboard_hub::Hub;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use access::{McpAuth, McpState};
 pub use api::{AdminAuth, ApiError, ApiState, McpServiceClient};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 16 * 1024 * 1024;
 
-/// The MCP service with the seed's internal management routes (`/healthcheck`,
-/// `/list-remote-proxies`, `/add-remote-proxies`, `/remote-proxies`).
-pub fn mcp_service(hub: Hub, api: ApiState) -> Router {
-    mcp_router(hub).merge(
-        api::seed::mcp_routes()
-            .layer(DefaultBodyLimit::max(1 << 20))
-            .with_state(api),
-    )
+/// How the services authenticate MCP clients.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    /// Whether the MCP service (5011) demands credentials (the main service always does).
+    pub mcp_auth: McpAuth,
+    /// The public base URL, for the OAuth metadata documents (else taken from `Host`).
+    pub public_url: Option<String>,
 }
 
-/// The main service: health, the REST API v1 and the seed's `/api/mcp/*` routes.
-pub fn main_service(api: ApiState) -> Router {
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        ServiceOptions {
+            mcp_auth: McpAuth::Optional,
+            public_url: None,
+        }
+    }
+}
+
+/// The MCP service: the MCP endpoints of every tenant and the seed's internal management
+/// routes (`/healthcheck`, `/list-remote-proxies`, `/add-remote-proxies`, `/remote-proxies`).
+pub fn mcp_service(api: ApiState, options: &ServiceOptions) -> Router {
+    let state = McpState::Tenants {
+        api: api.clone(),
+        auth: options.mcp_auth,
+        public_url: options.public_url.clone(),
+    };
+    mcp_routes(state)
+        .merge(metadata_routes(&api, options))
+        .merge(
+            api::seed::mcp_routes()
+                .route_layer(axum::middleware::from_fn_with_state(
+                    api.clone(),
+                    api::audit::record,
+                ))
+                .layer(DefaultBodyLimit::max(1 << 20))
+                .with_state(api),
+        )
+}
+
+/// The main service: health, the REST API v1, the seed's `/api/mcp/*` routes, and the MCP
+/// endpoints behind mandatory authentication.
+pub fn main_service(api: ApiState, options: &ServiceOptions) -> Router {
     let hub = api.control.hub().clone();
+    let state = McpState::Tenants {
+        api: api.clone(),
+        auth: McpAuth::Required,
+        public_url: options.public_url.clone(),
+    };
     let management = api::v1::routes()
         .merge(api::seed::main_routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            api::audit::record,
+        ))
         .layer(DefaultBodyLimit::max(1 << 20))
-        .with_state(api);
-    main_router(hub).merge(management)
+        .with_state(api.clone());
+    main_router(hub)
+        .merge(management)
+        .merge(mcp_endpoints(state))
+        .merge(metadata_routes(&api, options))
 }
 
-/// The MCP service: `/mcp`, `/mcp/{name}`, `/sse`, `/sse/{name}`, `/messages`.
+/// `/.well-known/oauth-protected-resource[/mcp]` (RFC 9728), unauthenticated.
+fn metadata_routes(api: &ApiState, options: &ServiceOptions) -> Router {
+    let public_url = options.public_url.clone();
+    let issuer = api
+        .identity
+        .config()
+        .external
+        .as_ref()
+        .map(|e| e.issuer.clone());
+    let handler = move |headers: axum::http::HeaderMap| {
+        let doc = access::resource_metadata(public_url.as_deref(), issuer.as_deref(), &headers);
+        async move { Json(doc) }
+    };
+    Router::new()
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(handler.clone()),
+        )
+        .route("/.well-known/oauth-protected-resource/mcp", get(handler))
+}
+
+/// One hub's MCP endpoints without authentication, plus health (embedding and tests).
 pub fn mcp_router(hub: Hub) -> Router {
+    mcp_routes(McpState::Open(hub))
+}
+
+/// The MCP endpoints for `state`, plus health and readiness.
+pub fn mcp_routes(state: McpState) -> Router {
+    let hub = state.default_hub();
+    mcp_endpoints(state).merge(main_router(hub))
+}
+
+/// `/mcp`, `/mcp/{name}`, `/sse`, `/sse/{name}`, `/messages`.
+fn mcp_endpoints(state: McpState) -> Router {
     Router::new()
         .route(
             "/mcp",
@@ -72,9 +148,8 @@ pub fn mcp_router(hub: Hub) -> Router {
         .route("/sse/{name}", get(legacy_sse::open))
         .route("/messages", post(legacy_sse::message))
         .route("/message", post(legacy_sse::message))
-        .merge(health_routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(hub)
+        .with_state(state)
 }
 
 /// Health and readiness only.

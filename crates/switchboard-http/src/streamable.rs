@@ -5,6 +5,7 @@
 //! server-to-client request. `GET` opens the session's stream for unsolicited messages;
 //! `DELETE` ends the session.
 
+use crate::access::CallerHub;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream, StreamExt};
@@ -82,7 +83,7 @@ fn check_version(headers: &HeaderMap) -> Result<(), Response> {
 
 /// `POST /mcp[/{name}]`.
 pub(crate) async fn post(
-    State(hub): State<Hub>,
+    CallerHub(hub): CallerHub,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     name: Option<Path<String>>,
     headers: HeaderMap,
@@ -235,7 +236,7 @@ pub(crate) fn event_stream_response(
 
 /// `GET /mcp[/{name}]`: the session's stream of unsolicited messages.
 pub(crate) async fn get(
-    State(hub): State<Hub>,
+    CallerHub(hub): CallerHub,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     name: Option<Path<String>>,
     headers: HeaderMap,
@@ -308,7 +309,7 @@ fn tokio_stream_interval(period: Duration) -> impl Stream<Item = ()> + Send {
 
 /// `DELETE /mcp[/{name}]`: ends the session.
 pub(crate) async fn delete(
-    State(hub): State<Hub>,
+    CallerHub(hub): CallerHub,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {

@@ -142,7 +142,7 @@ pub(crate) enum Role {
     Mcp,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct CommonArgs {
     /// Claude-Desktop-style servers file: {"mcpServers": {...}, "groups": {...}}.
     #[arg(long, env = "SWITCHBOARD_SERVERS")]
@@ -215,6 +215,41 @@ pub(crate) struct ServeArgs {
         default_value_t = 1000
     )]
     pub(crate) reconcile_interval_ms: u64,
+    /// Whether the MCP service's endpoints demand credentials. `optional` serves the default
+    /// tenant to callers without one and is refused on a non-loopback address.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MCP_AUTH",
+        value_enum,
+        default_value = "optional"
+    )]
+    pub(crate) mcp_auth: McpAuthArg,
+    /// Public base URL of the hub (for the OAuth metadata documents); default: from `Host`.
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
+    pub(crate) public_url: Option<String>,
+    /// Creates (or resets the password of) the bootstrap admin user `admin` in the default
+    /// tenant, so the dashboard and `/api/v1/auth/login` work without the admin token.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_PASSWORD", hide_env_values = true)]
+    pub(crate) admin_password: Option<String>,
+    /// Also accept access tokens from this OAuth issuer (its `iss`)...
+    #[arg(long, env = "SWITCHBOARD_OAUTH_ISSUER", requires = "oauth_jwks_url")]
+    pub(crate) oauth_issuer: Option<String>,
+    /// ...signed by a key published at this JWKS URL...
+    #[arg(long, env = "SWITCHBOARD_OAUTH_JWKS_URL", requires = "oauth_issuer")]
+    pub(crate) oauth_jwks_url: Option<String>,
+    /// ...and issued for this audience (default: the public URL + `/mcp`). The token's `sub`
+    /// must be the user name of a user of this hub.
+    #[arg(long, env = "SWITCHBOARD_OAUTH_AUDIENCE")]
+    pub(crate) oauth_audience: Option<String>,
+}
+
+/// `--mcp-auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum McpAuthArg {
+    /// Credentials select a tenant; without one, the default tenant.
+    Optional,
+    /// Every request carries a credential.
+    Required,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! The management side of the HTTP services: admin-token authentication, the error shape
 //! every management route uses, and the routers (REST API v1 and the seed's routes).
 
+pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod seed;
 pub(crate) mod v1;
@@ -10,19 +11,57 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
-use switchboard_control::{ControlError, ControlPlane};
+use switchboard_control::{ControlError, ControlPlane, Identity, Tenants};
 
 pub use auth::AdminAuth;
 
 /// What management routes share.
 #[derive(Clone)]
 pub struct ApiState {
-    /// The control plane (store + hub).
+    /// The control plane (store + hub) a request acts on: the default tenant's, replaced by
+    /// the target tenant's in the `Manage` extractor.
     pub control: Arc<ControlPlane>,
+    /// Every tenant's control plane.
+    pub tenants: Arc<Tenants>,
+    /// Credentials and the audit log.
+    pub identity: Arc<Identity>,
     /// The admin credential.
     pub auth: Arc<AdminAuth>,
     /// In split mode (`--role main`), the MCP service the main service calls.
     pub mcp_service: Option<McpServiceClient>,
+}
+
+impl ApiState {
+    /// State for one default-tenant control plane: further tenants get hubs with the same
+    /// settings, identity uses the plane's store. For embedding and tests.
+    pub async fn with_defaults(
+        control: Arc<ControlPlane>,
+        auth: AdminAuth,
+    ) -> Result<ApiState, switchboard_store::StoreError> {
+        let store = control.store().clone();
+        let hub_config = control.hub().config().clone();
+        let make_hub: switchboard_control::HubFactory =
+            Arc::new(move |_| switchboard_hub::Hub::new(hub_config.clone()));
+        let tenants = Tenants::new(
+            store.clone(),
+            make_hub,
+            control.config().clone(),
+            control.clone(),
+        );
+        let identity = Identity::new(
+            store,
+            switchboard_control::IdentityConfig::default(),
+            reqwest::Client::new(),
+        )
+        .await?;
+        Ok(ApiState {
+            control,
+            tenants,
+            identity,
+            auth: Arc::new(auth),
+            mcp_service: None,
+        })
+    }
 }
 
 /// The main service's client for the MCP service's internal API (split deployments).

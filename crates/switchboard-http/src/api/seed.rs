@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use axum::Router;
+use axum::extract::Query;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{delete, get, post};
@@ -20,7 +20,7 @@ use switchboard_control::{
     ControlError, check_ssrf, now_ms, probe, record_from_spec, record_url, remote_spec,
 };
 
-use super::auth::Admin;
+use super::auth::Manage;
 use super::{ApiError, ApiState, McpServiceClient, json_rejection};
 
 /// The seed's main-service routes.
@@ -62,8 +62,7 @@ fn success(message: &str) -> Json<Value> {
 
 /// `GET /api/mcp/tools/?service_name&mcp_url`: asks the remote server directly.
 async fn tools(
-    _: Admin,
-    State(st): State<ApiState>,
+    Manage { st, .. }: Manage,
     Query(q): Query<ServiceQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let url = required(q.mcp_url, "mcp_url")?;
@@ -91,8 +90,7 @@ async fn tools(
 /// `POST /api/mcp/add?mcp_url&service_name`: 409 when the name is taken, validate the
 /// connection, persist only after success.
 async fn add(
-    Admin: Admin,
-    State(st): State<ApiState>,
+    Manage { st, .. }: Manage,
     Query(q): Query<ServiceQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let url = required(q.mcp_url, "mcp_url")?;
@@ -149,8 +147,7 @@ async fn add_via_mcp_service(
 
 /// `DELETE /api/mcp/?service_name&mcp_url`: delete the record first, then unmount.
 async fn remove(
-    Admin: Admin,
-    State(st): State<ApiState>,
+    Manage { st, .. }: Manage,
     Query(q): Query<ServiceQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let name = required(q.service_name, "service_name")?;
@@ -186,7 +183,7 @@ async fn remove(
 }
 
 /// `GET /api/mcp/list`: the tenant's recorded remote servers, with whether each is running.
-async fn list(Admin: Admin, State(st): State<ApiState>) -> Result<Json<Value>, ApiError> {
+async fn list(Manage { st, .. }: Manage) -> Result<Json<Value>, ApiError> {
     let tenant = st.control.config().tenant.clone();
     let records = st
         .control
@@ -239,7 +236,7 @@ async fn mounted_states(st: &ApiState) -> BTreeMap<String, String> {
 
 /// `GET /api/mcp/recover`: mount what is recorded but not running; fail if any fails, and
 /// report every server's outcome either way.
-async fn recover(Admin: Admin, State(st): State<ApiState>) -> Result<Response, ApiError> {
+async fn recover(Manage { st, .. }: Manage) -> Result<Response, ApiError> {
     let results = match &st.mcp_service {
         None => st.control.recover().await?,
         Some(mcp) => recover_via_mcp_service(&st, mcp).await?,
@@ -306,8 +303,7 @@ pub(crate) struct UrlQuery {
 
 /// `GET /healthcheck?mcp_url`: can the hub reach this server?
 async fn healthcheck(
-    Admin: Admin,
-    State(st): State<ApiState>,
+    Manage { st, .. }: Manage,
     Query(q): Query<UrlQuery>,
 ) -> Result<Response, ApiError> {
     let url = required(q.mcp_url, "mcp_url")?;
@@ -329,7 +325,7 @@ async fn healthcheck(
 }
 
 /// `GET /list-remote-proxies`: what is mounted now.
-async fn list_proxies(Admin: Admin, State(st): State<ApiState>) -> Json<Value> {
+async fn list_proxies(Manage { st, .. }: Manage) -> Json<Value> {
     let hub = st.control.hub();
     let proxies: Vec<Value> = hub
         .servers()
@@ -356,8 +352,7 @@ pub(crate) struct AddProxy {
 
 /// `POST /add-remote-proxies {service_name, mcp_url, transport}`: validate, then mount.
 async fn add_proxy(
-    Admin: Admin,
-    State(st): State<ApiState>,
+    Manage { st, .. }: Manage,
     body: Result<Json<AddProxy>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(b) = body.map_err(json_rejection)?;
@@ -377,8 +372,7 @@ pub(crate) struct NameQuery {
 
 /// `DELETE /remote-proxies?service_name`: unmount.
 async fn remove_proxy(
-    Admin: Admin,
-    State(st): State<ApiState>,
+    Manage { st, .. }: Manage,
     Query(q): Query<NameQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let name = required(q.service_name, "service_name")?;

@@ -8,21 +8,36 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use switchboard_control::{ControlConfig, ControlPlane};
+use switchboard_control::identity::{ExternalIssuer, hash_password, random_hex};
+use switchboard_control::{ControlConfig, ControlPlane, Identity, IdentityConfig, Tenants};
 use switchboard_core::config::ServersFile;
 use switchboard_core::ssrf::{SsrfPolicy, parse_cidrs};
-use switchboard_http::{AdminAuth, ApiState, McpServiceClient};
-use switchboard_store::Store;
+use switchboard_http::{AdminAuth, ApiState, McpAuth, McpServiceClient, ServiceOptions};
+use switchboard_store::{Role, Store, UserRecord};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Role, ServeArgs};
+use crate::cli::{McpAuthArg, Role as ServiceRole, ServeArgs};
 
 pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result<()> {
     let ssrf = ssrf_policy(&args)?;
-    if args.role == Role::Main && args.mcp_service_url.is_none() {
+    if args.role == ServiceRole::Main && args.mcp_service_url.is_none() {
         bail!(
             "--role main needs --mcp-service-url (the MCP service's base URL, e.g. http://127.0.0.1:5011)"
+        );
+    }
+    let mcp_auth = match args.mcp_auth {
+        McpAuthArg::Optional => McpAuth::Optional,
+        McpAuthArg::Required => McpAuth::Required,
+    };
+    if args.role != ServiceRole::Main
+        && mcp_auth == McpAuth::Optional
+        && !args.mcp_addr.ip().is_loopback()
+    {
+        bail!(
+            "the MCP service would listen on {} without authentication: use a loopback address, \
+             or --mcp-auth required",
+            args.mcp_addr
         );
     }
     std::fs::create_dir_all(&args.data_dir).with_context(|| {
@@ -32,12 +47,12 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
         )
     })?;
     let main = match args.role {
-        Role::All | Role::Main => Some(bind(args.main_addr, "main").await?),
-        Role::Mcp => None,
+        ServiceRole::All | ServiceRole::Main => Some(bind(args.main_addr, "main").await?),
+        ServiceRole::Mcp => None,
     };
     let mcp = match args.role {
-        Role::All | Role::Mcp => Some(bind(args.mcp_addr, "MCP").await?),
-        Role::Main => None,
+        ServiceRole::All | ServiceRole::Mcp => Some(bind(args.mcp_addr, "MCP").await?),
+        ServiceRole::Main => None,
     };
     let store = open_store(&args).await?;
     let (auth, generated) = AdminAuth::load(store.as_ref(), args.admin_token.as_deref())
@@ -54,11 +69,31 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
     let hub = super::new_hub(&args.common, Some(guarded.clone()));
     let config = ControlConfig {
         ssrf,
-        apply: args.role != Role::Main,
-        client: Some(guarded),
+        apply: args.role != ServiceRole::Main,
+        client: Some(guarded.clone()),
         ..ControlConfig::default()
     };
-    let control = ControlPlane::new(store.clone(), hub.clone(), config);
+    let control = ControlPlane::new(store.clone(), hub.clone(), config.clone());
+    // Every other tenant gets a hub of its own, built with the same settings.
+    let make_hub: switchboard_control::HubFactory = {
+        let common = args.common.clone();
+        let guarded = guarded.clone();
+        Arc::new(move |_tenant: &str| super::new_hub(&common, Some(guarded.clone())))
+    };
+    let tenants = Tenants::new(store.clone(), make_hub, config, control.clone());
+    let identity = Identity::new(
+        store.clone(),
+        IdentityConfig {
+            external: external_issuer(&args),
+            ..IdentityConfig::default()
+        },
+        switchboard_upstream::http_client(),
+    )
+    .await
+    .context("cannot load the token signing key")?;
+    if let Some(password) = &args.admin_password {
+        bootstrap_admin(store.as_ref(), password).await?;
+    }
     import_if_changed(
         &control,
         store.as_ref(),
@@ -67,16 +102,17 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
     )
     .await?;
     control.reconcile().await.context("initial reconcile")?;
+    tenants.sync().await.context("starting the tenants")?;
 
     let shutdown = CancellationToken::new();
-    tokio::spawn(control.clone().watch(
+    tokio::spawn(tenants.clone().watch(
         Duration::from_millis(args.reconcile_interval_ms.max(50)),
         shutdown.clone(),
     ));
     let mcp_service = args
         .mcp_service_url
         .as_ref()
-        .filter(|_| args.role == Role::Main)
+        .filter(|_| args.role == ServiceRole::Main)
         .map(|base| McpServiceClient {
             base: base.trim_end_matches('/').to_string(),
             token: args.admin_token.clone().unwrap_or_default(),
@@ -84,15 +120,21 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
         });
     let api = ApiState {
         control: control.clone(),
+        tenants: tenants.clone(),
+        identity,
         auth: Arc::new(auth),
         mcp_service,
+    };
+    let options = ServiceOptions {
+        mcp_auth,
+        public_url: args.public_url.clone(),
     };
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(l) = main {
         tracing::info!(message = "Main service listening.", addr = %l.local_addr()?);
         tasks.spawn(switchboard_http::serve(
             l,
-            switchboard_http::main_service(api.clone()),
+            switchboard_http::main_service(api.clone(), &options),
             shutdown.clone(),
         ));
     }
@@ -100,7 +142,7 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
         tracing::info!(message = "MCP service listening.", addr = %l.local_addr()?, mcp = %format!("http://{}/mcp", l.local_addr()?));
         tasks.spawn(switchboard_http::serve(
             l,
-            switchboard_http::mcp_service(hub.clone(), api),
+            switchboard_http::mcp_service(api, &options),
             shutdown.clone(),
         ));
     }
@@ -114,11 +156,61 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
     }
     shutdown.cancel();
     // Stop every upstream (stdio process groups included) before the process exits.
-    hub.shutdown().await;
+    tenants.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         while tasks.join_next().await.is_some() {}
     })
     .await;
+    Ok(())
+}
+
+fn external_issuer(args: &ServeArgs) -> Option<ExternalIssuer> {
+    let issuer = args.oauth_issuer.clone()?;
+    let jwks_url = args.oauth_jwks_url.clone()?;
+    let audience = args.oauth_audience.clone().unwrap_or_else(|| {
+        let base = args
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", args.main_addr));
+        format!("{}/mcp", base.trim_end_matches('/'))
+    });
+    Some(ExternalIssuer {
+        issuer,
+        jwks_url,
+        audience,
+    })
+}
+
+/// Creates the `admin` user of the default tenant, or resets its password and role.
+async fn bootstrap_admin(store: &dyn Store, password: &str) -> anyhow::Result<()> {
+    switchboard_control::identity::check_password_rules(password)
+        .map_err(|e| anyhow::anyhow!("--admin-password: {e}"))?;
+    let hash = hash_password(password).map_err(anyhow::Error::msg)?;
+    let now = switchboard_control::now_ms();
+    match store.get_user_by_name("admin").await? {
+        Some(mut user) => {
+            user.password_hash = hash;
+            user.role = Role::Admin;
+            user.disabled_at = None;
+            user.updated_at = now;
+            store.update_user(&user).await?;
+        }
+        None => {
+            store
+                .insert_user(&UserRecord {
+                    id: random_hex(12),
+                    tenant: switchboard_store::DEFAULT_TENANT.into(),
+                    username: "admin".into(),
+                    password_hash: hash,
+                    role: Role::Admin,
+                    grants: vec!["*".into()],
+                    disabled_at: None,
+                    created_at: now,
+                    updated_at: now,
+                })
+                .await?;
+        }
+    }
     Ok(())
 }
 

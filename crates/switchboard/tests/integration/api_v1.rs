@@ -45,6 +45,26 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/export"),
     ("POST", "/api/v1/reconcile"),
     ("GET", "/api/v1/openapi.json"),
+    ("GET", "/api/v1/me"),
+    ("GET", "/api/v1/tenants"),
+    ("POST", "/api/v1/tenants"),
+    ("DELETE", "/api/v1/tenants/{name}"),
+    ("GET", "/api/v1/users"),
+    ("POST", "/api/v1/users"),
+    ("GET", "/api/v1/users/{id}"),
+    ("PATCH", "/api/v1/users/{id}"),
+    ("DELETE", "/api/v1/users/{id}"),
+    ("GET", "/api/v1/keys"),
+    ("POST", "/api/v1/keys"),
+    ("DELETE", "/api/v1/keys/{id}"),
+    ("GET", "/api/v1/audit"),
+];
+
+/// Routes that take no credential (they exchange a password or a refresh token).
+const PUBLIC_ROUTES: &[(&str, &str)] = &[
+    ("POST", "/api/v1/auth/login"),
+    ("POST", "/api/v1/auth/refresh"),
+    ("POST", "/api/v1/auth/logout"),
 ];
 
 /// The seed's main-service routes, documented in the same document.
@@ -94,21 +114,20 @@ impl Api {
                 ..Default::default()
             },
         );
-        let api = ApiState {
-            control: control.clone(),
-            auth: Arc::new(AdminAuth::from_token(TOKEN)),
-            mcp_service: None,
-        };
+        let api = ApiState::with_defaults(control.clone(), AdminAuth::from_token(TOKEN))
+            .await
+            .expect("api state");
+        let options = switchboard_http::ServiceOptions::default();
         let shutdown = CancellationToken::new();
         let ((main_listener, main), (mcp_listener, mcp)) = (bind().await, bind().await);
         tokio::spawn(switchboard_http::serve(
             main_listener,
-            switchboard_http::main_service(api.clone()),
+            switchboard_http::main_service(api.clone(), &options),
             shutdown.clone(),
         ));
         tokio::spawn(switchboard_http::serve(
             mcp_listener,
-            switchboard_http::mcp_service(hub.clone(), api),
+            switchboard_http::mcp_service(api, &options),
             shutdown.clone(),
         ));
         Api {
@@ -293,6 +312,7 @@ async fn every_route_requires_the_admin_token() {
     for (method, template) in ROUTES {
         let path = template
             .replace("{name}", "a")
+            .replace("{id}", "i")
             .replace("{tool}", "t")
             .replace("{prompt}", "p");
         for token in [None, Some("wrong-token-wrong-token")] {
@@ -338,7 +358,7 @@ async fn created_server_reaches_a_connected_client_without_reconnecting() {
             view["session"].as_str(),
             view["created_by"].as_str()
         ),
-        (Some(true), Some("shared"), Some("admin"))
+        (Some(true), Some("shared"), Some("admin-token"))
     );
 
     wait_tools(&mut c, |n| has(n, "x__echo") && has(n, "x__add")).await;
@@ -1077,10 +1097,10 @@ async fn openapi_document_describes_every_route() {
     );
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"],
-        json!({"type": "http", "scheme": "bearer", "description": "The admin token"})
+        json!({"type": "http", "scheme": "bearer", "description": "An API key, an access token, or the admin token"})
     );
     assert_eq!(doc["security"], json!([{"bearer": []}]));
-    for (method, path) in ROUTES.iter().chain(SEED_ROUTES) {
+    for (method, path) in ROUTES.iter().chain(SEED_ROUTES).chain(PUBLIC_ROUTES) {
         let op = &doc["paths"][path][method.to_lowercase()];
         assert!(op.is_object(), "{method} {path} is not documented");
         assert!(
@@ -1103,7 +1123,7 @@ async fn openapi_document_describes_every_route() {
         .sum();
     assert_eq!(
         documented,
-        ROUTES.len() + SEED_ROUTES.len(),
+        ROUTES.len() + SEED_ROUTES.len() + PUBLIC_ROUTES.len(),
         "no undocumented extras"
     );
     let mut ids: Vec<&str> = doc["paths"]

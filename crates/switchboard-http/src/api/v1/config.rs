@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Json, Query, State};
+use axum::extract::{Json, Query};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchboard_control::{ReconcileReport, check_ssrf};
@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::schema::{self, ApiErrorBody};
-use super::{ACTOR, Admin, ApiResult, ApiState, body, query};
+use super::{ApiResult, ApiState, Manage, body, query};
 use crate::api::ApiError;
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
@@ -84,15 +84,14 @@ async fn check_urls(st: &ApiState, file: &ServersFile) -> ApiResult<()> {
         (status = 200, description = "Imported", body = ImportResult),
         (status = 400, description = "Malformed JSON, an invalid entry (`invalid`, naming it) or an SSRF refusal", body = ApiErrorBody)))]
 async fn import(
-    _: Admin,
-    State(st): State<ApiState>,
+    Manage { st, who }: Manage,
     file: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<Json<ImportResult>> {
     let text = body(file)?.to_string();
     let file = parse_file(&text, &st.control.hub().config().separator)?;
     check_urls(&st, &file).await?;
     Ok(Json(ImportResult {
-        added: st.control.import(&file, ACTOR).await?,
+        added: st.control.import(&file, &who.actor()).await?,
     }))
 }
 
@@ -103,8 +102,7 @@ async fn import(
         (status = 200, description = "The servers file; secrets masked unless `reveal=true`", body = schema::ServersFile),
         (status = 400, description = "Malformed query", body = ApiErrorBody)))]
 async fn export(
-    _: Admin,
-    State(st): State<ApiState>,
+    Manage { st, .. }: Manage,
     q: Result<Query<ExportQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let q = query(q)?;
@@ -114,6 +112,6 @@ async fn export(
 /// Make the running servers match the store now.
 #[utoipa::path(post, path = "/api/v1/reconcile", tag = "config",
     responses((status = 200, description = "What changed", body = schema::ReconcileReport)))]
-async fn reconcile(_: Admin, State(st): State<ApiState>) -> ApiResult<Json<ReconcileReport>> {
+async fn reconcile(Manage { st, .. }: Manage) -> ApiResult<Json<ReconcileReport>> {
     Ok(Json(st.control.reconcile().await?))
 }

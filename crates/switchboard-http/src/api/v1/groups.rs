@@ -1,7 +1,7 @@
 //! Group routes: list, create, read, replace, delete.
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Json, Path, State};
+use axum::extract::{Json, Path};
 use axum::http::StatusCode;
 use serde::Serialize;
 use switchboard_control::GroupInput;
@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::schema::{self, ApiErrorBody};
-use super::{Admin, ApiResult, ApiState, body, path};
+use super::{ApiResult, ApiState, Manage, body, path};
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -29,7 +29,7 @@ pub(super) struct GroupList {
 /// List groups.
 #[utoipa::path(get, path = "/api/v1/groups", tag = "groups",
     responses((status = 200, description = "Every group", body = GroupList)))]
-async fn list_groups(_: Admin, State(st): State<ApiState>) -> ApiResult<Json<GroupList>> {
+async fn list_groups(Manage { st, .. }: Manage) -> ApiResult<Json<GroupList>> {
     Ok(Json(GroupList {
         groups: st.control.list_groups().await?,
     }))
@@ -43,8 +43,7 @@ async fn list_groups(_: Admin, State(st): State<ApiState>) -> ApiResult<Json<Gro
         (status = 400, description = "Malformed body, invalid name or unknown member", body = ApiErrorBody),
         (status = 409, description = "The name is taken by a server or group", body = ApiErrorBody)))]
 async fn create_group(
-    _: Admin,
-    State(st): State<ApiState>,
+    Manage { st, .. }: Manage,
     input: Result<Json<GroupInput>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<GroupInput>)> {
     Ok((
@@ -60,8 +59,7 @@ async fn create_group(
         (status = 200, description = "The group", body = schema::GroupInput),
         (status = 404, description = "No such group", body = ApiErrorBody)))]
 async fn get_group(
-    _: Admin,
-    State(st): State<ApiState>,
+    Manage { st, .. }: Manage,
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<GroupInput>> {
     Ok(Json(st.control.get_group(&path(name)?).await?))
@@ -76,8 +74,7 @@ async fn get_group(
         (status = 400, description = "Malformed body, a rename or unknown member", body = ApiErrorBody),
         (status = 404, description = "No such group", body = ApiErrorBody)))]
 async fn update_group(
-    _: Admin,
-    State(st): State<ApiState>,
+    Manage { st, .. }: Manage,
     name: Result<Path<String>, PathRejection>,
     input: Result<Json<GroupInput>, JsonRejection>,
 ) -> ApiResult<Json<GroupInput>> {
@@ -92,8 +89,7 @@ async fn update_group(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such group", body = ApiErrorBody)))]
 async fn delete_group(
-    _: Admin,
-    State(st): State<ApiState>,
+    Manage { st, .. }: Manage,
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult<StatusCode> {
     st.control.delete_group(&path(name)?).await?;

@@ -1,7 +1,7 @@
 //! Tool and prompt routes: list a server's items with their settings, patch one, reset one.
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Json, Path, State};
+use axum::extract::{Json, Path};
 use axum::http::StatusCode;
 use serde::Serialize;
 use switchboard_control::{ItemPatch, ItemView};
@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::schema::{self, ApiErrorBody};
-use super::{Admin, ApiResult, ApiState, body, path};
+use super::{ApiResult, ApiState, Manage, body, path};
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -66,8 +66,7 @@ async fn reset(st: &ApiState, kind: ItemKind, p: ItemPath) -> ApiResult<StatusCo
         (status = 200, description = "The tools (empty while the server is not running)", body = ToolList),
         (status = 404, description = "No such server", body = ApiErrorBody)))]
 async fn list_tools(
-    _: Admin,
-    State(st): State<ApiState>,
+    Manage { st, .. }: Manage,
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<ToolList>> {
     Ok(Json(ToolList {
@@ -86,8 +85,7 @@ async fn list_tools(
         (status = 400, description = "Malformed body or invalid rename", body = ApiErrorBody),
         (status = 404, description = "No such server or tool", body = ApiErrorBody)))]
 async fn patch_tool(
-    _: Admin,
-    State(st): State<ApiState>,
+    Manage { st, .. }: Manage,
     p: ItemPath,
     patch: Result<Json<ItemPatch>, JsonRejection>,
 ) -> ApiResult<Json<ItemView>> {
@@ -102,7 +100,7 @@ async fn patch_tool(
     responses(
         (status = 204, description = "Reset"),
         (status = 404, description = "The tool has no settings", body = ApiErrorBody)))]
-async fn reset_tool(_: Admin, State(st): State<ApiState>, p: ItemPath) -> ApiResult<StatusCode> {
+async fn reset_tool(Manage { st, .. }: Manage, p: ItemPath) -> ApiResult<StatusCode> {
     reset(&st, ItemKind::Tool, p).await
 }
 
@@ -113,8 +111,7 @@ async fn reset_tool(_: Admin, State(st): State<ApiState>, p: ItemPath) -> ApiRes
         (status = 200, description = "The prompts (empty while the server is not running)", body = PromptList),
         (status = 404, description = "No such server", body = ApiErrorBody)))]
 async fn list_prompts(
-    _: Admin,
-    State(st): State<ApiState>,
+    Manage { st, .. }: Manage,
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<PromptList>> {
     Ok(Json(PromptList {
@@ -136,8 +133,7 @@ async fn list_prompts(
         (status = 400, description = "Malformed body or invalid rename", body = ApiErrorBody),
         (status = 404, description = "No such server or prompt", body = ApiErrorBody)))]
 async fn patch_prompt(
-    _: Admin,
-    State(st): State<ApiState>,
+    Manage { st, .. }: Manage,
     p: ItemPath,
     patch: Result<Json<ItemPatch>, JsonRejection>,
 ) -> ApiResult<Json<ItemView>> {
@@ -152,6 +148,6 @@ async fn patch_prompt(
     responses(
         (status = 204, description = "Reset"),
         (status = 404, description = "The prompt has no settings", body = ApiErrorBody)))]
-async fn reset_prompt(_: Admin, State(st): State<ApiState>, p: ItemPath) -> ApiResult<StatusCode> {
+async fn reset_prompt(Manage { st, .. }: Manage, p: ItemPath) -> ApiResult<StatusCode> {
     reset(&st, ItemKind::Prompt, p).await
 }

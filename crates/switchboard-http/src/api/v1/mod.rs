@@ -4,10 +4,12 @@
 //! Every handler carries a `#[utoipa::path]` attribute and is registered with
 //! `utoipa_axum::routes!`, so the router and the document are built from the same list: a
 //! route cannot exist without being documented, nor be documented without existing. Every
-//! route requires `Authorization: Bearer <admin token>` (the `Admin` extractor comes first).
+//! route but login and refresh requires a bearer credential (the `Caller` or `Manage`
+//! extractor comes first; see `api::auth`).
 
 mod config;
 mod groups;
+mod identity;
 mod items;
 mod schema;
 mod seed_doc;
@@ -25,11 +27,8 @@ use utoipa::openapi::{OpenApi as Document, RefOr, ResponseBuilder, content::Cont
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::Admin;
+pub(crate) use super::auth::{Caller, Manage};
 use super::{ApiError, ApiState, json_rejection};
-
-/// Who the audit columns name for changes made through this API.
-const ACTOR: &str = "admin";
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -44,7 +43,7 @@ pub(crate) fn routes() -> Router<ApiState> {
 #[openapi(
     info(
         title = "Switchboard management API",
-        description = "Manage the MCP servers behind the hub. Every route needs `Authorization: Bearer <admin token>`. \
+        description = "Manage the MCP servers behind the hub. Every route but login and refresh needs `Authorization: Bearer <credential>`: an API key (`sb_...`), an access token from `/api/v1/auth/login`, or the admin token. Admins act on another tenant with `X-Switchboard-Tenant: <name>`. \
                        Errors are `{\"status\":\"error\",\"error\":code,\"message\":...}`."
     ),
     tags(
@@ -54,6 +53,8 @@ pub(crate) fn routes() -> Router<ApiState> {
         (name = "groups", description = "Named subsets of servers served at /mcp/{group}"),
         (name = "config", description = "Servers-file import/export and reconciliation"),
         (name = "seed", description = "The seed system's compatible routes"),
+        (name = "auth", description = "Log in, refresh and revoke tokens"),
+        (name = "identity", description = "Tenants, users, API keys, the caller, the audit log"),
         (name = "meta", description = "This document")
     ),
     paths(seed_doc::tools, seed_doc::add, seed_doc::remove, seed_doc::list, seed_doc::recover),
@@ -68,6 +69,7 @@ fn build() -> (Router<ApiState>, Document) {
         .merge(items::routes())
         .merge(groups::routes())
         .merge(config::routes())
+        .merge(identity::routes())
         .routes(routes!(openapi))
         .split_for_parts();
     add_security(&mut doc);
@@ -79,7 +81,7 @@ fn add_security(doc: &mut Document) {
     let bearer = SecurityScheme::Http(
         HttpBuilder::new()
             .scheme(HttpAuthScheme::Bearer)
-            .description(Some("The admin token"))
+            .description(Some("An API key, an access token, or the admin token"))
             .build(),
     );
     doc.components
@@ -90,7 +92,7 @@ fn add_security(doc: &mut Document) {
         Vec::<String>::new(),
     )]);
     let unauthorized = ResponseBuilder::new()
-        .description("Missing or wrong admin token")
+        .description("Missing, wrong, expired or revoked credential")
         .content(
             "application/json",
             ContentBuilder::new()
@@ -124,7 +126,7 @@ static DOCUMENT: LazyLock<Value> =
 /// This API's OpenAPI 3.1 document, generated from the handlers.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
     responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
-async fn openapi(_: Admin) -> Json<Value> {
+async fn openapi(_: Caller) -> Json<Value> {
     Json(DOCUMENT.clone())
 }
 

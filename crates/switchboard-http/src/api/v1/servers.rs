@@ -1,7 +1,7 @@
 //! Server routes: list, create, read, replace, delete, enable, disable, restart.
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Json, Path, State};
+use axum::extract::{Json, Path};
 use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::Value;
@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::schema::{self, ApiErrorBody};
-use super::{ACTOR, Admin, ApiResult, ApiState, body, path};
+use super::{ApiResult, ApiState, Manage, body, path};
 use crate::api::ApiError;
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
@@ -34,7 +34,7 @@ pub(super) struct ServerList {
 /// List servers.
 #[utoipa::path(get, path = "/api/v1/servers", tag = "servers",
     responses((status = 200, description = "Every server", body = ServerList)))]
-async fn list_servers(_: Admin, State(st): State<ApiState>) -> ApiResult<Json<ServerList>> {
+async fn list_servers(Manage { st, .. }: Manage) -> ApiResult<Json<ServerList>> {
     Ok(Json(ServerList {
         servers: st.control.list_servers().await?,
     }))
@@ -51,11 +51,10 @@ async fn list_servers(_: Admin, State(st): State<ApiState>) -> ApiResult<Json<Se
             description = "Malformed body, invalid configuration (`invalid`) or a URL the SSRF policy refuses (`ssrf_refused`)"),
         (status = 409, description = "The name is taken by a server or group", body = ApiErrorBody)))]
 async fn create_server(
-    _: Admin,
-    State(st): State<ApiState>,
+    Manage { st, who }: Manage,
     input: Result<Json<ServerInput>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<ServerView>)> {
-    let view = st.control.create_server(body(input)?, ACTOR).await?;
+    let view = st.control.create_server(body(input)?, &who.actor()).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -66,8 +65,7 @@ async fn create_server(
         (status = 200, description = "The server", body = schema::ServerView),
         (status = 404, description = "No such server", body = ApiErrorBody)))]
 async fn get_server(
-    _: Admin,
-    State(st): State<ApiState>,
+    Manage { st, .. }: Manage,
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<ServerView>> {
     Ok(Json(st.control.get_server(&path(name)?).await?))
@@ -85,14 +83,15 @@ async fn get_server(
         (status = 400, description = "Malformed body, invalid configuration, a rename, or an SSRF refusal", body = ApiErrorBody),
         (status = 404, description = "No such server", body = ApiErrorBody)))]
 async fn update_server(
-    _: Admin,
-    State(st): State<ApiState>,
+    Manage { st, who }: Manage,
     name: Result<Path<String>, PathRejection>,
     input: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<Json<ServerView>> {
     let name = path(name)?;
     let input = replace_input(&name, body(input)?)?;
-    Ok(Json(st.control.update_server(&name, input, ACTOR).await?))
+    Ok(Json(
+        st.control.update_server(&name, input, &who.actor()).await?,
+    ))
 }
 
 /// A replace body may leave `name` out: the path names the server.
@@ -112,8 +111,7 @@ fn replace_input(name: &str, mut body: Value) -> ApiResult<ServerInput> {
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such server", body = ApiErrorBody)))]
 async fn delete_server(
-    _: Admin,
-    State(st): State<ApiState>,
+    Manage { st, .. }: Manage,
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult<StatusCode> {
     st.control.delete_server(&path(name)?).await?;
@@ -127,12 +125,13 @@ async fn delete_server(
         (status = 200, description = "Enabled", body = schema::ServerView),
         (status = 404, description = "No such server", body = ApiErrorBody)))]
 async fn enable_server(
-    _: Admin,
-    State(st): State<ApiState>,
+    Manage { st, who }: Manage,
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<ServerView>> {
     Ok(Json(
-        st.control.set_enabled(&path(name)?, true, ACTOR).await?,
+        st.control
+            .set_enabled(&path(name)?, true, &who.actor())
+            .await?,
     ))
 }
 
@@ -143,12 +142,13 @@ async fn enable_server(
         (status = 200, description = "Disabled", body = schema::ServerView),
         (status = 404, description = "No such server", body = ApiErrorBody)))]
 async fn disable_server(
-    _: Admin,
-    State(st): State<ApiState>,
+    Manage { st, who }: Manage,
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<ServerView>> {
     Ok(Json(
-        st.control.set_enabled(&path(name)?, false, ACTOR).await?,
+        st.control
+            .set_enabled(&path(name)?, false, &who.actor())
+            .await?,
     ))
 }
 
@@ -159,8 +159,7 @@ async fn disable_server(
         (status = 200, description = "Restarted", body = schema::ServerView),
         (status = 404, description = "No such server, or it is not running", body = ApiErrorBody)))]
 async fn restart_server(
-    _: Admin,
-    State(st): State<ApiState>,
+    Manage { st, .. }: Manage,
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<ServerView>> {
     Ok(Json(st.control.restart_server(&path(name)?).await?))

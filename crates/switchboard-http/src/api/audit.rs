@@ -1,0 +1,71 @@
+//! The audit log of management actions: a layer over the management routes that records every
+//! request that can change something (anything but GET, HEAD and OPTIONS) with who made it, the
+//! tenant it acted on, the route, and whether it succeeded. Logins are recorded by their own
+//! handler, which knows the user name.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+use switchboard_control::Principal;
+
+use super::ApiState;
+use super::auth::{bearer, identify, target_tenant};
+
+/// The middleware (install with `route_layer`, so the matched route is known).
+pub(crate) async fn record(State(st): State<ApiState>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    if matches!(method, Method::GET | Method::HEAD | Method::OPTIONS)
+        || path.starts_with("/api/v1/auth/")
+    {
+        return next.run(req).await;
+    }
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| path.clone(), |m| m.as_str().to_string());
+    let mut target = req
+        .uri()
+        .path_and_query()
+        .map_or(path, |pq| pq.as_str().to_string());
+    target.truncate(target.floor_char_boundary(512));
+    let (mut parts, body) = req.into_parts();
+    // Authenticate once here; the handler's extractor finds the principal in the extensions.
+    let who = match bearer(&parts.headers) {
+        Some(token) => identify(&st, token).await.ok(),
+        None => None,
+    };
+    if let Some(p) = &who {
+        parts.extensions.insert(p.clone());
+    }
+    let tenant = who
+        .as_ref()
+        .and_then(|w| target_tenant(w, &parts.headers).ok())
+        .unwrap_or_else(|| switchboard_store::DEFAULT_TENANT.to_string());
+    let resp = next.run(Request::from_parts(parts, body)).await;
+    let status = resp.status();
+    let outcome = if status.is_success() || status.is_redirection() {
+        "ok"
+    } else if matches!(status.as_u16(), 401 | 403 | 404) {
+        "denied"
+    } else {
+        "failed"
+    };
+    let who = who.unwrap_or_else(|| {
+        let mut p = Principal::anonymous();
+        p.name = "unauthenticated".into();
+        p
+    });
+    st.identity
+        .audit(
+            &who,
+            &tenant,
+            &format!("{method} {route}"),
+            &target,
+            outcome,
+            Some(format!("HTTP {}", status.as_u16())),
+        )
+        .await;
+    resp
+}

@@ -1,0 +1,802 @@
+//! Identity routes: login and token refresh, `/me`, tenants, users, API keys and the audit log.
+//!
+//! Who may do what: an admin everything, in any tenant (`X-Switchboard-Tenant` picks one); a
+//! manager everything inside their tenant except creating or changing admins; a user reads
+//! themselves and manages their own keys. Objects of another tenant answer 404.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRequestParts, Json, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use switchboard_control::identity::{check_password_rules, hash_password, random_hex};
+use switchboard_control::{Principal, Tokens, Via, now_ms, tenants::check_tenant_name};
+use switchboard_store::{ApiKeyRecord, AuditQuery, AuditRecord, Role, UserRecord};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::schema::ApiErrorBody;
+use super::{ApiResult, ApiState, Caller, Manage, body, path, query};
+use crate::api::ApiError;
+use crate::api::auth::{auth_failure, plane, target_tenant};
+
+pub(super) fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(list_tenants, create_tenant))
+        .routes(routes!(delete_tenant))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(get_user, update_user, delete_user))
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(revoke_key))
+        .routes(routes!(list_audit))
+}
+
+fn forbidden(message: &str) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+}
+
+fn not_found(what: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", what)
+}
+
+impl From<switchboard_store::StoreError> for ApiError {
+    fn from(e: switchboard_store::StoreError) -> Self {
+        ApiError::from(switchboard_control::ControlError::from(e))
+    }
+}
+
+/// The client's address, when the server loop recorded it.
+pub(crate) struct ClientAddr(Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Login
+
+/// `{"username", "password"}`.
+#[derive(Deserialize, ToSchema)]
+pub(super) struct LoginInput {
+    username: String,
+    password: String,
+}
+
+/// An access token, a refresh token, and who they belong to.
+#[derive(Serialize, ToSchema)]
+pub(super) struct TokenResponse {
+    /// JWT for `Authorization: Bearer`.
+    access_token: String,
+    /// `Bearer`.
+    token_type: String,
+    /// Seconds the access token lives.
+    expires_in: u64,
+    /// One-use token for `/api/v1/auth/refresh`.
+    refresh_token: String,
+    /// Seconds the refresh token lives.
+    refresh_expires_in: u64,
+}
+
+impl From<Tokens> for TokenResponse {
+    fn from(t: Tokens) -> Self {
+        TokenResponse {
+            access_token: t.access_token,
+            token_type: t.token_type.to_string(),
+            expires_in: t.expires_in,
+            refresh_token: t.refresh_token,
+            refresh_expires_in: t.refresh_expires_in,
+        }
+    }
+}
+
+/// Log in with a user name and password.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", security(()),
+    request_body = LoginInput,
+    responses(
+        (status = 200, description = "Tokens", body = TokenResponse),
+        (status = 400, description = "Malformed body", body = ApiErrorBody),
+        (status = 401, description = "Wrong user name or password", body = ApiErrorBody),
+        (status = 429, description = "Too many failed logins (see Retry-After)", body = ApiErrorBody)))]
+async fn login(
+    State(st): State<ApiState>,
+    ClientAddr(addr): ClientAddr,
+    input: Result<Json<LoginInput>, JsonRejection>,
+) -> Result<Json<TokenResponse>, Response> {
+    let input = body(input).map_err(IntoResponse::into_response)?;
+    match st
+        .identity
+        .login(&input.username, &input.password, addr)
+        .await
+    {
+        Ok((user, tokens)) => {
+            let who = principal_of(&user, Via::Session);
+            st.identity
+                .audit(&who, &user.tenant, "auth.login", &user.username, "ok", None)
+                .await;
+            Ok(Json(tokens.into()))
+        }
+        Err(e) => {
+            let mut who = Principal::anonymous();
+            who.name = input.username.clone();
+            let detail = addr.map(|a| format!("from {a}"));
+            st.identity
+                .audit(
+                    &who,
+                    "default",
+                    "auth.login",
+                    &input.username,
+                    "denied",
+                    detail,
+                )
+                .await;
+            Err(auth_failure(e))
+        }
+    }
+}
+
+fn principal_of(user: &UserRecord, via: Via) -> Principal {
+    Principal {
+        tenant: user.tenant.clone(),
+        user_id: Some(user.id.clone()),
+        name: user.username.clone(),
+        role: user.role,
+        grants: user.grants.clone(),
+        key_allow: None,
+        via,
+    }
+}
+
+/// `{"refresh_token"}`.
+#[derive(Deserialize, ToSchema)]
+pub(super) struct RefreshInput {
+    refresh_token: String,
+}
+
+/// Exchange a refresh token for a new pair. Each refresh token works once; presenting a used
+/// one revokes every token of that login.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", security(()),
+    request_body = RefreshInput,
+    responses(
+        (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 401, description = "Unknown, expired, revoked or reused token", body = ApiErrorBody)))]
+async fn refresh(
+    State(st): State<ApiState>,
+    input: Result<Json<RefreshInput>, JsonRejection>,
+) -> Result<Json<TokenResponse>, Response> {
+    let input = body(input).map_err(IntoResponse::into_response)?;
+    st.identity
+        .refresh(&input.refresh_token)
+        .await
+        .map(|t| Json(t.into()))
+        .map_err(auth_failure)
+}
+
+/// Revoke a refresh token and every token of its login.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(()),
+    request_body = RefreshInput,
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "Unknown token", body = ApiErrorBody)))]
+async fn logout(
+    State(st): State<ApiState>,
+    input: Result<Json<RefreshInput>, JsonRejection>,
+) -> Result<StatusCode, Response> {
+    let input = body(input).map_err(IntoResponse::into_response)?;
+    st.identity
+        .logout(&input.refresh_token)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
+        .map_err(auth_failure)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Me
+
+/// Who the credential belongs to.
+#[derive(Serialize, ToSchema)]
+pub(super) struct MeView {
+    tenant: String,
+    user_id: Option<String>,
+    username: String,
+    /// `admin`, `manager` or `user`.
+    role: String,
+    /// Groups and servers usable over MCP (`*`: all).
+    grants: Vec<String>,
+    /// The key's own limit, when the credential is a limited key.
+    key_allow: Option<Vec<String>>,
+    /// `admin-token`, `api-key`, `session` or `external`.
+    credential: String,
+}
+
+/// Show the caller.
+#[utoipa::path(get, path = "/api/v1/me", tag = "identity",
+    responses((status = 200, description = "The caller", body = MeView)))]
+async fn me(Caller(who): Caller) -> Json<MeView> {
+    let credential = match who.via {
+        Via::AdminToken => "admin-token",
+        Via::ApiKey(_) => "api-key",
+        Via::Session => "session",
+        Via::External => "external",
+        Via::Anonymous => "anonymous",
+    };
+    Json(MeView {
+        tenant: who.tenant,
+        user_id: who.user_id,
+        username: who.name,
+        role: who.role.as_str().into(),
+        grants: who.grants,
+        key_allow: who.key_allow,
+        credential: credential.into(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tenants
+
+/// A tenant.
+#[derive(Serialize, ToSchema)]
+pub(super) struct TenantView {
+    name: String,
+    /// Unix milliseconds.
+    created_at: i64,
+}
+
+/// `{"tenants": [...]}`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct TenantList {
+    tenants: Vec<TenantView>,
+}
+
+/// List tenants (an admin sees all, a manager their own).
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "identity",
+    responses(
+        (status = 200, description = "Tenants", body = TenantList),
+        (status = 403, description = "Not an admin or manager", body = ApiErrorBody)))]
+async fn list_tenants(m: Manage) -> ApiResult<Json<TenantList>> {
+    let tenants =
+        m.st.identity
+            .store()
+            .list_tenants()
+            .await?
+            .into_iter()
+            .filter(|t| m.who.is_admin() || t.name == m.who.tenant)
+            .map(|t| TenantView {
+                name: t.name,
+                created_at: t.created_at,
+            })
+            .collect();
+    Ok(Json(TenantList { tenants }))
+}
+
+/// `{"name"}`.
+#[derive(Deserialize, ToSchema)]
+pub(super) struct TenantInput {
+    name: String,
+}
+
+/// Create a tenant (admin).
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "identity",
+    request_body = TenantInput,
+    responses(
+        (status = 201, description = "Created", body = TenantView),
+        (status = 400, description = "Invalid name", body = ApiErrorBody),
+        (status = 403, description = "Not an admin", body = ApiErrorBody),
+        (status = 409, description = "Exists", body = ApiErrorBody)))]
+async fn create_tenant(
+    m: Manage,
+    input: Result<Json<TenantInput>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<TenantView>)> {
+    if !m.who.is_admin() {
+        return Err(forbidden("only an admin creates tenants"));
+    }
+    let input = body(input)?;
+    check_tenant_name(&input.name)?;
+    m.st.tenants.create(&input.name).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TenantView {
+            name: input.name,
+            created_at: now_ms(),
+        }),
+    ))
+}
+
+/// Delete an empty tenant (admin) with its users and keys.
+#[utoipa::path(delete, path = "/api/v1/tenants/{name}", tag = "identity",
+    params(("name" = String, Path, description = "Tenant")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Not an admin", body = ApiErrorBody),
+        (status = 404, description = "No such tenant", body = ApiErrorBody),
+        (status = 409, description = "It still has servers or groups", body = ApiErrorBody)))]
+async fn delete_tenant(
+    m: Manage,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult<StatusCode> {
+    let name = path(name)?;
+    if !m.who.is_admin() {
+        return Err(not_found(&format!("no tenant named {name:?}")));
+    }
+    m.st.tenants.delete(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users
+
+/// A user (never the password hash).
+#[derive(Serialize, ToSchema)]
+pub(super) struct UserView {
+    id: String,
+    tenant: String,
+    username: String,
+    /// `admin`, `manager` or `user`.
+    role: String,
+    /// Groups and servers usable over MCP (`*`: all of the tenant).
+    grants: Vec<String>,
+    disabled: bool,
+    /// Unix milliseconds.
+    created_at: i64,
+    /// Unix milliseconds.
+    updated_at: i64,
+}
+
+impl From<UserRecord> for UserView {
+    fn from(u: UserRecord) -> Self {
+        UserView {
+            id: u.id,
+            tenant: u.tenant,
+            username: u.username,
+            role: u.role.as_str().into(),
+            grants: u.grants,
+            disabled: u.disabled_at.is_some(),
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+/// `{"users": [...]}`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct UserList {
+    users: Vec<UserView>,
+}
+
+/// A new user.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UserInput {
+    /// 1-64 of letters, digits, `.`, `_`, `@`, `-`; unique across tenants.
+    username: String,
+    /// At least 8 characters.
+    password: String,
+    /// `admin`, `manager` or `user` (default).
+    role: Option<String>,
+    /// Groups and servers usable over MCP; default `["*"]` (all of the tenant).
+    grants: Option<Vec<String>>,
+}
+
+/// Changes to a user; absent fields stay.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UserPatch {
+    password: Option<String>,
+    role: Option<String>,
+    grants: Option<Vec<String>>,
+    disabled: Option<bool>,
+}
+
+fn check_username(name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            format!("invalid user name {name:?}: use 1-64 letters, digits, '.', '_', '@' or '-'"),
+        ))
+    }
+}
+
+fn parse_role(m: &Manage, text: &str) -> ApiResult<Role> {
+    let role = Role::parse(text).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            format!("unknown role {text:?}: use admin, manager or user"),
+        )
+    })?;
+    if role == Role::Admin && !m.who.is_admin() {
+        return Err(forbidden("only an admin grants the admin role"));
+    }
+    Ok(role)
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid", message)
+}
+
+/// A user of the target tenant, or 404.
+async fn tenant_user(m: &Manage, id: &str) -> ApiResult<UserRecord> {
+    m.st.identity
+        .store()
+        .get_user(id)
+        .await?
+        .filter(|u| u.tenant == m.tenant())
+        .ok_or_else(|| not_found(&format!("no user with id {id:?}")))
+}
+
+/// List the target tenant's users.
+#[utoipa::path(get, path = "/api/v1/users", tag = "identity",
+    responses(
+        (status = 200, description = "Users", body = UserList),
+        (status = 403, description = "Not an admin or manager", body = ApiErrorBody)))]
+async fn list_users(m: Manage) -> ApiResult<Json<UserList>> {
+    let users = m.st.identity.store().list_users(Some(m.tenant())).await?;
+    Ok(Json(UserList {
+        users: users.into_iter().map(UserView::from).collect(),
+    }))
+}
+
+/// Create a user in the target tenant.
+#[utoipa::path(post, path = "/api/v1/users", tag = "identity",
+    request_body = UserInput,
+    responses(
+        (status = 201, description = "Created", body = UserView),
+        (status = 400, description = "Invalid input", body = ApiErrorBody),
+        (status = 403, description = "Not allowed to grant that role", body = ApiErrorBody),
+        (status = 409, description = "The user name is taken", body = ApiErrorBody)))]
+async fn create_user(
+    m: Manage,
+    input: Result<Json<UserInput>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<UserView>)> {
+    let input = body(input)?;
+    check_username(&input.username)?;
+    check_password_rules(&input.password).map_err(invalid)?;
+    let role = parse_role(&m, input.role.as_deref().unwrap_or("user"))?;
+    let password = input.password;
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
+    let now = now_ms();
+    let user = UserRecord {
+        id: random_hex(12),
+        tenant: m.tenant().to_string(),
+        username: input.username.clone(),
+        password_hash: hash,
+        role,
+        grants: input.grants.unwrap_or_else(|| vec!["*".into()]),
+        disabled_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    m.st.identity
+        .store()
+        .insert_user(&user)
+        .await
+        .map_err(|e| match e {
+            switchboard_store::StoreError::Conflict => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("the user name {:?} is taken", input.username),
+            ),
+            e => e.into(),
+        })?;
+    Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+/// Show a user of the target tenant.
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "identity",
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 200, description = "The user", body = UserView),
+        (status = 404, description = "No such user in this tenant", body = ApiErrorBody)))]
+async fn get_user(m: Manage, id: Result<Path<String>, PathRejection>) -> ApiResult<Json<UserView>> {
+    Ok(Json(tenant_user(&m, &path(id)?).await?.into()))
+}
+
+/// Change a user's password, role, grants or disabled state.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "identity",
+    params(("id" = String, Path, description = "User id")),
+    request_body = UserPatch,
+    responses(
+        (status = 200, description = "The user", body = UserView),
+        (status = 400, description = "Invalid input", body = ApiErrorBody),
+        (status = 403, description = "A manager changing an admin", body = ApiErrorBody),
+        (status = 404, description = "No such user in this tenant", body = ApiErrorBody)))]
+async fn update_user(
+    m: Manage,
+    id: Result<Path<String>, PathRejection>,
+    input: Result<Json<UserPatch>, JsonRejection>,
+) -> ApiResult<Json<UserView>> {
+    let mut user = tenant_user(&m, &path(id)?).await?;
+    let input = body(input)?;
+    if user.role == Role::Admin && !m.who.is_admin() {
+        return Err(forbidden("only an admin changes an admin"));
+    }
+    if let Some(role) = &input.role {
+        user.role = parse_role(&m, role)?;
+    }
+    if let Some(grants) = input.grants {
+        user.grants = grants;
+    }
+    if let Some(disabled) = input.disabled {
+        user.disabled_at = disabled.then(|| user.disabled_at.unwrap_or_else(now_ms));
+    }
+    if let Some(password) = input.password {
+        check_password_rules(&password).map_err(invalid)?;
+        user.password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })?
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
+    }
+    user.updated_at = now_ms();
+    m.st.identity.store().update_user(&user).await?;
+    Ok(Json(user.into()))
+}
+
+/// Delete a user with their keys and tokens.
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "identity",
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "A manager deleting an admin", body = ApiErrorBody),
+        (status = 404, description = "No such user in this tenant", body = ApiErrorBody)))]
+async fn delete_user(m: Manage, id: Result<Path<String>, PathRejection>) -> ApiResult<StatusCode> {
+    let user = tenant_user(&m, &path(id)?).await?;
+    if user.role == Role::Admin && !m.who.is_admin() {
+        return Err(forbidden("only an admin deletes an admin"));
+    }
+    m.st.identity.store().delete_user(&user.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------------------------------------
+// API keys
+
+/// An API key (its secret is shown only once, at creation).
+#[derive(Serialize, ToSchema)]
+pub(super) struct KeyView {
+    id: String,
+    tenant: String,
+    user_id: String,
+    name: String,
+    /// Groups and servers the key is limited to (absent: the user's grants).
+    allow: Option<Vec<String>>,
+    /// Unix milliseconds.
+    expires_at: Option<i64>,
+    /// Unix milliseconds (updated at most once a minute).
+    last_used_at: Option<i64>,
+    /// Unix milliseconds.
+    revoked_at: Option<i64>,
+    /// Unix milliseconds.
+    created_at: i64,
+    /// The key itself: only in the creation response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+}
+
+impl From<ApiKeyRecord> for KeyView {
+    fn from(k: ApiKeyRecord) -> Self {
+        KeyView {
+            id: k.id,
+            tenant: k.tenant,
+            user_id: k.user_id,
+            name: k.name,
+            allow: k.allow,
+            expires_at: k.expires_at,
+            last_used_at: k.last_used_at,
+            revoked_at: k.revoked_at,
+            created_at: k.created_at,
+            key: None,
+        }
+    }
+}
+
+/// `{"keys": [...]}`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct KeyList {
+    keys: Vec<KeyView>,
+}
+
+/// A new key.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct KeyInput {
+    /// A label.
+    name: String,
+    /// Lifetime in seconds (absent: no expiry).
+    expires_in_seconds: Option<u64>,
+    /// Limit to these groups and servers (absent: the user's grants).
+    allow: Option<Vec<String>>,
+    /// Create it for this user of the tenant (admins and managers only; default: yourself).
+    user_id: Option<String>,
+}
+
+/// The key-owning user a request acts for: `user_id` when given (managers), else the caller.
+async fn key_owner(
+    st: &ApiState,
+    who: &Principal,
+    tenant: &str,
+    user_id: Option<&str>,
+) -> ApiResult<UserRecord> {
+    let id = match (user_id, &who.user_id) {
+        (Some(id), _) => id.to_string(),
+        (None, Some(own)) => own.clone(),
+        (None, None) => {
+            return Err(invalid(
+                "the admin token has no user of its own: pass user_id".into(),
+            ));
+        }
+    };
+    if Some(&id) != who.user_id.as_ref() && !who.can_manage() {
+        return Err(not_found(&format!("no user with id {id:?}")));
+    }
+    st.identity
+        .store()
+        .get_user(&id)
+        .await?
+        .filter(|u| u.tenant == tenant)
+        .ok_or_else(|| not_found(&format!("no user with id {id:?}")))
+}
+
+/// List keys: a manager sees the tenant's, a user their own.
+#[utoipa::path(get, path = "/api/v1/keys", tag = "identity",
+    responses((status = 200, description = "Keys", body = KeyList)))]
+async fn list_keys(
+    State(st): State<ApiState>,
+    Caller(who): Caller,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Json<KeyList>> {
+    let tenant = target_tenant(&who, &headers)?;
+    plane(&st, &tenant)?;
+    let own = if who.can_manage() {
+        None
+    } else {
+        who.user_id.as_deref()
+    };
+    if !who.can_manage() && own.is_none() {
+        return Ok(Json(KeyList { keys: Vec::new() }));
+    }
+    let keys = st.identity.store().list_keys(&tenant, own).await?;
+    Ok(Json(KeyList {
+        keys: keys.into_iter().map(KeyView::from).collect(),
+    }))
+}
+
+/// Create a key. The response is the only time the key is shown.
+#[utoipa::path(post, path = "/api/v1/keys", tag = "identity",
+    request_body = KeyInput,
+    responses(
+        (status = 201, description = "Created; `key` holds the secret", body = KeyView),
+        (status = 400, description = "Invalid input", body = ApiErrorBody),
+        (status = 404, description = "No such user in this tenant", body = ApiErrorBody)))]
+async fn create_key(
+    State(st): State<ApiState>,
+    Caller(who): Caller,
+    headers: axum::http::HeaderMap,
+    input: Result<Json<KeyInput>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<KeyView>)> {
+    let tenant = target_tenant(&who, &headers)?;
+    plane(&st, &tenant)?;
+    let input = body(input)?;
+    if input.name.trim().is_empty() || input.name.len() > 128 {
+        return Err(invalid("a key needs a name of 1-128 characters".into()));
+    }
+    if let Via::ApiKey(_) = who.via
+        && who.key_allow.is_some()
+        && input.allow.is_none()
+    {
+        return Err(invalid(
+            "a limited key cannot create an unlimited one: pass allow".into(),
+        ));
+    }
+    let owner = key_owner(&st, &who, &tenant, input.user_id.as_deref()).await?;
+    let expires_at = input
+        .expires_in_seconds
+        .map(|s| now_ms().saturating_add((s.min(100 * 365 * 86_400) * 1000) as i64));
+    let (record, key) = st
+        .identity
+        .issue_key(&owner, &input.name, expires_at, input.allow)
+        .await?;
+    let mut view = KeyView::from(record);
+    view.key = Some(key);
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Revoke a key (your own, or as a manager any of the tenant's). Takes effect on the next
+/// request.
+#[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "identity",
+    params(("id" = String, Path, description = "Key id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such key", body = ApiErrorBody)))]
+async fn revoke_key(
+    State(st): State<ApiState>,
+    Caller(who): Caller,
+    headers: axum::http::HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<StatusCode> {
+    let id = path(id)?;
+    let tenant = target_tenant(&who, &headers)?;
+    let key = st
+        .identity
+        .store()
+        .get_key(&id)
+        .await?
+        .filter(|k| k.tenant == tenant)
+        .filter(|k| who.can_manage() || who.user_id.as_ref() == Some(&k.user_id))
+        .ok_or_else(|| not_found(&format!("no key with id {id:?}")))?;
+    st.identity.store().revoke_key(&key.id, now_ms()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit
+
+/// Paging of the audit log.
+#[derive(Deserialize, ToSchema, utoipa::IntoParams)]
+pub(super) struct AuditParams {
+    /// At most this many (default 100, at most 1000).
+    limit: Option<i64>,
+    /// Entries older than this id.
+    before: Option<i64>,
+    /// Admins: every tenant.
+    all: Option<bool>,
+}
+
+/// `{"entries": [...]}`, newest first.
+#[derive(Serialize, ToSchema)]
+pub(super) struct AuditList {
+    #[schema(value_type = Vec<Object>)]
+    entries: Vec<AuditRecord>,
+}
+
+/// The audit log of the target tenant (admins: `all=true` for every tenant).
+#[utoipa::path(get, path = "/api/v1/audit", tag = "identity",
+    params(AuditParams),
+    responses(
+        (status = 200, description = "Entries, newest first", body = AuditList),
+        (status = 403, description = "Not an admin or manager", body = ApiErrorBody)))]
+async fn list_audit(
+    m: Manage,
+    q: Result<Query<AuditParams>, QueryRejection>,
+) -> ApiResult<Json<AuditList>> {
+    let q = query(q)?;
+    let all = q.all.unwrap_or(false) && m.who.is_admin();
+    let entries =
+        m.st.identity
+            .store()
+            .list_audit(&AuditQuery {
+                tenant: (!all).then(|| m.tenant().to_string()),
+                before: q.before,
+                limit: q.limit.unwrap_or(100),
+            })
+            .await?;
+    Ok(Json(AuditList { entries }))
+}
