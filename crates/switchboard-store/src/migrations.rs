@@ -31,6 +31,11 @@ pub(crate) fn sqlite() -> Vec<Migration> {
             "protocol",
             include_str!("../migrations/sqlite/0002_protocol.sql"),
         ),
+        simple(
+            3,
+            "sessions",
+            include_str!("../migrations/sqlite/0003_sessions.sql"),
+        ),
     ]
 }
 
@@ -46,6 +51,11 @@ pub(crate) fn postgres() -> Vec<Migration> {
             2,
             "protocol",
             include_str!("../migrations/postgres/0002_protocol.sql"),
+        ),
+        simple(
+            3,
+            "sessions",
+            include_str!("../migrations/postgres/0003_sessions.sql"),
         ),
     ]
 }
