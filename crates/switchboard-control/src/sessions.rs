@@ -156,6 +156,7 @@ pub struct SessionHandle {
     /// Its prefix (the hub server name).
     pub prefix: String,
     upstream: Upstream,
+    hub: switchboard_hub::Hub,
 }
 
 impl fmt::Debug for SessionHandle {
@@ -175,7 +176,8 @@ impl SessionHandle {
     /// Sends one request to the remote and returns its whole reply message (JSON-RPC text, with
     /// `result` or `error`). With `progress`, a `tools/call`-style request gets a progress
     /// token, and every notification the remote sends about the request while it runs
-    /// (progress, log messages on its stream) goes to `progress` as message text. Requests the
+    /// (progress, log messages) goes to `progress` as message text; log messages the remote
+    /// sends on its shared stream while the request runs count too. Requests the
     /// remote makes of the client (sampling, elicitation, roots) are refused: a REST caller
     /// cannot answer them. Dropping the future cancels the request upstream.
     pub async fn request(
@@ -200,12 +202,23 @@ impl SessionHandle {
             events: Some(tx),
             retry_safe: false,
         };
+        // Log messages that do not travel on the request's own stream (legacy SSE, or an
+        // upstream that sends them on its standalone stream) are tapped from the hub.
+        let mut logs = progress.as_ref().map(|_| self.hub.tap_logs(&self.prefix));
         let call = conn.call(id, body, opts);
         tokio::pin!(call);
         let mut events_open = true;
         let reply = loop {
             tokio::select! {
                 biased;
+                log = async { logs.as_mut().expect("guarded by the condition").recv().await }, if logs.is_some() => {
+                    match (log, &progress) {
+                        (Some(text), Some(out)) => {
+                            let _ = out.send(text).await;
+                        }
+                        _ => logs = None,
+                    }
+                }
                 ev = rx.recv(), if events_open => match ev {
                     Some(CallEvent::Notification(text)) => {
                         if let Some(out) = &progress {
@@ -541,6 +554,7 @@ impl ControlPlane {
         Ok(SessionHandle {
             prefix: record.prefix,
             upstream: up,
+            hub: self.hub.clone(),
         })
     }
 
