@@ -45,7 +45,22 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/export"),
     ("POST", "/api/v1/reconcile"),
     ("GET", "/api/v1/openapi.json"),
+    ("POST", "/api/v1/server"),
+    ("GET", "/api/v1/server/{id}"),
+    ("DELETE", "/api/v1/server/{id}"),
+    ("POST", "/api/v1/server/{id}/refresh"),
+    ("GET", "/api/v1/server/{id}/tools"),
+    ("GET", "/api/v1/server/{id}/discover"),
+    ("POST", "/api/v1/server/{id}/tools/{name}"),
+    ("GET", "/api/v1/server/{id}/resources/{uri}"),
+    ("GET", "/api/v1/server/{id}/prompts/{name}"),
+    ("POST", "/api/v1/server/{id}/rpc"),
+    ("GET", "/api/v1/server/{id}/ping"),
+    ("GET", "/api/v1/health/detailed"),
 ];
+
+/// Documented routes that need no token (liveness).
+const OPEN_ROUTES: &[(&str, &str)] = &[("GET", "/api/v1/health")];
 
 /// The seed's main-service routes, documented in the same document.
 const SEED_ROUTES: &[(&str, &str)] = &[
@@ -294,7 +309,9 @@ async fn every_route_requires_the_admin_token() {
         let path = template
             .replace("{name}", "a")
             .replace("{tool}", "t")
-            .replace("{prompt}", "p");
+            .replace("{prompt}", "p")
+            .replace("{id}", "i")
+            .replace("{uri}", "u");
         for token in [None, Some("wrong-token-wrong-token")] {
             let (status, body) = api
                 .raw(
@@ -1101,9 +1118,15 @@ async fn openapi_document_describes_every_route() {
         .values()
         .map(|p| methods.iter().filter(|m| p.get(**m).is_some()).count())
         .sum();
+    for (method, path) in OPEN_ROUTES {
+        let op = &doc["paths"][path][method.to_lowercase()];
+        assert!(op.is_object(), "{method} {path} is not documented");
+        assert_eq!(op["security"], json!([{}]), "{method} {path} is open");
+        assert!(op["responses"]["401"].is_null(), "{method} {path} has no 401");
+    }
     assert_eq!(
         documented,
-        ROUTES.len() + SEED_ROUTES.len(),
+        ROUTES.len() + SEED_ROUTES.len() + OPEN_ROUTES.len(),
         "no undocumented extras"
     );
     let mut ids: Vec<&str> = doc["paths"]

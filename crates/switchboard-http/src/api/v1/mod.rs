@@ -65,7 +65,7 @@ pub(crate) fn routes() -> Router<ApiState> {
         seed_doc::remove,
         seed_doc::list,
         seed_doc::recover,
-        sessions::read_resource
+        sessions::session_resource
     ),
     components(schemas(schema::ApiErrorBody))
 )]

@@ -36,12 +36,12 @@ pub(super) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(create_session))
         .routes(routes!(describe_session, close_session))
         .routes(routes!(refresh_session))
-        .routes(routes!(list_tools))
-        .routes(routes!(discover))
-        .routes(routes!(call_tool))
-        .routes(routes!(get_prompt))
-        .routes(routes!(rpc))
-        .routes(routes!(ping))
+        .routes(routes!(session_tools))
+        .routes(routes!(session_discover))
+        .routes(routes!(session_call_tool))
+        .routes(routes!(session_prompt))
+        .routes(routes!(session_rpc))
+        .routes(routes!(session_ping))
         .routes(routes!(health))
         .routes(routes!(health_detailed))
 }
@@ -51,7 +51,7 @@ pub(super) fn routes() -> OpenApiRouter<ApiState> {
 pub(super) fn resource_route() -> axum::Router<ApiState> {
     axum::Router::new().route(
         "/api/v1/server/{id}/resources/{*uri}",
-        axum::routing::get(read_resource),
+        axum::routing::get(session_resource),
     )
 }
 
@@ -358,7 +358,7 @@ fn tool_list(handle: &SessionHandle) -> Response {
         (status = 200, description = "`{\"prefix\":…,\"tools\":[…]}` with the remote's tool objects", body = Object),
         (status = 404, description = "Unknown or expired session", body = ApiErrorBody),
         (status = 503, description = "The remote cannot be reached", body = ApiErrorBody)))]
-async fn list_tools(
+async fn session_tools(
     who: Admin,
     State(st): State<ApiState>,
     id: SessionPath,
@@ -372,7 +372,7 @@ async fn list_tools(
     responses(
         (status = 200, description = "Same as `/tools`", body = Object),
         (status = 404, description = "Unknown or expired session", body = ApiErrorBody)))]
-async fn discover(who: Admin, State(st): State<ApiState>, id: SessionPath) -> ApiResult<Response> {
+async fn session_discover(who: Admin, State(st): State<ApiState>, id: SessionPath) -> ApiResult<Response> {
     Ok(tool_list(&open(&st, &who, id).await?))
 }
 
@@ -395,7 +395,7 @@ async fn discover(who: Admin, State(st): State<ApiState>, id: SessionPath) -> Ap
         (status = 422, description = "JSON of the wrong shape (e.g. `arguments` not an object)", body = ApiErrorBody),
         (status = 502, description = "The remote answered with an error", body = ApiErrorBody),
         (status = 504, description = "The remote did not answer in time", body = ApiErrorBody)))]
-async fn call_tool(
+async fn session_call_tool(
     who: Admin,
     State(st): State<ApiState>,
     p: ItemPath,
@@ -549,7 +549,7 @@ fn error_json(code: i64, message: &str) -> String {
         (status = 200, description = "The `resources/read` result", body = Object),
         (status = 404, description = "Unknown or expired session", body = ApiErrorBody),
         (status = 502, description = "The remote answered with an error (e.g. unknown resource)", body = ApiErrorBody)))]
-pub(super) async fn read_resource(
+pub(super) async fn session_resource(
     who: Admin,
     State(st): State<ApiState>,
     p: ItemPath,
@@ -573,7 +573,7 @@ pub(super) async fn read_resource(
         (status = 400, description = "`arguments` is not a JSON object", body = ApiErrorBody),
         (status = 404, description = "Unknown or expired session", body = ApiErrorBody),
         (status = 502, description = "The remote answered with an error", body = ApiErrorBody)))]
-async fn get_prompt(
+async fn session_prompt(
     who: Admin,
     State(st): State<ApiState>,
     p: ItemPath,
@@ -608,7 +608,7 @@ async fn get_prompt(
         (status = 404, description = "Unknown or expired session", body = ApiErrorBody),
         (status = 422, description = "JSON of the wrong shape (e.g. no `method`)", body = ApiErrorBody),
         (status = 502, description = "The remote answered with an error", body = ApiErrorBody)))]
-async fn rpc(
+async fn session_rpc(
     who: Admin,
     State(st): State<ApiState>,
     id: SessionPath,
@@ -645,7 +645,7 @@ async fn rpc(
         (status = 200, description = "`{\"status\":\"ok\",\"latency_ms\":…}`", body = Object),
         (status = 404, description = "Unknown or expired session", body = ApiErrorBody),
         (status = 503, description = "The remote cannot be reached", body = ApiErrorBody)))]
-async fn ping(who: Admin, State(st): State<ApiState>, id: SessionPath) -> ApiResult<Json<Value>> {
+async fn session_ping(who: Admin, State(st): State<ApiState>, id: SessionPath) -> ApiResult<Json<Value>> {
     let handle = open(&st, &who, id).await?;
     let started = std::time::Instant::now();
     let reply = handle.request("ping", None, None).await?;
