@@ -282,6 +282,9 @@ fn upstream_error(prefix: &str, e: UpstreamError) -> ControlError {
 pub(crate) struct SessionState {
     /// id hash -> prefix of sessions mounted on this process's hub.
     mounted: Mutex<HashMap<String, String>>,
+    /// id hashes of sessions mounted but not yet recorded (being created): the sweeper must
+    /// not take them for sessions deleted elsewhere.
+    creating: Mutex<HashSet<String>>,
     /// Serialises creations, so the per-tenant limit is not overrun by a burst.
     create: tokio::sync::Mutex<()>,
 }
@@ -424,6 +427,32 @@ impl ControlPlane {
             created_at: now,
             expires_at: 0,
         };
+        self.session_state
+            .creating
+            .lock()
+            .expect("sessions lock")
+            .insert(id_hash.clone());
+        let created = self.create_recorded(&mut record, &held, ttl).await;
+        self.session_state
+            .creating
+            .lock()
+            .expect("sessions lock")
+            .remove(&id_hash);
+        let up = created?;
+        tracing::info!(message = "Session opened.", tenant = %record.tenant, prefix = %record.prefix, ttl_secs = record.ttl_secs);
+        let mut view = self.session_view(&record, Some(&up));
+        view.session_id = Some(id);
+        Ok(view)
+    }
+
+    /// Mounts a new session under a fresh prefix, then records it with its expiry.
+    async fn create_recorded(
+        &self,
+        record: &mut SessionRecord,
+        held: &[SessionRecord],
+        ttl: Duration,
+    ) -> Result<Upstream, ControlError> {
+        let id_hash = record.id_hash.clone();
         // A fresh prefix that no server, group or session of this tenant uses.
         let mut mounted = None;
         for _ in 0..4 {
@@ -431,7 +460,7 @@ impl ControlPlane {
             if held.iter().any(|r| r.prefix == record.prefix) {
                 continue;
             }
-            match self.mount_session(&record).await {
+            match self.mount_session(record).await {
                 Ok(up) => {
                     mounted = Some(up);
                     break;
@@ -447,7 +476,7 @@ impl ControlPlane {
         };
         // Connected and listed: only now does the session exist for anyone.
         record.expires_at = self.now() + ttl.as_millis() as i64;
-        if let Err(e) = self.store.insert_session(&record).await {
+        if let Err(e) = self.store.insert_session(record).await {
             self.unmount_session(&id_hash).await;
             return Err(match e {
                 StoreError::Conflict => {
@@ -456,10 +485,7 @@ impl ControlPlane {
                 e => e.into(),
             });
         }
-        tracing::info!(message = "Session opened.", tenant = %record.tenant, prefix = %record.prefix, ttl_secs = record.ttl_secs);
-        let mut view = self.session_view(&record, Some(&up));
-        view.session_id = Some(id);
-        Ok(view)
+        Ok(up)
     }
 
     /// Mounts a recorded session on this process's hub and waits for it to connect.
@@ -665,6 +691,19 @@ impl ControlPlane {
     /// One sweep: closes expired sessions (record and connection) and unmounts sessions whose
     /// record another replica deleted. Returns how many mounts it closed here.
     pub async fn sweep_sessions(&self) -> Result<usize, ControlError> {
+        // Mounts to check, taken before reading the store: a session recorded after the
+        // snapshot cannot be mistaken for one deleted elsewhere.
+        let candidates: Vec<String> = {
+            let creating = self.session_state.creating.lock().expect("sessions lock");
+            self.session_state
+                .mounted
+                .lock()
+                .expect("sessions lock")
+                .keys()
+                .filter(|h| !creating.contains(*h))
+                .cloned()
+                .collect()
+        };
         let now = self.now();
         let records = self.store.list_sessions(&self.config.tenant).await?;
         let mut gone: Vec<String> = Vec::new();
@@ -680,14 +719,9 @@ impl ControlPlane {
             .filter(|r| r.expires_at > now)
             .map(|r| r.id_hash.as_str())
             .collect();
-        let orphans: Vec<String> = self
-            .session_state
-            .mounted
-            .lock()
-            .expect("sessions lock")
-            .keys()
+        let orphans: Vec<String> = candidates
+            .into_iter()
             .filter(|h| !known.contains(h.as_str()))
-            .cloned()
             .collect();
         gone.extend(orphans);
         gone.sort();

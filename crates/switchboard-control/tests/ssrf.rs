@@ -709,9 +709,17 @@ async fn the_connection_goes_to_the_address_that_was_checked() {
     };
     let url = format!("http://flip.example:{}/mcp", listener.port);
     let client = guarded_client(policy.clone(), lookup.clone());
-    let resp = client.get(&url).send().await.expect("the checked answer is allowed");
+    let resp = client
+        .get(&url)
+        .send()
+        .await
+        .expect("the checked answer is allowed");
     assert_eq!(resp.text().await.unwrap(), "reached");
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "one lookup, the checked one");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one lookup, the checked one"
+    );
     assert_eq!(listener.accepted().await, 1);
     // The next check sees the changed (private) answer and refuses it.
     assert!(matches!(

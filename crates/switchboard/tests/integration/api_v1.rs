@@ -1122,7 +1122,10 @@ async fn openapi_document_describes_every_route() {
         let op = &doc["paths"][path][method.to_lowercase()];
         assert!(op.is_object(), "{method} {path} is not documented");
         assert_eq!(op["security"], json!([{}]), "{method} {path} is open");
-        assert!(op["responses"]["401"].is_null(), "{method} {path} has no 401");
+        assert!(
+            op["responses"]["401"].is_null(),
+            "{method} {path} has no 401"
+        );
     }
     assert_eq!(
         documented,

@@ -842,8 +842,8 @@ async fn a_session_streams_server_everythings_long_running_operation() {
     check_grammar(&f);
     let progress: Vec<_> = f.iter().filter(|(_, v)| v["type"] == "progress").collect();
     assert_eq!(progress.len(), 4, "{f:?}");
-    assert_eq!(progress[3].1["progress"], 4);
-    assert_eq!(progress[3].1["total"], 4);
+    assert_eq!(progress[3].1["progress"].as_f64(), Some(4.0));
+    assert_eq!(progress[3].1["total"].as_f64(), Some(4.0));
     let (result_at, result) = &f[f.len() - 2];
     assert_eq!(result["type"], "result", "{result}");
     assert!(

@@ -51,10 +51,8 @@ pub fn control_plane(
     tenant: &str,
     sessions: SessionSettings,
 ) -> Arc<ControlPlane> {
-    let guarded = switchboard_control::guarded_client(
-        policy(),
-        Arc::new(switchboard_control::SystemLookup),
-    );
+    let guarded =
+        switchboard_control::guarded_client(policy(), Arc::new(switchboard_control::SystemLookup));
     let hub = Hub::new(HubConfig {
         untrusted_client: Some(guarded.clone()),
         ..Default::default()
@@ -96,7 +94,11 @@ impl SessApi {
     pub async fn start_with(tune: impl FnOnce(SessionSettings) -> SessionSettings) -> SessApi {
         init();
         let clock = Arc::new(ManualClock::new(T0));
-        let control = control_plane(memory_store().await, "default", tune(settings(clock.clone())));
+        let control = control_plane(
+            memory_store().await,
+            "default",
+            tune(settings(clock.clone())),
+        );
         let api = ApiState {
             control: control.clone(),
             auth: Arc::new(AdminAuth::from_token(TOKEN)),
@@ -159,7 +161,14 @@ impl SessApi {
     }
 
     /// A request that must fail with `expected` and error code `code`.
-    pub async fn fails(&self, method: &str, path: &str, body: Option<&str>, expected: u16, code: &str) {
+    pub async fn fails(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        expected: u16,
+        code: &str,
+    ) {
         let (status, value) = self.raw(method, path, body).await;
         assert_eq!(status.as_u16(), expected, "{method} {path}: {value}");
         assert_eq!(value["status"], "error", "{value}");
@@ -183,7 +192,9 @@ impl SessApi {
 }
 
 async fn fixture() -> FixtureServer {
-    spawn_http(FixtureOptions::new("remote")).await.expect("fixture")
+    spawn_http(FixtureOptions::new("remote"))
+        .await
+        .expect("fixture")
 }
 
 /// The `DELETE` requests (upstream session closes) a fixture has received.
@@ -230,7 +241,10 @@ async fn a_session_is_opened_used_on_every_route_and_closed() {
     let base = format!("/api/v1/server/{id}");
     let described = api.ok("GET", &base, None, 200).await;
     assert_eq!(described["prefix"], prefix.as_str());
-    assert!(described.get("session_id").is_none(), "the id is shown once");
+    assert!(
+        described.get("session_id").is_none(),
+        "the id is shown once"
+    );
 
     for route in ["tools", "discover"] {
         let tools = api.ok("GET", &format!("{base}/{route}"), None, 200).await;
@@ -241,7 +255,10 @@ async fn a_session_is_opened_used_on_every_route_and_closed() {
             .iter()
             .map(|t| t["name"].as_str().unwrap())
             .collect();
-        assert!(names.contains(&"echo") && names.contains(&"progress"), "{names:?}");
+        assert!(
+            names.contains(&"echo") && names.contains(&"progress"),
+            "{names:?}"
+        );
     }
 
     let echoed = api
@@ -270,7 +287,12 @@ async fn a_session_is_opened_used_on_every_route_and_closed() {
 
     // A prompt and a resource the fixture offers.
     let prompts = api
-        .ok("POST", &format!("{base}/rpc"), Some(json!({"method": "prompts/list"})), 200)
+        .ok(
+            "POST",
+            &format!("{base}/rpc"),
+            Some(json!({"method": "prompts/list"})),
+            200,
+        )
         .await;
     let prompt = prompts["prompts"][0].clone();
     let pname = prompt["name"].as_str().expect("the fixture has a prompt");
@@ -280,13 +302,26 @@ async fn a_session_is_opened_used_on_every_route_and_closed() {
     }
     let q = urlencode(&Value::Object(args).to_string());
     let got = api
-        .ok("GET", &format!("{base}/prompts/{pname}?arguments={q}"), None, 200)
+        .ok(
+            "GET",
+            &format!("{base}/prompts/{pname}?arguments={q}"),
+            None,
+            200,
+        )
         .await;
     assert!(got["messages"].is_array(), "{got}");
     let resources = api
-        .ok("POST", &format!("{base}/rpc"), Some(json!({"method": "resources/list"})), 200)
+        .ok(
+            "POST",
+            &format!("{base}/rpc"),
+            Some(json!({"method": "resources/list"})),
+            200,
+        )
         .await;
-    let uri = resources["resources"][0]["uri"].as_str().expect("a resource").to_string();
+    let uri = resources["resources"][0]["uri"]
+        .as_str()
+        .expect("a resource")
+        .to_string();
     for path in [urlencode(&uri), uri.clone()] {
         let read = api
             .ok("GET", &format!("{base}/resources/{path}"), None, 200)
@@ -303,12 +338,15 @@ async fn a_session_is_opened_used_on_every_route_and_closed() {
 
     // Refresh moves the expiry from now.
     api.clock.advance(Duration::from_secs(100));
-    let refreshed = api
-        .ok("POST", &format!("{base}/refresh"), None, 200)
-        .await;
+    let refreshed = api.ok("POST", &format!("{base}/refresh"), None, 200).await;
     assert_eq!(refreshed["new_expires_at_ms"], T0 + 100_000 + 600_000);
     let refreshed = api
-        .ok("POST", &format!("{base}/refresh"), Some(json!({"ttl_seconds": 30})), 200)
+        .ok(
+            "POST",
+            &format!("{base}/refresh"),
+            Some(json!({"ttl_seconds": 30})),
+            200,
+        )
         .await;
     assert_eq!(refreshed["new_expires_at_ms"], T0 + 100_000 + 30_000);
     assert_eq!(refreshed["new_expires_at"], "2023-11-14T22:15:30Z");
@@ -317,12 +355,23 @@ async fn a_session_is_opened_used_on_every_route_and_closed() {
     let before = deletes(&remote);
     let closed = api.ok("DELETE", &base, None, 200).await;
     assert_eq!(closed["status"], "success");
-    assert!(deletes(&remote) > before, "the upstream session was closed with DELETE");
+    assert!(
+        deletes(&remote) > before,
+        "the upstream session was closed with DELETE"
+    );
     assert!(api.control.hub().upstream(&prefix).is_none());
     assert!(!mcp.tool_names().await.contains(&exported));
-    api.fails("GET", &format!("{base}/tools"), None, 404, "not_found").await;
+    api.fails("GET", &format!("{base}/tools"), None, 404, "not_found")
+        .await;
     api.fails("DELETE", &base, None, 404, "not_found").await;
-    assert!(api.control.store().list_sessions("default").await.unwrap().is_empty());
+    assert!(
+        api.control
+            .store()
+            .list_sessions("default")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     api.stop().await;
 }
 
@@ -352,7 +401,9 @@ async fn an_authorization_header_wins_over_the_token_and_secrets_stay_sealed() {
         assert_eq!(r.header("authorization"), Some("Basic c2VjcmV0"), "{r:?}");
     }
     // Nothing the caller can read shows the secret; the store holds the id only as a hash.
-    let described = api.ok("GET", &format!("/api/v1/server/{id}"), None, 200).await;
+    let described = api
+        .ok("GET", &format!("/api/v1/server/{id}"), None, 200)
+        .await;
     let detailed = api.ok("GET", "/api/v1/health/detailed", None, 200).await;
     for text in [described.to_string(), detailed.to_string()] {
         assert!(!text.contains("c2VjcmV0") && !text.contains(&id), "{text}");
@@ -381,32 +432,73 @@ async fn every_route_answers_404_for_an_unknown_session_and_bodies_are_checked()
         ("POST", format!("{b}/refresh"), None),
         ("GET", format!("{b}/tools"), None),
         ("GET", format!("{b}/discover"), None),
-        ("POST", format!("{b}/tools/echo"), Some(r#"{"arguments":{}}"#)),
-        ("POST", format!("{b}/tools/echo"), Some(r#"{"arguments":{},"stream":true}"#)),
+        (
+            "POST",
+            format!("{b}/tools/echo"),
+            Some(r#"{"arguments":{}}"#),
+        ),
+        (
+            "POST",
+            format!("{b}/tools/echo"),
+            Some(r#"{"arguments":{},"stream":true}"#),
+        ),
         ("GET", format!("{b}/resources/demo%3A%2F%2Fx"), None),
         ("GET", format!("{b}/resources/demo://x/y"), None),
         ("GET", format!("{b}/prompts/p"), None),
-        ("POST", format!("{b}/rpc"), Some(r#"{"method":"tools/list"}"#)),
+        (
+            "POST",
+            format!("{b}/rpc"),
+            Some(r#"{"method":"tools/list"}"#),
+        ),
         ("GET", format!("{b}/ping"), None),
     ] {
         api.fails(method, &path, body, 404, "not_found").await;
     }
 
     // Without the admin token: 401; the open health route needs none.
-    let resp = api.http.post(api.url("/api/v1/server")).body("{}").send().await.unwrap();
+    let resp = api
+        .http
+        .post(api.url("/api/v1/server"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
-    let resp = api.http.get(api.url("/api/v1/health")).send().await.unwrap();
+    let resp = api
+        .http
+        .get(api.url("/api/v1/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.json::<Value>().await.unwrap()["status"], "ok");
 
     // Malformed JSON: 400. Valid JSON of the wrong shape: 422.
     let create = "/api/v1/server";
-    api.fails("POST", create, Some("{"), 400, "bad_request").await;
-    api.fails("POST", create, Some(""), 400, "bad_request").await;
-    api.fails("POST", create, Some("{}"), 422, "invalid_body").await;
-    api.fails("POST", create, Some(r#"{"remote_url": 5}"#), 422, "invalid_body").await;
-    api.fails("POST", create, Some(r#"{"remote_url": ""}"#), 422, "invalid_body").await;
-    api.fails("POST", create, Some(r#"[1,2]"#), 422, "invalid_body").await;
+    api.fails("POST", create, Some("{"), 400, "bad_request")
+        .await;
+    api.fails("POST", create, Some(""), 400, "bad_request")
+        .await;
+    api.fails("POST", create, Some("{}"), 422, "invalid_body")
+        .await;
+    api.fails(
+        "POST",
+        create,
+        Some(r#"{"remote_url": 5}"#),
+        422,
+        "invalid_body",
+    )
+    .await;
+    api.fails(
+        "POST",
+        create,
+        Some(r#"{"remote_url": ""}"#),
+        422,
+        "invalid_body",
+    )
+    .await;
+    api.fails("POST", create, Some(r#"[1,2]"#), 422, "invalid_body")
+        .await;
     api.fails(
         "POST",
         create,
@@ -441,12 +533,23 @@ async fn every_route_answers_404_for_an_unknown_session_and_bodies_are_checked()
     let body = json!({"remote_url": "http://10.0.0.1/mcp"}).to_string();
     let (_, refused) = api.raw("POST", create, Some(&body)).await;
     let msg = refused["message"].as_str().unwrap();
-    assert!(msg.contains("private network") && msg.contains("SWITCHBOARD_SSRF_ALLOW_CIDRS"), "{msg}");
+    assert!(
+        msg.contains("private network") && msg.contains("SWITCHBOARD_SSRF_ALLOW_CIDRS"),
+        "{msg}"
+    );
 
     // Nothing listens: 503, and nothing is recorded or mounted.
     let body = json!({"remote_url": "http://127.0.0.1:1/mcp"}).to_string();
-    api.fails("POST", create, Some(&body), 503, "unreachable").await;
-    assert!(api.control.store().list_sessions("default").await.unwrap().is_empty());
+    api.fails("POST", create, Some(&body), 503, "unreachable")
+        .await;
+    assert!(
+        api.control
+            .store()
+            .list_sessions("default")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(api.control.hub().server_names(), Vec::<String>::new());
     assert_eq!(api.control.mounted_sessions(), 0);
 
@@ -454,17 +557,75 @@ async fn every_route_answers_404_for_an_unknown_session_and_bodies_are_checked()
     let remote = fixture().await;
     let (id, _) = api.open(json!({"remote_url": remote.url})).await;
     let b = format!("/api/v1/server/{id}");
-    api.fails("POST", &format!("{b}/tools/echo"), Some("{nope"), 400, "bad_request").await;
-    api.fails("POST", &format!("{b}/tools/echo"), Some(r#"{"arguments":[1]}"#), 422, "invalid_body").await;
-    api.fails("POST", &format!("{b}/tools/echo"), Some(r#"{"stream":"yes"}"#), 422, "invalid_body").await;
-    api.fails("POST", &format!("{b}/tools/no-such-tool"), Some("{}"), 404, "not_found").await;
-    api.fails("POST", &format!("{b}/rpc"), Some("{}"), 422, "invalid_body").await;
-    api.fails("POST", &format!("{b}/rpc"), Some(r#"{"method":"initialize"}"#), 400, "bad_request").await;
-    api.fails("POST", &format!("{b}/rpc"), Some(r#"{"method":"no/such"}"#), 502, "upstream_error").await;
-    api.fails("POST", &format!("{b}/refresh"), Some(r#"{"ttl_seconds":"x"}"#), 422, "invalid_body").await;
-    api.fails("GET", &format!("{b}/prompts/p?arguments=%5B1%5D"), None, 400, "bad_request").await;
+    api.fails(
+        "POST",
+        &format!("{b}/tools/echo"),
+        Some("{nope"),
+        400,
+        "bad_request",
+    )
+    .await;
+    api.fails(
+        "POST",
+        &format!("{b}/tools/echo"),
+        Some(r#"{"arguments":[1]}"#),
+        422,
+        "invalid_body",
+    )
+    .await;
+    api.fails(
+        "POST",
+        &format!("{b}/tools/echo"),
+        Some(r#"{"stream":"yes"}"#),
+        422,
+        "invalid_body",
+    )
+    .await;
+    api.fails(
+        "POST",
+        &format!("{b}/tools/no-such-tool"),
+        Some("{}"),
+        404,
+        "not_found",
+    )
+    .await;
+    api.fails("POST", &format!("{b}/rpc"), Some("{}"), 422, "invalid_body")
+        .await;
+    api.fails(
+        "POST",
+        &format!("{b}/rpc"),
+        Some(r#"{"method":"initialize"}"#),
+        400,
+        "bad_request",
+    )
+    .await;
+    api.fails(
+        "POST",
+        &format!("{b}/rpc"),
+        Some(r#"{"method":"no/such"}"#),
+        502,
+        "upstream_error",
+    )
+    .await;
+    api.fails(
+        "POST",
+        &format!("{b}/refresh"),
+        Some(r#"{"ttl_seconds":"x"}"#),
+        422,
+        "invalid_body",
+    )
+    .await;
+    api.fails(
+        "GET",
+        &format!("{b}/prompts/p?arguments=%5B1%5D"),
+        None,
+        400,
+        "bad_request",
+    )
+    .await;
     let body = json!({"remote_url": remote.url}).to_string();
-    api.fails("POST", create, Some(&body), 429, "session_limit").await;
+    api.fails("POST", create, Some(&body), 429, "session_limit")
+        .await;
     api.stop().await;
 }
 
@@ -489,8 +650,12 @@ async fn the_total_limit_is_shared_across_tenants() {
     let opened = a.create_session(new(), "t").await.expect("first session");
     let err = b.create_session(new(), "t").await.unwrap_err();
     assert!(matches!(err, ControlError::Limit(_)), "{err}");
-    a.close_session(opened.session_id.as_deref().unwrap()).await.unwrap();
-    b.create_session(new(), "t").await.expect("room again after the close");
+    a.close_session(opened.session_id.as_deref().unwrap())
+        .await
+        .unwrap();
+    b.create_session(new(), "t")
+        .await
+        .expect("room again after the close");
     a.hub().shutdown().await;
     b.hub().shutdown().await;
 }
@@ -505,12 +670,16 @@ async fn sessions_expire_on_the_clock_and_the_sweeper_closes_their_upstreams() {
     })
     .await;
     let remote = fixture().await;
-    let (id, prefix) = api.open(json!({"remote_url": remote.url, "ttl_seconds": 60})).await;
+    let (id, prefix) = api
+        .open(json!({"remote_url": remote.url, "ttl_seconds": 60}))
+        .await;
     // Asking for more than the cap gets the cap.
     let (capped, _) = api
         .open(json!({"remote_url": remote.url, "ttl_seconds": 999_999}))
         .await;
-    let v = api.ok("GET", &format!("/api/v1/server/{capped}"), None, 200).await;
+    let v = api
+        .ok("GET", &format!("/api/v1/server/{capped}"), None, 200)
+        .await;
     assert_eq!(v["expires_at_ms"], T0 + 3_600_000, "{v}");
     assert_eq!(v["ttl_seconds"], 3600);
 
@@ -520,29 +689,59 @@ async fn sessions_expire_on_the_clock_and_the_sweeper_closes_their_upstreams() {
 
     // 30 s in, refresh: now expires at +90 s.
     api.clock.advance(Duration::from_secs(30));
-    api.ok("POST", &format!("/api/v1/server/{id}/refresh"), None, 200).await;
+    api.ok("POST", &format!("/api/v1/server/{id}/refresh"), None, 200)
+        .await;
     api.clock.advance(Duration::from_secs(45));
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(api.control.hub().upstream(&prefix).is_some(), "refreshed: still alive at +75 s");
-    api.ok("GET", &format!("/api/v1/server/{id}/tools"), None, 200).await;
+    assert!(
+        api.control.hub().upstream(&prefix).is_some(),
+        "refreshed: still alive at +75 s"
+    );
+    api.ok("GET", &format!("/api/v1/server/{id}/tools"), None, 200)
+        .await;
 
     // Past +90 s the sweeper closes it without anyone asking.
     let deletes_before = deletes(&remote);
     api.clock.advance(Duration::from_secs(16));
     assert!(
-        eventually(Duration::from_secs(5), async || api.control.hub().upstream(&prefix).is_none()).await,
+        eventually(Duration::from_secs(5), async || api
+            .control
+            .hub()
+            .upstream(&prefix)
+            .is_none())
+        .await,
         "the sweeper unmounted the expired session"
     );
     assert!(
-        eventually(Duration::from_secs(5), async || deletes(&remote) > deletes_before).await,
+        eventually(Duration::from_secs(5), async || deletes(&remote)
+            > deletes_before)
+        .await,
         "the upstream session was closed (DELETE sent to the remote)"
     );
     let rows = api.control.store().list_sessions("default").await.unwrap();
     assert_eq!(rows.len(), 1, "only the capped session is left");
-    assert!(!mcp.tool_names().await.contains(&exported), "its tools left /mcp");
-    api.fails("GET", &format!("/api/v1/server/{id}/tools"), None, 404, "not_found").await;
-    api.fails("POST", &format!("/api/v1/server/{id}/refresh"), None, 404, "not_found").await;
-    api.ok("GET", &format!("/api/v1/server/{capped}/ping"), None, 200).await;
+    assert!(
+        !mcp.tool_names().await.contains(&exported),
+        "its tools left /mcp"
+    );
+    api.fails(
+        "GET",
+        &format!("/api/v1/server/{id}/tools"),
+        None,
+        404,
+        "not_found",
+    )
+    .await;
+    api.fails(
+        "POST",
+        &format!("/api/v1/server/{id}/refresh"),
+        None,
+        404,
+        "not_found",
+    )
+    .await;
+    api.ok("GET", &format!("/api/v1/server/{capped}/ping"), None, 200)
+        .await;
     api.stop().await;
 }
 
@@ -573,10 +772,23 @@ async fn an_expired_session_is_refused_before_the_sweeper_runs() {
     let id = view.session_id.unwrap();
     control.session(&id).await.expect("alive");
     clock.advance(Duration::from_secs(10));
-    assert!(matches!(control.session(&id).await, Err(ControlError::NotFound(_))));
-    assert!(control.hub().upstream(&view.prefix).is_none(), "closed on the spot");
+    assert!(matches!(
+        control.session(&id).await,
+        Err(ControlError::NotFound(_))
+    ));
+    assert!(
+        control.hub().upstream(&view.prefix).is_none(),
+        "closed on the spot"
+    );
     assert_eq!(control.mounted_sessions(), 0);
-    assert!(control.store().list_sessions("default").await.unwrap().is_empty());
+    assert!(
+        control
+            .store()
+            .list_sessions("default")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     control.hub().shutdown().await;
 }
 
@@ -607,11 +819,18 @@ async fn another_tenant_cannot_see_use_refresh_or_close_a_session() {
     assert!(nf(b.refresh_session(&id, Some(60)).await.map(drop)));
     assert!(nf(b.close_session(&id).await));
     assert!(b.list_sessions().await.unwrap().is_empty());
-    assert!(b.hub().upstream(&view.prefix).is_none(), "B's hub never mounted it");
+    assert!(
+        b.hub().upstream(&view.prefix).is_none(),
+        "B's hub never mounted it"
+    );
     // A's session is untouched by B's attempts.
     let handle = a.session(&id).await.expect("still A's");
     let reply = handle
-        .request("tools/call", Some(r#"{"name":"echo","arguments":{"text":"mine"}}"#), None)
+        .request(
+            "tools/call",
+            Some(r#"{"name":"echo","arguments":{"text":"mine"}}"#),
+            None,
+        )
         .await
         .unwrap();
     assert!(reply.contains("mine"), "{reply}");
@@ -643,7 +862,11 @@ async fn a_replica_serves_a_session_it_did_not_create_and_drops_it_when_closed_e
     assert!(two.hub().upstream(&view.prefix).is_none());
     let handle = two.session(&id).await.expect("mounted on demand");
     let reply = handle
-        .request("tools/call", Some(r#"{"name":"echo","arguments":{"text":"r2"}}"#), None)
+        .request(
+            "tools/call",
+            Some(r#"{"name":"echo","arguments":{"text":"r2"}}"#),
+            None,
+        )
         .await
         .unwrap();
     assert!(reply.contains("r2"));
@@ -653,16 +876,26 @@ async fn a_replica_serves_a_session_it_did_not_create_and_drops_it_when_closed_e
         .iter()
         .filter(|r| r.header("x-replica") == Some("secret-r"))
         .count();
-    assert!(with_header >= 4, "both replicas sent the header: {with_header}");
+    assert!(
+        with_header >= 4,
+        "both replicas sent the header: {with_header}"
+    );
     // Refresh on one is seen by the other; close on one unmounts on the other.
     let at = one.refresh_session(&id, Some(5000)).await.unwrap();
     assert_eq!(two.describe_session(&id).await.unwrap().expires_at_ms, at);
     one.close_session(&id).await.unwrap();
     assert!(
-        eventually(Duration::from_secs(5), async || two.hub().upstream(&view.prefix).is_none()).await,
+        eventually(Duration::from_secs(5), async || two
+            .hub()
+            .upstream(&view.prefix)
+            .is_none())
+        .await,
         "the other replica's sweeper dropped its mount"
     );
-    assert!(matches!(two.session(&id).await, Err(ControlError::NotFound(_))));
+    assert!(matches!(
+        two.session(&id).await,
+        Err(ControlError::NotFound(_))
+    ));
     one.hub().shutdown().await;
     two.hub().shutdown().await;
 }
@@ -712,7 +945,10 @@ pub fn check_grammar(f: &[(Duration, Value)]) {
     let kinds: Vec<&str> = f.iter().map(|(_, v)| v["type"].as_str().unwrap()).collect();
     assert_eq!(kinds.last(), Some(&"done"), "{kinds:?}");
     let n = kinds.len();
-    assert!(n >= 2 && matches!(kinds[n - 2], "result" | "error"), "{kinds:?}");
+    assert!(
+        n >= 2 && matches!(kinds[n - 2], "result" | "error"),
+        "{kinds:?}"
+    );
     assert!(
         kinds[..n - 2]
             .iter()
@@ -727,12 +963,22 @@ async fn a_streamed_call_sends_progress_and_log_frames_as_they_happen() {
     let remote = fixture().await;
     let (id, _) = api.open(json!({"remote_url": remote.url})).await;
 
-    let f = frames(stream(&api, &id, "progress", json!({"steps": 5, "interval_ms": 200})).await).await;
+    let f = frames(
+        stream(
+            &api,
+            &id,
+            "progress",
+            json!({"steps": 5, "interval_ms": 200}),
+        )
+        .await,
+    )
+    .await;
     check_grammar(&f);
-    let progress: Vec<&(Duration, Value)> = f.iter().filter(|(_, v)| v["type"] == "progress").collect();
+    let progress: Vec<&(Duration, Value)> =
+        f.iter().filter(|(_, v)| v["type"] == "progress").collect();
     assert_eq!(progress.len(), 5, "{f:?}");
-    assert_eq!(progress[0].1["progress"], 1);
-    assert_eq!(progress[4].1["total"], 5);
+    assert_eq!(progress[0].1["progress"].as_f64(), Some(1.0));
+    assert_eq!(progress[4].1["total"].as_f64(), Some(5.0));
     assert_eq!(progress[0].1["message"], "step 1");
     assert!(progress[0].1.get("progressToken").is_none());
     let (result_at, result) = &f[f.len() - 2];
@@ -744,13 +990,30 @@ async fn a_streamed_call_sends_progress_and_log_frames_as_they_happen() {
         progress[0].0
     );
     for w in progress.windows(2) {
-        assert!(w[1].0 >= w[0].0 + Duration::from_millis(100), "{:?} then {:?}", w[0].0, w[1].0);
+        assert!(
+            w[1].0 >= w[0].0 + Duration::from_millis(100),
+            "{:?} then {:?}",
+            w[0].0,
+            w[1].0
+        );
     }
 
     // A log message the remote sends while the call runs becomes a log frame.
-    let f = frames(stream(&api, &id, "log", json!({"level": "warning", "message": "careful"})).await).await;
+    let f = frames(
+        stream(
+            &api,
+            &id,
+            "log",
+            json!({"level": "warning", "message": "careful"}),
+        )
+        .await,
+    )
+    .await;
     check_grammar(&f);
-    let log = f.iter().find(|(_, v)| v["type"] == "log").map(|(_, v)| v.clone());
+    let log = f
+        .iter()
+        .find(|(_, v)| v["type"] == "log")
+        .map(|(_, v)| v.clone());
     let log = log.unwrap_or_else(|| panic!("no log frame in {f:?}"));
     assert_eq!(log["level"], "warning");
     assert_eq!(log["data"], "careful");
@@ -767,13 +1030,21 @@ async fn a_client_that_disconnects_cancels_the_upstream_call() {
     let api = SessApi::start().await;
     let remote = fixture().await;
     let (id, _) = api.open(json!({"remote_url": remote.url})).await;
-    let mut resp = stream(&api, &id, "progress", json!({"steps": 100, "interval_ms": 100})).await;
+    let mut resp = stream(
+        &api,
+        &id,
+        "progress",
+        json!({"steps": 100, "interval_ms": 100}),
+    )
+    .await;
     let first = resp.chunk().await.unwrap().expect("a first frame");
     assert!(String::from_utf8_lossy(&first).contains("progress"));
     assert_eq!(remote.stats().cancelled(), 0);
     drop(resp);
     assert!(
-        eventually(Duration::from_secs(5), async || remote.stats().cancelled() == 1).await,
+        eventually(Duration::from_secs(5), async || remote.stats().cancelled()
+            == 1)
+        .await,
         "the remote saw notifications/cancelled"
     );
 
@@ -781,12 +1052,18 @@ async fn a_client_that_disconnects_cancels_the_upstream_call() {
     let http = api.http.clone();
     let url = api.url(&format!("/api/v1/server/{id}/tools/hang"));
     let call = tokio::spawn(async move {
-        http.post(url).bearer_auth(TOKEN).json(&json!({})).send().await
+        http.post(url)
+            .bearer_auth(TOKEN)
+            .json(&json!({}))
+            .send()
+            .await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     call.abort();
     assert!(
-        eventually(Duration::from_secs(5), async || remote.stats().cancelled() == 2).await,
+        eventually(Duration::from_secs(5), async || remote.stats().cancelled()
+            == 2)
+        .await,
         "the remote saw the second cancellation"
     );
     api.stop().await;

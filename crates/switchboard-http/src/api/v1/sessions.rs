@@ -372,7 +372,11 @@ async fn session_tools(
     responses(
         (status = 200, description = "Same as `/tools`", body = Object),
         (status = 404, description = "Unknown or expired session", body = ApiErrorBody)))]
-async fn session_discover(who: Admin, State(st): State<ApiState>, id: SessionPath) -> ApiResult<Response> {
+async fn session_discover(
+    who: Admin,
+    State(st): State<ApiState>,
+    id: SessionPath,
+) -> ApiResult<Response> {
     Ok(tool_list(&open(&st, &who, id).await?))
 }
 
@@ -645,7 +649,11 @@ async fn session_rpc(
         (status = 200, description = "`{\"status\":\"ok\",\"latency_ms\":…}`", body = Object),
         (status = 404, description = "Unknown or expired session", body = ApiErrorBody),
         (status = 503, description = "The remote cannot be reached", body = ApiErrorBody)))]
-async fn session_ping(who: Admin, State(st): State<ApiState>, id: SessionPath) -> ApiResult<Json<Value>> {
+async fn session_ping(
+    who: Admin,
+    State(st): State<ApiState>,
+    id: SessionPath,
+) -> ApiResult<Json<Value>> {
     let handle = open(&st, &who, id).await?;
     let started = std::time::Instant::now();
     let reply = handle.request("ping", None, None).await?;
