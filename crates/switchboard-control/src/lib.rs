@@ -9,6 +9,7 @@ pub mod identity;
 mod ops;
 mod probe;
 mod reconcile;
+pub mod sessions;
 pub mod tenants;
 
 use std::collections::HashSet;
@@ -28,6 +29,9 @@ pub use identity::{AuthError, Identity, IdentityConfig, Principal, Tokens, Via};
 pub use ops::{GroupInput, ItemPatch, ItemView, ServerView};
 pub use probe::{Probe, check_ssrf, probe, remote_spec};
 pub use reconcile::ReconcileReport;
+pub use sessions::{
+    Clock, ManualClock, NewSession, SessionHandle, SessionSettings, SessionView, SystemClock,
+};
 pub use tenants::{HubFactory, Tenants};
 
 /// Why a control operation failed; the HTTP layer maps each to a status.
@@ -48,6 +52,12 @@ pub enum ControlError {
     /// The server could not be reached.
     #[error("{0}")]
     Unreachable(String),
+    /// A limit (sessions per tenant or in total) is reached.
+    #[error("{0}")]
+    Limit(String),
+    /// The remote server did not answer in time.
+    #[error("{0}")]
+    Timeout(String),
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -85,6 +95,8 @@ pub struct ControlConfig {
     /// The guarded HTTP client for probes, when the caller already built one (each client
     /// carries its own TLS root store, so sharing one saves memory).
     pub client: Option<reqwest::Client>,
+    /// Proxy-session limits and timings.
+    pub sessions: sessions::SessionSettings,
 }
 
 impl Default for ControlConfig {
@@ -95,6 +107,7 @@ impl Default for ControlConfig {
             probe_timeout: Duration::from_secs(15),
             apply: true,
             client: None,
+            sessions: sessions::SessionSettings::default(),
         }
     }
 }
@@ -110,6 +123,8 @@ pub struct ControlPlane {
     /// Servers the reconciler manages (mounted from the store); others were mounted directly.
     managed: Mutex<HashSet<String>>,
     last_revision: Mutex<Option<i64>>,
+    /// Proxy sessions mounted by this process.
+    session_state: sessions::SessionState,
 }
 
 impl ControlPlane {
@@ -118,7 +133,8 @@ impl ControlPlane {
         let client = config.client.clone().unwrap_or_else(|| {
             guard::guarded_client(config.ssrf.clone(), Arc::new(guard::SystemLookup))
         });
-        Arc::new(ControlPlane {
+        let sweep_every = config.sessions.sweep_every;
+        let control = Arc::new(ControlPlane {
             store,
             hub,
             config,
@@ -127,7 +143,10 @@ impl ControlPlane {
             lock: tokio::sync::Mutex::new(()),
             managed: Mutex::new(HashSet::new()),
             last_revision: Mutex::new(None),
-        })
+            session_state: Default::default(),
+        });
+        sessions::spawn_sweeper(Arc::downgrade(&control), sweep_every);
+        control
     }
 
     /// The store.

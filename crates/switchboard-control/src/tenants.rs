@@ -202,10 +202,10 @@ impl Tenants {
                 Ok(t) => t.len(),
                 Err(_) => continue,
             };
-            if seen.is_some_and(|(_, c)| c != count) || seen.is_none() {
-                if let Err(e) = self.sync().await {
-                    tracing::warn!(message = "Tenant sync failed.", error = %e);
-                }
+            if seen.is_none_or(|(_, c)| c != count)
+                && let Err(e) = self.sync().await
+            {
+                tracing::warn!(message = "Tenant sync failed.", error = %e);
             }
             seen = Some((rev, count));
             for plane in self.all() {

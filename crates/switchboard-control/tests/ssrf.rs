@@ -690,3 +690,40 @@ async fn the_guarded_client_does_not_follow_redirects() {
         .unwrap();
     assert_eq!(resp.status(), 302, "the redirect is returned, not followed");
 }
+
+#[tokio::test]
+async fn the_connection_goes_to_the_address_that_was_checked() {
+    // The resolver answers an allowed address (the listener) first and a forbidden one after.
+    // The guarded client resolves once per connection and connects to exactly what it checked:
+    // the request reaches the listener and no second lookup happens behind the guard's back.
+    let listener = Listener::start().await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let lookup = Arc::new(Rebinding {
+        first: "127.0.0.1".parse().unwrap(),
+        then: "10.0.0.1".parse().unwrap(),
+        calls: calls.clone(),
+    });
+    let policy = SsrfPolicy {
+        allow_cidrs: parse_cidrs("127.0.0.1/32").unwrap(),
+        ..Default::default()
+    };
+    let url = format!("http://flip.example:{}/mcp", listener.port);
+    let client = guarded_client(policy.clone(), lookup.clone());
+    let resp = client
+        .get(&url)
+        .send()
+        .await
+        .expect("the checked answer is allowed");
+    assert_eq!(resp.text().await.unwrap(), "reached");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one lookup, the checked one"
+    );
+    assert_eq!(listener.accepted().await, 1);
+    // The next check sees the changed (private) answer and refuses it.
+    assert!(matches!(
+        check(&policy, lookup.as_ref(), &url).await,
+        Err(ControlError::Forbidden(m)) if m.contains("private network")
+    ));
+}

@@ -47,6 +47,25 @@ impl FixtureStats {
     }
 }
 
+/// The method and headers of one HTTP request a fixture received (header names lower-case).
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    /// `GET`, `POST`, `DELETE`, ...
+    pub method: String,
+    /// Every header, in arrival order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl SeenRequest {
+    /// The first value of header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// A server running inside the current process, bound to `127.0.0.1:<port>`.
 ///
 /// Dropping it cancels the server (sessions end, the listener closes).
@@ -60,6 +79,7 @@ pub struct FixtureServer {
     task: Option<JoinHandle<()>>,
     stats: FixtureStats,
     received: Arc<Mutex<Vec<String>>>,
+    requests: Arc<Mutex<Vec<SeenRequest>>>,
 }
 
 impl FixtureServer {
@@ -67,6 +87,15 @@ impl FixtureServer {
     /// empty for the rmcp-backed modes).
     pub fn received(&self) -> Vec<String> {
         self.received
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The method and headers of every HTTP request received, in arrival order (every HTTP
+    /// mode), e.g. to check injected headers or a session's closing `DELETE`.
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.requests
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
@@ -130,6 +159,29 @@ pub(crate) async fn spawn_router(
     stats: FixtureStats,
     received: Arc<Mutex<Vec<String>>>,
 ) -> std::io::Result<FixtureServer> {
+    let requests: Arc<Mutex<Vec<SeenRequest>>> = Arc::default();
+    let log = requests.clone();
+    let router = router.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let seen = SeenRequest {
+                method: req.method().to_string(),
+                headers: req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().to_string(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
+                    .collect(),
+            };
+            log.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(seen);
+            next.run(req)
+        },
+    ));
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn({
@@ -147,5 +199,6 @@ pub(crate) async fn spawn_router(
         task: Some(task),
         stats,
         received,
+        requests,
     })
 }

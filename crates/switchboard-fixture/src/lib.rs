@@ -27,7 +27,7 @@ mod sse;
 mod stdio;
 mod tools;
 
-pub use handle::{FixtureServer, FixtureStats};
+pub use handle::{FixtureServer, FixtureStats, SeenRequest};
 pub use http::{serve_http, spawn_http};
 pub use options::FixtureOptions;
 pub use raw::{RawResponses, spawn_raw_http};

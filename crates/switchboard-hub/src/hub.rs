@@ -116,6 +116,8 @@ pub(crate) struct HubInner {
     events: mpsc::UnboundedSender<HubEvent>,
     client: reqwest::Client,
     cancel: CancellationToken,
+    /// Listeners for one server's log messages (`notifications/message`), by server name.
+    log_taps: Mutex<HashMap<String, Vec<mpsc::Sender<String>>>>,
 }
 
 /// The hub. Cheap to clone; all clones share one state.
@@ -148,6 +150,7 @@ impl Hub {
                 events: tx,
                 client: http_client(),
                 cancel: CancellationToken::new(),
+                log_taps: Mutex::new(HashMap::new()),
             }),
         };
         tokio::spawn(event_loop(
@@ -461,6 +464,21 @@ impl Hub {
         }
     }
 
+    /// Log messages (`notifications/message`, whole message text) that server `name` sends
+    /// outside any request stream, from now until the receiver is dropped. Messages are dropped
+    /// when the receiver falls 64 behind.
+    pub fn tap_logs(&self, name: &str) -> mpsc::Receiver<String> {
+        let (tx, rx) = mpsc::channel(64);
+        self.inner
+            .log_taps
+            .lock()
+            .expect("log taps lock")
+            .entry(name.to_string())
+            .or_default()
+            .push(tx);
+        rx
+    }
+
     /// Number of live sessions.
     pub fn session_count(&self) -> usize {
         self.inner.sessions.lock().expect("sessions lock").len()
@@ -609,7 +627,24 @@ impl HubInner {
         }
     }
 
+    /// Hands a log message to the server's taps, forgetting the ones whose receiver is gone.
+    fn tap_log(&self, server: &str, text: &str) {
+        let mut taps = self.log_taps.lock().expect("log taps lock");
+        if let Some(list) = taps.get_mut(server) {
+            list.retain(|tx| !tx.is_closed());
+            for tx in list.iter() {
+                let _ = tx.try_send(text.to_string());
+            }
+            if list.is_empty() {
+                taps.remove(server);
+            }
+        }
+    }
+
     fn forward_notification(&self, server: &str, method: &str, text: String) {
+        if method == "notifications/message" {
+            self.tap_log(server, &text);
+        }
         let merged = self.merged.load();
         let uri = if method == "notifications/resources/updated" {
             updated_uri(&text)

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use sqlx::error::ErrorKind;
 
 use crate::crypto::SecretKey;
-use crate::{GroupRecord, ItemKind, ItemSetting, ServerRecord, StoreError, TransportRecord};
+use crate::{
+    GroupRecord, ItemKind, ItemSetting, ServerRecord, SessionRecord, StoreError, TransportRecord,
+};
 
 /// One `servers` row. Env and headers are sealed as one JSON object each, so names are hidden too.
 pub(crate) struct ServerColumns {
@@ -152,6 +154,54 @@ fn open_map(sealed: Option<&str>, key: &SecretKey) -> Result<BTreeMap<String, St
     let plain = key.open(sealed)?;
     serde_json::from_slice(&plain)
         .map_err(|e| StoreError::Crypto(format!("decrypted secret is not a map: {e}")))
+}
+
+/// One `sessions` row; the headers are sealed as one JSON object.
+pub(crate) struct SessionColumns {
+    pub tenant: String,
+    pub id_hash: String,
+    pub prefix: String,
+    pub remote_url: String,
+    pub transport: String,
+    pub headers_enc: String,
+    pub ttl_secs: i64,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl SessionColumns {
+    /// Flattens a record, sealing its headers with `key`.
+    pub fn encode(record: &SessionRecord, key: &SecretKey) -> Result<Self, StoreError> {
+        Ok(SessionColumns {
+            tenant: record.tenant.clone(),
+            id_hash: record.id_hash.clone(),
+            prefix: record.prefix.clone(),
+            remote_url: record.remote_url.clone(),
+            transport: record.transport.clone(),
+            headers_enc: seal_map(&record.headers, key)?,
+            ttl_secs: record.ttl_secs,
+            created_by: record.created_by.clone(),
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+        })
+    }
+
+    /// Rebuilds the record, opening its headers with `key`.
+    pub fn decode(self, key: &SecretKey) -> Result<SessionRecord, StoreError> {
+        Ok(SessionRecord {
+            headers: open_map(Some(&self.headers_enc), key)?,
+            tenant: self.tenant,
+            id_hash: self.id_hash,
+            prefix: self.prefix,
+            remote_url: self.remote_url,
+            transport: self.transport,
+            ttl_secs: self.ttl_secs,
+            created_by: self.created_by,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        })
+    }
 }
 
 /// One `groups` row.

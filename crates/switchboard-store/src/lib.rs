@@ -163,6 +163,32 @@ pub struct ItemSetting {
     pub rename: Option<String>,
 }
 
+/// A proxy session (seed 002): a caller's time-limited connection to a remote MCP server,
+/// mounted on the hub under `prefix`. Kept in the store so any replica can serve it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Owning tenant.
+    pub tenant: String,
+    /// Hex SHA-256 of the session id (the id itself is never stored).
+    pub id_hash: String,
+    /// The server name the session is mounted under (unique within the tenant).
+    pub prefix: String,
+    /// The remote server's URL.
+    pub remote_url: String,
+    /// `streamable-http` or `sse`.
+    pub transport: String,
+    /// Headers sent on every request to the remote (values are secrets, sealed at rest).
+    pub headers: BTreeMap<String, String>,
+    /// The lifetime a refresh grants, in seconds.
+    pub ttl_secs: i64,
+    /// Who created it.
+    pub created_by: String,
+    /// When (Unix milliseconds).
+    pub created_at: i64,
+    /// When it expires (Unix milliseconds).
+    pub expires_at: i64,
+}
+
 /// The store of record.
 #[async_trait::async_trait]
 pub trait Store: IdentityStore + Send + Sync + 'static {
@@ -212,6 +238,27 @@ pub trait Store: IdentityStore + Send + Sync + 'static {
         kind: ItemKind,
         name: &str,
     ) -> Result<bool, StoreError>;
+
+    /// Adds a session; `Conflict` if its id or prefix is taken within the tenant. Session
+    /// writes do not bump the revision.
+    async fn insert_session(&self, record: &SessionRecord) -> Result<(), StoreError>;
+    /// One session by tenant and id hash.
+    async fn get_session(
+        &self,
+        tenant: &str,
+        id_hash: &str,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+    /// Sessions of a tenant, by expiry.
+    async fn list_sessions(&self, tenant: &str) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Moves a session's expiry; `false` if it does not exist.
+    async fn set_session_expiry(
+        &self,
+        tenant: &str,
+        id_hash: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError>;
+    /// Deletes a session; `false` if it did not exist (another replica may have won).
+    async fn delete_session(&self, tenant: &str, id_hash: &str) -> Result<bool, StoreError>;
 
     /// A number that grows with every change, for replicas that poll for changes.
     async fn revision(&self) -> Result<i64, StoreError>;

@@ -32,6 +32,11 @@ pub(crate) fn sqlite() -> Vec<Migration> {
             include_str!("../migrations/sqlite/0002_protocol.sql"),
         ),
         simple(
+            3,
+            "sessions",
+            include_str!("../migrations/sqlite/0003_sessions.sql"),
+        ),
+        simple(
             4,
             "identity",
             include_str!("../migrations/sqlite/0004_identity.sql"),
@@ -51,6 +56,11 @@ pub(crate) fn postgres() -> Vec<Migration> {
             2,
             "protocol",
             include_str!("../migrations/postgres/0002_protocol.sql"),
+        ),
+        simple(
+            3,
+            "sessions",
+            include_str!("../migrations/postgres/0003_sessions.sql"),
         ),
         simple(
             4,

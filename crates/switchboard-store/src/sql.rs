@@ -61,6 +61,19 @@ pub(crate) const UPSERT_SETTING: &str = "INSERT INTO item_settings (tenant, serv
 pub(crate) const DELETE_SETTING: &str =
     "DELETE FROM item_settings WHERE tenant = $1 AND server = $2 AND kind = $3 AND name = $4";
 
+pub(crate) const INSERT_SESSION: &str = "INSERT INTO sessions (tenant, id_hash, prefix, remote_url, \
+    transport, headers_enc, ttl_secs, created_by, created_at, expires_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+pub(crate) const GET_SESSION: &str = "SELECT tenant, id_hash, prefix, remote_url, transport, \
+    headers_enc, ttl_secs, created_by, created_at, expires_at FROM sessions \
+    WHERE tenant = $1 AND id_hash = $2";
+pub(crate) const LIST_SESSIONS: &str = "SELECT tenant, id_hash, prefix, remote_url, transport, \
+    headers_enc, ttl_secs, created_by, created_at, expires_at FROM sessions \
+    WHERE tenant = $1 ORDER BY expires_at, prefix";
+pub(crate) const SET_SESSION_EXPIRY: &str =
+    "UPDATE sessions SET expires_at = $3 WHERE tenant = $1 AND id_hash = $2";
+pub(crate) const DELETE_SESSION: &str = "DELETE FROM sessions WHERE tenant = $1 AND id_hash = $2";
+
 pub(crate) const GET_META: &str = "SELECT value FROM meta WHERE key = $1";
 pub(crate) const SET_META: &str = "INSERT INTO meta (key, value) VALUES ($1, $2) \
     ON CONFLICT (key) DO UPDATE SET value = excluded.value";
@@ -74,10 +87,10 @@ macro_rules! impl_store {
         use sqlx::Row as _;
 
         use $crate::codec::{
-            GroupColumns, ServerColumns, SettingColumns, db_error, members_without,
+            GroupColumns, ServerColumns, SessionColumns, SettingColumns, db_error, members_without,
         };
         use $crate::sql;
-        use $crate::{GroupRecord, ItemKind, ItemSetting, ServerRecord, StoreError};
+        use $crate::{GroupRecord, ItemKind, ItemSetting, ServerRecord, SessionRecord, StoreError};
 
         type Tx = sqlx::Transaction<'static, $db>;
         type DbRow = <$db as sqlx::Database>::Row;
@@ -123,6 +136,21 @@ macro_rules! impl_store {
                 enabled: row.try_get(4)?,
                 description: row.try_get(5)?,
                 rename: row.try_get(6)?,
+            })
+        }
+
+        fn session_columns(row: &DbRow) -> Result<SessionColumns, sqlx::Error> {
+            Ok(SessionColumns {
+                tenant: row.try_get(0)?,
+                id_hash: row.try_get(1)?,
+                prefix: row.try_get(2)?,
+                remote_url: row.try_get(3)?,
+                transport: row.try_get(4)?,
+                headers_enc: row.try_get(5)?,
+                ttl_secs: row.try_get(6)?,
+                created_by: row.try_get(7)?,
+                created_at: row.try_get(8)?,
+                expires_at: row.try_get(9)?,
             })
         }
 
@@ -262,6 +290,13 @@ macro_rules! impl_store {
                     .collect()
             }
 
+            async fn fetch_sessions(&self, query: Query) -> Result<Vec<SessionRecord>, StoreError> {
+                let rows = query.fetch_all(&self.pool).await.map_err(db_error)?;
+                rows.iter()
+                    .map(|row| session_columns(row).map_err(db_error)?.decode(&self.key))
+                    .collect()
+            }
+
             async fn fetch_settings(&self, query: Query) -> Result<Vec<ItemSetting>, StoreError> {
                 let rows = query.fetch_all(&self.pool).await.map_err(db_error)?;
                 rows.iter()
@@ -397,6 +432,69 @@ macro_rules! impl_store {
                     .bind(name);
                 let changed = execute(&mut tx, query).await? > 0;
                 finish(tx, changed).await
+            }
+
+            async fn insert_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
+                let c = SessionColumns::encode(record, &self.key)?;
+                sqlx::query(sql::INSERT_SESSION)
+                    .bind(&c.tenant)
+                    .bind(&c.id_hash)
+                    .bind(&c.prefix)
+                    .bind(&c.remote_url)
+                    .bind(&c.transport)
+                    .bind(&c.headers_enc)
+                    .bind(c.ttl_secs)
+                    .bind(&c.created_by)
+                    .bind(c.created_at)
+                    .bind(c.expires_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_error)
+                    .map(drop)
+            }
+
+            async fn get_session(
+                &self,
+                tenant: &str,
+                id_hash: &str,
+            ) -> Result<Option<SessionRecord>, StoreError> {
+                let query = sqlx::query(sql::GET_SESSION).bind(tenant).bind(id_hash);
+                Ok(self.fetch_sessions(query).await?.pop())
+            }
+
+            async fn list_sessions(&self, tenant: &str) -> Result<Vec<SessionRecord>, StoreError> {
+                self.fetch_sessions(sqlx::query(sql::LIST_SESSIONS).bind(tenant))
+                    .await
+            }
+
+            async fn set_session_expiry(
+                &self,
+                tenant: &str,
+                id_hash: &str,
+                expires_at: i64,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(sql::SET_SESSION_EXPIRY)
+                    .bind(tenant)
+                    .bind(id_hash)
+                    .bind(expires_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn delete_session(
+                &self,
+                tenant: &str,
+                id_hash: &str,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(sql::DELETE_SESSION)
+                    .bind(tenant)
+                    .bind(id_hash)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn revision(&self) -> Result<i64, StoreError> {

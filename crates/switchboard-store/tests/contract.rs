@@ -12,7 +12,8 @@ use std::time::Duration;
 use sqlx::Connection as _;
 use switchboard_store::{
     ApiKeyRecord, AuditQuery, AuditRecord, GroupRecord, ItemKind, ItemSetting, RefreshRecord, Role,
-    SecretKey, ServerRecord, Store, StoreError, TenantRecord, TransportRecord, UserRecord, open,
+    SecretKey, ServerRecord, SessionRecord, Store, StoreError, TenantRecord, TransportRecord,
+    UserRecord, open,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -164,6 +165,7 @@ async fn contract(store: Arc<dyn Store>) {
     tenant_isolation(&store).await;
     concurrent_claims(&store).await;
     identity(&store).await;
+    sessions(&store).await;
 }
 
 async fn servers(store: &Arc<dyn Store>) {
@@ -587,6 +589,90 @@ async fn concurrent_claims(store: &Arc<dyn Store>) {
     assert_eq!(wins, 1);
 }
 
+fn session(tenant: &str, id_hash: &str, prefix: &str, expires_at: i64) -> SessionRecord {
+    SessionRecord {
+        tenant: tenant.into(),
+        id_hash: id_hash.into(),
+        prefix: prefix.into(),
+        remote_url: "https://remote.example/mcp".into(),
+        transport: "streamable-http".into(),
+        headers: map(&[
+            (HEADER_NAME, HEADER_SECRET),
+            ("Authorization", "Bearer tok-9"),
+        ]),
+        ttl_secs: 1800,
+        created_by: "alice".into(),
+        created_at: 1_700_000_000_000,
+        expires_at,
+    }
+}
+
+/// Sessions: keyed by tenant and id hash, prefixes unique per tenant, expiry moves, deletes
+/// report whether they removed something, and none of it touches the revision.
+async fn sessions(store: &Arc<dyn Store>) {
+    let mut rev = Rev::new(store).await;
+    let a = session("sa", "h1", "s000000000001", 2_000);
+    store.insert_session(&a).await.unwrap();
+    store
+        .insert_session(&session("sa", "h2", "s000000000002", 1_000))
+        .await
+        .unwrap();
+    rev.same("session insert").await;
+    assert_eq!(
+        store.get_session("sa", "h1").await.unwrap(),
+        Some(a.clone())
+    );
+    // Ordered by expiry.
+    let listed: Vec<String> = store
+        .list_sessions("sa")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id_hash)
+        .collect();
+    assert_eq!(listed, ["h2", "h1"]);
+    // Same id or same prefix within a tenant: conflict. Another tenant may reuse both.
+    assert!(matches!(
+        store
+            .insert_session(&session("sa", "h1", "s000000000009", 1))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        store
+            .insert_session(&session("sa", "h3", "s000000000001", 1))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    store
+        .insert_session(&session("sb", "h1", "s000000000001", 5))
+        .await
+        .unwrap();
+    // Tenants do not see each other's sessions.
+    assert_eq!(store.get_session("sb", "h2").await.unwrap(), None);
+    assert!(!store.delete_session("sb", "h2").await.unwrap());
+    assert!(!store.set_session_expiry("sb", "h2", 9).await.unwrap());
+    assert_eq!(store.list_sessions("sb").await.unwrap().len(), 1);
+    // Expiry moves; deletes are reported once.
+    assert!(store.set_session_expiry("sa", "h1", 9_999).await.unwrap());
+    assert_eq!(
+        store
+            .get_session("sa", "h1")
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at,
+        9_999
+    );
+    assert!(store.delete_session("sa", "h1").await.unwrap());
+    assert!(!store.delete_session("sa", "h1").await.unwrap());
+    assert!(!store.set_session_expiry("sa", "h1", 1).await.unwrap());
+    assert_eq!(store.get_session("sa", "h1").await.unwrap(), None);
+    rev.same("session writes").await;
+    assert!(store.delete_session("sa", "h2").await.unwrap());
+    assert!(store.delete_session("sb", "h1").await.unwrap());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Secrets at rest (needs a database a second connection can reach)
 
@@ -602,7 +688,22 @@ async fn secrets_at_rest(url: &str, store: &Arc<dyn Store>) {
         }
     }
 
+    // Session headers (with the token's Authorization header) are sealed the same way.
+    store
+        .insert_session(&session("rest", "hx", "s0000000000aa", 1))
+        .await
+        .unwrap();
+    let sealed = raw_session_headers(url).await;
+    assert!(sealed.starts_with("v1:"), "sealed format: {sealed}");
+    for clear in [HEADER_SECRET, HEADER_NAME, "tok-9", "Authorization"] {
+        assert!(!sealed.contains(clear), "{clear} stored in clear");
+    }
+
     let reopened = open(url, key(1)).await.expect("reopen with the right key");
+    assert_eq!(
+        reopened.get_session("rest", "hx").await.unwrap(),
+        Some(session("rest", "hx", "s0000000000aa", 1))
+    );
     assert_eq!(
         reopened.get_server("rest", "web").await.unwrap(),
         Some(http("rest", "web"))
@@ -619,6 +720,29 @@ async fn secrets_at_rest(url: &str, store: &Arc<dyn Store>) {
         wrong.list_all_servers().await,
         Err(StoreError::Crypto(_))
     ));
+    assert!(matches!(
+        wrong.get_session("rest", "hx").await,
+        Err(StoreError::Crypto(_))
+    ));
+}
+
+const RAW_SESSION: &str = "SELECT headers_enc FROM sessions WHERE tenant = 'rest'";
+
+/// The sealed headers of the session of tenant `rest`, read past the store.
+async fn raw_session_headers(url: &str) -> String {
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query_scalar(RAW_SESSION)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query_scalar(RAW_SESSION)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    }
 }
 
 const RAW_SECRETS: &str =

@@ -16,7 +16,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run the hub: the main service and the MCP service.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the hub on stdin/stdout, for a desktop client's config.
     Stdio(StdioArgs),
     /// Check a servers file and exit (0 when valid, 2 when not).

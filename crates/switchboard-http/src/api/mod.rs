@@ -122,11 +122,26 @@ impl From<ControlError> for ApiError {
             ControlError::Unreachable(m) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unreachable", m)
             }
+            ControlError::Limit(m) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "session_limit", m)
+            }
+            ControlError::Timeout(m) => {
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", m)
+            }
             ControlError::Store(e) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string())
             }
         }
     }
+}
+
+/// The control plane that serves the caller's tenant. Every handler that needs one goes
+/// through here, so per-tenant control planes change this function only.
+pub(crate) fn control_for(
+    state: &ApiState,
+    caller: &auth::Caller,
+) -> Result<Arc<ControlPlane>, ApiError> {
+    auth::plane(state, &caller.0.tenant)
 }
 
 /// A JSON body that failed to parse is the client's fault: 400 with the parser's words.

@@ -45,7 +45,7 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve(args) => runtime.block_on(serve::run(args, servers)),
+        Command::Serve(args) => runtime.block_on(serve::run(*args, servers)),
         Command::Stdio(args) => runtime.block_on(stdio::run(args, servers)),
         Command::Servers { .. } | Command::Check { .. } => unreachable!("handled above"),
         Command::Validate(_) => {

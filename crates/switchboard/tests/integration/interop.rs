@@ -815,3 +815,56 @@ async fn a_session_client_answers_a_stateless_upstreams_questions() {
     assert_eq!(asked[0]["message"], "What is your name?");
     hub.stop().await;
 }
+
+// ---- proxy sessions: NDJSON frames from server-everything's long-running tool ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_streams_server_everythings_long_running_operation() {
+    use crate::sessions::{SessApi, check_grammar, frames, stream};
+    let ev = Everything::start("streamableHttp").await;
+    let api = SessApi::start().await;
+    let (id, prefix) = api.open(json!({"remote_url": ev.url("/mcp")})).await;
+    let tools = api
+        .ok("GET", &format!("/api/v1/server/{id}/tools"), None, 200)
+        .await;
+    assert_eq!(tools["prefix"], prefix.as_str());
+    let tool = "trigger-long-running-operation";
+    assert!(
+        tools["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == tool),
+        "{tools}"
+    );
+    // 2 s in 4 steps: a progress frame every 500 ms, then the result.
+    let f = frames(stream(&api, &id, tool, json!({"duration": 2, "steps": 4})).await).await;
+    check_grammar(&f);
+    let progress: Vec<_> = f.iter().filter(|(_, v)| v["type"] == "progress").collect();
+    assert_eq!(progress.len(), 4, "{f:?}");
+    assert_eq!(progress[3].1["progress"].as_f64(), Some(4.0));
+    assert_eq!(progress[3].1["total"].as_f64(), Some(4.0));
+    let (result_at, result) = &f[f.len() - 2];
+    assert_eq!(result["type"], "result", "{result}");
+    assert!(
+        all_text(&result["result"]).contains("Long running operation completed"),
+        "{result}"
+    );
+    // The frames arrived as the steps happened, not all at the end.
+    assert!(
+        *result_at >= progress[0].0 + Duration::from_millis(1200),
+        "first progress at {:?}, result at {result_at:?}",
+        progress[0].0
+    );
+    for w in progress.windows(2) {
+        assert!(
+            w[1].0 >= w[0].0 + Duration::from_millis(250),
+            "{:?} then {:?}",
+            w[0].0,
+            w[1].0
+        );
+    }
+    api.ok("DELETE", &format!("/api/v1/server/{id}"), None, 200)
+        .await;
+    api.stop().await;
+}

@@ -10,3 +10,4 @@ mod faults;
 mod interop;
 mod modern;
 mod process;
+mod sessions;

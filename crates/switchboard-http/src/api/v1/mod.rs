@@ -4,8 +4,8 @@
 //! Every handler carries a `#[utoipa::path]` attribute and is registered with
 //! `utoipa_axum::routes!`, so the router and the document are built from the same list: a
 //! route cannot exist without being documented, nor be documented without existing. Every
-//! route but login and refresh requires a bearer credential (the `Caller` or `Manage`
-//! extractor comes first; see `api::auth`).
+//! route but login, refresh and the liveness route `GET /api/v1/health` requires a bearer
+//! credential (the `Caller` or `Manage` extractor comes first; see `api::auth`).
 
 mod config;
 mod groups;
@@ -14,6 +14,7 @@ mod items;
 mod schema;
 mod seed_doc;
 mod servers;
+mod sessions;
 
 use std::sync::LazyLock;
 
@@ -34,7 +35,7 @@ type ApiResult<T> = Result<T, ApiError>;
 
 /// The `/api/v1` routes.
 pub(crate) fn routes() -> Router<ApiState> {
-    build().0
+    build().0.merge(sessions::resource_route())
 }
 
 /// The static part of the document: info, tags, the seed's routes (documented here, served by
@@ -52,12 +53,20 @@ pub(crate) fn routes() -> Router<ApiState> {
         (name = "prompts", description = "Per-prompt settings: hide, rename, describe"),
         (name = "groups", description = "Named subsets of servers served at /mcp/{group}"),
         (name = "config", description = "Servers-file import/export and reconciliation"),
+        (name = "sessions", description = "Proxy sessions to remote MCP servers (seed 002), health"),
         (name = "seed", description = "The seed system's compatible routes"),
         (name = "auth", description = "Log in, refresh and revoke tokens"),
         (name = "identity", description = "Tenants, users, API keys, the caller, the audit log"),
         (name = "meta", description = "This document")
     ),
-    paths(seed_doc::tools, seed_doc::add, seed_doc::remove, seed_doc::list, seed_doc::recover),
+    paths(
+        seed_doc::tools,
+        seed_doc::add,
+        seed_doc::remove,
+        seed_doc::list,
+        seed_doc::recover,
+        sessions::session_resource
+    ),
     components(schemas(schema::ApiErrorBody))
 )]
 struct ApiDoc;
@@ -70,6 +79,7 @@ fn build() -> (Router<ApiState>, Document) {
         .merge(groups::routes())
         .merge(config::routes())
         .merge(identity::routes())
+        .merge(sessions::routes())
         .routes(routes!(openapi))
         .split_for_parts();
     add_security(&mut doc);
@@ -110,7 +120,8 @@ fn add_security(doc: &mut Document) {
             &mut item.delete,
             &mut item.patch,
         ];
-        for op in ops.into_iter().flatten() {
+        // Operations that set their own security (the open health route) keep it.
+        for op in ops.into_iter().flatten().filter(|op| op.security.is_none()) {
             op.responses
                 .responses
                 .entry("401".into())
