@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use switchboard_core::config::ServerSpec;
+use switchboard_core::config::{ServerSpec, TransportSpec};
 use switchboard_core::jsonrpc::{error_message, notification_message};
 use switchboard_core::naming::{DEFAULT_SEPARATOR, validate_server_name};
 use switchboard_upstream::{HubEvent, ListKind, State, Upstream, UpstreamOptions, http_client};
@@ -39,6 +39,14 @@ pub struct HubConfig {
     /// The HTTP client for servers supplied through an API (untrusted): one whose resolver
     /// enforces the SSRF policy at connect time. `None` uses the ordinary client.
     pub untrusted_client: Option<reqwest::Client>,
+    /// Most upstream calls in flight at once through this hub (0: no limit). A hub serves one
+    /// tenant, so this is the per-tenant fairness limit: a call over it waits for a slot (at
+    /// most `call_queue_timeout`) without holding up any other tenant.
+    pub max_concurrent_calls: usize,
+    /// How long a call waits for a slot before it fails.
+    pub call_queue_timeout: Duration,
+    /// Most stdio servers (child processes) this hub runs (0: no limit).
+    pub max_stdio_servers: usize,
 }
 
 impl Default for HubConfig {
@@ -53,6 +61,9 @@ impl Default for HubConfig {
             allowed_hosts: Vec::new(),
             page_size: 0,
             untrusted_client: None,
+            max_concurrent_calls: 0,
+            call_queue_timeout: Duration::from_secs(30),
+            max_stdio_servers: 0,
         }
     }
 }
@@ -118,6 +129,8 @@ pub(crate) struct HubInner {
     cancel: CancellationToken,
     /// Listeners for one server's log messages (`notifications/message`), by server name.
     log_taps: Mutex<HashMap<String, Vec<mpsc::Sender<String>>>>,
+    /// Slots for upstream calls (`max_concurrent_calls`).
+    pub(crate) call_slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// The hub. Cheap to clone; all clones share one state.
@@ -138,7 +151,6 @@ impl Hub {
         );
         let hub = Hub {
             inner: Arc::new(HubInner {
-                config,
                 upstreams: ArcSwap::from_pointee(BTreeMap::new()),
                 groups: ArcSwap::from_pointee(BTreeMap::new()),
                 overrides: ArcSwap::from_pointee(Overrides::new()),
@@ -151,6 +163,9 @@ impl Hub {
                 client: http_client(),
                 cancel: CancellationToken::new(),
                 log_taps: Mutex::new(HashMap::new()),
+                call_slots: (config.max_concurrent_calls > 0)
+                    .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_calls))),
+                config,
             }),
         };
         tokio::spawn(event_loop(
@@ -179,6 +194,7 @@ impl Hub {
         if current.contains_key(&spec.name) || self.inner.groups.load().contains_key(&spec.name) {
             return Err(HubError::Conflict(spec.name));
         }
+        self.inner.check_stdio_limit(&current, &spec, None)?;
         let up = Upstream::start(
             spec.clone(),
             self.inner.client_for(&spec),
@@ -303,6 +319,8 @@ impl Hub {
             let Some(old) = current.get(&spec.name).cloned() else {
                 return Err(HubError::NotFound(spec.name));
             };
+            self.inner
+                .check_stdio_limit(&current, &spec, Some(&spec.name))?;
             let up = Upstream::start(
                 spec.clone(),
                 self.inner.client_for(&spec),
@@ -551,6 +569,51 @@ fn server_status(u: &Upstream) -> ServerStatus {
 }
 
 impl HubInner {
+    /// Refuses a stdio server over `max_stdio_servers` (`replacing`: the name it replaces).
+    fn check_stdio_limit(
+        &self,
+        current: &BTreeMap<String, Upstream>,
+        spec: &ServerSpec,
+        replacing: Option<&str>,
+    ) -> Result<(), HubError> {
+        let limit = self.config.max_stdio_servers;
+        let is_stdio = |s: &ServerSpec| matches!(s.transport, TransportSpec::Stdio { .. });
+        if limit == 0 || !is_stdio(spec) {
+            return Ok(());
+        }
+        let running = current
+            .values()
+            .filter(|u| Some(u.name()) != replacing && is_stdio(u.spec()))
+            .count();
+        if running >= limit {
+            return Err(HubError::Invalid(format!(
+                "this tenant already runs {running} stdio servers (limit {limit}); remove one or \
+                 raise --max-stdio-servers-per-tenant"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Waits for an upstream call slot (`max_concurrent_calls`); `Err` after the queue timeout.
+    pub(crate) async fn call_slot(
+        &self,
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, String> {
+        let Some(slots) = &self.call_slots else {
+            return Ok(None);
+        };
+        match tokio::time::timeout(self.config.call_queue_timeout, slots.clone().acquire_owned())
+            .await
+        {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            _ => Err(format!(
+                "this tenant has {} upstream calls in flight (its limit) and none finished within \
+                 {} ms; retry later",
+                self.config.max_concurrent_calls,
+                self.config.call_queue_timeout.as_millis()
+            )),
+        }
+    }
+
     /// Servers from the operator's file use the ordinary client; API-supplied ones the guarded one.
     fn client_for(&self, spec: &ServerSpec) -> reqwest::Client {
         match (&self.config.untrusted_client, spec.trusted) {

@@ -536,6 +536,13 @@ impl Hub {
         }
         let server = route.entry.name.clone();
         let upstream = route.entry.upstream.clone();
+        // Held until the call ends: the tenant's share of upstream concurrency.
+        let _slot = match self.inner.call_slot().await {
+            Ok(slot) => slot,
+            Err(message) => {
+                return Some(error_message(id, code::INTERNAL_ERROR, &message, None));
+            }
+        };
         let conn = match upstream.connection_for(&session.id).await {
             Ok(c) => c,
             Err(e) => {

@@ -159,6 +159,13 @@ pub(crate) struct CommonArgs {
     /// Items per page of merged lists (0: whole lists, no cursors).
     #[arg(long, env = "SWITCHBOARD_PAGE_SIZE", default_value_t = 0)]
     pub(crate) page_size: usize,
+    /// Upstream calls one tenant may have in flight; more wait (up to 30 s) for a slot, without
+    /// holding up other tenants (0: no limit).
+    #[arg(long, env = "SWITCHBOARD_MAX_CALLS_PER_TENANT", default_value_t = 256)]
+    pub(crate) max_calls_per_tenant: usize,
+    /// stdio servers (child processes) one tenant may run (0: no limit).
+    #[arg(long, env = "SWITCHBOARD_MAX_STDIO_SERVERS_PER_TENANT", default_value_t = 64)]
+    pub(crate) max_stdio_servers_per_tenant: usize,
     /// Runtime worker threads (default: half the CPUs, at least one).
     #[arg(long, env = "SWITCHBOARD_THREADS")]
     pub(crate) threads: Option<usize>,

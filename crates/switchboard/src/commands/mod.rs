@@ -134,6 +134,8 @@ pub(crate) fn new_hub(common: &CommonArgs, untrusted_client: Option<reqwest::Cli
         allowed_hosts: list(&common.allowed_hosts),
         page_size: common.page_size,
         untrusted_client,
+        max_concurrent_calls: common.max_calls_per_tenant,
+        max_stdio_servers: common.max_stdio_servers_per_tenant,
         ..HubConfig::default()
     })
 }

@@ -6,7 +6,9 @@ mod control;
 
 mod api_v1;
 mod dataplane;
+mod fairness;
 mod faults;
+mod identity;
 mod interop;
 mod modern;
 mod process;
