@@ -53,8 +53,39 @@ impl McpState {
     }
 }
 
-/// The hub that serves this request.
-pub(crate) struct CallerHub(pub Hub);
+/// The hub that serves this request, and where the caller's own upstream credentials are.
+pub(crate) struct CallerHub(pub Hub, pub Option<Credentials>);
+
+/// A user's stored upstream credentials, loaded when a session starts.
+pub(crate) struct Credentials {
+    store: std::sync::Arc<dyn switchboard_store::Store>,
+    user: String,
+}
+
+impl Credentials {
+    /// Gives `session` the user's own headers, if they stored any. A store failure leaves the
+    /// session on the configured headers (and is logged).
+    pub(crate) async fn apply(&self, session: &switchboard_hub::ClientSession) {
+        let servers = match self.store.list_user_credentials(&self.user).await {
+            Ok(s) if s.is_empty() => return,
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(message = "Cannot load a user's upstream credentials.", error = %e);
+                return;
+            }
+        };
+        let mut by_server = std::collections::HashMap::new();
+        for server in servers {
+            if let Ok(Some(h)) = self.store.get_user_credential(&self.user, &server).await {
+                by_server.insert(server, h);
+            }
+        }
+        session.set_user_headers(switchboard_hub::UserHeaders {
+            user: self.user.clone(),
+            by_server,
+        });
+    }
+}
 
 /// The group or server an MCP path names: `/mcp/{name}`, `/sse/{name}`.
 fn endpoint_name(path: &str) -> Option<&str> {
@@ -149,7 +180,7 @@ impl FromRequestParts<McpState> for CallerHub {
         state: &McpState,
     ) -> Result<Self, Self::Rejection> {
         let (api, auth, public_url) = match state {
-            McpState::Open(hub) => return Ok(CallerHub(hub.clone())),
+            McpState::Open(hub) => return Ok(CallerHub(hub.clone(), None)),
             McpState::Tenants {
                 api,
                 auth,
@@ -183,8 +214,12 @@ impl FromRequestParts<McpState> for CallerHub {
                 format!("tenant {:?} is not served here", who.tenant),
             ));
         };
+        let credentials = who.user_id.clone().map(|user| Credentials {
+            store: api.identity.store().clone(),
+            user,
+        });
         parts.extensions.insert(who);
-        Ok(CallerHub(plane.hub().clone()))
+        Ok(CallerHub(plane.hub().clone(), credentials))
     }
 }
 

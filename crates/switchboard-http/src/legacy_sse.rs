@@ -36,7 +36,7 @@ impl Drop for SessionStream {
 
 /// `GET /sse[/{name}]`.
 pub(crate) async fn open(
-    CallerHub(hub): CallerHub,
+    CallerHub(hub, credentials): CallerHub,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     name: Option<Path<String>>,
     headers: HeaderMap,
@@ -51,6 +51,9 @@ pub(crate) async fn open(
         Ok(s) => s,
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     };
+    if let Some(c) = &credentials {
+        c.apply(&session).await;
+    }
     let guard = session
         .attach_stream()
         .expect("a new session's stream is free");
@@ -81,7 +84,7 @@ pub(crate) struct SessionQuery {
 
 /// `POST /messages?sessionId=...`: one message in, `202 Accepted` out; replies go on the stream.
 pub(crate) async fn message(
-    CallerHub(hub): CallerHub,
+    CallerHub(hub, _): CallerHub,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(q): Query<SessionQuery>,
     headers: HeaderMap,

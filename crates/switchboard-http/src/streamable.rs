@@ -83,7 +83,7 @@ fn check_version(headers: &HeaderMap) -> Result<(), Response> {
 
 /// `POST /mcp[/{name}]`.
 pub(crate) async fn post(
-    CallerHub(hub): CallerHub,
+    CallerHub(hub, credentials): CallerHub,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     name: Option<Path<String>>,
     headers: HeaderMap,
@@ -120,12 +120,20 @@ pub(crate) async fn post(
             return StatusCode::ACCEPTED.into_response();
         }
         let session = hub.stateless_session(view);
+        if let Some(c) = &credentials {
+            c.apply(&session).await;
+        }
         return crate::modern::with_status(answer(hub, session, text).await).await;
     }
     drop(env);
     let (session, new_session) = if is_init {
         match hub.create_session(view, STREAM_CAPACITY) {
-            Ok(s) => (s, true),
+            Ok(s) => {
+                if let Some(c) = &credentials {
+                    c.apply(&s).await;
+                }
+                (s, true)
+            }
             Err(e) => {
                 return rpc_error(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -236,7 +244,7 @@ pub(crate) fn event_stream_response(
 
 /// `GET /mcp[/{name}]`: the session's stream of unsolicited messages.
 pub(crate) async fn get(
-    CallerHub(hub): CallerHub,
+    CallerHub(hub, _): CallerHub,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     name: Option<Path<String>>,
     headers: HeaderMap,
@@ -309,7 +317,7 @@ fn tokio_stream_interval(period: Duration) -> impl Stream<Item = ()> + Send {
 
 /// `DELETE /mcp[/{name}]`: ends the session.
 pub(crate) async fn delete(
-    CallerHub(hub): CallerHub,
+    CallerHub(hub, _): CallerHub,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {

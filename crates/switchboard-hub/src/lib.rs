@@ -18,5 +18,5 @@ pub use local::LIST_SERVERS;
 pub use merged::{GroupDef, ItemOverride, Overrides, URI_PREFIX};
 pub use modern::{HEADER_MISMATCH, MISSING_CAPABILITY, MODERN_VERSION, UNSUPPORTED_VERSION};
 pub use router::{LATEST_VERSION, SUPPORTED_VERSIONS};
-pub use session::{ClientInfo, ClientSession, StreamGuard, random_id};
+pub use session::{ClientInfo, ClientSession, StreamGuard, UserHeaders, random_id};
 pub use view::View;

@@ -543,7 +543,15 @@ impl Hub {
                 return Some(error_message(id, code::INTERNAL_ERROR, &message, None));
             }
         };
-        let conn = match upstream.connection_for(&session.id).await {
+        let own = session
+            .user_headers
+            .get()
+            .and_then(|u| u.by_server.get(&server).map(|h| (u.user.as_str(), h)));
+        let conn = match own {
+            Some((user, headers)) => upstream.connection_with_headers(user, headers).await,
+            None => upstream.connection_for(&session.id).await,
+        };
+        let conn = match conn {
             Ok(c) => c,
             Err(e) => {
                 return Some(error_message(

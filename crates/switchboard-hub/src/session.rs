@@ -55,6 +55,19 @@ pub struct ClientSession {
     last_seen: AtomicU64,
     /// Fires when the session ends.
     pub closed: CancellationToken,
+    /// The user's own upstream credentials, when they stored some.
+    pub(crate) user_headers: OnceLock<UserHeaders>,
+}
+
+/// A user's own headers for some servers (per-user upstream credentials): calls from their
+/// sessions to those servers go over connections that send these instead of the configured
+/// headers of the same names.
+#[derive(Debug, Clone, Default)]
+pub struct UserHeaders {
+    /// Whose they are (connections are shared per user).
+    pub user: String,
+    /// Headers by server name.
+    pub by_server: HashMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 impl ClientSession {
@@ -75,7 +88,13 @@ impl ClientSession {
             next_forward: AtomicU64::new(1),
             last_seen: AtomicU64::new(now_secs()),
             closed: CancellationToken::new(),
+            user_headers: OnceLock::new(),
         }
+    }
+
+    /// Attaches the user's own upstream credentials (once, before the first call).
+    pub fn set_user_headers(&self, headers: UserHeaders) {
+        let _ = self.user_headers.set(headers);
     }
 
     /// True for a stateless (2026-07-28) request's session.

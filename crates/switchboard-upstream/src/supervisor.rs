@@ -232,16 +232,55 @@ impl Upstream {
         if self.inner.spec.session == SessionMode::Shared || client.is_empty() {
             return Ok(shared);
         }
-        if let Some(c) = self.inner.clients.lock().expect("clients lock").get(client) {
+        self.open_client(client, &self.inner.spec).await
+    }
+
+    /// A connection that sends `headers` instead of the configured ones of the same names (a
+    /// user's own credentials), shared by every session of `owner` with these headers and
+    /// opened on first use. A stdio server has no headers: its shared connection is used.
+    pub async fn connection_with_headers(
+        &self,
+        owner: &str,
+        headers: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Arc<Connection>, UpstreamError> {
+        let mut spec = self.inner.spec.clone();
+        let configured = match &mut spec.transport {
+            TransportSpec::StreamableHttp { headers, .. } | TransportSpec::Sse { headers, .. } => {
+                headers
+            }
+            TransportSpec::Stdio { .. } => return self.connection(),
+        };
+        for (name, value) in headers {
+            configured.retain(|k, _| !k.eq_ignore_ascii_case(name));
+            configured.insert(name.clone(), value.clone());
+        }
+        // The key changes with the headers, so new credentials get a new connection.
+        let digest = headers
+            .iter()
+            .flat_map(|(k, v)| k.bytes().chain([0]).chain(v.bytes()).chain([0]))
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        self.open_client(&format!("credentials:{owner}:{digest:016x}"), &spec)
+            .await
+    }
+
+    /// The connection registered under `key`, opened with `spec` on first use.
+    async fn open_client(
+        &self,
+        key: &str,
+        spec: &ServerSpec,
+    ) -> Result<Arc<Connection>, UpstreamError> {
+        if let Some(c) = self.inner.clients.lock().expect("clients lock").get(key) {
             return Ok(c.clone());
         }
         let _guard = self.inner.opening.lock().await;
-        if let Some(c) = self.inner.clients.lock().expect("clients lock").get(client) {
+        if let Some(c) = self.inner.clients.lock().expect("clients lock").get(key) {
             return Ok(c.clone());
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let (conn, _) = Connection::open(
-            &self.inner.spec,
+            spec,
             &self.inner.client,
             self.inner.stderr.clone(),
             tx,
@@ -253,10 +292,10 @@ impl Upstream {
             .clients
             .lock()
             .expect("clients lock")
-            .insert(client.to_string(), conn.clone());
+            .insert(key.to_string(), conn.clone());
         tokio::spawn(serve_client(
             self.inner.clone(),
-            client.to_string(),
+            key.to_string(),
             conn.clone(),
             rx,
         ));

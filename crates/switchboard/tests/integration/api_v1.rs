@@ -58,6 +58,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/keys"),
     ("DELETE", "/api/v1/keys/{id}"),
     ("GET", "/api/v1/audit"),
+    ("GET", "/api/v1/me/credentials"),
+    ("PUT", "/api/v1/me/credentials/{server}"),
+    ("DELETE", "/api/v1/me/credentials/{server}"),
     ("POST", "/api/v1/server"),
     ("GET", "/api/v1/server/{id}"),
     ("DELETE", "/api/v1/server/{id}"),
@@ -326,6 +329,7 @@ async fn every_route_requires_the_admin_token() {
         let path = template
             .replace("{name}", "a")
             .replace("{id}", "i")
+            .replace("{server}", "s")
             .replace("{tool}", "t")
             .replace("{prompt}", "p")
             .replace("{id}", "i")

@@ -122,6 +122,8 @@ pub struct McpClient {
     pub http: reqwest::Client,
     pub url: String,
     pub session: Option<String>,
+    /// Sent as `Authorization: Bearer` on every request, when set.
+    pub bearer: Option<String>,
     next_id: u64,
     /// Notifications and server requests received on POST response streams, in order.
     pub received: Vec<Value>,
@@ -145,11 +147,27 @@ impl McpClient {
         c
     }
 
+    /// Connects with `Authorization: Bearer <token>` on every request.
+    pub async fn connect_authorized(url: &str, token: &str) -> McpClient {
+        let mut c = McpClient::unconnected(url);
+        c.bearer = Some(token.to_string());
+        let init = c
+            .request(
+                "initialize",
+                json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}),
+            )
+            .await;
+        assert!(init.get("result").is_some(), "initialize failed: {init}");
+        c.notify("notifications/initialized", None).await;
+        c
+    }
+
     pub fn unconnected(url: &str) -> McpClient {
         McpClient {
             http: reqwest::Client::new(),
             url: url.to_string(),
             session: None,
+            bearer: None,
             next_id: 1,
             received: Vec::new(),
         }
@@ -171,6 +189,9 @@ impl McpClient {
             .body(body);
         if let Some(s) = &self.session {
             req = req.header("mcp-session-id", s);
+        }
+        if let Some(t) = &self.bearer {
+            req = req.bearer_auth(t);
         }
         let resp = req.send().await.expect("POST");
         let status = resp.status();

@@ -3,6 +3,7 @@
 mod common;
 
 mod control;
+mod credentials;
 
 mod api_v1;
 mod dataplane;

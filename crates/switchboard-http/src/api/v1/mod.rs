@@ -8,6 +8,7 @@
 //! credential (the `Caller` or `Manage` extractor comes first; see `api::auth`).
 
 mod config;
+mod credentials;
 mod groups;
 mod identity;
 mod items;
@@ -79,6 +80,7 @@ fn build() -> (Router<ApiState>, Document) {
         .merge(groups::routes())
         .merge(config::routes())
         .merge(identity::routes())
+        .merge(credentials::routes())
         .merge(sessions::routes())
         .routes(routes!(openapi))
         .split_for_parts();
