@@ -601,8 +601,11 @@ impl HubInner {
         let Some(slots) = &self.call_slots else {
             return Ok(None);
         };
-        match tokio::time::timeout(self.config.call_queue_timeout, slots.clone().acquire_owned())
-            .await
+        match tokio::time::timeout(
+            self.config.call_queue_timeout,
+            slots.clone().acquire_owned(),
+        )
+        .await
         {
             Ok(Ok(permit)) => Ok(Some(permit)),
             _ => Err(format!(

@@ -91,13 +91,9 @@ async fn a_tenant_runs_at_most_its_share_of_stdio_processes() {
         limited(0, Duration::from_secs(1)),
     )
     .await;
-    let spec = switchboard_core::config::parse_server_value(
-        "two",
-        &stdio_fixture("two", &[]),
-        None,
-        "__",
-    )
-    .expect("spec");
+    let spec =
+        switchboard_core::config::parse_server_value("two", &stdio_fixture("two", &[]), None, "__")
+            .expect("spec");
     let err = hub.hub.add_server(spec).await.unwrap_err().to_string();
     assert!(err.contains("limit 1"), "{err}");
     assert_eq!(hub.hub.server_names(), vec!["one"]);
