@@ -39,9 +39,11 @@ pub(crate) async fn record(State(st): State<ApiState>, req: Request, next: Next)
     if let Some(p) = &who {
         parts.extensions.insert(p.clone());
     }
+    // A caller naming a tenant they may not act on is recorded in their own tenant, where its
+    // managers see it (and the named tenant learns nothing of the caller).
     let tenant = who
         .as_ref()
-        .and_then(|w| target_tenant(w, &parts.headers).ok())
+        .map(|w| target_tenant(w, &parts.headers).unwrap_or_else(|_| w.tenant.clone()))
         .unwrap_or_else(|| switchboard_store::DEFAULT_TENANT.to_string());
     let resp = next.run(Request::from_parts(parts, body)).await;
     let status = resp.status();

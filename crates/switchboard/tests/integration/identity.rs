@@ -1216,3 +1216,820 @@ async fn isolation_matrix_postgres() {
     isolation_matrix(&h).await;
     h.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Credentials
+
+/// Creates tenant `tenant` and a user of it (by the admin); returns the user's id.
+async fn tenant_with_user(h: &TestHub, tenant: &str, user: &str, role: &str) -> String {
+    h.expect(
+        "POST",
+        "/api/v1/tenants",
+        ADMIN,
+        None,
+        Some(json!({"name": tenant})),
+        201,
+    )
+    .await;
+    h.user(ADMIN, Some(tenant), user, role, json!(["*"])).await
+}
+
+/// The main service's MCP endpoint refuses `token` with the RFC 9728 challenge.
+async fn mcp_refuses(h: &TestHub, token: &str) {
+    let a = h.mcp_status(h.main, "/mcp", Some(token)).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+    let challenge = a.headers["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.starts_with("Bearer ") && challenge.contains("resource_metadata="),
+        "{challenge}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_revoked_tampered_and_foreign_credentials_are_refused() {
+    let h = TestHub::sqlite().await;
+    let uid = tenant_with_user(&h, "crew", "crew-user", "user").await;
+    let (jwt, _) = h.tokens("crew-user").await;
+    assert_eq!(h.me_status(&jwt).await, 200);
+
+    // A key that expires.
+    let (_, short) = h
+        .key(
+            &jwt,
+            None,
+            json!({"name": "short", "expires_in_seconds": 1}),
+        )
+        .await;
+    assert_eq!(h.me_status(&short).await, 200);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let a = h.send("GET", "/api/v1/me", Some(&short), None, None).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+    assert_eq!(a.body["message"], "this API key has expired", "{}", a.body);
+    mcp_refuses(&h, &short).await;
+
+    // A revoked key: refused on the next request, listed with its revocation time.
+    let (kid, key) = h.key(&jwt, None, json!({"name": "revoke me"})).await;
+    assert_eq!(h.me_status(&key).await, 200);
+    assert_eq!(h.mcp_status(h.main, "/mcp", Some(&key)).await.status, 200);
+    h.expect(
+        "DELETE",
+        &format!("/api/v1/keys/{kid}"),
+        &jwt,
+        None,
+        None,
+        204,
+    )
+    .await;
+    let a = h.send("GET", "/api/v1/me", Some(&key), None, None).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+    assert_eq!(a.body["message"], "this API key was revoked", "{}", a.body);
+    mcp_refuses(&h, &key).await;
+    let list = h.expect("GET", "/api/v1/keys", &jwt, None, None, 200).await;
+    let listed = list["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == kid.as_str())
+        .unwrap();
+    assert!(listed["revoked_at"].is_i64(), "{listed}");
+    // A key with a wrong secret.
+    let (_, good) = h.key(&jwt, None, json!({"name": "good"})).await;
+    let wrong = format!("{}0", &good[..good.len() - 1]);
+    let wrong = if wrong == good {
+        format!("{}1", &good[..good.len() - 1])
+    } else {
+        wrong
+    };
+    assert_eq!(h.me_status(&wrong).await, 401);
+    assert_eq!(h.me_status(&good).await, 200);
+
+    // Access tokens: a changed signature, a changed payload.
+    assert_eq!(h.me_status(&tamper_signature(&jwt)).await, 401);
+    mcp_refuses(&h, &tamper_signature(&jwt)).await;
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let forged_claims = json!({"sub": uid, "iss": "switchboard", "aud": "switchboard",
+        "exp": now_secs() + 600, "iat": now_secs(), "jti": "x", "ten": "default", "role": "admin"});
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64url(forged_claims.to_string().as_bytes()),
+        parts[2]
+    );
+    assert_eq!(h.me_status(&forged).await, 401);
+
+    // Hand-made tokens signed with the hub's own key: accepted only with the right issuer,
+    // audience, expiry and tenant.
+    let secret = h
+        .state
+        .identity
+        .store()
+        .shared_secret("jwt_hs256_key")
+        .await
+        .unwrap();
+    let claims = |iss: &str, aud: &str, exp: i64, ten: &str| {
+        json!({"sub": uid, "iss": iss, "aud": aud, "exp": exp, "iat": now_secs(),
+               "jti": "hand-made", "ten": ten, "role": "user"})
+    };
+    let later = now_secs() + 600;
+    let sound = hs256(
+        &secret,
+        &claims("switchboard", "switchboard", later, "crew"),
+    );
+    let v = h.expect("GET", "/api/v1/me", &sound, None, None, 200).await;
+    assert_eq!(
+        (v["username"].as_str(), v["credential"].as_str()),
+        (Some("crew-user"), Some("session"))
+    );
+    for (what, token) in [
+        (
+            "wrong audience",
+            hs256(
+                &secret,
+                &claims("switchboard", "someone-else", later, "crew"),
+            ),
+        ),
+        (
+            "wrong issuer",
+            hs256(&secret, &claims("evil", "switchboard", later, "crew")),
+        ),
+        (
+            "expired",
+            hs256(
+                &secret,
+                &claims("switchboard", "switchboard", now_secs() - 60, "crew"),
+            ),
+        ),
+        (
+            "another tenant",
+            hs256(
+                &secret,
+                &claims("switchboard", "switchboard", later, "default"),
+            ),
+        ),
+        (
+            "wrong key",
+            hs256(
+                b"not the hub's key at all",
+                &claims("switchboard", "switchboard", later, "crew"),
+            ),
+        ),
+        (
+            "no signature",
+            format!(
+                "{}.",
+                signing_input(
+                    &json!({"alg": "none", "typ": "JWT"}),
+                    &claims("switchboard", "switchboard", later, "crew")
+                )
+            ),
+        ),
+    ] {
+        let a = h.send("GET", "/api/v1/me", Some(&token), None, None).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{what}: {}", a.body);
+        assert_eq!(a.body["error"], "unauthorized", "{what}: {}", a.body);
+        mcp_refuses(&h, &token).await;
+    }
+
+    // A disabled user: keys, tokens and logins refused; enabled again, they work again.
+    let user_path = format!("/api/v1/users/{uid}");
+    let v = h
+        .expect(
+            "PATCH",
+            &user_path,
+            ADMIN,
+            Some("crew"),
+            Some(json!({"disabled": true})),
+            200,
+        )
+        .await;
+    assert_eq!(v["disabled"], true, "{v}");
+    assert_eq!(h.me_status(&good).await, 401);
+    assert_eq!(h.me_status(&jwt).await, 401);
+    assert_eq!(h.me_status(&sound).await, 401);
+    mcp_refuses(&h, &good).await;
+    assert_eq!(h.login("crew-user", PASSWORD).await.status, 401);
+    h.expect(
+        "PATCH",
+        &user_path,
+        ADMIN,
+        Some("crew"),
+        Some(json!({"disabled": false})),
+        200,
+    )
+    .await;
+    assert_eq!(h.me_status(&good).await, 200);
+    assert_eq!(h.me_status(&jwt).await, 200);
+
+    // A deleted user: everything refused.
+    h.expect("DELETE", &user_path, ADMIN, Some("crew"), None, 204)
+        .await;
+    assert_eq!(h.me_status(&good).await, 401);
+    assert_eq!(h.me_status(&jwt).await, 401);
+    mcp_refuses(&h, &good).await;
+    assert_eq!(h.login("crew-user", PASSWORD).await.status, 401);
+    h.expect("GET", &user_path, ADMIN, Some("crew"), None, 404)
+        .await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
+    let h = TestHub::sqlite().await;
+    h.user(ADMIN, None, "rita", "user", json!(["*"])).await;
+    let (_, r1) = h.tokens("rita").await;
+    assert!(r1.starts_with("sbr_"), "{r1}");
+
+    let a = h.refresh(&r1).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let (a2, r2) = (
+        a.body["access_token"].as_str().unwrap().to_string(),
+        a.body["refresh_token"].as_str().unwrap().to_string(),
+    );
+    assert_ne!(r1, r2);
+    let v = h.expect("GET", "/api/v1/me", &a2, None, None, 200).await;
+    assert_eq!(v["username"], "rita");
+
+    // Another login is another family.
+    let (_, other) = h.tokens("rita").await;
+
+    // r1 again: refused, and r2 (same family, never used) dies with it.
+    let a = h.refresh(&r1).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+    assert!(
+        a.body["message"].as_str().unwrap().contains("already used"),
+        "{}",
+        a.body
+    );
+    let a = h.refresh(&r2).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+    assert_eq!(a.body["error"], "unauthorized", "{}", a.body);
+
+    // The other family is untouched; logout revokes it.
+    let a = h.refresh(&other).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let r3 = a.body["refresh_token"].as_str().unwrap().to_string();
+    let a = h
+        .send(
+            "POST",
+            "/api/v1/auth/logout",
+            None,
+            None,
+            Some(json!({"refresh_token": r3})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    assert_eq!(h.refresh(&r3).await.status, StatusCode::UNAUTHORIZED);
+
+    // Garbage and forged tokens.
+    let id = r3.trim_start_matches("sbr_").split('_').next().unwrap();
+    for bad in [
+        "",
+        "sbr_x_y",
+        "nonsense",
+        &format!("sbr_{id}_{}", "0".repeat(64)),
+    ] {
+        assert_eq!(
+            h.refresh(bad).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{bad}"
+        );
+    }
+    let a = h
+        .send(
+            "POST",
+            "/api/v1/auth/logout",
+            None,
+            None,
+            Some(json!({"refresh_token": "sbr_x_y"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+    // A fresh login still works.
+    h.tokens("rita").await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_throttled_per_user_and_per_address() {
+    let h = TestHub::sqlite().await;
+    for name in ["tom", "tina", "theo"] {
+        h.user(ADMIN, None, name, "user", json!(["*"])).await;
+    }
+    for i in 0..5 {
+        let a = h.login("tom", "wrong password").await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNAUTHORIZED,
+            "attempt {i}: {}",
+            a.body
+        );
+        assert_eq!(a.body["message"], "wrong user name or password");
+    }
+    for password in [PASSWORD, "wrong password"] {
+        let a = h.login("tom", password).await;
+        assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.body);
+        assert_eq!(a.body["error"], "throttled", "{}", a.body);
+        assert!(a.body.get("access_token").is_none());
+        let retry: u64 = a.headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=300).contains(&retry), "Retry-After {retry}");
+    }
+    // Another user from the same address is not affected yet.
+    h.tokens("tina").await;
+    // 20 failures from one address throttle every name from it.
+    for i in 0..15 {
+        let a = h.login(&format!("ghost-{i}"), "wrong password").await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "ghost {i}: {}", a.body);
+    }
+    let a = h.login("theo", PASSWORD).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.body);
+    assert!(a.headers.contains_key("retry-after"));
+    // Existing credentials keep working: the throttle is for password guessing.
+    h.expect("GET", "/api/v1/me", ADMIN, None, None, 200).await;
+    h.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// External issuer
+
+/// Serves `jwks` at `/jwks` on a loopback port; returns its URL and a fetch counter.
+async fn jwks_server(jwks: Value) -> (String, Arc<AtomicUsize>, CancellationToken) {
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let counter = fetches.clone();
+    let router = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let jwks = jwks.clone();
+            async move { axum::Json(jwks) }
+        }),
+    );
+    let (listener, addr) = bind().await;
+    let stop = CancellationToken::new();
+    tokio::spawn(switchboard_http::serve(listener, router, stop.clone()));
+    (format!("http://{addr}/jwks"), fetches, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_issuer_tokens_are_checked_against_its_jwks() {
+    init();
+    let (jwks_url, fetches, stop_jwks) =
+        jwks_server(json!({"keys": [ec_jwk(EC_KEY_1, "k1")]})).await;
+    let url = jwks_url.clone();
+    let h = TestHub::start(
+        None,
+        move |main| IdentityConfig {
+            external: Some(ExternalIssuer {
+                issuer: ISSUER.into(),
+                jwks_url: url,
+                audience: format!("http://{main}/mcp"),
+            }),
+            ..Default::default()
+        },
+        McpAuth::Optional,
+    )
+    .await;
+    let audience = format!("http://{}/mcp", h.main);
+    let uid = tenant_with_user(&h, "ext", "ext-user", "user").await;
+    let claims = |iss: &str, aud: &str, exp: i64, sub: &str| json!({"iss": iss, "aud": aud, "exp": exp, "iat": now_secs(), "sub": sub});
+    let later = now_secs() + 300;
+
+    let good = es256(
+        EC_KEY_1,
+        Some("k1"),
+        &claims(ISSUER, &audience, later, "ext-user"),
+    );
+    let v = h.expect("GET", "/api/v1/me", &good, None, None, 200).await;
+    assert_eq!(
+        (
+            v["tenant"].as_str(),
+            v["user_id"].as_str(),
+            v["credential"].as_str()
+        ),
+        (Some("ext"), Some(uid.as_str()), Some("external")),
+        "{v}"
+    );
+    let a = h.mcp_status(h.main, "/mcp", Some(&good)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    // One key in the set: a token without `kid` uses it.
+    let no_kid = es256(
+        EC_KEY_1,
+        None,
+        &claims(ISSUER, &audience, later, "ext-user"),
+    );
+    assert_eq!(h.me_status(&no_kid).await, 200);
+
+    for (what, token) in [
+        (
+            "wrong audience",
+            es256(
+                EC_KEY_1,
+                Some("k1"),
+                &claims(ISSUER, "https://elsewhere/mcp", later, "ext-user"),
+            ),
+        ),
+        (
+            "wrong issuer",
+            es256(
+                EC_KEY_1,
+                Some("k1"),
+                &claims("https://evil.example", &audience, later, "ext-user"),
+            ),
+        ),
+        (
+            "expired",
+            es256(
+                EC_KEY_1,
+                Some("k1"),
+                &claims(ISSUER, &audience, now_secs() - 60, "ext-user"),
+            ),
+        ),
+        (
+            "unknown kid",
+            es256(
+                EC_KEY_1,
+                Some("k9"),
+                &claims(ISSUER, &audience, later, "ext-user"),
+            ),
+        ),
+        (
+            "signed by another key",
+            es256(
+                EC_KEY_2,
+                Some("k1"),
+                &claims(ISSUER, &audience, later, "ext-user"),
+            ),
+        ),
+        ("tampered", tamper_signature(&good)),
+        (
+            "unknown subject",
+            es256(
+                EC_KEY_1,
+                Some("k1"),
+                &claims(ISSUER, &audience, later, "nobody"),
+            ),
+        ),
+        (
+            "the hub's own audience",
+            es256(
+                EC_KEY_1,
+                Some("k1"),
+                &claims(ISSUER, "switchboard", later, "ext-user"),
+            ),
+        ),
+    ] {
+        let a = h.send("GET", "/api/v1/me", Some(&token), None, None).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{what}: {}", a.body);
+        assert_eq!(a.body["error"], "unauthorized", "{what}: {}", a.body);
+        mcp_refuses(&h, &token).await;
+    }
+    assert!(fetches.load(Ordering::SeqCst) >= 1);
+
+    // A disabled user's external tokens are refused.
+    h.expect(
+        "PATCH",
+        &format!("/api/v1/users/{uid}"),
+        ADMIN,
+        Some("ext"),
+        Some(json!({"disabled": true})),
+        200,
+    )
+    .await;
+    assert_eq!(h.me_status(&good).await, 401);
+
+    // The metadata names the issuer.
+    let a = h
+        .send(
+            "GET",
+            "/.well-known/oauth-protected-resource",
+            None,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        a.body["authorization_servers"],
+        json!([ISSUER]),
+        "{}",
+        a.body
+    );
+    assert_eq!(a.body["resource"], audience.as_str(), "{}", a.body);
+    stop_jwks.cancel();
+    h.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit
+
+fn entries(list: &Value) -> &Vec<Value> {
+    list["entries"].as_array().unwrap()
+}
+
+fn has_entry(list: &Value, actor: &str, action: &str, target: &str, outcome: &str) -> bool {
+    entries(list).iter().any(|e| {
+        e["actor"] == actor
+            && e["action"] == action
+            && e["target"] == target
+            && e["outcome"] == outcome
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_log_records_management_actions_per_tenant() {
+    let h = TestHub::sqlite().await;
+    let ma = tenant_with_user(&h, "aud-a", "aud-a-mgr", "manager").await;
+    let mb = tenant_with_user(&h, "aud-b", "aud-b-mgr", "manager").await;
+    h.user(ADMIN, Some("aud-a"), "aud-a-user", "user", json!(["*"]))
+        .await;
+    let (ka_id, ka) = h
+        .key(ADMIN, Some("aud-a"), json!({"name": "a", "user_id": ma}))
+        .await;
+    let (kb_id, kb) = h
+        .key(ADMIN, Some("aud-b"), json!({"name": "b", "user_id": mb}))
+        .await;
+    let (ua, _) = h.tokens("aud-a-user").await;
+    let server = |name: &str| json!({"name": name, "type": "streamable-http", "url": "http://127.0.0.1:9/mcp"});
+
+    h.expect(
+        "POST",
+        "/api/v1/servers",
+        &ka,
+        None,
+        Some(server("sa")),
+        201,
+    )
+    .await;
+    h.expect("GET", "/api/v1/servers", &ka, None, None, 200)
+        .await;
+    h.expect(
+        "POST",
+        "/api/v1/servers",
+        &ua,
+        None,
+        Some(server("su")),
+        403,
+    )
+    .await;
+    h.expect("DELETE", "/api/v1/servers/nope", &ka, None, None, 404)
+        .await;
+    h.expect(
+        "POST",
+        "/api/v1/servers",
+        &kb,
+        None,
+        Some(server("sb")),
+        201,
+    )
+    .await;
+    // A manager of a probing tenant b.
+    h.expect(
+        "POST",
+        "/api/v1/servers",
+        &ka,
+        Some("aud-b"),
+        Some(server("sx")),
+        404,
+    )
+    .await;
+
+    let actor_a = format!("user:aud-a-mgr (key {ka_id})");
+    let actor_b = format!("user:aud-b-mgr (key {kb_id})");
+    let log_a = h.expect("GET", "/api/v1/audit", &ka, None, None, 200).await;
+    assert!(
+        entries(&log_a).iter().all(|e| e["tenant"] == "aud-a"),
+        "{log_a}"
+    );
+    assert!(
+        has_entry(
+            &log_a,
+            &actor_a,
+            "POST /api/v1/servers",
+            "/api/v1/servers",
+            "ok"
+        ),
+        "{log_a}"
+    );
+    assert!(
+        has_entry(
+            &log_a,
+            "user:aud-a-user",
+            "POST /api/v1/servers",
+            "/api/v1/servers",
+            "denied"
+        ),
+        "{log_a}"
+    );
+    assert!(
+        has_entry(
+            &log_a,
+            &actor_a,
+            "DELETE /api/v1/servers/{name}",
+            "/api/v1/servers/nope",
+            "denied"
+        ),
+        "{log_a}"
+    );
+    assert!(
+        entries(&log_a).iter().any(|e| e["action"] == "auth.login"
+            && e["target"] == "aud-a-user"
+            && e["outcome"] == "ok"),
+        "{log_a}"
+    );
+    assert!(
+        entries(&log_a)
+            .iter()
+            .all(|e| e["action"] != "GET /api/v1/servers"),
+        "reads are not audited: {log_a}"
+    );
+    let denied = entries(&log_a)
+        .iter()
+        .find(|e| e["actor"] == "user:aud-a-user")
+        .unwrap();
+    assert_eq!(denied["detail"], "HTTP 403", "{denied}");
+    // The cross-tenant probe is on the prober's own tenant's record, never on the target's.
+    assert!(
+        entries(&log_a)
+            .iter()
+            .any(|e| e["actor"] == actor_a.as_str()
+                && e["action"] == "POST /api/v1/servers"
+                && e["outcome"] == "denied"),
+        "{log_a}"
+    );
+    // Newest first.
+    let ids: Vec<i64> = entries(&log_a)
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
+
+    let log_b = h.expect("GET", "/api/v1/audit", &kb, None, None, 200).await;
+    assert!(
+        entries(&log_b).iter().all(|e| e["tenant"] == "aud-b"),
+        "{log_b}"
+    );
+    assert!(
+        has_entry(
+            &log_b,
+            &actor_b,
+            "POST /api/v1/servers",
+            "/api/v1/servers",
+            "ok"
+        ),
+        "{log_b}"
+    );
+    assert!(
+        !log_b.to_string().contains("aud-a-"),
+        "nothing of tenant a: {log_b}"
+    );
+    // A manager may not ask for every tenant; `all` is ignored.
+    let log = h
+        .expect("GET", "/api/v1/audit?all=true", &kb, None, None, 200)
+        .await;
+    assert!(
+        entries(&log).iter().all(|e| e["tenant"] == "aud-b"),
+        "{log}"
+    );
+
+    // The admin: the default tenant, one named tenant, or all.
+    let log = h
+        .expect("GET", "/api/v1/audit", ADMIN, None, None, 200)
+        .await;
+    assert!(
+        entries(&log).iter().all(|e| e["tenant"] == "default"),
+        "{log}"
+    );
+    assert!(
+        has_entry(
+            &log,
+            "admin-token",
+            "POST /api/v1/tenants",
+            "/api/v1/tenants",
+            "ok"
+        ),
+        "{log}"
+    );
+    let log = h
+        .expect("GET", "/api/v1/audit", ADMIN, Some("aud-b"), None, 200)
+        .await;
+    assert!(
+        entries(&log).iter().all(|e| e["tenant"] == "aud-b"),
+        "{log}"
+    );
+    let log = h
+        .expect("GET", "/api/v1/audit?all=true", ADMIN, None, None, 200)
+        .await;
+    let tenants: std::collections::BTreeSet<&str> = entries(&log)
+        .iter()
+        .map(|e| e["tenant"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tenants.into_iter().collect::<Vec<_>>(),
+        vec!["aud-a", "aud-b", "default"]
+    );
+    let log = h
+        .expect(
+            "GET",
+            "/api/v1/audit?limit=2",
+            ADMIN,
+            Some("aud-a"),
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(entries(&log).len(), 2, "{log}");
+    h.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// RFC 9728
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_mcp_requests_get_the_protected_resource_challenge() {
+    let h = TestHub::sqlite().await;
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let a = h.send("GET", path, None, None, None).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.body);
+        assert_eq!(
+            a.body["resource"],
+            format!("http://{}/mcp", h.main),
+            "{}",
+            a.body
+        );
+        assert_eq!(a.body["bearer_methods_supported"], json!(["header"]));
+        assert_eq!(a.body["authorization_servers"], json!([]));
+    }
+    let expected = format!(
+        "Bearer realm=\"switchboard\", resource_metadata=\"http://{}/.well-known/oauth-protected-resource\"",
+        h.main
+    );
+    for (path, token) in [
+        ("/mcp", None),
+        ("/mcp/anything", None),
+        ("/mcp", Some("sb_nope_nope")),
+        ("/mcp", Some("not-a-credential")),
+    ] {
+        let a = h.mcp_status(h.main, path, token).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path}: {}", a.body);
+        assert_eq!(a.headers["www-authenticate"], expected.as_str());
+        assert_eq!(a.body["error"], "unauthorized", "{}", a.body);
+    }
+    let a = h
+        .http
+        .get(format!("http://{}/sse", h.main))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(a.headers()["www-authenticate"], expected.as_str());
+    // Management routes challenge too (without the MCP metadata).
+    let a = h.send("GET", "/api/v1/me", None, None, None).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        a.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer"),
+    );
+    // The loopback MCP service serves the default tenant without a credential, but a bad
+    // credential is refused rather than ignored.
+    assert_eq!(
+        h.mcp_status(h.mcp, "/mcp", None).await.status,
+        StatusCode::OK
+    );
+    let a = h.mcp_status(h.mcp, "/mcp", Some("sb_nope_nope")).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+    h.stop().await;
+
+    // With `--mcp-auth required` the MCP service challenges, pointing at its own metadata.
+    let h = TestHub::start(None, |_| IdentityConfig::default(), McpAuth::Required).await;
+    let a = h.mcp_status(h.mcp, "/mcp", None).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+    assert_eq!(
+        a.headers["www-authenticate"],
+        format!(
+            "Bearer realm=\"switchboard\", resource_metadata=\"http://{}/.well-known/oauth-protected-resource\"",
+            h.mcp
+        )
+        .as_str()
+    );
+    let meta: Value = h
+        .http
+        .get(format!(
+            "http://{}/.well-known/oauth-protected-resource",
+            h.mcp
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["resource"], format!("http://{}/mcp", h.mcp));
+    assert_eq!(
+        h.mcp_status(h.mcp, "/mcp", Some(ADMIN)).await.status,
+        StatusCode::OK
+    );
+    h.stop().await;
+}
