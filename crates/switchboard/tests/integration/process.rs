@@ -243,3 +243,28 @@ fn the_example_servers_files_are_valid() {
         assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok:"));
     }
 }
+
+#[test]
+fn an_open_mcp_service_off_loopback_is_refused_before_anything_starts() {
+    let dir = temp_dir("openmcp");
+    let out = Command::new(switchboard_bin())
+        .args([
+            "serve",
+            "--mcp-addr",
+            "0.0.0.0:0",
+            "--main-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("without authentication") && stderr.contains("--mcp-auth required"),
+        "{stderr}"
+    );
+    assert!(!dir.join("data").exists(), "refused before the store opened");
+    std::fs::remove_dir_all(&dir).ok();
+}
