@@ -2033,3 +2033,94 @@ async fn unauthenticated_mcp_requests_get_the_protected_resource_challenge() {
     );
     h.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Escalation
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_never_grant_more_than_their_maker_holds() {
+    let h = TestHub::sqlite().await;
+    let mgr = tenant_with_user(&h, "esc", "esc-mgr", "manager").await;
+    let root = h
+        .user(ADMIN, Some("esc"), "esc-root", "admin", json!(["*"]))
+        .await;
+    let (_, mgr_key) = h
+        .key(ADMIN, Some("esc"), json!({"name": "m", "user_id": mgr}))
+        .await;
+    // A manager cannot mint a key for an admin of their tenant (and so act as an admin).
+    h.expect(
+        "POST",
+        "/api/v1/keys",
+        &mgr_key,
+        None,
+        Some(json!({"name": "root's", "user_id": root})),
+        403,
+    )
+    .await;
+    let list = h
+        .expect("GET", "/api/v1/keys", ADMIN, Some("esc"), None, 200)
+        .await;
+    assert!(
+        list["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["user_id"] != root.as_str()),
+        "{list}"
+    );
+    // Nor change or delete that admin.
+    let root_path = format!("/api/v1/users/{root}");
+    h.expect(
+        "PATCH",
+        &root_path,
+        &mgr_key,
+        None,
+        Some(json!({"password": "0wned-0wned"})),
+        403,
+    )
+    .await;
+    h.expect("DELETE", &root_path, &mgr_key, None, None, 403)
+        .await;
+    // The admin can.
+    h.key(
+        ADMIN,
+        Some("esc"),
+        json!({"name": "root's", "user_id": root}),
+    )
+    .await;
+
+    // A key limited to some endpoints makes keys only within its own limit.
+    h.expect(
+        "POST",
+        "/api/v1/groups",
+        &mgr_key,
+        None,
+        Some(json!({"name": "g1", "members": []})),
+        201,
+    )
+    .await;
+    let (_, limited) = h
+        .key(&mgr_key, None, json!({"name": "limited", "allow": ["g1"]}))
+        .await;
+    for allow in [json!(["*"]), json!(["g2"]), json!(["g1", "g2"])] {
+        h.expect(
+            "POST",
+            "/api/v1/keys",
+            &limited,
+            None,
+            Some(json!({"name": "wider", "allow": allow})),
+            403,
+        )
+        .await;
+    }
+    let (_, narrower) = h
+        .key(&limited, None, json!({"name": "same", "allow": ["g1"]}))
+        .await;
+    let v = h
+        .expect("GET", "/api/v1/me", &narrower, None, None, 200)
+        .await;
+    assert_eq!(v["key_allow"], json!(["g1"]), "{v}");
+    let a = h.mcp_status(h.main, "/mcp", Some(&narrower)).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    h.stop().await;
+}

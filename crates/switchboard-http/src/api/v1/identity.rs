@@ -657,12 +657,18 @@ async fn key_owner(
     if Some(&id) != who.user_id.as_ref() && !who.can_manage() {
         return Err(not_found(&format!("no user with id {id:?}")));
     }
-    st.identity
+    let user = st
+        .identity
         .store()
         .get_user(&id)
         .await?
         .filter(|u| u.tenant == tenant)
-        .ok_or_else(|| not_found(&format!("no user with id {id:?}")))
+        .ok_or_else(|| not_found(&format!("no user with id {id:?}")))?;
+    // A key acts as its user: a manager holding an admin's key would be an admin.
+    if user.role == Role::Admin && !who.is_admin() && Some(&user.id) != who.user_id.as_ref() {
+        return Err(forbidden("only an admin creates keys for an admin"));
+    }
+    Ok(user)
 }
 
 /// List keys: a manager sees the tenant's, a user their own.
@@ -708,13 +714,20 @@ async fn create_key(
     if input.name.trim().is_empty() || input.name.len() > 128 {
         return Err(invalid("a key needs a name of 1-128 characters".into()));
     }
-    if let Via::ApiKey(_) = who.via
-        && who.key_allow.is_some()
-        && input.allow.is_none()
-    {
-        return Err(invalid(
-            "a limited key cannot create an unlimited one: pass allow".into(),
-        ));
+    if let (Via::ApiKey(_), Some(limit)) = (&who.via, &who.key_allow) {
+        let Some(allow) = &input.allow else {
+            return Err(invalid(
+                "a limited key cannot create an unlimited one: pass allow".into(),
+            ));
+        };
+        if !allow
+            .iter()
+            .all(|a| limit.iter().any(|l| l == "*" || l == a))
+        {
+            return Err(forbidden(
+                "a limited key creates keys only within its own allowlist",
+            ));
+        }
     }
     let owner = key_owner(&st, &who, &tenant, input.user_id.as_deref()).await?;
     let expires_at = input
