@@ -94,7 +94,7 @@ impl Principal {
     pub fn actor(&self) -> String {
         match &self.via {
             Via::AdminToken => "admin-token".into(),
-            Via::Anonymous => "anonymous".into(),
+            Via::Anonymous => self.name.clone(),
             Via::ApiKey(id) => format!("user:{} (key {id})", self.name),
             Via::Session | Via::External => format!("user:{}", self.name),
         }

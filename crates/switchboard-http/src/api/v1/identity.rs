@@ -136,10 +136,16 @@ async fn login(
             let mut who = Principal::anonymous();
             who.name = input.username.clone();
             let detail = addr.map(|a| format!("from {a}"));
+            // Recorded where that user's managers look; an unknown name goes to the default
+            // tenant.
+            let tenant = match st.identity.store().get_user_by_name(&input.username).await {
+                Ok(Some(u)) => u.tenant,
+                _ => switchboard_store::DEFAULT_TENANT.to_string(),
+            };
             st.identity
                 .audit(
                     &who,
-                    "default",
+                    &tenant,
                     "auth.login",
                     &input.username,
                     "denied",
