@@ -120,7 +120,9 @@ impl Builtin {
             Builtin::Sample => "Asks the client to sample an LLM reply to `prompt`.",
             Builtin::Elicit => "Asks the client to elicit a form answer for `message`.",
             Builtin::Roots => "Asks the client for its roots and returns them as JSON.",
-            Builtin::Log => "Sends a log message notification at `level`.",
+            Builtin::Log => {
+                "Sends a log message notification at `level`, then works `then_ms` more (default 0)."
+            }
             Builtin::Touch => {
                 "Announces an update of resource `uri` if the session subscribed to it."
             }
@@ -179,7 +181,8 @@ impl Builtin {
                                  "critical", "alert", "emergency"],
                         "description": "Log level"
                     },
-                    "message": {"type": "string", "description": "Log payload"}
+                    "message": {"type": "string", "description": "Log payload"},
+                    "then_ms": {"type": "integer", "description": "Keep working this long after logging"}
                 },
                 "required": ["level", "message"]
             }),
@@ -553,6 +556,11 @@ impl Fixture {
             if let Err(error) = sent {
                 return Ok(tool_error(format!("notification failed: {error}")));
             }
+        }
+        // A server may send the log message on another stream than the call's reply, so a
+        // tool that ends at once can see its reply overtake it; real tools log while working.
+        if let Some(ms) = args.optional_int("then_ms")?.filter(|ms| *ms > 0) {
+            tokio::time::sleep(std::time::Duration::from_millis(ms.min(60_000) as u64)).await;
         }
         Ok(text_result("logged"))
     }

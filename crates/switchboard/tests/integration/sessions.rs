@@ -1003,7 +1003,7 @@ async fn a_streamed_call_sends_progress_and_log_frames_as_they_happen() {
             &api,
             &id,
             "log",
-            json!({"level": "warning", "message": "careful"}),
+            json!({"level": "warning", "message": "careful", "then_ms": 300}),
         )
         .await,
     )
