@@ -172,6 +172,8 @@ pub struct IdentityConfig {
     pub throttle_window: Duration,
     /// Accept tokens from this issuer too.
     pub external: Option<ExternalIssuer>,
+    /// How long a checked credential is remembered (zero: check the store every time).
+    pub cache_ttl: Duration,
 }
 
 impl Default for IdentityConfig {
@@ -183,6 +185,7 @@ impl Default for IdentityConfig {
             max_failures_per_addr: 20,
             throttle_window: Duration::from_secs(300),
             external: None,
+            cache_ttl: Duration::from_secs(1),
         }
     }
 }
@@ -221,6 +224,14 @@ struct Claims {
 #[derive(Debug, Deserialize)]
 struct ExternalClaims {
     sub: String,
+    exp: u64,
+}
+
+/// A credential that passed its checks recently.
+struct Cached {
+    principal: Principal,
+    valid_until: Option<i64>,
+    checked: Instant,
 }
 
 struct Window {
@@ -241,6 +252,7 @@ pub struct Identity {
     encoding: EncodingKey,
     decoding: DecodingKey,
     throttle: Mutex<HashMap<String, Window>>,
+    cache: Mutex<HashMap<[u8; 32], Cached>>,
     jwks: tokio::sync::Mutex<JwksCache>,
     http: reqwest::Client,
 }
@@ -330,6 +342,7 @@ impl Identity {
             encoding: EncodingKey::from_secret(&secret),
             decoding: DecodingKey::from_secret(&secret),
             throttle: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::new()),
             jwks: tokio::sync::Mutex::new(JwksCache::default()),
             http,
         }))
@@ -346,7 +359,48 @@ impl Identity {
     }
 
     /// Identifies the holder of a bearer credential (an API key or a JWT).
+    ///
+    /// A credential checked in the last [`IdentityConfig::cache_ttl`] is answered from memory
+    /// (until its own expiry). Every management write through this process clears that memory
+    /// ([`Identity::invalidate`]), so a revocation, a disabled user or a changed role applies to
+    /// the next request here, and within `cache_ttl` on other replicas.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let ttl = self.config.cache_ttl;
+        if !ttl.is_zero() {
+            let cache = self.cache.lock().expect("credential cache lock");
+            if let Some(hit) = cache.get(&digest)
+                && hit.checked.elapsed() < ttl
+                && hit.valid_until.is_none_or(|until| until > now_ms())
+            {
+                return Ok(hit.principal.clone());
+            }
+        }
+        let (principal, valid_until) = self.check(token).await?;
+        if !ttl.is_zero() {
+            let mut cache = self.cache.lock().expect("credential cache lock");
+            if cache.len() >= 10_000 {
+                cache.retain(|_, c| c.checked.elapsed() < ttl);
+            }
+            cache.insert(
+                digest,
+                Cached {
+                    principal: principal.clone(),
+                    valid_until,
+                    checked: Instant::now(),
+                },
+            );
+        }
+        Ok(principal)
+    }
+
+    /// Forgets every remembered credential check.
+    pub fn invalidate(&self) {
+        self.cache.lock().expect("credential cache lock").clear();
+    }
+
+    /// Checks a credential against the store; also returns when it stops being valid.
+    async fn check(&self, token: &str) -> Result<(Principal, Option<i64>), AuthError> {
         if token.starts_with("sb_") {
             return self.authenticate_key(token).await;
         }
@@ -368,7 +422,7 @@ impl Identity {
         ))
     }
 
-    async fn authenticate_key(&self, token: &str) -> Result<Principal, AuthError> {
+    async fn authenticate_key(&self, token: &str) -> Result<(Principal, Option<i64>), AuthError> {
         let (id, secret) = split_token(token, "sb_").ok_or_else(|| invalid("malformed API key"))?;
         let key = self
             .store
@@ -392,15 +446,18 @@ impl Identity {
                 let _ = store.touch_key(&id, now).await;
             });
         }
-        Ok(Principal {
-            tenant: user.tenant,
-            user_id: Some(user.id),
-            name: user.username,
-            role: user.role,
-            grants: user.grants,
-            key_allow: key.allow,
-            via: Via::ApiKey(key.id),
-        })
+        Ok((
+            Principal {
+                tenant: user.tenant,
+                user_id: Some(user.id),
+                name: user.username,
+                role: user.role,
+                grants: user.grants,
+                key_allow: key.allow,
+                via: Via::ApiKey(key.id),
+            },
+            key.expires_at,
+        ))
     }
 
     async fn active_user(&self, id: &str) -> Result<UserRecord, AuthError> {
@@ -415,7 +472,10 @@ impl Identity {
         Ok(user)
     }
 
-    async fn authenticate_session(&self, token: &str) -> Result<Principal, AuthError> {
+    async fn authenticate_session(
+        &self,
+        token: &str,
+    ) -> Result<(Principal, Option<i64>), AuthError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
@@ -429,22 +489,25 @@ impl Identity {
                 "invalid access token: the user moved to another tenant",
             ));
         }
-        Ok(Principal {
-            tenant: user.tenant,
-            user_id: Some(user.id),
-            name: user.username,
-            role: user.role,
-            grants: user.grants,
-            key_allow: None,
-            via: Via::Session,
-        })
+        Ok((
+            Principal {
+                tenant: user.tenant,
+                user_id: Some(user.id),
+                name: user.username,
+                role: user.role,
+                grants: user.grants,
+                key_allow: None,
+                via: Via::Session,
+            },
+            Some(data.claims.exp as i64 * 1000),
+        ))
     }
 
     async fn authenticate_external(
         &self,
         token: &str,
         header: Header,
-    ) -> Result<Principal, AuthError> {
+    ) -> Result<(Principal, Option<i64>), AuthError> {
         let external = self
             .config
             .external
@@ -468,15 +531,18 @@ impl Identity {
         if user.disabled_at.is_some() {
             return Err(invalid("the user is disabled"));
         }
-        Ok(Principal {
-            tenant: user.tenant,
-            user_id: Some(user.id),
-            name: user.username,
-            role: user.role,
-            grants: user.grants,
-            key_allow: None,
-            via: Via::External,
-        })
+        Ok((
+            Principal {
+                tenant: user.tenant,
+                user_id: Some(user.id),
+                name: user.username,
+                role: user.role,
+                grants: user.grants,
+                key_allow: None,
+                via: Via::External,
+            },
+            Some(data.claims.exp as i64 * 1000),
+        ))
     }
 
     /// The issuer's key `kid`, refetching the JWKS when it is unknown (at most every 30 s)
@@ -757,6 +823,53 @@ mod tests {
         assert!(p.sees_everything() && p.may_use("anything"));
         p.key_allow = Some(vec!["beta".into()]);
         assert!(!p.sees_everything());
+    }
+
+    /// A revocation written by another replica (straight into the store) applies once the
+    /// remembered check is older than `cache_ttl`; one made here applies at once.
+    #[tokio::test]
+    async fn remembered_checks_expire_and_can_be_forgotten() {
+        let store = switchboard_store::open(
+            "sqlite::memory:",
+            switchboard_store::SecretKey::generate().unwrap(),
+        )
+        .await
+        .unwrap();
+        let config = IdentityConfig {
+            cache_ttl: Duration::from_millis(300),
+            ..IdentityConfig::default()
+        };
+        let id = Identity::new(store.clone(), config, switchboard_upstream::http_client())
+            .await
+            .unwrap();
+        let user = UserRecord {
+            id: "u1".into(),
+            tenant: "default".into(),
+            username: "u1".into(),
+            password_hash: "x".into(),
+            role: Role::User,
+            grants: vec![ALL.into()],
+            disabled_at: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        store.insert_user(&user).await.unwrap();
+        let (first, key) = id.issue_key(&user, "k", None, None).await.unwrap();
+        let (_, other) = id.issue_key(&user, "k2", None, None).await.unwrap();
+        assert_eq!(id.authenticate(&key).await.unwrap().name, "u1");
+        id.authenticate(&other).await.unwrap();
+        store.revoke_key(&first.id, now_ms()).await.unwrap();
+        assert!(id.authenticate(&key).await.is_ok(), "remembered");
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let err = id.authenticate(&key).await.unwrap_err().to_string();
+        assert!(err.contains("revoked"), "{err}");
+        // Disabling the user: forgotten at once when this process made the change.
+        let mut disabled = user.clone();
+        disabled.disabled_at = Some(1);
+        store.update_user(&disabled).await.unwrap();
+        id.invalidate();
+        let err = id.authenticate(&other).await.unwrap_err().to_string();
+        assert!(err.contains("disabled"), "{err}");
     }
 
     #[test]

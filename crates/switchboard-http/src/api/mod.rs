@@ -51,7 +51,7 @@ impl ApiState {
         let identity = Identity::new(
             store,
             switchboard_control::IdentityConfig::default(),
-            reqwest::Client::new(),
+            switchboard_upstream::http_client(),
         )
         .await?;
         Ok(ApiState {
