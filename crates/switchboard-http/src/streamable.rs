@@ -118,7 +118,7 @@ pub(crate) async fn post(
         if kind != Kind::Request {
             return StatusCode::ACCEPTED.into_response();
         }
-        let session = hub.stateless_session(view);
+        let session = hub.stateless_session(view, Some(crate::modern::param_headers(&headers)));
         return crate::modern::with_status(answer(hub, session, text).await).await;
     }
     drop(env);

@@ -329,6 +329,16 @@ impl Hub {
                 None,
             ));
         };
+        if kind == ListKind::Tools
+            && let Some(why) = param_header_mismatch(session, target.item, &params)
+        {
+            return Some(error_message(
+                id,
+                modern::HEADER_MISMATCH,
+                &format!("Header mismatch: {why}"),
+                None,
+            ));
+        }
         let mut splice = Splice::new();
         if target.original != name {
             splice.replace(
@@ -519,7 +529,24 @@ impl Hub {
         sink: &mpsc::Sender<String>,
     ) -> Option<String> {
         let id = env.id_text();
+        let server = route.entry.name.clone();
+        let upstream = route.entry.upstream.clone();
+        let conn = match upstream.connection_for(&session.id).await {
+            Ok(c) => c,
+            Err(e) => {
+                return Some(error_message(
+                    id,
+                    code::INTERNAL_ERROR,
+                    &format!("server {server:?}: {e}"),
+                    None,
+                ));
+            }
+        };
+        // Both sides stateless: the request, its `requestState` and the upstream's
+        // `input_required` pass through untouched (the hub keeps no state for the call).
+        let end_to_end = session.modern && conn.is_modern();
         if session.modern
+            && !end_to_end
             && let Some(state) = params.and_then(|p| p.get_str("requestState"))
         {
             return Some(
@@ -534,19 +561,6 @@ impl Hub {
                 .await,
             );
         }
-        let server = route.entry.name.clone();
-        let upstream = route.entry.upstream.clone();
-        let conn = match upstream.connection_for(&session.id).await {
-            Ok(c) => c,
-            Err(e) => {
-                return Some(error_message(
-                    id,
-                    code::INTERNAL_ERROR,
-                    &format!("server {server:?}: {e}"),
-                    None,
-                ));
-            }
-        };
         let up_id = conn.next_id();
         splice.replace(
             text,
@@ -556,6 +570,12 @@ impl Hub {
         let token = progress_token(params);
         let meta = params.and_then(|p| p.get("_meta"));
         match meta {
+            // The client's own declarations go upstream: the upstream may ask it directly.
+            Some(_) if end_to_end => {
+                if let Some(tok) = token {
+                    splice.replace(text, tok, up_id.to_string());
+                }
+            }
             // A legacy upstream session must not see the stateless protocol's own keys.
             Some(meta) if session.modern => {
                 splice.replace(
@@ -594,12 +614,13 @@ impl Hub {
         }
         let body = splice.apply(text);
 
-        if session.modern {
+        if session.modern && !end_to_end {
             // Questions the upstream asks mid-call become multi-round-trip requests.
             let opts = CallOptions {
                 timeout: upstream.spec().timeout,
                 events: None,
                 retry_safe: route.retry_safe,
+                headers: Vec::new(),
             };
             let running = mrtr::Running::start(conn.clone(), up_id, body, opts);
             let token = token.map(str::to_string);
@@ -617,7 +638,7 @@ impl Hub {
                 .await,
             );
         }
-        let retry_base = conn.is_modern().then(|| body.clone());
+        let retry_base = (conn.is_modern() && !end_to_end).then(|| body.clone());
         let cancel = CancellationToken::new();
         session
             .inflight
@@ -625,10 +646,19 @@ impl Hub {
             .expect("inflight lock")
             .insert(id.to_string(), cancel.clone());
         let (ev_tx, mut ev_rx) = mpsc::channel::<CallEvent>(64);
+        let headers = match (&session.param_headers, end_to_end) {
+            // Both sides stateless: the checked `Mcp-Param-*` headers travel on (§5.2).
+            (Some(sent), true) => sent
+                .iter()
+                .map(|(n, v)| (format!("mcp-param-{n}"), v.clone()))
+                .collect(),
+            _ => Vec::new(),
+        };
         let opts = CallOptions {
             timeout: upstream.spec().timeout,
             events: Some(ev_tx),
             retry_safe: route.retry_safe,
+            headers,
         };
         let call = conn.call(up_id, body, opts);
         tokio::pin!(call);
@@ -697,6 +727,7 @@ impl Hub {
                 timeout,
                 events: None,
                 retry_safe: false,
+                headers: Vec::new(),
             };
             reply = conn.call(up_id, body, opts).await?;
         }
@@ -1030,6 +1061,35 @@ impl Hub {
             .filter(|s| s.subscriptions.lock().expect("subs lock").contains(uri))
             .count()
     }
+}
+
+/// For a stateless HTTP client's `tools/call`: why its `Mcp-Param-*` headers disagree with
+/// the arguments, given the tool's `x-mcp-header` declarations.
+fn param_header_mismatch(
+    session: &ClientSession,
+    tool: Option<&switchboard_upstream::Item>,
+    params: &Fields<'_>,
+) -> Option<String> {
+    use switchboard_core::param_headers as ph;
+    let sent = session.param_headers.as_ref()?;
+    let raw = tool?.raw.get();
+    if !raw.contains("x-mcp-header") {
+        return None;
+    }
+    let tool: Value = serde_json::from_str(raw).ok()?;
+    let declared = ph::declared(tool.get("inputSchema")?);
+    if declared.is_empty() {
+        return None;
+    }
+    let arguments: Value = params
+        .get("arguments")
+        .and_then(|a| serde_json::from_str(a.get()).ok())
+        .unwrap_or(Value::Null);
+    ph::mismatch(&declared, &arguments, |name| {
+        sent.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    })
 }
 
 /// Reads a hub cursor (`sb1.<generation>.<offset>`), valid only for the snapshot it came from.

@@ -48,6 +48,9 @@ pub struct ClientSession {
     pub(crate) initialized: AtomicBool,
     /// A stateless 2026-07-28 request: version and capabilities come with each request.
     pub(crate) modern: bool,
+    /// A stateless HTTP request's `Mcp-Param-*` headers: (name after the prefix, raw value).
+    /// `None` when the request did not come over HTTP.
+    pub(crate) param_headers: Option<Vec<(String, String)>>,
     pub(crate) inflight: Mutex<HashMap<String, CancellationToken>>,
     pub(crate) forwarded: Mutex<HashMap<String, ForwardedRequest>>,
     pub(crate) subscriptions: Mutex<HashSet<String>>,
@@ -69,6 +72,7 @@ impl ClientSession {
             client: OnceLock::new(),
             initialized: AtomicBool::new(false),
             modern: false,
+            param_headers: None,
             inflight: Mutex::new(HashMap::new()),
             forwarded: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashSet::new()),

@@ -33,6 +33,8 @@ pub struct CallOptions {
     pub events: Option<mpsc::Sender<CallEvent>>,
     /// Whether the request may be re-sent after the upstream lost its session.
     pub retry_safe: bool,
+    /// Extra HTTP headers for a stateless upstream (mirrored `Mcp-Param-*` headers).
+    pub headers: Vec<(String, String)>,
 }
 
 /// What the upstream said in its `initialize` result.
@@ -243,6 +245,7 @@ impl Connection {
             timeout,
             events: None,
             retry_safe: true,
+            headers: Vec::new(),
         };
         self.call(id, body, opts).await
     }
@@ -277,7 +280,12 @@ impl Connection {
                     c.post_request(id, body);
                     None
                 }
-                Connection::Http(c) => Some(Box::pin(c.run_request(id, body, opts.retry_safe))),
+                Connection::Http(c) => Some(Box::pin(c.run_request(
+                    id,
+                    body,
+                    opts.retry_safe,
+                    opts.headers.clone(),
+                ))),
             };
         let mut deadline = Instant::now() + opts.timeout;
         let result = loop {

@@ -114,8 +114,16 @@ impl HttpConn {
 
     /// Sends request `id` and dispatches everything in its reply into the pending table. The
     /// caller polls this future in its own task (no spawn); dropping it aborts the request.
-    pub(crate) async fn run_request(&self, id: u64, body: String, retry_safe: bool) {
-        self.shared.run_request(id, body, retry_safe).await;
+    pub(crate) async fn run_request(
+        &self,
+        id: u64,
+        body: String,
+        retry_safe: bool,
+        headers: Vec<(String, String)>,
+    ) {
+        self.shared
+            .run_request(id, body, retry_safe, &headers)
+            .await;
     }
 
     pub(crate) async fn post_message(&self, text: String) -> Result<(), UpstreamError> {
@@ -290,13 +298,25 @@ impl Shared {
         Ok(info)
     }
 
-    async fn run_request(&self, id: u64, body: String, retry_safe: bool) {
+    async fn run_request(
+        &self,
+        id: u64,
+        body: String,
+        retry_safe: bool,
+        headers: &[(String, String)],
+    ) {
         // Bytes: a retry re-sends the same buffer without copying it.
         let body = bytes::Bytes::from(body);
         let mut attempt = 0;
         loop {
             let session = self.session.load_full();
-            let resp = match self.post(body.clone(), &session).send().await {
+            let mut req = self.post(body.clone(), &session);
+            if session.modern {
+                for (name, value) in headers {
+                    req = req.header(name.as_str(), value.as_str());
+                }
+            }
+            let resp = match req.send().await {
                 Ok(r) => r,
                 Err(e) => return self.mux.fail(id, transport(e)),
             };
@@ -312,6 +332,22 @@ impl Shared {
                     continue;
                 }
                 return self.mux.fail(id, UpstreamError::SessionExpired);
+            }
+            if session.modern && status.is_client_error() {
+                // A stateless server answers errors such as -32021 (missing capability) or
+                // -32602 with a 4xx status and a JSON-RPC error: that error is the reply.
+                let text = match resp.text().await {
+                    Ok(t) => t,
+                    Err(e) => return self.mux.fail(id, transport(e)),
+                };
+                if is_error_reply(&text, id) && self.mux.dispatch(text.clone(), Some(id)).is_ok() {
+                    return;
+                }
+                let snippet: String = text.chars().take(300).collect();
+                let err = format!("HTTP {status} from the server: {snippet}");
+                return self
+                    .mux
+                    .fail(id, UpstreamError::HttpStatus(status.as_u16(), err));
             }
             if !status.is_success() {
                 let err = status_error(status, resp).await;
@@ -489,6 +525,11 @@ fn transport(e: reqwest::Error) -> UpstreamError {
         src = s.source();
     }
     UpstreamError::Transport(msg)
+}
+
+/// True when `text` is a JSON-RPC error response to request `id`.
+fn is_error_reply(text: &str, id: u64) -> bool {
+    Envelope::parse(text).is_ok_and(|env| env.error.is_some() && env.id_text() == id.to_string())
 }
 
 async fn status_error(status: StatusCode, resp: reqwest::Response) -> UpstreamError {
