@@ -70,6 +70,7 @@ pub(crate) fn check_headers(headers: &HeaderMap, env: &Envelope<'_>) -> Result<(
     let named = match env.method() {
         "tools/call" | "prompts/get" => Some("name"),
         "resources/read" => Some("uri"),
+        "tasks/get" | "tasks/update" | "tasks/cancel" => Some("taskId"),
         _ => None,
     };
     if let Some(field) = named {

@@ -617,6 +617,10 @@ impl HubInner {
     }
 
     fn forward_notification(&self, server: &str, method: &str, text: String) {
+        if method == "notifications/subscriptions/acknowledged" {
+            // The answer to the hub's own listen request to a stateless upstream.
+            return;
+        }
         let merged = self.merged.load();
         let uri = if method == "notifications/resources/updated" {
             updated_uri(&text)

@@ -242,8 +242,21 @@ impl Hub {
             .map(|v| quote(v))
             .collect::<Vec<_>>()
             .join(",");
+        // Extensions (Tasks) are the upstream's to offer, and only where requests about them
+        // can be routed back to it: on a stateless server's own endpoint.
+        let extensions = match &session.view {
+            crate::view::View::Server(s) => self
+                .upstream(s)
+                .and_then(|u| u.info())
+                .filter(|i| crate::router::is_stateless(i))
+                .and_then(|i| i.capabilities.get("extensions").cloned())
+                .filter(|e| e.as_object().is_some_and(|o| !o.is_empty()))
+                .map(|e| format!(r#","extensions":{e}"#)),
+            _ => None,
+        }
+        .unwrap_or_default();
         let result = format!(
-            r#"{{"supportedVersions":[{versions}],"capabilities":{{"tools":{{"listChanged":true}},"prompts":{{"listChanged":true}},"resources":{{"subscribe":false,"listChanged":true}},"completions":{{}}}},"instructions":{},"ttlMs":0,"cacheScope":"private","resultType":"complete","_meta":{{"io.modelcontextprotocol/serverInfo":{{"name":"switchboard","title":"Switchboard MCP hub","version":{}}}}}}}"#,
+            r#"{{"supportedVersions":[{versions}],"capabilities":{{"tools":{{"listChanged":true}},"prompts":{{"listChanged":true}},"resources":{{"subscribe":true,"listChanged":true}},"completions":{{}}{extensions}}},"instructions":{},"ttlMs":0,"cacheScope":"private","resultType":"complete","_meta":{{"io.modelcontextprotocol/serverInfo":{{"name":"switchboard","title":"Switchboard MCP hub","version":{}}}}}}}"#,
             quote(&self.instructions_for(&session.view)),
             quote(env!("CARGO_PKG_VERSION")),
         );

@@ -144,6 +144,13 @@ impl Hub {
                 return self.call_uri(session, text, env, params, sink).await;
             }
             "completion/complete" => return self.complete(session, text, env, params, sink).await,
+            "subscriptions/listen" if session.modern => {
+                let reply = self.listen(session, id, params.as_ref(), sink).await;
+                return Some(reply).filter(|r| !r.is_empty());
+            }
+            "tasks/get" | "tasks/update" | "tasks/cancel" if session.modern => {
+                return self.call_task(session, text, env, params, sink).await;
+            }
             "logging/setLevel" => self.set_level(session, env),
             other => error_message(
                 id,
@@ -514,6 +521,52 @@ impl Hub {
         };
         self.forward(session, text, env, params.as_ref(), splice, route, sink)
             .await
+    }
+
+    /// The Tasks extension's `tasks/*` requests (2026-07-28): routed to the server of a
+    /// single-server endpoint when that server speaks the stateless protocol. A task id names
+    /// no server, so merged endpoints do not offer the extension (see `discover`).
+    async fn call_task(
+        &self,
+        session: &Arc<ClientSession>,
+        text: &str,
+        env: &Envelope<'_>,
+        params: Params<'_>,
+        sink: &mpsc::Sender<String>,
+    ) -> Option<String> {
+        let id = env.id_text();
+        let merged = self.inner.merged.load_full();
+        let entry = match &session.view {
+            View::Server(s) => merged.entry(s),
+            _ => None,
+        };
+        let Some(entry) = entry.filter(|e| e.upstream.info().is_some_and(|i| is_stateless(&i)))
+        else {
+            return Some(error_message(
+                id,
+                code::METHOD_NOT_FOUND,
+                &format!(
+                    "method not found: {} (the Tasks extension is offered only on a single stateless server's endpoint)",
+                    env.method()
+                ),
+                None,
+            ));
+        };
+        let route = Route {
+            entry,
+            retry_safe: env.method() == "tasks/get",
+            uri_rewrite: None,
+        };
+        self.forward(
+            session,
+            text,
+            env,
+            params.as_ref(),
+            Splice::new(),
+            route,
+            sink,
+        )
+        .await
     }
 
     /// Sends the client's request to the route's upstream and relays everything back.
@@ -1055,7 +1108,7 @@ impl Hub {
         }
     }
 
-    fn sessions_subscribed_to(&self, uri: &str) -> usize {
+    pub(crate) fn sessions_subscribed_to(&self, uri: &str) -> usize {
         self.all_sessions()
             .iter()
             .filter(|s| s.subscriptions.lock().expect("subs lock").contains(uri))
@@ -1090,6 +1143,11 @@ fn param_header_mismatch(
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone())
     })
+}
+
+/// True when an upstream was reached with `server/discover` (the stateless revision).
+pub(crate) fn is_stateless(info: &switchboard_upstream::InitInfo) -> bool {
+    info.protocol_version == modern::MODERN_VERSION
 }
 
 /// Reads a hub cursor (`sb1.<generation>.<offset>`), valid only for the snapshot it came from.

@@ -105,10 +105,10 @@ impl HttpConn {
         let info = tokio::time::timeout(timeout, self.shared.open_session())
             .await
             .map_err(|_| UpstreamError::Timeout(timeout))??;
-        if !self.shared.session.load().modern {
-            let shared = self.shared.clone();
-            tokio::spawn(async move { shared.listen().await });
-        }
+        // Unsolicited messages: the session's GET stream, or for a stateless server a
+        // `subscriptions/listen` request for every list change.
+        let shared = self.shared.clone();
+        tokio::spawn(async move { shared.listen().await });
         Ok(info)
     }
 
@@ -456,6 +456,14 @@ impl Shared {
             if let Some(v) = &session.version {
                 req = req.header("mcp-protocol-version", v);
             }
+            if session.modern {
+                let body = request_message(
+                    r#""switchboard-listen""#,
+                    "subscriptions/listen",
+                    Some(LISTEN_FILTER),
+                );
+                req = self.post_modern(body);
+            }
             let outcome = tokio::select! {
                 _ = self.shutdown.cancelled() => return,
                 r = req.send() => r,
@@ -526,6 +534,11 @@ fn transport(e: reqwest::Error) -> UpstreamError {
     }
     UpstreamError::Transport(msg)
 }
+
+/// What the hub listens for on a stateless upstream: every list change (the catalog is
+/// refreshed on each). Resource updates are not asked for: a stateless upstream's
+/// subscriptions would have to follow the clients' listen requests.
+const LISTEN_FILTER: &str = r#"{"notifications":{"toolsListChanged":true,"promptsListChanged":true,"resourcesListChanged":true}}"#;
 
 /// True when `text` is a JSON-RPC error response to request `id`.
 fn is_error_reply(text: &str, id: u64) -> bool {
