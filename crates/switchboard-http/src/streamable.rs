@@ -108,9 +108,11 @@ pub(crate) async fn post(
         Err(e) => return rpc_error(StatusCode::BAD_REQUEST, e.code(), &e.to_string()),
     };
     let kind = env.kind().unwrap_or(Kind::Notification);
-    let is_init = kind == Kind::Request && env.method() == "initialize";
-    if !is_init && headers.get(SESSION_HEADER).is_none() && crate::modern::is_modern(&headers, &env)
-    {
+    let modern = headers.get(SESSION_HEADER).is_none() && crate::modern::is_modern(&headers, &env);
+    // `initialize` marked as 2026-07-28 (header or `_meta`) is a stateless request for a
+    // removed method (404, -32601), not the start of a session.
+    let is_init = kind == Kind::Request && env.method() == "initialize" && !modern;
+    if modern {
         if let Err(r) = crate::modern::check_headers(&headers, &env) {
             return r;
         }

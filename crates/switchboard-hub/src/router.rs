@@ -584,7 +584,16 @@ impl Hub {
         let id = env.id_text();
         let server = route.entry.name.clone();
         let upstream = route.entry.upstream.clone();
-        let conn = match upstream.connection_for(&session.id).await {
+        let opened = match upstream.info() {
+            // A session-based upstream learns what this stateless client declared through a
+            // session that declares just that, so it only asks what the client can answer.
+            Some(info) if session.modern && !is_stateless(&info) => {
+                let caps = modern::bridgeable_capabilities(session);
+                upstream.connection_declaring(&caps).await
+            }
+            _ => upstream.connection_for(&session.id).await,
+        };
+        let conn = match opened {
             Ok(c) => c,
             Err(e) => {
                 return Some(error_message(
@@ -869,8 +878,21 @@ impl Hub {
                     .await;
                 }
                 Some(mrtr::Progress::Ask(t)) => {
-                    if let Some(ask) = self.admit_question(session, &conn, t, asks.len()).await {
-                        asks.push(ask);
+                    match self.admit_question(session, &conn, t, asks.len()).await {
+                        Ok(ask) => asks.push(ask),
+                        // Not a question for the client (refused upstream): carry on.
+                        Err("") => {}
+                        // The call needs what the client did not declare: it fails (and the
+                        // upstream call is cancelled when `running` is dropped).
+                        Err(needed) => {
+                            let data = format!(r#"{{"requiredCapabilities":{{{}:{{}}}}}}"#, quote(needed));
+                            return error_message(
+                                id,
+                                modern::MISSING_CAPABILITY,
+                                &format!("Missing required client capability: {needed}"),
+                                Some(&data),
+                            );
+                        }
                     }
                 }
                 Some(mrtr::Progress::Done(outcome)) => {
@@ -895,15 +917,18 @@ impl Hub {
         }
     }
 
-    /// A question the client may be asked; ones it did not declare are refused upstream.
+    /// A question the client may be asked. One it did not declare is refused upstream, and
+    /// the capability it needs is returned as the error.
     async fn admit_question(
         &self,
         session: &ClientSession,
         conn: &Arc<Connection>,
         text: String,
         n: usize,
-    ) -> Option<mrtr::Ask> {
-        let env = Envelope::parse(&text).ok()?;
+    ) -> Result<mrtr::Ask, &'static str> {
+        let Ok(env) = Envelope::parse(&text) else {
+            return Err("");
+        };
         let needed = needed_capability(env.method());
         if needed.is_empty() || !session.client_has(needed) {
             let msg = format!("the client did not declare the {needed:?} capability");
@@ -915,9 +940,9 @@ impl Hub {
                     None,
                 ))
                 .await;
-            return None;
+            return Err(needed);
         }
-        Some(mrtr::Ask {
+        Ok(mrtr::Ask {
             key: format!("q{}", n + 1),
             upstream_id: env.id_text().to_string(),
             text: text.clone(),

@@ -143,6 +143,26 @@ impl Connection {
         incoming: mpsc::UnboundedSender<Incoming>,
         init_timeout: Duration,
     ) -> Result<(Connection, InitInfo), UpstreamError> {
+        Self::open_declaring(
+            spec,
+            client,
+            stderr,
+            incoming,
+            init_timeout,
+            client_capabilities(),
+        )
+        .await
+    }
+
+    /// [`Connection::open`], declaring `capabilities` (a JSON object) in `initialize`.
+    pub async fn open_declaring(
+        spec: &ServerSpec,
+        client: &reqwest::Client,
+        stderr: Arc<StderrRing>,
+        incoming: mpsc::UnboundedSender<Incoming>,
+        init_timeout: Duration,
+        capabilities: &str,
+    ) -> Result<(Connection, InitInfo), UpstreamError> {
         let mux = Arc::new(Mux::new(incoming));
         let conn = match &spec.transport {
             TransportSpec::Stdio {
@@ -175,7 +195,7 @@ impl Connection {
                 }
             }
         };
-        match conn.initialize(init_timeout).await {
+        match conn.initialize(init_timeout, capabilities).await {
             Ok(info) => Ok((conn, info)),
             Err(e) => {
                 conn.shutdown().await;
@@ -184,11 +204,15 @@ impl Connection {
         }
     }
 
-    async fn initialize(&self, timeout: Duration) -> Result<InitInfo, UpstreamError> {
+    async fn initialize(
+        &self,
+        timeout: Duration,
+        capabilities: &str,
+    ) -> Result<InitInfo, UpstreamError> {
         let params = format!(
             r#"{{"protocolVersion":{},"capabilities":{},"clientInfo":{{"name":"switchboard","version":{}}}}}"#,
             quote(crate::CLIENT_PROTOCOL_VERSION),
-            client_capabilities(),
+            capabilities,
             quote(env!("CARGO_PKG_VERSION")),
         );
         let info = match self {

@@ -232,6 +232,40 @@ impl Upstream {
         if self.inner.spec.session == SessionMode::Shared || client.is_empty() {
             return Ok(shared);
         }
+        self.own_connection(client, crate::client_capabilities())
+            .await
+    }
+
+    /// A session of its own that declares exactly `capabilities` in `initialize`, for the
+    /// stateless clients that declare them (a session-based server then asks them only what
+    /// they can answer). At most [`MAX_DECLARING`] such sessions per server; past that, the
+    /// shared one.
+    pub async fn connection_declaring(
+        &self,
+        capabilities: &str,
+    ) -> Result<Arc<Connection>, UpstreamError> {
+        let shared = self.connection()?;
+        if capabilities == crate::client_capabilities() {
+            return Ok(shared);
+        }
+        let key = format!("declaring:{capabilities}");
+        let known = {
+            let clients = self.inner.clients.lock().expect("clients lock");
+            let declaring = clients.keys().filter(|k| k.starts_with("declaring:")).count();
+            clients.contains_key(&key) || declaring < MAX_DECLARING
+        };
+        if !known {
+            return Ok(shared);
+        }
+        self.own_connection(&key, capabilities).await
+    }
+
+    /// The connection kept under `client`, opened (declaring `capabilities`) on first use.
+    async fn own_connection(
+        &self,
+        client: &str,
+        capabilities: &str,
+    ) -> Result<Arc<Connection>, UpstreamError> {
         if let Some(c) = self.inner.clients.lock().expect("clients lock").get(client) {
             return Ok(c.clone());
         }
@@ -240,12 +274,13 @@ impl Upstream {
             return Ok(c.clone());
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let (conn, _) = Connection::open(
+        let (conn, _) = Connection::open_declaring(
             &self.inner.spec,
             &self.inner.client,
             self.inner.stderr.clone(),
             tx,
             self.inner.opts.init_timeout,
+            capabilities,
         )
         .await?;
         let conn = Arc::new(conn);
@@ -425,6 +460,9 @@ fn backoff(opts: &UpstreamOptions, n: u32) -> Duration {
     let factor = 1u32 << n.min(16);
     (opts.backoff_base * factor).min(opts.backoff_max)
 }
+
+/// Sessions per server opened for particular declared client capabilities.
+const MAX_DECLARING: usize = 8;
 
 type Connected = (Arc<Connection>, mpsc::UnboundedReceiver<Incoming>);
 

@@ -378,11 +378,12 @@ impl ConformanceServer {
             }
             "test_missing_capability" => {
                 let caps = context.client_capabilities().unwrap_or_default();
+                // The same refusal in both eras: the 2026-07-28 code is an ordinary
+                // server-defined error code for a session client, and a hub in front of
+                // this server relays it to the stateless client whose declarations the
+                // session carries.
                 if !Kind::Sampling.declared_in(&caps) {
-                    if is_modern(context) {
-                        return Err(Kind::Sampling.missing_error());
-                    }
-                    return Ok(tool_error("the client did not declare sampling"));
+                    return Err(Kind::Sampling.missing_error());
                 }
                 text("The client declared sampling")
             }
