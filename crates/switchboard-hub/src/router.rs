@@ -861,10 +861,15 @@ impl Hub {
     ) -> String {
         let mut asks: Vec<mrtr::Ask> = Vec::new();
         loop {
+            // Questions that come close together (a session-based server asking several
+            // things at once) go to the client in one round.
             let next = if asks.is_empty() {
                 running.rx.recv().await
             } else {
-                running.rx.try_recv().ok()
+                tokio::time::timeout(mrtr::GATHER, running.rx.recv())
+                    .await
+                    .ok()
+                    .flatten()
             };
             match next {
                 Some(mrtr::Progress::Note(t)) => {
@@ -885,7 +890,8 @@ impl Hub {
                         // The call needs what the client did not declare: it fails (and the
                         // upstream call is cancelled when `running` is dropped).
                         Err(needed) => {
-                            let data = format!(r#"{{"requiredCapabilities":{{{}:{{}}}}}}"#, quote(needed));
+                            let data =
+                                format!(r#"{{"requiredCapabilities":{{{}:{{}}}}}}"#, quote(needed));
                             return error_message(
                                 id,
                                 modern::MISSING_CAPABILITY,

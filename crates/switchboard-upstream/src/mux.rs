@@ -185,18 +185,23 @@ impl Mux {
     }
 
     /// On a shared channel nothing says which call a server request belongs to. It belongs
-    /// to the only call that can hear it and is not already waiting for an answer to an
-    /// earlier question (a call whose question is unanswered cannot be asking a new one).
+    /// to the only call that can hear it. With several, to the only one not already waiting
+    /// for an answer (a call may ask several questions at once, but when calls share the
+    /// channel, a waiting one is the less likely asker and guessing would be unsafe).
     fn sole_candidate(&self) -> Option<u64> {
         let map = self.pending.lock().expect("mux lock");
-        let mut candidates = map
-            .iter()
-            .filter(|(_, p)| p.events.is_some() && p.awaiting == 0)
-            .map(|(id, _)| *id);
-        match (candidates.next(), candidates.next()) {
+        let listening = || map.iter().filter(|(_, p)| p.events.is_some());
+        let sole = |mut it: Box<dyn Iterator<Item = u64> + '_>| match (it.next(), it.next()) {
             (Some(id), None) => Some(id),
             _ => None,
-        }
+        };
+        sole(Box::new(listening().map(|(id, _)| *id))).or_else(|| {
+            sole(Box::new(
+                listening()
+                    .filter(|(_, p)| p.awaiting == 0)
+                    .map(|(id, _)| *id),
+            ))
+        })
     }
 
     fn note_asked(&self, call: u64, request_id: String) {

@@ -251,7 +251,10 @@ impl Upstream {
         let key = format!("declaring:{capabilities}");
         let known = {
             let clients = self.inner.clients.lock().expect("clients lock");
-            let declaring = clients.keys().filter(|k| k.starts_with("declaring:")).count();
+            let declaring = clients
+                .keys()
+                .filter(|k| k.starts_with("declaring:"))
+                .count();
             clients.contains_key(&key) || declaring < MAX_DECLARING
         };
         if !known {

@@ -248,9 +248,14 @@ impl ConformanceServer {
                     asks,
                     state: next_state,
                 } => {
+                    // A round's questions are independent: ask them all at once, as the
+                    // stateless protocol does in one `input_required` result.
                     answers = Map::new();
-                    for ask in &asks {
-                        match fulfil(ask, context).await {
+                    let replies =
+                        futures_util::future::join_all(asks.iter().map(|a| fulfil(a, context)))
+                            .await;
+                    for (ask, reply) in asks.iter().zip(replies) {
+                        match reply {
                             Ok(answer) => {
                                 answers.insert(ask.key.to_owned(), answer);
                             }
