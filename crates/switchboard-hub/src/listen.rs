@@ -190,19 +190,24 @@ impl Hub {
             .lock()
             .expect("subs lock")
             .insert(uri.clone());
-        if first {
-            self.upstream_subscription(session, &uri, "resources/subscribe");
-        }
+        self.upstream_subscription(session, &uri, "resources/subscribe", first);
     }
 
     /// The reverse of [`Hub::acquire_subscription`], once the session is gone.
     fn release_subscription(&self, session: &ClientSession, uri: String) {
-        if self.sessions_subscribed_to(&uri) == 0 {
-            self.upstream_subscription(session, &uri, "resources/unsubscribe");
-        }
+        let last = self.sessions_subscribed_to(&uri) == 0;
+        self.upstream_subscription(session, &uri, "resources/unsubscribe", last);
     }
 
-    fn upstream_subscription(&self, session: &ClientSession, uri: &str, method: &'static str) {
+    /// Tells the upstream of `uri`: a stateless one gets the new set of URIs on its listen
+    /// request; a session one gets `method` when `edge` (first holder in, last one out).
+    fn upstream_subscription(
+        &self,
+        session: &ClientSession,
+        uri: &str,
+        method: &'static str,
+        edge: bool,
+    ) {
         let merged = self.inner.merged.load_full();
         let Some(target) = merged.resolve_uri(&session.view, uri) else {
             return;
@@ -219,7 +224,11 @@ impl Hub {
             .and_then(|r| r.get("subscribe"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        if conn.is_modern() || !subscribable {
+        if conn.is_modern() {
+            conn.watch_resources(self.subscribed_originals(&target.entry.name));
+            return;
+        }
+        if !edge || !subscribable {
             return;
         }
         let params = json!({"uri": target.original}).to_string();

@@ -263,6 +263,13 @@ impl Hub {
     fn set_level(&self, session: &ClientSession, env: &Envelope<'_>) -> String {
         let merged = self.inner.merged.load_full();
         let params = env.params.map(|p| p.get().to_string());
+        if let Some(level) = env
+            .params
+            .and_then(|p| Fields::parse(p.get()))
+            .and_then(|p| p.get_str("level"))
+        {
+            *session.log_level.lock().expect("log level lock") = Some(level.into_owned());
+        }
         for entry in merged
             .entries
             .iter()
@@ -395,6 +402,24 @@ impl Hub {
             return Some(not_found(session, id, &uri));
         };
         let method = env.method();
+        if method != "resources/read"
+            && let Ok(conn) = target.entry.upstream.connection()
+            && conn.is_modern()
+        {
+            // A stateless upstream has no subscribe call: the hub's listen request to it
+            // carries every URI its clients subscribed to.
+            {
+                let mut subs = session.subscriptions.lock().expect("subs lock");
+                if method == "resources/subscribe" {
+                    subs.insert(uri.to_string());
+                } else {
+                    subs.remove(uri.as_ref());
+                }
+            }
+            let server = target.entry.name.clone();
+            conn.watch_resources(self.subscribed_originals(&server));
+            return Some(result_message(id, "{}"));
+        }
         if method == "resources/unsubscribe" && self.others_subscribed(session, &uri) {
             session
                 .subscriptions
@@ -652,7 +677,12 @@ impl Hub {
                 splice.replace(
                     text,
                     meta.get(),
-                    modern::with_capabilities(meta.get(), token.map(|_| up_id), &caps),
+                    modern::with_capabilities(
+                        meta.get(),
+                        token.map(|_| up_id),
+                        &caps,
+                        &session.log_level(),
+                    ),
                 );
             }
             None if conn.is_modern() => {
@@ -662,8 +692,10 @@ impl Hub {
                     let start = switchboard_core::jsonrpc::span_of(text, p.get()).start;
                     let caps = modern::bridgeable_capabilities(session);
                     let member = format!(
-                        r#"{}"_meta":{{"io.modelcontextprotocol/clientCapabilities":{caps}}}"#,
-                        if has { "," } else { "" }
+                        r#"{}"_meta":{{"io.modelcontextprotocol/clientCapabilities":{caps},{}:{}}}"#,
+                        if has { "," } else { "" },
+                        quote(modern::META_LOG_LEVEL),
+                        quote(&session.log_level()),
                     );
                     splice.insert(start + at, member);
                 }
@@ -1137,6 +1169,29 @@ impl Hub {
             }
             _ => {}
         }
+    }
+
+    /// The upstream URIs of `server` that some session subscribed to.
+    pub(crate) fn subscribed_originals(&self, server: &str) -> Vec<String> {
+        let merged = self.inner.merged.load_full();
+        let mut out = Vec::new();
+        for s in self.all_sessions() {
+            let subs: Vec<String> = s
+                .subscriptions
+                .lock()
+                .expect("subs lock")
+                .iter()
+                .cloned()
+                .collect();
+            for uri in subs {
+                if let Some(t) = merged.resolve_uri(&s.view, &uri)
+                    && t.entry.name == server
+                {
+                    out.push(t.original);
+                }
+            }
+        }
+        out
     }
 
     pub(crate) fn sessions_subscribed_to(&self, uri: &str) -> usize {

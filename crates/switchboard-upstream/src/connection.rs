@@ -374,6 +374,14 @@ impl Connection {
         }
     }
 
+    /// For a stateless server: the resource URIs to hear `notifications/resources/updated`
+    /// for (a session server is asked with `resources/subscribe` instead).
+    pub fn watch_resources(&self, uris: Vec<String>) {
+        if let Connection::Http(c) = self {
+            c.watch_resources(uris);
+        }
+    }
+
     /// True when this is a stateless 2026-07-28 session.
     pub fn is_modern(&self) -> bool {
         matches!(self, Connection::Http(c) if c.is_modern())

@@ -44,6 +44,10 @@ struct Shared {
     init_params: OnceLock<String>,
     protocol: ProtocolMode,
     shutdown: CancellationToken,
+    /// Resource URIs the listen request to a stateless server subscribes to.
+    listen_uris: std::sync::Mutex<Vec<String>>,
+    /// Fires when `listen_uris` changed (the listen request is then re-sent).
+    listen_changed: tokio::sync::Notify,
 }
 
 /// A Streamable HTTP session with one upstream.
@@ -92,6 +96,8 @@ impl HttpConn {
             init_params: OnceLock::new(),
             protocol,
             shutdown: CancellationToken::new(),
+            listen_uris: std::sync::Mutex::new(Vec::new()),
+            listen_changed: tokio::sync::Notify::new(),
         });
         Ok(HttpConn { mux, shared })
     }
@@ -128,6 +134,19 @@ impl HttpConn {
 
     pub(crate) async fn post_message(&self, text: String) -> Result<(), UpstreamError> {
         self.shared.post_message(text).await
+    }
+
+    /// For a stateless server: the resource URIs whose `notifications/resources/updated` the
+    /// hub's listen request asks for (it is re-sent when they change).
+    pub(crate) fn watch_resources(&self, mut uris: Vec<String>) {
+        uris.sort();
+        uris.dedup();
+        let mut current = self.shared.listen_uris.lock().expect("listen lock");
+        if *current != uris {
+            *current = uris;
+            drop(current);
+            self.shared.listen_changed.notify_one();
+        }
     }
 
     /// True when the session is the stateless 2026-07-28 protocol.
@@ -457,10 +476,17 @@ impl Shared {
                 req = req.header("mcp-protocol-version", v);
             }
             if session.modern {
+                let uris = self.listen_uris.lock().expect("listen lock").clone();
+                let filter = serde_json::json!({"notifications": {
+                    "toolsListChanged": true,
+                    "promptsListChanged": true,
+                    "resourcesListChanged": true,
+                    "resourceSubscriptions": uris,
+                }});
                 let body = request_message(
                     r#""switchboard-listen""#,
                     "subscriptions/listen",
-                    Some(LISTEN_FILTER),
+                    Some(&filter.to_string()),
                 );
                 req = self.post_modern(body);
             }
@@ -474,6 +500,8 @@ impl Shared {
                     tokio::select! {
                         _ = self.shutdown.cancelled() => return,
                         _ = self.read_stream(resp, None) => {}
+                        // New resource subscriptions: listen again with them.
+                        _ = self.listen_changed.notified() => continue,
                     }
                 }
                 // 405: the server offers no GET stream. Nothing to listen to.
@@ -534,11 +562,6 @@ fn transport(e: reqwest::Error) -> UpstreamError {
     }
     UpstreamError::Transport(msg)
 }
-
-/// What the hub listens for on a stateless upstream: every list change (the catalog is
-/// refreshed on each). Resource updates are not asked for: a stateless upstream's
-/// subscriptions would have to follow the clients' listen requests.
-const LISTEN_FILTER: &str = r#"{"notifications":{"toolsListChanged":true,"promptsListChanged":true,"resourcesListChanged":true}}"#;
 
 /// True when `text` is a JSON-RPC error response to request `id`.
 fn is_error_reply(text: &str, id: u64) -> bool {
