@@ -5,6 +5,7 @@ mod common;
 mod control;
 
 mod api_v1;
+mod badinput;
 mod dataplane;
 mod faults;
 mod interop;
