@@ -248,12 +248,12 @@ impl Upstream {
         if capabilities == crate::client_capabilities() {
             return Ok(shared);
         }
-        let key = format!("declaring:{capabilities}");
+        let key = format!("{DECLARING}{capabilities}");
         let known = {
             let clients = self.inner.clients.lock().expect("clients lock");
             let declaring = clients
                 .keys()
-                .filter(|k| k.starts_with("declaring:"))
+                .filter(|k| k.starts_with(DECLARING))
                 .count();
             clients.contains_key(&key) || declaring < MAX_DECLARING
         };
@@ -464,6 +464,9 @@ fn backoff(opts: &UpstreamOptions, n: u32) -> Duration {
     (opts.backoff_base * factor).min(opts.backoff_max)
 }
 
+/// Key prefix of the sessions opened for a set of declared client capabilities.
+const DECLARING: &str = "declaring:";
+
 /// Sessions per server opened for particular declared client capabilities.
 const MAX_DECLARING: usize = 8;
 
@@ -539,6 +542,15 @@ async fn serve_client(
             Incoming::Notification { method, .. }
                 if ListKind::from_list_changed(&method).is_some() =>
             {
+                // The catalog comes from the shared session. A session opened for a set of
+                // client capabilities serves stateless clients, who hear of changes only on
+                // their listen streams: pass the announcement on (a stdio server behind it is
+                // a process of its own, whose changes the shared session never sees).
+                if client.starts_with(DECLARING)
+                    && let Some(kinds) = ListKind::from_list_changed(&method)
+                {
+                    inner.emit_catalog(kinds.to_vec());
+                }
                 continue;
             }
             Incoming::Notification { text, .. } => (text, false),
