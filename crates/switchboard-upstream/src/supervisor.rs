@@ -251,10 +251,7 @@ impl Upstream {
         let key = format!("{DECLARING}{capabilities}");
         let known = {
             let clients = self.inner.clients.lock().expect("clients lock");
-            let declaring = clients
-                .keys()
-                .filter(|k| k.starts_with(DECLARING))
-                .count();
+            let declaring = clients.keys().filter(|k| k.starts_with(DECLARING)).count();
             clients.contains_key(&key) || declaring < MAX_DECLARING
         };
         if !known {

@@ -301,7 +301,15 @@ async fn questions_from_a_session_upstream_become_multi_round_trips() {
     let plain = json!({"name": "s__elicit", "arguments": {"message": "?"}});
     let (status, msgs) = modern(&url, "tools/call", plain, Some("s__elicit"), &[]).await;
     let e = &msgs.last().unwrap()["error"];
-    assert_eq!((status, e["code"].as_i64()), (400, Some(-32021)), "{msgs:?}");
-    assert_eq!(e["data"]["requiredCapabilities"], json!({"elicitation": {}}), "{e}");
+    assert_eq!(
+        (status, e["code"].as_i64()),
+        (400, Some(-32021)),
+        "{msgs:?}"
+    );
+    assert_eq!(
+        e["data"]["requiredCapabilities"],
+        json!({"elicitation": {}}),
+        "{e}"
+    );
     hub.stop().await;
 }
