@@ -8,17 +8,21 @@
 #   hub-stdio             hub /mcp/conf-stdio -> fixture stdio --conformance
 #   hub-streamable-http   hub /mcp/conf-http  -> fixture http --conformance
 #   hub-sse               hub /mcp/conf-sse   -> fixture sse --conformance    (legacy HTTP+SSE)
+#   hub-http-2026         hub /mcp/conf-http-2026 -> fixture http --conformance, spoken to in
+#                         the stateless 2026-07-28 era (`"protocol": "2026-07-28"`); the other
+#                         hub targets reach the fixture in the session era (it speaks both)
 # Suites:
 #   v0.1.16-all                   conformance@0.1.16 server --suite all
 #   v0.2.0-alpha.12-2025-11-25    conformance@0.2.0-alpha.12 server --requirements 2025-11-25
 #   v0.2.0-alpha.12-2026-07-28    conformance@0.2.0-alpha.12 server --requirements 2026-07-28
 #
-# Exit status: 1 if the hub fails a scenario the fixture passes directly in the 0.1.16
-# or 2025-11-25 suite (2026-07-28 is informational unless --strict-2026), 2 on setup
-# errors, else 0.
+# Exit status: 1 if the hub fails a scenario the fixture passes directly, in any suite and
+# on any target, 2 on setup errors, else 0. The one exception: the known cross-era limits
+# listed in tests/conformance/report.py (CROSS_ERA: a 2026-07-28 scenario a session-era
+# upstream cannot satisfy) are reported but do not fail the run unless --strict-2026.
 #
 # Options:
-#   --strict-2026      let 2026-07-28 regressions fail the run too
+#   --strict-2026      let the known cross-era limits fail the run too
 #   --no-build         do not run `cargo build --workspace --bins` first
 #   --targets LIST     comma-separated subset of the targets above
 #   --suites LIST      comma-separated subset of the suites above
@@ -40,7 +44,7 @@ DEPS="$ROOT/.test-deps/conformance"
 RUN="$ROOT/target/conformance"
 LATEST_MD="$PINS/latest.md"
 
-ALL_TARGETS="fixture,hub-stdio,hub-streamable-http,hub-sse"
+ALL_TARGETS="fixture,hub-stdio,hub-streamable-http,hub-sse,hub-http-2026"
 ALL_SUITES="v0.1.16-all,v0.2.0-alpha.12-2025-11-25,v0.2.0-alpha.12-2026-07-28"
 STRICT_2026=0
 BUILD=1
@@ -175,7 +179,7 @@ if wants "$TARGETS" fixture; then
     URLS[fixture]="$FIXTURE_URL"
 fi
 hub_targets=()
-for t in hub-stdio hub-streamable-http hub-sse; do wants "$TARGETS" "$t" && hub_targets+=("$t"); done
+for t in hub-stdio hub-streamable-http hub-sse hub-http-2026; do wants "$TARGETS" "$t" && hub_targets+=("$t"); done
 if [[ ${#hub_targets[@]} -gt 0 ]]; then
     servers="$RUN/servers.json"
     entries=()
@@ -185,7 +189,10 @@ if [[ ${#hub_targets[@]} -gt 0 ]]; then
                 entries+=("\"conf-stdio\": {\"command\": \"$FIXTURE\", \"args\": [\"stdio\", \"--conformance\"]}") ;;
             hub-streamable-http)
                 start_fixture http upstream-http
-                entries+=("\"conf-http\": {\"type\": \"streamable-http\", \"url\": \"$FIXTURE_URL\"}") ;;
+                entries+=("\"conf-http\": {\"type\": \"streamable-http\", \"url\": \"$FIXTURE_URL\", \"protocol\": \"legacy\"}") ;;
+            hub-http-2026)
+                start_fixture http upstream-http-2026
+                entries+=("\"conf-http-2026\": {\"type\": \"streamable-http\", \"url\": \"$FIXTURE_URL\", \"protocol\": \"2026-07-28\"}") ;;
             hub-sse)
                 start_fixture sse upstream-sse
                 entries+=("\"conf-sse\": {\"type\": \"sse\", \"url\": \"$FIXTURE_URL\"}") ;;
@@ -220,6 +227,7 @@ r = json.loads(sys.argv[1]); sys.exit(0 if r.get("ready") == r.get("servers") ==
             hub-stdio) URLS[$t]="http://127.0.0.1:$mcp_port/mcp/conf-stdio" ;;
             hub-streamable-http) URLS[$t]="http://127.0.0.1:$mcp_port/mcp/conf-http" ;;
             hub-sse) URLS[$t]="http://127.0.0.1:$mcp_port/mcp/conf-sse" ;;
+            hub-http-2026) URLS[$t]="http://127.0.0.1:$mcp_port/mcp/conf-http-2026" ;;
         esac
     done
 fi

@@ -201,6 +201,7 @@ impl SessionHandle {
             timeout: self.upstream.spec().timeout,
             events: Some(tx),
             retry_safe: false,
+            headers: Vec::new(),
         };
         // Log messages that do not travel on the request's own stream (legacy SSE, or an
         // upstream that sends them on its standalone stream) are tapped from the hub.

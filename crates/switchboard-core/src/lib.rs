@@ -3,5 +3,6 @@
 pub mod config;
 pub mod jsonrpc;
 pub mod naming;
+pub mod param_headers;
 pub mod sse;
 pub mod ssrf;

@@ -70,6 +70,7 @@ pub(crate) fn check_headers(headers: &HeaderMap, env: &Envelope<'_>) -> Result<(
     let named = match env.method() {
         "tools/call" | "prompts/get" => Some("name"),
         "resources/read" => Some("uri"),
+        "tasks/get" | "tasks/update" | "tasks/cancel" => Some("taskId"),
         _ => None,
     };
     if let Some(field) = named {
@@ -86,39 +87,21 @@ pub(crate) fn check_headers(headers: &HeaderMap, env: &Envelope<'_>) -> Result<(
     Ok(())
 }
 
-/// Header values may be sent as `=?base64?<b64>?=`; anything else is taken as is.
-fn decode_header_value(v: &str) -> Option<String> {
-    match v
-        .strip_prefix("=?base64?")
-        .and_then(|r| r.strip_suffix("?="))
-    {
-        Some(b64) => base64_decode(b64).and_then(|b| String::from_utf8(b).ok()),
-        None => Some(v.to_string()),
-    }
+/// The request's `Mcp-Param-*` headers: (name after the prefix, raw value).
+pub(crate) fn param_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| {
+            let suffix = name.as_str().strip_prefix("mcp-param-")?;
+            Some((suffix.to_string(), value.to_str().ok()?.to_string()))
+        })
+        .collect()
 }
 
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let bytes: Vec<u8> = s.bytes().filter(|b| *b != b'=').collect();
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let mut acc = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            acc |= val(c)? << (18 - 6 * i);
-        }
-        let n = chunk.len().saturating_sub(1);
-        out.extend_from_slice(&acc.to_be_bytes()[1..1 + n]);
-    }
-    Some(out)
+/// Header values may be sent as `=?base64?<b64>?=` (checked strictly); anything else is
+/// taken as is.
+fn decode_header_value(v: &str) -> Option<String> {
+    switchboard_core::param_headers::decode(v)
 }
 
 /// Gives a JSON error reply the status the stateless revision prescribes.

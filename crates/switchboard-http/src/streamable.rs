@@ -109,9 +109,11 @@ pub(crate) async fn post(
         Err(e) => return rpc_error(StatusCode::BAD_REQUEST, e.code(), &e.to_string()),
     };
     let kind = env.kind().unwrap_or(Kind::Notification);
-    let is_init = kind == Kind::Request && env.method() == "initialize";
-    if !is_init && headers.get(SESSION_HEADER).is_none() && crate::modern::is_modern(&headers, &env)
-    {
+    let modern = headers.get(SESSION_HEADER).is_none() && crate::modern::is_modern(&headers, &env);
+    // `initialize` marked as 2026-07-28 (header or `_meta`) is a stateless request for a
+    // removed method (404, -32601), not the start of a session.
+    let is_init = kind == Kind::Request && env.method() == "initialize" && !modern;
+    if modern {
         if let Err(r) = crate::modern::check_headers(&headers, &env) {
             return r;
         }
@@ -119,7 +121,7 @@ pub(crate) async fn post(
         if kind != Kind::Request {
             return StatusCode::ACCEPTED.into_response();
         }
-        let session = hub.stateless_session(view);
+        let session = hub.stateless_session(view, Some(crate::modern::param_headers(&headers)));
         if let Some(c) = &credentials {
             c.apply(&session).await;
         }
@@ -168,13 +170,15 @@ pub(crate) async fn post(
 type Handling = Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>;
 
 /// Runs one request: JSON if the answer comes first, an event stream if anything precedes it.
+/// Event streams carry a keep-alive comment every 15 s (a `subscriptions/listen` stream can
+/// be quiet for hours).
 async fn answer(hub: Hub, session: Arc<ClientSession>, text: String) -> Response {
     let (tx, mut rx) = mpsc::channel::<String>(64);
     let mut fut: Handling = Box::pin(async move { hub.handle(&session, &text, &tx).await });
     tokio::select! {
         biased;
         first = rx.recv() => match first {
-            Some(ev) => event_stream_response(stream_rest(Some(ev), rx, fut)),
+            Some(ev) => with_keepalive(stream_rest(Some(ev), rx, fut)),
             // The sender lives inside the request future, so this cannot happen before it ends.
             None => rpc_error(StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL_ERROR, "request ended without an answer"),
         },
@@ -182,7 +186,7 @@ async fn answer(hub: Hub, session: Arc<ClientSession>, text: String) -> Response
             // Something was said before the answer: keep the order on an event stream.
             Ok(ev) => {
                 let done: Handling = Box::pin(async move { reply });
-                event_stream_response(stream_rest(Some(ev), rx, done))
+                with_keepalive(stream_rest(Some(ev), rx, done))
             }
             Err(_) => json_or_nothing(reply),
         },
@@ -227,19 +231,6 @@ fn stream_rest(
     })
     .filter_map(|x| async move { x });
     head.chain(tail)
-}
-
-pub(crate) fn event_stream_response(
-    messages: impl Stream<Item = String> + Send + 'static,
-) -> Response {
-    let body =
-        messages.map(|m| Ok::<_, Infallible>(Bytes::from(sse::encode(Some("message"), None, &m))));
-    Response::builder()
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .header("x-accel-buffering", "no")
-        .body(Body::from_stream(body))
-        .expect("static headers are valid")
 }
 
 /// `GET /mcp[/{name}]`: the session's stream of unsolicited messages.

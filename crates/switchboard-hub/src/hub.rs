@@ -429,9 +429,16 @@ impl Hub {
     }
 
     /// A session for one stateless (2026-07-28) request: not registered, never pushed to.
-    pub fn stateless_session(&self, view: View) -> Arc<ClientSession> {
+    /// `param_headers` are an HTTP request's `Mcp-Param-*` headers (name after the prefix,
+    /// raw value); `None` for other transports.
+    pub fn stateless_session(
+        &self,
+        view: View,
+        param_headers: Option<Vec<(String, String)>>,
+    ) -> Arc<ClientSession> {
         let mut session = ClientSession::new(String::new(), view, 1);
         session.modern = true;
+        session.param_headers = param_headers;
         session
             .initialized
             .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -708,6 +715,10 @@ impl HubInner {
     }
 
     fn forward_notification(&self, server: &str, method: &str, text: String) {
+        if method == "notifications/subscriptions/acknowledged" {
+            // The answer to the hub's own listen request to a stateless upstream.
+            return;
+        }
         if method == "notifications/message" {
             self.tap_log(server, &text);
         }

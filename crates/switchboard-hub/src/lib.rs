@@ -5,6 +5,7 @@
 //! client message to [`Hub::handle`].
 
 mod hub;
+mod listen;
 mod local;
 mod merged;
 mod modern;

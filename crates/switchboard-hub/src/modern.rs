@@ -19,6 +19,9 @@ pub const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities"
 /// `_meta` key carrying the client's identity.
 pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
 
+/// `_meta` key opting a request into log messages (2026-07-28).
+pub const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
+
 /// Header/body mismatch (2026-07-28).
 pub const HEADER_MISMATCH: i64 = -32020;
 /// A capability the request needs was not declared (2026-07-28).
@@ -201,15 +204,21 @@ pub(crate) fn bridgeable_capabilities(session: &ClientSession) -> String {
     Value::Object(out).to_string()
 }
 
-/// A request's `_meta` with the hub's progress token and the given client capabilities.
-pub(crate) fn with_capabilities(meta: &str, progress: Option<u64>, caps: &str) -> String {
+/// A request's `_meta` with the hub's progress token, the given client capabilities and the
+/// log level the session client asked for.
+pub(crate) fn with_capabilities(
+    meta: &str,
+    progress: Option<u64>,
+    caps: &str,
+    log_level: &str,
+) -> String {
     let Some(fields) = Fields::parse(meta) else {
         return meta.to_string();
     };
     let mut out = String::with_capacity(meta.len() + caps.len() + 64);
     out.push('{');
     for (key, value) in &fields.entries {
-        if key == "io.modelcontextprotocol/clientCapabilities" {
+        if key == META_CAPABILITIES || key == META_LOG_LEVEL {
             continue;
         }
         out.push_str(&quote(key));
@@ -222,6 +231,7 @@ pub(crate) fn with_capabilities(meta: &str, progress: Option<u64>, caps: &str) -
     }
     out.push_str(r#""io.modelcontextprotocol/clientCapabilities":"#);
     out.push_str(caps);
+    out.push_str(&format!(",{}:{}", quote(META_LOG_LEVEL), quote(log_level)));
     out.push('}');
     out
 }
@@ -242,8 +252,21 @@ impl Hub {
             .map(|v| quote(v))
             .collect::<Vec<_>>()
             .join(",");
+        // Extensions (Tasks) are the upstream's to offer, and only where requests about them
+        // can be routed back to it: on a stateless server's own endpoint.
+        let extensions = match &session.view {
+            crate::view::View::Server(s) => self
+                .upstream(s)
+                .and_then(|u| u.info())
+                .filter(|i| crate::router::is_stateless(i))
+                .and_then(|i| i.capabilities.get("extensions").cloned())
+                .filter(|e| e.as_object().is_some_and(|o| !o.is_empty()))
+                .map(|e| format!(r#","extensions":{e}"#)),
+            _ => None,
+        }
+        .unwrap_or_default();
         let result = format!(
-            r#"{{"supportedVersions":[{versions}],"capabilities":{{"tools":{{"listChanged":true}},"prompts":{{"listChanged":true}},"resources":{{"subscribe":false,"listChanged":true}},"completions":{{}}}},"instructions":{},"ttlMs":0,"cacheScope":"private","resultType":"complete","_meta":{{"io.modelcontextprotocol/serverInfo":{{"name":"switchboard","title":"Switchboard MCP hub","version":{}}}}}}}"#,
+            r#"{{"supportedVersions":[{versions}],"capabilities":{{"tools":{{"listChanged":true}},"prompts":{{"listChanged":true}},"resources":{{"subscribe":true,"listChanged":true}},"completions":{{}}{extensions}}},"instructions":{},"ttlMs":0,"cacheScope":"private","resultType":"complete","_meta":{{"io.modelcontextprotocol/serverInfo":{{"name":"switchboard","title":"Switchboard MCP hub","version":{}}}}}}}"#,
             quote(&self.instructions_for(&session.view)),
             quote(env!("CARGO_PKG_VERSION")),
         );

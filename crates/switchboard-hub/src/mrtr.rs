@@ -20,6 +20,10 @@ use tokio::time::Instant;
 
 use crate::session::random_id;
 
+/// How long a call that has asked one question waits for more before the client gets
+/// them in one `input_required` round.
+pub(crate) const GATHER: Duration = Duration::from_millis(50);
+
 /// How long a parked call waits for the client's retry.
 const PARK_TTL: Duration = Duration::from_secs(600);
 

@@ -144,6 +144,13 @@ impl Hub {
                 return self.call_uri(session, text, env, params, sink).await;
             }
             "completion/complete" => return self.complete(session, text, env, params, sink).await,
+            "subscriptions/listen" if session.modern => {
+                let reply = self.listen(session, id, params.as_ref(), sink).await;
+                return Some(reply).filter(|r| !r.is_empty());
+            }
+            "tasks/get" | "tasks/update" | "tasks/cancel" if session.modern => {
+                return self.call_task(session, text, env, params, sink).await;
+            }
             "logging/setLevel" => self.set_level(session, env),
             other => error_message(
                 id,
@@ -256,6 +263,13 @@ impl Hub {
     fn set_level(&self, session: &ClientSession, env: &Envelope<'_>) -> String {
         let merged = self.inner.merged.load_full();
         let params = env.params.map(|p| p.get().to_string());
+        if let Some(level) = env
+            .params
+            .and_then(|p| Fields::parse(p.get()))
+            .and_then(|p| p.get_str("level"))
+        {
+            *session.log_level.lock().expect("log level lock") = Some(level.into_owned());
+        }
         for entry in merged
             .entries
             .iter()
@@ -329,6 +343,16 @@ impl Hub {
                 None,
             ));
         };
+        if kind == ListKind::Tools
+            && let Some(why) = param_header_mismatch(session, target.item, &params)
+        {
+            return Some(error_message(
+                id,
+                modern::HEADER_MISMATCH,
+                &format!("Header mismatch: {why}"),
+                None,
+            ));
+        }
         let mut splice = Splice::new();
         if target.original != name {
             splice.replace(
@@ -378,6 +402,24 @@ impl Hub {
             return Some(not_found(session, id, &uri));
         };
         let method = env.method();
+        if method != "resources/read"
+            && let Ok(conn) = target.entry.upstream.connection()
+            && conn.is_modern()
+        {
+            // A stateless upstream has no subscribe call: the hub's listen request to it
+            // carries every URI its clients subscribed to.
+            {
+                let mut subs = session.subscriptions.lock().expect("subs lock");
+                if method == "resources/subscribe" {
+                    subs.insert(uri.to_string());
+                } else {
+                    subs.remove(uri.as_ref());
+                }
+            }
+            let server = target.entry.name.clone();
+            conn.watch_resources(self.subscribed_originals(&server));
+            return Some(result_message(id, "{}"));
+        }
         if method == "resources/unsubscribe" && self.others_subscribed(session, &uri) {
             session
                 .subscriptions
@@ -506,6 +548,52 @@ impl Hub {
             .await
     }
 
+    /// The Tasks extension's `tasks/*` requests (2026-07-28): routed to the server of a
+    /// single-server endpoint when that server speaks the stateless protocol. A task id names
+    /// no server, so merged endpoints do not offer the extension (see `discover`).
+    async fn call_task(
+        &self,
+        session: &Arc<ClientSession>,
+        text: &str,
+        env: &Envelope<'_>,
+        params: Params<'_>,
+        sink: &mpsc::Sender<String>,
+    ) -> Option<String> {
+        let id = env.id_text();
+        let merged = self.inner.merged.load_full();
+        let entry = match &session.view {
+            View::Server(s) => merged.entry(s),
+            _ => None,
+        };
+        let Some(entry) = entry.filter(|e| e.upstream.info().is_some_and(|i| is_stateless(&i)))
+        else {
+            return Some(error_message(
+                id,
+                code::METHOD_NOT_FOUND,
+                &format!(
+                    "method not found: {} (the Tasks extension is offered only on a single stateless server's endpoint)",
+                    env.method()
+                ),
+                None,
+            ));
+        };
+        let route = Route {
+            entry,
+            retry_safe: env.method() == "tasks/get",
+            uri_rewrite: None,
+        };
+        self.forward(
+            session,
+            text,
+            env,
+            params.as_ref(),
+            Splice::new(),
+            route,
+            sink,
+        )
+        .await
+    }
+
     /// Sends the client's request to the route's upstream and relays everything back.
     #[allow(clippy::too_many_arguments)]
     async fn forward(
@@ -519,7 +607,46 @@ impl Hub {
         sink: &mpsc::Sender<String>,
     ) -> Option<String> {
         let id = env.id_text();
+        let server = route.entry.name.clone();
+        let upstream = route.entry.upstream.clone();
+        // Held until the call ends: the tenant's share of upstream concurrency.
+        let _slot = match self.inner.call_slot().await {
+            Ok(slot) => slot,
+            Err(message) => {
+                return Some(error_message(id, code::INTERNAL_ERROR, &message, None));
+            }
+        };
+        // The user's own credentials for this server, if they stored some.
+        let own = session
+            .user_headers
+            .get()
+            .and_then(|u| u.by_server.get(&server).map(|h| (u.user.as_str(), h)));
+        let opened = match (upstream.info(), own) {
+            (_, Some((user, headers))) => upstream.connection_with_headers(user, headers).await,
+            // A session-based upstream learns what this stateless client declared through a
+            // session that declares just that, so it only asks what the client can answer.
+            (Some(info), None) if session.modern && !is_stateless(&info) => {
+                let caps = modern::bridgeable_capabilities(session);
+                upstream.connection_declaring(&caps).await
+            }
+            _ => upstream.connection_for(&session.id).await,
+        };
+        let conn = match opened {
+            Ok(c) => c,
+            Err(e) => {
+                return Some(error_message(
+                    id,
+                    code::INTERNAL_ERROR,
+                    &format!("server {server:?}: {e}"),
+                    None,
+                ));
+            }
+        };
+        // Both sides stateless: the request, its `requestState` and the upstream's
+        // `input_required` pass through untouched (the hub keeps no state for the call).
+        let end_to_end = session.modern && conn.is_modern();
         if session.modern
+            && !end_to_end
             && let Some(state) = params.and_then(|p| p.get_str("requestState"))
         {
             return Some(
@@ -534,34 +661,6 @@ impl Hub {
                 .await,
             );
         }
-        let server = route.entry.name.clone();
-        let upstream = route.entry.upstream.clone();
-        // Held until the call ends: the tenant's share of upstream concurrency.
-        let _slot = match self.inner.call_slot().await {
-            Ok(slot) => slot,
-            Err(message) => {
-                return Some(error_message(id, code::INTERNAL_ERROR, &message, None));
-            }
-        };
-        let own = session
-            .user_headers
-            .get()
-            .and_then(|u| u.by_server.get(&server).map(|h| (u.user.as_str(), h)));
-        let conn = match own {
-            Some((user, headers)) => upstream.connection_with_headers(user, headers).await,
-            None => upstream.connection_for(&session.id).await,
-        };
-        let conn = match conn {
-            Ok(c) => c,
-            Err(e) => {
-                return Some(error_message(
-                    id,
-                    code::INTERNAL_ERROR,
-                    &format!("server {server:?}: {e}"),
-                    None,
-                ));
-            }
-        };
         let up_id = conn.next_id();
         splice.replace(
             text,
@@ -571,6 +670,12 @@ impl Hub {
         let token = progress_token(params);
         let meta = params.and_then(|p| p.get("_meta"));
         match meta {
+            // The client's own declarations go upstream: the upstream may ask it directly.
+            Some(_) if end_to_end => {
+                if let Some(tok) = token {
+                    splice.replace(text, tok, up_id.to_string());
+                }
+            }
             // A legacy upstream session must not see the stateless protocol's own keys.
             Some(meta) if session.modern => {
                 splice.replace(
@@ -585,7 +690,12 @@ impl Hub {
                 splice.replace(
                     text,
                     meta.get(),
-                    modern::with_capabilities(meta.get(), token.map(|_| up_id), &caps),
+                    modern::with_capabilities(
+                        meta.get(),
+                        token.map(|_| up_id),
+                        &caps,
+                        &session.log_level(),
+                    ),
                 );
             }
             None if conn.is_modern() => {
@@ -595,8 +705,10 @@ impl Hub {
                     let start = switchboard_core::jsonrpc::span_of(text, p.get()).start;
                     let caps = modern::bridgeable_capabilities(session);
                     let member = format!(
-                        r#"{}"_meta":{{"io.modelcontextprotocol/clientCapabilities":{caps}}}"#,
-                        if has { "," } else { "" }
+                        r#"{}"_meta":{{"io.modelcontextprotocol/clientCapabilities":{caps},{}:{}}}"#,
+                        if has { "," } else { "" },
+                        quote(modern::META_LOG_LEVEL),
+                        quote(&session.log_level()),
                     );
                     splice.insert(start + at, member);
                 }
@@ -609,12 +721,13 @@ impl Hub {
         }
         let body = splice.apply(text);
 
-        if session.modern {
+        if session.modern && !end_to_end {
             // Questions the upstream asks mid-call become multi-round-trip requests.
             let opts = CallOptions {
                 timeout: upstream.spec().timeout,
                 events: None,
                 retry_safe: route.retry_safe,
+                headers: Vec::new(),
             };
             let running = mrtr::Running::start(conn.clone(), up_id, body, opts);
             let token = token.map(str::to_string);
@@ -632,7 +745,7 @@ impl Hub {
                 .await,
             );
         }
-        let retry_base = conn.is_modern().then(|| body.clone());
+        let retry_base = (conn.is_modern() && !end_to_end).then(|| body.clone());
         let cancel = CancellationToken::new();
         session
             .inflight
@@ -640,10 +753,19 @@ impl Hub {
             .expect("inflight lock")
             .insert(id.to_string(), cancel.clone());
         let (ev_tx, mut ev_rx) = mpsc::channel::<CallEvent>(64);
+        let headers = match (&session.param_headers, end_to_end) {
+            // Both sides stateless: the checked `Mcp-Param-*` headers travel on (§5.2).
+            (Some(sent), true) => sent
+                .iter()
+                .map(|(n, v)| (format!("mcp-param-{n}"), v.clone()))
+                .collect(),
+            _ => Vec::new(),
+        };
         let opts = CallOptions {
             timeout: upstream.spec().timeout,
             events: Some(ev_tx),
             retry_safe: route.retry_safe,
+            headers,
         };
         let call = conn.call(up_id, body, opts);
         tokio::pin!(call);
@@ -712,6 +834,7 @@ impl Hub {
                 timeout,
                 events: None,
                 retry_safe: false,
+                headers: Vec::new(),
             };
             reply = conn.call(up_id, body, opts).await?;
         }
@@ -783,10 +906,15 @@ impl Hub {
     ) -> String {
         let mut asks: Vec<mrtr::Ask> = Vec::new();
         loop {
+            // Questions that come close together (a session-based server asking several
+            // things at once) go to the client in one round.
             let next = if asks.is_empty() {
                 running.rx.recv().await
             } else {
-                running.rx.try_recv().ok()
+                tokio::time::timeout(mrtr::GATHER, running.rx.recv())
+                    .await
+                    .ok()
+                    .flatten()
             };
             match next {
                 Some(mrtr::Progress::Note(t)) => {
@@ -800,8 +928,22 @@ impl Hub {
                     .await;
                 }
                 Some(mrtr::Progress::Ask(t)) => {
-                    if let Some(ask) = self.admit_question(session, &conn, t, asks.len()).await {
-                        asks.push(ask);
+                    match self.admit_question(session, &conn, t, asks.len()).await {
+                        Ok(ask) => asks.push(ask),
+                        // Not a question for the client (refused upstream): carry on.
+                        Err("") => {}
+                        // The call needs what the client did not declare: it fails (and the
+                        // upstream call is cancelled when `running` is dropped).
+                        Err(needed) => {
+                            let data =
+                                format!(r#"{{"requiredCapabilities":{{{}:{{}}}}}}"#, quote(needed));
+                            return error_message(
+                                id,
+                                modern::MISSING_CAPABILITY,
+                                &format!("Missing required client capability: {needed}"),
+                                Some(&data),
+                            );
+                        }
                     }
                 }
                 Some(mrtr::Progress::Done(outcome)) => {
@@ -826,15 +968,18 @@ impl Hub {
         }
     }
 
-    /// A question the client may be asked; ones it did not declare are refused upstream.
+    /// A question the client may be asked. One it did not declare is refused upstream, and
+    /// the capability it needs is returned as the error.
     async fn admit_question(
         &self,
         session: &ClientSession,
         conn: &Arc<Connection>,
         text: String,
         n: usize,
-    ) -> Option<mrtr::Ask> {
-        let env = Envelope::parse(&text).ok()?;
+    ) -> Result<mrtr::Ask, &'static str> {
+        let Ok(env) = Envelope::parse(&text) else {
+            return Err("");
+        };
         let needed = needed_capability(env.method());
         if needed.is_empty() || !session.client_has(needed) {
             let msg = format!("the client did not declare the {needed:?} capability");
@@ -846,9 +991,9 @@ impl Hub {
                     None,
                 ))
                 .await;
-            return None;
+            return Err(needed);
         }
-        Some(mrtr::Ask {
+        Ok(mrtr::Ask {
             key: format!("q{}", n + 1),
             upstream_id: env.id_text().to_string(),
             text: text.clone(),
@@ -1039,12 +1184,69 @@ impl Hub {
         }
     }
 
-    fn sessions_subscribed_to(&self, uri: &str) -> usize {
+    /// The upstream URIs of `server` that some session subscribed to.
+    pub(crate) fn subscribed_originals(&self, server: &str) -> Vec<String> {
+        let merged = self.inner.merged.load_full();
+        let mut out = Vec::new();
+        for s in self.all_sessions() {
+            let subs: Vec<String> = s
+                .subscriptions
+                .lock()
+                .expect("subs lock")
+                .iter()
+                .cloned()
+                .collect();
+            for uri in subs {
+                if let Some(t) = merged.resolve_uri(&s.view, &uri)
+                    && t.entry.name == server
+                {
+                    out.push(t.original);
+                }
+            }
+        }
+        out
+    }
+
+    pub(crate) fn sessions_subscribed_to(&self, uri: &str) -> usize {
         self.all_sessions()
             .iter()
             .filter(|s| s.subscriptions.lock().expect("subs lock").contains(uri))
             .count()
     }
+}
+
+/// For a stateless HTTP client's `tools/call`: why its `Mcp-Param-*` headers disagree with
+/// the arguments, given the tool's `x-mcp-header` declarations.
+fn param_header_mismatch(
+    session: &ClientSession,
+    tool: Option<&switchboard_upstream::Item>,
+    params: &Fields<'_>,
+) -> Option<String> {
+    use switchboard_core::param_headers as ph;
+    let sent = session.param_headers.as_ref()?;
+    let raw = tool?.raw.get();
+    if !raw.contains("x-mcp-header") {
+        return None;
+    }
+    let tool: Value = serde_json::from_str(raw).ok()?;
+    let declared = ph::declared(tool.get("inputSchema")?);
+    if declared.is_empty() {
+        return None;
+    }
+    let arguments: Value = params
+        .get("arguments")
+        .and_then(|a| serde_json::from_str(a.get()).ok())
+        .unwrap_or(Value::Null);
+    ph::mismatch(&declared, &arguments, |name| {
+        sent.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    })
+}
+
+/// True when an upstream was reached with `server/discover` (the stateless revision).
+pub(crate) fn is_stateless(info: &switchboard_upstream::InitInfo) -> bool {
+    info.protocol_version == modern::MODERN_VERSION
 }
 
 /// Reads a hub cursor (`sb1.<generation>.<offset>`), valid only for the snapshot it came from.

@@ -48,6 +48,11 @@ pub struct ClientSession {
     pub(crate) initialized: AtomicBool,
     /// A stateless 2026-07-28 request: version and capabilities come with each request.
     pub(crate) modern: bool,
+    /// A stateless HTTP request's `Mcp-Param-*` headers: (name after the prefix, raw value).
+    /// `None` when the request did not come over HTTP.
+    pub(crate) param_headers: Option<Vec<(String, String)>>,
+    /// The level of `logging/setLevel`, if the client sent one.
+    pub(crate) log_level: Mutex<Option<String>>,
     pub(crate) inflight: Mutex<HashMap<String, CancellationToken>>,
     pub(crate) forwarded: Mutex<HashMap<String, ForwardedRequest>>,
     pub(crate) subscriptions: Mutex<HashSet<String>>,
@@ -82,6 +87,8 @@ impl ClientSession {
             client: OnceLock::new(),
             initialized: AtomicBool::new(false),
             modern: false,
+            param_headers: None,
+            log_level: Mutex::new(None),
             inflight: Mutex::new(HashMap::new()),
             forwarded: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashSet::new()),
@@ -149,6 +156,17 @@ impl ClientSession {
     /// How long since the session was last used.
     pub fn idle_for(&self) -> Duration {
         Duration::from_secs(now_secs().saturating_sub(self.last_seen.load(Ordering::Relaxed)))
+    }
+
+    /// The log level for requests to stateless upstreams, which send log messages only when
+    /// a request asks: the client's `logging/setLevel`, else everything (a session server
+    /// logs at will until told otherwise).
+    pub(crate) fn log_level(&self) -> String {
+        self.log_level
+            .lock()
+            .expect("log level lock")
+            .clone()
+            .unwrap_or_else(|| "debug".into())
     }
 
     /// Requests in flight.

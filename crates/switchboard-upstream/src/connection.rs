@@ -33,6 +33,8 @@ pub struct CallOptions {
     pub events: Option<mpsc::Sender<CallEvent>>,
     /// Whether the request may be re-sent after the upstream lost its session.
     pub retry_safe: bool,
+    /// Extra HTTP headers for a stateless upstream (mirrored `Mcp-Param-*` headers).
+    pub headers: Vec<(String, String)>,
 }
 
 /// What the upstream said in its `initialize` result.
@@ -141,6 +143,26 @@ impl Connection {
         incoming: mpsc::UnboundedSender<Incoming>,
         init_timeout: Duration,
     ) -> Result<(Connection, InitInfo), UpstreamError> {
+        Self::open_declaring(
+            spec,
+            client,
+            stderr,
+            incoming,
+            init_timeout,
+            client_capabilities(),
+        )
+        .await
+    }
+
+    /// [`Connection::open`], declaring `capabilities` (a JSON object) in `initialize`.
+    pub async fn open_declaring(
+        spec: &ServerSpec,
+        client: &reqwest::Client,
+        stderr: Arc<StderrRing>,
+        incoming: mpsc::UnboundedSender<Incoming>,
+        init_timeout: Duration,
+        capabilities: &str,
+    ) -> Result<(Connection, InitInfo), UpstreamError> {
         let mux = Arc::new(Mux::new(incoming));
         let conn = match &spec.transport {
             TransportSpec::Stdio {
@@ -173,7 +195,7 @@ impl Connection {
                 }
             }
         };
-        match conn.initialize(init_timeout).await {
+        match conn.initialize(init_timeout, capabilities).await {
             Ok(info) => Ok((conn, info)),
             Err(e) => {
                 conn.shutdown().await;
@@ -182,11 +204,15 @@ impl Connection {
         }
     }
 
-    async fn initialize(&self, timeout: Duration) -> Result<InitInfo, UpstreamError> {
+    async fn initialize(
+        &self,
+        timeout: Duration,
+        capabilities: &str,
+    ) -> Result<InitInfo, UpstreamError> {
         let params = format!(
             r#"{{"protocolVersion":{},"capabilities":{},"clientInfo":{{"name":"switchboard","version":{}}}}}"#,
             quote(crate::CLIENT_PROTOCOL_VERSION),
-            client_capabilities(),
+            capabilities,
             quote(env!("CARGO_PKG_VERSION")),
         );
         let info = match self {
@@ -243,6 +269,7 @@ impl Connection {
             timeout,
             events: None,
             retry_safe: true,
+            headers: Vec::new(),
         };
         self.call(id, body, opts).await
     }
@@ -277,7 +304,12 @@ impl Connection {
                     c.post_request(id, body);
                     None
                 }
-                Connection::Http(c) => Some(Box::pin(c.run_request(id, body, opts.retry_safe))),
+                Connection::Http(c) => Some(Box::pin(c.run_request(
+                    id,
+                    body,
+                    opts.retry_safe,
+                    opts.headers.clone(),
+                ))),
             };
         let mut deadline = Instant::now() + opts.timeout;
         let result = loop {
@@ -339,6 +371,14 @@ impl Connection {
             Connection::Stdio(c) => c.shutdown().await,
             Connection::Http(c) => c.shutdown().await,
             Connection::Sse(c) => c.shutdown(),
+        }
+    }
+
+    /// For a stateless server: the resource URIs to hear `notifications/resources/updated`
+    /// for (a session server is asked with `resources/subscribe` instead).
+    pub fn watch_resources(&self, uris: Vec<String>) {
+        if let Connection::Http(c) = self {
+            c.watch_resources(uris);
         }
     }
 

@@ -44,6 +44,10 @@ struct Shared {
     init_params: OnceLock<String>,
     protocol: ProtocolMode,
     shutdown: CancellationToken,
+    /// Resource URIs the listen request to a stateless server subscribes to.
+    listen_uris: std::sync::Mutex<Vec<String>>,
+    /// Fires when `listen_uris` changed (the listen request is then re-sent).
+    listen_changed: tokio::sync::Notify,
 }
 
 /// A Streamable HTTP session with one upstream.
@@ -92,6 +96,8 @@ impl HttpConn {
             init_params: OnceLock::new(),
             protocol,
             shutdown: CancellationToken::new(),
+            listen_uris: std::sync::Mutex::new(Vec::new()),
+            listen_changed: tokio::sync::Notify::new(),
         });
         Ok(HttpConn { mux, shared })
     }
@@ -105,21 +111,42 @@ impl HttpConn {
         let info = tokio::time::timeout(timeout, self.shared.open_session())
             .await
             .map_err(|_| UpstreamError::Timeout(timeout))??;
-        if !self.shared.session.load().modern {
-            let shared = self.shared.clone();
-            tokio::spawn(async move { shared.listen().await });
-        }
+        // Unsolicited messages: the session's GET stream, or for a stateless server a
+        // `subscriptions/listen` request for every list change.
+        let shared = self.shared.clone();
+        tokio::spawn(async move { shared.listen().await });
         Ok(info)
     }
 
     /// Sends request `id` and dispatches everything in its reply into the pending table. The
     /// caller polls this future in its own task (no spawn); dropping it aborts the request.
-    pub(crate) async fn run_request(&self, id: u64, body: String, retry_safe: bool) {
-        self.shared.run_request(id, body, retry_safe).await;
+    pub(crate) async fn run_request(
+        &self,
+        id: u64,
+        body: String,
+        retry_safe: bool,
+        headers: Vec<(String, String)>,
+    ) {
+        self.shared
+            .run_request(id, body, retry_safe, &headers)
+            .await;
     }
 
     pub(crate) async fn post_message(&self, text: String) -> Result<(), UpstreamError> {
         self.shared.post_message(text).await
+    }
+
+    /// For a stateless server: the resource URIs whose `notifications/resources/updated` the
+    /// hub's listen request asks for (it is re-sent when they change).
+    pub(crate) fn watch_resources(&self, mut uris: Vec<String>) {
+        uris.sort();
+        uris.dedup();
+        let mut current = self.shared.listen_uris.lock().expect("listen lock");
+        if *current != uris {
+            *current = uris;
+            drop(current);
+            self.shared.listen_changed.notify_one();
+        }
     }
 
     /// True when the session is the stateless 2026-07-28 protocol.
@@ -290,13 +317,25 @@ impl Shared {
         Ok(info)
     }
 
-    async fn run_request(&self, id: u64, body: String, retry_safe: bool) {
+    async fn run_request(
+        &self,
+        id: u64,
+        body: String,
+        retry_safe: bool,
+        headers: &[(String, String)],
+    ) {
         // Bytes: a retry re-sends the same buffer without copying it.
         let body = bytes::Bytes::from(body);
         let mut attempt = 0;
         loop {
             let session = self.session.load_full();
-            let resp = match self.post(body.clone(), &session).send().await {
+            let mut req = self.post(body.clone(), &session);
+            if session.modern {
+                for (name, value) in headers {
+                    req = req.header(name.as_str(), value.as_str());
+                }
+            }
+            let resp = match req.send().await {
                 Ok(r) => r,
                 Err(e) => return self.mux.fail(id, transport(e)),
             };
@@ -312,6 +351,22 @@ impl Shared {
                     continue;
                 }
                 return self.mux.fail(id, UpstreamError::SessionExpired);
+            }
+            if session.modern && status.is_client_error() {
+                // A stateless server answers errors such as -32021 (missing capability) or
+                // -32602 with a 4xx status and a JSON-RPC error: that error is the reply.
+                let text = match resp.text().await {
+                    Ok(t) => t,
+                    Err(e) => return self.mux.fail(id, transport(e)),
+                };
+                if is_error_reply(&text, id) && self.mux.dispatch(text.clone(), Some(id)).is_ok() {
+                    return;
+                }
+                let snippet: String = text.chars().take(300).collect();
+                let err = format!("HTTP {status} from the server: {snippet}");
+                return self
+                    .mux
+                    .fail(id, UpstreamError::HttpStatus(status.as_u16(), err));
             }
             if !status.is_success() {
                 let err = status_error(status, resp).await;
@@ -420,6 +475,21 @@ impl Shared {
             if let Some(v) = &session.version {
                 req = req.header("mcp-protocol-version", v);
             }
+            if session.modern {
+                let uris = self.listen_uris.lock().expect("listen lock").clone();
+                let filter = serde_json::json!({"notifications": {
+                    "toolsListChanged": true,
+                    "promptsListChanged": true,
+                    "resourcesListChanged": true,
+                    "resourceSubscriptions": uris,
+                }});
+                let body = request_message(
+                    r#""switchboard-listen""#,
+                    "subscriptions/listen",
+                    Some(&filter.to_string()),
+                );
+                req = self.post_modern(body);
+            }
             let outcome = tokio::select! {
                 _ = self.shutdown.cancelled() => return,
                 r = req.send() => r,
@@ -430,6 +500,8 @@ impl Shared {
                     tokio::select! {
                         _ = self.shutdown.cancelled() => return,
                         _ = self.read_stream(resp, None) => {}
+                        // New resource subscriptions: listen again with them.
+                        _ = self.listen_changed.notified() => continue,
                     }
                 }
                 // 405: the server offers no GET stream. Nothing to listen to.
@@ -489,6 +561,11 @@ fn transport(e: reqwest::Error) -> UpstreamError {
         src = s.source();
     }
     UpstreamError::Transport(msg)
+}
+
+/// True when `text` is a JSON-RPC error response to request `id`.
+fn is_error_reply(text: &str, id: u64) -> bool {
+    Envelope::parse(text).is_ok_and(|env| env.error.is_some() && env.id_text() == id.to_string())
 }
 
 async fn status_error(status: StatusCode, resp: reqwest::Response) -> UpstreamError {

@@ -41,6 +41,7 @@ pub(crate) fn prepare(body: String) -> (String, Option<String>, Option<String>) 
     let name_field = match env.method() {
         "tools/call" | "prompts/get" => Some("name"),
         "resources/read" => Some("uri"),
+        "tasks/get" | "tasks/update" | "tasks/cancel" => Some("taskId"),
         _ => None,
     };
     let name = name_field

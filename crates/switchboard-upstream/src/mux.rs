@@ -41,7 +41,12 @@ pub(crate) struct Pending {
     last_event: Option<tokio::time::Instant>,
     /// Server-to-client requests routed to this call and not yet answered.
     awaiting: usize,
+    /// When a server request was last routed to this call.
+    last_asked: Option<tokio::time::Instant>,
 }
+
+/// Server requests this close together come from the same call.
+const BURST: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub(crate) struct Mux {
     next_id: AtomicU64,
@@ -85,6 +90,7 @@ impl Mux {
                 events,
                 last_event: None,
                 awaiting: 0,
+                last_asked: None,
             },
         );
         rx
@@ -185,23 +191,45 @@ impl Mux {
     }
 
     /// On a shared channel nothing says which call a server request belongs to. It belongs
-    /// to the only call that can hear it and is not already waiting for an answer to an
-    /// earlier question (a call whose question is unanswered cannot be asking a new one).
+    /// to the only call that can hear it. With several: to the only one not waiting for an
+    /// answer; failing that (every call is waiting), to the only one asked something within
+    /// [`BURST`] (a server asking several questions at once). Anything else is ambiguous.
     fn sole_candidate(&self) -> Option<u64> {
         let map = self.pending.lock().expect("mux lock");
-        let mut candidates = map
+        let listening: Vec<(u64, &Pending)> = map
             .iter()
-            .filter(|(_, p)| p.events.is_some() && p.awaiting == 0)
-            .map(|(id, _)| *id);
-        match (candidates.next(), candidates.next()) {
-            (Some(id), None) => Some(id),
+            .filter(|(_, p)| p.events.is_some())
+            .map(|(id, p)| (*id, p))
+            .collect();
+        let sole = |ids: Vec<u64>| match ids.as_slice() {
+            [id] => Some(*id),
             _ => None,
+        };
+        if let [(id, _)] = listening.as_slice() {
+            return Some(*id);
         }
+        let idle: Vec<u64> = listening
+            .iter()
+            .filter(|(_, p)| p.awaiting == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        if !idle.is_empty() {
+            return sole(idle);
+        }
+        let now = tokio::time::Instant::now();
+        sole(
+            listening
+                .iter()
+                .filter(|(_, p)| p.last_asked.is_some_and(|t| now - t < BURST))
+                .map(|(id, _)| *id)
+                .collect(),
+        )
     }
 
     fn note_asked(&self, call: u64, request_id: String) {
         if let Some(p) = self.pending.lock().expect("mux lock").get_mut(&call) {
             p.awaiting += 1;
+            p.last_asked = Some(tokio::time::Instant::now());
         }
         self.asked_by
             .lock()

@@ -232,7 +232,8 @@ impl Upstream {
         if self.inner.spec.session == SessionMode::Shared || client.is_empty() {
             return Ok(shared);
         }
-        self.open_client(client, &self.inner.spec).await
+        self.open_client(client, &self.inner.spec, crate::client_capabilities())
+            .await
     }
 
     /// A connection that sends `headers` instead of the configured ones of the same names (a
@@ -261,8 +262,36 @@ impl Upstream {
             .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
                 (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
             });
-        self.open_client(&format!("credentials:{owner}:{digest:016x}"), &spec)
-            .await
+        self.open_client(
+            &format!("credentials:{owner}:{digest:016x}"),
+            &spec,
+            crate::client_capabilities(),
+        )
+        .await
+    }
+
+    /// A session of its own that declares exactly `capabilities` in `initialize`, for the
+    /// stateless clients that declare them (a session-based server then asks them only what
+    /// they can answer). At most [`MAX_DECLARING`] such sessions per server; past that, the
+    /// shared one.
+    pub async fn connection_declaring(
+        &self,
+        capabilities: &str,
+    ) -> Result<Arc<Connection>, UpstreamError> {
+        let shared = self.connection()?;
+        if capabilities == crate::client_capabilities() {
+            return Ok(shared);
+        }
+        let key = format!("{DECLARING}{capabilities}");
+        let known = {
+            let clients = self.inner.clients.lock().expect("clients lock");
+            let declaring = clients.keys().filter(|k| k.starts_with(DECLARING)).count();
+            clients.contains_key(&key) || declaring < MAX_DECLARING
+        };
+        if !known {
+            return Ok(shared);
+        }
+        self.open_client(&key, &self.inner.spec, capabilities).await
     }
 
     /// The connection registered under `key`, opened with `spec` on first use.
@@ -270,6 +299,7 @@ impl Upstream {
         &self,
         key: &str,
         spec: &ServerSpec,
+        capabilities: &str,
     ) -> Result<Arc<Connection>, UpstreamError> {
         if let Some(c) = self.inner.clients.lock().expect("clients lock").get(key) {
             return Ok(c.clone());
@@ -279,12 +309,13 @@ impl Upstream {
             return Ok(c.clone());
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let (conn, _) = Connection::open(
+        let (conn, _) = Connection::open_declaring(
             spec,
             &self.inner.client,
             self.inner.stderr.clone(),
             tx,
             self.inner.opts.init_timeout,
+            capabilities,
         )
         .await?;
         let conn = Arc::new(conn);
@@ -465,6 +496,12 @@ fn backoff(opts: &UpstreamOptions, n: u32) -> Duration {
     (opts.backoff_base * factor).min(opts.backoff_max)
 }
 
+/// Key prefix of the sessions opened for a set of declared client capabilities.
+const DECLARING: &str = "declaring:";
+
+/// Sessions per server opened for particular declared client capabilities.
+const MAX_DECLARING: usize = 8;
+
 type Connected = (Arc<Connection>, mpsc::UnboundedReceiver<Incoming>);
 
 async fn connect(inner: &Arc<Inner>) -> Result<Connected, UpstreamError> {
@@ -537,6 +574,15 @@ async fn serve_client(
             Incoming::Notification { method, .. }
                 if ListKind::from_list_changed(&method).is_some() =>
             {
+                // The catalog comes from the shared session. A session opened for a set of
+                // client capabilities serves stateless clients, who hear of changes only on
+                // their listen streams: pass the announcement on (a stdio server behind it is
+                // a process of its own, whose changes the shared session never sees).
+                if client.starts_with(DECLARING)
+                    && let Some(kinds) = ListKind::from_list_changed(&method)
+                {
+                    inner.emit_catalog(kinds.to_vec());
+                }
                 continue;
             }
             Incoming::Notification { text, .. } => (text, false),

@@ -248,9 +248,14 @@ impl ConformanceServer {
                     asks,
                     state: next_state,
                 } => {
+                    // A round's questions are independent: ask them all at once, as the
+                    // stateless protocol does in one `input_required` result.
                     answers = Map::new();
-                    for ask in &asks {
-                        match fulfil(ask, context).await {
+                    let replies =
+                        futures_util::future::join_all(asks.iter().map(|a| fulfil(a, context)))
+                            .await;
+                    for (ask, reply) in asks.iter().zip(replies) {
+                        match reply {
                             Ok(answer) => {
                                 answers.insert(ask.key.to_owned(), answer);
                             }
@@ -378,11 +383,12 @@ impl ConformanceServer {
             }
             "test_missing_capability" => {
                 let caps = context.client_capabilities().unwrap_or_default();
+                // The same refusal in both eras: the 2026-07-28 code is an ordinary
+                // server-defined error code for a session client, and a hub in front of
+                // this server relays it to the stateless client whose declarations the
+                // session carries.
                 if !Kind::Sampling.declared_in(&caps) {
-                    if is_modern(context) {
-                        return Err(Kind::Sampling.missing_error());
-                    }
-                    return Ok(tool_error("the client did not declare sampling"));
+                    return Err(Kind::Sampling.missing_error());
                 }
                 text("The client declared sampling")
             }

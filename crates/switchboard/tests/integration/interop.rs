@@ -544,6 +544,57 @@ async fn sampling_and_elicitation_reach_the_client_that_caused_them() {
     hub.stop().await;
 }
 
+/// The Python SDK client (sampling and elicitation callbacks) through the hub to
+/// server-everything over every transport pair: client on Streamable HTTP and on legacy SSE,
+/// upstream over stdio, Streamable HTTP and legacy SSE. Each pair runs sampling, elicitation
+/// and a long-running call with progress. The three upstreams of one client transport run
+/// concurrently; each upstream serves one call at a time.
+#[tokio::test]
+async fn python_peer_over_every_transport_pair() {
+    let (hub, _http, _sse) = everything_hub().await;
+    wait_for_capability_tools(&hub, &EV).await;
+    for (path, transport) in [("/mcp", "streamable-http"), ("/sse", "sse")] {
+        let url = hub.url(path);
+        let runs = EV.map(|server| {
+            let url = url.clone();
+            async move {
+                let reply = format!("sampled via {server}");
+                sampling_through(url.clone(), transport, server, &reply).await;
+                elicitation_through(url.clone(), transport, server, "Lin").await;
+                progress_through(url, transport, server).await;
+            }
+        });
+        let [a, b, c] = runs;
+        tokio::join!(a, b, c);
+    }
+    hub.stop().await;
+}
+
+async fn progress_through(url: String, transport: &str, server: &str) {
+    let tool = format!("{server}__trigger-long-running-operation");
+    let args = with(
+        py(transport, &url),
+        &[
+            ("--call", &tool),
+            ("--args", r#"{"duration": 0.6, "steps": 3}"#),
+        ],
+    );
+    let mut args = args;
+    args.push("--progress".into());
+    let out = python_client(args).await;
+    let steps = out["progress"].as_array().expect("progress recorded");
+    assert_eq!(steps.len(), 3, "{transport} -> {server}: {out}");
+    for (i, step) in steps.iter().enumerate() {
+        assert_eq!(step["progress"].as_f64(), Some((i + 1) as f64), "{step}");
+        assert_eq!(step["total"].as_f64(), Some(3.0), "{step}");
+    }
+    assert!(
+        text_of(&out["call"]).starts_with("Long running operation completed"),
+        "{transport} -> {server}: {}",
+        out["call"]
+    );
+}
+
 /// server-everything registers these after the hub's `initialized` and announces the change.
 async fn wait_for_capability_tools(hub: &TestHub, servers: &[&str]) {
     let mut c = hub.client("/mcp").await;

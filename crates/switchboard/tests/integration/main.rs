@@ -6,6 +6,7 @@ mod control;
 mod credentials;
 
 mod api_v1;
+mod badinput;
 mod dataplane;
 mod fairness;
 mod faults;

@@ -296,10 +296,20 @@ async fn questions_from_a_session_upstream_become_multi_round_trips() {
         let (_, msgs) = modern(&url, "tools/call", retry, Some(tool), &[]).await;
         assert_eq!(msgs[0]["error"]["code"], -32602, "{msgs:?}");
     }
-    // A client that did not declare elicitation is not asked: the upstream hears a refusal.
+    // A client that did not declare elicitation is not asked: the upstream hears a refusal
+    // and the call fails with the capability the client is missing.
     let plain = json!({"name": "s__elicit", "arguments": {"message": "?"}});
-    let (_, msgs) = modern(&url, "tools/call", plain, Some("s__elicit"), &[]).await;
-    let r = &msgs.last().unwrap()["result"];
-    assert_eq!(r["resultType"], "complete", "{r}");
+    let (status, msgs) = modern(&url, "tools/call", plain, Some("s__elicit"), &[]).await;
+    let e = &msgs.last().unwrap()["error"];
+    assert_eq!(
+        (status, e["code"].as_i64()),
+        (400, Some(-32021)),
+        "{msgs:?}"
+    );
+    assert_eq!(
+        e["data"]["requiredCapabilities"],
+        json!({"elicitation": {}}),
+        "{e}"
+    );
     hub.stop().await;
 }
