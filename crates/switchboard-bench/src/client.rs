@@ -43,6 +43,9 @@ pub struct Endpoint {
     pub authority: HeaderValue,
     /// Request path, e.g. `/mcp`.
     pub path: String,
+    /// `Authorization` header sent with every MCP request (`Bearer sb_…` or `Bearer eyJ…`),
+    /// for endpoints that want a credential.
+    pub authorization: Option<HeaderValue>,
 }
 
 impl Endpoint {
@@ -63,6 +66,25 @@ impl Endpoint {
             addr,
             authority: HeaderValue::from_str(auth)?,
             path: path.to_owned(),
+            authorization: None,
+        })
+    }
+
+    /// The same endpoint at another path (e.g. the main service's `/mcp`).
+    pub fn with_path(&self, path: &str) -> Self {
+        Endpoint {
+            path: path.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    /// The same endpoint, sending `Authorization: Bearer <token>` with every MCP request.
+    pub fn with_bearer(&self, token: &str) -> anyhow::Result<Self> {
+        let mut v = HeaderValue::from_str(&format!("Bearer {token}"))?;
+        v.set_sensitive(true);
+        Ok(Endpoint {
+            authorization: Some(v),
+            ..self.clone()
         })
     }
 
@@ -350,6 +372,9 @@ impl Conn {
             .method(method)
             .uri(self.ep.path.as_str())
             .header(HOST, self.ep.authority.clone());
+        if let Some(a) = &self.ep.authorization {
+            b = b.header(http::header::AUTHORIZATION, a.clone());
+        }
         if let Some(s) = session {
             b = b.header(SESSION_HEADER, s.clone());
         }

@@ -5,6 +5,7 @@
 //! generator on one current-thread runtime, and writes `latest.json`, `latest.md` and
 //! `latest.svg` into `--out`. See the crate README for the scenarios and how to read them.
 
+mod auth;
 mod churn;
 mod client;
 mod load;
@@ -38,7 +39,7 @@ struct Cli {
     #[arg(long)]
     duration: Option<f64>,
     /// Comma-separated scenario ids (default: all): echo, stdio, big, connect, tools-list, idle,
-    /// churn, proxies.
+    /// churn, auth, proxies.
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Where latest.json, latest.md and latest.svg go.

@@ -16,7 +16,7 @@ use crate::python;
 use crate::report::{Row, ScenarioReport, Status};
 
 /// Every scenario id, in run order.
-pub const ALL: [&str; 8] = [
+pub const ALL: [&str; 9] = [
     "echo",
     "stdio",
     "big",
@@ -24,6 +24,7 @@ pub const ALL: [&str; 8] = [
     "tools-list",
     "idle",
     "churn",
+    "auth",
     "proxies",
 ];
 
@@ -71,7 +72,7 @@ fn call(tool: &str, args: &str) -> Work {
     }
 }
 
-fn echo(tool: &str) -> Work {
+pub(crate) fn echo(tool: &str) -> Work {
     call(tool, r#"{"text":"hello from switchboard-bench"}"#)
 }
 
@@ -197,6 +198,11 @@ pub async fn run(ctx: &Ctx, id: &str) -> ScenarioReport {
             id,
             "calls on one server while another is added/removed every 100 ms",
             crate::churn::scenario(ctx).await,
+        ),
+        "auth" => report(
+            id,
+            "tools/call echo with a credential on every request (API key, access token) vs none",
+            crate::auth::scenario(ctx).await,
         ),
         "proxies" => python::scenario(ctx).await,
         other => ScenarioReport {
@@ -445,6 +451,9 @@ pub(crate) async fn raw_post(ep: &Endpoint, s: &Session, body: String) -> anyhow
         .header(http::header::HOST, ep.authority.clone())
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::ACCEPT, "application/json, text/event-stream");
+    if let Some(a) = &ep.authorization {
+        b = b.header(http::header::AUTHORIZATION, a.clone());
+    }
     if let Some(id) = &s.id {
         b = b.header("mcp-session-id", id.clone());
     }

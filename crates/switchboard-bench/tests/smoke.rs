@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "echo",
     "stdio",
     "big",
@@ -14,6 +14,7 @@ const SCENARIOS: [&str; 8] = [
     "tools-list",
     "idle",
     "churn",
+    "auth",
     "proxies",
 ];
 
