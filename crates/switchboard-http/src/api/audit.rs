@@ -46,9 +46,14 @@ pub(crate) async fn record(State(st): State<ApiState>, req: Request, next: Next)
         .map(|w| target_tenant(w, &parts.headers).unwrap_or_else(|_| w.tenant.clone()))
         .unwrap_or_else(|| switchboard_store::DEFAULT_TENANT.to_string());
     let resp = next.run(Request::from_parts(parts, body)).await;
-    // Any write may have revoked a key, disabled a user or changed grants: forget every
-    // remembered credential check so the next request sees it.
-    st.identity.invalidate();
+    // A write to users, keys or tenants may have revoked a key, disabled a user or changed
+    // grants: forget every remembered credential check so the next request sees it.
+    if ["/api/v1/users", "/api/v1/keys", "/api/v1/tenants"]
+        .iter()
+        .any(|p| route.starts_with(p))
+    {
+        st.identity.invalidate();
+    }
     let status = resp.status();
     let outcome = if status.is_success() || status.is_redirection() {
         "ok"
