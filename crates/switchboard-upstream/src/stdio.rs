@@ -2,16 +2,22 @@
 //!
 //! Shutdown closes stdin, waits, then SIGTERMs and finally SIGKILLs the whole process group, so
 //! wrappers such as `npx` never leave their children behind. stderr is kept in a bounded ring.
+//!
+//! A process may speak either era. In the stateless 2026-07-28 era there is no `initialize`:
+//! every request gets its own `_meta` on the way to stdin ([`crate::modern::prepare`]; stdio
+//! has no headers), and list changes arrive on one long `subscriptions/listen` request that
+//! is replaced (old one cancelled) whenever the watched resource URIs change.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use switchboard_core::jsonrpc::result_message;
+use switchboard_core::jsonrpc::{notification_message, request_message, result_message};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, Command};
 use tokio::sync::{mpsc, watch};
@@ -77,6 +83,19 @@ pub struct StdioConn {
     close_stdin: CancellationToken,
     pid: Option<u32>,
     exited: watch::Receiver<Option<String>>,
+    /// Stateless 2026-07-28: requests carry their own `_meta`; no session.
+    modern: AtomicBool,
+    /// The open `subscriptions/listen` request of a stateless server.
+    listen: Mutex<Listen>,
+}
+
+/// The hub's listen request on a stateless stdio server.
+#[derive(Default)]
+struct Listen {
+    /// Id of the open listen request, once one was sent.
+    id: Option<u64>,
+    /// Resource URIs it asks updates for (sorted, unique).
+    uris: Vec<String>,
 }
 
 impl StdioConn {
@@ -137,7 +156,74 @@ impl StdioConn {
             close_stdin,
             pid,
             exited,
+            modern: AtomicBool::new(false),
+            listen: Mutex::new(Listen::default()),
         })
+    }
+
+    /// True once the process was found to speak the stateless 2026-07-28 era.
+    pub(crate) fn is_modern(&self) -> bool {
+        self.modern.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_modern(&self, modern: bool) {
+        self.modern.store(modern, Ordering::Relaxed);
+    }
+
+    /// A request as it goes to stdin: with the stateless `_meta` added in the 2026 era,
+    /// untouched (and unparsed) in the session era.
+    pub(crate) fn outgoing(&self, body: String) -> String {
+        if self.is_modern() {
+            crate::modern::prepare(body).0
+        } else {
+            body
+        }
+    }
+
+    /// Sends a new `subscriptions/listen` request with the current filter, cancelling the
+    /// previous one (on stdio a listen ends with `notifications/cancelled`).
+    pub(crate) fn relisten(&self) {
+        let mut listen = self.listen.lock().expect("listen lock");
+        let mut out = Vec::with_capacity(2);
+        if let Some(old) = listen.id.take() {
+            out.push(notification_message(
+                "notifications/cancelled",
+                Some(&format!(
+                    r#"{{"requestId":{old},"reason":"listen filter changed"}}"#
+                )),
+            ));
+        }
+        let id = self.mux.next_id();
+        listen.id = Some(id);
+        let params = crate::modern::listen_params(&listen.uris);
+        let body = request_message(&id.to_string(), "subscriptions/listen", Some(&params));
+        out.push(crate::modern::prepare(body).0);
+        drop(listen);
+        // In order, and without blocking the caller (it may hold the hub's locks).
+        let writer = self.writer.clone();
+        tokio::spawn(async move {
+            for text in out {
+                if writer.send(text).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    /// The resource URIs the listen request should carry; it is replaced when they change.
+    pub(crate) fn watch_resources(&self, mut uris: Vec<String>) {
+        uris.sort();
+        uris.dedup();
+        let mut listen = self.listen.lock().expect("listen lock");
+        if listen.uris == uris {
+            return;
+        }
+        listen.uris = uris;
+        let open = listen.id.is_some();
+        drop(listen);
+        if open {
+            self.relisten();
+        }
     }
 
     pub(crate) fn pid(&self) -> Option<u32> {

@@ -164,7 +164,11 @@ pub(crate) struct CommonArgs {
     #[arg(long, env = "SWITCHBOARD_MAX_CALLS_PER_TENANT", default_value_t = 256)]
     pub(crate) max_calls_per_tenant: usize,
     /// stdio servers (child processes) one tenant may run (0: no limit).
-    #[arg(long, env = "SWITCHBOARD_MAX_STDIO_SERVERS_PER_TENANT", default_value_t = 64)]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MAX_STDIO_SERVERS_PER_TENANT",
+        default_value_t = 64
+    )]
     pub(crate) max_stdio_servers_per_tenant: usize,
     /// Runtime worker threads (default: half the CPUs, at least one).
     #[arg(long, env = "SWITCHBOARD_THREADS")]

@@ -265,6 +265,9 @@ fn an_open_mcp_service_off_loopback_is_refused_before_anything_starts() {
         stderr.contains("without authentication") && stderr.contains("--mcp-auth required"),
         "{stderr}"
     );
-    assert!(!dir.join("data").exists(), "refused before the store opened");
+    assert!(
+        !dir.join("data").exists(),
+        "refused before the store opened"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
