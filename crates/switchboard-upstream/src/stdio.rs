@@ -86,7 +86,7 @@ pub struct StdioConn {
     /// Stateless 2026-07-28: requests carry their own `_meta`; no session.
     modern: AtomicBool,
     /// The open `subscriptions/listen` request of a stateless server.
-    listen: Mutex<Listen>,
+    listen: Arc<Mutex<Listen>>,
 }
 
 /// The hub's listen request on a stateless stdio server.
@@ -157,7 +157,7 @@ impl StdioConn {
             pid,
             exited,
             modern: AtomicBool::new(false),
-            listen: Mutex::new(Listen::default()),
+            listen: Arc::new(Mutex::new(Listen::default())),
         })
     }
 
@@ -183,31 +183,7 @@ impl StdioConn {
     /// Sends a new `subscriptions/listen` request with the current filter, cancelling the
     /// previous one (on stdio a listen ends with `notifications/cancelled`).
     pub(crate) fn relisten(&self) {
-        let mut listen = self.listen.lock().expect("listen lock");
-        let mut out = Vec::with_capacity(2);
-        if let Some(old) = listen.id.take() {
-            out.push(notification_message(
-                "notifications/cancelled",
-                Some(&format!(
-                    r#"{{"requestId":{old},"reason":"listen filter changed"}}"#
-                )),
-            ));
-        }
-        let id = self.mux.next_id();
-        listen.id = Some(id);
-        let params = crate::modern::listen_params(&listen.uris);
-        let body = request_message(&id.to_string(), "subscriptions/listen", Some(&params));
-        out.push(crate::modern::prepare(body).0);
-        drop(listen);
-        // In order, and without blocking the caller (it may hold the hub's locks).
-        let writer = self.writer.clone();
-        tokio::spawn(async move {
-            for text in out {
-                if writer.send(text).await.is_err() {
-                    break;
-                }
-            }
-        });
+        relisten(&self.mux, &self.writer, &self.listen, 0);
     }
 
     /// The resource URIs the listen request should carry; it is replaced when they change.
@@ -283,6 +259,62 @@ impl Drop for StdioConn {
             let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
         }
     }
+}
+
+/// Sends a listen request with the current filter in place of the open one, if any.
+///
+/// The request is registered like a call, so its end is seen: a server that ends the listen
+/// on purpose (a result) is asked again after a pause (1 s, doubling up to a minute while
+/// listens keep ending early, `round` counts them); an error (no listen support) or the
+/// process going away ends it. A replaced listen is forgotten, which ends its watcher.
+fn relisten(mux: &Arc<Mux>, writer: &mpsc::Sender<String>, state: &Arc<Mutex<Listen>>, round: u32) {
+    let mut listen = state.lock().expect("listen lock");
+    let mut out = Vec::with_capacity(2);
+    if let Some(old) = listen.id.take() {
+        mux.forget(old);
+        out.push(notification_message(
+            "notifications/cancelled",
+            Some(&format!(
+                r#"{{"requestId":{old},"reason":"listen filter changed"}}"#
+            )),
+        ));
+    }
+    let id = mux.next_id();
+    listen.id = Some(id);
+    let ended = mux.register(id, None);
+    let params = crate::modern::listen_params(&listen.uris);
+    let body = request_message(&id.to_string(), "subscriptions/listen", Some(&params));
+    out.push(crate::modern::prepare(body).0);
+    drop(listen);
+    // In order, and without blocking the caller (it may hold the hub's locks).
+    let (mux, writer, state) = (mux.clone(), writer.clone(), state.clone());
+    tokio::spawn(async move {
+        let opened = tokio::time::Instant::now();
+        for text in out {
+            if writer.send(text).await.is_err() {
+                return;
+            }
+        }
+        let Ok(Ok(reply)) = ended.await else { return };
+        let ended_on_purpose = switchboard_core::jsonrpc::Envelope::parse(&reply)
+            .is_ok_and(|env| env.result.is_some());
+        if !ended_on_purpose {
+            tracing::debug!(message = "A stateless stdio server refused subscriptions/listen.", %reply);
+            return;
+        }
+        let round = if opened.elapsed() > Duration::from_secs(60) {
+            0
+        } else {
+            round + 1
+        };
+        tokio::time::sleep(
+            Duration::from_secs(1 << round.saturating_sub(1).min(6)).min(Duration::from_secs(60)),
+        )
+        .await;
+        if state.lock().expect("listen lock").id == Some(id) && !writer.is_closed() {
+            relisten(&mux, &writer, &state, round);
+        }
+    });
 }
 
 fn group_alive(group: Pid) -> bool {

@@ -1,5 +1,7 @@
 //! The stateless 2026-07-28 protocol on the same `/mcp` URL as session-based clients.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use switchboard_fixture::{FixtureOptions, spawn_http};
 
@@ -474,7 +476,9 @@ async fn a_stdio_upstream_in_the_2026_era_serves_session_and_stateless_clients()
 
 /// A stdio server that only speaks 2026-07-28: it refuses `initialize` with an error, as
 /// PROTOCOL.md §1 says a stateless-only server does, and answers `server/discover` and
-/// `tools/list` only when the request carries the per-request `_meta`.
+/// `tools/list` only when the request carries the per-request `_meta`. It ends every
+/// `subscriptions/listen` at once, as a server closing it on purpose would, and notes each
+/// one in `$LISTEN_LOG`.
 const STATELESS_ONLY_SH: &str = r#"
 while IFS= read -r line; do
   id=$(printf '%s' "$line" | sed -n 's/^{[^{]*"id":\([0-9]*\).*/\1/p')
@@ -486,6 +490,9 @@ while IFS= read -r line; do
       case "$line" in
         *'"method":"server/discover"'*)
           echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"resultType\":\"complete\",\"supportedVersions\":[\"2026-07-28\"],\"capabilities\":{\"tools\":{}},\"ttlMs\":0,\"cacheScope\":\"public\",\"_meta\":{\"io.modelcontextprotocol/serverInfo\":{\"name\":\"sh\",\"version\":\"1\"}}}}" ;;
+        *'"method":"subscriptions/listen"'*)
+          echo "$line" >> "$LISTEN_LOG"
+          echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"resultType\":\"complete\"}}" ;;
         *'"method":"tools/list"'*)
           echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"resultType\":\"complete\",\"tools\":[{\"name\":\"only\",\"inputSchema\":{\"type\":\"object\"}}],\"ttlMs\":0,\"cacheScope\":\"public\"}}" ;;
         *)
@@ -499,8 +506,10 @@ done
 
 #[tokio::test]
 async fn auto_finds_a_stateless_only_stdio_server_and_keeps_dual_era_ones_on_sessions() {
+    let listens = std::env::temp_dir().join(format!("sb-listen-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&listens);
     let hub = TestHub::start(json!({"mcpServers": {
-        "z": {"command": "sh", "args": ["-c", STATELESS_ONLY_SH]},
+        "z": {"command": "sh", "args": ["-c", STATELESS_ONLY_SH], "env": {"LISTEN_LOG": listens}},
         "d": {"command": fixture_bin(), "args": ["stdio", "--conformance"], "protocol": "auto"},
     }}))
     .await;
@@ -515,5 +524,25 @@ async fn auto_finds_a_stateless_only_stdio_server_and_keeps_dual_era_ones_on_ses
     assert!(client.tool_names().await.contains(&"z__only".to_string()));
     let r = client.call("z__only", json!({})).await;
     assert_eq!(text_of(&r), "stateless");
+
+    // The hub keeps listening: a listen the server ended is sent again, with its filter.
+    let count = || {
+        std::fs::read_to_string(&listens)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), async || count() >= 2).await,
+        "{} listen requests",
+        count()
+    );
+    let first = std::fs::read_to_string(&listens).unwrap();
+    let first: Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        first["params"]["notifications"]["toolsListChanged"], true,
+        "{first}"
+    );
     hub.stop().await;
+    let _ = std::fs::remove_file(&listens);
 }
