@@ -11,6 +11,8 @@
 #   hub-http-2026         hub /mcp/conf-http-2026 -> fixture http --conformance, spoken to in
 #                         the stateless 2026-07-28 era (`"protocol": "2026-07-28"`); the other
 #                         hub targets reach the fixture in the session era (it speaks both)
+#   hub-stdio-2026        hub /mcp/conf-stdio-2026 -> fixture stdio --conformance, in the
+#                         stateless 2026-07-28 era (`"protocol": "2026-07-28"` on a stdio entry)
 # Suites:
 #   v0.1.16-all                   conformance@0.1.16 server --suite all
 #   v0.2.0-alpha.12-2025-11-25    conformance@0.2.0-alpha.12 server --requirements 2025-11-25
@@ -44,7 +46,7 @@ DEPS="$ROOT/.test-deps/conformance"
 RUN="$ROOT/target/conformance"
 LATEST_MD="$PINS/latest.md"
 
-ALL_TARGETS="fixture,hub-stdio,hub-streamable-http,hub-sse,hub-http-2026"
+ALL_TARGETS="fixture,hub-stdio,hub-streamable-http,hub-sse,hub-http-2026,hub-stdio-2026"
 ALL_SUITES="v0.1.16-all,v0.2.0-alpha.12-2025-11-25,v0.2.0-alpha.12-2026-07-28"
 STRICT_2026=0
 BUILD=1
@@ -179,7 +181,7 @@ if wants "$TARGETS" fixture; then
     URLS[fixture]="$FIXTURE_URL"
 fi
 hub_targets=()
-for t in hub-stdio hub-streamable-http hub-sse hub-http-2026; do wants "$TARGETS" "$t" && hub_targets+=("$t"); done
+for t in hub-stdio hub-streamable-http hub-sse hub-http-2026 hub-stdio-2026; do wants "$TARGETS" "$t" && hub_targets+=("$t"); done
 if [[ ${#hub_targets[@]} -gt 0 ]]; then
     servers="$RUN/servers.json"
     entries=()
@@ -187,6 +189,8 @@ if [[ ${#hub_targets[@]} -gt 0 ]]; then
         case "$t" in
             hub-stdio)
                 entries+=("\"conf-stdio\": {\"command\": \"$FIXTURE\", \"args\": [\"stdio\", \"--conformance\"]}") ;;
+            hub-stdio-2026)
+                entries+=("\"conf-stdio-2026\": {\"command\": \"$FIXTURE\", \"args\": [\"stdio\", \"--conformance\"], \"protocol\": \"2026-07-28\"}") ;;
             hub-streamable-http)
                 start_fixture http upstream-http
                 entries+=("\"conf-http\": {\"type\": \"streamable-http\", \"url\": \"$FIXTURE_URL\", \"protocol\": \"legacy\"}") ;;
@@ -228,6 +232,7 @@ r = json.loads(sys.argv[1]); sys.exit(0 if r.get("ready") == r.get("servers") ==
             hub-streamable-http) URLS[$t]="http://127.0.0.1:$mcp_port/mcp/conf-http" ;;
             hub-sse) URLS[$t]="http://127.0.0.1:$mcp_port/mcp/conf-sse" ;;
             hub-http-2026) URLS[$t]="http://127.0.0.1:$mcp_port/mcp/conf-http-2026" ;;
+            hub-stdio-2026) URLS[$t]="http://127.0.0.1:$mcp_port/mcp/conf-stdio-2026" ;;
         esac
     done
 fi

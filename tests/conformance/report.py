@@ -64,6 +64,7 @@ TARGETS = [
     ("hub-streamable-http", "hub/streamable-http"),
     ("hub-sse", "hub/sse"),
     ("hub-http-2026", "hub/http (2026 upstream)"),
+    ("hub-stdio-2026", "hub/stdio (2026 upstream)"),
 ]
 SUMMARY_LINE = re.compile(r"^[✓✗] (\S+): (\d+) passed, (\d+) failed\s*$")
 UNSCORED_LINE = re.compile(r"^\s+[✓✗] (\S+) \(([\w-]+)\)\s*$")

@@ -52,7 +52,7 @@ pub struct ServerInput {
     /// `shared` (default) or `per-client`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
-    /// Streamable HTTP only: `auto` (default), `legacy` or `2026-07-28`.
+    /// Streamable HTTP and stdio: `auto` (default), `legacy` or `2026-07-28`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
 }
@@ -78,6 +78,7 @@ pub fn record_from_spec(tenant: &str, spec: &ServerSpec, actor: &str, now: i64) 
             args,
             env,
             cwd,
+            ..
         } => TransportRecord::Stdio {
             command: command.clone(),
             args: args.clone(),
@@ -101,8 +102,9 @@ pub fn record_from_spec(tenant: &str, spec: &ServerSpec, actor: &str, now: i64) 
         timeout_secs: spec.timeout.as_secs_f64(),
         session_mode: spec.session.as_str().to_string(),
         protocol: match &spec.transport {
-            TransportSpec::StreamableHttp { protocol, .. } => protocol.as_str().to_string(),
-            _ => ProtocolMode::Auto.as_str().to_string(),
+            TransportSpec::StreamableHttp { protocol, .. }
+            | TransportSpec::Stdio { protocol, .. } => protocol.as_str().to_string(),
+            TransportSpec::Sse { .. } => ProtocolMode::Auto.as_str().to_string(),
         },
         created_by: actor.to_string(),
         created_at: now,
@@ -124,6 +126,7 @@ pub fn spec_from_record(r: &ServerRecord) -> ServerSpec {
             args: args.clone(),
             env: env.clone(),
             cwd: cwd.as_ref().map(PathBuf::from),
+            protocol: ProtocolMode::parse(&r.protocol).unwrap_or_default(),
         },
         TransportRecord::StreamableHttp { url, headers } => TransportSpec::StreamableHttp {
             url: url.clone(),
@@ -208,7 +211,12 @@ pub fn entry_json(r: &ServerRecord, reveal: bool) -> Value {
     if r.session_mode != "shared" {
         v["session"] = json!(r.session_mode);
     }
-    if r.protocol != "auto" && matches!(r.transport, TransportRecord::StreamableHttp { .. }) {
+    if r.protocol != "auto"
+        && matches!(
+            r.transport,
+            TransportRecord::StreamableHttp { .. } | TransportRecord::Stdio { .. }
+        )
+    {
         v["protocol"] = json!(r.protocol);
     }
     if (r.timeout_secs - 300.0).abs() > f64::EPSILON {

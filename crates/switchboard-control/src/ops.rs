@@ -175,7 +175,13 @@ impl ControlPlane {
         if input.session.is_none() {
             input.session = Some(old.session_mode.clone());
         }
-        if input.protocol.is_none() && old.protocol != "auto" && input.url.is_some() {
+        // An era set on the server survives a replace that keeps its kind (stdio stays
+        // stdio, a URL stays a URL) without naming one.
+        let same_kind = match &old.transport {
+            TransportRecord::Stdio { .. } => input.command.is_some(),
+            _ => input.url.is_some(),
+        };
+        if input.protocol.is_none() && old.protocol != "auto" && same_kind {
             input.protocol = Some(old.protocol.clone());
         }
         let spec = input

@@ -95,6 +95,8 @@ pub enum TransportSpec {
         env: BTreeMap<String, String>,
         /// Working directory.
         cwd: Option<PathBuf>,
+        /// Which protocol era to speak.
+        protocol: ProtocolMode,
     },
     /// Streamable HTTP (2025-03-26 and later).
     StreamableHttp {
@@ -125,12 +127,13 @@ impl TransportSpec {
     }
 }
 
-/// Which protocol era the hub speaks to a Streamable HTTP server.
+/// Which protocol era the hub speaks to a Streamable HTTP or stdio server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ProtocolMode {
     /// Sessions first (`initialize`); if the server refuses them the way a stateless-only
-    /// server does (HTTP 400/404/405), switch to 2026-07-28. Legacy first, because the hub
-    /// bridges everything a session-based server can do (including server-to-client requests).
+    /// server does (HTTP 400/404/405; on stdio a JSON-RPC error reply), switch to 2026-07-28.
+    /// Legacy first, because the hub bridges everything a session-based server can do
+    /// (including server-to-client requests).
     #[default]
     Auto,
     /// Always sessions (2025-03-26 .. 2025-11-25).
@@ -386,6 +389,14 @@ fn parse_server(
             return Err((None, "needs \"command\" (stdio) or \"url\" (remote)".into()));
         }
     };
+    let protocol = match obj.get("protocol") {
+        None | Some(Value::Null) => ProtocolMode::Auto,
+        Some(Value::String(p)) => ProtocolMode::parse(p).ok_or((
+            Some("protocol"),
+            format!("must be \"auto\", \"legacy\" or \"2026-07-28\", not {p:?}"),
+        ))?,
+        Some(_) => return Err((Some("protocol"), "must be a string".into())),
+    };
     let transport = match kind {
         "stdio" => {
             let command =
@@ -408,6 +419,7 @@ fn parse_server(
                 args,
                 env,
                 cwd,
+                protocol,
             }
         }
         remote => {
@@ -421,14 +433,6 @@ fn parse_server(
                     return Err((Some("headers"), format!("invalid header {k:?}")));
                 }
             }
-            let protocol = match obj.get("protocol") {
-                None | Some(Value::Null) => ProtocolMode::Auto,
-                Some(Value::String(p)) => ProtocolMode::parse(p).ok_or((
-                    Some("protocol"),
-                    format!("must be \"auto\", \"legacy\" or \"2026-07-28\", not {p:?}"),
-                ))?,
-                Some(_) => return Err((Some("protocol"), "must be a string".into())),
-            };
             if remote == "sse" {
                 TransportSpec::Sse { url, headers }
             } else {
@@ -626,9 +630,15 @@ mod tests {
         .unwrap();
         assert_eq!(f.servers.len(), 3);
         match &f.servers["fs"].transport {
-            TransportSpec::Stdio { args, env, .. } => {
+            TransportSpec::Stdio {
+                args,
+                env,
+                protocol,
+                ..
+            } => {
                 assert_eq!(args[2], "/home/u");
                 assert_eq!(env["A"], "d");
+                assert_eq!(*protocol, ProtocolMode::Auto);
             }
             other => panic!("{other:?}"),
         }
@@ -644,6 +654,23 @@ mod tests {
         assert_eq!(f.servers["remote"].timeout, Duration::from_secs(5));
         assert_eq!(f.servers["legacy"].transport.kind(), "sse");
         assert_eq!(f.groups["dev"], vec!["fs", "remote"]);
+    }
+
+    #[test]
+    fn stdio_entries_take_a_protocol() {
+        let f = parse(
+            r#"{"mcpServers":{"s":{"command":"srv","protocol":"2026-07-28"},
+                "l":{"command":"srv","protocol":"legacy"}}}"#,
+        )
+        .unwrap();
+        let era = |n: &str| match &f.servers[n].transport {
+            TransportSpec::Stdio { protocol, .. } => *protocol,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(era("s"), ProtocolMode::Modern);
+        assert_eq!(era("l"), ProtocolMode::Legacy);
+        let e = parse(r#"{"mcpServers":{"x":{"command":"srv","protocol":"2099"}}}"#).unwrap_err();
+        assert_eq!(e.entry.as_deref(), Some("mcpServers.x.protocol"));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use switchboard_core::config::{ServerSpec, TransportSpec};
+use switchboard_core::config::{ProtocolMode, ServerSpec, TransportSpec};
 use switchboard_core::jsonrpc::{Envelope, notification_message, quote, request_message};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
@@ -164,21 +164,18 @@ impl Connection {
         capabilities: &str,
     ) -> Result<(Connection, InitInfo), UpstreamError> {
         let mux = Arc::new(Mux::new(incoming));
+        let mut era = ProtocolMode::Legacy;
         let conn = match &spec.transport {
             TransportSpec::Stdio {
                 command,
                 args,
                 env,
                 cwd,
-            } => Connection::Stdio(StdioConn::spawn(
-                &spec.name,
-                command,
-                args,
-                env,
-                cwd.as_deref(),
-                stderr,
-                mux,
-            )?),
+                protocol,
+            } => Connection::Stdio({
+                era = *protocol;
+                StdioConn::spawn(&spec.name, command, args, env, cwd.as_deref(), stderr, mux)?
+            }),
             TransportSpec::StreamableHttp {
                 url,
                 headers,
@@ -195,7 +192,7 @@ impl Connection {
                 }
             }
         };
-        match conn.initialize(init_timeout, capabilities).await {
+        match conn.initialize(init_timeout, capabilities, era).await {
             Ok(info) => Ok((conn, info)),
             Err(e) => {
                 conn.shutdown().await;
@@ -204,11 +201,21 @@ impl Connection {
         }
     }
 
+    /// Opens the session. `era` matters for stdio only (HTTP keeps its own setting): legacy
+    /// runs `initialize`; 2026-07-28 runs `server/discover`; auto runs `initialize` and, if
+    /// the process answers it with a JSON-RPC error (what a stateless-only server does),
+    /// tries `server/discover` on the same process.
     async fn initialize(
         &self,
         timeout: Duration,
         capabilities: &str,
+        era: ProtocolMode,
     ) -> Result<InitInfo, UpstreamError> {
+        if let Connection::Stdio(c) = self
+            && era == ProtocolMode::Modern
+        {
+            return self.discover_stdio(c, timeout).await;
+        }
         let params = format!(
             r#"{{"protocolVersion":{},"capabilities":{},"clientInfo":{{"name":"switchboard","version":{}}}}}"#,
             quote(crate::CLIENT_PROTOCOL_VERSION),
@@ -222,10 +229,15 @@ impl Connection {
                 let env =
                     Envelope::parse(&reply).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
                 if let Some(err) = env.error {
-                    return Err(UpstreamError::Protocol(format!(
-                        "initialize failed: {}",
-                        err.get()
-                    )));
+                    let refused =
+                        UpstreamError::Protocol(format!("initialize failed: {}", err.get()));
+                    if let Connection::Stdio(c) = self
+                        && era == ProtocolMode::Auto
+                    {
+                        // A stateless-only server refuses `initialize` with an error.
+                        return self.discover_stdio(c, timeout).await.map_err(|_| refused);
+                    }
+                    return Err(refused);
                 }
                 let result = env
                     .result
@@ -236,6 +248,41 @@ impl Connection {
         self.send(notification_message("notifications/initialized", None))
             .await?;
         Ok(info)
+    }
+
+    /// `server/discover` on a stdio process, switching it to the stateless era on success
+    /// and opening its listen request for list changes.
+    async fn discover_stdio(
+        &self,
+        c: &StdioConn,
+        timeout: Duration,
+    ) -> Result<InitInfo, UpstreamError> {
+        c.set_modern(true);
+        let reply = self.request("server/discover", None, timeout).await;
+        let info = reply.and_then(|reply| {
+            let env =
+                Envelope::parse(&reply).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+            if let Some(err) = env.error {
+                return Err(UpstreamError::Protocol(format!(
+                    "server/discover failed: {}",
+                    err.get()
+                )));
+            }
+            let result = env
+                .result
+                .ok_or_else(|| UpstreamError::Protocol("server/discover without result".into()))?;
+            crate::modern::discover_info(result.get())
+        });
+        match info {
+            Ok(info) => {
+                c.relisten();
+                Ok(info)
+            }
+            Err(e) => {
+                c.set_modern(false);
+                Err(e)
+            }
+        }
     }
 
     fn mux(&self) -> &Mux {
@@ -297,7 +344,7 @@ impl Connection {
         let mut post: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> =
             match self {
                 Connection::Stdio(c) => {
-                    c.write(body).await;
+                    c.write(c.outgoing(body)).await;
                     None
                 }
                 Connection::Sse(c) => {
@@ -377,14 +424,20 @@ impl Connection {
     /// For a stateless server: the resource URIs to hear `notifications/resources/updated`
     /// for (a session server is asked with `resources/subscribe` instead).
     pub fn watch_resources(&self, uris: Vec<String>) {
-        if let Connection::Http(c) = self {
-            c.watch_resources(uris);
+        match self {
+            Connection::Http(c) => c.watch_resources(uris),
+            Connection::Stdio(c) if c.is_modern() => c.watch_resources(uris),
+            _ => {}
         }
     }
 
-    /// True when this is a stateless 2026-07-28 session.
+    /// True when this is a stateless 2026-07-28 connection (HTTP or stdio).
     pub fn is_modern(&self) -> bool {
-        matches!(self, Connection::Http(c) if c.is_modern())
+        match self {
+            Connection::Http(c) => c.is_modern(),
+            Connection::Stdio(c) => c.is_modern(),
+            Connection::Sse(_) => false,
+        }
     }
 
     /// Process id of a stdio server.

@@ -476,17 +476,14 @@ impl Shared {
                 req = req.header("mcp-protocol-version", v);
             }
             if session.modern {
-                let uris = self.listen_uris.lock().expect("listen lock").clone();
-                let filter = serde_json::json!({"notifications": {
-                    "toolsListChanged": true,
-                    "promptsListChanged": true,
-                    "resourcesListChanged": true,
-                    "resourceSubscriptions": uris,
-                }});
+                let filter = {
+                    let uris = self.listen_uris.lock().expect("listen lock");
+                    crate::modern::listen_params(&uris)
+                };
                 let body = request_message(
                     r#""switchboard-listen""#,
                     "subscriptions/listen",
-                    Some(&filter.to_string()),
+                    Some(&filter),
                 );
                 req = self.post_modern(body);
             }

@@ -111,6 +111,18 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// The params of the hub's `subscriptions/listen` request to a stateless server: every
+/// list change, plus updates for the resource URIs some client subscribed to.
+pub(crate) fn listen_params(uris: &[String]) -> String {
+    serde_json::json!({"notifications": {
+        "toolsListChanged": true,
+        "promptsListChanged": true,
+        "resourcesListChanged": true,
+        "resourceSubscriptions": uris,
+    }})
+    .to_string()
+}
+
 /// What a `server/discover` result says, in the shape `initialize` gives.
 pub(crate) fn discover_info(result: &str) -> Result<InitInfo, UpstreamError> {
     let v: Value =

@@ -2,16 +2,22 @@
 //!
 //! Shutdown closes stdin, waits, then SIGTERMs and finally SIGKILLs the whole process group, so
 //! wrappers such as `npx` never leave their children behind. stderr is kept in a bounded ring.
+//!
+//! A process may speak either era. In the stateless 2026-07-28 era there is no `initialize`:
+//! every request gets its own `_meta` on the way to stdin ([`crate::modern::prepare`]; stdio
+//! has no headers), and list changes arrive on one long `subscriptions/listen` request that
+//! is replaced (old one cancelled) whenever the watched resource URIs change.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use switchboard_core::jsonrpc::result_message;
+use switchboard_core::jsonrpc::{notification_message, request_message, result_message};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, Command};
 use tokio::sync::{mpsc, watch};
@@ -77,6 +83,19 @@ pub struct StdioConn {
     close_stdin: CancellationToken,
     pid: Option<u32>,
     exited: watch::Receiver<Option<String>>,
+    /// Stateless 2026-07-28: requests carry their own `_meta`; no session.
+    modern: AtomicBool,
+    /// The open `subscriptions/listen` request of a stateless server.
+    listen: Arc<Mutex<Listen>>,
+}
+
+/// The hub's listen request on a stateless stdio server.
+#[derive(Default)]
+struct Listen {
+    /// Id of the open listen request, once one was sent.
+    id: Option<u64>,
+    /// Resource URIs it asks updates for (sorted, unique).
+    uris: Vec<String>,
 }
 
 impl StdioConn {
@@ -137,7 +156,50 @@ impl StdioConn {
             close_stdin,
             pid,
             exited,
+            modern: AtomicBool::new(false),
+            listen: Arc::new(Mutex::new(Listen::default())),
         })
+    }
+
+    /// True once the process was found to speak the stateless 2026-07-28 era.
+    pub(crate) fn is_modern(&self) -> bool {
+        self.modern.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_modern(&self, modern: bool) {
+        self.modern.store(modern, Ordering::Relaxed);
+    }
+
+    /// A request as it goes to stdin: with the stateless `_meta` added in the 2026 era,
+    /// untouched (and unparsed) in the session era.
+    pub(crate) fn outgoing(&self, body: String) -> String {
+        if self.is_modern() {
+            crate::modern::prepare(body).0
+        } else {
+            body
+        }
+    }
+
+    /// Sends a new `subscriptions/listen` request with the current filter, cancelling the
+    /// previous one (on stdio a listen ends with `notifications/cancelled`).
+    pub(crate) fn relisten(&self) {
+        relisten(&self.mux, &self.writer, &self.listen, 0);
+    }
+
+    /// The resource URIs the listen request should carry; it is replaced when they change.
+    pub(crate) fn watch_resources(&self, mut uris: Vec<String>) {
+        uris.sort();
+        uris.dedup();
+        let mut listen = self.listen.lock().expect("listen lock");
+        if listen.uris == uris {
+            return;
+        }
+        listen.uris = uris;
+        let open = listen.id.is_some();
+        drop(listen);
+        if open {
+            self.relisten();
+        }
     }
 
     pub(crate) fn pid(&self) -> Option<u32> {
@@ -197,6 +259,62 @@ impl Drop for StdioConn {
             let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
         }
     }
+}
+
+/// Sends a listen request with the current filter in place of the open one, if any.
+///
+/// The request is registered like a call, so its end is seen: a server that ends the listen
+/// on purpose (a result) is asked again after a pause (1 s, doubling up to a minute while
+/// listens keep ending early, `round` counts them); an error (no listen support) or the
+/// process going away ends it. A replaced listen is forgotten, which ends its watcher.
+fn relisten(mux: &Arc<Mux>, writer: &mpsc::Sender<String>, state: &Arc<Mutex<Listen>>, round: u32) {
+    let mut listen = state.lock().expect("listen lock");
+    let mut out = Vec::with_capacity(2);
+    if let Some(old) = listen.id.take() {
+        mux.forget(old);
+        out.push(notification_message(
+            "notifications/cancelled",
+            Some(&format!(
+                r#"{{"requestId":{old},"reason":"listen filter changed"}}"#
+            )),
+        ));
+    }
+    let id = mux.next_id();
+    listen.id = Some(id);
+    let ended = mux.register(id, None);
+    let params = crate::modern::listen_params(&listen.uris);
+    let body = request_message(&id.to_string(), "subscriptions/listen", Some(&params));
+    out.push(crate::modern::prepare(body).0);
+    drop(listen);
+    // In order, and without blocking the caller (it may hold the hub's locks).
+    let (mux, writer, state) = (mux.clone(), writer.clone(), state.clone());
+    tokio::spawn(async move {
+        let opened = tokio::time::Instant::now();
+        for text in out {
+            if writer.send(text).await.is_err() {
+                return;
+            }
+        }
+        let Ok(Ok(reply)) = ended.await else { return };
+        let ended_on_purpose = switchboard_core::jsonrpc::Envelope::parse(&reply)
+            .is_ok_and(|env| env.result.is_some());
+        if !ended_on_purpose {
+            tracing::debug!(message = "A stateless stdio server refused subscriptions/listen.", %reply);
+            return;
+        }
+        let round = if opened.elapsed() > Duration::from_secs(60) {
+            0
+        } else {
+            round + 1
+        };
+        tokio::time::sleep(
+            Duration::from_secs(1 << round.saturating_sub(1).min(6)).min(Duration::from_secs(60)),
+        )
+        .await;
+        if state.lock().expect("listen lock").id == Some(id) && !writer.is_closed() {
+            relisten(&mux, &writer, &state, round);
+        }
+    });
 }
 
 fn group_alive(group: Pid) -> bool {

@@ -1327,5 +1327,23 @@ async fn a_servers_protocol_era_is_stored_and_used() {
         "invalid",
     )
     .await;
+
+    // The same for a stdio server (the fixture speaks both eras on stdio too).
+    let stdio = json!({"command": fixture_bin(), "args": ["stdio", "--conformance"]});
+    let mut entry = stdio.clone();
+    entry["protocol"] = json!("2026-07-28");
+    let view = api.add("s", entry).await;
+    assert_eq!(view["config"]["protocol"], "2026-07-28", "{view}");
+    let ready = api.ready("s").await;
+    assert_eq!(ready["status"]["protocol"], "2026-07-28", "{ready}");
+    let mut replace = stdio.clone();
+    replace["timeout"] = json!(20);
+    let replaced = api.ok("PUT", "/api/v1/servers/s", Some(replace), 200).await;
+    assert_eq!(replaced["config"]["protocol"], "2026-07-28", "{replaced}");
+    let export = api.ok("GET", "/api/v1/export", None, 200).await;
+    assert_eq!(
+        export["mcpServers"]["s"]["protocol"], "2026-07-28",
+        "{export}"
+    );
     api.stop().await;
 }

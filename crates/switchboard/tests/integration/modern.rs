@@ -1,5 +1,7 @@
 //! The stateless 2026-07-28 protocol on the same `/mcp` URL as session-based clients.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use switchboard_fixture::{FixtureOptions, spawn_http};
 
@@ -312,4 +314,235 @@ async fn questions_from_a_session_upstream_become_multi_round_trips() {
         "{e}"
     );
     hub.stop().await;
+}
+
+/// The conformance fixture as a stdio server the hub speaks 2026-07-28 to.
+fn stdio_2026_entry() -> Value {
+    json!({"command": fixture_bin(), "args": ["stdio", "--conformance"], "protocol": "2026-07-28"})
+}
+
+/// A session client's `tools/call` whose reply stream carries a server request: answers
+/// every `elicitation/create` on it with `content` (as a separate POST, like a real
+/// client) and returns every message of the stream, the response last.
+async fn call_answering(client: &McpClient, id: u64, params: Value, content: Value) -> Vec<Value> {
+    use switchboard_core::sse::Decoder;
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params});
+    let session = client.session.clone().expect("a session");
+    let mut resp = client
+        .http
+        .post(&client.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut decoder = Decoder::new(1 << 20);
+    let mut events = Vec::new();
+    let mut seen = Vec::new();
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        decoder.feed(&chunk, &mut events).unwrap();
+        for ev in events.drain(..) {
+            let Ok(msg) = serde_json::from_str::<Value>(&ev.data) else {
+                continue;
+            };
+            if msg["method"] == "elicitation/create" {
+                let answer = json!({"jsonrpc": "2.0", "id": msg["id"], "result": {"action": "accept", "content": content}});
+                let r = client
+                    .http
+                    .post(&client.url)
+                    .header("content-type", "application/json")
+                    .header("accept", "application/json, text/event-stream")
+                    .header("mcp-session-id", &session)
+                    .body(answer.to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 202);
+            }
+            let done = msg["id"] == json!(id) && msg.get("method").is_none();
+            seen.push(msg);
+            if done {
+                return seen;
+            }
+        }
+    }
+    panic!("the stream ended without a response: {seen:?}");
+}
+
+#[tokio::test]
+async fn a_stdio_upstream_in_the_2026_era_serves_session_and_stateless_clients() {
+    let hub = TestHub::start(json!({"mcpServers": {"s": stdio_2026_entry()}})).await;
+    let status = server_status(&hub.hub, "s");
+    assert_eq!(status.state, "ready", "{status:?}");
+    assert_eq!(status.protocol.as_deref(), Some("2026-07-28"));
+    let url = hub.url("/mcp");
+
+    // Session client: a plain call, progress, and a question the stateless server asks as
+    // input_required, which the hub turns into a real elicitation request and retries.
+    let mut legacy = McpClient::connect_with(&url, json!({"elicitation": {}})).await;
+    let r = legacy.call("s__test_simple_text", json!({})).await;
+    assert_eq!(text_of(&r), "This is a simple text response for testing.");
+    assert!(r.get("resultType").is_none(), "{r}");
+    let r = legacy
+        .request(
+            "tools/call",
+            json!({"name": "s__test_tool_with_progress", "arguments": {}, "_meta": {"progressToken": "sp"}}),
+        )
+        .await;
+    assert!(r.get("result").is_some(), "{r}");
+    let progress = legacy
+        .received
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress" && m["params"]["progressToken"] == "sp")
+        .count();
+    assert!(progress >= 2, "{:?}", legacy.received);
+    let id = legacy.next_id();
+    let msgs = call_answering(
+        &legacy,
+        id,
+        json!({"name": "s__test_input_required_result_elicitation", "arguments": {}}),
+        json!({"name": "Ada"}),
+    )
+    .await;
+    let asked: Vec<_> = msgs
+        .iter()
+        .filter(|m| m["method"] == "elicitation/create")
+        .collect();
+    assert_eq!(asked.len(), 1, "{msgs:?}");
+    assert_eq!(asked[0]["params"]["message"], "What is your name?");
+    assert_eq!(
+        text_of(&msgs.last().unwrap()["result"]),
+        "Hello, Ada!",
+        "{msgs:?}"
+    );
+
+    // Stateless client: end to end, the same call, progress and the MRTR round trip.
+    let (status, msgs) = modern(
+        &url,
+        "tools/call",
+        json!({"name": "s__test_simple_text", "arguments": {}}),
+        Some("s__test_simple_text"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(msgs[0]["result"]["resultType"], "complete", "{msgs:?}");
+    let mut m = meta();
+    m["progressToken"] = json!("mp");
+    let (status, msgs) = modern(
+        &url,
+        "tools/call",
+        json!({"name": "s__test_tool_with_progress", "arguments": {}, "_meta": m}),
+        Some("s__test_tool_with_progress"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let progress = msgs
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress" && m["params"]["progressToken"] == "mp")
+        .count();
+    assert!(progress >= 2, "{msgs:?}");
+    assert_eq!(msgs.last().unwrap()["result"]["resultType"], "complete");
+
+    let tool = "s__test_input_required_result_elicitation";
+    let caps = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}});
+    let first = json!({"name": tool, "arguments": {}, "_meta": caps});
+    let (status, msgs) = modern(&url, "tools/call", first.clone(), Some(tool), &[]).await;
+    assert_eq!(status, 200);
+    let r = &msgs.last().unwrap()["result"];
+    assert_eq!(r["resultType"], "input_required", "{r}");
+    let (key, ask) = r["inputRequests"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .unwrap();
+    assert_eq!(ask["method"], "elicitation/create");
+    let mut retry = first;
+    retry["inputResponses"] = json!({key: {"action": "accept", "content": {"name": "Ada"}}});
+    retry["requestState"] = r["requestState"].clone();
+    let (status, msgs) = modern(&url, "tools/call", retry, Some(tool), &[]).await;
+    assert_eq!(status, 200);
+    let done = &msgs.last().unwrap()["result"];
+    assert_eq!(done["resultType"], "complete", "{done}");
+    assert_eq!(text_of(done), "Hello, Ada!");
+    hub.stop().await;
+}
+
+/// A stdio server that only speaks 2026-07-28: it refuses `initialize` with an error, as
+/// PROTOCOL.md §1 says a stateless-only server does, and answers `server/discover` and
+/// `tools/list` only when the request carries the per-request `_meta`. It ends every
+/// `subscriptions/listen` at once, as a server closing it on purpose would, and notes each
+/// one in `$LISTEN_LOG`.
+const STATELESS_ONLY_SH: &str = r#"
+while IFS= read -r line; do
+  id=$(printf '%s' "$line" | sed -n 's/^{[^{]*"id":\([0-9]*\).*/\1/p')
+  [ -n "$id" ] || continue
+  case "$line" in
+    *'"method":"initialize"'*)
+      echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"error\":{\"code\":-32600,\"message\":\"stateless only\",\"data\":{\"supported\":[\"2026-07-28\"]}}}" ;;
+    *'"io.modelcontextprotocol/protocolVersion":"2026-07-28"'*)
+      case "$line" in
+        *'"method":"server/discover"'*)
+          echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"resultType\":\"complete\",\"supportedVersions\":[\"2026-07-28\"],\"capabilities\":{\"tools\":{}},\"ttlMs\":0,\"cacheScope\":\"public\",\"_meta\":{\"io.modelcontextprotocol/serverInfo\":{\"name\":\"sh\",\"version\":\"1\"}}}}" ;;
+        *'"method":"subscriptions/listen"'*)
+          echo "$line" >> "$LISTEN_LOG"
+          echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"resultType\":\"complete\"}}" ;;
+        *'"method":"tools/list"'*)
+          echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"resultType\":\"complete\",\"tools\":[{\"name\":\"only\",\"inputSchema\":{\"type\":\"object\"}}],\"ttlMs\":0,\"cacheScope\":\"public\"}}" ;;
+        *)
+          echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"resultType\":\"complete\",\"content\":[{\"type\":\"text\",\"text\":\"stateless\"}]}}" ;;
+      esac ;;
+    *)
+      echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"error\":{\"code\":-32602,\"message\":\"missing _meta\"}}" ;;
+  esac
+done
+"#;
+
+#[tokio::test]
+async fn auto_finds_a_stateless_only_stdio_server_and_keeps_dual_era_ones_on_sessions() {
+    let listens = std::env::temp_dir().join(format!("sb-listen-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&listens);
+    let hub = TestHub::start(json!({"mcpServers": {
+        "z": {"command": "sh", "args": ["-c", STATELESS_ONLY_SH], "env": {"LISTEN_LOG": listens}},
+        "d": {"command": fixture_bin(), "args": ["stdio", "--conformance"], "protocol": "auto"},
+    }}))
+    .await;
+    let z = server_status(&hub.hub, "z");
+    assert_eq!(z.state, "ready", "{z:?}");
+    assert_eq!(z.protocol.as_deref(), Some("2026-07-28"));
+    let d = server_status(&hub.hub, "d");
+    assert_eq!(d.state, "ready", "{d:?}");
+    assert_eq!(d.protocol.as_deref(), Some("2025-11-25"));
+
+    let mut client = hub.client("/mcp").await;
+    assert!(client.tool_names().await.contains(&"z__only".to_string()));
+    let r = client.call("z__only", json!({})).await;
+    assert_eq!(text_of(&r), "stateless");
+
+    // The hub keeps listening: a listen the server ended is sent again, with its filter.
+    let count = || {
+        std::fs::read_to_string(&listens)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), async || count() >= 2).await,
+        "{} listen requests",
+        count()
+    );
+    let first = std::fs::read_to_string(&listens).unwrap();
+    let first: Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        first["params"]["notifications"]["toolsListChanged"], true,
+        "{first}"
+    );
+    hub.stop().await;
+    let _ = std::fs::remove_file(&listens);
 }

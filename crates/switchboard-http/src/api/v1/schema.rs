@@ -58,7 +58,7 @@ pub(crate) struct ServerInput {
     timeout: Option<f64>,
     /// `shared` (default) or `per-client`.
     session: Option<String>,
-    /// Streamable HTTP only: `auto` (default), `legacy` or `2026-07-28`.
+    /// Streamable HTTP and stdio: `auto` (default), `legacy` or `2026-07-28`.
     protocol: Option<String>,
 }
 
@@ -86,7 +86,7 @@ pub(crate) struct ServerEntry {
     timeout: Option<f64>,
     /// `per-client`, when not the default `shared`.
     session: Option<String>,
-    /// Streamable HTTP only: the protocol era, when not the default `auto`.
+    /// Streamable HTTP and stdio: the protocol era, when not the default `auto`.
     protocol: Option<String>,
 }
 
