@@ -104,7 +104,15 @@ pub(crate) async fn message(
     };
     tokio::spawn(async move {
         let out = session.sender().clone();
-        if let Some(reply) = hub.handle(&session, &text, &out).await {
+        let reply = if crate::batch::is_batch(&text) {
+            match crate::batch::run(&hub, &session, &text).await {
+                Ok(reply) => reply,
+                Err(crate::batch::Refused(error)) => Some(error),
+            }
+        } else {
+            hub.handle(&session, &text, &out).await
+        };
+        if let Some(reply) = reply {
             let _ = out.send(reply).await;
         }
     });

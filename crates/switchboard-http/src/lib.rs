@@ -7,6 +7,7 @@
 
 mod access;
 pub mod api;
+mod batch;
 mod legacy_sse;
 mod modern;
 mod origin;

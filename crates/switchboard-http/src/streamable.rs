@@ -104,6 +104,9 @@ pub(crate) async fn post(
             "Parse error: body is not UTF-8",
         );
     };
+    if crate::batch::is_batch(&text) && headers.get(SESSION_HEADER).is_some() {
+        return post_batch(&hub, &headers, &view, &text).await;
+    }
     let env = match Envelope::parse(&text) {
         Ok(env) => env,
         Err(e) => return rpc_error(StatusCode::BAD_REQUEST, e.code(), &e.to_string()),
@@ -165,6 +168,28 @@ pub(crate) async fn post(
         );
     }
     resp
+}
+
+/// A batch on an existing session (2024-11-05 and 2025-03-26 only): one JSON array of
+/// responses, or 202 when it held no requests.
+async fn post_batch(hub: &Hub, headers: &HeaderMap, view: &View, text: &str) -> Response {
+    if let Err(r) = check_version(headers) {
+        return r;
+    }
+    let session = match session_for(hub, headers, view) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match crate::batch::run(hub, &session, text).await {
+        Ok(Some(array)) => ([(header::CONTENT_TYPE, "application/json")], array).into_response(),
+        Ok(None) => StatusCode::ACCEPTED.into_response(),
+        Err(crate::batch::Refused(body)) => (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+    }
 }
 
 type Handling = Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>;

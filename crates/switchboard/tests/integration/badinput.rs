@@ -172,3 +172,52 @@ async fn stateless_requests_that_contradict_their_headers_are_refused() {
     );
     hub.stop().await;
 }
+
+/// 2024-11-05 and 2025-03-26 allow batches: every request of one gets its response in one
+/// array, notifications get none, and the session goes on.
+#[tokio::test]
+async fn a_2025_03_26_session_may_send_batches() {
+    let hub = TestHub::start(json!({"mcpServers": {"s": stdio_fixture("s", &[])}})).await;
+    let mut c = McpClient::unconnected(&hub.url("/mcp"));
+    let init = c
+        .request(
+            "initialize",
+            json!({"protocolVersion": "2025-03-26", "capabilities": {},
+                   "clientInfo": {"name": "batcher", "version": "1"}}),
+        )
+        .await;
+    assert_eq!(init["result"]["protocolVersion"], "2025-03-26", "{init}");
+    c.notify("notifications/initialized", None).await;
+
+    let batch = json!([
+        {"jsonrpc": "2.0", "id": 41, "method": "tools/list"},
+        {"jsonrpc": "2.0", "method": "notifications/roots/list_changed"},
+        {"jsonrpc": "2.0", "id": 42, "method": "tools/call",
+         "params": {"name": "s__echo", "arguments": {"text": "in a batch"}}},
+        {"jsonrpc": "2.0", "id": 43, "method": "no/such/method"}
+    ]);
+    let (status, _, text) = c.post(batch.to_string()).await;
+    assert_eq!(status.as_u16(), 200, "{text}");
+    let replies: Vec<Value> = serde_json::from_str(&text).expect("a JSON array");
+    assert_eq!(replies.len(), 3, "{text}");
+    let by_id = |id: i64| replies.iter().find(|r| r["id"] == id).cloned().unwrap();
+    assert!(by_id(41)["result"]["tools"].is_array());
+    assert_eq!(text_of(&by_id(42)["result"]), "in a batch");
+    assert_eq!(by_id(43)["error"]["code"], -32601);
+
+    // Only notifications: nothing to answer.
+    let only = json!([{"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}]);
+    let (status, _, text) = c.post(only.to_string()).await;
+    assert_eq!(status.as_u16(), 202, "{text}");
+    // An empty batch is not a request.
+    let (status, msgs, text) = c.post("[]".into()).await;
+    assert_eq!(
+        (status.as_u16(), code(&msgs)),
+        (400, Some(-32600)),
+        "{text}"
+    );
+    // The session still answers single requests.
+    let r = c.request("tools/list", json!({})).await;
+    assert!(r["result"]["tools"].is_array(), "{r}");
+    hub.stop().await;
+}
