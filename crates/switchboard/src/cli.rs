@@ -28,6 +28,27 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: ServersAction,
     },
+    /// Manage tenants of a running hub (admin).
+    Tenants {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        action: TenantsAction,
+    },
+    /// Manage users of a running hub (admin or manager).
+    Users {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        action: UsersAction,
+    },
+    /// Manage API keys of a running hub.
+    Keys {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Ask a running hub to connect to an MCP server URL and list its tools.
     Check {
         #[command(flatten)]
@@ -62,6 +83,75 @@ pub(crate) struct ApiArgs {
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// Act on this tenant (admins; sent as `X-Switchboard-Tenant`).
+    #[arg(long, env = "SWITCHBOARD_TENANT", global = true)]
+    pub(crate) tenant: Option<String>,
+}
+
+/// `switchboard tenants …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TenantsAction {
+    /// List tenants.
+    List,
+    /// Create a tenant.
+    Add {
+        /// Its name.
+        name: String,
+    },
+    /// Delete an empty tenant with its users and keys.
+    Rm {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// `switchboard users …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum UsersAction {
+    /// List the tenant's users.
+    List,
+    /// Create a user; the password comes from SWITCHBOARD_NEW_PASSWORD or stdin's first line.
+    Add {
+        /// Login name.
+        username: String,
+        /// admin, manager or user.
+        #[arg(long, default_value = "user")]
+        role: String,
+        /// A group or server the user may use over MCP (repeatable; default: all).
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+    },
+    /// Delete a user (by id) with their keys.
+    Rm {
+        /// The user's id.
+        id: String,
+    },
+}
+
+/// `switchboard keys …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysAction {
+    /// List keys (managers: the tenant's; users: their own).
+    List,
+    /// Create a key; prints it once.
+    Create {
+        /// A label.
+        name: String,
+        /// For this user id (admins and managers; default: yourself).
+        #[arg(long)]
+        user: Option<String>,
+        /// Limit it to a group or server (repeatable; default: the user's grants).
+        #[arg(long = "allow")]
+        allow: Vec<String>,
+        /// Lifetime in seconds (default: none).
+        #[arg(long)]
+        expires_in: Option<u64>,
+    },
+    /// Revoke a key (by id).
+    Revoke {
+        /// The key's id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

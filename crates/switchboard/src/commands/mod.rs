@@ -1,5 +1,6 @@
 //! The subcommands, and what they share: logging, the runtime, loading the servers file.
 
+mod identity;
 mod serve;
 mod servers;
 mod stdio;
@@ -20,6 +21,9 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
         Command::Stdio(a) => &a.common,
         Command::Validate(a) => a,
         Command::Servers { api, action } => return run_client(servers::run(api, action)),
+        Command::Tenants { api, action } => return run_client(identity::tenants(api, action)),
+        Command::Users { api, action } => return run_client(identity::users(api, action)),
+        Command::Keys { api, action } => return run_client(identity::keys(api, action)),
         Command::Check {
             api,
             url,
@@ -47,7 +51,11 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(*args, servers)),
         Command::Stdio(args) => runtime.block_on(stdio::run(args, servers)),
-        Command::Servers { .. } | Command::Check { .. } => unreachable!("handled above"),
+        Command::Servers { .. }
+        | Command::Tenants { .. }
+        | Command::Users { .. }
+        | Command::Keys { .. }
+        | Command::Check { .. } => unreachable!("handled above"),
         Command::Validate(_) => {
             println!(
                 "ok: {} server(s), {} group(s)",

@@ -7,13 +7,15 @@ use serde_json::{Value, json};
 
 use crate::cli::{AddArgs, ApiArgs, ServersAction};
 
-struct Api<'a> {
-    args: &'a ApiArgs,
-    http: reqwest::Client,
+/// A client of the management API.
+pub(crate) struct Api<'a> {
+    pub(crate) args: &'a ApiArgs,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Api<'_> {
-    async fn send(
+    /// Sends one request; an error status becomes an error naming it and the hub's message.
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -23,6 +25,9 @@ impl Api<'_> {
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.args.token {
             req = req.bearer_auth(t);
+        }
+        if let Some(t) = &self.args.tenant {
+            req = req.header("x-switchboard-tenant", t);
         }
         if let Some(b) = body {
             req = req.json(&b);

@@ -735,3 +735,98 @@ async fn clients_of_a_restarted_hub_get_404_and_start_again() {
     drop(hub);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+fn cli_with(hub: &HubProcess, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = Command::new(switchboard_bin())
+        .args(args)
+        .env("SWITCHBOARD_API_URL", &hub.main)
+        .env("SWITCHBOARD_ADMIN_TOKEN", TOKEN)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The CLI creates a tenant, a user in it and a key for that user; the key reaches the
+/// tenant's MCP endpoint on the main service until it is revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_manages_tenants_users_and_keys() {
+    init();
+    let dir = temp_dir("cli-identity");
+    let hub = Launch::new(&dir).start().await;
+    let (ok, _, err) = cli(&hub, &["tenants", "add", "team-x"]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = cli(&hub, &["tenants", "list"]);
+    assert!(
+        ok && out.contains("team-x") && out.contains("default"),
+        "{out}"
+    );
+    let (ok, _, err) = cli(&hub, &["tenants", "add", "team-x"]);
+    assert!(!ok && err.contains("409"), "{err}");
+
+    let (ok, out, err) = cli_with(
+        &hub,
+        &[
+            "users", "add", "xavier", "--tenant", "team-x", "--role", "manager",
+        ],
+        &[("SWITCHBOARD_NEW_PASSWORD", "a long enough password")],
+    );
+    assert!(ok, "{err}");
+    let user: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (user["tenant"].as_str(), user["role"].as_str()),
+        (Some("team-x"), Some("manager"))
+    );
+    let user_id = user["id"].as_str().unwrap().to_string();
+    // Without --tenant the admin token acts on the default tenant, where xavier is not.
+    let (_, out, _) = cli(&hub, &["users", "list"]);
+    assert!(!out.contains("xavier"), "{out}");
+    let (_, out, _) = cli(&hub, &["users", "list", "--tenant", "team-x"]);
+    assert!(out.contains("xavier"), "{out}");
+
+    let (ok, key, err) = cli(
+        &hub,
+        &[
+            "keys", "create", "laptop", "--tenant", "team-x", "--user", &user_id,
+        ],
+    );
+    assert!(ok && err.contains("shown only this once"), "{err}");
+    let key = key.trim().to_string();
+    assert!(key.starts_with("sb_"), "{key}");
+
+    let mcp_status = |key: String| {
+        let url = format!("{}/mcp", hub.main);
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(key)
+                .header("accept", "application/json, text/event-stream")
+                .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                    "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                               "clientInfo": {"name": "cli-test", "version": "1"}}}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(mcp_status(key.clone()).await, StatusCode::OK);
+    let key_id = key.split('_').nth(1).unwrap().to_string();
+    let (_, out, _) = cli(&hub, &["keys", "list", "--tenant", "team-x"]);
+    assert!(out.contains(&key_id) && out.contains("laptop"), "{out}");
+    let (ok, _, err) = cli(&hub, &["keys", "revoke", &key_id, "--tenant", "team-x"]);
+    assert!(ok, "{err}");
+    assert_eq!(mcp_status(key).await, StatusCode::UNAUTHORIZED);
+
+    // A tenant that still has users but no servers can go; its users go with it.
+    let (ok, _, err) = cli(&hub, &["tenants", "rm", "team-x"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(&hub, &["users", "list", "--tenant", "team-x"]);
+    assert!(!ok && err.contains("404"), "{err}");
+    drop(hub);
+    std::fs::remove_dir_all(&dir).ok();
+}
