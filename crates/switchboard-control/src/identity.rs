@@ -63,6 +63,19 @@ fn grants_allow(list: &[String], name: &str) -> bool {
 }
 
 impl Principal {
+    /// `user`, authenticated by `via`, limited further by a key's `key_allow`.
+    pub fn of_user(user: UserRecord, key_allow: Option<Vec<String>>, via: Via) -> Principal {
+        Principal {
+            tenant: user.tenant,
+            user_id: Some(user.id),
+            name: user.username,
+            role: user.role,
+            grants: user.grants,
+            key_allow,
+            via,
+        }
+    }
+
     /// The bootstrap admin (admin token): an admin of the default tenant.
     pub fn admin_token() -> Principal {
         Principal {
@@ -447,15 +460,7 @@ impl Identity {
             });
         }
         Ok((
-            Principal {
-                tenant: user.tenant,
-                user_id: Some(user.id),
-                name: user.username,
-                role: user.role,
-                grants: user.grants,
-                key_allow: key.allow,
-                via: Via::ApiKey(key.id),
-            },
+            Principal::of_user(user, key.allow, Via::ApiKey(key.id)),
             key.expires_at,
         ))
     }
@@ -490,15 +495,7 @@ impl Identity {
             ));
         }
         Ok((
-            Principal {
-                tenant: user.tenant,
-                user_id: Some(user.id),
-                name: user.username,
-                role: user.role,
-                grants: user.grants,
-                key_allow: None,
-                via: Via::Session,
-            },
+            Principal::of_user(user, None, Via::Session),
             Some(data.claims.exp as i64 * 1000),
         ))
     }
@@ -532,15 +529,7 @@ impl Identity {
             return Err(invalid("the user is disabled"));
         }
         Ok((
-            Principal {
-                tenant: user.tenant,
-                user_id: Some(user.id),
-                name: user.username,
-                role: user.role,
-                grants: user.grants,
-                key_allow: None,
-                via: Via::External,
-            },
+            Principal::of_user(user, None, Via::External),
             Some(data.claims.exp as i64 * 1000),
         ))
     }

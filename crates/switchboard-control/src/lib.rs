@@ -169,29 +169,6 @@ impl ControlPlane {
         &self.client
     }
 
-    /// Reconciles whenever the store's revision changes (another replica or process wrote it),
-    /// polling every `every`, until `cancel` fires.
-    pub async fn watch(
-        self: Arc<Self>,
-        every: Duration,
-        cancel: tokio_util::sync::CancellationToken,
-    ) {
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
-            }
-            let rev = match self.store.revision().await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(message = "Cannot read the store revision.", error = %e);
-                    continue;
-                }
-            };
-            self.reconcile_if_stale(rev).await;
-        }
-    }
-
     /// Reconciles when the store's revision is not the one this plane last converged to.
     pub async fn reconcile_if_stale(&self, rev: i64) {
         let seen = *self.last_revision.lock().expect("revision lock");

@@ -126,7 +126,7 @@ async fn login(
         .await
     {
         Ok((user, tokens)) => {
-            let who = principal_of(&user, Via::Session);
+            let who = Principal::of_user(user.clone(), None, Via::Session);
             st.identity
                 .audit(&who, &user.tenant, "auth.login", &user.username, "ok", None)
                 .await;
@@ -154,18 +154,6 @@ async fn login(
                 .await;
             Err(auth_failure(e))
         }
-    }
-}
-
-fn principal_of(user: &UserRecord, via: Via) -> Principal {
-    Principal {
-        tenant: user.tenant.clone(),
-        user_id: Some(user.id.clone()),
-        name: user.username.clone(),
-        role: user.role,
-        grants: user.grants.clone(),
-        key_allow: None,
-        via,
     }
 }
 
