@@ -147,6 +147,14 @@ impl ControlPlane {
         }
         let record = record_from_spec(&self.config.tenant, &spec, actor, now_ms());
         let _guard = self.lock.lock().await;
+        // A live proxy session holds its prefix as a server name on the hub: recording a server
+        // under it would make the reconciler replace the session's mount.
+        if self.is_session_mount(&record.name) {
+            return Err(ControlError::Conflict(format!(
+                "{:?} is the prefix of a live proxy session; choose another name",
+                record.name
+            )));
+        }
         self.store
             .insert_server(&record)
             .await

@@ -680,6 +680,16 @@ impl ControlPlane {
             .collect())
     }
 
+    /// True when a proxy session is mounted here under `name` (its prefix).
+    pub(crate) fn is_session_mount(&self, name: &str) -> bool {
+        self.session_state
+            .mounted
+            .lock()
+            .expect("sessions lock")
+            .values()
+            .any(|prefix| prefix == name)
+    }
+
     /// Sessions mounted in this process for this tenant.
     pub fn mounted_sessions(&self) -> usize {
         self.session_state

@@ -237,6 +237,24 @@ async fn a_session_is_opened_used_on_every_route_and_closed() {
         assert_eq!(r.header("x-tenant-hint"), Some("blue"), "{r:?}");
     }
 
+    // The prefix is taken while the session lives: a server of that name would replace the
+    // session's mount.
+    let clash = api
+        .ok(
+            "POST",
+            "/api/v1/servers",
+            Some(json!({"name": prefix, "url": remote.url})),
+            409,
+        )
+        .await;
+    assert!(
+        clash["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("proxy session"),
+        "{clash}"
+    );
+
     let base = format!("/api/v1/server/{id}");
     let described = api.ok("GET", &base, None, 200).await;
     assert_eq!(described["prefix"], prefix.as_str());
