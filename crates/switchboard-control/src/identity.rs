@@ -6,7 +6,7 @@
 //! Every credential is checked against the store on every request, so a revoked key, a
 //! disabled user or a changed role takes effect on the next request, on every replica.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -240,6 +240,12 @@ struct ExternalClaims {
     exp: u64,
 }
 
+/// A user's own upstream headers, by server name.
+pub type UserHeaderMap = HashMap<String, BTreeMap<String, String>>;
+
+/// A user's remembered headers: when they were read, and what (`None`: none stored).
+type RememberedHeaders = (Instant, Option<Arc<UserHeaderMap>>);
+
 /// A credential that passed its checks recently.
 struct Cached {
     principal: Principal,
@@ -266,6 +272,8 @@ pub struct Identity {
     decoding: DecodingKey,
     throttle: Mutex<HashMap<String, Window>>,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
+    /// Users' own upstream headers, remembered like credential checks (`None`: none stored).
+    user_headers: Mutex<HashMap<String, RememberedHeaders>>,
     jwks: tokio::sync::Mutex<JwksCache>,
     http: reqwest::Client,
 }
@@ -356,6 +364,7 @@ impl Identity {
             decoding: DecodingKey::from_secret(&secret),
             throttle: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
+            user_headers: Mutex::new(HashMap::new()),
             jwks: tokio::sync::Mutex::new(JwksCache::default()),
             http,
         }))
@@ -407,9 +416,41 @@ impl Identity {
         Ok(principal)
     }
 
-    /// Forgets every remembered credential check.
+    /// Forgets every remembered credential check and user header set.
     pub fn invalidate(&self) {
         self.cache.lock().expect("credential cache lock").clear();
+        self.user_headers.lock().expect("user headers lock").clear();
+    }
+
+    /// `user`'s own upstream headers by server, if they stored any. Remembered for
+    /// [`IdentityConfig::cache_ttl`] like credential checks, so a stateless client's every
+    /// request does not read the store.
+    pub async fn user_headers(&self, user: &str) -> Result<Option<Arc<UserHeaderMap>>, StoreError> {
+        let ttl = self.config.cache_ttl;
+        if let Some((at, headers)) = self
+            .user_headers
+            .lock()
+            .expect("user headers lock")
+            .get(user)
+            && at.elapsed() < ttl
+        {
+            return Ok(headers.clone());
+        }
+        let mut by_server = UserHeaderMap::new();
+        for server in self.store.list_user_credentials(user).await? {
+            if let Some(h) = self.store.get_user_credential(user, &server).await? {
+                by_server.insert(server, h);
+            }
+        }
+        let headers = (!by_server.is_empty()).then(|| Arc::new(by_server));
+        if !ttl.is_zero() {
+            let mut cache = self.user_headers.lock().expect("user headers lock");
+            if cache.len() >= 10_000 {
+                cache.retain(|_, (at, _)| at.elapsed() < ttl);
+            }
+            cache.insert(user.to_string(), (Instant::now(), headers.clone()));
+        }
+        Ok(headers)
     }
 
     /// Checks a credential against the store; also returns when it stops being valid.

@@ -58,7 +58,7 @@ pub(crate) struct CallerHub(pub Hub, pub Option<Credentials>);
 
 /// A user's stored upstream credentials, loaded when a session starts.
 pub(crate) struct Credentials {
-    store: std::sync::Arc<dyn switchboard_store::Store>,
+    identity: std::sync::Arc<switchboard_control::Identity>,
     user: String,
 }
 
@@ -66,24 +66,16 @@ impl Credentials {
     /// Gives `session` the user's own headers, if they stored any. A store failure leaves the
     /// session on the configured headers (and is logged).
     pub(crate) async fn apply(&self, session: &switchboard_hub::ClientSession) {
-        let servers = match self.store.list_user_credentials(&self.user).await {
-            Ok(s) if s.is_empty() => return,
-            Ok(s) => s,
+        match self.identity.user_headers(&self.user).await {
+            Ok(Some(by_server)) => session.set_user_headers(switchboard_hub::UserHeaders {
+                user: self.user.clone(),
+                by_server,
+            }),
+            Ok(None) => {}
             Err(e) => {
                 tracing::warn!(message = "Cannot load a user's upstream credentials.", error = %e);
-                return;
-            }
-        };
-        let mut by_server = std::collections::HashMap::new();
-        for server in servers {
-            if let Ok(Some(h)) = self.store.get_user_credential(&self.user, &server).await {
-                by_server.insert(server, h);
             }
         }
-        session.set_user_headers(switchboard_hub::UserHeaders {
-            user: self.user.clone(),
-            by_server,
-        });
     }
 }
 
@@ -215,7 +207,7 @@ impl FromRequestParts<McpState> for CallerHub {
             ));
         };
         let credentials = who.user_id.clone().map(|user| Credentials {
-            store: api.identity.store().clone(),
+            identity: api.identity.clone(),
             user,
         });
         parts.extensions.insert(who);

@@ -72,7 +72,7 @@ pub struct UserHeaders {
     /// Whose they are (connections are shared per user).
     pub user: String,
     /// Headers by server name.
-    pub by_server: HashMap<String, std::collections::BTreeMap<String, String>>,
+    pub by_server: Arc<HashMap<String, std::collections::BTreeMap<String, String>>>,
 }
 
 impl ClientSession {

@@ -46,7 +46,7 @@ pub(crate) fn prepare(body: String) -> (String, Option<String>, Option<String>) 
     };
     let name = name_field
         .and_then(|f| params.as_ref()?.get_str(f))
-        .map(|n| header_value(&n));
+        .map(|n| switchboard_core::param_headers::encode(&n));
     let mut sp = Splice::new();
     match (env.params, params.as_ref().and_then(|p| p.get("_meta"))) {
         (Some(_), Some(meta)) => {
@@ -80,35 +80,6 @@ pub(crate) fn prepare(body: String) -> (String, Option<String>, Option<String>) 
     }
     let out = if sp.is_empty() { body } else { sp.apply(&body) };
     (out, method, name)
-}
-
-fn header_value(v: &str) -> String {
-    let plain =
-        v.bytes().all(|b| (0x20..0x7f).contains(&b)) && v.trim() == v && !v.starts_with("=?");
-    if plain {
-        v.to_string()
-    } else {
-        format!("=?base64?{}?=", base64(v.as_bytes()))
-    }
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// The params of the hub's `subscriptions/listen` request to a stateless server: every

@@ -47,10 +47,16 @@ pub(crate) async fn record(State(st): State<ApiState>, req: Request, next: Next)
         .unwrap_or_else(|| switchboard_store::DEFAULT_TENANT.to_string());
     let resp = next.run(Request::from_parts(parts, body)).await;
     // A write to users, keys or tenants may have revoked a key, disabled a user or changed
-    // grants: forget every remembered credential check so the next request sees it.
-    if ["/api/v1/users", "/api/v1/keys", "/api/v1/tenants"]
-        .iter()
-        .any(|p| route.starts_with(p))
+    // grants, and one to a user's own credentials changes their upstream headers: forget what
+    // is remembered so the next request sees it.
+    if [
+        "/api/v1/users",
+        "/api/v1/keys",
+        "/api/v1/tenants",
+        "/api/v1/me/credentials",
+    ]
+    .iter()
+    .any(|p| route.starts_with(p))
     {
         st.identity.invalidate();
     }

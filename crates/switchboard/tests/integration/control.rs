@@ -569,17 +569,7 @@ async fn postgres_store_keeps_servers_across_restarts() {
 }
 
 fn cli(hub: &HubProcess, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(switchboard_bin())
-        .args(args)
-        .env("SWITCHBOARD_API_URL", &hub.main)
-        .env("SWITCHBOARD_ADMIN_TOKEN", TOKEN)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    cli_with(hub, args, &[])
 }
 
 // The CLI runs as a blocking child process: keep a second worker for the in-process upstream.

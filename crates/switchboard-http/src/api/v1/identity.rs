@@ -428,6 +428,15 @@ fn parse_role(m: &Manage, text: &str) -> ApiResult<Role> {
     Ok(role)
 }
 
+/// argon2id takes tens of milliseconds by design: hash on the blocking pool.
+async fn hash_off_runtime(password: String) -> ApiResult<String> {
+    let internal = |m: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m);
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| internal(e.to_string()))?
+        .map_err(internal)
+}
+
 fn invalid(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid", message)
 }
@@ -470,11 +479,7 @@ async fn create_user(
     check_username(&input.username)?;
     check_password_rules(&input.password).map_err(invalid)?;
     let role = parse_role(&m, input.role.as_deref().unwrap_or("user"))?;
-    let password = input.password;
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
+    let hash = hash_off_runtime(input.password).await?;
     let now = now_ms();
     let user = UserRecord {
         id: random_hex(12),
@@ -542,12 +547,7 @@ async fn update_user(
     }
     if let Some(password) = input.password {
         check_password_rules(&password).map_err(invalid)?;
-        user.password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(|e| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-            })?
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
+        user.password_hash = hash_off_runtime(password).await?;
     }
     user.updated_at = now_ms();
     m.st.identity.store().update_user(&user).await?;
