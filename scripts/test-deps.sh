@@ -12,6 +12,7 @@
 #   SWITCHBOARD_TEST_EVERYTHING  server-everything entry: node "$it" stdio|sse|streamableHttp
 #   SWITCHBOARD_TEST_MCP_CLIENT  tests/interop/mcp_client.py
 #   SWITCHBOARD_TEST_LOOPBACK_PRELOAD  node --import preload: bind 127.0.0.1, report port
+#   SWITCHBOARD_TEST_BFCL        BFCL v4 data dir (bfcl-eval wheel), for tool-search quality
 # Works from any directory.
 set -euo pipefail
 
@@ -89,6 +90,29 @@ else
     log "Python venv up to date"
 fi
 
+# ---- BFCL v4 data (tool-search quality test and search-bench) -------------------------
+# The wheel of the PyPI package bfcl-eval (Apache-2.0) carries the benchmark's JSON lines
+# files; only bfcl_eval/data is unpacked, nothing of it is installed or run.
+BFCL_VERSION="2026.3.23"
+BFCL_DIR="$DEPS/bfcl"
+if [[ "$(cat "$BFCL_DIR/.stamp" 2>/dev/null || true)" != "$BFCL_VERSION" ]]; then
+    log "downloading bfcl-eval $BFCL_VERSION data into $BFCL_DIR"
+    rm -rf "$BFCL_DIR"
+    mkdir -p "$BFCL_DIR/wheel"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip download --quiet --no-input \
+        --no-deps -d "$BFCL_DIR/wheel" "bfcl-eval==$BFCL_VERSION" </dev/null
+    "$VENV/bin/python" - "$BFCL_DIR" <<'PY'
+import glob, sys, zipfile
+dest = sys.argv[1]
+with zipfile.ZipFile(glob.glob(dest + "/wheel/*.whl")[0]) as z:
+    z.extractall(dest, [n for n in z.namelist() if n.startswith("bfcl_eval/data/")])
+PY
+    rm -rf "$BFCL_DIR/wheel"
+    echo "$BFCL_VERSION" >"$BFCL_DIR/.stamp"
+else
+    log "BFCL data up to date"
+fi
+
 # ---- env.sh -------------------------------------------------------------------------
 tmp="$DEPS/env.sh.tmp.$$"
 {
@@ -98,6 +122,7 @@ tmp="$DEPS/env.sh.tmp.$$"
     printf 'export SWITCHBOARD_TEST_NODE=%q\n' "$NODE_BIN"
     printf 'export SWITCHBOARD_TEST_MCP_CLIENT=%q\n' "$INTEROP/mcp_client.py"
     printf 'export SWITCHBOARD_TEST_LOOPBACK_PRELOAD=%q\n' "$INTEROP/loopback-listen.mjs"
+    printf 'export SWITCHBOARD_TEST_BFCL=%q\n' "$BFCL_DIR/bfcl_eval/data"
 } >"$tmp"
 mv -f "$tmp" "$DEPS/env.sh"
 log "wrote $DEPS/env.sh"
