@@ -79,11 +79,17 @@ impl Credentials {
     }
 }
 
-/// The group or server an MCP path names: `/mcp/{name}`, `/sse/{name}`.
+/// The group or server an MCP path names: `/mcp/{name}`, `/sse/{name}`, and the group of
+/// `/mcp/$smart/{group}` (none for `/mcp/$smart`, which covers everything like `/mcp`).
 fn endpoint_name(path: &str) -> Option<&str> {
     let rest = path
         .strip_prefix("/mcp/")
         .or_else(|| path.strip_prefix("/sse/"))?;
+    // The smart endpoint needs the grant of what it searches: a group, or everything.
+    let rest = match rest.strip_prefix(switchboard_hub::SMART_SEGMENT) {
+        Some(smart) => smart.strip_prefix('/').unwrap_or(smart),
+        None => rest,
+    };
     (!rest.is_empty()).then_some(rest)
 }
 
@@ -242,6 +248,9 @@ mod tests {
         assert_eq!(endpoint_name("/mcp"), None);
         assert_eq!(endpoint_name("/mcp/"), None);
         assert_eq!(endpoint_name("/messages"), None);
+        assert_eq!(endpoint_name("/mcp/$smart"), None);
+        assert_eq!(endpoint_name("/mcp/$smart/research"), Some("research"));
+        assert_eq!(endpoint_name("/sse/$smart/research"), Some("research"));
     }
 
     #[test]

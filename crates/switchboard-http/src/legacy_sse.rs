@@ -34,6 +34,22 @@ impl Drop for SessionStream {
     }
 }
 
+/// `GET /sse/$smart/{group}` (`/sse/$smart` is `/sse/{name}`).
+pub(crate) async fn open_smart(
+    caller: CallerHub,
+    peer: ConnectInfo<SocketAddr>,
+    Path(group): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    open(
+        caller,
+        peer,
+        Some(crate::streamable::smart_segment(&group)),
+        headers,
+    )
+    .await
+}
+
 /// `GET /sse[/{name}]`.
 pub(crate) async fn open(
     CallerHub(hub, credentials): CallerHub,

@@ -124,7 +124,8 @@ pub fn mcp_routes(state: McpState) -> Router {
     mcp_endpoints(state).merge(main_router(hub))
 }
 
-/// `/mcp`, `/mcp/{name}`, `/sse`, `/sse/{name}`, `/messages`.
+/// `/mcp`, `/mcp/{name}`, `/mcp/$smart/{group}`, `/sse`, `/sse/{name}`,
+/// `/sse/$smart/{group}`, `/messages`.
 fn mcp_endpoints(state: McpState) -> Router {
     Router::new()
         .route(
@@ -145,8 +146,15 @@ fn mcp_endpoints(state: McpState) -> Router {
                 .post(streamable::post)
                 .delete(streamable::delete),
         )
+        .route(
+            "/mcp/$smart/{group}",
+            get(streamable::get_smart)
+                .post(streamable::post_smart)
+                .delete(streamable::delete),
+        )
         .route("/sse", get(legacy_sse::open))
         .route("/sse/{name}", get(legacy_sse::open))
+        .route("/sse/$smart/{group}", get(legacy_sse::open_smart))
         .route("/messages", post(legacy_sse::message))
         .route("/message", post(legacy_sse::message))
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -81,6 +81,32 @@ fn check_version(headers: &HeaderMap) -> Result<(), Response> {
     }
 }
 
+/// The endpoint name of `/mcp/$smart/{group}` as `resolve_view` takes it.
+pub(crate) fn smart_segment(group: &str) -> Path<String> {
+    Path(format!("{}/{group}", switchboard_hub::SMART_SEGMENT))
+}
+
+/// `POST /mcp/$smart/{group}` (`/mcp/$smart` is `/mcp/{name}`).
+pub(crate) async fn post_smart(
+    caller: CallerHub,
+    peer: ConnectInfo<SocketAddr>,
+    Path(group): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    post(caller, peer, Some(smart_segment(&group)), headers, body).await
+}
+
+/// `GET /mcp/$smart/{group}`.
+pub(crate) async fn get_smart(
+    caller: CallerHub,
+    peer: ConnectInfo<SocketAddr>,
+    Path(group): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    get(caller, peer, Some(smart_segment(&group)), headers).await
+}
+
 /// `POST /mcp[/{name}]`.
 pub(crate) async fn post(
     CallerHub(hub, credentials): CallerHub,

@@ -47,6 +47,8 @@ pub struct HubConfig {
     pub call_queue_timeout: Duration,
     /// Most stdio servers (child processes) this hub runs (0: no limit).
     pub max_stdio_servers: usize,
+    /// What `search_tools` returns on smart endpoints.
+    pub smart_mode: crate::smart::SmartMode,
 }
 
 impl Default for HubConfig {
@@ -64,6 +66,7 @@ impl Default for HubConfig {
             max_concurrent_calls: 0,
             call_queue_timeout: Duration::from_secs(30),
             max_stdio_servers: 0,
+            smart_mode: crate::smart::SmartMode::Full,
         }
     }
 }
@@ -131,6 +134,8 @@ pub(crate) struct HubInner {
     log_taps: Mutex<HashMap<String, Vec<mpsc::Sender<String>>>>,
     /// Slots for upstream calls (`max_concurrent_calls`).
     pub(crate) call_slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// The tool-search index of smart endpoints.
+    pub(crate) smart: crate::smart::SmartCatalog,
 }
 
 /// The hub. Cheap to clone; all clones share one state.
@@ -165,6 +170,7 @@ impl Hub {
                 log_taps: Mutex::new(HashMap::new()),
                 call_slots: (config.max_concurrent_calls > 0)
                     .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_calls))),
+                smart: Default::default(),
                 config,
             }),
         };
@@ -401,6 +407,15 @@ impl Hub {
 
     /// Maps an endpoint path segment to a view: a group first, then a server.
     pub fn resolve_view(&self, segment: Option<&str>) -> Option<View> {
+        if let Some(rest) = segment.and_then(|s| s.strip_prefix(crate::view::SMART_SEGMENT)) {
+            return match rest.strip_prefix('/') {
+                None if rest.is_empty() => Some(View::Smart(None)),
+                Some(g) if self.inner.groups.load().contains_key(g) => {
+                    Some(View::Smart(Some(g.to_string())))
+                }
+                _ => None,
+            };
+        }
         match segment {
             None | Some("") => Some(View::All),
             Some(name) if self.inner.groups.load().contains_key(name) => {

@@ -12,6 +12,7 @@ mod modern;
 mod mrtr;
 mod router;
 mod session;
+mod smart;
 mod view;
 
 pub use hub::{Hub, HubConfig, HubError, ServerStatus};
@@ -20,4 +21,5 @@ pub use merged::{GroupDef, ItemOverride, Overrides, URI_PREFIX};
 pub use modern::{HEADER_MISMATCH, MISSING_CAPABILITY, MODERN_VERSION, UNSUPPORTED_VERSION};
 pub use router::{LATEST_VERSION, SUPPORTED_VERSIONS};
 pub use session::{ClientInfo, ClientSession, StreamGuard, UserHeaders, random_id};
-pub use view::View;
+pub use smart::{DEFAULT_LIMIT as SMART_DEFAULT_LIMIT, Found, SearchError, SmartMode};
+pub use view::{SMART_SEGMENT, View};

@@ -30,6 +30,12 @@ impl Rendered {
         self.items.len()
     }
 
+    /// The raw JSON of item `i`.
+    pub fn item(&self, i: usize) -> &str {
+        let (a, b) = self.items[i];
+        &self.full[a..b]
+    }
+
     /// Items `[from, to)` as a list result, with `next_cursor` when given.
     pub fn page(&self, from: usize, to: usize, next_cursor: Option<&str>) -> String {
         let body = match (
@@ -193,8 +199,8 @@ impl Merged {
 
     /// True when `server` is visible in `view`.
     pub fn in_view(&self, view: &View, server: &str) -> bool {
-        match view {
-            View::All => true,
+        match &*view.base() {
+            View::All | View::Smart(_) => true,
             View::Server(s) => s == server,
             View::Group(g) => self
                 .groups
@@ -205,7 +211,7 @@ impl Merged {
 
     /// True when the group filter of `view` lets exported tool `name` through.
     fn tool_allowed(&self, view: &View, name: &str) -> bool {
-        match view {
+        match &*view.base() {
             View::Group(g) => self
                 .groups
                 .get(g)
@@ -237,6 +243,26 @@ impl Merged {
     }
 
     fn render_uncached(&self, view: &View, kind: ListKind) -> Rendered {
+        if view.is_smart() {
+            if kind == ListKind::Tools {
+                let mut full = String::from("{\"tools\":[");
+                let mut items = Vec::new();
+                for (i, def) in crate::smart::meta_tool_definitions().iter().enumerate() {
+                    if i > 0 {
+                        full.push(',');
+                    }
+                    items.push((full.len(), full.len() + def.len()));
+                    full.push_str(def);
+                }
+                full.push_str("]}");
+                return Rendered {
+                    full: Arc::from(full),
+                    field: kind.field(),
+                    items,
+                };
+            }
+            return self.render_uncached(&view.base(), kind);
+        }
         let prefixed = !matches!(view, View::Server(_));
         let mut out = String::with_capacity(4096);
         out.push_str("{\"");
@@ -294,6 +320,7 @@ impl Merged {
 
     /// Resolves a tool or prompt name as exported in `view`.
     pub fn resolve_name(&self, view: &View, kind: ListKind, name: &str) -> Option<Target<'_>> {
+        let view = &*view.base();
         let (entry, named) = match view {
             View::Server(s) => {
                 let entry = self.entry(s)?;

@@ -1,4 +1,7 @@
-//! Which part of the hub an endpoint shows: everything, a group, or one server.
+//! Which part of the hub an endpoint shows: everything, a group, one server, or the smart
+//! endpoint's meta-tools over everything or a group.
+
+use std::borrow::Cow;
 
 /// An endpoint's view of the hub.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -9,7 +12,13 @@ pub enum View {
     Group(String),
     /// `/mcp/{server}`: one server, names as the server spells them.
     Server(String),
+    /// `/mcp/$smart[/{group}]`: `search_tools`, `describe_tool` and `call_tool` over every
+    /// server or a group's; prompts and resources as the underlying view shows them.
+    Smart(Option<String>),
 }
+
+/// The path segment that names the smart endpoint.
+pub const SMART_SEGMENT: &str = "$smart";
 
 impl View {
     /// A label for logs and status output.
@@ -18,6 +27,23 @@ impl View {
             View::All => "all".into(),
             View::Group(g) => format!("group:{g}"),
             View::Server(s) => format!("server:{s}"),
+            View::Smart(None) => "smart".into(),
+            View::Smart(Some(g)) => format!("smart:group:{g}"),
         }
+    }
+
+    /// The view whose servers and names this one shows: a smart view's group (or
+    /// everything); any other view itself.
+    pub fn base(&self) -> Cow<'_, View> {
+        match self {
+            View::Smart(None) => Cow::Owned(View::All),
+            View::Smart(Some(g)) => Cow::Owned(View::Group(g.clone())),
+            other => Cow::Borrowed(other),
+        }
+    }
+
+    /// True for a smart endpoint.
+    pub fn is_smart(&self) -> bool {
+        matches!(self, View::Smart(_))
     }
 }

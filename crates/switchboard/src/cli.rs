@@ -260,6 +260,10 @@ pub(crate) struct CommonArgs {
         default_value_t = 64
     )]
     pub(crate) max_stdio_servers_per_tenant: usize,
+    /// What `search_tools` on smart endpoints (`/mcp/$smart`) returns: `full` definitions, or
+    /// `compact` names and one-line descriptions (clients then call `describe_tool`).
+    #[arg(long, env = "SWITCHBOARD_SMART_MODE", value_enum, default_value_t = SmartModeArg::Full)]
+    pub(crate) smart_mode: SmartModeArg,
     /// Runtime worker threads (default: half the CPUs, at least one).
     #[arg(long, env = "SWITCHBOARD_THREADS")]
     pub(crate) threads: Option<usize>,
@@ -353,6 +357,15 @@ pub(crate) enum McpAuthArg {
     Required,
 }
 
+/// `--smart-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum SmartModeArg {
+    /// Each result with its full definition.
+    Full,
+    /// Names and one-line descriptions only.
+    Compact,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct StdioArgs {
     #[command(flatten)]
@@ -360,4 +373,8 @@ pub(crate) struct StdioArgs {
     /// Serve only this group or server (names unprefixed for a single server).
     #[arg(long, env = "SWITCHBOARD_GROUP")]
     pub(crate) group: Option<String>,
+    /// Serve the smart endpoint's meta-tools (search_tools, describe_tool, call_tool) over
+    /// everything, or over `--group`, instead of the tools themselves.
+    #[arg(long, env = "SWITCHBOARD_SMART")]
+    pub(crate) smart: bool,
 }

@@ -27,12 +27,17 @@ const LONG_FILES: &[(&str, usize)] = &[
 const MAX_LINES: usize = 800;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// Every path under `dir` (files and directories), relative to the workspace root.
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name();
@@ -40,7 +45,11 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         if name.starts_with('.') || name == "target" || name == "node_modules" {
             continue;
         }
-        let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        let rel = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         if path.is_dir() {
             out.push(format!("{rel}/"));
             walk(root, &path, out);
@@ -55,7 +64,11 @@ fn rust_files(root: &Path) -> Vec<String> {
     walk(root, &root.join("crates"), &mut all);
     all.retain(|p| p.ends_with(".rs"));
     all.sort();
-    assert!(all.len() > 50, "found only {} Rust files under crates/", all.len());
+    assert!(
+        all.len() > 50,
+        "found only {} Rust files under crates/",
+        all.len()
+    );
     all
 }
 
@@ -69,7 +82,10 @@ fn every_rust_source_file_starts_with_a_module_header() {
             !text.trim_start().starts_with("//!")
         })
         .collect();
-    assert!(missing.is_empty(), "files without a `//!` header: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "files without a `//!` header: {missing:#?}"
+    );
 }
 
 #[test]
@@ -77,7 +93,10 @@ fn no_source_file_outgrows_its_line_budget() {
     let root = root();
     let mut over = Vec::new();
     for f in rust_files(&root) {
-        let lines = std::fs::read_to_string(root.join(&f)).unwrap().lines().count();
+        let lines = std::fs::read_to_string(root.join(&f))
+            .unwrap()
+            .lines()
+            .count();
         let limit = LONG_FILES
             .iter()
             .find(|(name, _)| *name == f)
@@ -86,9 +105,15 @@ fn no_source_file_outgrows_its_line_budget() {
             over.push(format!("{f}: {lines} lines (limit {limit})"));
         }
     }
-    assert!(over.is_empty(), "split these files or justify a larger budget: {over:#?}");
+    assert!(
+        over.is_empty(),
+        "split these files or justify a larger budget: {over:#?}"
+    );
     for (name, _) in LONG_FILES {
-        assert!(root.join(name).exists(), "allow-list names a missing file: {name}");
+        assert!(
+            root.join(name).exists(),
+            "allow-list names a missing file: {name}"
+        );
     }
 }
 
@@ -116,21 +141,28 @@ fn every_path_architecture_md_names_exists() {
             p == token
                 || p.trim_end_matches('/') == token.trim_end_matches('/')
                 || p.ends_with(&format!("/{token}"))
-                || p.trim_end_matches('/').ends_with(&format!("/{}", token.trim_end_matches('/')))
+                || p.trim_end_matches('/')
+                    .ends_with(&format!("/{}", token.trim_end_matches('/')))
         });
         if !found {
             stale.push(token.to_owned());
         }
     }
     assert!(named > 20, "ARCHITECTURE.md names only {named} paths");
-    assert!(stale.is_empty(), "ARCHITECTURE.md names paths that do not exist: {stale:#?}");
+    assert!(
+        stale.is_empty(),
+        "ARCHITECTURE.md names paths that do not exist: {stale:#?}"
+    );
 }
 
 /// A backticked token that names a file or directory of the repository, not a URL path, a
 /// method name or a pattern.
 fn looks_like_a_path(token: &str) -> bool {
-    let file_ext = [".rs", ".md", ".sh", ".toml", ".json", ".yaml", ".py", ".mjs", ".sql"];
-    if token.is_empty() || token.contains(['{', '*', ' ', ':', '?', '$']) || token.starts_with('/') {
+    let file_ext = [
+        ".rs", ".md", ".sh", ".toml", ".json", ".yaml", ".py", ".mjs", ".sql",
+    ];
+    if token.is_empty() || token.contains(['{', '*', ' ', ':', '?', '$']) || token.starts_with('/')
+    {
         return false;
     }
     file_ext.iter().any(|e| token.ends_with(e))

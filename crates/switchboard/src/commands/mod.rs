@@ -144,6 +144,10 @@ pub(crate) fn new_hub(common: &CommonArgs, untrusted_client: Option<reqwest::Cli
         untrusted_client,
         max_concurrent_calls: common.max_calls_per_tenant,
         max_stdio_servers: common.max_stdio_servers_per_tenant,
+        smart_mode: match common.smart_mode {
+            crate::cli::SmartModeArg::Full => switchboard_hub::SmartMode::Full,
+            crate::cli::SmartModeArg::Compact => switchboard_hub::SmartMode::Compact,
+        },
         ..HubConfig::default()
     })
 }

@@ -12,11 +12,19 @@ pub(crate) async fn run(
     servers: switchboard_core::config::ServersFile,
 ) -> anyhow::Result<()> {
     let hub = build_hub(&args.common, servers).await?;
-    let view = match &args.group {
-        None => View::All,
-        Some(g) => hub
-            .resolve_view(Some(g))
-            .with_context(|| format!("--group: no group or server named {g:?}"))?,
+    let view = match (&args.group, args.smart) {
+        (None, false) => View::All,
+        (None, true) => View::Smart(None),
+        (Some(g), smart) => {
+            let segment = if smart {
+                format!("{}/{g}", switchboard_hub::SMART_SEGMENT)
+            } else {
+                g.clone()
+            };
+            let what = if smart { "group" } else { "group or server" };
+            hub.resolve_view(Some(&segment))
+                .with_context(|| format!("--group: no {what} named {g:?}"))?
+        }
     };
     let session = hub.create_session(view, 1024)?;
     let mut stream = session.attach_stream().context("session stream")?;

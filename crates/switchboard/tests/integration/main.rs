@@ -15,3 +15,4 @@ mod interop;
 mod modern;
 mod process;
 mod sessions;
+mod smart;

@@ -13,6 +13,7 @@ mod groups;
 mod identity;
 mod items;
 mod schema;
+mod search;
 mod seed_doc;
 mod servers;
 mod sessions;
@@ -82,6 +83,7 @@ fn build() -> (Router<ApiState>, Document) {
         .merge(identity::routes())
         .merge(credentials::routes())
         .merge(sessions::routes())
+        .merge(search::routes())
         .routes(routes!(openapi))
         .split_for_parts();
     add_security(&mut doc);

@@ -1,0 +1,356 @@
+//! Smart routing (`/mcp/$smart[/{group}]`): three meta-tools in place of the catalogue.
+//!
+//! An agent that cannot hold a thousand tool definitions connects to a smart endpoint, asks
+//! `search_tools` in natural language, reads a definition with `describe_tool`, and calls it
+//! with `call_tool`, which the router turns into an ordinary `tools/call` of the underlying
+//! view (progress, cancellation, server requests and per-tool settings behave as on `/mcp`).
+//!
+//! The index covers every upstream tool as `/mcp` shows it (prefixed names, overrides
+//! applied). It is built from the merged snapshot at most once per snapshot generation, the
+//! first time a search needs it after a change, and each search filters it by the caller's
+//! view, so a group's filter or a disabled tool is never found.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use switchboard_search::{Analyzer, Index, Params, ToolText};
+use switchboard_upstream::ListKind;
+
+use crate::local;
+use crate::merged::Merged;
+use crate::view::View;
+
+/// The meta-tools' names, as a smart endpoint lists them.
+pub const SEARCH_TOOLS: &str = "search_tools";
+pub const DESCRIBE_TOOL: &str = "describe_tool";
+pub const CALL_TOOL: &str = "call_tool";
+
+/// Results `search_tools` returns unless asked otherwise, and the most it returns.
+pub const DEFAULT_LIMIT: usize = 10;
+pub const MAX_LIMIT: usize = 50;
+
+/// Longest query accepted, in bytes.
+pub const MAX_QUERY_BYTES: usize = 4096;
+
+/// How `search_tools` presents results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SmartMode {
+    /// Each result carries its full definition (`inputSchema` included).
+    #[default]
+    Full,
+    /// Names and one-line descriptions only; `describe_tool` gives the rest.
+    Compact,
+}
+
+/// The meta-tools' definitions (raw JSON), as a smart endpoint lists them.
+pub fn meta_tool_definitions() -> Vec<String> {
+    let tools = json!([
+        {
+            "name": SEARCH_TOOLS,
+            "title": "Search tools",
+            "description": "Search the tools available through this hub by what they do, in natural language. Returns the best matches, best first, with their full names (server__tool) to use with call_tool.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string", "description": "What the tool should do, e.g. \"read a file from disk\"."},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT, "description": "How many tools to return."},
+                    "server": {"type": "string", "description": "Only tools of this server."}
+                },
+                "required": ["query"]
+            },
+            "outputSchema": {
+                "type": "object",
+                "properties": {
+                    "tools": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "name": {"type": "string"},
+                                "server": {"type": "string"},
+                                "description": {"type": "string"},
+                                "inputSchema": {"type": "object"},
+                                "score": {"type": "number"}
+                            },
+                            "required": ["name", "server", "score"]
+                        }
+                    }
+                },
+                "required": ["tools"]
+            },
+            "annotations": {"readOnlyHint": true, "idempotentHint": true, "openWorldHint": false}
+        },
+        {
+            "name": DESCRIBE_TOOL,
+            "title": "Describe a tool",
+            "description": "The full definition of one tool (name, description, inputSchema, outputSchema, annotations), by the full name search_tools returned.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {"name": {"type": "string", "description": "The tool's full name, server__tool."}},
+                "required": ["name"]
+            },
+            "annotations": {"readOnlyHint": true, "idempotentHint": true, "openWorldHint": false}
+        },
+        {
+            "name": CALL_TOOL,
+            "title": "Call a tool",
+            "description": "Call a tool found with search_tools, by its full name, with arguments that follow its inputSchema. Returns the tool's own result.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "description": "The tool's full name, server__tool."},
+                    "arguments": {"type": "object", "description": "The tool's arguments."}
+                },
+                "required": ["name"]
+            }
+        }
+    ]);
+    tools
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(Value::to_string)
+        .collect()
+}
+
+/// True when `name` is one of the meta-tools.
+pub fn is_meta_tool(name: &str) -> bool {
+    matches!(name, SEARCH_TOOLS | DESCRIBE_TOOL | CALL_TOOL)
+}
+
+/// One searchable tool: its exported name, server and definition as `/mcp` lists it.
+struct Doc {
+    name: String,
+    server: String,
+    def: Value,
+}
+
+/// The index of one merged snapshot.
+pub struct SmartIndex {
+    generation: u64,
+    docs: Vec<Doc>,
+    index: Index,
+}
+
+/// The current index, rebuilt when the merged snapshot changes.
+#[derive(Default)]
+pub struct SmartCatalog {
+    analyzer: std::sync::OnceLock<Analyzer>,
+    current: Mutex<Option<Arc<SmartIndex>>>,
+}
+
+/// One search result.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub name: String,
+    pub server: String,
+    pub score: f32,
+    pub def: Value,
+}
+
+/// Why a search was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("query must be a non-empty string")]
+    EmptyQuery,
+    #[error("query is longer than {MAX_QUERY_BYTES} bytes")]
+    QueryTooLong,
+    #[error("limit must be between 1 and {MAX_LIMIT}")]
+    BadLimit,
+}
+
+impl SmartCatalog {
+    fn analyzer(&self) -> &Analyzer {
+        self.analyzer.get_or_init(Analyzer::new)
+    }
+
+    /// The index of `merged`, building it if the snapshot changed since the last one.
+    fn index_for(&self, merged: &Merged) -> Arc<SmartIndex> {
+        if let Some(idx) = self.current.lock().expect("smart index").as_ref()
+            && idx.generation == merged.generation
+        {
+            return idx.clone();
+        }
+        let started = std::time::Instant::now();
+        let built = Arc::new(build(merged, self.analyzer()));
+        tracing::debug!(
+            tools = built.docs.len(),
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "smart index built"
+        );
+        let mut cur = self.current.lock().expect("smart index");
+        // Keep whichever is newer if two searches raced to build.
+        match cur.as_ref() {
+            Some(c) if c.generation > built.generation => c.clone(),
+            _ => {
+                *cur = Some(built.clone());
+                built
+            }
+        }
+    }
+
+    /// Searches the tools `view` shows, best first.
+    pub fn search(
+        &self,
+        merged: &Merged,
+        view: &View,
+        query: &str,
+        limit: usize,
+        server: Option<&str>,
+    ) -> Result<Vec<Found>, SearchError> {
+        if query.trim().is_empty() {
+            return Err(SearchError::EmptyQuery);
+        }
+        if query.len() > MAX_QUERY_BYTES {
+            return Err(SearchError::QueryTooLong);
+        }
+        if limit == 0 || limit > MAX_LIMIT {
+            return Err(SearchError::BadLimit);
+        }
+        let idx = self.index_for(merged);
+        let view = view.base();
+        let hits = idx.index.search(self.analyzer(), query, limit, |d| {
+            let doc = &idx.docs[d];
+            server.is_none_or(|s| s == doc.server)
+                && merged
+                    .resolve_name(&view, ListKind::Tools, &doc.name)
+                    .is_some()
+        });
+        Ok(hits
+            .into_iter()
+            .map(|h| {
+                let doc = &idx.docs[h.doc];
+                Found {
+                    name: doc.name.clone(),
+                    server: doc.server.clone(),
+                    score: h.score,
+                    def: doc.def.clone(),
+                }
+            })
+            .collect())
+    }
+
+    /// The definition of tool `name` as `view` shows it.
+    pub fn describe(&self, merged: &Merged, view: &View, name: &str) -> Option<Value> {
+        let view = view.base();
+        merged.resolve_name(&view, ListKind::Tools, name)?;
+        let rendered = merged.rendered(&view, ListKind::Tools);
+        (0..rendered.len())
+            .filter_map(|i| serde_json::from_str::<Value>(rendered.item(i)).ok())
+            .find(|t| t.get("name").and_then(Value::as_str) == Some(name))
+    }
+}
+
+/// Indexes every upstream tool of `merged` as `/mcp` lists it.
+fn build(merged: &Merged, analyzer: &Analyzer) -> SmartIndex {
+    let rendered = merged.rendered(&View::All, ListKind::Tools);
+    let mut docs = Vec::with_capacity(rendered.len());
+    let mut texts = Vec::with_capacity(rendered.len());
+    for i in 0..rendered.len() {
+        let Ok(def) = serde_json::from_str::<Value>(rendered.item(i)) else {
+            continue;
+        };
+        let Some(name) = def.get("name").and_then(Value::as_str).map(str::to_owned) else {
+            continue;
+        };
+        if local::is_local_tool(&name) {
+            continue;
+        }
+        let Some(target) = merged.resolve_name(&View::All, ListKind::Tools, &name) else {
+            continue;
+        };
+        let server = target.entry.name.clone();
+        texts.push(ToolText::from_tool(&server, &target.original, &def));
+        docs.push(Doc { name, server, def });
+    }
+    let index = Index::build(&texts, analyzer, Params::TUNED);
+    SmartIndex {
+        generation: merged.generation,
+        docs,
+        index,
+    }
+}
+
+/// The `search_tools` result: `structuredContent` plus the same JSON as text.
+pub fn search_result(found: &[Found], mode: SmartMode) -> String {
+    let tools: Vec<Value> = found
+        .iter()
+        .map(|f| {
+            let description = f.def.get("description").and_then(Value::as_str).unwrap_or("");
+            match mode {
+                SmartMode::Full => json!({
+                    "name": f.name,
+                    "server": f.server,
+                    "description": description,
+                    "inputSchema": f.def.get("inputSchema").cloned().unwrap_or(json!({"type": "object"})),
+                    "score": round(f.score),
+                }),
+                SmartMode::Compact => json!({
+                    "name": f.name,
+                    "server": f.server,
+                    "description": first_line(description),
+                    "score": round(f.score),
+                }),
+            }
+        })
+        .collect();
+    let structured = json!({ "tools": tools });
+    tool_result(&structured, false)
+}
+
+/// A `CallToolResult` with `value` as structured content and as JSON text.
+pub fn tool_result(value: &Value, is_error: bool) -> String {
+    json!({
+        "content": [{"type": "text", "text": value.to_string()}],
+        "structuredContent": value,
+        "isError": is_error,
+    })
+    .to_string()
+}
+
+fn round(score: f32) -> f64 {
+    (f64::from(score) * 1000.0).round() / 1000.0
+}
+
+/// The first line (or sentence, if shorter than 200 characters) of a description.
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or("").trim();
+    let end = line.find(". ").map_or(line.len(), |i| i + 1);
+    let short = &line[..end];
+    if short.chars().count() <= 200 {
+        short.to_owned()
+    } else {
+        short
+            .chars()
+            .take(199)
+            .chain(std::iter::once('…'))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_meta_tools_list_names_the_three_tools_with_schemas() {
+        let defs: Vec<Value> = meta_tool_definitions()
+            .iter()
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        let names: Vec<&str> = defs.iter().map(|t| t["name"].as_str().unwrap()).collect();
+        assert_eq!(names, [SEARCH_TOOLS, DESCRIBE_TOOL, CALL_TOOL]);
+        assert!(defs[0]["outputSchema"].is_object());
+        assert!(names.iter().all(|n| is_meta_tool(n)));
+    }
+
+    #[test]
+    fn compact_descriptions_keep_the_first_sentence() {
+        assert_eq!(
+            first_line("Reads a file. Returns bytes.\nMore."),
+            "Reads a file."
+        );
+        assert_eq!(first_line(""), "");
+        assert_eq!(first_line(&"x".repeat(300)).chars().count(), 200);
+    }
+}
