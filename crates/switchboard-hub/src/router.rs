@@ -298,7 +298,7 @@ impl Hub {
         result_message(env.id_text(), "{}")
     }
 
-    async fn call_named(
+    pub(crate) async fn call_named(
         &self,
         session: &Arc<ClientSession>,
         text: &str,
@@ -325,7 +325,7 @@ impl Hub {
             ));
         };
         if kind == ListKind::Tools && session.view.is_smart() && crate::smart::is_meta_tool(&name) {
-            return self.call_meta(session, env, &params, &name, sink).await;
+            return crate::smart::call_meta(self, session, env, &params, &name, sink).await;
         }
         if kind == ListKind::Tools && local::is_local_tool(&name) {
             return Some(result_message(
@@ -379,128 +379,6 @@ impl Hub {
         };
         self.forward(session, text, env, Some(&params), splice, route, sink)
             .await
-    }
-
-    /// A meta-tool of a smart endpoint: `search_tools` and `describe_tool` answered here,
-    /// `call_tool` turned into the `tools/call` it stands for and routed like one.
-    async fn call_meta(
-        &self,
-        session: &Arc<ClientSession>,
-        env: &Envelope<'_>,
-        params: &Fields<'_>,
-        name: &str,
-        sink: &mpsc::Sender<String>,
-    ) -> Option<String> {
-        use crate::smart::{self, CALL_TOOL, DESCRIBE_TOOL, SEARCH_TOOLS};
-        let id = env.id_text();
-        let invalid = |msg: String| Some(error_message(id, code::INVALID_PARAMS, &msg, None));
-        let raw_args = params.get("arguments").filter(|a| a.get() != "null");
-        let args: serde_json::Map<String, Value> = match raw_args {
-            None => serde_json::Map::new(),
-            Some(raw) => match serde_json::from_str::<Value>(raw.get()) {
-                Ok(Value::Object(map)) => map,
-                _ => return invalid(format!("{name}: arguments must be an object")),
-            },
-        };
-        let str_arg = |key: &str| -> Result<Option<&str>, String> {
-            match args.get(key) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.as_str())),
-                Some(_) => Err(format!("{name}: {key} must be a string")),
-            }
-        };
-        match name {
-            SEARCH_TOOLS => {
-                let query = match str_arg("query") {
-                    Ok(Some(q)) => q,
-                    Ok(None) => return invalid(format!("{SEARCH_TOOLS}: query is required")),
-                    Err(e) => return invalid(e),
-                };
-                let limit = match args.get("limit") {
-                    None | Some(Value::Null) => smart::DEFAULT_LIMIT,
-                    Some(v) => match v.as_u64() {
-                        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-                        None => {
-                            return invalid(format!(
-                                "{SEARCH_TOOLS}: limit must be an integer from 1 to {}",
-                                smart::MAX_LIMIT
-                            ));
-                        }
-                    },
-                };
-                let server = match str_arg("server") {
-                    Ok(s) => s,
-                    Err(e) => return invalid(e),
-                };
-                self.settle_startup().await;
-                let merged = self.inner.merged.load_full();
-                match self
-                    .inner
-                    .smart
-                    .search(&merged, &session.view, query, limit, server)
-                {
-                    Ok(found) => Some(result_message(
-                        id,
-                        &smart::search_result(&found, self.config().smart_mode),
-                    )),
-                    Err(e) => invalid(format!("{SEARCH_TOOLS}: {e}")),
-                }
-            }
-            DESCRIBE_TOOL => {
-                let tool = match str_arg("name") {
-                    Ok(Some(t)) => t,
-                    Ok(None) => return invalid(format!("{DESCRIBE_TOOL}: name is required")),
-                    Err(e) => return invalid(e),
-                };
-                let merged = self.inner.merged.load_full();
-                match self.inner.smart.describe(&merged, &session.view, tool) {
-                    Some(def) => Some(result_message(id, &smart::tool_result(&def, false))),
-                    None => invalid(format!("{DESCRIBE_TOOL}: unknown tool: {tool}")),
-                }
-            }
-            CALL_TOOL => {
-                let tool = match str_arg("name") {
-                    Ok(Some(t)) => t.to_owned(),
-                    Ok(None) => return invalid(format!("{CALL_TOOL}: name is required")),
-                    Err(e) => return invalid(e),
-                };
-                if smart::is_meta_tool(&tool) {
-                    return invalid(format!(
-                        "{CALL_TOOL}: {tool} is a meta-tool; call it directly"
-                    ));
-                }
-                let inner_args = match args.get("arguments") {
-                    None | Some(Value::Null) => "{}".to_owned(),
-                    Some(v @ Value::Object(_)) => v.to_string(),
-                    Some(_) => return invalid(format!("{CALL_TOOL}: arguments must be an object")),
-                };
-                // The call the client means, with its id and its `_meta` (progress token,
-                // protocol keys of a stateless request), routed as on the underlying view.
-                let meta = params
-                    .get("_meta")
-                    .map(|m| format!(r#","_meta":{}"#, m.get()))
-                    .unwrap_or_default();
-                let inner = format!(
-                    r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":{},"arguments":{inner_args}{meta}}}}}"#,
-                    quote(&tool)
-                );
-                let inner_env = match Envelope::parse(&inner) {
-                    Ok(e) => e,
-                    Err(e) => return invalid(format!("{CALL_TOOL}: {e}")),
-                };
-                let inner_params = inner_env.params.and_then(|p| Fields::parse(p.get()));
-                Box::pin(self.call_named(
-                    session,
-                    &inner,
-                    &inner_env,
-                    inner_params,
-                    ListKind::Tools,
-                    sink,
-                ))
-                .await
-            }
-            _ => invalid(format!("unknown tool: {name}")),
-        }
     }
 
     /// Tool search over what `view` shows (the REST API's `/api/v1/tools/search`).
