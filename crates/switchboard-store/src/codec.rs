@@ -317,12 +317,14 @@ pub(crate) fn db_error(error: sqlx::Error) -> StoreError {
 }
 
 /// Errors that say "the database is not there right now" rather than "this query is wrong":
-/// socket and TLS failures, no pooled connection in time, and PostgreSQL's connection
+/// socket and TLS failures, a garbled or cut stream (a connection closed during the TLS
+/// request reads as a protocol error), no pooled connection in time, and PostgreSQL's connection
 /// exception (08xxx), shutdown (57P01-57P03) and too-many-connections (53300) codes.
 pub(crate) fn is_unavailable(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
