@@ -573,3 +573,70 @@ async fn ready_stays_200_with_servers_down_and_lists_each_state() {
     hub.term();
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn stdio_mode_kills_what_a_killed_stdio_hub_left_behind() {
+    init();
+    let dir = temp_dir("stdiorecord");
+    let n = 950_000 + (std::process::id() % 40_000);
+    let fixture = fixture_bin().display().to_string();
+    let servers = json!({"mcpServers": {
+        "wrapped": {"command": "sh", "args": ["-c", format!("sleep {n} & exec {fixture} stdio --name wrapped")]},
+    }});
+    let file = dir.join("servers.json");
+    std::fs::write(&file, servers.to_string()).unwrap();
+    let stdio_hub = |servers: bool| {
+        let mut cmd = Command::new(switchboard_bin());
+        cmd.arg("stdio");
+        if servers {
+            cmd.arg("--servers").arg(&file);
+        }
+        cmd.env("XDG_RUNTIME_DIR", &dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = stdio_hub(true);
+    let mut grandchild = 0;
+    wait_for("the grandchild", Duration::from_secs(20), || {
+        grandchild = with_cmdline(&format!("sleep {n}"))
+            .first()
+            .copied()
+            .unwrap_or(0);
+        grandchild != 0
+    })
+    .await;
+    let record = dir.join(format!("switchboard/stdio-{}.pgroups", first.id()));
+    wait_for("the record", Duration::from_secs(5), || {
+        std::fs::read_to_string(&record).is_ok_and(|t| t.contains(" wrapped\n"))
+    })
+    .await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        running(grandchild),
+        "the grandchild outlives the killed hub"
+    );
+
+    let mut second = stdio_hub(false);
+    wait_for(
+        "the grandchild to be killed",
+        Duration::from_secs(5),
+        || !running(grandchild),
+    )
+    .await;
+    assert!(!record.exists(), "the dead hub's record is removed");
+    drop(second.stdin.take());
+    let _ = second.wait();
+    assert!(
+        std::fs::read_dir(dir.join("switchboard"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "a clean exit removes its own record"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
