@@ -11,15 +11,15 @@ mod batch;
 mod legacy_sse;
 mod modern;
 mod origin;
+mod ready;
 mod streamable;
 
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::response::{IntoResponse, Json};
+use axum::extract::DefaultBodyLimit;
+use axum::response::Json;
 use axum::routing::{get, post};
-use serde_json::json;
 use switchboard_hub::Hub;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -86,10 +86,13 @@ pub fn main_service(api: ApiState, options: &ServiceOptions) -> Router {
         ))
         .layer(DefaultBodyLimit::max(1 << 20))
         .with_state(api.clone());
-    main_router(hub)
-        .merge(management)
-        .merge(mcp_endpoints(state))
-        .merge(metadata_routes(&api, options))
+    ready::routes(
+        hub,
+        Some(ready::StoreCheck::new(api.control.store().clone())),
+    )
+    .merge(management)
+    .merge(mcp_endpoints(state))
+    .merge(metadata_routes(&api, options))
 }
 
 /// `/.well-known/oauth-protected-resource[/mcp]` (RFC 9728), unauthenticated.
@@ -118,10 +121,15 @@ pub fn mcp_router(hub: Hub) -> Router {
     mcp_routes(McpState::Open(hub))
 }
 
-/// The MCP endpoints for `state`, plus health and readiness.
+/// The MCP endpoints for `state`, plus health and readiness (the store included when
+/// `state` has one).
 pub fn mcp_routes(state: McpState) -> Router {
     let hub = state.default_hub();
-    mcp_endpoints(state).merge(main_router(hub))
+    let store = match &state {
+        McpState::Open(_) => None,
+        McpState::Tenants { api, .. } => Some(ready::StoreCheck::new(api.control.store().clone())),
+    };
+    mcp_endpoints(state).merge(ready::routes(hub, store))
 }
 
 /// `/mcp`, `/mcp/{name}`, `/mcp/$smart/{group}`, `/sse`, `/sse/{name}`,
@@ -161,25 +169,9 @@ fn mcp_endpoints(state: McpState) -> Router {
         .with_state(state)
 }
 
-/// Health and readiness only.
+/// Health and readiness only (no store: readiness is the hub's).
 pub fn main_router(hub: Hub) -> Router {
-    health_routes().with_state(hub)
-}
-
-fn health_routes() -> Router<Hub> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-}
-
-async fn health() -> impl IntoResponse {
-    Json(json!({"status": "ok"}))
-}
-
-async fn ready(State(hub): State<Hub>) -> impl IntoResponse {
-    let servers = hub.servers();
-    let ready = servers.iter().filter(|s| s.state == "ready").count();
-    Json(json!({"status": "ok", "servers": servers.len(), "ready": ready}))
+    ready::routes(hub, None)
 }
 
 /// Serves `router` on `listener` until `shutdown` fires.

@@ -303,11 +303,34 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError
 }
 
 /// Unique violations become `Conflict`, foreign-key violations (a setting for a missing
-/// server) `NotFound`; everything else is a `Backend` error. Decided by error kind, not text.
+/// server) `NotFound`; a database that cannot be reached `Unavailable`; everything else is a
+/// `Backend` error. Decided by error kind, not text.
 pub(crate) fn db_error(error: sqlx::Error) -> StoreError {
+    if is_unavailable(&error) {
+        return StoreError::Unavailable(error.to_string());
+    }
     match error.as_database_error().map(|e| e.kind()) {
         Some(ErrorKind::UniqueViolation) => StoreError::Conflict,
         Some(ErrorKind::ForeignKeyViolation) => StoreError::NotFound,
         _ => StoreError::Backend(error.to_string()),
+    }
+}
+
+/// Errors that say "the database is not there right now" rather than "this query is wrong":
+/// socket and TLS failures, a garbled or cut stream (a connection closed during the TLS
+/// request reads as a protocol error), no pooled connection in time, and PostgreSQL's connection
+/// exception (08xxx), shutdown (57P01-57P03) and too-many-connections (53300) codes.
+pub(crate) fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(e) => e.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
     }
 }

@@ -42,6 +42,10 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Backend(String),
+    /// The database cannot be reached (down, connection lost, no connection in time): the
+    /// request may succeed later, so management routes answer 503.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// How to reach a server, as stored.
@@ -266,6 +270,8 @@ pub trait Store: IdentityStore + Send + Sync + 'static {
     async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Sets a key/value.
     async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
+    /// A cheap round trip (`SELECT 1`), for readiness checks.
+    async fn ping(&self) -> Result<(), StoreError>;
 }
 
 /// Opens the store at `url`, choosing the backend by scheme: `postgres://` or `postgresql://`

@@ -1,10 +1,11 @@
 //! The PostgreSQL backend.
 
 use std::str::FromStr;
+use std::time::Duration;
 
-use sqlx::Postgres;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Postgres};
 
 use crate::crypto::SecretKey;
 use crate::migrations;
@@ -22,15 +23,40 @@ impl std::fmt::Debug for PgStore {
 }
 
 impl PgStore {
-    /// Connects to `url` (`postgres://user@host:port/db`) and migrates the database.
+    /// Connects to `url` (`postgres://user@host:port/db`, `?sslmode=require` for TLS) and
+    /// migrates the database.
+    ///
+    /// One connection is opened first, within [`CONNECT_TIMEOUT`], so a wrong URL (host, port,
+    /// database name, credentials, TLS) fails at once with the driver's reason and the
+    /// address, instead of the pool retrying a refused connection until its deadline.
     pub async fn connect(url: &str, key: SecretKey) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Backend(format!("bad PostgreSQL URL: {e}")))?;
+        let target = describe(&options);
+        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options)).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+            Ok(Err(e)) => {
+                return Err(StoreError::Backend(format!(
+                    "cannot connect to PostgreSQL at {target}: {e}"
+                )));
+            }
+            Err(_) => {
+                return Err(StoreError::Backend(format!(
+                    "cannot connect to PostgreSQL at {target}: no answer within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                )));
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(8)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
-            .map_err(|e| StoreError::Backend(format!("cannot connect to PostgreSQL: {e}")))?;
+            .map_err(|e| {
+                StoreError::Backend(format!("cannot connect to PostgreSQL at {target}: {e}"))
+            })?;
         migrate(&pool).await?;
         Ok(PgStore { pool, key })
     }
@@ -40,6 +66,23 @@ impl PgStore {
     async fn begin_tx(&self) -> Result<sqlx::Transaction<'static, Postgres>, StoreError> {
         self.pool.begin().await.map_err(db_error)
     }
+}
+
+/// How long opening the store may take to reach PostgreSQL.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
+/// How long a request waits for a pooled connection (a new one is opened if none is idle)
+/// before the store reports itself unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `host:port/database as user`, or the socket path, for error messages (no password).
+fn describe(options: &PgConnectOptions) -> String {
+    let place = match options.get_socket() {
+        Some(path) => path.display().to_string(),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    let user = options.get_username();
+    let db = options.get_database().unwrap_or(user);
+    format!("{place} (database {db:?}, user {user:?})")
 }
 
 /// Runs under sqlx's advisory lock, so replicas starting together migrate once.

@@ -497,6 +497,14 @@ macro_rules! impl_store {
                 Ok(done.rows_affected() > 0)
             }
 
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1")
+                    .execute(&self.pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(db_error)
+            }
+
             async fn revision(&self) -> Result<i64, StoreError> {
                 let row = sqlx::query(sql::GET_REVISION)
                     .fetch_one(&self.pool)

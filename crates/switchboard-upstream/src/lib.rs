@@ -12,6 +12,7 @@ mod error;
 mod http;
 mod modern;
 mod mux;
+mod pgroups;
 mod sse;
 mod stdio;
 mod supervisor;
@@ -23,6 +24,7 @@ pub use connection::{
 };
 pub use error::UpstreamError;
 pub use mux::Incoming;
+pub use pgroups::{ProcessGroups, become_subreaper};
 pub use stdio::StderrRing;
 pub use supervisor::{HubEvent, State, Status, Upstream, UpstreamOptions};
 

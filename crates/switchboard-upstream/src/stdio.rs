@@ -124,6 +124,9 @@ impl StdioConn {
             .spawn()
             .map_err(|e| UpstreamError::Transport(format!("cannot start {command:?}: {e}")))?;
         let pid = child.id();
+        if let (Some(groups), Some(pid)) = (crate::ProcessGroups::installed(), pid) {
+            groups.record(pid, name);
+        }
         let stdin = child.stdin.take().expect("stdin is piped");
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");

@@ -155,9 +155,7 @@ pub(crate) fn auth_failure(e: AuthError) -> Response {
             );
             resp
         }
-        AuthError::Store(e) => {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()).into_response()
-        }
+        AuthError::Store(e) => ApiError::from_store(e).into_response(),
     }
 }
 

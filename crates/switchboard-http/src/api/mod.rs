@@ -128,9 +128,22 @@ impl From<ControlError> for ApiError {
             ControlError::Timeout(m) => {
                 ApiError::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", m)
             }
-            ControlError::Store(e) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string())
-            }
+            ControlError::Store(e) => ApiError::from_store(e),
+        }
+    }
+}
+
+impl ApiError {
+    /// A store failure: 503 `store_unavailable` when the database cannot be reached (the
+    /// request may succeed later), else 500 `store`.
+    pub fn from_store(e: switchboard_store::StoreError) -> Self {
+        match e {
+            switchboard_store::StoreError::Unavailable(m) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                format!("the database is unavailable, try again later: {m}"),
+            ),
+            e => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()),
         }
     }
 }

@@ -127,6 +127,45 @@ fn load(common: &CommonArgs) -> Result<ServersFile, String> {
     Ok(file)
 }
 
+/// Makes the hub the subreaper of its stdio servers' orphans, kills the process groups a
+/// previous run recorded (in `data_dir/pgroups`, or for `stdio` mode in a per-user state
+/// directory) and left behind, and records this run's groups from now on.
+pub(crate) fn guard_processes(
+    data_dir: Option<&std::path::Path>,
+) -> anyhow::Result<std::sync::Arc<switchboard_upstream::ProcessGroups>> {
+    use anyhow::Context;
+    use switchboard_upstream::ProcessGroups;
+    switchboard_upstream::become_subreaper();
+    let groups = match data_dir {
+        Some(dir) => {
+            let path = dir.join("pgroups");
+            ProcessGroups::open(&path)
+                .with_context(|| format!("cannot write {}", path.display()))?
+        }
+        None => {
+            let dir = stdio_state_dir();
+            ProcessGroups::open_in(&dir).with_context(|| {
+                format!("cannot write the process-group record in {}", dir.display())
+            })?
+        }
+    };
+    groups.install();
+    Ok(groups)
+}
+
+/// `$XDG_RUNTIME_DIR/switchboard`, else `$HOME/.local/state/switchboard`, else the temporary
+/// directory's `switchboard`.
+fn stdio_state_dir() -> std::path::PathBuf {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(run) = env("XDG_RUNTIME_DIR") {
+        return std::path::PathBuf::from(run).join("switchboard");
+    }
+    if let Some(home) = env("HOME") {
+        return std::path::PathBuf::from(home).join(".local/state/switchboard");
+    }
+    std::env::temp_dir().join("switchboard")
+}
+
 /// An empty hub with the command line's settings.
 pub(crate) fn new_hub(common: &CommonArgs, untrusted_client: Option<reqwest::Client>) -> Hub {
     let list = |s: &str| {

@@ -46,6 +46,7 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
             args.data_dir.display()
         )
     })?;
+    let groups = super::guard_processes(Some(&args.data_dir))?;
     let main = match args.role {
         ServiceRole::All | ServiceRole::Main => Some(bind(args.main_addr, "main").await?),
         ServiceRole::Mcp => None,
@@ -157,6 +158,7 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
     shutdown.cancel();
     // Stop every upstream (stdio process groups included) before the process exits.
     tenants.shutdown().await;
+    groups.stop_all();
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         while tasks.join_next().await.is_some() {}
     })

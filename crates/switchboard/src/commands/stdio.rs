@@ -11,6 +11,7 @@ pub(crate) async fn run(
     args: StdioArgs,
     servers: switchboard_core::config::ServersFile,
 ) -> anyhow::Result<()> {
+    let groups = super::guard_processes(None)?;
     let hub = build_hub(&args.common, servers).await?;
     let view = match (&args.group, args.smart) {
         (None, false) => View::All,
@@ -58,6 +59,7 @@ pub(crate) async fn run(
         });
     }
     hub.shutdown().await;
+    groups.stop_all_and_remove();
     writer.abort();
     Ok(())
 }
