@@ -204,6 +204,8 @@ pub struct IdentityConfig {
     /// Audit rows of refused requests without a credential, per client address per minute;
     /// beyond it they are counted and written as one summary row.
     pub audit_rows_per_addr_per_minute: u32,
+    /// The window of that bound (a minute; shorter in tests).
+    pub audit_window: Duration,
     /// How long audit rows are kept (`None`: forever).
     pub audit_retention: Option<Duration>,
     /// Request rate limits per credential and per tenant.
@@ -221,6 +223,7 @@ impl Default for IdentityConfig {
             external: None,
             cache_ttl: Duration::from_secs(1),
             audit_rows_per_addr_per_minute: 10,
+            audit_window: Duration::from_secs(60),
             audit_retention: Some(Duration::from_secs(90 * 24 * 3600)),
             rate_limits: RateLimits::default(),
         }
@@ -1011,7 +1014,7 @@ impl Identity {
     /// Whether a refused request without a credential from `addr` gets its own row, and the
     /// finished windows whose summaries are due.
     fn admit_refused(&self, addr: IpAddr) -> (bool, Vec<(IpAddr, AuditWindow)>) {
-        let minute = Duration::from_secs(60);
+        let minute = self.config.audit_window;
         let fresh = || AuditWindow {
             since: Instant::now(),
             since_ms: now_ms(),
@@ -1082,7 +1085,7 @@ impl Identity {
             let mut windows = self.audit_windows.lock().expect("audit window lock");
             let over: Vec<IpAddr> = windows
                 .iter()
-                .filter(|(_, w)| w.since.elapsed() >= Duration::from_secs(60))
+                .filter(|(_, w)| w.since.elapsed() >= self.config.audit_window)
                 .map(|(a, _)| *a)
                 .collect();
             over.into_iter()
@@ -1190,6 +1193,83 @@ mod tests {
         id.invalidate();
         let err = id.authenticate(&other).await.unwrap_err().to_string();
         assert!(err.contains("disabled"), "{err}");
+    }
+
+    /// A flood of refused requests without a credential from one address writes the bound,
+    /// then one summary row when the window is over; another address has its own bound; rows
+    /// carry the address and capped fields; the sweeper deletes rows past the retention.
+    #[tokio::test]
+    async fn refused_rows_are_bounded_per_address_and_summed_up() {
+        let store = switchboard_store::open(
+            "sqlite::memory:",
+            switchboard_store::SecretKey::generate().unwrap(),
+        )
+        .await
+        .unwrap();
+        let config = IdentityConfig {
+            audit_rows_per_addr_per_minute: 3,
+            audit_window: Duration::from_millis(300),
+            audit_retention: Some(Duration::from_millis(400)),
+            ..IdentityConfig::default()
+        };
+        let id = Identity::new(store.clone(), config, switchboard_upstream::http_client())
+            .await
+            .unwrap();
+        let stranger = Principal::anonymous();
+        let a: IpAddr = "203.0.113.9".parse().unwrap();
+        let b: IpAddr = "198.51.100.4".parse().unwrap();
+        let huge = "x".repeat(100_000);
+        for _ in 0..50 {
+            id.audit(
+                &stranger,
+                "default",
+                "POST /x",
+                &huge,
+                "denied",
+                None,
+                Some(a),
+            )
+            .await;
+        }
+        id.audit(
+            &stranger,
+            "default",
+            "POST /x",
+            "t",
+            "denied",
+            None,
+            Some(b),
+        )
+        .await;
+        let all = |store: Arc<dyn Store>| async move {
+            store
+                .list_audit(&switchboard_store::AuditQuery {
+                    tenant: None,
+                    before: None,
+                    limit: 1000,
+                })
+                .await
+                .unwrap()
+        };
+        let rows = all(store.clone()).await;
+        assert_eq!(rows.len(), 4, "3 from a, 1 from b");
+        assert!(rows.iter().all(|r| r.target.len() <= MAX_AUDIT_FIELD));
+        assert!(rows.iter().all(|r| r.source.is_some()));
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        id.sweep_audit().await.unwrap();
+        let rows = all(store.clone()).await;
+        let summary = rows
+            .iter()
+            .find(|r| r.action == "audit.suppressed")
+            .expect("a summary row");
+        assert!(
+            summary.detail.as_deref().unwrap().starts_with("47 more"),
+            "{summary:?}"
+        );
+        assert_eq!(summary.source.as_deref(), Some("203.0.113.9"));
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        assert!(id.sweep_audit().await.unwrap() >= 5);
+        assert!(all(store).await.is_empty());
     }
 
     #[test]
