@@ -114,11 +114,14 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
     tenants.sync().await.context("starting the tenants")?;
 
     let shutdown = CancellationToken::new();
-    // Old audit rows go after the retention; checked every tenth of it (1 s to 1 h).
-    if let Some(retention) = identity.config().audit_retention {
-        let every = (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
-        tokio::spawn(identity.clone().run_audit_sweeper(every, shutdown.clone()));
-    }
+    // The sweeper writes the summaries of refused-request floods and deletes rows past the
+    // retention: every tenth of the retention, between 1 s and a minute.
+    let every = identity
+        .config()
+        .audit_retention
+        .map_or(Duration::from_secs(60), |r| r / 10)
+        .clamp(Duration::from_secs(1), Duration::from_secs(60));
+    tokio::spawn(identity.clone().run_audit_sweeper(every, shutdown.clone()));
     tokio::spawn(tenants.clone().watch(
         Duration::from_millis(args.reconcile_interval_ms.max(50)),
         shutdown.clone(),
