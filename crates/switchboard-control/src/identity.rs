@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
@@ -16,10 +16,13 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use switchboard_store::{
-    ApiKeyRecord, AuditRecord, RefreshRecord, Role, Store, StoreError, UserRecord,
+    ApiKeyRecord, AuditRecord, RateLimit, RefreshRecord, Role, Store, StoreError, UserRecord,
 };
+use tokio_util::sync::CancellationToken;
 
+use crate::hashing::{HashError, HashPool};
 use crate::now_ms;
+use crate::ratelimit::{Limiter, RateLimits};
 
 /// The grant that stands for every group and server of the tenant.
 pub const ALL: &str = "*";
@@ -56,6 +59,8 @@ pub struct Principal {
     pub key_allow: Option<Vec<String>>,
     /// The credential.
     pub via: Via,
+    /// The key's own request rate limit, when the credential is a key that has one.
+    pub rate_limit: Option<RateLimit>,
 }
 
 fn grants_allow(list: &[String], name: &str) -> bool {
@@ -73,6 +78,7 @@ impl Principal {
             grants: user.grants,
             key_allow,
             via,
+            rate_limit: None,
         }
     }
 
@@ -86,6 +92,7 @@ impl Principal {
             grants: vec![ALL.into()],
             key_allow: None,
             via: Via::AdminToken,
+            rate_limit: None,
         }
     }
 
@@ -100,6 +107,7 @@ impl Principal {
             grants: vec![ALL.into()],
             key_allow: None,
             via: Via::Anonymous,
+            rate_limit: None,
         }
     }
 
@@ -150,6 +158,12 @@ pub enum AuthError {
         /// Seconds until the next attempt is allowed.
         retry_after: u64,
     },
+    /// Every password-hashing worker stayed busy (429).
+    #[error("too many logins are being checked at once; try again in {retry_after} s")]
+    Busy {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// The store failed (500).
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -187,6 +201,15 @@ pub struct IdentityConfig {
     pub external: Option<ExternalIssuer>,
     /// How long a checked credential is remembered (zero: check the store every time).
     pub cache_ttl: Duration,
+    /// Audit rows of refused requests without a credential, per client address per minute;
+    /// beyond it they are counted and written as one summary row.
+    pub audit_rows_per_addr_per_minute: u32,
+    /// The window of that bound (a minute; shorter in tests).
+    pub audit_window: Duration,
+    /// How long audit rows are kept (`None`: forever).
+    pub audit_retention: Option<Duration>,
+    /// Request rate limits per credential and per tenant.
+    pub rate_limits: RateLimits,
 }
 
 impl Default for IdentityConfig {
@@ -199,6 +222,10 @@ impl Default for IdentityConfig {
             throttle_window: Duration::from_secs(300),
             external: None,
             cache_ttl: Duration::from_secs(1),
+            audit_rows_per_addr_per_minute: 10,
+            audit_window: Duration::from_secs(60),
+            audit_retention: Some(Duration::from_secs(90 * 24 * 3600)),
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -253,9 +280,88 @@ struct Cached {
     checked: Instant,
 }
 
+/// Login attempts under one throttle key (a user name or an address) in the current window.
+/// An attempt is counted when it starts, before its password is hashed, so concurrent
+/// attempts cannot all pass the check; a successful one gives its count back.
 struct Window {
-    failures: u32,
+    /// Attempts counted: finished failures plus those in flight.
+    attempts: u32,
+    /// Of those, attempts still in flight.
+    pending: u32,
     since: Instant,
+}
+
+/// Refused requests without a credential from one address in the current minute.
+struct AuditWindow {
+    since: Instant,
+    since_ms: i64,
+    written: u32,
+    suppressed: u64,
+}
+
+/// A login attempt counted against its throttle keys; settled as a failure, a success, or
+/// (dropped unsettled) as if it never happened.
+struct Reservation<'a> {
+    identity: &'a Identity,
+    keys: Vec<String>,
+    settled: bool,
+}
+
+impl Reservation<'_> {
+    /// The attempt failed: it stays counted.
+    fn failed(mut self) {
+        self.settled = true;
+        let mut map = self.identity.throttle.lock().expect("throttle lock");
+        for key in &self.keys {
+            if let Some(w) = map.get_mut(key) {
+                w.pending = w.pending.saturating_sub(1);
+            }
+        }
+    }
+
+    /// The attempt succeeded: its count is given back, and the user's earlier failures are
+    /// forgotten unless other attempts on that name are still in flight.
+    fn succeeded(mut self) {
+        self.settled = true;
+        self.refund(true);
+    }
+
+    fn refund(&self, success: bool) {
+        let mut map = self.identity.throttle.lock().expect("throttle lock");
+        for key in &self.keys {
+            let Some(w) = map.get_mut(key) else { continue };
+            w.pending = w.pending.saturating_sub(1);
+            w.attempts = w.attempts.saturating_sub(1);
+            if success && key.starts_with("user:") && w.pending == 0 {
+                map.remove(key);
+            }
+        }
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.refund(false);
+        }
+    }
+}
+
+/// The longest user name a login may send (bytes); longer is refused before anything else.
+pub const MAX_LOGIN_USERNAME: usize = 256;
+/// The longest password a login may send (bytes).
+pub const MAX_LOGIN_PASSWORD: usize = 1024;
+/// The longest text an audit field keeps (bytes, the truncation mark included).
+pub const MAX_AUDIT_FIELD: usize = 256;
+const TRUNCATED: &str = "…[truncated]";
+
+/// `text` cut to at most [`MAX_AUDIT_FIELD`] bytes, marked when cut.
+pub fn cap_audit_field(text: &str) -> String {
+    if text.len() <= MAX_AUDIT_FIELD {
+        return text.to_string();
+    }
+    let cut = text.floor_char_boundary(MAX_AUDIT_FIELD - TRUNCATED.len());
+    format!("{}{TRUNCATED}", &text[..cut])
 }
 
 #[derive(Default)]
@@ -271,6 +377,8 @@ pub struct Identity {
     encoding: EncodingKey,
     decoding: DecodingKey,
     throttle: Mutex<HashMap<String, Window>>,
+    audit_windows: Mutex<HashMap<IpAddr, AuditWindow>>,
+    limiter: Limiter,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
     /// Users' own upstream headers, remembered like credential checks (`None`: none stored).
     user_headers: Mutex<HashMap<String, RememberedHeaders>>,
@@ -321,10 +429,35 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
     })
 }
 
-/// A hash to check against when the user does not exist, so timing does not tell.
-fn decoy_hash() -> &'static str {
-    static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| hash_password("decoy password, never valid").unwrap_or_default())
+/// Parses a retention like `90d`, `12h`, `30m`, `45s` or `2w` (`off`: keep forever).
+pub fn parse_retention(text: &str) -> Result<Option<Duration>, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") || text.eq_ignore_ascii_case("forever") {
+        return Ok(None);
+    }
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number and a unit, e.g. 90d or 12h"))?;
+    let unit_secs = match unit.trim() {
+        "s" | "sec" | "secs" => 1,
+        "m" | "min" | "mins" => 60,
+        "h" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86_400,
+        "w" | "week" | "weeks" => 7 * 86_400,
+        other => {
+            return Err(format!(
+                "{text:?}: unknown unit {other:?}; use s, m, h, d or w"
+            ));
+        }
+    };
+    if n == 0 {
+        return Err(format!("{text:?}: use `off` to keep rows forever"));
+    }
+    Ok(Some(Duration::from_secs(n.saturating_mul(unit_secs))))
 }
 
 /// Rules for a new password.
@@ -357,12 +490,15 @@ impl Identity {
         http: reqwest::Client,
     ) -> Result<Arc<Identity>, StoreError> {
         let secret = store.shared_secret("jwt_hs256_key").await?;
+        let limiter = Limiter::new(config.rate_limits);
         Ok(Arc::new(Identity {
             store,
             config,
             encoding: EncodingKey::from_secret(&secret),
             decoding: DecodingKey::from_secret(&secret),
             throttle: Mutex::new(HashMap::new()),
+            audit_windows: Mutex::new(HashMap::new()),
+            limiter,
             cache: Mutex::new(HashMap::new()),
             user_headers: Mutex::new(HashMap::new()),
             jwks: tokio::sync::Mutex::new(JwksCache::default()),
@@ -500,10 +636,9 @@ impl Identity {
                 let _ = store.touch_key(&id, now).await;
             });
         }
-        Ok((
-            Principal::of_user(user, key.allow, Via::ApiKey(key.id)),
-            key.expires_at,
-        ))
+        let mut principal = Principal::of_user(user, key.allow, Via::ApiKey(key.id));
+        principal.rate_limit = key.rate_limit;
+        Ok((principal, key.expires_at))
     }
 
     async fn active_user(&self, id: &str) -> Result<UserRecord, AuthError> {
@@ -627,74 +762,95 @@ impl Identity {
         find(&cache).ok_or_else(|| invalid("the token's signing key is not in the issuer's JWKS"))
     }
 
+    /// The request rate limiter.
+    pub fn limiter(&self) -> &Limiter {
+        &self.limiter
+    }
+
     /// Checks a login against the throttle and the password; issues a new token family.
+    ///
+    /// The attempt is counted against the user name and the address before the password is
+    /// hashed (so a burst of concurrent guesses gets at most the limit through), and the hash
+    /// runs on the bounded [`HashPool`].
     pub async fn login(
         &self,
         username: &str,
         password: &str,
         addr: Option<IpAddr>,
     ) -> Result<(UserRecord, Tokens), AuthError> {
-        let user_key = format!("user:{username}");
-        let addr_key = addr.map(|a| format!("addr:{a}"));
-        self.check_throttle(&user_key, self.config.max_failures_per_user)?;
-        if let Some(k) = &addr_key {
-            self.check_throttle(k, self.config.max_failures_per_addr)?;
+        if username.len() > MAX_LOGIN_USERNAME || password.len() > MAX_LOGIN_PASSWORD {
+            return Err(invalid("wrong user name or password"));
         }
+        let mut keys = vec![format!("user:{username}")];
+        if let Some(a) = addr {
+            keys.push(format!("addr:{a}"));
+        }
+        let reservation = self.reserve(keys)?;
         let user = self.store.get_user_by_name(username).await?;
-        let hash = user
-            .as_ref()
-            .map_or(decoy_hash(), |u| u.password_hash.as_str())
-            .to_string();
-        let pw = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &pw))
-            .await
-            .unwrap_or(false);
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        let ok = match HashPool::global().verify(hash, password.to_string()).await {
+            Ok(ok) => ok,
+            Err(HashError::Busy) => {
+                tracing::warn!(message = "Login refused: every password-hashing worker is busy.", user = %cap_audit_field(username));
+                return Err(AuthError::Busy { retry_after: 1 });
+            }
+            Err(HashError::Failed(e)) => {
+                tracing::warn!(message = "Cannot check a password.", error = %e);
+                false
+            }
+        };
         let user = match user {
             Some(u) if ok && u.disabled_at.is_none() => u,
             _ => {
-                self.record_failure(&user_key);
-                if let Some(k) = &addr_key {
-                    self.record_failure(k);
-                }
+                reservation.failed();
                 return Err(invalid("wrong user name or password"));
             }
         };
-        self.throttle
-            .lock()
-            .expect("throttle lock")
-            .remove(&user_key);
+        reservation.succeeded();
         let family = random_hex(16);
         let tokens = self.issue(&user, &family).await?;
         Ok((user, tokens))
     }
 
-    fn check_throttle(&self, key: &str, limit: u32) -> Result<(), AuthError> {
+    /// Counts an attempt against every key, or refuses if any key is at its limit.
+    fn reserve(&self, keys: Vec<String>) -> Result<Reservation<'_>, AuthError> {
         let mut map = self.throttle.lock().expect("throttle lock");
         let window = self.config.throttle_window;
-        if let Some(w) = map.get(key) {
-            let elapsed = w.since.elapsed();
-            if elapsed >= window {
-                map.remove(key);
-            } else if w.failures >= limit {
-                return Err(AuthError::Throttled {
-                    retry_after: (window - elapsed).as_secs().max(1),
-                });
+        if map.len() > 100_000 {
+            map.retain(|_, w| w.pending > 0 || w.since.elapsed() < window);
+        }
+        for key in &keys {
+            let limit = if key.starts_with("user:") {
+                self.config.max_failures_per_user
+            } else {
+                self.config.max_failures_per_addr
+            };
+            if let Some(w) = map.get_mut(key) {
+                let elapsed = w.since.elapsed();
+                if elapsed >= window {
+                    w.attempts = w.pending;
+                    w.since = Instant::now();
+                } else if w.attempts >= limit {
+                    return Err(AuthError::Throttled {
+                        retry_after: (window - elapsed).as_secs().max(1),
+                    });
+                }
             }
         }
-        Ok(())
-    }
-
-    fn record_failure(&self, key: &str) {
-        let mut map = self.throttle.lock().expect("throttle lock");
-        if map.len() > 100_000 {
-            let window = self.config.throttle_window;
-            map.retain(|_, w| w.since.elapsed() < window);
+        for key in &keys {
+            let w = map.entry(key.clone()).or_insert(Window {
+                attempts: 0,
+                pending: 0,
+                since: Instant::now(),
+            });
+            w.attempts += 1;
+            w.pending += 1;
         }
-        let w = map.entry(key.to_string()).or_insert(Window {
-            failures: 0,
-            since: Instant::now(),
-        });
-        w.failures += 1;
+        Ok(Reservation {
+            identity: self,
+            keys,
+            settled: false,
+        })
     }
 
     async fn issue(&self, user: &UserRecord, family: &str) -> Result<Tokens, AuthError> {
@@ -784,6 +940,19 @@ impl Identity {
         expires_at: Option<i64>,
         allow: Option<Vec<String>>,
     ) -> Result<(ApiKeyRecord, String), StoreError> {
+        self.issue_key_with(user, name, expires_at, allow, None)
+            .await
+    }
+
+    /// [`Identity::issue_key`], with the key's own request rate limit.
+    pub async fn issue_key_with(
+        &self,
+        user: &UserRecord,
+        name: &str,
+        expires_at: Option<i64>,
+        allow: Option<Vec<String>>,
+        rate_limit: Option<RateLimit>,
+    ) -> Result<(ApiKeyRecord, String), StoreError> {
         let id = random_hex(8);
         let secret = random_hex(32);
         let record = ApiKeyRecord {
@@ -797,12 +966,19 @@ impl Identity {
             last_used_at: None,
             revoked_at: None,
             created_at: now_ms(),
+            rate_limit,
         };
         self.store.insert_key(&record).await?;
         Ok((record, format!("sb_{id}_{secret}")))
     }
 
     /// Appends an audit entry; a store failure is logged, never returned.
+    ///
+    /// Every field is capped at [`MAX_AUDIT_FIELD`] bytes. Refused requests without a
+    /// credential are written for at most [`IdentityConfig::audit_rows_per_addr_per_minute`]
+    /// per address per minute; the rest are counted and summed up in one row
+    /// (`audit.suppressed`) when that address's minute is over.
+    #[allow(clippy::too_many_arguments)]
     pub async fn audit(
         &self,
         who: &Principal,
@@ -811,19 +987,136 @@ impl Identity {
         target: &str,
         outcome: &str,
         detail: Option<String>,
+        source: Option<IpAddr>,
     ) {
-        let record = AuditRecord {
+        let (write, summaries) = match source {
+            Some(addr) if who.via == Via::Anonymous && outcome != "ok" => self.admit_refused(addr),
+            _ => (true, Vec::new()),
+        };
+        self.write_summaries(summaries).await;
+        if !write {
+            return;
+        }
+        self.append(AuditRecord {
             id: 0,
             at: now_ms(),
-            tenant: tenant.to_string(),
-            actor: who.actor(),
-            action: action.to_string(),
-            target: target.to_string(),
-            outcome: outcome.to_string(),
-            detail,
+            tenant: cap_audit_field(tenant),
+            actor: cap_audit_field(&who.actor()),
+            action: cap_audit_field(action),
+            target: cap_audit_field(target),
+            outcome: cap_audit_field(outcome),
+            detail: detail.as_deref().map(cap_audit_field),
+            source: source.map(|a| a.to_string()),
+        })
+        .await;
+    }
+
+    /// Whether a refused request without a credential from `addr` gets its own row, and the
+    /// finished windows whose summaries are due.
+    fn admit_refused(&self, addr: IpAddr) -> (bool, Vec<(IpAddr, AuditWindow)>) {
+        let minute = self.config.audit_window;
+        let fresh = || AuditWindow {
+            since: Instant::now(),
+            since_ms: now_ms(),
+            written: 0,
+            suppressed: 0,
         };
+        let mut due = Vec::new();
+        let mut windows = self.audit_windows.lock().expect("audit window lock");
+        if windows.len() >= 10_000 {
+            let stale: Vec<IpAddr> = windows
+                .iter()
+                .filter(|(_, w)| w.since.elapsed() >= minute)
+                .map(|(a, _)| *a)
+                .collect();
+            for a in stale {
+                if let Some(w) = windows.remove(&a).filter(|w| w.suppressed > 0) {
+                    due.push((a, w));
+                }
+            }
+        }
+        let w = windows.entry(addr).or_insert_with(fresh);
+        if w.since.elapsed() >= minute {
+            let old = std::mem::replace(w, fresh());
+            if old.suppressed > 0 {
+                due.push((addr, old));
+            }
+        }
+        if w.written >= self.config.audit_rows_per_addr_per_minute {
+            w.suppressed += 1;
+            (false, due)
+        } else {
+            w.written += 1;
+            (true, due)
+        }
+    }
+
+    async fn append(&self, record: AuditRecord) {
         if let Err(e) = self.store.append_audit(&record).await {
-            tracing::warn!(message = "Cannot write the audit log.", error = %e);
+            tracing::warn!(message = "Cannot write the audit log.", action = %record.action, error = %e);
+        }
+    }
+
+    async fn write_summaries(&self, windows: Vec<(IpAddr, AuditWindow)>) {
+        for (addr, w) in windows {
+            self.append(AuditRecord {
+                id: 0,
+                at: now_ms(),
+                tenant: switchboard_store::DEFAULT_TENANT.to_string(),
+                actor: "unauthenticated".into(),
+                action: "audit.suppressed".into(),
+                target: addr.to_string(),
+                outcome: "denied".into(),
+                detail: Some(format!(
+                    "{} more refused requests without a credential from {addr} in the minute \
+                     from {} (Unix ms) were not recorded one by one",
+                    w.suppressed, w.since_ms
+                )),
+                source: Some(addr.to_string()),
+            })
+            .await;
+        }
+    }
+
+    /// Writes the summary rows of every address whose minute is over, and deletes audit rows
+    /// older than the retention. Returns how many rows were deleted.
+    pub async fn sweep_audit(&self) -> Result<u64, StoreError> {
+        let done: Vec<(IpAddr, AuditWindow)> = {
+            let mut windows = self.audit_windows.lock().expect("audit window lock");
+            let over: Vec<IpAddr> = windows
+                .iter()
+                .filter(|(_, w)| w.since.elapsed() >= self.config.audit_window)
+                .map(|(a, _)| *a)
+                .collect();
+            over.into_iter()
+                .filter_map(|a| windows.remove(&a).map(|w| (a, w)))
+                .filter(|(_, w)| w.suppressed > 0)
+                .collect()
+        };
+        self.write_summaries(done).await;
+        let Some(retention) = self.config.audit_retention else {
+            return Ok(0);
+        };
+        self.store
+            .delete_audit_before(now_ms() - retention.as_millis() as i64)
+            .await
+    }
+
+    /// Runs [`Identity::sweep_audit`] every `every` until `shutdown`.
+    pub async fn run_audit_sweeper(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            match self.sweep_audit().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    message = "Deleted audit rows past their retention.",
+                    rows = n
+                ),
+                Err(e) => tracing::warn!(message = "Cannot sweep the audit log.", error = %e),
+            }
         }
     }
 }
@@ -900,6 +1193,109 @@ mod tests {
         id.invalidate();
         let err = id.authenticate(&other).await.unwrap_err().to_string();
         assert!(err.contains("disabled"), "{err}");
+    }
+
+    /// A flood of refused requests without a credential from one address writes the bound,
+    /// then one summary row when the window is over; another address has its own bound; rows
+    /// carry the address and capped fields; the sweeper deletes rows past the retention.
+    #[tokio::test]
+    async fn refused_rows_are_bounded_per_address_and_summed_up() {
+        let store = switchboard_store::open(
+            "sqlite::memory:",
+            switchboard_store::SecretKey::generate().unwrap(),
+        )
+        .await
+        .unwrap();
+        let config = IdentityConfig {
+            audit_rows_per_addr_per_minute: 3,
+            audit_window: Duration::from_millis(300),
+            audit_retention: Some(Duration::from_millis(400)),
+            ..IdentityConfig::default()
+        };
+        let id = Identity::new(store.clone(), config, switchboard_upstream::http_client())
+            .await
+            .unwrap();
+        let stranger = Principal::anonymous();
+        let a: IpAddr = "203.0.113.9".parse().unwrap();
+        let b: IpAddr = "198.51.100.4".parse().unwrap();
+        let huge = "x".repeat(100_000);
+        for _ in 0..50 {
+            id.audit(
+                &stranger,
+                "default",
+                "POST /x",
+                &huge,
+                "denied",
+                None,
+                Some(a),
+            )
+            .await;
+        }
+        id.audit(
+            &stranger,
+            "default",
+            "POST /x",
+            "t",
+            "denied",
+            None,
+            Some(b),
+        )
+        .await;
+        let all = |store: Arc<dyn Store>| async move {
+            store
+                .list_audit(&switchboard_store::AuditQuery {
+                    tenant: None,
+                    before: None,
+                    limit: 1000,
+                })
+                .await
+                .unwrap()
+        };
+        let rows = all(store.clone()).await;
+        assert_eq!(rows.len(), 4, "3 from a, 1 from b");
+        assert!(rows.iter().all(|r| r.target.len() <= MAX_AUDIT_FIELD));
+        assert!(rows.iter().all(|r| r.source.is_some()));
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        id.sweep_audit().await.unwrap();
+        let rows = all(store.clone()).await;
+        let summary = rows
+            .iter()
+            .find(|r| r.action == "audit.suppressed")
+            .expect("a summary row");
+        assert!(
+            summary.detail.as_deref().unwrap().starts_with("47 more"),
+            "{summary:?}"
+        );
+        assert_eq!(summary.source.as_deref(), Some("203.0.113.9"));
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        assert!(id.sweep_audit().await.unwrap() >= 5);
+        assert!(all(store).await.is_empty());
+    }
+
+    #[test]
+    fn retentions_parse() {
+        assert_eq!(
+            parse_retention("90d").unwrap(),
+            Some(Duration::from_secs(90 * 86_400))
+        );
+        assert_eq!(
+            parse_retention("12h").unwrap(),
+            Some(Duration::from_secs(12 * 3600))
+        );
+        assert_eq!(parse_retention("2s").unwrap(), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retention("off").unwrap(), None);
+        for bad in ["", "d", "12", "5y", "0d", "-1d"] {
+            assert!(parse_retention(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn audit_fields_are_capped_and_marked() {
+        assert_eq!(cap_audit_field("short"), "short");
+        let long = "é".repeat(1000);
+        let capped = cap_audit_field(&long);
+        assert!(capped.len() <= MAX_AUDIT_FIELD, "{}", capped.len());
+        assert!(capped.ends_with("…[truncated]"));
     }
 
     #[test]

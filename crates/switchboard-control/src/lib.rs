@@ -5,9 +5,11 @@
 
 mod convert;
 pub mod guard;
+pub mod hashing;
 pub mod identity;
 mod ops;
 mod probe;
+pub mod ratelimit;
 mod reconcile;
 pub mod sessions;
 pub mod tenants;

@@ -141,6 +141,27 @@ fn refuse(status: StatusCode, message: String) -> Response {
         .into_response()
 }
 
+/// HTTP 429 with `Retry-After` and a JSON-RPC error body (the request's id is not read yet).
+fn rate_limited(l: switchboard_control::ratelimit::Limited) -> Response {
+    let message = format!(
+        "this {} is over its request rate limit; try again in {} s",
+        if l.scope == "key" {
+            "credential"
+        } else {
+            "tenant"
+        },
+        l.retry_after
+    );
+    let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32000, "message": message,
+        "data": {"retry_after": l.retry_after, "scope": l.scope}}});
+    let mut resp = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+    resp.headers_mut().insert(
+        "retry-after",
+        HeaderValue::from_str(&l.retry_after.to_string()).expect("digits"),
+    );
+    resp
+}
+
 /// Checks `who` may use the endpoint at `path`.
 fn check_grant(who: &Principal, path: &str) -> Result<(), Response> {
     match endpoint_name(path) {
@@ -205,6 +226,9 @@ impl FromRequestParts<McpState> for CallerHub {
                 ));
             }
         };
+        if let Err(l) = api.identity.limiter().check(&who) {
+            return Err(rate_limited(l));
+        }
         check_grant(&who, parts.uri.path())?;
         let Some(plane) = api.tenants.get(&who.tenant) else {
             return Err(refuse(

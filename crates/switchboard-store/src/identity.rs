@@ -98,7 +98,20 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<i64>,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// The key's own request rate limit, instead of the hub's per-key default.
+    pub rate_limit: Option<RateLimit>,
 }
+
+/// A token-bucket rate: `per_second` requests refill continuously, up to `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    pub per_second: f64,
+    /// Requests that may be made at once after a quiet spell.
+    pub burst: u32,
+}
+
+impl Eq for RateLimit {}
 
 /// A refresh token (hashed). Tokens of one login form a family; rotation marks the old one
 /// used, and presenting a used one revokes the whole family.
@@ -141,6 +154,8 @@ pub struct AuditRecord {
     pub outcome: String,
     /// Extra words, e.g. an error message.
     pub detail: Option<String>,
+    /// The client address the request came from, when known.
+    pub source: Option<String>,
 }
 
 /// Which audit entries to list, newest first.
@@ -228,6 +243,8 @@ pub trait IdentityStore: Send + Sync {
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
     /// Entries, newest first.
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Deletes the entries older than `at` (Unix milliseconds); returns how many.
+    async fn delete_audit_before(&self, at: i64) -> Result<u64, StoreError>;
 
     /// A 32-byte secret kept sealed under `meta` key `name`, created on first use. Replicas
     /// that share the store (and its secret key) get the same bytes.
@@ -271,7 +288,7 @@ macro_rules! key_select {
     ($filter:literal) => {
         concat!(
             "SELECT id, tenant, user_id, name, secret_hash, allow_json, expires_at, \
-             last_used_at, revoked_at, created_at FROM api_keys ",
+             last_used_at, revoked_at, created_at, rate_limit_json FROM api_keys ",
             $filter
         )
     };
@@ -281,8 +298,8 @@ pub(crate) const LIST_USER_KEYS: &str =
     key_select!("WHERE tenant = $1 AND user_id = $2 ORDER BY created_at, id");
 pub(crate) const GET_KEY: &str = key_select!("WHERE id = $1");
 pub(crate) const INSERT_KEY: &str = "INSERT INTO api_keys (id, tenant, user_id, name, \
-    secret_hash, allow_json, expires_at, last_used_at, revoked_at, created_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    secret_hash, allow_json, expires_at, last_used_at, revoked_at, created_at, rate_limit_json) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 pub(crate) const REVOKE_KEY: &str =
     "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
 pub(crate) const TOUCH_KEY: &str = "UPDATE api_keys SET last_used_at = $2 WHERE id = $1";
@@ -308,10 +325,11 @@ pub(crate) const LIST_CREDENTIALS: &str =
     "SELECT server FROM user_credentials WHERE user_id = $1 ORDER BY server";
 
 pub(crate) const APPEND_AUDIT: &str = "INSERT INTO audit_log (at, tenant, actor, action, target, \
-    outcome, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    outcome, detail, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+pub(crate) const DELETE_AUDIT_BEFORE: &str = "DELETE FROM audit_log WHERE at < $1";
 /// `$1` tenant (NULL: all), `$2` id bound (NULL: none), `$3` limit.
 pub(crate) const LIST_AUDIT: &str = "SELECT id, at, tenant, actor, action, target, outcome, \
-    detail FROM audit_log WHERE ($1 IS NULL OR tenant = $1) AND ($2 IS NULL OR id < $2) \
+    detail, source FROM audit_log WHERE ($1 IS NULL OR tenant = $1) AND ($2 IS NULL OR id < $2) \
     ORDER BY id DESC LIMIT $3";
 
 pub(crate) const INSERT_META_IF_ABSENT: &str =
@@ -367,6 +385,15 @@ macro_rules! impl_identity {
                 last_used_at: row.try_get(7).map_err(db_error)?,
                 revoked_at: row.try_get(8).map_err(db_error)?,
                 created_at: row.try_get(9).map_err(db_error)?,
+                rate_limit: {
+                    let text: Option<String> = row.try_get(10).map_err(db_error)?;
+                    text.as_deref()
+                        .map(serde_json::from_str)
+                        .transpose()
+                        .map_err(|e| {
+                            StoreError::Backend(format!("bad JSON in the database: {e}"))
+                        })?
+                },
             })
         }
 
@@ -393,6 +420,7 @@ macro_rules! impl_identity {
                 target: row.try_get(5).map_err(db_error)?,
                 outcome: row.try_get(6).map_err(db_error)?,
                 detail: row.try_get(7).map_err(db_error)?,
+                source: row.try_get(8).map_err(db_error)?,
             })
         }
 
@@ -584,7 +612,11 @@ macro_rules! impl_identity {
                     .bind(k.expires_at)
                     .bind(k.last_used_at)
                     .bind(k.revoked_at)
-                    .bind(k.created_at);
+                    .bind(k.created_at)
+                    .bind(
+                        k.rate_limit
+                            .map(|r| serde_json::to_string(&r).expect("a rate limit serialises")),
+                    );
                 self.run(query).await.map(drop)
             }
 
@@ -710,8 +742,14 @@ macro_rules! impl_identity {
                     .bind(r.action.clone())
                     .bind(r.target.clone())
                     .bind(r.outcome.clone())
-                    .bind(r.detail.clone());
+                    .bind(r.detail.clone())
+                    .bind(r.source.clone());
                 self.run(query).await.map(drop)
+            }
+
+            async fn delete_audit_before(&self, at: i64) -> Result<u64, StoreError> {
+                self.run(sqlx::query(id::DELETE_AUDIT_BEFORE).bind(at))
+                    .await
             }
 
             async fn list_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {

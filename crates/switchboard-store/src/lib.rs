@@ -18,8 +18,8 @@ mod sqlite;
 
 pub use crypto::{SecretKey, load_or_create_key};
 pub use identity::{
-    ApiKeyRecord, AuditQuery, AuditRecord, IdentityStore, RefreshRecord, Role, TenantRecord,
-    UserRecord,
+    ApiKeyRecord, AuditQuery, AuditRecord, IdentityStore, RateLimit, RefreshRecord, Role,
+    TenantRecord, UserRecord,
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

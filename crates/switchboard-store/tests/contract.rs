@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use sqlx::Connection as _;
 use switchboard_store::{
-    ApiKeyRecord, AuditQuery, AuditRecord, GroupRecord, ItemKind, ItemSetting, RefreshRecord, Role,
-    SecretKey, ServerRecord, SessionRecord, Store, StoreError, TenantRecord, TransportRecord,
-    UserRecord, open,
+    ApiKeyRecord, AuditQuery, AuditRecord, GroupRecord, ItemKind, ItemSetting, RateLimit,
+    RefreshRecord, Role, SecretKey, ServerRecord, SessionRecord, Store, StoreError, TenantRecord,
+    TransportRecord, UserRecord, open,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -997,16 +997,22 @@ async fn identity(store: &Arc<dyn Store>) {
         last_used_at: None,
         revoked_at: None,
         created_at: 3,
+        rate_limit: Some(RateLimit {
+            per_second: 2.5,
+            burst: 7,
+        }),
     };
     store.insert_key(&key).await.unwrap();
     let unlimited = ApiKeyRecord {
         id: "k2".into(),
         allow: None,
         expires_at: None,
+        rate_limit: None,
         ..key.clone()
     };
     store.insert_key(&unlimited).await.unwrap();
     assert_eq!(store.get_key("k1").await.unwrap().as_ref(), Some(&key));
+    assert_eq!(store.get_key("k2").await.unwrap().unwrap().rate_limit, None);
     assert_eq!(
         store
             .list_keys("team-a", Some("u-alice"))
@@ -1103,6 +1109,7 @@ async fn identity(store: &Arc<dyn Store>) {
                 target: "x".into(),
                 outcome: "ok".into(),
                 detail: None,
+                source: (i != 1).then(|| "203.0.113.7".into()),
             })
             .await
             .unwrap();
@@ -1127,6 +1134,22 @@ async fn identity(store: &Arc<dyn Store>) {
         .unwrap();
     assert_eq!(older.len(), 1);
     assert_eq!(older[0].action, "action.1");
+    // The source address round-trips (absent stays absent).
+    assert_eq!(mine[0].source.as_deref(), Some("203.0.113.7"));
+    assert_eq!(older[0].source, None);
+    // Retention: entries older than the bound go, newer ones stay.
+    assert_eq!(store.delete_audit_before(2).await.unwrap(), 2);
+    let left = store
+        .list_audit(&AuditQuery {
+            tenant: None,
+            before: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    let left: Vec<&str> = left.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(left, ["action.2"]);
+    assert_eq!(store.delete_audit_before(2).await.unwrap(), 0);
 
     // A shared secret is created once and then stable.
     let s1 = store.shared_secret("test_secret").await.unwrap();

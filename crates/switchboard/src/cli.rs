@@ -346,6 +346,20 @@ pub(crate) struct ServeArgs {
     /// must be the user name of a user of this hub.
     #[arg(long, env = "SWITCHBOARD_OAUTH_AUDIENCE")]
     pub(crate) oauth_audience: Option<String>,
+    /// How long audit-log rows are kept, e.g. `90d`, `12h`, `30m` (`off`: forever).
+    #[arg(long, env = "SWITCHBOARD_AUDIT_RETENTION", default_value = "90d")]
+    pub(crate) audit_retention: String,
+    /// Requests per second and burst per credential (API key, or user for access tokens) on
+    /// the MCP endpoints and the management API, as `RATE:BURST` (`off`: no limit).
+    #[arg(long, env = "SWITCHBOARD_RATE_LIMIT_KEY", default_value = "50:100")]
+    pub(crate) rate_limit_key: String,
+    /// Requests per second and burst per tenant, over all its credentials (`off`: no limit).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_RATE_LIMIT_TENANT",
+        default_value = "500:1000"
+    )]
+    pub(crate) rate_limit_tenant: String,
 }
 
 /// `--mcp-auth`.

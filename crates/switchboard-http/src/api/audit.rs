@@ -1,16 +1,21 @@
 //! The audit log of management actions: a layer over the management routes that records every
 //! request that can change something (anything but GET, HEAD and OPTIONS) with who made it, the
-//! tenant it acted on, the route, and whether it succeeded. Logins are recorded by their own
-//! handler, which knows the user name.
+//! tenant it acted on, the route, the client address, and whether it succeeded. Logins are
+//! recorded by their own handler, which knows the user name. It also applies the per-credential
+//! rate limit before the handler runs (a refused request is not recorded: that would let a
+//! flood fill the log). Field caps and the per-address bound on refused requests without a
+//! credential are applied by [`switchboard_control::Identity::audit`].
 
-use axum::extract::{MatchedPath, Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use switchboard_control::Principal;
 
 use super::ApiState;
-use super::auth::{bearer, identify, target_tenant};
+use super::auth::{bearer, identify, rate_limit, target_tenant};
 
 /// The middleware (install with `route_layer`, so the matched route is known).
 pub(crate) async fn record(State(st): State<ApiState>, req: Request, next: Next) -> Response {
@@ -30,6 +35,10 @@ pub(crate) async fn record(State(st): State<ApiState>, req: Request, next: Next)
         .path_and_query()
         .map_or(path, |pq| pq.as_str().to_string());
     target.truncate(target.floor_char_boundary(512));
+    let source = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let (mut parts, body) = req.into_parts();
     // Authenticate once here; the handler's extractor finds the principal in the extensions.
     let who = match bearer(&parts.headers) {
@@ -37,6 +46,9 @@ pub(crate) async fn record(State(st): State<ApiState>, req: Request, next: Next)
         None => None,
     };
     if let Some(p) = &who {
+        if let Err(refused) = rate_limit(&st, p) {
+            return refused;
+        }
         parts.extensions.insert(p.clone());
     }
     // A caller naming a tenant they may not act on is recorded in their own tenant, where its
@@ -81,6 +93,7 @@ pub(crate) async fn record(State(st): State<ApiState>, req: Request, next: Next)
             &target,
             outcome,
             Some(format!("HTTP {}", status.as_u16())),
+            source,
         )
         .await;
     resp

@@ -155,11 +155,48 @@ pub(crate) fn auth_failure(e: AuthError) -> Response {
             );
             resp
         }
+        AuthError::Busy { retry_after } => {
+            let mut resp = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                format!("too many logins are being checked at once; try again in {retry_after} s"),
+            )
+            .into_response();
+            resp.headers_mut().insert(
+                "retry-after",
+                retry_after.to_string().parse().expect("digits"),
+            );
+            resp
+        }
         AuthError::Store(e) => ApiError::from_store(e).into_response(),
     }
 }
 
-/// The principal of a request, authenticated once per request (cached in its extensions).
+/// Takes a token from the caller's rate buckets (per credential and per tenant), or answers
+/// 429 with `Retry-After`.
+pub(crate) fn rate_limit(state: &ApiState, who: &Principal) -> Result<(), Response> {
+    state.identity.limiter().check(who).map_err(|l| {
+        tracing::debug!(message = "Request refused by the rate limit.", who = %who.actor(), scope = l.scope);
+        let mut resp = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "this {} is over its request rate limit; try again in {} s",
+                if l.scope == "key" { "credential" } else { "tenant" },
+                l.retry_after
+            ),
+        )
+        .into_response();
+        resp.headers_mut().insert(
+            "retry-after",
+            l.retry_after.to_string().parse().expect("digits"),
+        );
+        resp
+    })
+}
+
+/// The principal of a request, authenticated (and rate limited) once per request (cached in
+/// its extensions).
 async fn principal(parts: &mut Parts, state: &ApiState) -> Result<Principal, Response> {
     if let Some(p) = parts.extensions.get::<Principal>() {
         return Ok(p.clone());
@@ -170,6 +207,7 @@ async fn principal(parts: &mut Parts, state: &ApiState) -> Result<Principal, Res
         ));
     };
     let p = identify(state, token).await?;
+    rate_limit(state, &p)?;
     parts.extensions.insert(p.clone());
     Ok(p)
 }

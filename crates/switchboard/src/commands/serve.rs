@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use switchboard_control::identity::{ExternalIssuer, hash_password, random_hex};
+use switchboard_control::identity::{ExternalIssuer, hash_password, parse_retention, random_hex};
+use switchboard_control::ratelimit::{RateLimits, parse_rate};
 use switchboard_control::{ControlConfig, ControlPlane, Identity, IdentityConfig, Tenants};
 use switchboard_core::config::ServersFile;
 use switchboard_core::ssrf::{SsrfPolicy, parse_cidrs};
@@ -86,6 +87,14 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
         store.clone(),
         IdentityConfig {
             external: external_issuer(&args),
+            audit_retention: parse_retention(&args.audit_retention)
+                .map_err(|e| anyhow::anyhow!("--audit-retention: {e}"))?,
+            rate_limits: RateLimits {
+                per_key: parse_rate(&args.rate_limit_key)
+                    .map_err(|e| anyhow::anyhow!("--rate-limit-key: {e}"))?,
+                per_tenant: parse_rate(&args.rate_limit_tenant)
+                    .map_err(|e| anyhow::anyhow!("--rate-limit-tenant: {e}"))?,
+            },
             ..IdentityConfig::default()
         },
         switchboard_upstream::http_client(),
@@ -106,6 +115,14 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
     tenants.sync().await.context("starting the tenants")?;
 
     let shutdown = CancellationToken::new();
+    // The sweeper writes the summaries of refused-request floods and deletes rows past the
+    // retention: every tenth of the retention, between 1 s and a minute.
+    let every = identity
+        .config()
+        .audit_retention
+        .map_or(Duration::from_secs(60), |r| r / 10)
+        .clamp(Duration::from_secs(1), Duration::from_secs(60));
+    tokio::spawn(identity.clone().run_audit_sweeper(every, shutdown.clone()));
     tokio::spawn(tenants.clone().watch(
         Duration::from_millis(args.reconcile_interval_ms.max(50)),
         shutdown.clone(),

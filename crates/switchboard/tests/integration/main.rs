@@ -10,6 +10,7 @@ mod badinput;
 mod dataplane;
 mod fairness;
 mod faults;
+mod hardening_auth;
 mod hardening_proc;
 mod identity;
 mod interop;

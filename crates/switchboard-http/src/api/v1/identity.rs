@@ -12,9 +12,12 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use switchboard_control::identity::{check_password_rules, hash_password, random_hex};
+use switchboard_control::identity::{
+    MAX_LOGIN_PASSWORD, MAX_LOGIN_USERNAME, check_password_rules, random_hex,
+};
+use switchboard_control::ratelimit::BucketView;
 use switchboard_control::{Principal, Tokens, Via, now_ms, tenants::check_tenant_name};
-use switchboard_store::{ApiKeyRecord, AuditQuery, AuditRecord, Role, UserRecord};
+use switchboard_store::{ApiKeyRecord, AuditQuery, AuditRecord, RateLimit, Role, UserRecord};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -120,6 +123,14 @@ async fn login(
     input: Result<Json<LoginInput>, JsonRejection>,
 ) -> Result<Json<TokenResponse>, Response> {
     let input = body(input).map_err(IntoResponse::into_response)?;
+    // Bounded before anything is looked up, counted or hashed.
+    if input.username.len() > MAX_LOGIN_USERNAME || input.password.len() > MAX_LOGIN_PASSWORD {
+        return Err(ApiError::bad_request(format!(
+            "the user name may be at most {MAX_LOGIN_USERNAME} bytes and the password at most \
+             {MAX_LOGIN_PASSWORD} bytes"
+        ))
+        .into_response());
+    }
     match st
         .identity
         .login(&input.username, &input.password, addr)
@@ -128,7 +139,15 @@ async fn login(
         Ok((user, tokens)) => {
             let who = Principal::of_user(user.clone(), None, Via::Session);
             st.identity
-                .audit(&who, &user.tenant, "auth.login", &user.username, "ok", None)
+                .audit(
+                    &who,
+                    &user.tenant,
+                    "auth.login",
+                    &user.username,
+                    "ok",
+                    None,
+                    addr,
+                )
                 .await;
             Ok(Json(tokens.into()))
         }
@@ -150,6 +169,7 @@ async fn login(
                     &input.username,
                     "denied",
                     detail,
+                    addr,
                 )
                 .await;
             Err(auth_failure(e))
@@ -217,12 +237,53 @@ pub(super) struct MeView {
     key_allow: Option<Vec<String>>,
     /// `admin-token`, `api-key`, `session` or `external`.
     credential: String,
+    /// The request rate limits that apply to this credential, with what is left now
+    /// (absent: not limited, e.g. the admin token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<MeRateLimit>,
+}
+
+/// A token bucket as it stands.
+#[derive(Serialize, ToSchema)]
+pub(super) struct BucketState {
+    /// Sustained requests per second.
+    per_second: f64,
+    /// Largest burst.
+    burst: u32,
+    /// Requests that may be made right now (this one already taken).
+    remaining: u32,
+}
+
+impl From<BucketView> for BucketState {
+    fn from(b: BucketView) -> Self {
+        BucketState {
+            per_second: b.per_second,
+            burst: b.burst,
+            remaining: b.remaining,
+        }
+    }
+}
+
+/// The caller's buckets.
+#[derive(Serialize, ToSchema)]
+pub(super) struct MeRateLimit {
+    /// This credential's bucket.
+    key: Option<BucketState>,
+    /// The tenant's bucket, shared by all its credentials.
+    tenant: Option<BucketState>,
 }
 
 /// Show the caller.
 #[utoipa::path(get, path = "/api/v1/me", tag = "identity",
     responses((status = 200, description = "The caller", body = MeView)))]
-async fn me(Caller(who): Caller) -> Json<MeView> {
+async fn me(State(st): State<ApiState>, Caller(who): Caller) -> Json<MeView> {
+    let rate_limit = match st.identity.limiter().view(&who) {
+        (None, None) => None,
+        (key, tenant) => Some(MeRateLimit {
+            key: key.map(Into::into),
+            tenant: tenant.map(Into::into),
+        }),
+    };
     let credential = match who.via {
         Via::AdminToken => "admin-token",
         Via::ApiKey(_) => "api-key",
@@ -238,6 +299,7 @@ async fn me(Caller(who): Caller) -> Json<MeView> {
         grants: who.grants,
         key_allow: who.key_allow,
         credential: credential.into(),
+        rate_limit,
     })
 }
 
@@ -428,13 +490,21 @@ fn parse_role(m: &Manage, text: &str) -> ApiResult<Role> {
     Ok(role)
 }
 
-/// argon2id takes tens of milliseconds by design: hash on the blocking pool.
+/// argon2id takes tens of milliseconds and 19 MiB by design: hash on the bounded pool.
 async fn hash_off_runtime(password: String) -> ApiResult<String> {
     let internal = |m: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m);
-    tokio::task::spawn_blocking(move || hash_password(&password))
+    use switchboard_control::hashing::{HashError, HashPool};
+    HashPool::global()
+        .hash(password)
         .await
-        .map_err(|e| internal(e.to_string()))?
-        .map_err(internal)
+        .map_err(|e| match e {
+            HashError::Busy => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                "every password-hashing worker is busy; try again in a moment",
+            ),
+            HashError::Failed(m) => internal(m),
+        })
 }
 
 fn invalid(message: String) -> ApiError {
@@ -590,6 +660,8 @@ pub(super) struct KeyView {
     revoked_at: Option<i64>,
     /// Unix milliseconds.
     created_at: i64,
+    /// The key's own request rate limit (absent: the hub's per-key default).
+    rate_limit: Option<RateLimitInput>,
     /// The key itself: only in the creation response.
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<String>,
@@ -607,6 +679,10 @@ impl From<ApiKeyRecord> for KeyView {
             last_used_at: k.last_used_at,
             revoked_at: k.revoked_at,
             created_at: k.created_at,
+            rate_limit: k.rate_limit.map(|r| RateLimitInput {
+                per_second: r.per_second,
+                burst: r.burst,
+            }),
             key: None,
         }
     }
@@ -630,6 +706,18 @@ pub(super) struct KeyInput {
     allow: Option<Vec<String>>,
     /// Create it for this user of the tenant (admins and managers only; default: yourself).
     user_id: Option<String>,
+    /// The key's own request rate limit (absent: the hub's per-key default). Only admins and
+    /// managers may set one above the default.
+    rate_limit: Option<RateLimitInput>,
+}
+
+/// A token-bucket rate.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub(super) struct RateLimitInput {
+    /// Sustained requests per second (> 0).
+    per_second: f64,
+    /// Requests at once after a quiet spell (>= 1).
+    burst: u32,
 }
 
 /// The key-owning user a request acts for: `user_id` when given (managers), else the caller.
@@ -723,13 +811,36 @@ async fn create_key(
             ));
         }
     }
+    let rate_limit = match &input.rate_limit {
+        None => None,
+        Some(r) if !r.per_second.is_finite() || r.per_second <= 0.0 || r.burst == 0 => {
+            return Err(invalid(
+                "rate_limit needs per_second > 0 and burst >= 1".into(),
+            ));
+        }
+        Some(r) => {
+            let asked = RateLimit {
+                per_second: r.per_second,
+                burst: r.burst,
+            };
+            let default = st.identity.limiter().limits().per_key;
+            let above =
+                default.is_some_and(|d| asked.per_second > d.per_second || asked.burst > d.burst);
+            if above && !who.can_manage() {
+                return Err(forbidden(
+                    "only admins and managers set a key's rate limit above the default",
+                ));
+            }
+            Some(asked)
+        }
+    };
     let owner = key_owner(&st, &who, &tenant, input.user_id.as_deref()).await?;
     let expires_at = input
         .expires_in_seconds
         .map(|s| now_ms().saturating_add((s.min(100 * 365 * 86_400) * 1000) as i64));
     let (record, key) = st
         .identity
-        .issue_key(&owner, &input.name, expires_at, input.allow)
+        .issue_key_with(&owner, &input.name, expires_at, input.allow, rate_limit)
         .await?;
     let mut view = KeyView::from(record);
     view.key = Some(key);
