@@ -142,6 +142,9 @@ struct Inner {
     conn: ArcSwapOption<Connection>,
     info: ArcSwapOption<InitInfo>,
     catalog: ArcSwap<Catalog>,
+    /// The catalog the server had when its connection was last lost: its names still
+    /// resolve (to "unavailable") while it is down.
+    last_good: ArcSwapOption<Catalog>,
     status: Mutex<Status>,
     stderr: Arc<StderrRing>,
     cancel: CancellationToken,
@@ -176,6 +179,7 @@ impl Upstream {
             conn: ArcSwapOption::empty(),
             info: ArcSwapOption::empty(),
             catalog: ArcSwap::from_pointee(Catalog::default()),
+            last_good: ArcSwapOption::empty(),
             status: Mutex::new(Status {
                 state: if disabled {
                     State::Disabled
@@ -270,30 +274,6 @@ impl Upstream {
         .await
     }
 
-    /// A session of its own that declares exactly `capabilities` in `initialize`, for the
-    /// stateless clients that declare them (a session-based server then asks them only what
-    /// they can answer). At most [`MAX_DECLARING`] such sessions per server; past that, the
-    /// shared one.
-    pub async fn connection_declaring(
-        &self,
-        capabilities: &str,
-    ) -> Result<Arc<Connection>, UpstreamError> {
-        let shared = self.connection()?;
-        if capabilities == crate::client_capabilities() {
-            return Ok(shared);
-        }
-        let key = format!("{DECLARING}{capabilities}");
-        let known = {
-            let clients = self.inner.clients.lock().expect("clients lock");
-            let declaring = clients.keys().filter(|k| k.starts_with(DECLARING)).count();
-            clients.contains_key(&key) || declaring < MAX_DECLARING
-        };
-        if !known {
-            return Ok(shared);
-        }
-        self.open_client(&key, &self.inner.spec, capabilities).await
-    }
-
     /// The connection registered under `key`, opened with `spec` on first use.
     async fn open_client(
         &self,
@@ -359,6 +339,15 @@ impl Upstream {
     /// The current catalog snapshot.
     pub fn catalog(&self) -> Arc<Catalog> {
         self.inner.catalog.load_full()
+    }
+
+    /// While the server is down: the catalog it had when its connection was last lost (none
+    /// if it never came up). Lists leave a down server out, but its names stay known.
+    pub fn last_catalog(&self) -> Option<Arc<Catalog>> {
+        if self.inner.conn.load().is_some() {
+            return None;
+        }
+        self.inner.last_good.load_full()
     }
 
     /// Health and lifecycle.
@@ -434,7 +423,8 @@ async fn supervise(inner: Arc<Inner>) {
                 let started = Instant::now();
                 let died = serve(&inner, &conn, incoming).await;
                 inner.conn.store(None);
-                inner.catalog.store(Arc::new(Catalog::default()));
+                let last = inner.catalog.swap(Arc::new(Catalog::default()));
+                inner.last_good.store(Some(last));
                 inner.emit_catalog(ListKind::ALL.to_vec());
                 conn.shutdown().await;
                 let Some(reason) = died else { break };
@@ -495,12 +485,6 @@ fn backoff(opts: &UpstreamOptions, n: u32) -> Duration {
     let factor = 1u32 << n.min(16);
     (opts.backoff_base * factor).min(opts.backoff_max)
 }
-
-/// Key prefix of the sessions opened for a set of declared client capabilities.
-const DECLARING: &str = "declaring:";
-
-/// Sessions per server opened for particular declared client capabilities.
-const MAX_DECLARING: usize = 8;
 
 type Connected = (Arc<Connection>, mpsc::UnboundedReceiver<Incoming>);
 
@@ -574,15 +558,7 @@ async fn serve_client(
             Incoming::Notification { method, .. }
                 if ListKind::from_list_changed(&method).is_some() =>
             {
-                // The catalog comes from the shared session. A session opened for a set of
-                // client capabilities serves stateless clients, who hear of changes only on
-                // their listen streams: pass the announcement on (a stdio server behind it is
-                // a process of its own, whose changes the shared session never sees).
-                if client.starts_with(DECLARING)
-                    && let Some(kinds) = ListKind::from_list_changed(&method)
-                {
-                    inner.emit_catalog(kinds.to_vec());
-                }
+                // The catalog comes from the shared session.
                 continue;
             }
             Incoming::Notification { text, .. } => (text, false),
