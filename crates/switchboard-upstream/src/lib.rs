@@ -21,7 +21,7 @@ pub use connection::{
     CallEvent, CallOptions, Connection, InitInfo, client_capabilities, http_client,
     http_client_builder,
 };
-pub use error::UpstreamError;
+pub use error::{SNIPPET_BYTES, UpstreamError, snippet};
 pub use mux::Incoming;
 pub use stdio::StderrRing;
 pub use supervisor::{HubEvent, State, Status, Upstream, UpstreamOptions};

@@ -139,6 +139,9 @@ pub enum HubEvent {
 
 struct Inner {
     spec: ServerSpec,
+    /// The transport that worked, when it was detected rather than configured (a Streamable
+    /// HTTP URL that turned out to be a legacy SSE stream): used for the upstream's lifetime.
+    detected: ArcSwapOption<ServerSpec>,
     conn: ArcSwapOption<Connection>,
     info: ArcSwapOption<InitInfo>,
     catalog: ArcSwap<Catalog>,
@@ -176,6 +179,7 @@ impl Upstream {
         let disabled = spec.disabled;
         let inner = Arc::new(Inner {
             spec,
+            detected: ArcSwapOption::empty(),
             conn: ArcSwapOption::empty(),
             info: ArcSwapOption::empty(),
             catalog: ArcSwap::from_pointee(Catalog::default()),
@@ -217,6 +221,12 @@ impl Upstream {
         &self.inner.spec
     }
 
+    /// The transport in use: the configured one, or the one detected at the configured URL
+    /// (`sse` for a Streamable HTTP URL that turned out to be a legacy SSE stream).
+    pub fn transport_kind(&self) -> &'static str {
+        self.inner.connect_spec().transport.kind()
+    }
+
     /// The live connection, if ready.
     pub fn connection(&self) -> Result<Arc<Connection>, UpstreamError> {
         self.inner.conn.load_full().ok_or_else(|| {
@@ -236,8 +246,12 @@ impl Upstream {
         if self.inner.spec.session == SessionMode::Shared || client.is_empty() {
             return Ok(shared);
         }
-        self.open_client(client, &self.inner.spec, crate::client_capabilities())
-            .await
+        self.open_client(
+            client,
+            &self.inner.connect_spec(),
+            crate::client_capabilities(),
+        )
+        .await
     }
 
     /// A connection that sends `headers` instead of the configured ones of the same names (a
@@ -248,7 +262,7 @@ impl Upstream {
         owner: &str,
         headers: &std::collections::BTreeMap<String, String>,
     ) -> Result<Arc<Connection>, UpstreamError> {
-        let mut spec = self.inner.spec.clone();
+        let mut spec = (*self.inner.connect_spec()).clone();
         let configured = match &mut spec.transport {
             TransportSpec::StreamableHttp { headers, .. } | TransportSpec::Sse { headers, .. } => {
                 headers
@@ -404,6 +418,13 @@ impl Inner {
         });
     }
 
+    /// The spec to connect with: the detected transport once one was, else the configured.
+    fn connect_spec(&self) -> Arc<ServerSpec> {
+        self.detected
+            .load_full()
+            .unwrap_or_else(|| Arc::new(self.spec.clone()))
+    }
+
     fn is_stdio(&self) -> bool {
         matches!(self.spec.transport, TransportSpec::Stdio { .. })
     }
@@ -490,14 +511,21 @@ type Connected = (Arc<Connection>, mpsc::UnboundedReceiver<Incoming>);
 
 async fn connect(inner: &Arc<Inner>) -> Result<Connected, UpstreamError> {
     let (tx, rx) = mpsc::unbounded_channel();
+    let spec = inner.connect_spec();
     let (conn, info) = Connection::open(
-        &inner.spec,
+        &spec,
         &inner.client,
         inner.stderr.clone(),
         tx,
         inner.opts.init_timeout,
     )
     .await?;
+    if matches!(conn, Connection::Sse(_)) && inner.detected.load().is_none() {
+        // Detected, not configured: remember it, so reconnects go straight to it.
+        inner
+            .detected
+            .store(crate::connection::legacy_sse_of(&spec).map(Arc::new));
+    }
     let conn = Arc::new(conn);
     let mut catalog = Catalog::default();
     for kind in ListKind::ALL {
@@ -520,7 +548,7 @@ async fn connect(inner: &Arc<Inner>) -> Result<Connected, UpstreamError> {
         s.ready_since = Some(SystemTime::now());
         s.pid = pid;
     });
-    tracing::info!(message = "Upstream ready.", server = %inner.spec.name, transport = inner.spec.transport.kind());
+    tracing::info!(message = "Upstream ready.", server = %inner.spec.name, transport = spec.transport.kind());
     inner.emit_catalog(ListKind::ALL.to_vec());
     Ok((conn, rx))
 }

@@ -32,9 +32,11 @@ pub(crate) async fn record(State(st): State<ApiState>, req: Request, next: Next)
     target.truncate(target.floor_char_boundary(512));
     let (mut parts, body) = req.into_parts();
     // Authenticate once here; the handler's extractor finds the principal in the extensions.
-    let who = match bearer(&parts.headers) {
-        Some(token) => identify(&st, token).await.ok(),
-        None => None,
+    let who = match (parts.extensions.get::<Principal>(), bearer(&parts.headers)) {
+        // Set by an outer layer (the MCP service's anonymous loopback caller).
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(token)) => identify(&st, token).await.ok(),
+        (None, None) => None,
     };
     if let Some(p) = &who {
         parts.extensions.insert(p.clone());
