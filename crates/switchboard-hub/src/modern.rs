@@ -317,23 +317,32 @@ impl Hub {
                 if let Some(h) = channel.user_headers.get() {
                     session.set_user_headers(h.clone());
                 }
+                let cancel = tokio_util::sync::CancellationToken::new();
                 channel
                     .modern_calls
                     .lock()
                     .expect("modern calls lock")
-                    .insert(id.clone(), session.clone());
+                    .insert(id.clone(), cancel.clone());
                 let _forget = InFlight { channel, id };
-                self.handle(&session, text, sink).await
+                tokio::select! {
+                    reply = self.handle(&session, text, sink) => reply,
+                    // Cancelled: the request is dropped (and so cancelled upstream), unanswered.
+                    _ = cancel.cancelled() => None,
+                }
             }
             Marked::Cancel(id) => {
-                let session = channel
+                let cancel = channel
                     .modern_calls
                     .lock()
                     .expect("modern calls lock")
-                    .get(&id)
-                    .cloned();
-                self.handle(session.as_ref().unwrap_or(channel), text, sink)
-                    .await
+                    .remove(&id);
+                match cancel {
+                    Some(c) => {
+                        c.cancel();
+                        None
+                    }
+                    None => self.handle(channel, text, sink).await,
+                }
             }
             Marked::Session => self.handle(channel, text, sink).await,
         }

@@ -62,9 +62,9 @@ pub struct ClientSession {
     pub closed: CancellationToken,
     /// The user's own upstream credentials, when they stored some.
     pub(crate) user_headers: OnceLock<UserHeaders>,
-    /// Stateless requests in flight on this channel (stdio, legacy SSE), by request id, so a
-    /// `notifications/cancelled` reaches the request's own session.
-    pub(crate) modern_calls: Mutex<HashMap<String, Arc<ClientSession>>>,
+    /// Stateless requests in flight on this channel (stdio, legacy SSE), by request id: a
+    /// `notifications/cancelled` for one drops it (which cancels it upstream).
+    pub(crate) modern_calls: Mutex<HashMap<String, CancellationToken>>,
 }
 
 /// A user's own headers for some servers (per-user upstream credentials): calls from their

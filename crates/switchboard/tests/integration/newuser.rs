@@ -418,3 +418,340 @@ async fn a_tool_of_a_server_that_is_down_says_the_server_is_unavailable() {
     }
     hub.stop().await;
 }
+
+// ---- 5. a URL ending in /sse without "type" ----
+
+/// POSTs that carried `Accept: text/event-stream` (Streamable HTTP attempts), and GETs.
+fn attempts(server: &switchboard_fixture::FixtureServer) -> (usize, usize) {
+    let seen = server.requests();
+    let posts = seen
+        .iter()
+        .filter(|r| {
+            r.method == "POST"
+                && r.header("accept")
+                    .is_some_and(|a| a.contains("text/event-stream"))
+        })
+        .count();
+    let gets = seen.iter().filter(|r| r.method == "GET").count();
+    (posts, gets)
+}
+
+#[tokio::test]
+async fn a_url_without_type_falls_back_to_legacy_sse_and_remembers_it() {
+    use switchboard_fixture::{FixtureOptions, spawn_sse};
+    let shared = spawn_sse(FixtureOptions::new("l")).await.unwrap();
+    let own = spawn_sse(FixtureOptions::new("p")).await.unwrap();
+    assert!(shared.url.ends_with("/sse"));
+    let hub = TestHub::start(json!({"mcpServers": {
+        "legacy": {"url": shared.url},
+        "pc": {"url": own.url, "session": "per-client"},
+    }}))
+    .await;
+    for name in ["legacy", "pc"] {
+        let st = server_status(&hub.hub, name);
+        assert_eq!((st.state, st.transport), ("ready", "sse"), "{name}: {st:?}");
+    }
+    let mut c = hub.client("/mcp").await;
+    assert_eq!(
+        text_of(&c.call("legacy__echo", json!({"text": "via sse"})).await),
+        "via sse"
+    );
+    // The per-client session of `pc` goes straight to the transport that worked.
+    let before = attempts(&own);
+    assert_eq!(before.1, 1, "{before:?}");
+    assert_eq!(
+        text_of(&c.call("pc__echo", json!({"text": "own"})).await),
+        "own"
+    );
+    let after = attempts(&own);
+    assert_eq!(
+        after,
+        (before.0, before.1 + 1),
+        "the client's own session should open the SSE stream without trying Streamable HTTP again"
+    );
+    hub.stop().await;
+}
+
+/// A web server that is not MCP: a multi-line HTML page for every request (404 on POST).
+async fn html_server() -> (String, tokio::task::JoinHandle<()>) {
+    use axum::http::StatusCode;
+    use axum::response::Html;
+    let page = format!(
+        "<!DOCTYPE html>\n<html>\n<head><title>Not here</title></head>\n<body>\n{}\n</body>\n</html>\n",
+        "<p>nothing to see</p>\n".repeat(100)
+    );
+    let get_page = page.clone();
+    let app = axum::Router::new().route(
+        "/sse",
+        axum::routing::get(move || async move { Html(get_page) })
+            .post(move || async move { (StatusCode::NOT_FOUND, Html(page)) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/sse", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn a_remote_that_is_not_mcp_fails_on_one_line_with_a_short_body() {
+    let (url, task) = html_server().await;
+    let hub = TestHub::start_with(
+        json!({"mcpServers": {"web": {"url": url}}}),
+        slow_restarts(),
+    )
+    .await;
+    let st = server_status(&hub.hub, "web");
+    let err = st.last_error.expect("an error");
+    assert!(!err.contains('\n') && !err.contains('\r'), "{err:?}");
+    assert!(
+        err.contains("404") && err.contains("legacy SSE") && err.contains("not an event stream"),
+        "both attempts are named: {err}"
+    );
+    assert!(err.len() < 800, "{} bytes: {err}", err.len());
+    hub.stop().await;
+
+    // The same through the binary: every line it logs is one log record.
+    let dir = temp_dir("html");
+    let path = dir.join("servers.json");
+    std::fs::write(
+        &path,
+        json!({"mcpServers": {"web": {"url": url}}}).to_string(),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(switchboard_bin())
+        .args(["stdio", "--servers"])
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    child.start_kill().unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mentions: Vec<&str> = stderr.lines().filter(|l| l.contains("web")).collect();
+    assert!(
+        !mentions.is_empty(),
+        "nothing logged about the server: {stderr}"
+    );
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            line.starts_with("20") && line.len() < 2000,
+            "a log line that is not one record, or too long: {line:?}"
+        );
+    }
+    assert!(
+        stderr.contains("&lt;") || stderr.contains("<!DOCTYPE html>\\n<html>"),
+        "the body should appear escaped on one line: {stderr}"
+    );
+    task.abort();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+// ---- 8. the seed's MCP-service routes on loopback ----
+
+const ADMIN: &str = "newuser-admin-token-0123456789";
+
+/// `switchboard serve` on loopback, killed when dropped.
+struct Serve {
+    child: std::process::Child,
+    main: String,
+    mcp: String,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn serve(servers: Value, extra: &[&str]) -> Serve {
+    init();
+    let dir = temp_dir("serve");
+    let path = dir.join("servers.json");
+    std::fs::write(&path, servers.to_string()).unwrap();
+    let mcp_port = free_port();
+    let main_port = free_port();
+    let child = Command::new(switchboard_bin())
+        .args([
+            "serve",
+            "--admin-token",
+            ADMIN,
+            "--ssrf-allow-cidrs",
+            "127.0.0.0/8",
+        ])
+        .args(["--main-addr", &format!("127.0.0.1:{main_port}")])
+        .args(["--mcp-addr", &format!("127.0.0.1:{mcp_port}")])
+        .arg("--servers")
+        .arg(&path)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let s = Serve {
+        child,
+        main: format!("http://127.0.0.1:{main_port}"),
+        mcp: format!("http://127.0.0.1:{mcp_port}"),
+        dir,
+    };
+    let health = format!("{}/health", s.mcp);
+    assert!(
+        eventually(Duration::from_secs(20), async || reqwest::get(&health)
+            .await
+            .is_ok_and(|r| r.status() == 200))
+        .await,
+        "the hub did not start"
+    );
+    s
+}
+
+async fn send(
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new().request(method, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_seeds_mcp_service_routes_are_open_on_loopback_like_mcp() {
+    use reqwest::Method;
+    let up = switchboard_fixture::spawn_http(switchboard_fixture::FixtureOptions::new("r"))
+        .await
+        .unwrap();
+    let hub = serve(
+        json!({"mcpServers": {"local": stdio_fixture("local", &[])}}),
+        &[],
+    )
+    .await;
+    let m = &hub.mcp;
+    let (status, body) = send(
+        Method::GET,
+        &format!("{m}/healthcheck?mcp_url={}", up.url),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["connected"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    let (status, body) = send(Method::GET, &format!("{m}/list-remote-proxies"), None, None).await;
+    assert_eq!(status, 200, "{body}");
+    let add = json!({"service_name": "remote", "mcp_url": up.url});
+    let (status, body) = send(
+        Method::POST,
+        &format!("{m}/add-remote-proxies"),
+        None,
+        Some(add),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mut c = McpClient::connect(&format!("{m}/mcp")).await;
+    assert!(
+        eventually(Duration::from_secs(10), async || c
+            .tool_names()
+            .await
+            .contains(&"remote__echo".to_string()))
+        .await
+    );
+    let (_, listed) = send(Method::GET, &format!("{m}/list-remote-proxies"), None, None).await;
+    assert_eq!(listed["proxies"][0]["service_name"], "remote", "{listed}");
+    // The route family handles remote proxies only: the servers file's stdio server stays.
+    let (status, body) = send(
+        Method::DELETE,
+        &format!("{m}/remote-proxies?service_name=local"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = send(
+        Method::DELETE,
+        &format!("{m}/remote-proxies?service_name=remote"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // A credential that is sent is checked.
+    let (status, _) = send(
+        Method::GET,
+        &format!("{m}/list-remote-proxies"),
+        Some("not-a-key"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+    // The audit log names the anonymous loopback caller.
+    let (status, audit) = send(
+        Method::GET,
+        &format!("{}/api/v1/audit", hub.main),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{audit}");
+    let recorded = audit["entries"].as_array().unwrap().iter().any(|e| {
+        e["actor"] == "anonymous (loopback)"
+            && e["action"] == "POST /add-remote-proxies"
+            && e["outcome"] == "ok"
+    });
+    assert!(recorded, "{audit}");
+    drop(hub);
+}
+
+#[tokio::test]
+async fn the_seeds_mcp_service_routes_need_a_credential_when_mcp_auth_is_required() {
+    use reqwest::Method;
+    let hub = serve(json!({"mcpServers": {}}), &["--mcp-auth", "required"]).await;
+    let m = &hub.mcp;
+    for (method, path) in [
+        (Method::GET, "/healthcheck?mcp_url=http://127.0.0.1:1/mcp"),
+        (Method::GET, "/list-remote-proxies"),
+        (Method::POST, "/add-remote-proxies"),
+        (Method::DELETE, "/remote-proxies?service_name=x"),
+    ] {
+        let (status, body) = send(method.clone(), &format!("{m}{path}"), None, None).await;
+        assert_eq!(status, 401, "{method} {path}: {body}");
+    }
+    let (status, _) = send(Method::POST, &format!("{m}/mcp"), None, Some(json!({}))).await;
+    assert_eq!(status, 401, "/mcp is closed the same way");
+    let (status, body) = send(
+        Method::GET,
+        &format!("{m}/list-remote-proxies"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
