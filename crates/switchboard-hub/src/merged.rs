@@ -369,6 +369,9 @@ impl Merged {
         if cached.is_some() {
             return cached;
         }
+        if kind == ListKind::Tools && !self.tool_allowed(view, name) {
+            return None;
+        }
         let never_up = |e: &&Entry| {
             e.upstream.connection().is_err() && !self.down.iter().any(|d| d.name == e.name)
         };
