@@ -13,7 +13,7 @@ Usage:
                 [--read URI]
                 [--header K=V ...]
                 [--sampling-reply TEXT] [--elicit-accept JSON] [--root URI ...]
-                [--mode legacy|auto] [--timeout SECONDS]
+                [--mode legacy|auto|default] [--timeout SECONDS]
   mcp_client.py --transport stdio --command "node /path/to/server.js stdio" [...]
 
 Output (stdout, one line of JSON):
@@ -46,6 +46,7 @@ from typing import Any
 
 import anyio
 import mcp.types as types
+from mcp import Client
 from mcp.client.session import ClientRequestContext, ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -101,9 +102,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--root", action="append", default=[], metavar="URI", help="advertise roots; answer roots/list")
     p.add_argument(
         "--mode",
-        choices=["legacy", "auto"],
+        choices=["legacy", "auto", "default"],
         default="legacy",
-        help="legacy: initialize handshake (default); auto: probe server/discover first, fall back to initialize",
+        help="legacy: initialize handshake (default); auto: probe server/discover first, fall back to initialize;"
+        " default: the SDK's high-level mcp.Client with its default mode (what a new user gets)",
     )
     p.add_argument("--timeout", type=float, default=60.0, help="overall deadline in seconds (default 60)")
     p.add_argument("--verbose", action="store_true", help="SDK debug logging and tracebacks on stderr")
@@ -129,13 +131,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return a
 
 
-async def list_all(fetch: Any, attr: str) -> list[Any]:
-    """Follow nextCursor pagination of a list_* method."""
+async def list_all(fetch: Any, attr: str, by_cursor: bool = False) -> list[Any]:
+    """Follow nextCursor pagination of a list_* method (ClientSession's take params=,
+    mcp.Client's take cursor=)."""
     items: list[Any] = []
     cursor: str | None = None
     while True:
-        params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
-        page = await fetch(params=params)
+        if by_cursor:
+            page = await fetch(cursor=cursor)
+        else:
+            params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+            page = await fetch(params=params)
         items.extend(getattr(page, attr))
         cursor = page.next_cursor
         if not cursor:
@@ -184,39 +190,46 @@ async def run(a: argparse.Namespace, out: dict[str, Any]) -> None:
         out["roots_requests"] += 1
         return types.ListRootsResult(roots=[types.Root(uri=u) for u in a.root])
 
+    callbacks: dict[str, Any] = {
+        "sampling_callback": sampling_cb if a.sampling_reply is not None else None,
+        "elicitation_callback": elicitation_cb if a.elicit_content is not None else None,
+        "list_roots_callback": roots_cb if a.root else None,
+    }
     async with AsyncExitStack() as stack:
         if a.transport == "streamable-http":
             http = await stack.enter_async_context(create_mcp_http_client(headers=a.headers or None))
-            read, write = await stack.enter_async_context(streamable_http_client(a.url, http_client=http))
+            transport = streamable_http_client(a.url, http_client=http)
         elif a.transport == "sse":
-            read, write = await stack.enter_async_context(sse_client(a.url, headers=a.headers or None))
+            transport = sse_client(a.url, headers=a.headers or None)
         else:
             argv = shlex.split(a.command)
-            params = StdioServerParameters(command=argv[0], args=argv[1:])
-            read, write = await stack.enter_async_context(stdio_client(params))
+            transport = stdio_client(StdioServerParameters(command=argv[0], args=argv[1:]))
 
-        session = await stack.enter_async_context(
-            ClientSession(
-                read,
-                write,
-                client_info=CLIENT_INFO,
-                sampling_callback=sampling_cb if a.sampling_reply is not None else None,
-                elicitation_callback=elicitation_cb if a.elicit_content is not None else None,
-                list_roots_callback=roots_cb if a.root else None,
-            )
-        )
-
-        if a.mode == "auto":
-            from mcp.client._probe import negotiate_auto  # same policy as mcp.Client(mode="auto")
-
-            await negotiate_auto(session)
+        client: Client | None = None
+        if a.mode == "default":
+            # The high-level client exactly as a new user writes it: no mode= argument, so
+            # the SDK's default negotiation (server/discover first on this SDK version).
+            client = await stack.enter_async_context(Client(transport, client_info=CLIENT_INFO, **callbacks))
+            session = client.session
         else:
-            await session.initialize()
+            read, write = await stack.enter_async_context(transport)
+            session = await stack.enter_async_context(
+                ClientSession(read, write, client_info=CLIENT_INFO, **callbacks)
+            )
+            if a.mode == "auto":
+                from mcp.client._probe import negotiate_auto  # same policy as mcp.Client(mode="auto")
+
+                await negotiate_auto(session)
+            else:
+                await session.initialize()
+        api: Any = client if client is not None else session
+        by_cursor = client is not None
 
         out["server_info"] = dump(session.server_info)
         out["protocol_version"] = session.protocol_version
         caps = session.server_capabilities
         out["capabilities"] = dump(caps)
+        out["mode"] = a.mode
         out["instructions"] = session.instructions
 
         async def op(name: str, coro: Any) -> Any:
@@ -226,16 +239,16 @@ async def run(a: argparse.Namespace, out: dict[str, Any]) -> None:
                 raise OperationFailed(name, e) from e
 
         if caps is None or caps.tools is not None:
-            tools = await op("tools/list", list_all(session.list_tools, "tools"))
+            tools = await op("tools/list", list_all(api.list_tools, "tools", by_cursor))
             out["tools"] = [t.name for t in tools]
         if caps is not None and caps.prompts is not None:
-            prompts = await op("prompts/list", list_all(session.list_prompts, "prompts"))
+            prompts = await op("prompts/list", list_all(api.list_prompts, "prompts", by_cursor))
             out["prompts"] = [p.name for p in prompts]
         if caps is not None and caps.resources is not None:
-            resources = await op("resources/list", list_all(session.list_resources, "resources"))
+            resources = await op("resources/list", list_all(api.list_resources, "resources", by_cursor))
             out["resources"] = [str(r.uri) for r in resources]
             templates = await op(
-                "resources/templates/list", list_all(session.list_resource_templates, "resource_templates")
+                "resources/templates/list", list_all(api.list_resource_templates, "resource_templates", by_cursor)
             )
             out["resource_templates"] = [t.uri_template for t in templates]
 
@@ -248,13 +261,13 @@ async def run(a: argparse.Namespace, out: dict[str, Any]) -> None:
                     out["progress"].append({"progress": progress, "total": total, "message": message})
 
             result = await op(
-                "tools/call", session.call_tool(a.call, a.tool_args, progress_callback=progress_cb)
+                "tools/call", api.call_tool(a.call, a.tool_args, progress_callback=progress_cb)
             )
             out["call"] = dump(result)
         if a.prompt is not None:
-            out["prompt"] = dump(await op("prompts/get", session.get_prompt(a.prompt, a.prompt_arguments)))
+            out["prompt"] = dump(await op("prompts/get", api.get_prompt(a.prompt, a.prompt_arguments)))
         if a.read is not None:
-            out["read"] = dump(await op("resources/read", session.read_resource(a.read)))
+            out["read"] = dump(await op("resources/read", api.read_resource(a.read)))
 
         # All work is done.  A server-initiated message still in flight (e.g. the
         # everything server's delayed roots/list) makes the SDK log a harmless

@@ -126,7 +126,7 @@ pub(crate) async fn message(
                 Err(crate::batch::Refused(error)) => Some(error),
             }
         } else {
-            hub.handle(&session, &text, &out).await
+            hub.handle_channel(&session, &text, &out).await
         };
         if let Some(reply) = reply {
             let _ = out.send(reply).await;

@@ -64,6 +64,11 @@ pub fn mcp_service(api: ApiState, options: &ServiceOptions) -> Router {
                     api.clone(),
                     api::audit::record,
                 ))
+                // Outside the audit layer, so the audit log names the loopback caller.
+                .route_layer(axum::middleware::from_fn_with_state(
+                    options.mcp_auth,
+                    api::seed::loopback_caller,
+                ))
                 .layer(DefaultBodyLimit::max(1 << 20))
                 .with_state(api),
         )

@@ -574,7 +574,7 @@ fn server_status(u: &Upstream) -> ServerStatus {
     let cat = u.catalog();
     ServerStatus {
         name: u.name().to_string(),
-        transport: u.spec().transport.kind(),
+        transport: u.transport_kind(),
         state: st.state.as_str(),
         tools: cat.tools.len(),
         prompts: cat.prompts.len(),

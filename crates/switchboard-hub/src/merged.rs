@@ -155,6 +155,11 @@ pub struct Merged {
     prompts: HashMap<String, ItemRef>,
     resources: HashMap<String, ItemRef>,
     rendered: Mutex<HashMap<(View, ListKind), Arc<Rendered>>>,
+    /// Servers that are down, named from the catalog they had when they went down: lists
+    /// leave them out, but their names still resolve, to an "unavailable" error.
+    down: Vec<Entry>,
+    down_tools: HashMap<String, ItemRef>,
+    down_prompts: HashMap<String, ItemRef>,
     /// Distinguishes snapshots, so a cursor from an older one is recognised as stale.
     pub generation: u64,
 }
@@ -169,8 +174,14 @@ impl Merged {
     ) -> Merged {
         let mut entries: Vec<Entry> = upstreams
             .iter()
-            .map(|(name, up)| entry(name, up, overrides))
+            .map(|(name, up)| entry(name, up, up.catalog(), overrides))
             .collect();
+        let mut down: Vec<Entry> = upstreams
+            .iter()
+            .filter_map(|(name, up)| Some(entry(name, up, up.last_catalog()?, overrides)))
+            .collect();
+        let down_tools = name_table(&mut down, ListKind::Tools, sep);
+        let down_prompts = name_table(&mut down, ListKind::Prompts, sep);
         let tools = name_table(&mut entries, ListKind::Tools, sep);
         let prompts = name_table(&mut entries, ListKind::Prompts, sep);
         let resources = uri_table(&mut entries);
@@ -188,6 +199,9 @@ impl Merged {
             prompts,
             resources,
             rendered: Mutex::new(HashMap::new()),
+            down,
+            down_tools,
+            down_prompts,
             generation,
         }
     }
@@ -351,6 +365,52 @@ impl Merged {
         })
     }
 
+    /// The server that owns `name` in `view` but cannot serve it now: a down server whose
+    /// last catalog had the name, or (its tools unknown) a server that has not come up, when
+    /// the name carries its prefix (`{server}{sep}`, or any name on its own endpoint).
+    pub fn unavailable_owner(
+        &self,
+        view: &View,
+        kind: ListKind,
+        name: &str,
+        sep: &str,
+    ) -> Option<&Entry> {
+        let cached = match view {
+            View::Server(s) => self
+                .down
+                .iter()
+                .find(|e| &e.name == s)
+                .filter(|e| e.local_index.contains_key(&(kind, name.to_string()))),
+            _ => {
+                let table = if kind == ListKind::Tools {
+                    &self.down_tools
+                } else {
+                    &self.down_prompts
+                };
+                table.get(name).map(|r| &self.down[r.entry]).filter(|e| {
+                    self.in_view(view, &e.name)
+                        && (kind != ListKind::Tools || self.tool_allowed(view, name))
+                })
+            }
+        };
+        if cached.is_some() {
+            return cached;
+        }
+        if kind == ListKind::Tools && !self.tool_allowed(view, name) {
+            return None;
+        }
+        let never_up = |e: &&Entry| {
+            e.upstream.connection().is_err() && !self.down.iter().any(|d| d.name == e.name)
+        };
+        match view {
+            View::Server(s) => self.entry(s).filter(never_up),
+            _ => self.visible(view).filter(never_up).find(|e| {
+                name.strip_prefix(e.name.as_str())
+                    .is_some_and(|r| r.starts_with(sep))
+            }),
+        }
+    }
+
     /// Original name -> exported (prefixed) name of a server's visible tools or prompts.
     pub fn exported_names(&self, server: &str, kind: ListKind) -> HashMap<String, String> {
         let Some(entry) = self.entry(server) else {
@@ -486,8 +546,7 @@ fn apply_override(
     Some(sp.apply(raw))
 }
 
-fn entry(name: &str, up: &Upstream, overrides: &Overrides) -> Entry {
-    let catalog = up.catalog();
+fn entry(name: &str, up: &Upstream, catalog: Arc<Catalog>, overrides: &Overrides) -> Entry {
     let mut local_index = HashMap::new();
     let mut named_lists = [Vec::new(), Vec::new()];
     for (slot, kind) in [ListKind::Tools, ListKind::Prompts].into_iter().enumerate() {

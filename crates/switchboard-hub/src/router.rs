@@ -340,6 +340,10 @@ impl Hub {
             merged = self.inner.merged.load_full();
         }
         let Some(target) = merged.resolve_name(&session.view, kind, &name) else {
+            let sep = &self.inner.config.separator;
+            if let Some(owner) = merged.unavailable_owner(&session.view, kind, &name, sep) {
+                return Some(unavailable(id, &owner.name, &owner.upstream.status()));
+            }
             let what = if kind == ListKind::Tools {
                 "tool"
             } else {
@@ -644,12 +648,10 @@ impl Hub {
             .and_then(|u| u.by_server.get(&server).map(|h| (u.user.as_str(), h)));
         let opened = match (upstream.info(), own) {
             (_, Some((user, headers))) => upstream.connection_with_headers(user, headers).await,
-            // A session-based upstream learns what this stateless client declared through a
-            // session that declares just that, so it only asks what the client can answer.
-            (Some(info), None) if session.modern && !is_stateless(&info) => {
-                let caps = modern::bridgeable_capabilities(session);
-                upstream.connection_declaring(&caps).await
-            }
+            // Every other client shares the server's one connection (one process for a stdio
+            // server), which declared the union of what the hub can bridge (sampling,
+            // elicitation, roots). What this client did not declare is refused per request
+            // when the server asks (`admit_question`, `forward_server_request`).
             _ => upstream.connection_for(&session.id).await,
         };
         let conn = match opened {
@@ -1348,6 +1350,19 @@ fn restore_reply(reply: &str, id: &str, uri_rewrite: Option<&(String, String)>) 
 type Question = (String, String, Option<String>);
 
 /// The client capability a server-to-client request needs (`""` for any other method).
+/// The answer to a request for a known server that cannot serve it now (-32603, the code of
+/// every "server unavailable" error): its name, state and last error.
+fn unavailable(id: &str, server: &str, status: &switchboard_upstream::Status) -> String {
+    let state = status.state.as_str();
+    let message = match &status.last_error {
+        Some(e) => format!("server {server:?} is unavailable ({state}): {e}"),
+        None => format!("server {server:?} is unavailable ({state})"),
+    };
+    let data =
+        serde_json::json!({"server": server, "state": state, "lastError": status.last_error});
+    error_message(id, code::INTERNAL_ERROR, &message, Some(&data.to_string()))
+}
+
 fn needed_capability(method: &str) -> &'static str {
     match method {
         "sampling/createMessage" => "sampling",

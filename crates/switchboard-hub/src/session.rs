@@ -62,6 +62,9 @@ pub struct ClientSession {
     pub closed: CancellationToken,
     /// The user's own upstream credentials, when they stored some.
     pub(crate) user_headers: OnceLock<UserHeaders>,
+    /// Stateless requests in flight on this channel (stdio, legacy SSE), by request id: a
+    /// `notifications/cancelled` for one drops it (which cancels it upstream).
+    pub(crate) modern_calls: Mutex<HashMap<String, CancellationToken>>,
 }
 
 /// A user's own headers for some servers (per-user upstream credentials): calls from their
@@ -96,6 +99,7 @@ impl ClientSession {
             last_seen: AtomicU64::new(now_secs()),
             closed: CancellationToken::new(),
             user_headers: OnceLock::new(),
+            modern_calls: Mutex::new(HashMap::new()),
         }
     }
 

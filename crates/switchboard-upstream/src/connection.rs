@@ -134,6 +134,25 @@ fn rustls_provider() -> bool {
         .is_ok()
 }
 
+/// The same server as a legacy HTTP+SSE stream, when `spec` is a Streamable HTTP server whose
+/// transport may be detected (`protocol: auto`, the default).
+pub fn legacy_sse_of(spec: &ServerSpec) -> Option<ServerSpec> {
+    match &spec.transport {
+        TransportSpec::StreamableHttp {
+            url,
+            headers,
+            protocol: ProtocolMode::Auto,
+        } => Some(ServerSpec {
+            transport: TransportSpec::Sse {
+                url: url.clone(),
+                headers: headers.clone(),
+            },
+            ..spec.clone()
+        }),
+        _ => None,
+    }
+}
+
 impl Connection {
     /// Opens a session: spawn or connect, then `initialize` and `notifications/initialized`.
     pub async fn open(
@@ -155,7 +174,47 @@ impl Connection {
     }
 
     /// [`Connection::open`], declaring `capabilities` (a JSON object) in `initialize`.
+    ///
+    /// A Streamable HTTP server in `auto` mode whose `initialize` fails the way a legacy
+    /// HTTP+SSE server makes it fail (400/404/405 or a reply that is not JSON-RPC) is tried
+    /// as a legacy SSE stream at the same URL: the specification's backwards-compatibility
+    /// procedure. The connection returned then is [`Connection::Sse`].
     pub async fn open_declaring(
+        spec: &ServerSpec,
+        client: &reqwest::Client,
+        stderr: Arc<StderrRing>,
+        incoming: mpsc::UnboundedSender<Incoming>,
+        init_timeout: Duration,
+        capabilities: &str,
+    ) -> Result<(Connection, InitInfo), UpstreamError> {
+        let first = Self::open_as(
+            spec,
+            client,
+            stderr.clone(),
+            incoming.clone(),
+            init_timeout,
+            capabilities,
+        )
+        .await;
+        let sse = match (&first, legacy_sse_of(spec)) {
+            (Err(e), Some(sse)) if e.suggests_legacy_sse() => sse,
+            _ => return first,
+        };
+        let Err(as_http) = first else {
+            unreachable!("matched an error above")
+        };
+        match Self::open_as(&sse, client, stderr, incoming, init_timeout, capabilities).await {
+            Ok(opened) => {
+                tracing::info!(message = "Upstream speaks the legacy HTTP+SSE transport; using it.", server = %spec.name, streamable_http = %as_http);
+                Ok(opened)
+            }
+            Err(as_sse) => Err(UpstreamError::Transport(format!(
+                "as Streamable HTTP: {as_http}; as legacy SSE: {as_sse}"
+            ))),
+        }
+    }
+
+    async fn open_as(
         spec: &ServerSpec,
         client: &reqwest::Client,
         stderr: Arc<StderrRing>,
@@ -229,8 +288,10 @@ impl Connection {
                 let env =
                     Envelope::parse(&reply).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
                 if let Some(err) = env.error {
-                    let refused =
-                        UpstreamError::Protocol(format!("initialize failed: {}", err.get()));
+                    let refused = UpstreamError::Protocol(format!(
+                        "initialize failed: {}",
+                        crate::snippet(err.get())
+                    ));
                     if let Connection::Stdio(c) = self
                         && era == ProtocolMode::Auto
                     {

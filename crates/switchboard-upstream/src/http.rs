@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::UpstreamError;
 use crate::connection::InitInfo;
+use crate::error::snippet;
 use crate::mux::{Dispatched, Mux};
 
 const MAX_EVENT: usize = 64 * 1024 * 1024;
@@ -250,11 +251,11 @@ impl Shared {
             return Err(status_error(resp.status(), resp).await);
         }
         let reply = read_single_reply(resp, id).await?;
-        let env = Envelope::parse(&reply).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        let env = Envelope::parse(&reply).map_err(|e| not_mcp(&e, &reply))?;
         if let Some(err) = env.error {
             return Err(UpstreamError::Protocol(format!(
                 "server/discover failed: {}",
-                err.get()
+                snippet(err.get())
             )));
         }
         let result = env
@@ -290,11 +291,11 @@ impl Shared {
         }
         let session_id = resp.headers().get("mcp-session-id").cloned();
         let reply = read_single_reply(resp, id).await?;
-        let env = Envelope::parse(&reply).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        let env = Envelope::parse(&reply).map_err(|e| not_mcp(&e, &reply))?;
         if let Some(err) = env.error {
             return Err(UpstreamError::Protocol(format!(
                 "initialize failed: {}",
-                err.get()
+                snippet(err.get())
             )));
         }
         let result = env
@@ -362,8 +363,7 @@ impl Shared {
                 if is_error_reply(&text, id) && self.mux.dispatch(text.clone(), Some(id)).is_ok() {
                     return;
                 }
-                let snippet: String = text.chars().take(300).collect();
-                let err = format!("HTTP {status} from the server: {snippet}");
+                let err = format!("HTTP {status} from the server: {}", snippet(&text));
                 return self
                     .mux
                     .fail(id, UpstreamError::HttpStatus(status.as_u16(), err));
@@ -549,6 +549,11 @@ async fn read_single_reply(mut resp: reqwest::Response, id: u64) -> Result<Strin
     ))
 }
 
+/// A reply to `initialize` or `server/discover` that is not JSON-RPC (an HTML page, say).
+fn not_mcp(e: &impl std::fmt::Display, body: &str) -> UpstreamError {
+    UpstreamError::NotMcp(format!("{e}; the server sent: {}", snippet(body)))
+}
+
 fn transport(e: reqwest::Error) -> UpstreamError {
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(&e);
@@ -567,12 +572,8 @@ fn is_error_reply(text: &str, id: u64) -> bool {
 
 async fn status_error(status: StatusCode, resp: reqwest::Response) -> UpstreamError {
     let body = resp.text().await.unwrap_or_default();
-    let mut snippet: String = body.chars().take(300).collect();
-    if snippet.len() < body.len() {
-        snippet.push('…');
-    }
     UpstreamError::HttpStatus(
         status.as_u16(),
-        format!("HTTP {status} from the server: {snippet}"),
+        format!("HTTP {status} from the server: {}", snippet(&body)),
     )
 }

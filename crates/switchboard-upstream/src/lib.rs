@@ -22,7 +22,7 @@ pub use connection::{
     CallEvent, CallOptions, Connection, InitInfo, client_capabilities, http_client,
     http_client_builder,
 };
-pub use error::UpstreamError;
+pub use error::{SNIPPET_BYTES, UpstreamError, snippet};
 pub use mux::Incoming;
 pub use pgroups::{ProcessGroups, become_subreaper};
 pub use stdio::StderrRing;

@@ -80,6 +80,18 @@ impl SseConn {
                 resp.status()
             )));
         }
+        let content_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if !content_type.starts_with("text/event-stream") {
+            return Err(UpstreamError::NotMcp(format!(
+                "the SSE URL answered {:?}, not an event stream",
+                crate::error::snippet(&content_type)
+            )));
+        }
         let mut decoder = Decoder::new(MAX_EVENT);
         let mut backlog: Vec<Event> = Vec::new();
         let endpoint = 'found: loop {

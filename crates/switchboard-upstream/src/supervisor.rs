@@ -139,9 +139,15 @@ pub enum HubEvent {
 
 struct Inner {
     spec: ServerSpec,
+    /// The transport that worked, when it was detected rather than configured (a Streamable
+    /// HTTP URL that turned out to be a legacy SSE stream): used for the upstream's lifetime.
+    detected: ArcSwapOption<ServerSpec>,
     conn: ArcSwapOption<Connection>,
     info: ArcSwapOption<InitInfo>,
     catalog: ArcSwap<Catalog>,
+    /// The catalog the server had when its connection was last lost: its names still
+    /// resolve (to "unavailable") while it is down.
+    last_good: ArcSwapOption<Catalog>,
     status: Mutex<Status>,
     stderr: Arc<StderrRing>,
     cancel: CancellationToken,
@@ -173,9 +179,11 @@ impl Upstream {
         let disabled = spec.disabled;
         let inner = Arc::new(Inner {
             spec,
+            detected: ArcSwapOption::empty(),
             conn: ArcSwapOption::empty(),
             info: ArcSwapOption::empty(),
             catalog: ArcSwap::from_pointee(Catalog::default()),
+            last_good: ArcSwapOption::empty(),
             status: Mutex::new(Status {
                 state: if disabled {
                     State::Disabled
@@ -213,6 +221,12 @@ impl Upstream {
         &self.inner.spec
     }
 
+    /// The transport in use: the configured one, or the one detected at the configured URL
+    /// (`sse` for a Streamable HTTP URL that turned out to be a legacy SSE stream).
+    pub fn transport_kind(&self) -> &'static str {
+        self.inner.connect_spec().transport.kind()
+    }
+
     /// The live connection, if ready.
     pub fn connection(&self) -> Result<Arc<Connection>, UpstreamError> {
         self.inner.conn.load_full().ok_or_else(|| {
@@ -232,8 +246,12 @@ impl Upstream {
         if self.inner.spec.session == SessionMode::Shared || client.is_empty() {
             return Ok(shared);
         }
-        self.open_client(client, &self.inner.spec, crate::client_capabilities())
-            .await
+        self.open_client(
+            client,
+            &self.inner.connect_spec(),
+            crate::client_capabilities(),
+        )
+        .await
     }
 
     /// A connection that sends `headers` instead of the configured ones of the same names (a
@@ -244,7 +262,7 @@ impl Upstream {
         owner: &str,
         headers: &std::collections::BTreeMap<String, String>,
     ) -> Result<Arc<Connection>, UpstreamError> {
-        let mut spec = self.inner.spec.clone();
+        let mut spec = (*self.inner.connect_spec()).clone();
         let configured = match &mut spec.transport {
             TransportSpec::StreamableHttp { headers, .. } | TransportSpec::Sse { headers, .. } => {
                 headers
@@ -268,30 +286,6 @@ impl Upstream {
             crate::client_capabilities(),
         )
         .await
-    }
-
-    /// A session of its own that declares exactly `capabilities` in `initialize`, for the
-    /// stateless clients that declare them (a session-based server then asks them only what
-    /// they can answer). At most [`MAX_DECLARING`] such sessions per server; past that, the
-    /// shared one.
-    pub async fn connection_declaring(
-        &self,
-        capabilities: &str,
-    ) -> Result<Arc<Connection>, UpstreamError> {
-        let shared = self.connection()?;
-        if capabilities == crate::client_capabilities() {
-            return Ok(shared);
-        }
-        let key = format!("{DECLARING}{capabilities}");
-        let known = {
-            let clients = self.inner.clients.lock().expect("clients lock");
-            let declaring = clients.keys().filter(|k| k.starts_with(DECLARING)).count();
-            clients.contains_key(&key) || declaring < MAX_DECLARING
-        };
-        if !known {
-            return Ok(shared);
-        }
-        self.open_client(&key, &self.inner.spec, capabilities).await
     }
 
     /// The connection registered under `key`, opened with `spec` on first use.
@@ -361,6 +355,15 @@ impl Upstream {
         self.inner.catalog.load_full()
     }
 
+    /// While the server is down: the catalog it had when its connection was last lost (none
+    /// if it never came up). Lists leave a down server out, but its names stay known.
+    pub fn last_catalog(&self) -> Option<Arc<Catalog>> {
+        if self.inner.conn.load().is_some() {
+            return None;
+        }
+        self.inner.last_good.load_full()
+    }
+
     /// Health and lifecycle.
     pub fn status(&self) -> Status {
         self.inner.status.lock().expect("status lock").clone()
@@ -415,6 +418,13 @@ impl Inner {
         });
     }
 
+    /// The spec to connect with: the detected transport once one was, else the configured.
+    fn connect_spec(&self) -> Arc<ServerSpec> {
+        self.detected
+            .load_full()
+            .unwrap_or_else(|| Arc::new(self.spec.clone()))
+    }
+
     fn is_stdio(&self) -> bool {
         matches!(self.spec.transport, TransportSpec::Stdio { .. })
     }
@@ -434,7 +444,8 @@ async fn supervise(inner: Arc<Inner>) {
                 let started = Instant::now();
                 let died = serve(&inner, &conn, incoming).await;
                 inner.conn.store(None);
-                inner.catalog.store(Arc::new(Catalog::default()));
+                let last = inner.catalog.swap(Arc::new(Catalog::default()));
+                inner.last_good.store(Some(last));
                 inner.emit_catalog(ListKind::ALL.to_vec());
                 conn.shutdown().await;
                 let Some(reason) = died else { break };
@@ -496,24 +507,25 @@ fn backoff(opts: &UpstreamOptions, n: u32) -> Duration {
     (opts.backoff_base * factor).min(opts.backoff_max)
 }
 
-/// Key prefix of the sessions opened for a set of declared client capabilities.
-const DECLARING: &str = "declaring:";
-
-/// Sessions per server opened for particular declared client capabilities.
-const MAX_DECLARING: usize = 8;
-
 type Connected = (Arc<Connection>, mpsc::UnboundedReceiver<Incoming>);
 
 async fn connect(inner: &Arc<Inner>) -> Result<Connected, UpstreamError> {
     let (tx, rx) = mpsc::unbounded_channel();
+    let spec = inner.connect_spec();
     let (conn, info) = Connection::open(
-        &inner.spec,
+        &spec,
         &inner.client,
         inner.stderr.clone(),
         tx,
         inner.opts.init_timeout,
     )
     .await?;
+    if matches!(conn, Connection::Sse(_)) && inner.detected.load().is_none() {
+        // Detected, not configured: remember it, so reconnects go straight to it.
+        inner
+            .detected
+            .store(crate::connection::legacy_sse_of(&spec).map(Arc::new));
+    }
     let conn = Arc::new(conn);
     let mut catalog = Catalog::default();
     for kind in ListKind::ALL {
@@ -536,7 +548,7 @@ async fn connect(inner: &Arc<Inner>) -> Result<Connected, UpstreamError> {
         s.ready_since = Some(SystemTime::now());
         s.pid = pid;
     });
-    tracing::info!(message = "Upstream ready.", server = %inner.spec.name, transport = inner.spec.transport.kind());
+    tracing::info!(message = "Upstream ready.", server = %inner.spec.name, transport = spec.transport.kind());
     inner.emit_catalog(ListKind::ALL.to_vec());
     Ok((conn, rx))
 }
@@ -574,15 +586,7 @@ async fn serve_client(
             Incoming::Notification { method, .. }
                 if ListKind::from_list_changed(&method).is_some() =>
             {
-                // The catalog comes from the shared session. A session opened for a set of
-                // client capabilities serves stateless clients, who hear of changes only on
-                // their listen streams: pass the announcement on (a stdio server behind it is
-                // a process of its own, whose changes the shared session never sees).
-                if client.starts_with(DECLARING)
-                    && let Some(kinds) = ListKind::from_list_changed(&method)
-                {
-                    inner.emit_catalog(kinds.to_vec());
-                }
+                // The catalog comes from the shared session.
                 continue;
             }
             Incoming::Notification { text, .. } => (text, false),

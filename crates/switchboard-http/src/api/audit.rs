@@ -41,9 +41,11 @@ pub(crate) async fn record(State(st): State<ApiState>, req: Request, next: Next)
         .map(|c| c.0.ip());
     let (mut parts, body) = req.into_parts();
     // Authenticate once here; the handler's extractor finds the principal in the extensions.
-    let who = match bearer(&parts.headers) {
-        Some(token) => identify(&st, token).await.ok(),
-        None => None,
+    let who = match (parts.extensions.get::<Principal>(), bearer(&parts.headers)) {
+        // Set by an outer layer (the MCP service's anonymous loopback caller).
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(token)) => identify(&st, token).await.ok(),
+        (None, None) => None,
     };
     if let Some(p) = &who {
         if let Err(refused) = rate_limit(&st, p) {

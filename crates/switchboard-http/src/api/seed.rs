@@ -5,6 +5,13 @@
 //! `GET /list-remote-proxies`, `POST /add-remote-proxies`, `DELETE /remote-proxies`.
 //! In a split deployment the main service reaches the MCP service over HTTP, as the seed's
 //! sequence diagrams show; in one process it calls the same operations directly.
+//!
+//! The MCP-service routes follow the MCP service's policy, as `/mcp` does: with a credential,
+//! an admin or a manager of the tenant; without one, where the service is open
+//! ([`McpAuth::Optional`], which `serve` allows on loopback only), the anonymous loopback
+//! caller, who manages the default tenant's remote proxies through these four routes only
+//! (probe a URL, list, mount and unmount remote servers; SSRF-checked, never a stdio server).
+//! With `--mcp-auth required` they answer 401 without a credential.
 
 use std::collections::BTreeMap;
 
@@ -20,8 +27,9 @@ use switchboard_control::{
     ControlError, check_ssrf, now_ms, probe, record_from_spec, record_url, remote_spec,
 };
 
-use super::auth::Manage;
+use super::auth::{Manage, bearer};
 use super::{ApiError, ApiState, McpServiceClient, json_rejection};
+use crate::access::McpAuth;
 
 /// The seed's main-service routes.
 pub(crate) fn main_routes() -> Router<ApiState> {
@@ -42,6 +50,26 @@ pub(crate) fn mcp_routes() -> Router<ApiState> {
         .route("/list-remote-proxies", get(list_proxies))
         .route("/add-remote-proxies", post(add_proxy))
         .route("/remote-proxies", delete(remove_proxy))
+}
+
+/// Name the audit log gives the anonymous loopback caller of the MCP-service routes.
+pub(crate) const LOOPBACK_CALLER: &str = "anonymous (loopback)";
+
+/// Middleware over the MCP-service routes: a request without a credential, on a service open
+/// to callers without one, acts as the anonymous loopback caller (a manager of the default
+/// tenant for these routes). Any credential sent is checked as usual.
+pub(crate) async fn loopback_caller(
+    axum::extract::State(auth): axum::extract::State<McpAuth>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if auth == McpAuth::Optional && bearer(req.headers()).is_none() {
+        let mut who = switchboard_control::Principal::anonymous();
+        who.name = LOOPBACK_CALLER.into();
+        who.role = switchboard_store::Role::Manager;
+        req.extensions_mut().insert(who);
+    }
+    next.run(req).await
 }
 
 #[derive(Deserialize)]
@@ -376,6 +404,20 @@ async fn remove_proxy(
     Query(q): Query<NameQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let name = required(q.service_name, "service_name")?;
+    // A remote proxy only: the servers this route family mounts.
+    let stdio = st.control.hub().upstream(&name).is_some_and(|u| {
+        matches!(
+            u.spec().transport,
+            switchboard_core::config::TransportSpec::Stdio { .. }
+        )
+    });
+    if stdio {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no remote proxy named {name:?} ({name:?} is a stdio server)"),
+        ));
+    }
     st.control.unmount(&name).await?;
     Ok(success(&format!("Successfully removed proxy {name}")))
 }

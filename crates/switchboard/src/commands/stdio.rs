@@ -53,7 +53,7 @@ pub(crate) async fn run(
         let session = session.clone();
         tokio::spawn(async move {
             let out = session.sender().clone();
-            if let Some(reply) = hub.handle(&session, &line, &out).await {
+            if let Some(reply) = hub.handle_channel(&session, &line, &out).await {
                 let _ = out.send(reply).await;
             }
         });

@@ -283,6 +283,7 @@ async fn mcp_service_internal_routes_and_recover() {
         (StatusCode::SERVICE_UNAVAILABLE, Some(false)),
         "{body}"
     );
+    // Open on loopback without a credential, like /mcp (see newuser.rs).
     let (status, _) = call(
         reqwest::Method::GET,
         &format!("{}/list-remote-proxies", hub.mcp),
@@ -290,7 +291,7 @@ async fn mcp_service_internal_routes_and_recover() {
         None,
     )
     .await;
-    assert_eq!(status, 401);
+    assert_eq!(status, 200);
 
     let add = json!({"service_name": "direct", "mcp_url": up.url, "transport": "streamable-http"});
     let (status, body) = call(

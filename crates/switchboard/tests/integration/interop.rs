@@ -757,6 +757,102 @@ async fn python_client_drives_switchboard_stdio() {
     );
 }
 
+// ---- 5. the Python SDK's default client (mcp.Client, default mode) over every transport ----
+
+/// A new user writes `mcp.Client(url)` with no `mode=`: on this SDK version that probes
+/// `server/discover` and, since the hub advertises 2026-07-28, speaks the stateless revision,
+/// validating `resultType`, `ttlMs` and `cacheScope` on every result. It must work over the
+/// hub's Streamable HTTP and legacy SSE endpoints and over `switchboard stdio`.
+#[tokio::test]
+async fn the_python_sdks_default_client_works_over_stdio_streamable_http_and_sse() {
+    let http = spawn_http(FixtureOptions::new("fh")).await.unwrap();
+    let hub = TestHub::start(
+        json!({"mcpServers": {"fs": stdio_fixture("fs", &[]), "fh": http_entry(&http.url)}}),
+    )
+    .await;
+    let dir = TempDir::new("interop-default");
+    let leftovers = Sweep(dir.0.display().to_string());
+    let mut entry = stdio_fixture("fs", &[]);
+    entry["env"] = json!({"SWITCHBOARD_TEST_MARKER": leftovers.0});
+    let servers = dir.write("servers.json", &json!({"mcpServers": {"fs": entry}}));
+    let stdio = vec![
+        "--transport".into(),
+        "stdio".into(),
+        "--command".into(),
+        format!(
+            "{} stdio --servers {}",
+            shell_quote(&switchboard_bin()),
+            shell_quote(&servers)
+        ),
+    ];
+    tokio::join!(
+        default_mode_through(py("streamable-http", &hub.url("/mcp")), "fh__echo"),
+        default_mode_through(py("sse", &hub.url("/sse")), "fh__echo"),
+        default_mode_through(stdio, "fs__echo"),
+    );
+    hub.stop().await;
+}
+
+async fn default_mode_through(args: Vec<String>, tool: &str) {
+    let what = args[1].clone();
+    let args = with(
+        args,
+        &[
+            ("--mode", "default"),
+            ("--call", tool),
+            ("--args", r#"{"text": "default mode"}"#),
+            ("--prompt", "fs__greeting"),
+            ("--prompt-args", r#"{"name": "Ada"}"#),
+            ("--read", "switchboard://fs/fixture://info"),
+        ],
+    );
+    let args = if what == "stdio" {
+        // A lone server keeps its URIs.
+        args.into_iter()
+            .map(|a| {
+                if a == "switchboard://fs/fixture://info" {
+                    "fixture://info".to_string()
+                } else {
+                    a
+                }
+            })
+            .collect()
+    } else {
+        args
+    };
+    let out = python_client(args).await;
+    assert_eq!(out["mode"], "default", "{what}: {out}");
+    assert_eq!(
+        out["protocol_version"], "2026-07-28",
+        "{what}: the SDK's default mode should negotiate the stateless revision: {out}"
+    );
+    assert!(has(&out["tools"], tool), "{what}: {}", out["tools"]);
+    assert!(
+        has(&out["prompts"], "fs__greeting"),
+        "{what}: {}",
+        out["prompts"]
+    );
+    assert_eq!(
+        text_of(&out["call"]),
+        "default mode",
+        "{what}: {}",
+        out["call"]
+    );
+    assert!(
+        out["prompt"]["messages"][0]["content"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Hello, Ada!"),
+        "{what}: {}",
+        out["prompt"]
+    );
+    assert_eq!(
+        out["read"]["contents"][0]["text"], "fixture fs",
+        "{what}: {}",
+        out["read"]
+    );
+}
+
 /// Kills, on drop, every process whose command line or environment mentions the marker.
 struct Sweep(String);
 

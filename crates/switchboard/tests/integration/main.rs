@@ -15,6 +15,7 @@ mod hardening_proc;
 mod identity;
 mod interop;
 mod modern;
+mod newuser;
 mod process;
 mod sessions;
 mod smart;
