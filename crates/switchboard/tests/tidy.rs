@@ -13,7 +13,9 @@ const LONG_FILES: &[(&str, usize)] = &[
     ("crates/switchboard-http/src/api/v1/identity.rs", 950),
     ("crates/switchboard-store/tests/contract.rs", 1400),
     ("crates/switchboard-control/src/sessions.rs", 950),
-    ("crates/switchboard-control/src/identity.rs", 1100),
+    // Grew with the login throttle and rate limits (issue 11); to be split with the identity
+    // operations moving out of http (issue 13).
+    ("crates/switchboard-control/src/identity.rs", 1350),
     ("crates/switchboard/tests/integration/api_v1.rs", 1400),
     ("crates/switchboard/tests/integration/sessions.rs", 1150),
     ("crates/switchboard/tests/integration/identity.rs", 2200),
