@@ -318,6 +318,8 @@ pub async fn spawn_hub_with(
             .arg("--data-dir")
             .arg(work.join(format!("hub-data-{tag}")))
             .args(["--log", "warn"])
+            // The benchmark measures the hub's cost, not its request rate limits.
+            .args(["--rate-limit-key", "off", "--rate-limit-tenant", "off"])
             .args(extra_args);
         let mut proc = Proc::spawn(
             "hub",

@@ -43,6 +43,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/groups/{name}"),
     ("POST", "/api/v1/import"),
     ("GET", "/api/v1/export"),
+    ("GET", "/api/v1/tools/search"),
     ("POST", "/api/v1/reconcile"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/me"),
