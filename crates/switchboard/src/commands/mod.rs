@@ -66,10 +66,14 @@ pub(crate) fn run(mut cli: Cli) -> ExitCode {
         | Command::Check { .. } => unreachable!("handled above"),
         Command::Validate(_) => {
             println!(
-                "ok: {} server(s), {} group(s)",
+                "ok: {} server(s), {} group(s) ({} format)",
                 servers.servers.len(),
-                servers.groups.len()
+                servers.groups.len(),
+                servers.format
             );
+            for n in &servers.notes {
+                println!("  {:<9}  {:<28}  {}", n.action, n.entry, n.detail);
+            }
             Ok(())
         }
     };
