@@ -304,6 +304,17 @@ pub struct ImportReport {
     pub notes: Vec<Note>,
 }
 
+fn inner<'a>(
+    v: Option<&'a serde_json::Value>,
+    empty: &'a serde_json::Map<String, serde_json::Value>,
+) -> Option<&'a serde_json::Map<String, serde_json::Value>> {
+    match v {
+        Some(serde_json::Value::Object(m)) => Some(m),
+        None => Some(empty),
+        _ => None,
+    }
+}
+
 /// The fields of a server entry that differ (names only: values may be secrets).
 fn changed_fields(old: &ServerRecord, new: &ServerRecord) -> Vec<String> {
     let a = crate::entry_json_as(old, crate::Secrets::Reveal);
@@ -320,8 +331,8 @@ fn changed_fields(old: &ServerRecord, new: &ServerRecord) -> Vec<String> {
         if x == y {
             continue;
         }
-        match (x, y) {
-            (Some(serde_json::Value::Object(x)), Some(serde_json::Value::Object(y))) => {
+        match (inner(x, &empty), inner(y, &empty)) {
+            (Some(x), Some(y)) if k == "headers" || k == "env" => {
                 let inner: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
                 out.extend(
                     inner

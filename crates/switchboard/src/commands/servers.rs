@@ -156,8 +156,8 @@ pub(crate) async fn check(api: &ApiArgs, url: &str, transport: Option<&str>) -> 
 /// file and line), and fills `${SWITCHBOARD_SECRET_…}` / `${SWITCHBOARD_INPUT_…}` placeholders
 /// from this machine's environment (an export's secrets, VS Code's inputs).
 fn import_body(file: &std::path::Path) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     struct Literal;
     impl switchboard_core::config::VarSource for Literal {
         fn var(&self, _: &str) -> Option<String> {
@@ -169,8 +169,8 @@ fn import_body(file: &std::path::Path) -> anyhow::Result<Value> {
     }
     switchboard_core::config::parse_servers_file(file, &text, &Literal, "__")
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut body: Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not JSON", file.display()))?;
+    let mut body: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
     fill_placeholders(&mut body, file, "")?;
     Ok(body)
 }
@@ -201,7 +201,11 @@ fn fill_placeholders(v: &mut Value, file: &std::path::Path, at: &str) -> anyhow:
         }
         Value::Object(m) => {
             for (k, x) in m.iter_mut() {
-                let path = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+                let path = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
                 fill_placeholders(x, file, &path)?;
             }
         }
