@@ -1076,7 +1076,7 @@ async fn bad_imports(api: &Api) {
     api.fails(
         "POST",
         "/api/v1/import",
-        Some(json!({"servers": {}})),
+        Some(json!({"services": {}})),
         400,
         "invalid",
     )
