@@ -49,6 +49,14 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Bridge stdin/stdout to a running hub's MCP endpoint (for desktop clients' configs).
+    Connect {
+        /// The hub's MCP endpoint, e.g. http://127.0.0.1:5011/mcp (`/mcp` when no path).
+        url: String,
+        /// API key or token, sent as `Authorization: Bearer`.
+        #[arg(long, env = "SWITCHBOARD_KEY", hide_env_values = true)]
+        key: Option<String>,
+    },
     /// Ask a running hub to connect to an MCP server URL and list its tools.
     Check {
         #[command(flatten)]

@@ -1,5 +1,6 @@
 //! The subcommands, and what they share: logging, the runtime, loading the servers file.
 
+mod connect;
 mod identity;
 mod serve;
 mod servers;
@@ -37,6 +38,10 @@ pub(crate) fn run(mut cli: Cli) -> ExitCode {
             url,
             transport,
         } => return run_client(servers::check(api, url, transport.as_deref())),
+        Command::Connect { url, key } => {
+            init_logging("warn");
+            return run_client(connect::run(url, key.clone()));
+        }
     };
     init_logging(&common.log);
     // Configuration is checked before any runtime, socket or process exists.
@@ -63,7 +68,8 @@ pub(crate) fn run(mut cli: Cli) -> ExitCode {
         | Command::Tenants { .. }
         | Command::Users { .. }
         | Command::Keys { .. }
-        | Command::Check { .. } => unreachable!("handled above"),
+        | Command::Check { .. }
+        | Command::Connect { .. } => unreachable!("handled above"),
         Command::Validate(_) => {
             println!(
                 "ok: {} server(s), {} group(s) ({} format)",

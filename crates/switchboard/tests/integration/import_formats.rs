@@ -500,3 +500,107 @@ async fn an_mcphub_disabled_tool_stays_disabled_after_import() {
     assert!(listed);
     assert!(!client.tool_names().await.contains(&"fx__echo".to_string()));
 }
+
+/// Reads stdout lines of `switchboard connect` until one satisfies `want` (10 s at most).
+async fn read_until(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    want: impl Fn(&Value) -> bool,
+) -> Value {
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if want(&v) {
+                return v;
+            }
+        }
+        panic!("connect closed its output");
+    })
+    .await;
+    found.expect("no such line within 10 s")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_bridges_a_desktop_client_to_servers_added_through_the_api() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    init();
+    let dir = temp_dir("connect");
+    let hub = start(&dir, None, &[]).await;
+    let mut add = stdio_fixture("fx", &[]);
+    add["name"] = json!("fx");
+    let (status, v) = hub
+        .call(reqwest::Method::POST, "/api/v1/servers", Some(add))
+        .await;
+    assert!(status.is_success(), "{v}");
+    let mut child = tokio::process::Command::new(switchboard_bin())
+        .args(["connect", &hub.mcp])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let send = async |stdin: &mut tokio::process::ChildStdin, v: Value| {
+        stdin.write_all(format!("{v}\n").as_bytes()).await.unwrap();
+    };
+    send(
+        &mut stdin,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "desktop", "version": "1"}}}),
+    )
+    .await;
+    let init = read_until(&mut lines, |v| v["id"] == 1).await;
+    assert!(init["result"]["protocolVersion"].is_string(), "{init}");
+    send(
+        &mut stdin,
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+    let ready = eventually(Duration::from_secs(10), async || {
+        hub.server("fx")
+            .await
+            .is_some_and(|s| s["status"]["state"] == "ready")
+    })
+    .await;
+    assert!(ready, "{}", hub.stderr());
+    send(
+        &mut stdin,
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "fx__echo", "arguments": {"text": "through the bridge"}}}),
+    )
+    .await;
+    let reply = read_until(&mut lines, |v| v["id"] == 2).await;
+    assert_eq!(
+        reply["result"]["content"][0]["text"], "through the bridge",
+        "{reply}"
+    );
+
+    // A server added through the API while the client is connected: the hub's notification
+    // arrives on the bridge's GET stream.
+    let mut add = stdio_fixture("fy", &[]);
+    add["name"] = json!("fy");
+    hub.call(reqwest::Method::POST, "/api/v1/servers", Some(add))
+        .await;
+    let note = read_until(&mut lines, |v| {
+        v["method"] == "notifications/tools/list_changed"
+    })
+    .await;
+    assert!(note.get("id").is_none(), "{note}");
+    send(
+        &mut stdin,
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}),
+    )
+    .await;
+    let listed = read_until(&mut lines, |v| v["id"] == 3).await;
+    assert!(listed.to_string().contains("fy__echo"), "{listed}");
+
+    // End of input ends the bridge.
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("connect exits at end of input")
+        .unwrap();
+    assert!(status.success());
+}
