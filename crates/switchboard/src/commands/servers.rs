@@ -69,6 +69,25 @@ pub(crate) async fn run(api: &ApiArgs, action: &ServersAction) -> anyhow::Result
             }
             v
         }
+        ServersAction::Show { name } => {
+            let v = client
+                .send(Method::GET, &format!("/api/v1/servers/{name}"), None)
+                .await?;
+            if !api.json {
+                print_show(&v);
+                return Ok(());
+            }
+            v
+        }
+        ServersAction::Restart { name } => {
+            client
+                .send(
+                    Method::POST,
+                    &format!("/api/v1/servers/{name}/restart"),
+                    None,
+                )
+                .await?
+        }
         ServersAction::Add(a) => {
             client
                 .send(Method::POST, "/api/v1/servers", Some(add_body(a)?))
@@ -212,6 +231,25 @@ fn fill_placeholders(v: &mut Value, file: &std::path::Path, at: &str) -> anyhow:
         _ => {}
     }
     Ok(())
+}
+
+/// One server: the table row, then owner, configuration and stderr tail.
+fn print_show(v: &Value) {
+    print_table(&json!([v]));
+    println!();
+    println!("owner:   {}", cell(&v["origin"]));
+    println!("created: by {}", cell(&v["created_by"]));
+    println!("changed: by {}", cell(&v["updated_by"]));
+    println!(
+        "config:  {}",
+        serde_json::to_string_pretty(&v["config"]).unwrap_or_default()
+    );
+    if let Some(tail) = v["stderr_tail"].as_array().filter(|t| !t.is_empty()) {
+        println!("stderr (last lines):");
+        for l in tail {
+            println!("  {}", cell(l));
+        }
+    }
 }
 
 /// The import report: one line per server added or kept, then the notes.

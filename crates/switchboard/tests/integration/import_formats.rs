@@ -596,6 +596,10 @@ async fn connect_bridges_a_desktop_client_to_servers_added_through_the_api() {
     let listed = read_until(&mut lines, |v| v["id"] == 3).await;
     assert!(listed.to_string().contains("fy__echo"), "{listed}");
 
+    // The CLI restarts it; the bridge keeps working.
+    let (ok, out, err) = hub.cli(&["servers", "restart", "fy"], &[]);
+    assert!(ok && out.contains("fy"), "{out}{err}");
+
     // End of input ends the bridge.
     drop(stdin);
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait())

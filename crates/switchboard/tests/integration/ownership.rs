@@ -147,6 +147,14 @@ async fn an_api_edit_takes_a_file_owned_server_over() {
         .await;
     assert!(status.is_success(), "{v}");
     assert_eq!(v["origin"], "api", "{v}");
+    let (ok, out, err) = hub.cli(&["servers", "show", "a"], &[]);
+    assert!(ok && out.contains("owner:   api"), "{out}{err}");
+    let (ok, out, _) = hub.cli(&["servers", "show", "a", "--json"], &[]);
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["origin"],
+        "api"
+    );
     assert!(
         hub.stderr().contains("the API owns it now"),
         "{}",
