@@ -246,17 +246,15 @@ fn server_entry(
 ) -> Result<(Map<String, Value>, Tools), NormalizeError> {
     let field = |f: &str| format!("{entry}.{f}");
     for key in ["command", "args", "env", "cwd", "url", "headers"] {
-        if let Some(v) = obj.get_mut(key) {
-            if rewrite_strings(v, inputs).map_err(|m| (field(key), m))? {
-                note(
-                    notes,
-                    entry,
-                    "converted",
-                    format!(
-                        "{key}: ${{input:…}}/${{env:…}} references became ${{VAR}} placeholders"
-                    ),
-                );
-            }
+        if let Some(v) = obj.get_mut(key)
+            && rewrite_strings(v, inputs).map_err(|m| (field(key), m))?
+        {
+            note(
+                notes,
+                entry,
+                "converted",
+                format!("{key}: ${{input:…}}/${{env:…}} references became ${{VAR}} placeholders"),
+            );
         }
     }
     // Windsurf spells the URL `serverUrl`.
@@ -274,11 +272,11 @@ fn server_entry(
         }
     }
     // Cline's older spelling of the transport.
-    if let Some(t) = obj.remove("transportType") {
-        if !obj.contains_key("type") {
-            obj.insert("type".into(), t);
-            note(notes, entry, "converted", "transportType became type");
-        }
+    if !obj.contains_key("type")
+        && let Some(t) = obj.remove("transportType")
+    {
+        obj.insert("type".into(), t);
+        note(notes, entry, "converted", "transportType became type");
     }
     for key in ["autoApprove", "alwaysAllow"] {
         if let Some(v) = obj.remove(key) {

@@ -19,11 +19,11 @@ pub(crate) const EXIT_CONFIG: u8 = 2;
 pub(crate) fn run(mut cli: Cli) -> ExitCode {
     // A relative --servers path is taken from the current directory, once, so the watcher and
     // messages see the same absolute path.
-    if let Command::Serve(a) = &mut cli.command {
-        if let Err(msg) = absolute_servers(&mut a.common) {
-            eprintln!("switchboard: {msg}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+    if let Command::Serve(a) = &mut cli.command
+        && let Err(msg) = absolute_servers(&mut a.common)
+    {
+        eprintln!("switchboard: {msg}");
+        return ExitCode::from(EXIT_CONFIG);
     }
     let common = match &cli.command {
         Command::Serve(a) => &a.common,

@@ -608,3 +608,21 @@ async fn connect_bridges_a_desktop_client_to_servers_added_through_the_api() {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn a_missing_relative_servers_file_is_named_with_the_path_looked_at() {
+    let dir = temp_dir("relative");
+    let out = Command::new(switchboard_bin())
+        .args(["serve", "--servers", "conf/servers.json", "--data-dir"])
+        .arg(dir.join("data"))
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--servers conf/servers.json: no such file")
+            && err.contains(&dir.join("conf/servers.json").display().to_string()),
+        "{err}"
+    );
+}
