@@ -14,7 +14,36 @@ use switchboard_store::{ServerRecord, TransportRecord};
 pub const SERVERS_FILE_ACTOR: &str = "servers-file";
 
 /// What the API shows instead of a secret value.
-pub const MASK: &str = "********";
+pub const MASK: &str = switchboard_core::config::MASK;
+
+/// How secret values appear in a servers-file entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// In clear.
+    Reveal,
+    /// As [`MASK`] (the API's views; a client may send the mask back to keep the value).
+    Mask,
+    /// As `${SWITCHBOARD_SECRET_<SERVER>_<KEY>}` (export: a file that round-trips, the values
+    /// coming from the environment of the hub that loads it).
+    Placeholder,
+}
+
+/// Whether an environment variable's value is treated as a secret: its name mentions a token,
+/// key, secret, password, pass, auth or credential (any case). Header values always are.
+pub fn secret_env_key(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["token", "key", "secret", "pass", "auth", "credential"]
+        .iter()
+        .any(|w| n.contains(w))
+}
+
+/// The export placeholder for one secret of `server`.
+pub fn secret_placeholder(server: &str, key: &str) -> String {
+    format!(
+        "${{{}}}",
+        switchboard_core::formats::placeholder_var("SECRET", &[server, key])
+    )
+}
 
 /// A server's configuration as the API accepts it (the servers-file entry shape plus `name`).
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
@@ -110,6 +139,12 @@ pub fn record_from_spec(tenant: &str, spec: &ServerSpec, actor: &str, now: i64) 
         created_at: now,
         updated_by: actor.to_string(),
         updated_at: now,
+        origin: if actor == SERVERS_FILE_ACTOR {
+            switchboard_store::ORIGIN_FILE
+        } else {
+            switchboard_store::ORIGIN_API
+        }
+        .to_string(),
     }
 }
 
@@ -144,7 +179,8 @@ pub fn spec_from_record(r: &ServerRecord) -> ServerSpec {
         timeout: Duration::from_secs_f64(r.timeout_secs.max(0.001)),
         disabled: !r.enabled,
         session: switchboard_core::config::SessionMode::parse(&r.session_mode).unwrap_or_default(),
-        trusted: r.created_by == SERVERS_FILE_ACTOR,
+        // Only what the operator's file owns is trusted: an API edit takes the entry over.
+        trusted: r.origin == switchboard_store::ORIGIN_FILE,
     }
 }
 
@@ -173,13 +209,35 @@ pub fn keep_masked_secrets(new: &mut ServerInput, old: &ServerRecord) {
     }
 }
 
-fn masked(map: &BTreeMap<String, String>) -> Value {
-    Value::Object(map.keys().map(|k| (k.clone(), json!(MASK))).collect())
-}
-
 /// The servers-file entry for a record, secrets masked or in clear.
 pub fn entry_json(r: &ServerRecord, reveal: bool) -> Value {
-    let secret = |m: &BTreeMap<String, String>| if reveal { json!(m) } else { masked(m) };
+    entry_json_as(
+        r,
+        if reveal {
+            Secrets::Reveal
+        } else {
+            Secrets::Mask
+        },
+    )
+}
+
+/// The servers-file entry for a record, secrets shown as `how` says.
+pub fn entry_json_as(r: &ServerRecord, how: Secrets) -> Value {
+    let secret = |m: &BTreeMap<String, String>, all: bool| -> Value {
+        Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let shown = match how {
+                        Secrets::Reveal => v.clone(),
+                        _ if !all && !secret_env_key(k) => v.clone(),
+                        Secrets::Mask => MASK.to_string(),
+                        Secrets::Placeholder => secret_placeholder(&r.name, k),
+                    };
+                    (k.clone(), json!(shown))
+                })
+                .collect(),
+        )
+    };
     let mut v = match &r.transport {
         TransportRecord::Stdio {
             command,
@@ -189,7 +247,7 @@ pub fn entry_json(r: &ServerRecord, reveal: bool) -> Value {
         } => {
             let mut v = json!({"type": "stdio", "command": command, "args": args});
             if !env.is_empty() {
-                v["env"] = secret(env);
+                v["env"] = secret(env, false);
             }
             if let Some(c) = cwd {
                 v["cwd"] = json!(c);
@@ -200,7 +258,7 @@ pub fn entry_json(r: &ServerRecord, reveal: bool) -> Value {
         | TransportRecord::Sse { url, headers } => {
             let mut v = json!({"type": r.transport.kind(), "url": url});
             if !headers.is_empty() {
-                v["headers"] = secret(headers);
+                v["headers"] = secret(headers, true);
             }
             v
         }

@@ -23,14 +23,14 @@ use switchboard_hub::{Hub, HubError};
 use switchboard_store::{Store, StoreError};
 
 pub use convert::{
-    MASK, SERVERS_FILE_ACTOR, ServerInput, entry_json, keep_masked_secrets, record_from_spec,
-    record_url, spec_from_record,
+    MASK, SERVERS_FILE_ACTOR, Secrets, ServerInput, entry_json, entry_json_as, keep_masked_secrets,
+    record_from_spec, record_url, secret_env_key, secret_placeholder, spec_from_record,
 };
 pub use guard::{GuardedResolver, Lookup, SsrfRefused, SystemLookup, guarded_client, refusal_in};
 pub use identity::{AuthError, Identity, IdentityConfig, Principal, Tokens, Via};
 pub use ops::{GroupInput, ItemPatch, ItemView, ServerView};
 pub use probe::{Probe, check_ssrf, probe, remote_spec};
-pub use reconcile::ReconcileReport;
+pub use reconcile::{ImportReport, ReconcileReport};
 pub use sessions::{
     Clock, ManualClock, NewSession, SessionHandle, SessionSettings, SessionView, SystemClock,
 };

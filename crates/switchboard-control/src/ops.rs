@@ -28,6 +28,8 @@ pub struct ServerView {
     pub enabled: bool,
     /// `shared` or `per-client`.
     pub session: String,
+    /// Who owns it: `file` (the servers file) or `api`.
+    pub origin: String,
     /// Who created it.
     pub created_by: String,
     /// When (Unix ms).
@@ -106,6 +108,7 @@ impl ControlPlane {
             config: entry_json(r, false),
             enabled: r.enabled,
             session: r.session_mode.clone(),
+            origin: r.origin.clone(),
             created_by: r.created_by.clone(),
             created_at: r.created_at,
             updated_by: r.updated_by.clone(),
@@ -203,6 +206,9 @@ impl ControlPlane {
         let mut record = record_from_spec(&self.config.tenant, &spec, actor, now_ms());
         record.created_by = old.created_by.clone();
         record.created_at = old.created_at;
+        // An API edit takes a file-owned entry over: the file no longer changes it.
+        record.origin = switchboard_store::ORIGIN_API.to_string();
+        log_takeover(&old);
         let _guard = self.lock.lock().await;
         self.store.update_server(&record).await?;
         self.reconcile_locked().await?;
@@ -228,6 +234,8 @@ impl ControlPlane {
     ) -> Result<ServerView, ControlError> {
         let _guard = self.lock.lock().await;
         let mut record = self.record(name).await?;
+        log_takeover(&record);
+        record.origin = switchboard_store::ORIGIN_API.to_string();
         record.enabled = enabled;
         record.updated_by = actor.to_string();
         record.updated_at = now_ms();
@@ -581,6 +589,13 @@ impl ControlPlane {
             outcomes.push(outcome);
         }
         Ok(outcomes)
+    }
+}
+
+/// One line when an API write takes a server over from the servers file.
+fn log_takeover(old: &ServerRecord) {
+    if old.origin == switchboard_store::ORIGIN_FILE {
+        tracing::info!(message = "API edit of a server from the servers file: the API owns it now, and the file no longer changes it.", server = %old.name);
     }
 }
 

@@ -4,11 +4,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use switchboard_core::config::ServersFile;
+use switchboard_core::formats::Note;
 use switchboard_hub::{GroupDef, ItemOverride, Overrides};
-use switchboard_store::{GroupRecord, ItemKind, StoreError};
+use switchboard_store::{
+    GroupRecord, ItemKind, ItemSetting, ORIGIN_FILE, ServerRecord, StoreError,
+};
 use switchboard_upstream::ListKind;
 
-use crate::{ControlError, ControlPlane, now_ms, record_from_spec, spec_from_record};
+use crate::{
+    ControlError, ControlPlane, SERVERS_FILE_ACTOR, now_ms, record_from_spec, spec_from_record,
+};
 
 /// What one reconcile changed.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -100,49 +105,175 @@ impl ControlPlane {
         }
     }
 
-    /// Imports a servers file into the store: entries whose name is free are added, others
-    /// are left as they are. Returns the names added.
+    /// Imports a servers file through an API into the store: entries whose name is free are
+    /// added (owned by the API), the others are left as they are and reported.
     pub async fn import(
         &self,
         file: &ServersFile,
         actor: &str,
-    ) -> Result<Vec<String>, ControlError> {
+    ) -> Result<ImportReport, ControlError> {
         let _guard = self.lock.lock().await;
         let tenant = &self.config.tenant;
-        let mut added = Vec::new();
+        let mut report = ImportReport {
+            format: file.format.to_string(),
+            notes: file.notes.clone(),
+            ..ImportReport::default()
+        };
         for spec in file.servers.values() {
             let record = record_from_spec(tenant, spec, actor, now_ms());
             match self.store.insert_server(&record).await {
-                Ok(()) => added.push(spec.name.clone()),
+                Ok(()) => {
+                    report.added.push(spec.name.clone());
+                    self.apply_tool_settings(file, &spec.name).await?;
+                }
+                Err(StoreError::Conflict) => {
+                    report.kept.push(spec.name.clone());
+                    report.notes.push(Note {
+                        entry: format!("mcpServers.{}", spec.name),
+                        action: "kept",
+                        detail: "the name is taken: the existing server is left as it is".into(),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.import_groups(file, &mut report).await?;
+        self.reconcile_locked().await?;
+        Ok(report)
+    }
+
+    /// Makes the servers the file owns match the servers file (at start when the file
+    /// changed, and whenever it changes while running): new names are added and owned by the
+    /// file, file-owned entries take the file's changes (one log line per server naming the
+    /// changed fields), file-owned entries the file no longer lists are removed. Names that
+    /// exist but were created (or last edited) through the API are left alone and reported.
+    pub async fn sync_servers_file(
+        &self,
+        file: &ServersFile,
+    ) -> Result<ImportReport, ControlError> {
+        let _guard = self.lock.lock().await;
+        let tenant = &self.config.tenant;
+        let mut report = ImportReport {
+            format: file.format.to_string(),
+            notes: file.notes.clone(),
+            ..ImportReport::default()
+        };
+        let existing: BTreeMap<String, ServerRecord> = self
+            .store
+            .list_servers(tenant)
+            .await?
+            .into_iter()
+            .map(|r| (r.name.clone(), r))
+            .collect();
+        for spec in file.servers.values() {
+            let mut record = record_from_spec(tenant, spec, SERVERS_FILE_ACTOR, now_ms());
+            match existing.get(&spec.name) {
+                None => match self.store.insert_server(&record).await {
+                    Ok(()) => report.added.push(spec.name.clone()),
+                    // A group holds the name.
+                    Err(StoreError::Conflict) => {
+                        tracing::warn!(message = "Servers file entry skipped: a group has its name.", server = %spec.name);
+                        report.conflicts.push(spec.name.clone());
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                },
+                Some(old) if old.origin == ORIGIN_FILE => {
+                    let changed = changed_fields(old, &record);
+                    if !changed.is_empty() {
+                        record.created_by = old.created_by.clone();
+                        record.created_at = old.created_at;
+                        self.store.update_server(&record).await?;
+                        tracing::info!(message = "Servers file changed a server.", server = %spec.name, changed = %changed.join(", "));
+                        report.updated.push(spec.name.clone());
+                    }
+                }
+                Some(_) => {
+                    tracing::warn!(message = "Servers file entry ignored: a server of that name was created through the API, which owns it.", server = %spec.name);
+                    report.conflicts.push(spec.name.clone());
+                    report.notes.push(Note {
+                        entry: format!("mcpServers.{}", spec.name),
+                        action: "dropped",
+                        detail:
+                            "a server of that name is owned by the API; the file's entry is ignored"
+                                .into(),
+                    });
+                    continue;
+                }
+            }
+            self.apply_tool_settings(file, &spec.name).await?;
+        }
+        for (name, old) in &existing {
+            if old.origin == ORIGIN_FILE && !file.servers.contains_key(name) {
+                self.store.delete_server(tenant, name).await?;
+                tracing::info!(message = "Servers file no longer lists a server; removed it.", server = %name);
+                report.removed.push(name.clone());
+            }
+        }
+        self.import_groups(file, &mut report).await?;
+        self.reconcile_locked().await?;
+        Ok(report)
+    }
+
+    /// Groups of the file whose name is free are added; others are left as they are.
+    async fn import_groups(
+        &self,
+        file: &ServersFile,
+        report: &mut ImportReport,
+    ) -> Result<(), ControlError> {
+        for (name, members) in &file.groups {
+            let record = GroupRecord {
+                tenant: self.config.tenant.clone(),
+                name: name.clone(),
+                members: members.clone(),
+                tools: file.group_tools.get(name).cloned(),
+            };
+            match self.store.insert_group(&record).await {
+                Ok(()) => report.groups_added.push(name.clone()),
                 Err(StoreError::Conflict) => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        for (name, members) in &file.groups {
-            let record = GroupRecord {
-                tenant: tenant.clone(),
-                name: name.clone(),
-                members: members.clone(),
-                tools: None,
-            };
-            match self.store.insert_group(&record).await {
-                Ok(()) | Err(StoreError::Conflict) => {}
-                Err(e) => return Err(e.into()),
-            }
+        Ok(())
+    }
+
+    /// Stores the file's per-tool settings of one server (MCPHub's `tools`).
+    async fn apply_tool_settings(
+        &self,
+        file: &ServersFile,
+        server: &str,
+    ) -> Result<(), ControlError> {
+        for (tool, s) in file.tool_settings.get(server).into_iter().flatten() {
+            self.store
+                .upsert_item_setting(&ItemSetting {
+                    tenant: self.config.tenant.clone(),
+                    server: server.to_string(),
+                    kind: ItemKind::Tool,
+                    name: tool.clone(),
+                    enabled: s.enabled,
+                    description: s.description.clone(),
+                    rename: None,
+                })
+                .await?;
         }
-        self.reconcile_locked().await?;
-        Ok(added)
+        Ok(())
     }
 
     /// The store as a servers file (`{"mcpServers": ..., "groups": ...}`), secrets in clear
-    /// when `reveal` (the CLI's export to a local file), masked otherwise.
+    /// when `reveal` (the CLI's export to a local file), otherwise as
+    /// `${SWITCHBOARD_SECRET_<SERVER>_<KEY>}` placeholders, so the file loads again.
     pub async fn export(&self, reveal: bool) -> Result<serde_json::Value, ControlError> {
         let tenant = &self.config.tenant;
         let servers = self.store.list_servers(tenant).await?;
         let groups = self.store.list_groups(tenant).await?;
+        let how = if reveal {
+            crate::Secrets::Reveal
+        } else {
+            crate::Secrets::Placeholder
+        };
         let mut mcp = serde_json::Map::new();
         for r in &servers {
-            mcp.insert(r.name.clone(), crate::entry_json(r, reveal));
+            mcp.insert(r.name.clone(), crate::entry_json_as(r, how));
         }
         let groups: serde_json::Map<String, serde_json::Value> = groups
             .into_iter()
@@ -150,6 +281,73 @@ impl ControlPlane {
             .collect();
         Ok(serde_json::json!({"mcpServers": mcp, "groups": groups}))
     }
+}
+
+/// What an import or a servers-file sync did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    /// The format the file was recognised as.
+    pub format: String,
+    /// Servers added.
+    pub added: Vec<String>,
+    /// File-owned servers changed by the file.
+    pub updated: Vec<String>,
+    /// File-owned servers the file no longer lists, removed.
+    pub removed: Vec<String>,
+    /// Names that were taken: left as they are.
+    pub kept: Vec<String>,
+    /// Names in the file that the API owns (or a group holds): the file's entry is ignored.
+    pub conflicts: Vec<String>,
+    /// Groups added.
+    pub groups_added: Vec<String>,
+    /// Per entry: what was kept, converted or dropped.
+    pub notes: Vec<Note>,
+}
+
+fn inner<'a>(
+    v: Option<&'a serde_json::Value>,
+    empty: &'a serde_json::Map<String, serde_json::Value>,
+) -> Option<&'a serde_json::Map<String, serde_json::Value>> {
+    match v {
+        Some(serde_json::Value::Object(m)) => Some(m),
+        None => Some(empty),
+        _ => None,
+    }
+}
+
+/// The fields of a server entry that differ (names only: values may be secrets).
+fn changed_fields(old: &ServerRecord, new: &ServerRecord) -> Vec<String> {
+    let a = crate::entry_json_as(old, crate::Secrets::Reveal);
+    let b = crate::entry_json_as(new, crate::Secrets::Reveal);
+    let empty = serde_json::Map::new();
+    let (a, b) = (
+        a.as_object().unwrap_or(&empty),
+        b.as_object().unwrap_or(&empty),
+    );
+    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let mut out = Vec::new();
+    for k in keys {
+        let (x, y) = (a.get(k), b.get(k));
+        if x == y {
+            continue;
+        }
+        match (inner(x, &empty), inner(y, &empty)) {
+            (Some(x), Some(y)) if k == "headers" || k == "env" => {
+                let inner: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                out.extend(
+                    inner
+                        .into_iter()
+                        .filter(|i| x.get(*i) != y.get(*i))
+                        .map(|i| format!("{k}.{i}")),
+                );
+            }
+            _ => out.push(k.clone()),
+        }
+    }
+    if old.origin != new.origin {
+        out.push("origin".into());
+    }
+    out
 }
 
 fn group_defs(groups: &[GroupRecord], servers: &[String]) -> BTreeMap<String, GroupDef> {

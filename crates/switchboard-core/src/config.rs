@@ -14,10 +14,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::Value;
 
+pub use crate::formats::{Note, ToolSetting};
+use crate::formats::{locate, normalize};
 use crate::naming::{validate_separator, validate_server_name};
+
+/// What export shows instead of a secret; a file that still holds it is refused.
+pub const MASK: &str = "********";
 
 /// Default per-request timeout for an upstream.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -31,6 +35,14 @@ pub struct ServersFile {
     pub groups: BTreeMap<String, Vec<String>>,
     /// Things that were accepted but look wrong (unknown keys and such).
     pub warnings: Vec<String>,
+    /// Per entry: what was kept, converted or dropped on the way from the file's format.
+    pub notes: Vec<Note>,
+    /// The format the file was recognised as: `mcpServers`, `vscode` or `mcphub`.
+    pub format: &'static str,
+    /// Group tool filters (exported names), from MCPHub groups.
+    pub group_tools: BTreeMap<String, Vec<String>>,
+    /// Per-server tool settings, from MCPHub's `tools`.
+    pub tool_settings: BTreeMap<String, BTreeMap<String, ToolSetting>>,
 }
 
 /// One configured upstream server.
@@ -172,13 +184,19 @@ pub struct ConfigError {
     pub entry: Option<String>,
     /// What is wrong.
     pub message: String,
+    /// The 1-based line of the entry in the file, when known.
+    pub line: Option<usize>,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
         match &self.entry {
-            Some(e) => write!(f, "{}: {}: {}", self.file.display(), e, self.message),
-            None => write!(f, "{}: {}", self.file.display(), self.message),
+            Some(e) => write!(f, ": {}: {}", e, self.message),
+            None => write!(f, ": {}", self.message),
         }
     }
 }
@@ -210,17 +228,6 @@ impl VarSource for BTreeMap<String, String> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawFile {
-    #[serde(default)]
-    mcp_servers: Option<BTreeMap<String, Value>>,
-    #[serde(default)]
-    groups: Option<BTreeMap<String, Value>>,
-    #[serde(flatten)]
-    rest: BTreeMap<String, Value>,
-}
-
 /// Reads and validates a servers file.
 pub fn load_servers_file(
     path: &Path,
@@ -231,6 +238,7 @@ pub fn load_servers_file(
         file: path.to_path_buf(),
         entry: None,
         message: format!("cannot read the file: {e}"),
+        line: None,
     })?;
     parse_servers_file(path, &text, vars, separator)
 }
@@ -244,30 +252,67 @@ pub fn parse_servers_file(
 ) -> Result<ServersFile, ConfigError> {
     let err = |entry: Option<String>, message: String| ConfigError {
         file: path.to_path_buf(),
+        line: entry.as_deref().and_then(|e| locate(text, e)),
         entry,
         message,
     };
     validate_separator(separator).map_err(|m| err(None, m))?;
-    let raw: RawFile = serde_json::from_str(text)
+    let doc: Value = serde_json::from_str(text)
         .map_err(|e| err(None, format!("not valid JSON for a servers file: {e}")))?;
-    let mut out = ServersFile::default();
-    for key in raw.rest.keys() {
-        out.warnings.push(format!(
-            "{}: unknown top-level key {key:?} ignored",
-            path.display()
-        ));
+    let Value::Object(doc) = doc else {
+        return Err(err(None, "a servers file is a JSON object".into()));
+    };
+    let n = normalize(&doc, separator)
+        .map_err(|(entry, m)| err((!entry.is_empty()).then_some(entry), m))?;
+    let mut out = ServersFile {
+        format: crate::formats::detect(&doc),
+        notes: n.notes,
+        group_tools: n.group_tools,
+        tool_settings: n.tool_settings,
+        ..ServersFile::default()
+    };
+    for note in &out.notes {
+        if note.action == "dropped" {
+            out.warnings.push(format!(
+                "{}: {}: {}",
+                path.display(),
+                note.entry,
+                note.detail
+            ));
+        }
     }
-    let servers = raw
-        .mcp_servers
-        .ok_or_else(|| err(None, "missing the \"mcpServers\" object".into()))?;
-    for (name, value) in servers {
-        let entry = format!("mcpServers.{name}");
+    let section = if out.format == "vscode" {
+        "servers"
+    } else {
+        "mcpServers"
+    };
+    for (name, value) in n.servers {
+        let entry = format!("{section}.{name}");
         validate_server_name(&name, separator).map_err(|m| err(Some(entry.clone()), m))?;
+        refuse_masks(&value).map_err(|(f, m)| err(Some(join_entry(&entry, Some(f))), m))?;
         let spec = parse_server(&name, &value, vars, &mut out.warnings)
             .map_err(|(field, m)| err(Some(join_entry(&entry, field)), m))?;
+        if vars.literal() {
+            for field in ["url", "headers", "env", "args", "command", "cwd"] {
+                if value
+                    .get(field)
+                    .is_some_and(|v| v.to_string().contains("${"))
+                {
+                    out.notes.push(Note {
+                        entry: entry.clone(),
+                        action: "kept",
+                        detail: format!(
+                            "{field}: ${{VAR}} placeholders are stored as they are (the hub does not \
+                             expand variables in uploaded files; `switchboard servers import` \
+                             expands them from your environment)"
+                        ),
+                    });
+                }
+            }
+        }
         out.servers.insert(name, spec);
     }
-    for (group, members) in raw.groups.unwrap_or_default() {
+    for (group, members) in n.groups {
         let entry = format!("groups.{group}");
         validate_server_name(&group, separator).map_err(|m| err(Some(entry.clone()), m))?;
         if out.servers.contains_key(&group) {
@@ -290,6 +335,37 @@ pub fn parse_servers_file(
         out.groups.insert(group, list);
     }
     Ok(out)
+}
+
+/// Refuses the mask export shows instead of a secret: importing it would store `********` as
+/// the real header or environment value.
+fn refuse_masks(value: &Value) -> Result<(), (&'static str, String)> {
+    for field in ["headers", "env"] {
+        if let Some(Value::Object(m)) = value.get(field) {
+            for (k, v) in m {
+                if v.as_str().is_some_and(|s| s.contains(MASK)) {
+                    return Err((
+                        field,
+                        format!(
+                            "the value of {k:?} is the mask {MASK:?} that export shows instead of \
+                             a secret; put the real value or a ${{VAR}} placeholder"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    if value
+        .get("url")
+        .and_then(Value::as_str)
+        .is_some_and(|u| u.contains(MASK))
+    {
+        return Err((
+            "url",
+            format!("contains the mask {MASK:?} instead of a secret; put the real value"),
+        ));
+    }
+    Ok(())
 }
 
 fn join_entry(entry: &str, field: Option<&str>) -> String {
@@ -679,7 +755,7 @@ mod tests {
         assert_eq!(e.entry.as_deref(), Some("mcpServers.x.url"));
         assert!(
             e.to_string()
-                .starts_with("servers.json: mcpServers.x.url: "),
+                .starts_with("servers.json:1: mcpServers.x.url: "),
             "{e}"
         );
         let e = parse(r#"{"mcpServers":{"x":{"command":"a","env":{"K":"${NOPE}"}}}}"#).unwrap_err();
@@ -692,6 +768,43 @@ mod tests {
         assert!(e.message.contains("unknown server"));
         assert!(parse("{").is_err());
         assert!(parse("{}").is_err());
+    }
+
+    #[test]
+    fn errors_carry_the_line_of_the_entry() {
+        let text = "{\n  \"mcpServers\": {\n    \"ok\": {\"command\": \"a\"},\n    \"x\": {\n      \"type\": \"sse\",\n      \"url\": \"ftp://h\"\n    }\n  }\n}\n";
+        let e = parse(text).unwrap_err();
+        assert_eq!(e.line, Some(6), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("servers.json:6: mcpServers.x.url: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_export_mask_is_refused_naming_entry_and_field() {
+        let e = parse(r#"{"mcpServers":{"r":{"url":"https://h/mcp","headers":{"Authorization":"********"}}}}"#)
+            .unwrap_err();
+        assert_eq!(e.entry.as_deref(), Some("mcpServers.r.headers"));
+        assert!(
+            e.message.contains("Authorization") && e.message.contains("mask"),
+            "{e}"
+        );
+        let e = parse(r#"{"mcpServers":{"s":{"command":"a","env":{"API_KEY":"********"}}}}"#)
+            .unwrap_err();
+        assert_eq!(e.entry.as_deref(), Some("mcpServers.s.env"));
+    }
+
+    #[test]
+    fn mcphub_groups_as_an_array_load() {
+        let f = parse(
+            r#"{"mcpServers":{"a":{"command":"a"},"b":{"command":"b"}},
+                "groups":[{"name":"g","servers":["a",{"name":"b","tools":"all"}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(f.groups["g"], vec!["a", "b"]);
+        assert_eq!(f.format, "mcphub");
     }
 
     #[test]

@@ -114,7 +114,15 @@ pub struct ServerRecord {
     pub updated_at: i64,
     /// Protocol era for Streamable HTTP servers: `auto`, `legacy` or `2026-07-28`.
     pub protocol: String,
+    /// Who owns the entry: [`ORIGIN_FILE`] (the servers file; changes to the file apply to
+    /// it) or [`ORIGIN_API`] (created through an API; the file never overwrites it).
+    pub origin: String,
 }
+
+/// [`ServerRecord::origin`] of entries owned by the servers file.
+pub const ORIGIN_FILE: &str = "file";
+/// [`ServerRecord::origin`] of entries created (or last edited) through an API.
+pub const ORIGIN_API: &str = "api";
 
 /// A named set of servers, optionally narrowed to some tools.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -54,6 +54,7 @@ fn server(tenant: &str, name: &str, transport: TransportRecord) -> ServerRecord 
         updated_by: "alice".into(),
         updated_at: 1_700_000_000_123,
         protocol: "auto".into(),
+        origin: switchboard_store::ORIGIN_API.into(),
     }
 }
 
@@ -80,14 +81,17 @@ fn http(tenant: &str, name: &str) -> ServerRecord {
 }
 
 fn sse(tenant: &str, name: &str) -> ServerRecord {
-    server(
+    let mut record = server(
         tenant,
         name,
         TransportRecord::Sse {
             url: "http://127.0.0.1:9/sse".into(),
             headers: BTreeMap::new(),
         },
-    )
+    );
+    // Owned by the servers file: inserts keep the owner too.
+    record.origin = switchboard_store::ORIGIN_FILE.into();
+    record
 }
 
 fn group(tenant: &str, name: &str, members: &[&str], tools: Option<&[&str]>) -> GroupRecord {
@@ -212,6 +216,7 @@ async fn update_server(store: &Arc<dyn Store>, rev: &mut Rev, t: &str) {
     changed.created_at = 1;
     changed.updated_by = "bob".into();
     changed.updated_at = 1_800_000_000_000;
+    changed.origin = switchboard_store::ORIGIN_FILE.into();
     store.update_server(&changed).await.unwrap();
     rev.bumped("update_server").await;
 
@@ -222,6 +227,7 @@ async fn update_server(store: &Arc<dyn Store>, rev: &mut Rev, t: &str) {
         ..changed
     };
     assert_eq!(stored, expected, "update replaces everything but created_*");
+    assert_eq!(stored.origin, "file", "the owner is stored and read back");
 
     let missing = store.update_server(&stdio(t, "nope")).await;
     assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");

@@ -49,6 +49,14 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Bridge stdin/stdout to a running hub's MCP endpoint (for desktop clients' configs).
+    Connect {
+        /// The hub's MCP endpoint, e.g. http://127.0.0.1:5011/mcp (`/mcp` when no path).
+        url: String,
+        /// API key or token, sent as `Authorization: Bearer`.
+        #[arg(long, env = "SWITCHBOARD_KEY", hide_env_values = true)]
+        key: Option<String>,
+    },
     /// Ask a running hub to connect to an MCP server URL and list its tools.
     Check {
         #[command(flatten)]
@@ -158,6 +166,16 @@ pub(crate) enum KeysAction {
 pub(crate) enum ServersAction {
     /// List servers with their state.
     List,
+    /// Show one server: configuration (secrets masked), owner, state, stderr tail.
+    Show {
+        /// Server name.
+        name: String,
+    },
+    /// Restart a running server with its current configuration.
+    Restart {
+        /// Server name.
+        name: String,
+    },
     /// Add a server.
     Add(AddArgs),
     /// Remove a server.
@@ -175,9 +193,10 @@ pub(crate) enum ServersAction {
         /// Server name.
         name: String,
     },
-    /// Add every server of a servers file whose name is free.
+    /// Add every server of a config file whose name is free, with a per-entry report.
     Import {
-        /// The file ({"mcpServers": ...}).
+        /// The file: servers file / Claude Desktop / Cursor / Windsurf / Cline
+        /// ({"mcpServers": ...}), VS Code ({"servers", "inputs"}) or MCPHub's mcp_settings.json.
         file: std::path::PathBuf,
     },
     /// Print the servers as a servers file.

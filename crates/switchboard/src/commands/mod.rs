@@ -1,5 +1,6 @@
 //! The subcommands, and what they share: logging, the runtime, loading the servers file.
 
+mod connect;
 mod identity;
 mod serve;
 mod servers;
@@ -15,7 +16,15 @@ use crate::cli::{Cli, Command, CommonArgs};
 /// Exit code for bad configuration (EX_USAGE-like, as documented in README).
 pub(crate) const EXIT_CONFIG: u8 = 2;
 
-pub(crate) fn run(cli: Cli) -> ExitCode {
+pub(crate) fn run(mut cli: Cli) -> ExitCode {
+    // A relative --servers path is taken from the current directory, once, so the watcher and
+    // messages see the same absolute path.
+    if let Command::Serve(a) = &mut cli.command
+        && let Err(msg) = absolute_servers(&mut a.common)
+    {
+        eprintln!("switchboard: {msg}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let common = match &cli.command {
         Command::Serve(a) => &a.common,
         Command::Stdio(a) => &a.common,
@@ -29,6 +38,10 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
             url,
             transport,
         } => return run_client(servers::check(api, url, transport.as_deref())),
+        Command::Connect { url, key } => {
+            init_logging("warn");
+            return run_client(connect::run(url, key.clone()));
+        }
     };
     init_logging(&common.log);
     // Configuration is checked before any runtime, socket or process exists.
@@ -55,13 +68,18 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
         | Command::Tenants { .. }
         | Command::Users { .. }
         | Command::Keys { .. }
-        | Command::Check { .. } => unreachable!("handled above"),
+        | Command::Check { .. }
+        | Command::Connect { .. } => unreachable!("handled above"),
         Command::Validate(_) => {
             println!(
-                "ok: {} server(s), {} group(s)",
+                "ok: {} server(s), {} group(s) ({} format)",
                 servers.servers.len(),
-                servers.groups.len()
+                servers.groups.len(),
+                servers.format
             );
+            for n in &servers.notes {
+                println!("  {:<9}  {:<28}  {}", n.action, n.entry, n.detail);
+            }
             Ok(())
         }
     };
@@ -112,6 +130,24 @@ fn init_logging(filter: &str) {
         .try_init();
 }
 
+fn absolute_servers(common: &mut CommonArgs) -> Result<(), String> {
+    let Some(path) = &common.servers else {
+        return Ok(());
+    };
+    let cwd =
+        std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
+    let abs = cwd.join(path);
+    if !abs.is_file() {
+        return Err(format!(
+            "--servers {}: no such file (looked for {})",
+            path.display(),
+            abs.display()
+        ));
+    }
+    common.servers = Some(abs);
+    Ok(())
+}
+
 fn load(common: &CommonArgs) -> Result<ServersFile, String> {
     if let Err(m) = switchboard_core::naming::validate_separator(&common.separator) {
         return Err(format!("--separator: {m}"));
@@ -121,6 +157,9 @@ fn load(common: &CommonArgs) -> Result<ServersFile, String> {
     };
     let file =
         load_servers_file(path, &ProcessEnv, &common.separator).map_err(|e| e.to_string())?;
+    for n in file.notes.iter().filter(|n| n.action == "converted") {
+        tracing::info!(message = "Servers file entry converted.", entry = %n.entry, detail = %n.detail);
+    }
     for w in &file.warnings {
         tracing::warn!(message = "Servers file warning.", warning = %w);
     }

@@ -104,7 +104,7 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
     if let Some(password) = &args.admin_password {
         bootstrap_admin(store.as_ref(), password).await?;
     }
-    import_if_changed(
+    let digest = import_if_changed(
         &control,
         store.as_ref(),
         &servers,
@@ -123,6 +123,19 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
         .map_or(Duration::from_secs(60), |r| r / 10)
         .clamp(Duration::from_secs(1), Duration::from_secs(60));
     tokio::spawn(identity.clone().run_audit_sweeper(every, shutdown.clone()));
+    if let (Some(path), Some(digest), true) = (
+        args.common.servers.clone(),
+        digest,
+        args.role != ServiceRole::Main,
+    ) {
+        tokio::spawn(watch_servers_file(
+            control.clone(),
+            path,
+            args.common.separator.clone(),
+            digest,
+            shutdown.clone(),
+        ));
+    }
     tokio::spawn(tenants.clone().watch(
         Duration::from_millis(args.reconcile_interval_ms.max(50)),
         shutdown.clone(),
@@ -264,30 +277,94 @@ async fn open_store(args: &ServeArgs) -> anyhow::Result<Arc<dyn Store>> {
         .context("cannot open the store")
 }
 
-/// Imports the servers file when its content differs from the last one imported. Only names
-/// the store does not have are added: changes made through the API are never overwritten.
+/// Applies the servers file to the entries it owns when its content differs from the last one
+/// applied (see [`ControlPlane::sync_servers_file`]). Returns the digest of the file.
 async fn import_if_changed(
     control: &ControlPlane,
     store: &dyn Store,
     servers: &ServersFile,
     path: Option<&std::path::Path>,
-) -> anyhow::Result<()> {
-    let Some(path) = path else { return Ok(()) };
+) -> anyhow::Result<Option<String>> {
+    let Some(path) = path else { return Ok(None) };
     let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let digest = format!("{:016x}", fnv(&text));
     if store.get_meta("servers_file_digest").await?.as_deref() == Some(digest.as_str()) {
         tracing::info!(
-            message =
-                "Servers file unchanged since the last import; the store is the source of truth."
+            message = "Servers file unchanged since it was last applied.",
+            file = %path.display()
         );
-        return Ok(());
+        return Ok(Some(digest));
     }
-    let added = control
-        .import(servers, switchboard_control::SERVERS_FILE_ACTOR)
-        .await?;
+    let report = control.sync_servers_file(servers).await?;
     store.set_meta("servers_file_digest", &digest).await?;
-    tracing::info!(message = "Imported the servers file.", file = %path.display(), added = ?added);
-    Ok(())
+    log_sync(path, &report);
+    Ok(Some(digest))
+}
+
+fn log_sync(path: &std::path::Path, r: &switchboard_control::ImportReport) {
+    tracing::info!(message = "Applied the servers file.", file = %path.display(), format = %r.format,
+        added = ?r.added, updated = ?r.updated, removed = ?r.removed, conflicts = ?r.conflicts);
+    for n in r.notes.iter().filter(|n| n.action != "kept") {
+        tracing::info!(message = "Servers file import note.", entry = %n.entry, action = n.action, detail = %n.detail);
+    }
+}
+
+/// Every second, re-reads the servers file; when its content changed, applies it to the
+/// entries it owns. A file that does not parse is reported once and the running
+/// configuration stays.
+async fn watch_servers_file(
+    control: Arc<ControlPlane>,
+    path: std::path::PathBuf,
+    separator: String,
+    mut last: String,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failed: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Ok(text) = tokio::fs::read(&path).await else {
+            continue;
+        };
+        let digest = format!("{:016x}", fnv(&text));
+        if digest == last || failed.as_deref() == Some(digest.as_str()) {
+            continue;
+        }
+        let file = match switchboard_core::config::parse_servers_file(
+            &path,
+            &String::from_utf8_lossy(&text),
+            &switchboard_core::config::ProcessEnv,
+            &separator,
+        ) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(message = "Servers file changed but is invalid; keeping the running configuration.", error = %e);
+                failed = Some(digest);
+                continue;
+            }
+        };
+        match control.sync_servers_file(&file).await {
+            Ok(report) => {
+                if let Err(e) = control
+                    .store()
+                    .set_meta("servers_file_digest", &digest)
+                    .await
+                {
+                    tracing::warn!(message = "Cannot record the servers file's digest.", error = %e);
+                }
+                log_sync(&path, &report);
+                last = digest;
+                failed = None;
+            }
+            Err(e) => {
+                tracing::warn!(message = "Cannot apply the changed servers file.", file = %path.display(), error = %e);
+            }
+        }
+    }
 }
 
 fn fnv(bytes: &[u8]) -> u64 {

@@ -69,6 +69,25 @@ pub(crate) async fn run(api: &ApiArgs, action: &ServersAction) -> anyhow::Result
             }
             v
         }
+        ServersAction::Show { name } => {
+            let v = client
+                .send(Method::GET, &format!("/api/v1/servers/{name}"), None)
+                .await?;
+            if !api.json {
+                print_show(&v);
+                return Ok(());
+            }
+            v
+        }
+        ServersAction::Restart { name } => {
+            client
+                .send(
+                    Method::POST,
+                    &format!("/api/v1/servers/{name}/restart"),
+                    None,
+                )
+                .await?
+        }
         ServersAction::Add(a) => {
             client
                 .send(Method::POST, "/api/v1/servers", Some(add_body(a)?))
@@ -99,13 +118,15 @@ pub(crate) async fn run(api: &ApiArgs, action: &ServersAction) -> anyhow::Result
                 .await?
         }
         ServersAction::Import { file } => {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let body: Value = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not JSON", file.display()))?;
-            client
+            let body = import_body(file)?;
+            let v = client
                 .send(Method::POST, "/api/v1/import", Some(body))
-                .await?
+                .await?;
+            if !api.json {
+                print_import(&v);
+                return Ok(());
+            }
+            v
         }
         ServersAction::Export { reveal } => {
             let path = if *reveal {
@@ -148,6 +169,109 @@ pub(crate) async fn check(api: &ApiArgs, url: &str, transport: Option<&str>) -> 
         println!("  {:<32} {}", t["name"].as_str().unwrap_or("?"), desc);
     }
     Ok(())
+}
+
+/// Reads a config file of any supported format, checks it here (so errors name the local
+/// file and line), and fills `${SWITCHBOARD_SECRET_…}` / `${SWITCHBOARD_INPUT_…}` placeholders
+/// from this machine's environment (an export's secrets, VS Code's inputs).
+fn import_body(file: &std::path::Path) -> anyhow::Result<Value> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    struct Literal;
+    impl switchboard_core::config::VarSource for Literal {
+        fn var(&self, _: &str) -> Option<String> {
+            None
+        }
+        fn literal(&self) -> bool {
+            true
+        }
+    }
+    switchboard_core::config::parse_servers_file(file, &text, &Literal, "__")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut body: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    fill_placeholders(&mut body, file, "")?;
+    Ok(body)
+}
+
+fn fill_placeholders(v: &mut Value, file: &std::path::Path, at: &str) -> anyhow::Result<()> {
+    match v {
+        Value::String(s) => {
+            for prefix in ["${SWITCHBOARD_SECRET_", "${SWITCHBOARD_INPUT_"] {
+                while let Some(start) = s.find(prefix) {
+                    let Some(len) = s[start..].find('}') else {
+                        break;
+                    };
+                    let var = s[start + 2..start + len].to_string();
+                    let value = std::env::var(&var).map_err(|_| {
+                        anyhow::anyhow!(
+                            "{}: {at}: set {var} in the environment (the value this placeholder stands for)",
+                            file.display()
+                        )
+                    })?;
+                    s.replace_range(start..start + len + 1, &value);
+                }
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter_mut().enumerate() {
+                fill_placeholders(x, file, &format!("{at}[{i}]"))?;
+            }
+        }
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                let path = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
+                fill_placeholders(x, file, &path)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// One server: the table row, then owner, configuration and stderr tail.
+fn print_show(v: &Value) {
+    print_table(&json!([v]));
+    println!();
+    println!("owner:   {}", cell(&v["origin"]));
+    println!("created: by {}", cell(&v["created_by"]));
+    println!("changed: by {}", cell(&v["updated_by"]));
+    println!(
+        "config:  {}",
+        serde_json::to_string_pretty(&v["config"]).unwrap_or_default()
+    );
+    if let Some(tail) = v["stderr_tail"].as_array().filter(|t| !t.is_empty()) {
+        println!("stderr (last lines):");
+        for l in tail {
+            println!("  {}", cell(l));
+        }
+    }
+}
+
+/// The import report: one line per server added or kept, then the notes.
+fn print_import(v: &Value) {
+    println!("format: {}", cell(&v["format"]));
+    let list = |k: &str| {
+        v[k].as_array()
+            .map(|a| a.iter().map(cell).collect::<Vec<_>>().join(", "))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "-".into())
+    };
+    println!("added: {}", list("added"));
+    println!("kept (name taken): {}", list("kept"));
+    println!("groups added: {}", list("groups_added"));
+    for n in v["notes"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<9}  {:<28}  {}",
+            cell(&n["action"]),
+            cell(&n["entry"]),
+            cell(&n["detail"])
+        );
+    }
 }
 
 fn add_body(a: &AddArgs) -> anyhow::Result<Value> {

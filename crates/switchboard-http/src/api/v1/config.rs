@@ -23,18 +23,29 @@ pub(super) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(reconcile))
 }
 
-/// `{"added": [...]}`.
+/// What an import did, per entry.
 #[derive(Serialize, ToSchema)]
 pub(super) struct ImportResult {
-    /// Names of the servers added (entries whose name was taken are left as they were).
+    /// The format the file was recognised as: `mcpServers` (Claude Desktop, Cursor,
+    /// Windsurf, Cline), `vscode` or `mcphub`.
+    format: String,
+    /// Names of the servers added.
     added: Vec<String>,
+    /// Names that were taken: the existing servers are left as they are.
+    kept: Vec<String>,
+    /// Groups added.
+    groups_added: Vec<String>,
+    /// Per entry: what was kept, converted or dropped on the way from the file's format.
+    #[schema(value_type = Vec<Object>)]
+    notes: Vec<switchboard_core::formats::Note>,
 }
 
 /// Query of `GET /api/v1/export`.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ExportQuery {
-    /// Show secret values (headers, env) in clear instead of `********`.
+    /// Show secret values (headers, env) in clear instead of
+    /// `${SWITCHBOARD_SECRET_<SERVER>_<KEY>}` placeholders.
     #[serde(default)]
     reveal: bool,
 }
@@ -76,8 +87,10 @@ async fn check_urls(st: &ApiState, file: &ServersFile) -> ApiResult<()> {
 
 /// Import a servers file.
 ///
-/// Validated whole with the servers-file rules before anything is stored; entries whose name
-/// is free are added and started, the others are left as they are.
+/// Takes the servers file, Claude Desktop / Cursor / Windsurf / Cline `mcpServers` files,
+/// VS Code's `servers` + `inputs` and MCPHub's `mcp_settings.json`. Validated whole before
+/// anything is stored; entries whose name is free are added and started (owned by the API),
+/// the others are left as they are. A literal `********` (the export mask) is refused.
 #[utoipa::path(post, path = "/api/v1/import", tag = "config",
     request_body = schema::ImportFile,
     responses(
@@ -90,8 +103,13 @@ async fn import(
     let text = body(file)?.to_string();
     let file = parse_file(&text, &st.control.hub().config().separator)?;
     check_urls(&st, &file).await?;
+    let r = st.control.import(&file, &who.actor()).await?;
     Ok(Json(ImportResult {
-        added: st.control.import(&file, &who.actor()).await?,
+        format: r.format,
+        added: r.added,
+        kept: r.kept,
+        groups_added: r.groups_added,
+        notes: r.notes,
     }))
 }
 

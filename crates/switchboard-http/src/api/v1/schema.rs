@@ -133,6 +133,8 @@ pub(crate) struct ServerView {
     enabled: bool,
     /// `shared` or `per-client`.
     session: String,
+    /// Who owns it: `file` (the servers file changes it) or `api`.
+    origin: String,
     /// Who created it.
     created_by: String,
     /// When (Unix ms).
@@ -334,6 +336,7 @@ mod tests {
             config: json!({}),
             enabled: true,
             session: "shared".into(),
+            origin: "api".into(),
             created_by: "admin".into(),
             created_at: 1,
             updated_by: "admin".into(),
