@@ -1,6 +1,7 @@
 //! Switchboard's HTTP side: the MCP service (Streamable HTTP at `/mcp`, legacy SSE at `/sse`)
 //! and the main service (health and readiness), as axum routers, plus a server loop that sets
-//! `TCP_NODELAY` on every accepted socket.
+//! `TCP_NODELAY` on every accepted socket and bounds what each connection may cost
+//! ([`ListenerLimits`]).
 
 // Handlers return `Result<_, Response>` so a rejection is a finished response.
 #![allow(clippy::result_large_err)]
@@ -9,11 +10,10 @@ mod access;
 pub mod api;
 mod batch;
 mod legacy_sse;
+mod listener;
 mod modern;
 mod origin;
 mod streamable;
-
-use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -21,14 +21,14 @@ use axum::response::{IntoResponse, Json};
 use axum::routing::{get, post};
 use serde_json::json;
 use switchboard_hub::Hub;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 pub use access::{McpAuth, McpState};
 pub use api::{AdminAuth, ApiError, ApiState, McpServiceClient};
+pub use listener::{ListenerLimits, serve, serve_with};
 
-/// Largest accepted request body.
-pub const MAX_BODY: usize = 16 * 1024 * 1024;
+/// Largest accepted MCP request body by default (`/mcp`, `/messages`): a client message, and
+/// hence a reply built from it, is at most this big.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// How the services authenticate MCP clients.
 #[derive(Debug, Clone)]
@@ -37,6 +37,8 @@ pub struct ServiceOptions {
     pub mcp_auth: McpAuth,
     /// The public base URL, for the OAuth metadata documents (else taken from `Host`).
     pub public_url: Option<String>,
+    /// Largest MCP request body (`/mcp`, `/messages`), in bytes.
+    pub max_body: usize,
 }
 
 impl Default for ServiceOptions {
@@ -44,6 +46,7 @@ impl Default for ServiceOptions {
         ServiceOptions {
             mcp_auth: McpAuth::Optional,
             public_url: None,
+            max_body: MAX_BODY,
         }
     }
 }
@@ -56,7 +59,8 @@ pub fn mcp_service(api: ApiState, options: &ServiceOptions) -> Router {
         auth: options.mcp_auth,
         public_url: options.public_url.clone(),
     };
-    mcp_routes(state)
+    mcp_endpoints(state.clone(), options.max_body)
+        .merge(main_router(state.default_hub()))
         .merge(metadata_routes(&api, options))
         .merge(
             api::seed::mcp_routes()
@@ -88,7 +92,7 @@ pub fn main_service(api: ApiState, options: &ServiceOptions) -> Router {
         .with_state(api.clone());
     main_router(hub)
         .merge(management)
-        .merge(mcp_endpoints(state))
+        .merge(mcp_endpoints(state, options.max_body))
         .merge(metadata_routes(&api, options))
 }
 
@@ -121,11 +125,11 @@ pub fn mcp_router(hub: Hub) -> Router {
 /// The MCP endpoints for `state`, plus health and readiness.
 pub fn mcp_routes(state: McpState) -> Router {
     let hub = state.default_hub();
-    mcp_endpoints(state).merge(main_router(hub))
+    mcp_endpoints(state, MAX_BODY).merge(main_router(hub))
 }
 
 /// `/mcp`, `/mcp/{name}`, `/sse`, `/sse/{name}`, `/messages`.
-fn mcp_endpoints(state: McpState) -> Router {
+fn mcp_endpoints(state: McpState, max_body: usize) -> Router {
     Router::new()
         .route(
             "/mcp",
@@ -149,7 +153,7 @@ fn mcp_endpoints(state: McpState) -> Router {
         .route("/sse/{name}", get(legacy_sse::open))
         .route("/messages", post(legacy_sse::message))
         .route("/message", post(legacy_sse::message))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
 
@@ -172,24 +176,4 @@ async fn ready(State(hub): State<Hub>) -> impl IntoResponse {
     let servers = hub.servers();
     let ready = servers.iter().filter(|s| s.state == "ready").count();
     Json(json!({"status": "ok", "servers": servers.len(), "ready": ready}))
-}
-
-/// Serves `router` on `listener` until `shutdown` fires.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(message = "Cannot set TCP_NODELAY.", error = %e);
-        }
-    });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
 }

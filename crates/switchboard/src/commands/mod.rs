@@ -144,6 +144,9 @@ pub(crate) fn new_hub(common: &CommonArgs, untrusted_client: Option<reqwest::Cli
         untrusted_client,
         max_concurrent_calls: common.max_calls_per_tenant,
         max_stdio_servers: common.max_stdio_servers_per_tenant,
+        max_calls_per_session: common.max_calls_per_session,
+        max_calls_per_credential: common.max_calls_per_credential,
+        stream_queue_bytes: common.stream_queue_bytes,
         ..HubConfig::default()
     })
 }
