@@ -12,7 +12,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::{Value, json};
-use switchboard_control::Principal;
+use switchboard_control::{Principal, Via};
 use switchboard_hub::Hub;
 
 use crate::api::ApiState;
@@ -56,19 +56,24 @@ impl McpState {
 /// The hub that serves this request, and where the caller's own upstream credentials are.
 pub(crate) struct CallerHub(pub Hub, pub Option<Credentials>);
 
-/// A user's stored upstream credentials, loaded when a session starts.
+/// The caller's credential: which one it is (for the per-credential limit on calls in
+/// flight), and where the user's stored upstream credentials are.
 pub(crate) struct Credentials {
     identity: std::sync::Arc<switchboard_control::Identity>,
-    user: String,
+    user: Option<String>,
+    key: String,
 }
 
 impl Credentials {
-    /// Gives `session` the user's own headers, if they stored any. A store failure leaves the
-    /// session on the configured headers (and is logged).
+    /// Records the credential on `session`, and gives it the user's own headers, if they
+    /// stored any. A store failure leaves the session on the configured headers (and is
+    /// logged).
     pub(crate) async fn apply(&self, session: &switchboard_hub::ClientSession) {
-        match self.identity.user_headers(&self.user).await {
+        session.set_credential(self.key.clone());
+        let Some(user) = &self.user else { return };
+        match self.identity.user_headers(user).await {
             Ok(Some(by_server)) => session.set_user_headers(switchboard_hub::UserHeaders {
-                user: self.user.clone(),
+                user: user.clone(),
                 by_server,
             }),
             Ok(None) => {}
@@ -236,9 +241,17 @@ impl FromRequestParts<McpState> for CallerHub {
                 format!("tenant {:?} is not served here", who.tenant),
             ));
         };
-        let credentials = who.user_id.clone().map(|user| Credentials {
+        let key = match (&who.via, &who.user_id) {
+            (Via::ApiKey(id), _) => Some(format!("key:{id}")),
+            (Via::AdminToken, _) => Some("admin-token".to_string()),
+            (Via::Anonymous, _) => None,
+            (_, Some(user)) => Some(format!("user:{user}")),
+            (_, None) => None,
+        };
+        let credentials = key.map(|key| Credentials {
             identity: api.identity.clone(),
-            user,
+            user: who.user_id.clone(),
+            key,
         });
         parts.extensions.insert(who);
         Ok(CallerHub(plane.hub().clone(), credentials))

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query};
+use axum::extract::{ConnectInfo, Extension, Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, StreamExt};
@@ -16,8 +16,9 @@ use serde::Deserialize;
 use switchboard_core::sse;
 use switchboard_hub::{ClientSession, Hub, StreamGuard};
 
+use crate::listener::ConnectionCut;
 use crate::origin::check_origin;
-use crate::streamable::with_keepalive_raw;
+use crate::streamable::{cut_on_overflow, with_keepalive_raw};
 
 const STREAM_CAPACITY: usize = 1024;
 
@@ -38,12 +39,14 @@ impl Drop for SessionStream {
 pub(crate) async fn open_smart(
     caller: CallerHub,
     peer: ConnectInfo<SocketAddr>,
+    cut: Option<Extension<ConnectionCut>>,
     Path(group): Path<String>,
     headers: HeaderMap,
 ) -> Response {
     open(
         caller,
         peer,
+        cut,
         Some(crate::streamable::smart_segment(&group)),
         headers,
     )
@@ -54,6 +57,7 @@ pub(crate) async fn open_smart(
 pub(crate) async fn open(
     CallerHub(hub, credentials): CallerHub,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    cut: Option<Extension<ConnectionCut>>,
     name: Option<Path<String>>,
     headers: HeaderMap,
 ) -> Response {
@@ -73,6 +77,13 @@ pub(crate) async fn open(
     let guard = session
         .attach_stream()
         .expect("a new session's stream is free");
+    // A client that stops reading is cut off when its queue overflows (the session then ends,
+    // and the replies it did not read are dropped).
+    cut_on_overflow(
+        cut.map(|Extension(c)| c),
+        session.sender().overflowed(),
+        session.closed.clone(),
+    );
     let endpoint = sse::encode(
         Some("endpoint"),
         None,

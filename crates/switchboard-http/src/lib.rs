@@ -1,6 +1,7 @@
 //! Switchboard's HTTP side: the MCP service (Streamable HTTP at `/mcp`, legacy SSE at `/sse`)
 //! and the main service (health and readiness), as axum routers, plus a server loop that sets
-//! `TCP_NODELAY` on every accepted socket.
+//! `TCP_NODELAY` on every accepted socket and bounds what each connection may cost
+//! ([`ListenerLimits`]).
 
 // Handlers return `Result<_, Response>` so a rejection is a finished response.
 #![allow(clippy::result_large_err)]
@@ -9,26 +10,25 @@ mod access;
 pub mod api;
 mod batch;
 mod legacy_sse;
+mod listener;
 mod modern;
 mod origin;
 mod ready;
 mod streamable;
-
-use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::Json;
 use axum::routing::{get, post};
 use switchboard_hub::Hub;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 pub use access::{McpAuth, McpState};
 pub use api::{AdminAuth, ApiError, ApiState, McpServiceClient};
+pub use listener::{ListenerLimits, serve, serve_with};
 
-/// Largest accepted request body.
-pub const MAX_BODY: usize = 16 * 1024 * 1024;
+/// Largest accepted MCP request body by default (`/mcp`, `/messages`): a client message, and
+/// hence a reply built from it, is at most this big.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// How the services authenticate MCP clients.
 #[derive(Debug, Clone)]
@@ -37,6 +37,8 @@ pub struct ServiceOptions {
     pub mcp_auth: McpAuth,
     /// The public base URL, for the OAuth metadata documents (else taken from `Host`).
     pub public_url: Option<String>,
+    /// Largest MCP request body (`/mcp`, `/messages`), in bytes.
+    pub max_body: usize,
 }
 
 impl Default for ServiceOptions {
@@ -44,6 +46,7 @@ impl Default for ServiceOptions {
         ServiceOptions {
             mcp_auth: McpAuth::Optional,
             public_url: None,
+            max_body: MAX_BODY,
         }
     }
 }
@@ -56,7 +59,9 @@ pub fn mcp_service(api: ApiState, options: &ServiceOptions) -> Router {
         auth: options.mcp_auth,
         public_url: options.public_url.clone(),
     };
-    mcp_routes(state)
+    let store = Some(ready::StoreCheck::new(api.control.store().clone()));
+    mcp_endpoints(state.clone(), options.max_body)
+        .merge(ready::routes(state.default_hub(), store))
         .merge(metadata_routes(&api, options))
         .merge(
             api::seed::mcp_routes()
@@ -96,7 +101,7 @@ pub fn main_service(api: ApiState, options: &ServiceOptions) -> Router {
         Some(ready::StoreCheck::new(api.control.store().clone())),
     )
     .merge(management)
-    .merge(mcp_endpoints(state))
+    .merge(mcp_endpoints(state, options.max_body))
     .merge(metadata_routes(&api, options))
 }
 
@@ -134,12 +139,12 @@ pub fn mcp_routes(state: McpState) -> Router {
         McpState::Open(_) => None,
         McpState::Tenants { api, .. } => Some(ready::StoreCheck::new(api.control.store().clone())),
     };
-    mcp_endpoints(state).merge(ready::routes(hub, store))
+    mcp_endpoints(state, MAX_BODY).merge(ready::routes(hub, store))
 }
 
 /// `/mcp`, `/mcp/{name}`, `/mcp/$smart/{group}`, `/sse`, `/sse/{name}`,
 /// `/sse/$smart/{group}`, `/messages`.
-fn mcp_endpoints(state: McpState) -> Router {
+fn mcp_endpoints(state: McpState, max_body: usize) -> Router {
     Router::new()
         .route(
             "/mcp",
@@ -170,31 +175,11 @@ fn mcp_endpoints(state: McpState) -> Router {
         .route("/sse/$smart/{group}", get(legacy_sse::open_smart))
         .route("/messages", post(legacy_sse::message))
         .route("/message", post(legacy_sse::message))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
 
 /// Health and readiness only (no store: readiness is the hub's).
 pub fn main_router(hub: Hub) -> Router {
     ready::routes(hub, None)
-}
-
-/// Serves `router` on `listener` until `shutdown` fires.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(message = "Cannot set TCP_NODELAY.", error = %e);
-        }
-    });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
 }

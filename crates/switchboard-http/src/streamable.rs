@@ -13,20 +13,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Path};
+use axum::extract::{ConnectInfo, Extension, Path};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream, StreamExt};
 use switchboard_core::jsonrpc::{Envelope, Kind, code, error_message};
 use switchboard_core::sse;
+use switchboard_hub::outbox::{self, Inbox};
 use switchboard_hub::{ClientSession, Hub, SUPPORTED_VERSIONS, View};
-use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use crate::listener::ConnectionCut;
 use crate::origin::check_origin;
 
 pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 const STREAM_CAPACITY: usize = 256;
+/// Messages one POST's event stream may queue (its bytes are bounded by the hub's
+/// `stream_queue_bytes`).
+const POST_STREAM_CAPACITY: usize = 1024;
 
 pub(crate) fn rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
     let body = error_message("null", code, message, None);
@@ -90,27 +95,38 @@ pub(crate) fn smart_segment(group: &str) -> Path<String> {
 pub(crate) async fn post_smart(
     caller: CallerHub,
     peer: ConnectInfo<SocketAddr>,
+    cut: Option<Extension<ConnectionCut>>,
     Path(group): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    post(caller, peer, Some(smart_segment(&group)), headers, body).await
+    post(
+        caller,
+        peer,
+        cut,
+        Some(smart_segment(&group)),
+        headers,
+        body,
+    )
+    .await
 }
 
 /// `GET /mcp/$smart/{group}`.
 pub(crate) async fn get_smart(
     caller: CallerHub,
     peer: ConnectInfo<SocketAddr>,
+    cut: Option<Extension<ConnectionCut>>,
     Path(group): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    get(caller, peer, Some(smart_segment(&group)), headers).await
+    get(caller, peer, cut, Some(smart_segment(&group)), headers).await
 }
 
 /// `POST /mcp[/{name}]`.
 pub(crate) async fn post(
     CallerHub(hub, credentials): CallerHub,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    cut: Option<Extension<ConnectionCut>>,
     name: Option<Path<String>>,
     headers: HeaderMap,
     body: Bytes,
@@ -154,7 +170,8 @@ pub(crate) async fn post(
         if let Some(c) = &credentials {
             c.apply(&session).await;
         }
-        return crate::modern::with_status(answer(hub, session, text).await).await;
+        let cut = cut.map(|Extension(c)| c);
+        return crate::modern::with_status(answer(hub, session, text, cut).await).await;
     }
     drop(env);
     let (session, new_session) = if is_init {
@@ -186,7 +203,7 @@ pub(crate) async fn post(
         let _ = hub.handle(&session, &text, session.sender()).await;
         return StatusCode::ACCEPTED.into_response();
     }
-    let mut resp = answer(hub, session.clone(), text).await;
+    let mut resp = answer(hub, session.clone(), text, cut.map(|Extension(c)| c)).await;
     if new_session {
         resp.headers_mut().insert(
             SESSION_HEADER,
@@ -222,26 +239,78 @@ type Handling = Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>
 
 /// Runs one request: JSON if the answer comes first, an event stream if anything precedes it.
 /// Event streams carry a keep-alive comment every 15 s (a `subscriptions/listen` stream can
-/// be quiet for hours).
-async fn answer(hub: Hub, session: Arc<ClientSession>, text: String) -> Response {
-    let (tx, mut rx) = mpsc::channel::<String>(64);
+/// be quiet for hours). A client that stops reading the stream is cut off once its queue
+/// overflows (`stream_queue_bytes`), and its session ends.
+async fn answer(
+    hub: Hub,
+    session: Arc<ClientSession>,
+    text: String,
+    cut: Option<ConnectionCut>,
+) -> Response {
+    let label = if session.id.is_empty() {
+        "a stateless request's event stream".to_string()
+    } else {
+        format!("session {}'s request stream", session.id)
+    };
+    let (tx, mut rx) =
+        outbox::channel(label, POST_STREAM_CAPACITY, hub.config().stream_queue_bytes);
+    if !session.id.is_empty() {
+        let (hub, id) = (hub.clone(), session.id.clone());
+        tx.on_overflow(move || {
+            let (hub, id) = (hub.clone(), id.clone());
+            tokio::spawn(async move { hub.close_session(&id) });
+        });
+    }
     let mut fut: Handling = Box::pin(async move { hub.handle(&session, &text, &tx).await });
+    let overflow = rx.overflowed();
+    let stream = |first, rx, fut| {
+        let done = CancellationToken::new();
+        cut_on_overflow(cut, overflow, done.clone());
+        with_keepalive(
+            stream_rest(first, rx, fut).chain(
+                stream::once(async move {
+                    done.cancel();
+                    None
+                })
+                .filter_map(|x| async move { x }),
+            ),
+        )
+    };
     tokio::select! {
         biased;
         first = rx.recv() => match first {
-            Some(ev) => with_keepalive(stream_rest(Some(ev), rx, fut)),
-            // The sender lives inside the request future, so this cannot happen before it ends.
-            None => rpc_error(StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL_ERROR, "request ended without an answer"),
+            Some(ev) => stream(Some(ev), rx, fut),
+            // The queue overflowed before anything was read.
+            None => rpc_error(StatusCode::SERVICE_UNAVAILABLE, code::INTERNAL_ERROR, "the request's event stream overflowed"),
         },
         reply = &mut fut => match rx.try_recv() {
             // Something was said before the answer: keep the order on an event stream.
-            Ok(ev) => {
+            Some(ev) => {
                 let done: Handling = Box::pin(async move { reply });
-                with_keepalive(stream_rest(Some(ev), rx, done))
+                stream(Some(ev), rx, done)
             }
-            Err(_) => json_or_nothing(reply),
+            None => json_or_nothing(reply),
         },
     }
+}
+
+/// Closes the connection at once if `overflow` fires before `done`: the client stopped
+/// reading, so the server cannot rely on the stream being polled to end it.
+pub(crate) fn cut_on_overflow(
+    cut: Option<ConnectionCut>,
+    overflow: WaitForCancellationFutureOwned,
+    done: CancellationToken,
+) {
+    let Some(ConnectionCut(cut)) = cut else {
+        return;
+    };
+    tokio::spawn(async move {
+        tokio::select! {
+            biased;
+            _ = overflow => cut.cancel(),
+            _ = done.cancelled() => {}
+        }
+    });
 }
 
 fn json_or_nothing(reply: Option<String>) -> Response {
@@ -255,12 +324,12 @@ fn json_or_nothing(reply: Option<String>) -> Response {
 /// Events already queued, then the rest while the request runs, then its answer.
 fn stream_rest(
     first: Option<String>,
-    rx: mpsc::Receiver<String>,
+    rx: Inbox,
     fut: Handling,
 ) -> impl Stream<Item = String> + Send {
     enum St {
-        Running(mpsc::Receiver<String>, Handling),
-        Draining(mpsc::Receiver<String>, Option<String>),
+        Running(Inbox, Handling),
+        Draining(Inbox, Option<String>),
         Done,
     }
     let head = stream::iter(first);
@@ -274,8 +343,8 @@ fn stream_rest(
                 }
             }
             St::Draining(mut rx, reply) => match rx.try_recv() {
-                Ok(ev) => Some((Some(ev), St::Draining(rx, reply))),
-                Err(_) => reply.map(|r| (Some(r), St::Done)),
+                Some(ev) => Some((Some(ev), St::Draining(rx, reply))),
+                None => reply.map(|r| (Some(r), St::Done)),
             },
             St::Done => None,
         }
@@ -288,6 +357,7 @@ fn stream_rest(
 pub(crate) async fn get(
     CallerHub(hub, _): CallerHub,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    cut: Option<Extension<ConnectionCut>>,
     name: Option<Path<String>>,
     headers: HeaderMap,
 ) -> Response {
@@ -320,7 +390,17 @@ pub(crate) async fn get(
             "Conflict: this session already has a GET stream open",
         );
     };
-    let messages = stream::unfold(guard, |mut g| async move { g.recv().await.map(|m| (m, g)) });
+    let done = session.closed.child_token();
+    cut_on_overflow(
+        cut.map(|Extension(c)| c),
+        session.sender().overflowed(),
+        done.clone(),
+    );
+    let state = (guard, done.drop_guard());
+    let messages = stream::unfold(
+        state,
+        |mut st| async move { st.0.recv().await.map(|m| (m, st)) },
+    );
     with_keepalive(messages)
 }
 

@@ -49,6 +49,15 @@ pub struct HubConfig {
     pub max_stdio_servers: usize,
     /// What `search_tools` returns on smart endpoints.
     pub smart_mode: crate::smart::SmartMode,
+    /// Bytes one client stream may have queued (legacy SSE, GET and per-POST event streams);
+    /// a client that falls further behind has its stream closed and its session ended.
+    pub stream_queue_bytes: usize,
+    /// Upstream calls one client session may have in flight; more are refused at once
+    /// (0: no limit).
+    pub max_calls_per_session: usize,
+    /// Upstream calls one credential (API key, user's tokens, admin token) may have in
+    /// flight across its sessions; more are refused at once (0: no limit).
+    pub max_calls_per_credential: usize,
 }
 
 impl Default for HubConfig {
@@ -67,6 +76,9 @@ impl Default for HubConfig {
             call_queue_timeout: Duration::from_secs(30),
             max_stdio_servers: 0,
             smart_mode: crate::smart::SmartMode::Full,
+            stream_queue_bytes: crate::outbox::DEFAULT_STREAM_QUEUE_BYTES,
+            max_calls_per_session: 0,
+            max_calls_per_credential: 0,
         }
     }
 }
@@ -136,6 +148,8 @@ pub(crate) struct HubInner {
     pub(crate) call_slots: Option<Arc<tokio::sync::Semaphore>>,
     /// The tool-search index of smart endpoints.
     pub(crate) smart: crate::smart::SmartCatalog,
+    /// Upstream calls in flight per credential (`max_calls_per_credential`).
+    credential_calls: Mutex<HashMap<String, usize>>,
 }
 
 /// The hub. Cheap to clone; all clones share one state.
@@ -171,6 +185,7 @@ impl Hub {
                 call_slots: (config.max_concurrent_calls > 0)
                     .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_calls))),
                 smart: Default::default(),
+                credential_calls: Mutex::new(HashMap::new()),
                 config,
             }),
         };
@@ -434,7 +449,24 @@ impl Hub {
         view: View,
         capacity: usize,
     ) -> Result<Arc<ClientSession>, HubError> {
-        let session = Arc::new(ClientSession::new(random_id(), view, capacity));
+        let session = Arc::new(ClientSession::new(
+            random_id(),
+            view,
+            capacity,
+            self.inner.config.stream_queue_bytes,
+        ));
+        // A client that stops reading its stream loses the session (the warning is logged by
+        // the queue); closing it cancels its calls and frees what it held.
+        let hub = Arc::downgrade(&self.inner);
+        let id = session.id.clone();
+        session.outbound.on_overflow(move || {
+            if let Some(inner) = hub.upgrade() {
+                let id = id.clone();
+                tokio::spawn(async move {
+                    Hub { inner }.close_session(&id);
+                });
+            }
+        });
         let mut sessions = self.inner.sessions.lock().expect("sessions lock");
         if sessions.len() >= self.inner.config.max_sessions {
             return Err(HubError::TooManySessions(self.inner.config.max_sessions));
@@ -451,7 +483,8 @@ impl Hub {
         view: View,
         param_headers: Option<Vec<(String, String)>>,
     ) -> Arc<ClientSession> {
-        let mut session = ClientSession::new(String::new(), view, 1);
+        let mut session =
+            ClientSession::new(String::new(), view, 1, self.inner.config.stream_queue_bytes);
         session.modern = true;
         session.param_headers = param_headers;
         session
@@ -562,6 +595,34 @@ async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: impl Iterat
     .await;
 }
 
+/// One upstream call counted against its session and credential; released when dropped.
+pub(crate) struct CallClaim {
+    hub: Arc<HubInner>,
+    session: Arc<ClientSession>,
+    credential: Option<String>,
+}
+
+impl Drop for CallClaim {
+    fn drop(&mut self) {
+        self.session
+            .calls
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        if let Some(key) = &self.credential {
+            let mut counts = self
+                .hub
+                .credential_calls
+                .lock()
+                .expect("credential calls lock");
+            if let Some(n) = counts.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(key);
+                }
+            }
+        }
+    }
+}
+
 fn close(s: &ClientSession) {
     s.closed.cancel();
     for (_, t) in s.inflight.lock().expect("inflight lock").drain() {
@@ -614,6 +675,45 @@ impl HubInner {
             )));
         }
         Ok(())
+    }
+
+    /// Counts one more upstream call for `session` and its credential, or refuses it at once
+    /// when either already has its limit in flight (so one client cannot use up the
+    /// tenant's slots and make the others wait).
+    pub(crate) fn claim_call(
+        self: &Arc<Self>,
+        session: &Arc<ClientSession>,
+    ) -> Result<CallClaim, String> {
+        use std::sync::atomic::Ordering;
+        let per_session = self.config.max_calls_per_session;
+        let before = session.calls.fetch_add(1, Ordering::AcqRel);
+        if per_session > 0 && before >= per_session {
+            session.calls.fetch_sub(1, Ordering::AcqRel);
+            return Err(format!(
+                "too many calls in flight for this session (limit {per_session}); wait for one \
+                 to finish"
+            ));
+        }
+        let credential = session.credential.get().cloned();
+        if let Some(key) = &credential {
+            let limit = self.config.max_calls_per_credential;
+            let mut counts = self.credential_calls.lock().expect("credential calls lock");
+            let n = counts.entry(key.clone()).or_insert(0);
+            if limit > 0 && *n >= limit {
+                drop(counts);
+                session.calls.fetch_sub(1, Ordering::AcqRel);
+                return Err(format!(
+                    "too many calls in flight for this credential (limit {limit}); wait for one \
+                     to finish"
+                ));
+            }
+            *n += 1;
+        }
+        Ok(CallClaim {
+            hub: self.clone(),
+            session: session.clone(),
+            credential,
+        })
     }
 
     /// Waits for an upstream call slot (`max_concurrent_calls`); `Err` after the queue timeout.

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use switchboard_core::jsonrpc::{Fields, code, error_message, notification_message};
-use tokio::sync::mpsc;
 
 use crate::hub::Hub;
+use crate::outbox::Outbox;
 use crate::session::ClientSession;
 
 /// `_meta` key naming the listen request a notification belongs to.
@@ -114,7 +114,7 @@ impl Hub {
         caller: &ClientSession,
         id: &str,
         params: Option<&Fields<'_>>,
-        sink: &mpsc::Sender<String>,
+        sink: &Outbox,
     ) -> String {
         let Some(mut filter) = Filter::parse(params) else {
             return error_message(

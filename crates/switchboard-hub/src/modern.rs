@@ -8,7 +8,6 @@ use serde_json::Value;
 use switchboard_core::jsonrpc::{
     Envelope, Fields, Kind, Splice, code, error_message, object_append_point, quote, result_message,
 };
-use tokio::sync::mpsc;
 
 use crate::hub::Hub;
 use crate::session::{ClientInfo, ClientSession};
@@ -309,7 +308,7 @@ impl Hub {
         &self,
         channel: &Arc<ClientSession>,
         text: &str,
-        sink: &mpsc::Sender<String>,
+        sink: &crate::outbox::Outbox,
     ) -> Option<String> {
         match marked(channel, text) {
             Marked::Stateless(id) => {

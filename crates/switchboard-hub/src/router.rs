@@ -19,6 +19,7 @@ use crate::local;
 use crate::merged::Entry;
 use crate::modern;
 use crate::mrtr;
+use crate::outbox::Outbox;
 use crate::session::{ClientInfo, ClientSession, ForwardedRequest};
 use crate::view::View;
 
@@ -37,7 +38,7 @@ impl Hub {
         &self,
         session: &Arc<ClientSession>,
         text: &str,
-        sink: &mpsc::Sender<String>,
+        sink: &Outbox,
     ) -> Option<String> {
         session.touch();
         let env = match Envelope::parse(text) {
@@ -71,7 +72,7 @@ impl Hub {
         text: &str,
         env: &Envelope<'_>,
         params: Params<'_>,
-        sink: &mpsc::Sender<String>,
+        sink: &Outbox,
     ) -> Option<String> {
         let id = env.id_text();
         if env.params.is_some() && params.is_none() {
@@ -107,7 +108,7 @@ impl Hub {
         text: &str,
         env: &Envelope<'_>,
         params: Params<'_>,
-        sink: &mpsc::Sender<String>,
+        sink: &Outbox,
     ) -> Option<String> {
         let id = env.id_text();
         let reply = match env.method() {
@@ -305,7 +306,7 @@ impl Hub {
         env: &Envelope<'_>,
         params: Params<'_>,
         kind: ListKind,
-        sink: &mpsc::Sender<String>,
+        sink: &Outbox,
     ) -> Option<String> {
         let id = env.id_text();
         let Some(params) = params else {
@@ -403,7 +404,7 @@ impl Hub {
         text: &str,
         env: &Envelope<'_>,
         params: Params<'_>,
-        sink: &mpsc::Sender<String>,
+        sink: &Outbox,
     ) -> Option<String> {
         let id = env.id_text();
         let Some(params) = params else {
@@ -505,7 +506,7 @@ impl Hub {
         text: &str,
         env: &Envelope<'_>,
         params: Params<'_>,
-        sink: &mpsc::Sender<String>,
+        sink: &Outbox,
     ) -> Option<String> {
         let id = env.id_text();
         let reference = params
@@ -582,7 +583,7 @@ impl Hub {
         text: &str,
         env: &Envelope<'_>,
         params: Params<'_>,
-        sink: &mpsc::Sender<String>,
+        sink: &Outbox,
     ) -> Option<String> {
         let id = env.id_text();
         let merged = self.inner.merged.load_full();
@@ -629,12 +630,20 @@ impl Hub {
         params: Option<&Fields<'_>>,
         mut splice: Splice,
         route: Route<'_>,
-        sink: &mpsc::Sender<String>,
+        sink: &Outbox,
     ) -> Option<String> {
         let id = env.id_text();
         let server = route.entry.name.clone();
         let upstream = route.entry.upstream.clone();
-        // Held until the call ends: the tenant's share of upstream concurrency.
+        // Held until the call ends: this client's and this credential's share...
+        let _claim = match self.inner.claim_call(session) {
+            Ok(claim) => claim,
+            Err(message) => {
+                // -32000: a server error that the client can fix by waiting.
+                return Some(error_message(id, -32000, &message, None));
+            }
+        };
+        // ...and the tenant's share of upstream concurrency.
         let _slot = match self.inner.call_slot().await {
             Ok(slot) => slot,
             Err(message) => {
@@ -832,7 +841,7 @@ impl Hub {
         base: String,
         mut reply: String,
         timeout: std::time::Duration,
-        sink: &mpsc::Sender<String>,
+        sink: &Outbox,
     ) -> Result<String, UpstreamError> {
         for _ in 0..8 {
             let Some((requests, state)) = input_required_parts(&reply) else {
@@ -873,7 +882,7 @@ impl Hub {
         method: &str,
         params: Option<&str>,
         timeout: std::time::Duration,
-        sink: &mpsc::Sender<String>,
+        sink: &Outbox,
     ) -> Result<String, UpstreamError> {
         let needed = needed_capability(method);
         if needed.is_empty() || !session.client_has(needed) {
@@ -924,7 +933,7 @@ impl Hub {
         conn: Arc<Connection>,
         server: String,
         token: Option<String>,
-        sink: &mpsc::Sender<String>,
+        sink: &Outbox,
         uri_rewrite: Option<&(String, String)>,
     ) -> String {
         let mut asks: Vec<mrtr::Ask> = Vec::new();
@@ -1030,7 +1039,7 @@ impl Hub {
         id: &str,
         state: &str,
         params: Option<&Fields<'_>>,
-        sink: &mpsc::Sender<String>,
+        sink: &Outbox,
         uri_rewrite: Option<&(String, String)>,
     ) -> String {
         let Some(parked) = self.inner.parked.take(state) else {
@@ -1074,7 +1083,7 @@ impl Hub {
         conn: &Arc<Connection>,
         ev: CallEvent,
         token: Option<&str>,
-        sink: &mpsc::Sender<String>,
+        sink: &Outbox,
     ) {
         match ev {
             CallEvent::Notification(text) => {
@@ -1109,7 +1118,7 @@ impl Hub {
         session: &Arc<ClientSession>,
         conn: &Arc<Connection>,
         text: String,
-        sink: &mpsc::Sender<String>,
+        sink: &Outbox,
     ) {
         let Ok(env) = Envelope::parse(&text) else {
             return;

@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use switchboard_upstream::Connection;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::outbox::{self, Inbox, Outbox};
 use crate::view::View;
 
 /// A request the hub sent to the client, waiting for the client's answer.
@@ -41,8 +41,8 @@ pub struct ClientSession {
     pub id: String,
     /// What it sees.
     pub view: View,
-    pub(crate) outbound: mpsc::Sender<String>,
-    outbound_rx: Mutex<Option<mpsc::Receiver<String>>>,
+    pub(crate) outbound: Outbox,
+    outbound_rx: Mutex<Option<Inbox>>,
     streams: AtomicUsize,
     pub(crate) client: OnceLock<ClientInfo>,
     pub(crate) initialized: AtomicBool,
@@ -65,6 +65,11 @@ pub struct ClientSession {
     /// Stateless requests in flight on this channel (stdio, legacy SSE), by request id: a
     /// `notifications/cancelled` for one drops it (which cancels it upstream).
     pub(crate) modern_calls: Mutex<HashMap<String, CancellationToken>>,
+    /// Which credential opened it (`key:<id>`, `user:<id>`, `admin-token`), for the
+    /// per-credential limit on calls in flight.
+    pub(crate) credential: OnceLock<String>,
+    /// Upstream calls in flight.
+    pub(crate) calls: AtomicUsize,
 }
 
 /// A user's own headers for some servers (per-user upstream credentials): calls from their
@@ -79,8 +84,13 @@ pub struct UserHeaders {
 }
 
 impl ClientSession {
-    pub(crate) fn new(id: String, view: View, capacity: usize) -> Self {
-        let (outbound, rx) = mpsc::channel(capacity.max(1));
+    pub(crate) fn new(id: String, view: View, capacity: usize, max_bytes: usize) -> Self {
+        let label = if id.is_empty() {
+            "a stateless request's session".to_string()
+        } else {
+            format!("session {id}")
+        };
+        let (outbound, rx) = outbox::channel(label, capacity, max_bytes);
         ClientSession {
             id,
             view,
@@ -100,7 +110,14 @@ impl ClientSession {
             closed: CancellationToken::new(),
             user_headers: OnceLock::new(),
             modern_calls: Mutex::new(HashMap::new()),
+            credential: OnceLock::new(),
+            calls: AtomicUsize::new(0),
         }
+    }
+
+    /// Records which credential opened the session (once).
+    pub fn set_credential(&self, key: String) {
+        let _ = self.credential.set(key);
     }
 
     /// Attaches the user's own upstream credentials (once, before the first call).
@@ -126,14 +143,15 @@ impl ClientSession {
     }
 
     /// The sending end of the session's stream, for transports where every message (responses
-    /// included) travels on it (legacy SSE, stdio).
-    pub fn sender(&self) -> &mpsc::Sender<String> {
+    /// included) travels on it (legacy SSE, stdio). Overflowing it ends the session.
+    pub fn sender(&self) -> &Outbox {
         &self.outbound
     }
 
-    /// Queues an unsolicited message for the client's stream; dropped if the stream is full.
+    /// Queues an unsolicited message for the client's stream; dropped if the stream is full
+    /// (a Streamable HTTP client need not have a stream open to receive them).
     pub fn push(&self, text: String) -> bool {
-        self.outbound.try_send(text).is_ok()
+        self.outbound.offer(text)
     }
 
     /// Takes the receiving end of the session's stream (unsolicited messages, and for SSE and
@@ -182,7 +200,7 @@ impl ClientSession {
 /// The attached receiving end of a session's stream.
 pub struct StreamGuard {
     session: Arc<ClientSession>,
-    rx: Option<mpsc::Receiver<String>>,
+    rx: Option<Inbox>,
 }
 
 impl StreamGuard {
@@ -199,7 +217,10 @@ impl StreamGuard {
 impl Drop for StreamGuard {
     fn drop(&mut self) {
         self.session.touch();
-        if let Some(rx) = self.rx.take() {
+        // An overflowed queue stays closed: the session is ending.
+        if let Some(rx) = self.rx.take()
+            && !self.session.outbound.has_overflowed()
+        {
             *self.session.outbound_rx.lock().expect("stream lock") = Some(rx);
         }
         self.session.streams.fetch_sub(1, Ordering::Relaxed);

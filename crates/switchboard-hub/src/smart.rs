@@ -16,7 +16,6 @@ use serde_json::{Value, json};
 use switchboard_core::jsonrpc::{Envelope, Fields, code, error_message, quote, result_message};
 use switchboard_search::{Analyzer, Index, Params, ToolText};
 use switchboard_upstream::ListKind;
-use tokio::sync::mpsc;
 
 use crate::hub::Hub;
 use crate::local;
@@ -253,7 +252,7 @@ pub(crate) async fn call_meta(
     env: &Envelope<'_>,
     params: &Fields<'_>,
     name: &str,
-    sink: &mpsc::Sender<String>,
+    sink: &crate::outbox::Outbox,
 ) -> Option<String> {
     let id = env.id_text();
     let invalid = |msg: String| Some(error_message(id, code::INVALID_PARAMS, &msg, None));

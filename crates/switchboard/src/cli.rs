@@ -283,6 +283,22 @@ pub(crate) struct CommonArgs {
     /// `compact` names and one-line descriptions (clients then call `describe_tool`).
     #[arg(long, env = "SWITCHBOARD_SMART_MODE", value_enum, default_value_t = SmartModeArg::Full)]
     pub(crate) smart_mode: SmartModeArg,
+    /// Upstream calls one client session may have in flight; more are refused at once with
+    /// JSON-RPC error -32000 (0: no limit).
+    #[arg(long, env = "SWITCHBOARD_MAX_CALLS_PER_SESSION", default_value_t = 32)]
+    pub(crate) max_calls_per_session: usize,
+    /// Upstream calls one credential (API key, a user's tokens, the admin token) may have in
+    /// flight across its sessions; more are refused at once (0: no limit).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MAX_CALLS_PER_CREDENTIAL",
+        default_value_t = 64
+    )]
+    pub(crate) max_calls_per_credential: usize,
+    /// Bytes one client stream (legacy SSE, GET or per-POST event stream) may have queued; a
+    /// client that falls further behind is disconnected and its session ended.
+    #[arg(long, env = "SWITCHBOARD_STREAM_QUEUE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub(crate) stream_queue_bytes: usize,
     /// Runtime worker threads (default: half the CPUs, at least one).
     #[arg(long, env = "SWITCHBOARD_THREADS")]
     pub(crate) threads: Option<usize>,
@@ -348,6 +364,28 @@ pub(crate) struct ServeArgs {
         default_value = "optional"
     )]
     pub(crate) mcp_auth: McpAuthArg,
+    /// Seconds a client has to send a request's head (also while a keep-alive connection
+    /// waits for its next request).
+    #[arg(long, env = "SWITCHBOARD_HEADER_TIMEOUT", default_value_t = 30.0)]
+    pub(crate) header_timeout: f64,
+    /// Seconds a client has to send a whole request body after its head (else 408).
+    #[arg(long, env = "SWITCHBOARD_BODY_TIMEOUT", default_value_t = 60.0)]
+    pub(crate) body_timeout: f64,
+    /// Seconds a connection may stay open with no request in progress (open streams count
+    /// as requests in progress).
+    #[arg(long, env = "SWITCHBOARD_IDLE_TIMEOUT", default_value_t = 60.0)]
+    pub(crate) idle_timeout: f64,
+    /// Connections one source address may hold open per service; more are closed at once
+    /// (0: no limit).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 256
+    )]
+    pub(crate) max_connections_per_ip: usize,
+    /// Largest MCP request body (`/mcp`, `/messages`) in bytes; larger ones answer 413.
+    #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub(crate) max_body_bytes: usize,
     /// Public base URL of the hub (for the OAuth metadata documents); default: from `Host`.
     #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
     pub(crate) public_url: Option<String>,

@@ -159,21 +159,25 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
     let options = ServiceOptions {
         mcp_auth,
         public_url: args.public_url.clone(),
+        max_body: args.max_body_bytes,
     };
+    let limits = listener_limits(&args)?;
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(l) = main {
         tracing::info!(message = "Main service listening.", addr = %l.local_addr()?);
-        tasks.spawn(switchboard_http::serve(
+        tasks.spawn(switchboard_http::serve_with(
             l,
             switchboard_http::main_service(api.clone(), &options),
+            limits,
             shutdown.clone(),
         ));
     }
     if let Some(l) = mcp {
         tracing::info!(message = "MCP service listening.", addr = %l.local_addr()?, mcp = %format!("http://{}/mcp", l.local_addr()?));
-        tasks.spawn(switchboard_http::serve(
+        tasks.spawn(switchboard_http::serve_with(
             l,
             switchboard_http::mcp_service(api, &options),
+            limits,
             shutdown.clone(),
         ));
     }
@@ -194,6 +198,24 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
     })
     .await;
     Ok(())
+}
+
+fn listener_limits(args: &ServeArgs) -> anyhow::Result<switchboard_http::ListenerLimits> {
+    let secs = |v: f64, flag: &str| {
+        if v.is_finite() && v > 0.0 {
+            Ok(Duration::from_secs_f64(v))
+        } else {
+            Err(anyhow::anyhow!(
+                "{flag} must be a positive number of seconds, not {v}"
+            ))
+        }
+    };
+    Ok(switchboard_http::ListenerLimits {
+        header_timeout: secs(args.header_timeout, "--header-timeout")?,
+        body_timeout: secs(args.body_timeout, "--body-timeout")?,
+        idle_timeout: secs(args.idle_timeout, "--idle-timeout")?,
+        max_connections_per_ip: args.max_connections_per_ip,
+    })
 }
 
 fn external_issuer(args: &ServeArgs) -> Option<ExternalIssuer> {

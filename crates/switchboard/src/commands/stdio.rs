@@ -44,6 +44,8 @@ pub(crate) async fn run(
         let line = tokio::select! {
             l = lines.next_line() => l,
             _ = wait_for_signal() => break,
+            // The client stopped reading stdout and its queue overflowed (logged).
+            _ = session.closed.cancelled() => break,
         };
         let Ok(Some(line)) = line else { break };
         if line.trim().is_empty() {

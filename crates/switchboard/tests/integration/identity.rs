@@ -280,6 +280,7 @@ impl TestHub {
         let options = ServiceOptions {
             mcp_auth,
             public_url: None,
+            ..ServiceOptions::default()
         };
         let shutdown = CancellationToken::new();
         tokio::spawn(switchboard_http::serve(
