@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchboard_core::config::{ProtocolMode, ServerSpec, TransportSpec, parse_server_value};
+use switchboard_core::url_secrets::{mask_url_secrets, restore_masked_url};
 use switchboard_store::{ServerRecord, TransportRecord};
 
 /// The actor recorded for servers imported from the operator's servers file at startup; only
@@ -171,6 +172,15 @@ pub fn keep_masked_secrets(new: &mut ServerInput, old: &ServerRecord) {
             *v = old.clone();
         }
     }
+    if let (Some(url), Some(old_url)) = (new.url.as_mut(), record_url(old)) {
+        *url = restore_masked_url(url, old_url, MASK);
+    }
+}
+
+/// A URL as the API and the logs show it: query values and any password masked (secrets, like
+/// header values).
+pub fn masked_url(url: &str) -> String {
+    mask_url_secrets(url, MASK)
 }
 
 fn masked(map: &BTreeMap<String, String>) -> Value {
@@ -198,6 +208,7 @@ pub fn entry_json(r: &ServerRecord, reveal: bool) -> Value {
         }
         TransportRecord::StreamableHttp { url, headers }
         | TransportRecord::Sse { url, headers } => {
+            let url = if reveal { url.clone() } else { masked_url(url) };
             let mut v = json!({"type": r.transport.kind(), "url": url});
             if !headers.is_empty() {
                 v["headers"] = secret(headers);

@@ -8,7 +8,11 @@ use switchboard_hub::{GroupDef, ItemOverride, Overrides};
 use switchboard_store::{GroupRecord, ItemKind, StoreError};
 use switchboard_upstream::ListKind;
 
-use crate::{ControlError, ControlPlane, now_ms, record_from_spec, spec_from_record};
+use crate::ops::runs_stdio;
+use crate::stdio_policy::{Actor, check_spawn};
+use crate::{
+    ControlError, ControlPlane, SERVERS_FILE_ACTOR, now_ms, record_from_spec, spec_from_record,
+};
 
 /// What one reconcile changed.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -40,8 +44,25 @@ impl ControlPlane {
         let groups = self.store.list_groups(tenant).await?;
         let settings = self.store.list_all_item_settings().await?;
         let mut report = ReconcileReport::default();
-        let desired: BTreeMap<String, _> = records
-            .iter()
+        let over = over_stdio_limit(&records, self.hub.config().max_stdio_servers);
+        for name in &over {
+            report.failed.push((
+                name.clone(),
+                format!(
+                    "not started: the tenant's limit of {} stdio servers is taken by older ones",
+                    self.hub.config().max_stdio_servers
+                ),
+            ));
+        }
+        if !over.is_empty() {
+            tracing::warn!(message = "Stdio servers over the tenant's limit are not started.", tenant = %tenant, servers = ?over);
+        }
+        // Servers that stop running a process go first, so a swap within the limit never
+        // meets a full registry; then the oldest.
+        let mut order: Vec<_> = records.iter().filter(|r| !over.contains(&r.name)).collect();
+        order.sort_by_key(|r| (runs_stdio(r), r.created_at, r.name.clone()));
+        let desired: Vec<(String, _)> = order
+            .into_iter()
             .map(|r| (r.name.clone(), spec_from_record(r)))
             .collect();
 
@@ -52,7 +73,10 @@ impl ControlPlane {
             .iter()
             .cloned()
             .collect();
-        for name in managed.iter().filter(|n| !desired.contains_key(*n)) {
+        for name in managed
+            .iter()
+            .filter(|n| !desired.iter().any(|(d, _)| d == *n))
+        {
             if self.hub.remove_server(name).await.is_ok() {
                 report.removed.push(name.clone());
             }
@@ -101,19 +125,51 @@ impl ControlPlane {
     }
 
     /// Imports a servers file into the store: entries whose name is free are added, others
-    /// are left as they are. Returns the names added.
+    /// are left as they are. Returns the names added. Every entry to add is checked first (the
+    /// right to launch its stdio command, the tenant's stdio limit), so a refused import
+    /// stores nothing. The operator's servers file is not refused over the limit: the
+    /// reconciler starts the oldest servers up to it.
     pub async fn import(
         &self,
         file: &ServersFile,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<Vec<String>, ControlError> {
         let _guard = self.lock.lock().await;
         let tenant = &self.config.tenant;
+        let taken: BTreeSet<String> = self
+            .store
+            .list_servers(tenant)
+            .await?
+            .into_iter()
+            .map(|r| r.name)
+            .chain(
+                self.store
+                    .list_groups(tenant)
+                    .await?
+                    .into_iter()
+                    .map(|g| g.name),
+            )
+            .collect();
+        let mut new = Vec::new();
+        for spec in file.servers.values().filter(|s| !taken.contains(&s.name)) {
+            check_spawn(
+                actor,
+                &self.config.stdio_allow,
+                &spec.name,
+                &spec.transport,
+                None,
+            )?;
+            new.push(record_from_spec(tenant, spec, &actor.name, now_ms()));
+        }
+        let new_stdio = new.iter().filter(|r| runs_stdio(r)).count();
+        if new_stdio > 0 && actor.name != SERVERS_FILE_ACTOR {
+            let what = format!("the import's {new_stdio} enabled stdio servers");
+            self.check_stdio_room(&what, new_stdio).await?;
+        }
         let mut added = Vec::new();
-        for spec in file.servers.values() {
-            let record = record_from_spec(tenant, spec, actor, now_ms());
-            match self.store.insert_server(&record).await {
-                Ok(()) => added.push(spec.name.clone()),
+        for record in &new {
+            match self.store.insert_server(record).await {
+                Ok(()) => added.push(record.name.clone()),
                 Err(StoreError::Conflict) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -150,6 +206,22 @@ impl ControlPlane {
             .collect();
         Ok(serde_json::json!({"mcpServers": mcp, "groups": groups}))
     }
+}
+
+/// Names of the enabled stdio servers beyond `limit` (0: none), the newest ones: servers run
+/// oldest first (creation time, then name within one millisecond), so the same ones run after
+/// every restart whatever their names.
+fn over_stdio_limit(records: &[switchboard_store::ServerRecord], limit: usize) -> BTreeSet<String> {
+    if limit == 0 {
+        return BTreeSet::new();
+    }
+    let mut stdio: Vec<_> = records.iter().filter(|r| runs_stdio(r)).collect();
+    stdio.sort_by_key(|r| (r.created_at, r.name.clone()));
+    stdio
+        .into_iter()
+        .skip(limit)
+        .map(|r| r.name.clone())
+        .collect()
 }
 
 fn group_defs(groups: &[GroupRecord], servers: &[String]) -> BTreeMap<String, GroupDef> {

@@ -40,6 +40,8 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
             args.mcp_addr
         );
     }
+    let stdio_allow = switchboard_control::StdioAllowlist::parse(&args.stdio_allow)
+        .map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&args.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -69,6 +71,7 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
     let hub = super::new_hub(&args.common, Some(guarded.clone()));
     let config = ControlConfig {
         ssrf,
+        stdio_allow: Arc::new(stdio_allow),
         apply: args.role != ServiceRole::Main,
         client: Some(guarded.clone()),
         ..ControlConfig::default()
@@ -264,7 +267,7 @@ async fn import_if_changed(
         return Ok(());
     }
     let added = control
-        .import(servers, switchboard_control::SERVERS_FILE_ACTOR)
+        .import(servers, &switchboard_control::Actor::servers_file())
         .await?;
     store.set_meta("servers_file_digest", &digest).await?;
     tracing::info!(message = "Imported the servers file.", file = %path.display(), added = ?added);
