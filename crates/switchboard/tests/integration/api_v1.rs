@@ -44,6 +44,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/import"),
     ("GET", "/api/v1/export"),
     ("POST", "/api/v1/reconcile"),
+    ("GET", "/api/v1/settings/stdio-allow"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/tenants"),

@@ -765,6 +765,26 @@ async fn url_query_secrets_are_sealed_and_masked(db: Db) {
         .await
     );
 
+    // A server that cannot be reached: its connection error names no URL secret.
+    let down = format!("http://127.0.0.1:1/mcp?api_key={SECRET}");
+    let (s, b) = hub
+        .call(
+            "POST",
+            "/api/v1/servers",
+            &key,
+            Some(json!({"name": "down", "url": down})),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    assert!(
+        eventually(Duration::from_secs(10), async || {
+            let (_, b) = hub.call("GET", "/api/v1/servers/down", &key, None).await;
+            b["status"]["last_error"].is_string()
+        })
+        .await,
+        "the unreachable server reports an error"
+    );
+
     // Sealed at rest: the raw row has no secret.
     let raw = db.raw("url", "web");
     assert!(raw.starts_with("v1:") && !raw.contains(SECRET), "{raw}");
@@ -774,6 +794,7 @@ async fn url_query_secrets_are_sealed_and_masked(db: Db) {
     let views = [
         hub.call("GET", "/api/v1/servers", &key, None).await,
         hub.call("GET", "/api/v1/servers/web", &key, None).await,
+        hub.call("GET", "/api/v1/servers/down", &key, None).await,
         hub.call("GET", "/api/v1/export", &key, None).await,
         hub.call("GET", "/api/v1/export", ADMIN, None).await,
         hub.call("GET", "/api/mcp/list", &key, None).await,
@@ -789,19 +810,19 @@ async fn url_query_secrets_are_sealed_and_masked(db: Db) {
     }
     assert!(views[0].1.to_string().contains(&masked), "{}", views[0].1);
     assert!(
-        views[4].1.to_string().contains("api_key=********"),
-        "{}",
-        views[4].1
-    );
-    assert!(
         views[5].1.to_string().contains("api_key=********"),
         "{}",
         views[5].1
     );
     assert!(
-        views[6].1.to_string().contains("/api/mcp/add"),
+        views[6].1.to_string().contains("api_key=********"),
         "{}",
         views[6].1
+    );
+    assert!(
+        views[7].1.to_string().contains("/api/mcp/add"),
+        "{}",
+        views[7].1
     );
 
     // Sending the masked URL back keeps the stored value.
