@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchboard_core::config::{ProtocolMode, ServerSpec, TransportSpec, parse_server_value};
+use switchboard_core::url_secrets::{mask_url_secrets, restore_masked_url};
 use switchboard_store::{ServerRecord, TransportRecord};
 
 /// The actor recorded for servers imported from the operator's servers file at startup; only
@@ -207,6 +208,15 @@ pub fn keep_masked_secrets(new: &mut ServerInput, old: &ServerRecord) {
             *v = old.clone();
         }
     }
+    if let (Some(url), Some(old_url)) = (new.url.as_mut(), record_url(old)) {
+        *url = restore_masked_url(url, old_url, MASK);
+    }
+}
+
+/// A URL as the API and the logs show it: query values and any password masked (secrets, like
+/// header values).
+pub fn masked_url(url: &str) -> String {
+    mask_url_secrets(url, MASK)
 }
 
 /// The servers-file entry for a record, secrets masked or in clear.
@@ -256,6 +266,16 @@ pub fn entry_json_as(r: &ServerRecord, how: Secrets) -> Value {
         }
         TransportRecord::StreamableHttp { url, headers }
         | TransportRecord::Sse { url, headers } => {
+            let url = match how {
+                Secrets::Reveal => url.clone(),
+                Secrets::Mask => masked_url(url),
+                // Query values load again from the environment, like header values.
+                Secrets::Placeholder => {
+                    switchboard_core::url_secrets::replace_url_secrets(url, |key| {
+                        secret_placeholder(&r.name, &format!("url_{key}"))
+                    })
+                }
+            };
             let mut v = json!({"type": r.transport.kind(), "url": url});
             if !headers.is_empty() {
                 v["headers"] = secret(headers, true);

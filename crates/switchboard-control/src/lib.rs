@@ -12,6 +12,7 @@ mod probe;
 pub mod ratelimit;
 mod reconcile;
 pub mod sessions;
+pub mod stdio_policy;
 pub mod tenants;
 
 use std::collections::HashSet;
@@ -24,7 +25,7 @@ use switchboard_store::{Store, StoreError};
 
 pub use convert::{
     MASK, SERVERS_FILE_ACTOR, Secrets, ServerInput, entry_json, entry_json_as, keep_masked_secrets,
-    record_from_spec, record_url, secret_env_key, secret_placeholder, spec_from_record,
+    masked_url, record_from_spec, record_url, secret_env_key, secret_placeholder, spec_from_record,
 };
 pub use guard::{GuardedResolver, Lookup, SsrfRefused, SystemLookup, guarded_client, refusal_in};
 pub use identity::{AuthError, Identity, IdentityConfig, Principal, Tokens, Via};
@@ -34,6 +35,7 @@ pub use reconcile::{ImportReport, ReconcileReport};
 pub use sessions::{
     Clock, ManualClock, NewSession, SessionHandle, SessionSettings, SessionView, SystemClock,
 };
+pub use stdio_policy::{Actor, SpawnRight, StdioAllowlist};
 pub use tenants::{HubFactory, Tenants};
 
 /// Why a control operation failed; the HTTP layer maps each to a status.
@@ -60,6 +62,12 @@ pub enum ControlError {
     /// The remote server did not answer in time.
     #[error("{0}")]
     Timeout(String),
+    /// The caller may not define this stdio server (not an admin, and no allowed launcher).
+    #[error("{0}")]
+    StdioForbidden(String),
+    /// The tenant's stdio server limit is reached.
+    #[error("{0}")]
+    StdioLimit(String),
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -99,6 +107,8 @@ pub struct ControlConfig {
     pub client: Option<reqwest::Client>,
     /// Proxy-session limits and timings.
     pub sessions: sessions::SessionSettings,
+    /// The stdio launchers managers may use (`--stdio-allow`).
+    pub stdio_allow: Arc<StdioAllowlist>,
 }
 
 impl Default for ControlConfig {
@@ -110,6 +120,7 @@ impl Default for ControlConfig {
             apply: true,
             client: None,
             sessions: sessions::SessionSettings::default(),
+            stdio_allow: Arc::default(),
         }
     }
 }

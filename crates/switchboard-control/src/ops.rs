@@ -12,6 +12,7 @@ use switchboard_store::{
 };
 use switchboard_upstream::ListKind;
 
+use crate::stdio_policy::{Actor, check_spawn};
 use crate::{
     ControlError, ControlPlane, ServerInput, check_ssrf, entry_json, keep_masked_secrets, now_ms,
     probe, record_from_spec, record_url, remote_spec,
@@ -136,19 +137,27 @@ impl ControlPlane {
         Ok(self.view(&self.record(name).await?, true))
     }
 
-    /// Adds a server to the store and starts it. Remote URLs pass the SSRF policy.
+    /// Adds a server to the store and starts it. Remote URLs pass the SSRF policy; a stdio
+    /// server needs the right to launch it and room under the tenant's stdio limit.
     pub async fn create_server(
         &self,
         input: ServerInput,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<ServerView, ControlError> {
         let spec = input
             .to_spec(&self.hub.config().separator)
             .map_err(ControlError::Invalid)?;
+        check_spawn(
+            actor,
+            &self.config.stdio_allow,
+            &spec.name,
+            &spec.transport,
+            None,
+        )?;
         if let Some(url) = &input.url {
             check_ssrf(&self.config.ssrf, url).await?;
         }
-        let record = record_from_spec(&self.config.tenant, &spec, actor, now_ms());
+        let record = record_from_spec(&self.config.tenant, &spec, &actor.name, now_ms());
         let _guard = self.lock.lock().await;
         // A live proxy session holds its prefix as a server name on the hub: recording a server
         // under it would make the reconciler replace the session's mount.
@@ -158,6 +167,10 @@ impl ControlPlane {
                 record.name
             )));
         }
+        if runs_stdio(&record) {
+            self.check_stdio_room(&format!("{:?}", record.name), 1)
+                .await?;
+        }
         self.store
             .insert_server(&record)
             .await
@@ -166,12 +179,36 @@ impl ControlPlane {
         Ok(self.view(&record, true))
     }
 
+    /// Refuses `adding` more enabled stdio servers (for `what`) over the tenant's limit,
+    /// counting the enabled stdio servers in the store. Call with the lock held, so two writers
+    /// cannot both see room for one more.
+    pub(crate) async fn check_stdio_room(
+        &self,
+        what: &str,
+        adding: usize,
+    ) -> Result<(), ControlError> {
+        let limit = self.hub.config().max_stdio_servers;
+        if limit == 0 {
+            return Ok(());
+        }
+        let records = self.store.list_servers(&self.config.tenant).await?;
+        let running = records.iter().filter(|r| runs_stdio(r)).count();
+        if running + adding <= limit {
+            return Ok(());
+        }
+        tracing::warn!(message = "Refused a stdio server over the tenant's limit.", tenant = %self.config.tenant, what = %what, enabled = running, adding, limit);
+        Err(ControlError::StdioLimit(format!(
+            "{what}: this tenant has {running} enabled stdio servers and may run at most \
+             {limit} (--max-stdio-servers-per-tenant); disable or remove one first"
+        )))
+    }
+
     /// Replaces a server's configuration; masked secrets keep their stored values.
     pub async fn update_server(
         &self,
         name: &str,
         mut input: ServerInput,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<ServerView, ControlError> {
         if input.name.is_empty() {
             input.name = name.to_string();
@@ -198,18 +235,28 @@ impl ControlPlane {
         let spec = input
             .to_spec(&self.hub.config().separator)
             .map_err(ControlError::Invalid)?;
+        check_spawn(
+            actor,
+            &self.config.stdio_allow,
+            name,
+            &spec.transport,
+            Some(&old.transport),
+        )?;
         if let Some(url) = &input.url
             && record_url(&old) != Some(url.as_str())
         {
             check_ssrf(&self.config.ssrf, url).await?;
         }
-        let mut record = record_from_spec(&self.config.tenant, &spec, actor, now_ms());
+        let mut record = record_from_spec(&self.config.tenant, &spec, &actor.name, now_ms());
         record.created_by = old.created_by.clone();
         record.created_at = old.created_at;
         // An API edit takes a file-owned entry over: the file no longer changes it.
         record.origin = switchboard_store::ORIGIN_API.to_string();
         log_takeover(&old);
         let _guard = self.lock.lock().await;
+        if runs_stdio(&record) && !runs_stdio(&old) {
+            self.check_stdio_room(&format!("{name:?}"), 1).await?;
+        }
         self.store.update_server(&record).await?;
         self.reconcile_locked().await?;
         Ok(self.view(&record, true))
@@ -230,14 +277,18 @@ impl ControlPlane {
         &self,
         name: &str,
         enabled: bool,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<ServerView, ControlError> {
         let _guard = self.lock.lock().await;
         let mut record = self.record(name).await?;
         log_takeover(&record);
         record.origin = switchboard_store::ORIGIN_API.to_string();
+        let was_running = runs_stdio(&record);
         record.enabled = enabled;
-        record.updated_by = actor.to_string();
+        if runs_stdio(&record) && !was_running {
+            self.check_stdio_room(&format!("{name:?}"), 1).await?;
+        }
+        record.updated_by = actor.name.clone();
         record.updated_at = now_ms();
         self.store.update_server(&record).await?;
         self.reconcile_locked().await?;
@@ -597,6 +648,11 @@ fn log_takeover(old: &ServerRecord) {
     if old.origin == switchboard_store::ORIGIN_FILE {
         tracing::info!(message = "API edit of a server from the servers file: the API owns it now, and the file no longer changes it.", server = %old.name);
     }
+}
+
+/// True for an enabled stdio server: one that runs a process and counts against the limit.
+pub(crate) fn runs_stdio(r: &ServerRecord) -> bool {
+    r.enabled && matches!(r.transport, TransportRecord::Stdio { .. })
 }
 
 fn conflict(e: StoreError, name: &str) -> ControlError {

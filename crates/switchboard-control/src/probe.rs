@@ -40,6 +40,12 @@ pub fn remote_spec(
     let sse = match transport {
         Some("sse") => true,
         Some("streamable-http" | "streamable_http" | "http" | "streamableHttp") => false,
+        Some("stdio") => {
+            return Err(ControlError::StdioForbidden(format!(
+                "{name:?}: this route adds remote servers only (a URL); a stdio server is \
+                 defined through POST /api/v1/servers, by an admin or with an allowed launcher"
+            )));
+        }
         Some(other) => {
             return Err(ControlError::Invalid(format!(
                 "unknown transport {other:?}: use \"sse\" or \"streamable-http\""

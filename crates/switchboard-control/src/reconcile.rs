@@ -11,6 +11,8 @@ use switchboard_store::{
 };
 use switchboard_upstream::ListKind;
 
+use crate::ops::runs_stdio;
+use crate::stdio_policy::{Actor, check_spawn};
 use crate::{
     ControlError, ControlPlane, SERVERS_FILE_ACTOR, now_ms, record_from_spec, spec_from_record,
 };
@@ -45,8 +47,25 @@ impl ControlPlane {
         let groups = self.store.list_groups(tenant).await?;
         let settings = self.store.list_all_item_settings().await?;
         let mut report = ReconcileReport::default();
-        let desired: BTreeMap<String, _> = records
-            .iter()
+        let over = over_stdio_limit(&records, self.hub.config().max_stdio_servers);
+        for name in &over {
+            report.failed.push((
+                name.clone(),
+                format!(
+                    "not started: the tenant's limit of {} stdio servers is taken by older ones",
+                    self.hub.config().max_stdio_servers
+                ),
+            ));
+        }
+        if !over.is_empty() {
+            tracing::warn!(message = "Stdio servers over the tenant's limit are not started.", tenant = %tenant, servers = ?over);
+        }
+        // Servers that stop running a process go first, so a swap within the limit never
+        // meets a full registry; then the oldest.
+        let mut order: Vec<_> = records.iter().filter(|r| !over.contains(&r.name)).collect();
+        order.sort_by_key(|r| (runs_stdio(r), r.created_at, r.name.clone()));
+        let desired: Vec<(String, _)> = order
+            .into_iter()
             .map(|r| (r.name.clone(), spec_from_record(r)))
             .collect();
 
@@ -57,7 +76,10 @@ impl ControlPlane {
             .iter()
             .cloned()
             .collect();
-        for name in managed.iter().filter(|n| !desired.contains_key(*n)) {
+        for name in managed
+            .iter()
+            .filter(|n| !desired.iter().any(|(d, _)| d == *n))
+        {
             if self.hub.remove_server(name).await.is_ok() {
                 report.removed.push(name.clone());
             }
@@ -106,11 +128,13 @@ impl ControlPlane {
     }
 
     /// Imports a servers file through an API into the store: entries whose name is free are
-    /// added (owned by the API), the others are left as they are and reported.
+    /// added (owned by the API), the others are left as they are and reported. Every entry to
+    /// add is checked first (the right to launch its stdio command, the tenant's stdio limit),
+    /// so a refused import stores nothing.
     pub async fn import(
         &self,
         file: &ServersFile,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<ImportReport, ControlError> {
         let _guard = self.lock.lock().await;
         let tenant = &self.config.tenant;
@@ -119,21 +143,53 @@ impl ControlPlane {
             notes: file.notes.clone(),
             ..ImportReport::default()
         };
+        let taken: BTreeSet<String> = self
+            .store
+            .list_servers(tenant)
+            .await?
+            .into_iter()
+            .map(|r| r.name)
+            .chain(
+                self.store
+                    .list_groups(tenant)
+                    .await?
+                    .into_iter()
+                    .map(|g| g.name),
+            )
+            .collect();
+        let mut new = Vec::new();
         for spec in file.servers.values() {
-            let record = record_from_spec(tenant, spec, actor, now_ms());
-            match self.store.insert_server(&record).await {
+            if taken.contains(&spec.name) {
+                report.kept.push(spec.name.clone());
+                report.notes.push(Note {
+                    entry: format!("mcpServers.{}", spec.name),
+                    action: "kept",
+                    detail: "the name is taken: the existing server is left as it is".into(),
+                });
+                continue;
+            }
+            check_spawn(
+                actor,
+                &self.config.stdio_allow,
+                &spec.name,
+                &spec.transport,
+                None,
+            )?;
+            new.push(record_from_spec(tenant, spec, &actor.name, now_ms()));
+        }
+        let new_stdio = new.iter().filter(|r| runs_stdio(r)).count();
+        if new_stdio > 0 && actor.name != SERVERS_FILE_ACTOR {
+            let what = format!("the import's {new_stdio} enabled stdio servers");
+            self.check_stdio_room(&what, new_stdio).await?;
+        }
+        for record in &new {
+            match self.store.insert_server(record).await {
                 Ok(()) => {
-                    report.added.push(spec.name.clone());
-                    self.apply_tool_settings(file, &spec.name).await?;
+                    report.added.push(record.name.clone());
+                    self.apply_tool_settings(file, &record.name).await?;
                 }
-                Err(StoreError::Conflict) => {
-                    report.kept.push(spec.name.clone());
-                    report.notes.push(Note {
-                        entry: format!("mcpServers.{}", spec.name),
-                        action: "kept",
-                        detail: "the name is taken: the existing server is left as it is".into(),
-                    });
-                }
+                // Taken since the list above: left as it is.
+                Err(StoreError::Conflict) => report.kept.push(record.name.clone()),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -348,6 +404,22 @@ fn changed_fields(old: &ServerRecord, new: &ServerRecord) -> Vec<String> {
         out.push("origin".into());
     }
     out
+}
+
+/// Names of the enabled stdio servers beyond `limit` (0: none), the newest ones: servers run
+/// oldest first (creation time, then name within one millisecond), so the same ones run after
+/// every restart whatever their names.
+fn over_stdio_limit(records: &[ServerRecord], limit: usize) -> BTreeSet<String> {
+    if limit == 0 {
+        return BTreeSet::new();
+    }
+    let mut stdio: Vec<_> = records.iter().filter(|r| runs_stdio(r)).collect();
+    stdio.sort_by_key(|r| (r.created_at, r.name.clone()));
+    stdio
+        .into_iter()
+        .skip(limit)
+        .map(|r| r.name.clone())
+        .collect()
 }
 
 fn group_defs(groups: &[GroupRecord], servers: &[String]) -> BTreeMap<String, GroupDef> {

@@ -773,7 +773,7 @@ impl ControlPlane {
         SessionView {
             session_id: None,
             prefix: r.prefix.clone(),
-            remote_url: r.remote_url.clone(),
+            remote_url: crate::masked_url(&r.remote_url),
             transport: r.transport.clone(),
             expires_at: rfc3339(r.expires_at),
             expires_at_ms: r.expires_at,

@@ -7,3 +7,4 @@ pub mod naming;
 pub mod param_headers;
 pub mod sse;
 pub mod ssrf;
+pub mod url_secrets;

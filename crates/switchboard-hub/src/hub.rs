@@ -660,7 +660,9 @@ impl HubInner {
         replacing: Option<&str>,
     ) -> Result<(), HubError> {
         let limit = self.config.max_stdio_servers;
-        let is_stdio = |s: &ServerSpec| matches!(s.transport, TransportSpec::Stdio { .. });
+        // A disabled server runs no process: it does not count.
+        let is_stdio =
+            |s: &ServerSpec| !s.disabled && matches!(s.transport, TransportSpec::Stdio { .. });
         if limit == 0 || !is_stdio(spec) {
             return Ok(());
         }

@@ -1,5 +1,6 @@
 //! Conversions between the domain records and the flat column values both backends store,
-//! including the sealing of secret maps, plus the mapping of driver errors.
+//! including the sealing of secret maps and of URLs that carry secrets (a query string or a
+//! userinfo), plus the mapping of driver errors.
 
 use std::collections::BTreeMap;
 
@@ -89,7 +90,7 @@ impl ServerColumns {
     }
 
     fn decode_transport(&self, key: &SecretKey) -> Result<TransportRecord, StoreError> {
-        let url = || required(&self.url, "url");
+        let url = || open_url(&required(&self.url, "url")?, key);
         let headers = || open_map(self.headers_enc.as_deref(), key);
         match self.kind.as_str() {
             "stdio" => Ok(TransportRecord::Stdio {
@@ -132,7 +133,7 @@ fn encode_transport(
         },
         TransportRecord::StreamableHttp { url, headers }
         | TransportRecord::Sse { url, headers } => TransportColumns {
-            url: Some(url.clone()),
+            url: Some(seal_url(url, key)?),
             headers_enc: Some(seal_map(headers, key)?),
             ..TransportColumns::default()
         },
@@ -143,6 +144,28 @@ fn required(value: &Option<String>, column: &str) -> Result<String, StoreError> 
     value
         .clone()
         .ok_or_else(|| StoreError::Backend(format!("column {column} is unexpectedly NULL")))
+}
+
+/// A URL whose query values or userinfo may hold secrets (`?api_key=…`, `user:pw@`) is stored
+/// sealed, like header values; a plain one stays readable. Sealed text starts with `v1:`,
+/// which no http(s) URL does.
+fn seal_url(url: &str, key: &SecretKey) -> Result<String, StoreError> {
+    let authority = url.split("://").nth(1).unwrap_or(url);
+    let authority = authority.split(['/', '?', '#']).next().unwrap_or("");
+    if url.contains('?') || authority.contains('@') {
+        key.seal(url.as_bytes())
+    } else {
+        Ok(url.to_string())
+    }
+}
+
+/// Reverses [`seal_url`].
+fn open_url(stored: &str, key: &SecretKey) -> Result<String, StoreError> {
+    if !stored.starts_with(crate::crypto::VERSION_PREFIX) {
+        return Ok(stored.to_string());
+    }
+    String::from_utf8(key.open(stored)?)
+        .map_err(|_| StoreError::Crypto("a sealed URL is not UTF-8".into()))
 }
 
 fn seal_map(map: &BTreeMap<String, String>, key: &SecretKey) -> Result<String, StoreError> {
@@ -180,7 +203,7 @@ impl SessionColumns {
             tenant: record.tenant.clone(),
             id_hash: record.id_hash.clone(),
             prefix: record.prefix.clone(),
-            remote_url: record.remote_url.clone(),
+            remote_url: seal_url(&record.remote_url, key)?,
             transport: record.transport.clone(),
             headers_enc: seal_map(&record.headers, key)?,
             ttl_secs: record.ttl_secs,
@@ -197,7 +220,7 @@ impl SessionColumns {
             tenant: self.tenant,
             id_hash: self.id_hash,
             prefix: self.prefix,
-            remote_url: self.remote_url,
+            remote_url: open_url(&self.remote_url, key)?,
             transport: self.transport,
             ttl_secs: self.ttl_secs,
             created_by: self.created_by,

@@ -17,7 +17,7 @@ use crate::StoreError;
 /// Name of the key file inside the data directory.
 const KEY_FILE: &str = "secret.key";
 /// Prefix of every sealed value; bump it when the format changes.
-const VERSION_PREFIX: &str = "v1:";
+pub(crate) const VERSION_PREFIX: &str = "v1:";
 const NONCE_LEN: usize = 24;
 
 /// A 32-byte key for XChaCha20-Poly1305. Its `Debug` output never shows the bytes.

@@ -78,8 +78,10 @@ impl HttpConn {
         client: reqwest::Client,
         mux: Arc<Mux>,
     ) -> Result<Self, UpstreamError> {
-        let url = reqwest::Url::parse(url)
-            .map_err(|e| UpstreamError::Transport(format!("invalid URL {url:?}: {e}")))?;
+        let url = reqwest::Url::parse(url).map_err(|e| {
+            let shown = switchboard_core::url_secrets::mask_url_secrets(url, "********");
+            UpstreamError::Transport(format!("invalid URL {shown:?}: {e}"))
+        })?;
         let mut headers = header_map(headers)?;
         // Built once: every POST clones this map instead of parsing the same headers again.
         headers.insert(header::ACCEPT, HeaderValue::from_static(ACCEPT_BOTH));
@@ -424,7 +426,11 @@ impl Shared {
                     }
                     Ok(Dispatched::Handled) => {}
                     Err(why) => {
-                        tracing::warn!(message = "Ignored a malformed message from an upstream.", url = %self.url, %why)
+                        let url = switchboard_core::url_secrets::mask_url_secrets(
+                            self.url.as_str(),
+                            "********",
+                        );
+                        tracing::warn!(message = "Ignored a malformed message from an upstream.", %url, %why)
                     }
                 }
             }
@@ -555,6 +561,8 @@ fn not_mcp(e: &impl std::fmt::Display, body: &str) -> UpstreamError {
 }
 
 fn transport(e: reqwest::Error) -> UpstreamError {
+    // The URL may carry secrets in its query: the message never shows it.
+    let e = e.without_url();
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(&e);
     while let Some(s) = src {

@@ -44,7 +44,10 @@ impl Poster {
             .send()
             .await
             .map_err(|e| {
-                UpstreamError::Transport(format!("POST to the message endpoint failed: {e}"))
+                UpstreamError::Transport(format!(
+                    "POST to the message endpoint failed: {}",
+                    e.without_url()
+                ))
             })?;
         if resp.status().is_success() {
             Ok(())
@@ -64,8 +67,10 @@ impl SseConn {
         client: reqwest::Client,
         mux: Arc<Mux>,
     ) -> Result<Self, UpstreamError> {
-        let base = reqwest::Url::parse(url)
-            .map_err(|e| UpstreamError::Transport(format!("invalid URL {url:?}: {e}")))?;
+        let base = reqwest::Url::parse(url).map_err(|e| {
+            let shown = switchboard_core::url_secrets::mask_url_secrets(url, "********");
+            UpstreamError::Transport(format!("invalid URL {shown:?}: {e}"))
+        })?;
         let headers = header_map(headers)?;
         let mut resp = client
             .get(base.clone())
@@ -73,7 +78,9 @@ impl SseConn {
             .header(header::ACCEPT, "text/event-stream")
             .send()
             .await
-            .map_err(|e| UpstreamError::Transport(format!("cannot open the SSE stream: {e}")))?;
+            .map_err(|e| {
+                UpstreamError::Transport(format!("cannot open the SSE stream: {}", e.without_url()))
+            })?;
         if !resp.status().is_success() {
             return Err(UpstreamError::Transport(format!(
                 "the SSE URL answered HTTP {}",
@@ -98,7 +105,9 @@ impl SseConn {
             let chunk = resp
                 .chunk()
                 .await
-                .map_err(|e| UpstreamError::Transport(format!("SSE stream failed: {e}")))?
+                .map_err(|e| {
+                    UpstreamError::Transport(format!("SSE stream failed: {}", e.without_url()))
+                })?
                 .ok_or_else(|| {
                     UpstreamError::Protocol("the SSE stream ended before the endpoint event".into())
                 })?;
@@ -119,7 +128,9 @@ impl SseConn {
             .map_err(|e| UpstreamError::Protocol(format!("bad endpoint {endpoint:?}: {e}")))?;
         if endpoint.origin() != base.origin() {
             return Err(UpstreamError::Protocol(format!(
-                "the server's message endpoint {endpoint} is on another origin than {base}; refused"
+                "the server's message endpoint {} is on another origin than {}; refused",
+                endpoint.origin().ascii_serialization(),
+                base.origin().ascii_serialization()
             )));
         }
         let poster = Arc::new(Poster {
@@ -226,7 +237,7 @@ async fn read_loop(
                 }
             }
             Ok(None) => break "the SSE stream ended".to_string(),
-            Err(e) => break format!("the SSE stream failed: {e}"),
+            Err(e) => break format!("the SSE stream failed: {}", e.without_url()),
         }
     };
     mux.fail_all(&reason);

@@ -348,6 +348,15 @@ pub(crate) struct ServeArgs {
     /// Host names API-supplied URLs may never reach (comma-separated; subdomains included).
     #[arg(long, env = "SWITCHBOARD_SSRF_DENY_HOSTS", default_value = "")]
     pub(crate) ssrf_deny_hosts: String,
+    /// A launcher managers may use for stdio servers, e.g. "npx -y @modelcontextprotocol/*"
+    /// (repeatable; env: comma-separated). Matched on the argv prefix word for word, `*`
+    /// within one argument. Admins may define any stdio server; without this, managers none.
+    #[arg(
+        long = "stdio-allow",
+        env = "SWITCHBOARD_STDIO_ALLOW",
+        value_delimiter = ','
+    )]
+    pub(crate) stdio_allow: Vec<String>,
     /// How often to check the store for changes made by other processes, in milliseconds.
     #[arg(
         long,

@@ -12,7 +12,8 @@ use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use switchboard_control::Principal;
+use switchboard_control::{Principal, masked_url};
+use switchboard_core::url_secrets::url_has_secrets;
 
 use super::ApiState;
 use super::auth::{bearer, identify, rate_limit, target_tenant};
@@ -33,7 +34,7 @@ pub(crate) async fn record(State(st): State<ApiState>, req: Request, next: Next)
     let mut target = req
         .uri()
         .path_and_query()
-        .map_or(path, |pq| pq.as_str().to_string());
+        .map_or(path, |pq| masked_target(pq.as_str()));
     target.truncate(target.floor_char_boundary(512));
     let source = req
         .extensions()
@@ -99,4 +100,67 @@ pub(crate) async fn record(State(st): State<ApiState>, req: Request, next: Next)
         )
         .await;
     resp
+}
+
+/// The request target as the log keeps it: a query value that is itself a URL (the seed
+/// routes' `mcp_url`) has its secrets (query values, password) masked.
+fn masked_target(target: &str) -> String {
+    let Some((path, query)) = target.split_once('?') else {
+        return target.to_string();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) => {
+                let value = percent_decode(v);
+                if value.contains("://") && url_has_secrets(&value) {
+                    format!("{k}={}", super::seed::url_encode(&masked_url(&value)))
+                } else {
+                    pair.to_string()
+                }
+            }
+            None => pair.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", pairs.join("&"))
+}
+
+/// Decodes a form-encoded query value (`+` is a space); bad escapes stay as they are.
+fn percent_decode(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |at: usize| bytes.get(at).and_then(|b| char::from(*b).to_digit(16));
+        match (bytes[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+            (b'+', ..) => out.push(b' '),
+            (b, ..) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_values_in_the_target_have_their_secrets_masked() {
+        let t = "/api/mcp/add?service_name=w&mcp_url=https%3A%2F%2Fh%2Fmcp%3Fapi_key%3Ds3cr3t";
+        let m = masked_target(t);
+        assert!(!m.contains("s3cr3t"), "{m}");
+        assert!(
+            m.contains("service_name=w&mcp_url=https%3A%2F%2Fh%2Fmcp%3Fapi_key%3D"),
+            "{m}"
+        );
+        assert_eq!(masked_target("/api/v1/servers"), "/api/v1/servers");
+        assert_eq!(masked_target("/x?a=1&b"), "/x?a=1&b");
+        assert_eq!(percent_decode("a%2Fb+c%zz%4"), "a/b c%zz%4");
+    }
 }

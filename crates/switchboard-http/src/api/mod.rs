@@ -128,6 +128,12 @@ impl From<ControlError> for ApiError {
             ControlError::Timeout(m) => {
                 ApiError::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", m)
             }
+            ControlError::StdioForbidden(m) => {
+                ApiError::new(StatusCode::FORBIDDEN, "stdio_forbidden", m)
+            }
+            ControlError::StdioLimit(m) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "stdio_limit", m)
+            }
             ControlError::Store(e) => ApiError::from_store(e),
         }
     }

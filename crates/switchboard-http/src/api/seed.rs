@@ -24,7 +24,7 @@ use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_control::{
-    ControlError, check_ssrf, now_ms, probe, record_from_spec, record_url, remote_spec,
+    ControlError, check_ssrf, masked_url, now_ms, probe, record_from_spec, record_url, remote_spec,
 };
 
 use super::auth::{Manage, bearer};
@@ -225,7 +225,7 @@ async fn list(Manage { st, .. }: Manage) -> Result<Json<Value>, ApiError> {
         .filter_map(|r| {
             let url = record_url(r)?;
             let running = states.get(&r.name).is_some_and(|s| s == "ready");
-            Some(json!({"remote_mcp_server_name": r.name, "remote_mcp_server": url, "status": running}))
+            Some(json!({"remote_mcp_server_name": r.name, "remote_mcp_server": masked_url(url), "status": running}))
         })
         .collect();
     Ok(Json(
@@ -364,7 +364,7 @@ async fn list_proxies(Manage { st, .. }: Manage) -> Json<Value> {
                 switchboard_core::config::TransportSpec::StreamableHttp { url, .. } | switchboard_core::config::TransportSpec::Sse { url, .. } => url.clone(),
                 switchboard_core::config::TransportSpec::Stdio { .. } => return None,
             };
-            Some(json!({"service_name": s.name, "mcp_url": url, "transport": s.transport, "state": s.state, "tools": s.tools}))
+            Some(json!({"service_name": s.name, "mcp_url": masked_url(&url), "transport": s.transport, "state": s.state, "tools": s.tools}))
         })
         .collect();
     Json(json!({"status": "success", "proxies": proxies}))

@@ -41,6 +41,8 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
             args.mcp_addr
         );
     }
+    let stdio_allow = switchboard_control::StdioAllowlist::parse(&args.stdio_allow)
+        .map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&args.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -71,6 +73,7 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
     let hub = super::new_hub(&args.common, Some(guarded.clone()));
     let config = ControlConfig {
         ssrf,
+        stdio_allow: Arc::new(stdio_allow),
         apply: args.role != ServiceRole::Main,
         client: Some(guarded.clone()),
         ..ControlConfig::default()

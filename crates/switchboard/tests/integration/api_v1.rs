@@ -45,6 +45,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/export"),
     ("GET", "/api/v1/tools/search"),
     ("POST", "/api/v1/reconcile"),
+    ("GET", "/api/v1/settings/stdio-allow"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/tenants"),

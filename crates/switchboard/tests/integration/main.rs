@@ -13,6 +13,7 @@ mod faults;
 mod hardening_auth;
 mod hardening_net;
 mod hardening_proc;
+mod hardening_stdio;
 mod identity;
 mod import_formats;
 mod interop;

@@ -1,4 +1,5 @@
-//! Servers-file import and export, and on-demand reconciliation.
+//! Servers-file import and export, on-demand reconciliation, and the stdio settings managers
+//! work within (`GET /api/v1/settings/stdio-allow`).
 
 use std::path::Path;
 
@@ -6,7 +7,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Json, Query};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use switchboard_control::{ReconcileReport, check_ssrf};
+use switchboard_control::{Actor, ReconcileReport, check_ssrf, stdio_policy};
 use switchboard_core::config::{ServersFile, TransportSpec, VarSource, parse_servers_file};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -21,6 +22,7 @@ pub(super) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(import))
         .routes(routes!(export))
         .routes(routes!(reconcile))
+        .routes(routes!(stdio_allow))
 }
 
 /// What an import did, per entry.
@@ -44,8 +46,8 @@ pub(super) struct ImportResult {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ExportQuery {
-    /// Show secret values (headers, env) in clear instead of
-    /// `${SWITCHBOARD_SECRET_<SERVER>_<KEY>}` placeholders.
+    /// Show secret values (headers, env, URL query values) in clear instead of
+    /// `${SWITCHBOARD_SECRET_<SERVER>_<KEY>}` placeholders (admins only).
     #[serde(default)]
     reveal: bool,
 }
@@ -95,7 +97,9 @@ async fn check_urls(st: &ApiState, file: &ServersFile) -> ApiResult<()> {
     request_body = schema::ImportFile,
     responses(
         (status = 200, description = "Imported", body = ImportResult),
-        (status = 400, description = "Malformed JSON, an invalid entry (`invalid`, naming it) or an SSRF refusal", body = ApiErrorBody)))]
+        (status = 400, description = "Malformed JSON, an invalid entry (`invalid`, naming it) or an SSRF refusal", body = ApiErrorBody),
+        (status = 403, description = "A stdio entry the caller may not define (`stdio_forbidden`); nothing is imported", body = ApiErrorBody),
+        (status = 429, description = "The new stdio entries would exceed the tenant's limit (`stdio_limit`); nothing is imported", body = ApiErrorBody)))]
 async fn import(
     Manage { st, who }: Manage,
     file: Result<Json<Value>, JsonRejection>,
@@ -103,7 +107,7 @@ async fn import(
     let text = body(file)?.to_string();
     let file = parse_file(&text, &st.control.hub().config().separator)?;
     check_urls(&st, &file).await?;
-    let r = st.control.import(&file, &who.actor()).await?;
+    let r = st.control.import(&file, &Actor::of(&who)).await?;
     Ok(Json(ImportResult {
         format: r.format,
         added: r.added,
@@ -118,12 +122,20 @@ async fn import(
     params(ExportQuery),
     responses(
         (status = 200, description = "The servers file; secrets masked unless `reveal=true`", body = schema::ServersFile),
-        (status = 400, description = "Malformed query", body = ApiErrorBody)))]
+        (status = 400, description = "Malformed query", body = ApiErrorBody),
+        (status = 403, description = "`reveal=true` by a caller who is not an admin", body = ApiErrorBody)))]
 async fn export(
-    Manage { st, .. }: Manage,
+    Manage { st, who }: Manage,
     q: Result<Query<ExportQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let q = query(q)?;
+    if q.reveal && !who.is_admin() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            "reveal=true (secrets in clear) is for admins; export without it shows them as ********",
+        ));
+    }
     Ok(Json(st.control.export(q.reveal).await?))
 }
 
@@ -132,4 +144,47 @@ async fn export(
     responses((status = 200, description = "What changed", body = schema::ReconcileReport)))]
 async fn reconcile(Manage { st, .. }: Manage) -> ApiResult<Json<ReconcileReport>> {
     Ok(Json(st.control.reconcile().await?))
+}
+
+/// `GET /api/v1/settings/stdio-allow`: what the caller may launch as a stdio server.
+#[derive(Serialize, ToSchema)]
+pub(super) struct StdioAllow {
+    /// `true` for admins: any command, args, env and cwd.
+    may_define_any: bool,
+    /// The launchers (argv prefixes, `*` within one argument) managers may use.
+    allow: Vec<String>,
+    /// Environment variables a manager may not set on a stdio server.
+    refused_env: Vec<String>,
+    /// Prefixes of refused environment variables (case-insensitive).
+    refused_env_prefixes: Vec<String>,
+    /// Managers may not set `cwd`.
+    cwd_allowed: bool,
+    /// Enabled stdio servers a tenant may have (0: no limit).
+    max_stdio_servers: usize,
+}
+
+/// What the caller may launch as a stdio server.
+///
+/// Admins may define any stdio server. Managers may add remote servers, or stdio servers
+/// whose argv starts with one of `allow` (set by the operator with `--stdio-allow`), without
+/// `cwd` and without the refused environment variables.
+#[utoipa::path(get, path = "/api/v1/settings/stdio-allow", tag = "config",
+    responses((status = 200, description = "The stdio rules for the caller", body = StdioAllow)))]
+async fn stdio_allow(Manage { st, who }: Manage) -> Json<StdioAllow> {
+    let allow = &st.control.config().stdio_allow;
+    let admin = who.is_admin();
+    Json(StdioAllow {
+        may_define_any: admin,
+        allow: allow.entries(),
+        refused_env: stdio_policy::REFUSED_ENV
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        refused_env_prefixes: stdio_policy::REFUSED_ENV_PREFIXES
+            .iter()
+            .map(|s| format!("{s}*"))
+            .collect(),
+        cwd_allowed: admin,
+        max_stdio_servers: st.control.hub().config().max_stdio_servers,
+    })
 }

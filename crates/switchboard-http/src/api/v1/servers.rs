@@ -5,7 +5,7 @@ use axum::extract::{Json, Path};
 use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::Value;
-use switchboard_control::{ServerInput, ServerView};
+use switchboard_control::{Actor, Principal, ServerInput, ServerView};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -31,6 +31,15 @@ pub(super) struct ServerList {
     servers: Vec<ServerView>,
 }
 
+/// A server view for `who`: the stderr tail of a stdio server (which may print anything the
+/// process knows) is shown to admins only.
+fn shown_to(who: &Principal, mut view: ServerView) -> ServerView {
+    if !who.is_admin() {
+        view.stderr_tail = None;
+    }
+    view
+}
+
 /// List servers.
 #[utoipa::path(get, path = "/api/v1/servers", tag = "servers",
     responses((status = 200, description = "Every server", body = ServerList)))]
@@ -49,26 +58,33 @@ async fn list_servers(Manage { st, .. }: Manage) -> ApiResult<Json<ServerList>> 
         (status = 201, description = "Added", body = schema::ServerView),
         (status = 400, body = ApiErrorBody,
             description = "Malformed body, invalid configuration (`invalid`) or a URL the SSRF policy refuses (`ssrf_refused`)"),
-        (status = 409, description = "The name is taken by a server or group", body = ApiErrorBody)))]
+        (status = 403, body = ApiErrorBody,
+            description = "A stdio server the caller may not define (`stdio_forbidden`): only admins set a stdio command, args, env or cwd; managers use the launchers of `GET /api/v1/settings/stdio-allow`"),
+        (status = 409, description = "The name is taken by a server or group", body = ApiErrorBody),
+        (status = 429, description = "The tenant's stdio server limit is reached (`stdio_limit`)", body = ApiErrorBody)))]
 async fn create_server(
     Manage { st, who }: Manage,
     input: Result<Json<ServerInput>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<ServerView>)> {
-    let view = st.control.create_server(body(input)?, &who.actor()).await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    let view = st
+        .control
+        .create_server(body(input)?, &Actor::of(&who))
+        .await?;
+    Ok((StatusCode::CREATED, Json(shown_to(&who, view))))
 }
 
-/// Show a server, with its status and the tail of its stderr.
+/// Show a server, with its status and (for admins) the tail of its stderr.
 #[utoipa::path(get, path = "/api/v1/servers/{name}", tag = "servers",
     params(("name" = String, Path, description = "Server name")),
     responses(
         (status = 200, description = "The server", body = schema::ServerView),
         (status = 404, description = "No such server", body = ApiErrorBody)))]
 async fn get_server(
-    Manage { st, .. }: Manage,
+    Manage { st, who }: Manage,
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<ServerView>> {
-    Ok(Json(st.control.get_server(&path(name)?).await?))
+    let view = st.control.get_server(&path(name)?).await?;
+    Ok(Json(shown_to(&who, view)))
 }
 
 /// Replace a server's configuration.
@@ -81,7 +97,9 @@ async fn get_server(
     responses(
         (status = 200, description = "Replaced", body = schema::ServerView),
         (status = 400, description = "Malformed body, invalid configuration, a rename, or an SSRF refusal", body = ApiErrorBody),
-        (status = 404, description = "No such server", body = ApiErrorBody)))]
+        (status = 403, description = "A stdio command, args, env or cwd the caller may not set (`stdio_forbidden`)", body = ApiErrorBody),
+        (status = 404, description = "No such server", body = ApiErrorBody),
+        (status = 429, description = "Turning it into a stdio server would exceed the tenant's limit (`stdio_limit`)", body = ApiErrorBody)))]
 async fn update_server(
     Manage { st, who }: Manage,
     name: Result<Path<String>, PathRejection>,
@@ -89,9 +107,11 @@ async fn update_server(
 ) -> ApiResult<Json<ServerView>> {
     let name = path(name)?;
     let input = replace_input(&name, body(input)?)?;
-    Ok(Json(
-        st.control.update_server(&name, input, &who.actor()).await?,
-    ))
+    let view = st
+        .control
+        .update_server(&name, input, &Actor::of(&who))
+        .await?;
+    Ok(Json(shown_to(&who, view)))
 }
 
 /// A replace body may leave `name` out: the path names the server.
@@ -123,16 +143,17 @@ async fn delete_server(
     params(("name" = String, Path, description = "Server name")),
     responses(
         (status = 200, description = "Enabled", body = schema::ServerView),
-        (status = 404, description = "No such server", body = ApiErrorBody)))]
+        (status = 404, description = "No such server", body = ApiErrorBody),
+        (status = 429, description = "The tenant's stdio server limit is reached (`stdio_limit`)", body = ApiErrorBody)))]
 async fn enable_server(
     Manage { st, who }: Manage,
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<ServerView>> {
-    Ok(Json(
-        st.control
-            .set_enabled(&path(name)?, true, &who.actor())
-            .await?,
-    ))
+    let view = st
+        .control
+        .set_enabled(&path(name)?, true, &Actor::of(&who))
+        .await?;
+    Ok(Json(shown_to(&who, view)))
 }
 
 /// Disable a server (stop it, keep its configuration).
@@ -145,11 +166,11 @@ async fn disable_server(
     Manage { st, who }: Manage,
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<ServerView>> {
-    Ok(Json(
-        st.control
-            .set_enabled(&path(name)?, false, &who.actor())
-            .await?,
-    ))
+    let view = st
+        .control
+        .set_enabled(&path(name)?, false, &Actor::of(&who))
+        .await?;
+    Ok(Json(shown_to(&who, view)))
 }
 
 /// Restart a server with its current configuration.
@@ -159,8 +180,9 @@ async fn disable_server(
         (status = 200, description = "Restarted", body = schema::ServerView),
         (status = 404, description = "No such server, or it is not running", body = ApiErrorBody)))]
 async fn restart_server(
-    Manage { st, .. }: Manage,
+    Manage { st, who }: Manage,
     name: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<ServerView>> {
-    Ok(Json(st.control.restart_server(&path(name)?).await?))
+    let view = st.control.restart_server(&path(name)?).await?;
+    Ok(Json(shown_to(&who, view)))
 }
