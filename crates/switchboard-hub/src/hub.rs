@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::merged::{GroupDef, Merged, Overrides};
+use crate::pins::{OnToolChange, PinEvent, PinState, ToolPins};
 use crate::session::{ClientSession, random_id};
 use crate::view::View;
 
@@ -47,6 +48,8 @@ pub struct HubConfig {
     pub call_queue_timeout: Duration,
     /// Most stdio servers (child processes) this hub runs (0: no limit).
     pub max_stdio_servers: usize,
+    /// What to do with a tool whose definition changed since it was approved.
+    pub on_tool_change: OnToolChange,
 }
 
 impl Default for HubConfig {
@@ -64,6 +67,7 @@ impl Default for HubConfig {
             max_concurrent_calls: 0,
             call_queue_timeout: Duration::from_secs(30),
             max_stdio_servers: 0,
+            on_tool_change: OnToolChange::default(),
         }
     }
 }
@@ -131,6 +135,8 @@ pub(crate) struct HubInner {
     log_taps: Mutex<HashMap<String, Vec<mpsc::Sender<String>>>>,
     /// Slots for upstream calls (`max_concurrent_calls`).
     pub(crate) call_slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// Approved tool definitions (pinning).
+    pins: PinState,
 }
 
 /// The hub. Cheap to clone; all clones share one state.
@@ -147,6 +153,7 @@ impl Hub {
             &BTreeMap::new(),
             &BTreeMap::new(),
             &Overrides::new(),
+            (&ToolPins::new(), config.on_tool_change),
             &config.separator,
         );
         let hub = Hub {
@@ -165,6 +172,7 @@ impl Hub {
                 log_taps: Mutex::new(HashMap::new()),
                 call_slots: (config.max_concurrent_calls > 0)
                     .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_calls))),
+                pins: PinState::default(),
                 config,
             }),
         };
@@ -246,6 +254,7 @@ impl Hub {
                 def.members.retain(|m| m != name);
             }
             self.inner.groups.store(Arc::new(groups));
+            self.inner.pins.forget(name);
             self.inner.rebuild();
             up
         };
@@ -308,6 +317,31 @@ impl Hub {
         }
         for (server, kind) in touched {
             self.inner.notify_list_changed(&server, &[kind], false);
+        }
+    }
+
+    /// Where pin events (tools pinned on first use, changes detected) go: the control plane,
+    /// which records them in the store.
+    pub fn set_pin_sink(&self, tx: mpsc::UnboundedSender<PinEvent>) {
+        self.inner.pins.set_sink(tx);
+    }
+
+    /// Replaces the approved tool definitions with `pins` (the store's). Servers pinned on first
+    /// use whose pins are not saved yet keep theirs. Until this is first called, nothing is
+    /// pinned on first use. Under `hide`, sessions that see a server whose pins changed get
+    /// `notifications/tools/list_changed`.
+    pub fn set_pins(&self, pins: ToolPins) {
+        let changed = self.inner.pins.replace(pins);
+        if changed.is_empty() {
+            return;
+        }
+        self.inner.rebuild();
+        for server in &changed {
+            if self.inner.config.on_tool_change == OnToolChange::Hide {
+                self.inner
+                    .notify_list_changed(server, &[ListKind::Tools], false);
+            }
+            self.inner.check_pins(server);
         }
     }
 
@@ -637,9 +671,28 @@ impl HubInner {
             &self.upstreams.load(),
             &self.groups.load(),
             &self.overrides.load(),
+            (&self.pins.pins.load(), self.config.on_tool_change),
             &self.config.separator,
         );
         self.merged.store(Arc::new(merged));
+    }
+
+    /// Checks a ready server's tools against their pins (pins them on first use). A server
+    /// that is not connected has an empty catalog and is left alone.
+    fn check_pins(&self, server: &str) {
+        let Some(up) = self.upstreams.load().get(server).cloned() else {
+            return;
+        };
+        if up.connection().is_err() {
+            return;
+        }
+        let catalog = up.catalog();
+        let tools: Vec<_> = catalog
+            .tools
+            .iter()
+            .map(|i| (i.key.as_str(), i.raw.get(), i.digest))
+            .collect();
+        self.pins.check(server, &tools, self.config.on_tool_change);
     }
 
     pub(crate) fn all_sessions(&self) -> Vec<Arc<ClientSession>> {
@@ -790,6 +843,11 @@ async fn event_loop(
             hub.rebuild();
             for (server, kinds) in &changed {
                 hub.notify_list_changed(server, kinds, false);
+            }
+            for (server, kinds) in &changed {
+                if kinds.contains(&ListKind::Tools) {
+                    hub.check_pins(server);
+                }
             }
         }
         for ev in batch {

@@ -331,6 +331,19 @@ impl Hub {
             merged = self.inner.merged.load_full();
         }
         let Some(target) = merged.resolve_name(&session.view, kind, &name) else {
+            if kind == ListKind::Tools
+                && let Some((server, tool)) = merged.held_tool(&session.view, &name)
+            {
+                return Some(error_message(
+                    id,
+                    code::INVALID_PARAMS,
+                    &format!(
+                        "tool {tool} of server {server} changed since it was approved; an \
+                         operator must approve the change"
+                    ),
+                    Some(r#"{"reason":"tool_changed"}"#),
+                ));
+            }
             let what = if kind == ListKind::Tools {
                 "tool"
             } else {

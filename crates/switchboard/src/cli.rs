@@ -260,6 +260,12 @@ pub(crate) struct CommonArgs {
         default_value_t = 64
     )]
     pub(crate) max_stdio_servers_per_tenant: usize,
+    /// What to do with a tool whose definition (name, title, description, schemas,
+    /// annotations) changed since it was approved: `hide` it until an operator approves,
+    /// `warn` (log, audit, flag in the API, keep serving) or `allow`.
+    #[arg(long, env = "SWITCHBOARD_ON_TOOL_CHANGE", default_value = "warn",
+          value_parser = ["hide", "warn", "allow"])]
+    pub(crate) on_tool_change: String,
     /// Runtime worker threads (default: half the CPUs, at least one).
     #[arg(long, env = "SWITCHBOARD_THREADS")]
     pub(crate) threads: Option<usize>,

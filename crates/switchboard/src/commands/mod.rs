@@ -144,6 +144,10 @@ pub(crate) fn new_hub(common: &CommonArgs, untrusted_client: Option<reqwest::Cli
         untrusted_client,
         max_concurrent_calls: common.max_calls_per_tenant,
         max_stdio_servers: common.max_stdio_servers_per_tenant,
+        on_tool_change: common
+            .on_tool_change
+            .parse()
+            .expect("clap accepts only hide, warn or allow"),
         ..HubConfig::default()
     })
 }
