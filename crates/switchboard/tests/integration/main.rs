@@ -13,5 +13,6 @@ mod faults;
 mod identity;
 mod interop;
 mod modern;
+mod pinning;
 mod process;
 mod sessions;
