@@ -265,7 +265,7 @@ impl ControlPlane {
         self.store
             .put_tool_pins(tenant, server, &put, &remove)
             .await?;
-        tracing::info!(message = "Tool changes approved.", %server, approved = put.len() + remove.len(), %actor);
+        tracing::info!(message = "Tool changes approved.", %server, approved = put.iter().filter(|p| !p.tool.is_empty()).count() + remove.len(), %actor);
         self.reconcile_locked().await?;
         let pins = self.store.list_tool_pins(tenant, server).await?;
         Ok(self.changes_of(server, &pins).0)
