@@ -8,6 +8,7 @@ pub mod guard;
 pub mod hashing;
 pub mod identity;
 mod ops;
+mod pins;
 mod probe;
 pub mod ratelimit;
 mod reconcile;
@@ -30,6 +31,7 @@ pub use convert::{
 pub use guard::{GuardedResolver, Lookup, SsrfRefused, SystemLookup, guarded_client, refusal_in};
 pub use identity::{AuthError, Identity, IdentityConfig, Principal, Tokens, Via};
 pub use ops::{GroupInput, ItemPatch, ItemView, ServerView};
+pub use pins::{ApproveInput, FIRST_USE, FieldChange, ToolChange, ToolChanges};
 pub use probe::{Probe, check_ssrf, probe, remote_spec};
 pub use reconcile::{ImportReport, ReconcileReport};
 pub use sessions::{
@@ -159,6 +161,9 @@ impl ControlPlane {
             session_state: Default::default(),
         });
         sessions::spawn_sweeper(Arc::downgrade(&control), sweep_every);
+        let (pin_tx, pin_rx) = tokio::sync::mpsc::unbounded_channel();
+        control.hub.set_pin_sink(pin_tx);
+        pins::spawn_recorder(Arc::downgrade(&control), pin_rx);
         control
     }
 

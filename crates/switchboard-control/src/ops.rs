@@ -119,7 +119,7 @@ impl ControlPlane {
         }
     }
 
-    async fn record(&self, name: &str) -> Result<ServerRecord, ControlError> {
+    pub(crate) async fn record(&self, name: &str) -> Result<ServerRecord, ControlError> {
         self.store
             .get_server(&self.config.tenant, name)
             .await?

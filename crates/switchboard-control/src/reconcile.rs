@@ -85,6 +85,9 @@ impl ControlPlane {
             }
             self.managed.lock().expect("managed lock").remove(name);
         }
+        // Pins before servers: a server that connects must be checked against the store's
+        // pins, never trusted on first use because they were not loaded yet.
+        self.hub.set_pins(self.load_pins().await?);
         for (name, spec) in desired {
             let outcome = match self.hub.upstream(&name) {
                 None => self

@@ -43,6 +43,9 @@ pub(crate) struct Shared {
     pub(crate) static_tools: Vec<Tool>,
     /// Tools registered at run time through `add_tool`.
     pub(crate) dynamic_tools: RwLock<Vec<Tool>>,
+    /// Descriptions replaced at run time through `add_tool` (a tool changing under its
+    /// clients, as in a rug pull), by tool name.
+    pub(crate) redescribed: RwLock<std::collections::HashMap<String, String>>,
     pub(crate) stats: FixtureStats,
     /// Line-atomic access to the process's stdout (stdio mode only).
     pub(crate) stdout: Option<StdoutLines>,
@@ -92,6 +95,7 @@ impl Fixture {
                 opts,
                 static_tools,
                 dynamic_tools: RwLock::new(Vec::new()),
+                redescribed: RwLock::default(),
                 stats: FixtureStats::default(),
                 stdout,
             }),
@@ -147,20 +151,36 @@ impl Fixture {
         let mut all = Vec::with_capacity(self.shared.static_tools.len() + dynamic.len());
         all.extend(self.shared.static_tools.iter().cloned());
         all.extend(dynamic.iter().cloned());
-        all
+        drop(dynamic);
+        all.into_iter().map(|t| self.redescribe(t)).collect()
+    }
+
+    /// `tool` with the description `add_tool` gave it, if any.
+    fn redescribe(&self, mut tool: Tool) -> Tool {
+        let described = self
+            .shared
+            .redescribed
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(d) = described.get(tool.name.as_ref()) {
+            tool.description = Some(d.clone().into());
+        }
+        tool
     }
 
     fn find_tool(&self, name: &str) -> Option<Tool> {
         if let Some(tool) = self.shared.static_tools.iter().find(|t| t.name == name) {
-            return Some(tool.clone());
+            return Some(self.redescribe(tool.clone()));
         }
-        self.shared
+        let found = self
+            .shared
             .dynamic_tools
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .find(|t| t.name == name)
-            .cloned()
+            .cloned();
+        found.map(|t| self.redescribe(t))
     }
 }
 

@@ -115,7 +115,8 @@ impl Builtin {
             Builtin::Garbage => "Writes non-JSON lines to stdout (stdio mode), then returns `ok`.",
             Builtin::Big => "Returns one text block of exactly `bytes` characters.",
             Builtin::AddTool => {
-                "Registers an extra tool called `name` and announces the tool list change."
+                "Registers an extra tool called `name` and announces the tool list change; with \
+                 `description`, gives tool `name` (new or existing) that description instead."
             }
             Builtin::Sample => "Asks the client to sample an LLM reply to `prompt`.",
             Builtin::Elicit => "Asks the client to elicit a form answer for `message`.",
@@ -161,9 +162,17 @@ impl Builtin {
                 &[("bytes", "integer", "Length of the returned text")],
                 &["bytes"],
             ),
-            Builtin::AddTool => {
-                object_schema(&[("name", "string", "Name of the new tool")], &["name"])
-            }
+            Builtin::AddTool => object_schema(
+                &[
+                    ("name", "string", "Name of the new tool"),
+                    (
+                        "description",
+                        "string",
+                        "Description to give it (or an existing tool)",
+                    ),
+                ],
+                &["name"],
+            ),
             Builtin::Sample => object_schema(
                 &[("prompt", "string", "User message to sample a reply for")],
                 &["prompt"],
@@ -423,7 +432,16 @@ impl Fixture {
                 let len = usize::try_from(bytes).map_err(|_| bad_arg("bytes", "addressable"))?;
                 Ok(text_result("x".repeat(len)))
             }
-            Builtin::AddTool => self.add_tool(args.string("name")?, &context).await,
+            Builtin::AddTool => {
+                let description = args.get("description").and_then(Value::as_str);
+                match description {
+                    Some(d) => {
+                        self.redescribe_tool(args.string("name")?, d, &context)
+                            .await
+                    }
+                    None => self.add_tool(args.string("name")?, &context).await,
+                }
+            }
             Builtin::Sample => sample(args.string("prompt")?, &context).await,
             Builtin::Elicit => elicit(args.string("message")?, &context).await,
             Builtin::Roots => match context.peer.list_roots().await {
@@ -534,6 +552,48 @@ impl Fixture {
             tracing::debug!(%error, "could not send tools/list_changed");
         }
         Ok(text_result(format!("added {name}")))
+    }
+
+    /// Gives tool `name` (adding it when it does not exist) the description `description`,
+    /// and announces the tool list change: a tool changing under its clients.
+    async fn redescribe_tool(
+        &self,
+        name: String,
+        description: &str,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        if name.is_empty() {
+            return Err(bad_arg("name", "a non-empty string"));
+        }
+        let exists = self.shared.static_tools.iter().any(|t| t.name == name)
+            || self
+                .shared
+                .dynamic_tools
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .any(|t| t.name == name);
+        if !exists {
+            let tool = Tool::new(
+                name.clone(),
+                description.to_owned(),
+                into_object(json!({"type": "object"})),
+            );
+            self.shared
+                .dynamic_tools
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(tool);
+        }
+        self.shared
+            .redescribed
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.clone(), description.to_owned());
+        if let Err(error) = context.peer.notify_tool_list_changed().await {
+            tracing::debug!(%error, "could not send tools/list_changed");
+        }
+        Ok(text_result(format!("described {name}")))
     }
 
     async fn log(

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::merged::{GroupDef, Merged, Overrides};
+use crate::pins::{OnToolChange, PinEvent, PinState, ToolPins};
 use crate::session::{ClientSession, random_id};
 use crate::view::View;
 
@@ -58,6 +59,8 @@ pub struct HubConfig {
     /// Upstream calls one credential (API key, user's tokens, admin token) may have in
     /// flight across its sessions; more are refused at once (0: no limit).
     pub max_calls_per_credential: usize,
+    /// What to do with a tool whose definition changed since it was approved.
+    pub on_tool_change: OnToolChange,
 }
 
 impl Default for HubConfig {
@@ -79,6 +82,7 @@ impl Default for HubConfig {
             stream_queue_bytes: crate::outbox::DEFAULT_STREAM_QUEUE_BYTES,
             max_calls_per_session: 0,
             max_calls_per_credential: 0,
+            on_tool_change: OnToolChange::default(),
         }
     }
 }
@@ -150,6 +154,8 @@ pub(crate) struct HubInner {
     pub(crate) smart: crate::smart::SmartCatalog,
     /// Upstream calls in flight per credential (`max_calls_per_credential`).
     credential_calls: Mutex<HashMap<String, usize>>,
+    /// Approved tool definitions (pinning).
+    pins: PinState,
 }
 
 /// The hub. Cheap to clone; all clones share one state.
@@ -166,6 +172,7 @@ impl Hub {
             &BTreeMap::new(),
             &BTreeMap::new(),
             &Overrides::new(),
+            (&ToolPins::new(), config.on_tool_change),
             &config.separator,
         );
         let hub = Hub {
@@ -186,6 +193,7 @@ impl Hub {
                     .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_calls))),
                 smart: Default::default(),
                 credential_calls: Mutex::new(HashMap::new()),
+                pins: PinState::default(),
                 config,
             }),
         };
@@ -267,6 +275,7 @@ impl Hub {
                 def.members.retain(|m| m != name);
             }
             self.inner.groups.store(Arc::new(groups));
+            self.inner.pins.forget(name);
             self.inner.rebuild();
             up
         };
@@ -329,6 +338,31 @@ impl Hub {
         }
         for (server, kind) in touched {
             self.inner.notify_list_changed(&server, &[kind], false);
+        }
+    }
+
+    /// Where pin events (tools pinned on first use, changes detected) go: the control plane,
+    /// which records them in the store.
+    pub fn set_pin_sink(&self, tx: mpsc::UnboundedSender<PinEvent>) {
+        self.inner.pins.set_sink(tx);
+    }
+
+    /// Replaces the approved tool definitions with `pins` (the store's). Servers pinned on first
+    /// use whose pins are not saved yet keep theirs. Until this is first called, nothing is
+    /// pinned on first use. Under `hide`, sessions that see a server whose pins changed get
+    /// `notifications/tools/list_changed`.
+    pub fn set_pins(&self, pins: ToolPins) {
+        let changed = self.inner.pins.replace(pins);
+        if changed.is_empty() {
+            return;
+        }
+        self.inner.rebuild();
+        for server in &changed {
+            if self.inner.config.on_tool_change == OnToolChange::Hide {
+                self.inner
+                    .notify_list_changed(server, &[ListKind::Tools], false);
+            }
+            self.inner.check_pins(server);
         }
     }
 
@@ -754,9 +788,28 @@ impl HubInner {
             &self.upstreams.load(),
             &self.groups.load(),
             &self.overrides.load(),
+            (&self.pins.pins.load(), self.config.on_tool_change),
             &self.config.separator,
         );
         self.merged.store(Arc::new(merged));
+    }
+
+    /// Checks a ready server's tools against their pins (pins them on first use). A server
+    /// that is not connected has an empty catalog and is left alone.
+    fn check_pins(&self, server: &str) {
+        let Some(up) = self.upstreams.load().get(server).cloned() else {
+            return;
+        };
+        if up.connection().is_err() {
+            return;
+        }
+        let catalog = up.catalog();
+        let tools: Vec<_> = catalog
+            .tools
+            .iter()
+            .map(|i| (i.key.as_str(), i.raw.get(), i.digest))
+            .collect();
+        self.pins.check(server, &tools, self.config.on_tool_change);
     }
 
     pub(crate) fn all_sessions(&self) -> Vec<Arc<ClientSession>> {
@@ -907,6 +960,11 @@ async fn event_loop(
             hub.rebuild();
             for (server, kinds) in &changed {
                 hub.notify_list_changed(server, kinds, false);
+            }
+            for (server, kinds) in &changed {
+                if kinds.contains(&ListKind::Tools) {
+                    hub.check_pins(server);
+                }
             }
         }
         for ev in batch {

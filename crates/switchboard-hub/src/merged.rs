@@ -11,6 +11,7 @@ use switchboard_core::naming::assign_names;
 use switchboard_upstream::{Catalog, Item, ListKind, Upstream};
 
 use crate::local;
+use crate::pins::{OnToolChange, ToolPins, is_held};
 use crate::view::View;
 
 static NEXT_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -114,6 +115,9 @@ pub struct Entry {
     local_index: HashMap<(ListKind, String), usize>,
     /// Original resource URI -> index into `catalog.resources`.
     uri_index: HashMap<String, usize>,
+    /// Tools held back because their definition changed since approval (`hide`): (local
+    /// name, name as the server spells it).
+    held: Vec<(String, String)>,
 }
 
 impl Entry {
@@ -162,23 +166,27 @@ pub struct Merged {
     down_prompts: HashMap<String, ItemRef>,
     /// Distinguishes snapshots, so a cursor from an older one is recognised as stale.
     pub generation: u64,
+    sep: String,
 }
 
 impl Merged {
-    /// Builds a snapshot from the registry. `sep` separates server and item names.
+    /// Builds a snapshot from the registry. `sep` separates server and item names. Under
+    /// [`OnToolChange::Hide`], tools of a pinned server that do not match their pin are left
+    /// out (held).
     pub fn build(
         upstreams: &BTreeMap<String, Upstream>,
         groups: &BTreeMap<String, GroupDef>,
         overrides: &Overrides,
+        pins: (&ToolPins, OnToolChange),
         sep: &str,
     ) -> Merged {
         let mut entries: Vec<Entry> = upstreams
             .iter()
-            .map(|(name, up)| entry(name, up, up.catalog(), overrides))
+            .map(|(name, up)| entry(name, up, up.catalog(), overrides, pins))
             .collect();
         let mut down: Vec<Entry> = upstreams
             .iter()
-            .filter_map(|(name, up)| Some(entry(name, up, up.last_catalog()?, overrides)))
+            .filter_map(|(name, up)| Some(entry(name, up, up.last_catalog()?, overrides, pins)))
             .collect();
         let down_tools = name_table(&mut down, ListKind::Tools, sep);
         let down_prompts = name_table(&mut down, ListKind::Prompts, sep);
@@ -203,6 +211,27 @@ impl Merged {
             down_tools,
             down_prompts,
             generation,
+            sep: sep.to_string(),
+        }
+    }
+
+    /// The server and tool a name refers to in `view` when that tool is held back because its
+    /// definition changed since it was approved.
+    pub fn held_tool(&self, view: &View, name: &str) -> Option<(&str, &str)> {
+        fn find<'e>(e: &'e Entry, local: &str) -> Option<(&'e str, &'e str)> {
+            e.held
+                .iter()
+                .find(|(l, _)| l == local)
+                .map(|(_, key)| (e.name.as_str(), key.as_str()))
+        }
+        match view {
+            View::Server(s) => find(self.entry(s)?, name),
+            _ => self.visible(view).find_map(|e| {
+                let local = name
+                    .strip_prefix(e.name.as_str())?
+                    .strip_prefix(&self.sep)?;
+                find(e, local)
+            }),
         }
     }
 
@@ -546,9 +575,16 @@ fn apply_override(
     Some(sp.apply(raw))
 }
 
-fn entry(name: &str, up: &Upstream, catalog: Arc<Catalog>, overrides: &Overrides) -> Entry {
+fn entry(
+    name: &str,
+    up: &Upstream,
+    catalog: Arc<Catalog>,
+    overrides: &Overrides,
+    (pins, mode): (&ToolPins, OnToolChange),
+) -> Entry {
     let mut local_index = HashMap::new();
     let mut named_lists = [Vec::new(), Vec::new()];
+    let mut held = Vec::new();
     for (slot, kind) in [ListKind::Tools, ListKind::Prompts].into_iter().enumerate() {
         for (i, item) in catalog.list(kind).iter().enumerate() {
             let ov = overrides.get(&(name.to_string(), kind, item.key.clone()));
@@ -557,6 +593,11 @@ fn entry(name: &str, up: &Upstream, catalog: Arc<Catalog>, overrides: &Overrides
             }
             let rename = ov.and_then(|o| o.rename.clone()).filter(|r| !r.is_empty());
             let local = rename.clone().unwrap_or_else(|| item.key.clone());
+            if kind == ListKind::Tools && is_held(pins, mode, name, &item.key, item.digest.as_ref())
+            {
+                held.push((local, item.key.clone()));
+                continue;
+            }
             let description = ov.and_then(|o| o.description.as_deref());
             let raw_local = apply_override(item.raw.get(), &local, rename.is_some(), description);
             local_index
@@ -587,6 +628,7 @@ fn entry(name: &str, up: &Upstream, catalog: Arc<Catalog>, overrides: &Overrides
         resource_uris: Vec::new(),
         local_index,
         uri_index,
+        held,
     }
 }
 

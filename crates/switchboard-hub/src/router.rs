@@ -345,6 +345,19 @@ impl Hub {
             if let Some(owner) = merged.unavailable_owner(&session.view, kind, &name, sep) {
                 return Some(unavailable(id, &owner.name, &owner.upstream.status()));
             }
+            if kind == ListKind::Tools
+                && let Some((server, tool)) = merged.held_tool(&session.view, &name)
+            {
+                return Some(error_message(
+                    id,
+                    code::INVALID_PARAMS,
+                    &format!(
+                        "tool {tool} of server {server} changed since it was approved; an \
+                         operator must approve the change"
+                    ),
+                    Some(r#"{"reason":"tool_changed"}"#),
+                ));
+            }
             let what = if kind == ListKind::Tools {
                 "tool"
             } else {

@@ -201,6 +201,26 @@ pub struct SessionRecord {
     pub expires_at: i64,
 }
 
+/// One approved tool definition (tool-definition pinning), keyed by tenant, server and tool.
+/// A pin with an empty `tool` marks the server as approved even when it listed no tools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolPin {
+    /// Owning tenant.
+    pub tenant: String,
+    /// Server name.
+    pub server: String,
+    /// The tool's name as the server spells it (empty: the server's marker).
+    pub tool: String,
+    /// Hex SHA-256 of `definition`.
+    pub hash: String,
+    /// The approved definition as canonical JSON (sorted keys).
+    pub definition: String,
+    /// Who approved it (`first-use` for the automatic pin).
+    pub approved_by: String,
+    /// When (Unix milliseconds).
+    pub approved_at: i64,
+}
+
 /// The store of record.
 #[async_trait::async_trait]
 pub trait Store: IdentityStore + Send + Sync + 'static {
@@ -271,6 +291,25 @@ pub trait Store: IdentityStore + Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Deletes a session; `false` if it did not exist (another replica may have won).
     async fn delete_session(&self, tenant: &str, id_hash: &str) -> Result<bool, StoreError>;
+
+    /// The approved tool definitions of one server, by tool name (the marker first).
+    async fn list_tool_pins(&self, tenant: &str, server: &str) -> Result<Vec<ToolPin>, StoreError>;
+    /// `(server, tool, hash)` of every pin of a tenant, without definitions (for the
+    /// reconciler).
+    async fn list_tool_pin_hashes(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError>;
+    /// Inserts or replaces `pins` and deletes the pins of the tools in `remove`, all of server
+    /// `server`, in one write; `NotFound` if the server does not exist. Pins are deleted with
+    /// their server.
+    async fn put_tool_pins(
+        &self,
+        tenant: &str,
+        server: &str,
+        pins: &[ToolPin],
+        remove: &[String],
+    ) -> Result<(), StoreError>;
 
     /// A number that grows with every change, for replicas that poll for changes.
     async fn revision(&self) -> Result<i64, StoreError>;

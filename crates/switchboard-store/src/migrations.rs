@@ -51,6 +51,11 @@ pub(crate) fn sqlite() -> Vec<Migration> {
             "origin",
             include_str!("../migrations/sqlite/0006_origin.sql"),
         ),
+        simple(
+            7,
+            "tool_pins",
+            include_str!("../migrations/sqlite/0007_tool_pins.sql"),
+        ),
     ]
 }
 
@@ -86,6 +91,11 @@ pub(crate) fn postgres() -> Vec<Migration> {
             6,
             "origin",
             include_str!("../migrations/postgres/0006_origin.sql"),
+        ),
+        simple(
+            7,
+            "tool_pins",
+            include_str!("../migrations/postgres/0007_tool_pins.sql"),
         ),
     ]
 }

@@ -75,6 +75,19 @@ pub(crate) const SET_SESSION_EXPIRY: &str =
     "UPDATE sessions SET expires_at = $3 WHERE tenant = $1 AND id_hash = $2";
 pub(crate) const DELETE_SESSION: &str = "DELETE FROM sessions WHERE tenant = $1 AND id_hash = $2";
 
+pub(crate) const LIST_TOOL_PINS: &str = "SELECT tenant, server, tool, hash, definition, \
+    approved_by, approved_at FROM tool_pins WHERE tenant = $1 AND server = $2 ORDER BY tool";
+pub(crate) const LIST_TOOL_PIN_HASHES: &str =
+    "SELECT server, tool, hash FROM tool_pins WHERE tenant = $1 ORDER BY server, tool";
+pub(crate) const UPSERT_TOOL_PIN: &str = "INSERT INTO tool_pins (tenant, server, tool, hash, \
+    definition, approved_by, approved_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+    ON CONFLICT (tenant, server, tool) DO UPDATE SET hash = excluded.hash, \
+    definition = excluded.definition, approved_by = excluded.approved_by, \
+    approved_at = excluded.approved_at";
+pub(crate) const DELETE_TOOL_PIN: &str =
+    "DELETE FROM tool_pins WHERE tenant = $1 AND server = $2 AND tool = $3";
+pub(crate) const SERVER_EXISTS: &str = "SELECT 1 FROM servers WHERE tenant = $1 AND name = $2";
+
 pub(crate) const GET_META: &str = "SELECT value FROM meta WHERE key = $1";
 pub(crate) const SET_META: &str = "INSERT INTO meta (key, value) VALUES ($1, $2) \
     ON CONFLICT (key) DO UPDATE SET value = excluded.value";
@@ -506,6 +519,88 @@ macro_rules! impl_store {
                     .await
                     .map(|_| ())
                     .map_err(db_error)
+            }
+
+            async fn list_tool_pins(
+                &self,
+                tenant: &str,
+                server: &str,
+            ) -> Result<Vec<$crate::ToolPin>, StoreError> {
+                let rows = sqlx::query(sql::LIST_TOOL_PINS)
+                    .bind(tenant)
+                    .bind(server)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                rows.iter()
+                    .map(|row| {
+                        Ok($crate::ToolPin {
+                            tenant: row.try_get(0)?,
+                            server: row.try_get(1)?,
+                            tool: row.try_get(2)?,
+                            hash: row.try_get(3)?,
+                            definition: row.try_get(4)?,
+                            approved_by: row.try_get(5)?,
+                            approved_at: row.try_get(6)?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(db_error)
+            }
+
+            async fn list_tool_pin_hashes(
+                &self,
+                tenant: &str,
+            ) -> Result<Vec<(String, String, String)>, StoreError> {
+                let rows = sqlx::query(sql::LIST_TOOL_PIN_HASHES)
+                    .bind(tenant)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                rows.iter()
+                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(db_error)
+            }
+
+            async fn put_tool_pins(
+                &self,
+                tenant: &str,
+                server: &str,
+                pins: &[$crate::ToolPin],
+                remove: &[String],
+            ) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                let exists = sqlx::query(sql::SERVER_EXISTS)
+                    .bind(tenant)
+                    .bind(server)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?
+                    .is_some();
+                if !exists {
+                    finish(tx, false).await?;
+                    return Err(StoreError::NotFound);
+                }
+                for p in pins {
+                    let query = sqlx::query(sql::UPSERT_TOOL_PIN)
+                        .bind(tenant)
+                        .bind(server)
+                        .bind(&p.tool)
+                        .bind(&p.hash)
+                        .bind(&p.definition)
+                        .bind(&p.approved_by)
+                        .bind(p.approved_at);
+                    execute(&mut tx, query).await?;
+                }
+                for tool in remove {
+                    let query = sqlx::query(sql::DELETE_TOOL_PIN)
+                        .bind(tenant)
+                        .bind(server)
+                        .bind(tool);
+                    execute(&mut tx, query).await?;
+                }
+                finish(tx, true).await.map(drop)
             }
 
             async fn revision(&self) -> Result<i64, StoreError> {

@@ -13,7 +13,7 @@ use sqlx::Connection as _;
 use switchboard_store::{
     ApiKeyRecord, AuditQuery, AuditRecord, GroupRecord, ItemKind, ItemSetting, RateLimit,
     RefreshRecord, Role, SecretKey, ServerRecord, SessionRecord, Store, StoreError, TenantRecord,
-    TransportRecord, UserRecord, open,
+    ToolPin, TransportRecord, UserRecord, open,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -170,6 +170,7 @@ async fn contract(store: Arc<dyn Store>) {
     concurrent_claims(&store).await;
     identity(&store).await;
     sessions(&store).await;
+    tool_pins(&store).await;
 }
 
 async fn servers(store: &Arc<dyn Store>) {
@@ -453,6 +454,115 @@ async fn delete_cascades(store: &Arc<dyn Store>) {
             .unwrap()
             .is_empty()
     );
+}
+
+fn pin(tenant: &str, server: &str, tool: &str, hash: &str) -> ToolPin {
+    ToolPin {
+        tenant: tenant.into(),
+        server: server.into(),
+        tool: tool.into(),
+        hash: hash.into(),
+        definition: format!(r#"{{"description":"d-{hash}","name":"{tool}"}}"#),
+        approved_by: "first-use".into(),
+        approved_at: 1_700_000_000_456,
+    }
+}
+
+async fn tool_pins(store: &Arc<dyn Store>) {
+    let mut rev = Rev::new(store).await;
+    let t = "pins";
+    // Only an existing server can be pinned; a refused write leaves the revision alone.
+    let err = store
+        .put_tool_pins(t, "absent", &[pin(t, "absent", "echo", "aa")], &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    rev.same("pinning a missing server").await;
+
+    for name in ["fx", "other"] {
+        store.insert_server(&http(t, name)).await.unwrap();
+    }
+    store
+        .insert_server(&http("pins-other", "fx"))
+        .await
+        .unwrap();
+    rev.bumped("servers").await;
+    assert!(store.list_tool_pins(t, "fx").await.unwrap().is_empty());
+
+    let first = [
+        pin(t, "fx", "", "marker"),
+        pin(t, "fx", "echo", "aa"),
+        pin(t, "fx", "add", "bb"),
+    ];
+    store.put_tool_pins(t, "fx", &first, &[]).await.unwrap();
+    rev.bumped("put_tool_pins").await;
+    store
+        .put_tool_pins(t, "other", &[pin(t, "other", "echo", "cc")], &[])
+        .await
+        .unwrap();
+    store
+        .put_tool_pins(
+            "pins-other",
+            "fx",
+            &[pin("pins-other", "fx", "echo", "dd")],
+            &[],
+        )
+        .await
+        .unwrap();
+    // By tool name, the marker first, definitions as written.
+    let listed = store.list_tool_pins(t, "fx").await.unwrap();
+    assert_eq!(
+        listed,
+        [first[0].clone(), first[2].clone(), first[1].clone()]
+    );
+    assert_eq!(
+        store.list_tool_pin_hashes(t).await.unwrap(),
+        [
+            ("fx".to_string(), "".to_string(), "marker".to_string()),
+            ("fx".into(), "add".into(), "bb".into()),
+            ("fx".into(), "echo".into(), "aa".into()),
+            ("other".into(), "echo".into(), "cc".into()),
+        ]
+    );
+    assert_eq!(
+        store.list_tool_pin_hashes("pins-other").await.unwrap(),
+        [("fx".to_string(), "echo".to_string(), "dd".to_string())]
+    );
+
+    // Re-pinning replaces one tool's pin and removes another's, in one write.
+    let mut repinned = pin(t, "fx", "echo", "ee");
+    repinned.approved_by = "user:ana".into();
+    repinned.approved_at = 1_700_000_000_999;
+    store
+        .put_tool_pins(
+            t,
+            "fx",
+            std::slice::from_ref(&repinned),
+            &["add".to_string()],
+        )
+        .await
+        .unwrap();
+    rev.bumped("re-pin").await;
+    assert_eq!(
+        store.list_tool_pins(t, "fx").await.unwrap(),
+        [first[0].clone(), repinned]
+    );
+
+    // Deleting a server deletes its pins (and only its, in its tenant); a server re-created
+    // under the same name starts unpinned.
+    assert!(store.delete_server(t, "fx").await.unwrap());
+    assert!(store.list_tool_pins(t, "fx").await.unwrap().is_empty());
+    assert_eq!(store.list_tool_pins(t, "other").await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .list_tool_pins("pins-other", "fx")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    store.insert_server(&http(t, "fx")).await.unwrap();
+    assert!(store.list_tool_pins(t, "fx").await.unwrap().is_empty());
 }
 
 async fn meta(store: &Arc<dyn Store>) {

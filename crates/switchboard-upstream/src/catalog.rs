@@ -92,6 +92,8 @@ pub struct Item {
     pub read_only: bool,
     /// Tool annotation `idempotentHint`.
     pub idempotent: bool,
+    /// Tools: SHA-256 of the canonical definition (see [`crate::definition`]), for pinning.
+    pub digest: Option<crate::definition::Digest>,
 }
 
 /// An upstream's published lists. Each list is shared, so replacing one is cheap.
@@ -194,10 +196,16 @@ fn parse_item(kind: ListKind, raw: &RawValue) -> Option<Item> {
         read_only = ann.get("readOnlyHint").is_some_and(|v| v.get() == "true");
         idempotent = ann.get("idempotentHint").is_some_and(|v| v.get() == "true");
     }
+    let digest = if kind == ListKind::Tools {
+        crate::definition::pin_of(raw.get()).map(|(_, d)| d)
+    } else {
+        None
+    };
     Some(Item {
         key,
         raw: raw.to_owned(),
         read_only,
         idempotent,
+        digest,
     })
 }

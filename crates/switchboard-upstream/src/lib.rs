@@ -8,6 +8,7 @@
 
 mod catalog;
 mod connection;
+pub mod definition;
 mod error;
 mod http;
 mod modern;

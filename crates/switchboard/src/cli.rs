@@ -299,6 +299,12 @@ pub(crate) struct CommonArgs {
     /// client that falls further behind is disconnected and its session ended.
     #[arg(long, env = "SWITCHBOARD_STREAM_QUEUE_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub(crate) stream_queue_bytes: usize,
+    /// What to do with a tool whose definition (name, title, description, schemas,
+    /// annotations) changed since it was approved: `hide` it until an operator approves,
+    /// `warn` (log, audit, flag in the API, keep serving) or `allow`.
+    #[arg(long, env = "SWITCHBOARD_ON_TOOL_CHANGE", default_value = "warn",
+          value_parser = ["hide", "warn", "allow"])]
+    pub(crate) on_tool_change: String,
     /// Runtime worker threads (default: half the CPUs, at least one).
     #[arg(long, env = "SWITCHBOARD_THREADS")]
     pub(crate) threads: Option<usize>,

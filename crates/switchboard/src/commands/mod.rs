@@ -229,6 +229,10 @@ pub(crate) fn new_hub(common: &CommonArgs, untrusted_client: Option<reqwest::Cli
         max_calls_per_session: common.max_calls_per_session,
         max_calls_per_credential: common.max_calls_per_credential,
         stream_queue_bytes: common.stream_queue_bytes,
+        on_tool_change: common
+            .on_tool_change
+            .parse()
+            .expect("clap accepts only hide, warn or allow"),
         ..HubConfig::default()
     })
 }

@@ -33,6 +33,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/servers/{name}/tools"),
     ("PATCH", "/api/v1/servers/{name}/tools/{tool}"),
     ("DELETE", "/api/v1/servers/{name}/tools/{tool}"),
+    ("GET", "/api/v1/servers/{name}/tools/changes"),
+    ("POST", "/api/v1/servers/{name}/tools/changes/approve"),
     ("GET", "/api/v1/servers/{name}/prompts"),
     ("PATCH", "/api/v1/servers/{name}/prompts/{prompt}"),
     ("DELETE", "/api/v1/servers/{name}/prompts/{prompt}"),

@@ -20,6 +20,7 @@ mod interop;
 mod modern;
 mod newuser;
 mod ownership;
+mod pinning;
 mod process;
 mod sessions;
 mod smart;

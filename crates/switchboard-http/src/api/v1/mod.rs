@@ -12,6 +12,7 @@ mod credentials;
 mod groups;
 mod identity;
 mod items;
+mod pins;
 mod schema;
 mod search;
 mod seed_doc;
@@ -51,7 +52,7 @@ pub(crate) fn routes() -> Router<ApiState> {
     ),
     tags(
         (name = "servers", description = "Configured MCP servers and their live status"),
-        (name = "tools", description = "Per-tool settings: hide, rename, describe"),
+        (name = "tools", description = "Per-tool settings: hide, rename, describe; pending tool-definition changes and their approval"),
         (name = "prompts", description = "Per-prompt settings: hide, rename, describe"),
         (name = "groups", description = "Named subsets of servers served at /mcp/{group}"),
         (name = "config", description = "Servers-file import/export and reconciliation"),
@@ -78,6 +79,7 @@ fn build() -> (Router<ApiState>, Document) {
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(servers::routes())
         .merge(items::routes())
+        .merge(pins::routes())
         .merge(groups::routes())
         .merge(config::routes())
         .merge(identity::routes())

@@ -171,6 +171,60 @@ pub(crate) struct ItemView {
     rename: Option<String>,
 }
 
+/// One field's approved and current values (`null` when absent).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct FieldChange {
+    /// The approved value.
+    before: serde_json::Value,
+    /// The current value.
+    after: serde_json::Value,
+}
+
+/// One tool whose current definition is not the approved one.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ToolChange {
+    /// The tool's name as the server spells it.
+    tool: String,
+    /// `changed` (differs from its pin), `new` (added after approval) or `removed` (pinned,
+    /// no longer listed).
+    #[schema(example = "changed")]
+    status: String,
+    /// True when hidden from `/mcp` (`--on-tool-change hide`); false when only flagged.
+    hidden: bool,
+    /// The approved definition (`name`, `title`, `description`, `inputSchema`,
+    /// `outputSchema`, `annotations`); null for a new tool.
+    #[schema(required = true, value_type = Option<Object>)]
+    approved: Option<serde_json::Value>,
+    /// The current definition; null for a removed tool.
+    #[schema(required = true, value_type = Option<Object>)]
+    current: Option<serde_json::Value>,
+    /// The fields that differ, by field name.
+    diff: BTreeMap<String, FieldChange>,
+}
+
+/// A server's pending tool changes.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ToolChanges {
+    /// Server name.
+    server: String,
+    /// The hub's policy: `hide`, `warn` or `allow`.
+    #[schema(example = "warn")]
+    on_tool_change: String,
+    /// True once the server's tools are pinned (on first use or by an approval).
+    pinned: bool,
+    /// True when the server is connected, so its current tools are known.
+    connected: bool,
+    /// Tools whose definition differs from the approved one, by name.
+    changes: Vec<ToolChange>,
+}
+
+/// Which pending tool changes to approve.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ApproveInput {
+    /// Tool names as the server spells them; absent: every pending change.
+    tools: Option<Vec<String>>,
+}
+
 /// A change to one tool's or prompt's settings; absent fields stay as they are, an empty
 /// string clears `description`/`rename`.
 #[derive(Serialize, ToSchema)]
@@ -452,5 +506,40 @@ mod tests {
         assert_mirrors::<GroupInput>(&group, &group);
         let report = switchboard_control::ReconcileReport::default();
         assert_mirrors::<ReconcileReport>(&report, &report);
+    }
+
+    #[test]
+    fn tool_changes() {
+        let field = switchboard_control::FieldChange {
+            before: json!("a"),
+            after: json!("b"),
+        };
+        assert_mirrors::<FieldChange>(&field, &field);
+        let change = switchboard_control::ToolChange {
+            tool: "echo".into(),
+            status: "changed",
+            hidden: true,
+            approved: Some(json!({"name": "echo"})),
+            current: Some(json!({"name": "echo"})),
+            diff: [("description".to_string(), field)].into(),
+        };
+        let new = switchboard_control::ToolChange {
+            approved: None,
+            diff: Default::default(),
+            ..change.clone()
+        };
+        assert_mirrors::<ToolChange>(&change, &new);
+        let changes = switchboard_control::ToolChanges {
+            server: "s".into(),
+            on_tool_change: "hide",
+            pinned: true,
+            connected: true,
+            changes: vec![change],
+        };
+        assert_mirrors::<ToolChanges>(&changes, &changes);
+        let approve = switchboard_control::ApproveInput {
+            tools: Some(vec!["echo".into()]),
+        };
+        assert_mirrors::<ApproveInput>(&approve, &switchboard_control::ApproveInput::default());
     }
 }
