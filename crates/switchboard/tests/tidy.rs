@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// is split; never raise one without a reason in the commit.
 const LONG_FILES: &[(&str, usize)] = &[
     ("crates/switchboard-hub/src/router.rs", 1550),
-    ("crates/switchboard-hub/src/hub.rs", 1000),
+    ("crates/switchboard-hub/src/hub.rs", 1150),
     ("crates/switchboard-http/src/api/v1/identity.rs", 950),
     ("crates/switchboard-store/tests/contract.rs", 1400),
     ("crates/switchboard-control/src/sessions.rs", 950),
@@ -23,6 +23,9 @@ const LONG_FILES: &[(&str, usize)] = &[
     ("crates/switchboard/tests/integration/interop.rs", 1100),
     ("crates/switchboard/tests/integration/dataplane.rs", 900),
     ("crates/switchboard-fixture/src/conformance/flows.rs", 850),
+    // Issue 11's hardening grew these; issue 13 splits them.
+    ("crates/switchboard-core/src/config.rs", 900),
+    ("crates/switchboard/tests/integration/hardening_stdio.rs", 950),
     ("crates/switchboard-fixture/src/conformance/handler.rs", 900),
 ];
 
