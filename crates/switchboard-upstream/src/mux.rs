@@ -8,8 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde_json::value::RawValue;
-use switchboard_core::jsonrpc::{Envelope, Fields, Kind, id_as_u64};
+use switchboard_core::jsonrpc::{Envelope, Fields, Kind, Raw, id_as_u64};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::UpstreamError;
@@ -133,7 +132,22 @@ impl Mux {
     /// Routes one message from the upstream. `origin` is the id of the request whose HTTP
     /// response stream carried it, when known.
     pub(crate) fn dispatch(&self, text: String, origin: Option<u64>) -> Result<Dispatched, String> {
-        let env = Envelope::parse(&text).map_err(|e| e.to_string())?;
+        let env = match Envelope::parse(&text) {
+            Ok(env) => env,
+            Err(e) => {
+                // A malformed reply to a pending request fails that request now; it would
+                // otherwise wait out the whole timeout.
+                if e.is_reply()
+                    && let Some(id) = id_as_u64(e.id_text())
+                    && let Some(p) = self.pending.lock().expect("mux lock").remove(&id)
+                {
+                    let _ = p.done.send(Err(UpstreamError::Protocol(format!(
+                        "the server sent a malformed reply: {e}"
+                    ))));
+                }
+                return Err(e.to_string());
+            }
+        };
         match env.kind().map_err(|e| e.to_string())? {
             Kind::Response => {
                 let Some(id) = id_as_u64(env.id_text()) else {
@@ -286,7 +300,7 @@ impl Mux {
     }
 }
 
-fn progress_token(params: Option<&RawValue>) -> Option<u64> {
+fn progress_token(params: Option<Raw<'_>>) -> Option<u64> {
     let fields = Fields::parse(params?.get())?;
     id_as_u64(fields.get("progressToken")?.get())
 }
