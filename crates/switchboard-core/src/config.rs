@@ -454,11 +454,24 @@ fn parse_server(
             Duration::from_secs_f64(secs)
         }
     };
-    let disabled = match (obj.get("disabled"), obj.get("enabled")) {
-        (Some(Value::Bool(d)), _) => *d,
-        (None, Some(Value::Bool(e))) => !*e,
+    let flag = |key: &'static str| match obj.get(key) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err((
+            Some(key),
+            format!("must be true or false (a JSON boolean), not {other}"),
+        )),
+    };
+    let disabled = match (flag("disabled")?, flag("enabled")?) {
+        (Some(d), Some(e)) if d == e => {
+            return Err((
+                Some("enabled"),
+                format!("contradicts \"disabled\": {d}; keep one of the two"),
+            ));
+        }
+        (Some(d), _) => d,
+        (None, Some(e)) => !e,
         (None, None) => false,
-        _ => return Err((Some("disabled"), "must be true or false".into())),
     };
     let session = match obj.get("session") {
         None | Some(Value::Null) => SessionMode::Shared,
@@ -692,6 +705,33 @@ mod tests {
         assert!(e.message.contains("unknown server"));
         assert!(parse("{").is_err());
         assert!(parse("{}").is_err());
+    }
+
+    #[test]
+    fn a_non_boolean_disabled_is_an_error_naming_file_entry_and_field() {
+        for (field, value) in [
+            ("disabled", r#""yes""#),
+            ("disabled", "1"),
+            ("disabled", "null"),
+            ("enabled", r#""no""#),
+        ] {
+            let text = format!(r#"{{"mcpServers":{{"x":{{"command":"a","{field}":{value}}}}}}}"#);
+            let e = parse(&text).unwrap_err();
+            assert_eq!(e.entry.as_deref(), Some(format!("mcpServers.x.{field}").as_str()));
+            assert!(
+                e.to_string().starts_with(&format!(
+                    "servers.json: mcpServers.x.{field}: must be true or false"
+                )),
+                "{e}"
+            );
+            assert!(e.message.contains(value), "{e}");
+        }
+        let e = parse(r#"{"mcpServers":{"x":{"command":"a","disabled":true,"enabled":true}}}"#)
+            .unwrap_err();
+        assert_eq!(e.entry.as_deref(), Some("mcpServers.x.enabled"));
+        let f = parse(r#"{"mcpServers":{"x":{"command":"a","disabled":true,"enabled":false}}}"#)
+            .unwrap();
+        assert!(f.servers["x"].disabled);
     }
 
     #[test]
