@@ -22,6 +22,9 @@ use crate::naming::{validate_separator, validate_server_name};
 /// Default per-request timeout for an upstream.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Default limit on one message (a result) from a server: 16 MiB.
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 16 * 1024 * 1024;
+
 /// A loaded, validated servers file.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServersFile {
@@ -46,6 +49,9 @@ pub struct ServerSpec {
     pub disabled: bool,
     /// One upstream session for all clients, or one per client.
     pub session: SessionMode,
+    /// Largest message (a result) accepted from the server, in bytes; `None` takes the hub's
+    /// `--max-result-bytes` (default [`DEFAULT_MAX_RESULT_BYTES`]).
+    pub max_result_bytes: Option<usize>,
     /// Configured by the operator (servers file) rather than supplied through an API; only
     /// untrusted servers have their connections checked against the SSRF policy.
     pub trusted: bool,
@@ -315,6 +321,7 @@ const KNOWN_KEYS: &[&str] = &[
     "enabled",
     "session",
     "protocol",
+    "max_result_bytes",
 ];
 
 /// Parses one server entry given as JSON (the API's input), with the file's rules. `vars`
@@ -481,12 +488,20 @@ fn parse_server(
         ))?,
         Some(_) => return Err((Some("session"), "must be a string".into())),
     };
+    let max_result_bytes = match obj.get("max_result_bytes") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_u64().filter(|n| *n >= 1024 && *n <= 1 << 30).ok_or((
+            Some("max_result_bytes"),
+            format!("must be a whole number of bytes between 1024 and 1073741824, not {v}"),
+        ))? as usize),
+    };
     Ok(ServerSpec {
         name: name.to_string(),
         transport,
         timeout,
         disabled,
         session,
+        max_result_bytes,
         trusted: true,
     })
 }
@@ -717,7 +732,10 @@ mod tests {
         ] {
             let text = format!(r#"{{"mcpServers":{{"x":{{"command":"a","{field}":{value}}}}}}}"#);
             let e = parse(&text).unwrap_err();
-            assert_eq!(e.entry.as_deref(), Some(format!("mcpServers.x.{field}").as_str()));
+            assert_eq!(
+                e.entry.as_deref(),
+                Some(format!("mcpServers.x.{field}").as_str())
+            );
             assert!(
                 e.to_string().starts_with(&format!(
                     "servers.json: mcpServers.x.{field}: must be true or false"

@@ -996,7 +996,10 @@ mod tests {
             refusal(r#"{"jsonrpc":"1.0","id":1,"method":"x"}"#).0,
             code::INVALID_REQUEST
         );
-        assert_eq!(refusal(r#"{"jsonrpc":"2.0","id":1}"#).0, code::INVALID_REQUEST);
+        assert_eq!(
+            refusal(r#"{"jsonrpc":"2.0","id":1}"#).0,
+            code::INVALID_REQUEST
+        );
         assert_eq!(
             refusal(r#"{"jsonrpc":"2.0","id":1,"method":5}"#).0,
             code::INVALID_REQUEST
@@ -1009,7 +1012,8 @@ mod tests {
 
     #[test]
     fn a_request_carrying_a_result_is_an_invalid_request_naming_it() {
-        let (code, msg, id) = refusal(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","result":{}}"#);
+        let (code, msg, id) =
+            refusal(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","result":{}}"#);
         assert_eq!(code, code::INVALID_REQUEST);
         assert!(msg.contains("must not carry result or error"), "{msg}");
         assert_eq!(id, "7");
@@ -1032,10 +1036,12 @@ mod tests {
 
     #[test]
     fn a_top_level_meta_is_an_invalid_request() {
-        let (code, msg, id) =
-            refusal(r#"{"jsonrpc":"2.0","id":3,"method":"ping","_meta":{}}"#);
+        let (code, msg, id) = refusal(r#"{"jsonrpc":"2.0","id":3,"method":"ping","_meta":{}}"#);
         assert_eq!(code, code::INVALID_REQUEST);
-        assert!(msg.contains("_meta is not allowed at the top level"), "{msg}");
+        assert!(
+            msg.contains("_meta is not allowed at the top level"),
+            "{msg}"
+        );
         assert_eq!(id, "3");
     }
 
@@ -1052,7 +1058,10 @@ mod tests {
             assert_eq!(refusal(&text).0, code::INVALID_PARAMS, "{text}");
         }
         let text = r#"{"jsonrpc":"2.0","id":1,"result":{"a":"\ud83d\ude00 \u00e9"}}"#;
-        assert_eq!(Envelope::parse(text).unwrap().result.unwrap().get(), r#"{"a":"\ud83d\ude00 \u00e9"}"#);
+        assert_eq!(
+            Envelope::parse(text).unwrap().result.unwrap().get(),
+            r#"{"a":"\ud83d\ude00 \u00e9"}"#
+        );
         // Outside params, the same string is an invalid request.
         assert_eq!(
             refusal(r#"{"jsonrpc":"2.0","id":1,"method":"\ud800"}"#).0,
@@ -1066,7 +1075,9 @@ mod tests {
         for _ in 0..levels {
             s = format!(r#"{{"a":{s}}}"#);
         }
-        format!(r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"x","arguments":{s}}}}}"#)
+        format!(
+            r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"x","arguments":{s}}}}}"#
+        )
     }
 
     #[test]
@@ -1078,20 +1089,34 @@ mod tests {
             assert!(msg.contains("deeper than 64"), "{msg}");
             assert_eq!(id, "2");
         }
-        let deep_result = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{}1{}}}"#, "[".repeat(64), "]".repeat(64));
+        let deep_result = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"result":{}1{}}}"#,
+            "[".repeat(64),
+            "]".repeat(64)
+        );
         assert_eq!(refusal(&deep_result).0, code::INVALID_REQUEST);
         // Arrays count like objects, and a broken deep text is still a parse error.
-        assert_eq!(refusal(&format!(r#"{{"jsonrpc":"2.0","id":1,"result":{}"#, "[".repeat(100))).0, code::PARSE_ERROR);
+        assert_eq!(
+            refusal(&format!(
+                r#"{{"jsonrpc":"2.0","id":1,"result":{}"#,
+                "[".repeat(100)
+            ))
+            .0,
+            code::PARSE_ERROR
+        );
     }
 
     #[test]
     fn a_null_id_is_an_invalid_request_not_a_notification() {
-        let (code, msg, id) = refusal(r#"{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{}}"#);
+        let (code, msg, id) =
+            refusal(r#"{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{}}"#);
         assert_eq!(code, code::INVALID_REQUEST);
         assert!(msg.contains("not null"), "{msg}");
         assert_eq!(id, "null");
         // An error response may carry a null id (the request's id could not be read).
-        let e = Envelope::parse(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#).unwrap();
+        let e =
+            Envelope::parse(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#)
+                .unwrap();
         assert_eq!(e.kind().unwrap(), Kind::Response);
         assert_eq!(e.id_text(), "null");
     }
@@ -1112,12 +1137,23 @@ mod tests {
 
     #[test]
     fn responses_carry_exactly_one_of_result_and_error() {
-        let (code, msg, _) = refusal(r#"{"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":"m"}}"#);
+        let (code, msg, _) =
+            refusal(r#"{"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":"m"}}"#);
         assert_eq!(code, code::INVALID_REQUEST);
         assert!(msg.contains("exactly one of result and error"), "{msg}");
-        assert!(Envelope::parse(r#"{"jsonrpc":"2.0","id":1,"result":{},"error":{}}"#).unwrap_err().is_reply());
-        assert_eq!(refusal(r#"{"jsonrpc":"2.0","result":{}}"#).0, code::INVALID_REQUEST);
-        assert_eq!(refusal(r#"{"jsonrpc":"2.0","id":1,"error":"bad"}"#).0, code::INVALID_REQUEST);
+        assert!(
+            Envelope::parse(r#"{"jsonrpc":"2.0","id":1,"result":{},"error":{}}"#)
+                .unwrap_err()
+                .is_reply()
+        );
+        assert_eq!(
+            refusal(r#"{"jsonrpc":"2.0","result":{}}"#).0,
+            code::INVALID_REQUEST
+        );
+        assert_eq!(
+            refusal(r#"{"jsonrpc":"2.0","id":1,"error":"bad"}"#).0,
+            code::INVALID_REQUEST
+        );
     }
 
     #[test]
@@ -1149,7 +1185,10 @@ mod tests {
         let text = "{ \"jsonrpc\" : \"2.0\" ,\"id\" :  -3 , \"method\":\"x\",\"params\" : { \"k\" : [ 1.50e+3 , true , null ] } , \"x-extra\":{}}\n";
         let e = Envelope::parse(text).unwrap();
         assert_eq!(e.id.unwrap().get(), "-3");
-        assert_eq!(e.params.unwrap().get(), "{ \"k\" : [ 1.50e+3 , true , null ] }");
+        assert_eq!(
+            e.params.unwrap().get(),
+            "{ \"k\" : [ 1.50e+3 , true , null ] }"
+        );
     }
 
     #[test]
@@ -1167,7 +1206,10 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"method":"x""#,
         ] {
             assert_eq!(refusal(bad).0, code::PARSE_ERROR, "{bad}");
-            assert!(serde_json::from_str::<serde_json::Value>(bad).is_err(), "{bad}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(bad).is_err(),
+                "{bad}"
+            );
         }
     }
 

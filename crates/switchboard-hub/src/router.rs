@@ -1400,6 +1400,10 @@ fn finish_call(
             );
             return error_message(id, code::REQUEST_TIMEOUT, &msg, None);
         }
+        Err(e @ UpstreamError::ResultTooLarge { .. }) => {
+            tracing::warn!(message = "Refused an oversized result.", server, reason = %e);
+            return error_message(id, code::INTERNAL_ERROR, &e.to_string(), None);
+        }
         Err(e) => {
             return error_message(
                 id,
@@ -1424,7 +1428,6 @@ fn strip_result_type(reply: String) -> String {
     });
     stripped.unwrap_or(reply)
 }
-
 
 impl Hub {
     pub(crate) fn all_sessions(&self) -> Vec<Arc<ClientSession>> {

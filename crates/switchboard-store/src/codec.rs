@@ -29,6 +29,7 @@ pub(crate) struct ServerColumns {
     pub updated_by: String,
     pub updated_at: i64,
     pub protocol: String,
+    pub max_result_bytes: Option<i64>,
 }
 
 /// The transport-specific columns of a server row.
@@ -64,6 +65,7 @@ impl ServerColumns {
             updated_by: record.updated_by.clone(),
             updated_at: record.updated_at,
             protocol: record.protocol.clone(),
+            max_result_bytes: record.max_result_bytes.map(|n| n as i64),
         })
     }
 
@@ -82,6 +84,7 @@ impl ServerColumns {
             updated_by: self.updated_by,
             updated_at: self.updated_at,
             protocol: self.protocol,
+            max_result_bytes: self.max_result_bytes.and_then(|n| usize::try_from(n).ok()),
         })
     }
 

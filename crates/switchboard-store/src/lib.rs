@@ -110,6 +110,8 @@ pub struct ServerRecord {
     pub updated_at: i64,
     /// Protocol era for Streamable HTTP servers: `auto`, `legacy` or `2026-07-28`.
     pub protocol: String,
+    /// Largest message accepted from the server, in bytes; `None` takes `--max-result-bytes`.
+    pub max_result_bytes: Option<usize>,
 }
 
 /// A named set of servers, optionally narrowed to some tools.

@@ -41,6 +41,11 @@ pub(crate) fn sqlite() -> Vec<Migration> {
             "identity",
             include_str!("../migrations/sqlite/0004_identity.sql"),
         ),
+        simple(
+            5,
+            "max_result_bytes",
+            include_str!("../migrations/sqlite/0005_max_result_bytes.sql"),
+        ),
     ]
 }
 
@@ -66,6 +71,11 @@ pub(crate) fn postgres() -> Vec<Migration> {
             4,
             "identity",
             include_str!("../migrations/postgres/0004_identity.sql"),
+        ),
+        simple(
+            5,
+            "max_result_bytes",
+            include_str!("../migrations/postgres/0005_max_result_bytes.sql"),
         ),
     ]
 }

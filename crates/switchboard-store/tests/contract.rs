@@ -54,6 +54,7 @@ fn server(tenant: &str, name: &str, transport: TransportRecord) -> ServerRecord 
         updated_by: "alice".into(),
         updated_at: 1_700_000_000_123,
         protocol: "auto".into(),
+        max_result_bytes: None,
     }
 }
 

@@ -53,6 +53,10 @@ pub(crate) struct Mux {
     incoming: mpsc::UnboundedSender<Incoming>,
     /// Server requests routed to a call, by the request's raw id: which call asked.
     asked_by: Mutex<HashMap<String, u64>>,
+    /// The server's name, for errors.
+    server: String,
+    /// Messages larger than this fail the call they answer (`max_result_bytes`).
+    max_message: usize,
 }
 
 /// What `dispatch` did with a message, for transports that must answer some messages themselves.
@@ -69,6 +73,29 @@ impl Mux {
             pending: Mutex::new(HashMap::new()),
             incoming,
             asked_by: Mutex::new(HashMap::new()),
+            server: String::new(),
+            max_message: usize::MAX,
+        }
+    }
+
+    /// Names the server and sets its message size limit.
+    pub(crate) fn with_limit(mut self, server: &str, max_message: usize) -> Self {
+        self.server = server.to_string();
+        self.max_message = max_message;
+        self
+    }
+
+    /// The message size limit (`max_result_bytes`).
+    pub(crate) fn max_message(&self) -> usize {
+        self.max_message
+    }
+
+    /// The error for a message of `bytes` bytes over the limit.
+    pub(crate) fn too_large(&self, bytes: usize) -> UpstreamError {
+        UpstreamError::ResultTooLarge {
+            server: self.server.clone(),
+            bytes,
+            limit: self.max_message,
         }
     }
 
@@ -132,6 +159,9 @@ impl Mux {
     /// Routes one message from the upstream. `origin` is the id of the request whose HTTP
     /// response stream carried it, when known.
     pub(crate) fn dispatch(&self, text: String, origin: Option<u64>) -> Result<Dispatched, String> {
+        if text.len() > self.max_message {
+            return Err(self.refuse_oversized(&text, origin));
+        }
         let env = match Envelope::parse(&text) {
             Ok(env) => env,
             Err(e) => {
@@ -202,6 +232,24 @@ impl Mux {
                 Ok(Dispatched::Handled)
             }
         }
+    }
+
+    /// Fails the call an oversized message answers (by its id, else the request whose
+    /// response carried it) and says why.
+    fn refuse_oversized(&self, text: &str, origin: Option<u64>) -> String {
+        let err = self.too_large(text.len());
+        let id = match Envelope::parse(text) {
+            Ok(env) if env.method.is_none() => id_as_u64(env.id_text()),
+            Ok(_) => None,
+            Err(e) if e.is_reply() => id_as_u64(e.id_text()),
+            Err(_) => None,
+        }
+        .or(origin);
+        let why = err.to_string();
+        if let Some(id) = id {
+            self.fail(id, err);
+        }
+        why
     }
 
     /// On a shared channel nothing says which call a server request belongs to. It belongs
