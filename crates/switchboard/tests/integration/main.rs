@@ -10,6 +10,7 @@ mod badinput;
 mod dataplane;
 mod fairness;
 mod faults;
+mod hardening_envelope;
 mod identity;
 mod interop;
 mod modern;
