@@ -29,6 +29,29 @@ fn tools_list_response(n: usize) -> String {
     )
 }
 
+/// The envelope reader before issue #11 (serde_json derive over `RawValue`, no validation
+/// beyond syntax), kept as the baseline the one-pass validating scanner is measured against.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct SerdeEnvelope<'a> {
+    #[serde(borrow, default)]
+    jsonrpc: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    method: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    params: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    result: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a serde_json::value::RawValue>,
+}
+
+fn serde_envelope(text: &str) -> SerdeEnvelope<'_> {
+    serde_json::from_str(text).expect("valid")
+}
+
 /// A tools/call response whose text content is about `bytes` long.
 fn big_result(bytes: usize) -> String {
     let line = r#"Line of output with \"quotes\", a tab\t and unicode \u00e9 \ud83d\ude00.\n"#;
@@ -104,6 +127,9 @@ fn hot_path(c: &mut Criterion) {
     g.bench_function("envelope only", |b| {
         b.iter(|| black_box(Envelope::parse(black_box(CALL)).expect("valid")))
     });
+    g.bench_function("envelope only, serde baseline", |b| {
+        b.iter(|| black_box(serde_envelope(black_box(CALL))))
+    });
     g.finish();
 
     // A 64 KiB tools/call result (text content with escapes), as relayed back to a client.
@@ -112,6 +138,9 @@ fn hot_path(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(big.len() as u64));
     g.bench_function("envelope only", |b| {
         b.iter(|| black_box(Envelope::parse(black_box(&big)).expect("valid")))
+    });
+    g.bench_function("envelope only, serde baseline", |b| {
+        b.iter(|| black_box(serde_envelope(black_box(&big))))
     });
     g.finish();
 

@@ -360,16 +360,18 @@ impl<'a> Members<'a> {
     }
 }
 
-/// Bytes that end a run of plain string bytes: `"`, `\` and control characters.
+/// The high bit of every byte of `chunk` (little-endian) that ends a run of plain string
+/// bytes: `"`, `\` or a control character. The lowest set bit marks the first such byte
+/// exactly (the borrows of the zero-byte trick only reach bytes above a true match).
 #[inline]
-fn has_special(chunk: u64) -> bool {
+fn special_mask(chunk: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero_in = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
     let quote = zero_in(chunk ^ (ONES * u64::from(b'"')));
     let backslash = zero_in(chunk ^ (ONES * u64::from(b'\\')));
     let control = chunk.wrapping_sub(ONES * 0x20) & !chunk & HIGH;
-    (quote | backslash | control) != 0
+    quote | backslash | control
 }
 
 /// A one-pass validating JSON scanner over a message's bytes.
@@ -437,18 +439,18 @@ impl<'a> Scan<'a> {
                 }
                 let key_start = self.pos;
                 let key_escaped = self.string(Ctx::Other)?;
-                let raw_key = &text[key_start + 1..self.pos - 1];
-                let key: Cow<'_, str> = if key_escaped {
-                    serde_json::from_str::<String>(&text[key_start..self.pos])
-                        .map(Cow::Owned)
-                        .unwrap_or(Cow::Borrowed(""))
+                let unescaped;
+                let key: &str = if key_escaped {
+                    unescaped = serde_json::from_str::<String>(&text[key_start..self.pos])
+                        .unwrap_or_default();
+                    &unescaped
                 } else {
-                    Cow::Borrowed(raw_key)
+                    &text[key_start + 1..self.pos - 1]
                 };
                 self.ws();
                 self.expect(b':', "expected ':'")?;
                 self.ws();
-                let (slot, ctx) = match &*key {
+                let (slot, ctx) = match key {
                     "jsonrpc" => (Some(&mut m.jsonrpc), Ctx::Member("jsonrpc")),
                     "id" => (Some(&mut m.id), Ctx::Member("id")),
                     "method" => (Some(&mut m.method), Ctx::Member("method")),
@@ -514,6 +516,7 @@ impl<'a> Scan<'a> {
         }
     }
 
+    #[inline]
     fn literal(&mut self, word: &[u8]) -> Result<(), EnvelopeError> {
         if self.b[self.pos..].starts_with(word) {
             self.pos += word.len();
@@ -523,6 +526,7 @@ impl<'a> Scan<'a> {
         }
     }
 
+    #[inline]
     fn digits(&mut self) -> usize {
         let start = self.pos;
         while let Some(b'0'..=b'9') = self.peek() {
@@ -531,6 +535,7 @@ impl<'a> Scan<'a> {
         self.pos - start
     }
 
+    #[inline]
     fn number(&mut self) -> Result<(), EnvelopeError> {
         if self.peek() == Some(b'-') {
             self.pos += 1;
@@ -661,16 +666,34 @@ impl<'a> Scan<'a> {
     }
 
     /// A string; `self.pos` is at its opening quote. Returns whether it has escapes.
+    #[inline]
     fn string(&mut self, ctx: Ctx) -> Result<bool, EnvelopeError> {
         self.pos += 1;
         let mut escaped = false;
         loop {
-            while let Some(chunk) = self.b.get(self.pos..self.pos + 8) {
-                let chunk = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-                if has_special(chunk) {
-                    break;
+            // Skip plain bytes eight at a time, landing exactly on the first special one.
+            loop {
+                match self.b.get(self.pos..self.pos + 8) {
+                    Some(chunk) => {
+                        let mask = special_mask(u64::from_le_bytes(
+                            chunk.try_into().expect("eight bytes"),
+                        ));
+                        if mask != 0 {
+                            self.pos += (mask.trailing_zeros() / 8) as usize;
+                            break;
+                        }
+                        self.pos += 8;
+                    }
+                    None => {
+                        while let Some(c) = self.peek() {
+                            if c == b'"' || c == b'\\' || c < 0x20 {
+                                break;
+                            }
+                            self.pos += 1;
+                        }
+                        break;
+                    }
                 }
-                self.pos += 8;
             }
             match self.peek() {
                 None => return Err(self.syntax("unterminated string")),
@@ -683,26 +706,24 @@ impl<'a> Scan<'a> {
                     self.pos += 1;
                     self.escape(ctx)?;
                 }
-                Some(0..=0x1f) => return Err(self.syntax("control character in a string")),
-                Some(_) => self.pos += 1,
+                Some(_) => return Err(self.syntax("control character in a string")),
             }
         }
     }
 
     fn hex4(&mut self) -> Result<u16, EnvelopeError> {
-        let digits = self
-            .b
-            .get(self.pos..self.pos + 4)
-            .and_then(|d| std::str::from_utf8(d).ok())
-            .filter(|d| d.bytes().all(|c| c.is_ascii_hexdigit()))
-            .and_then(|d| u16::from_str_radix(d, 16).ok());
-        match digits {
-            Some(v) => {
-                self.pos += 4;
-                Ok(v)
-            }
-            None => Err(self.syntax("invalid \\u escape")),
+        let mut v: u16 = 0;
+        for i in 0..4 {
+            let d = match self.b.get(self.pos + i) {
+                Some(c @ b'0'..=b'9') => c - b'0',
+                Some(c @ b'a'..=b'f') => c - b'a' + 10,
+                Some(c @ b'A'..=b'F') => c - b'A' + 10,
+                _ => return Err(self.syntax("invalid \\u escape")),
+            };
+            v = (v << 4) | u16::from(d);
         }
+        self.pos += 4;
+        Ok(v)
     }
 
     /// One escape; `self.pos` is just after its backslash.
