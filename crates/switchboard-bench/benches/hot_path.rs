@@ -29,6 +29,38 @@ fn tools_list_response(n: usize) -> String {
     )
 }
 
+/// The envelope reader before issue #11 (serde_json derive over `RawValue`, no validation
+/// beyond syntax), kept as the baseline the one-pass validating scanner is measured against.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct SerdeEnvelope<'a> {
+    #[serde(borrow, default)]
+    jsonrpc: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    method: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    params: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    result: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a serde_json::value::RawValue>,
+}
+
+fn serde_envelope(text: &str) -> SerdeEnvelope<'_> {
+    serde_json::from_str(text).expect("valid")
+}
+
+/// A tools/call response whose text content is about `bytes` long.
+fn big_result(bytes: usize) -> String {
+    let line = r#"Line of output with \"quotes\", a tab\t and unicode \u00e9 \ud83d\ude00.\n"#;
+    let text = line.repeat(bytes / line.len() + 1);
+    format!(
+        r#"{{"jsonrpc":"2.0","id":17,"result":{{"content":[{{"type":"text","text":"{text}"}}],"isError":false}}}}"#
+    )
+}
+
 /// What the hub keeps per listed item: its key, its raw text, two annotation flags.
 fn parse_list(text: &str) -> usize {
     let env = Envelope::parse(text).expect("valid");
@@ -91,6 +123,24 @@ fn hot_path(c: &mut Criterion) {
             );
             black_box(sp.apply(text))
         })
+    });
+    g.bench_function("envelope only", |b| {
+        b.iter(|| black_box(Envelope::parse(black_box(CALL)).expect("valid")))
+    });
+    g.bench_function("envelope only, serde baseline", |b| {
+        b.iter(|| black_box(serde_envelope(black_box(CALL))))
+    });
+    g.finish();
+
+    // A 64 KiB tools/call result (text content with escapes), as relayed back to a client.
+    let big = big_result(64 * 1024);
+    let mut g = c.benchmark_group("result_64k");
+    g.throughput(Throughput::Bytes(big.len() as u64));
+    g.bench_function("envelope only", |b| {
+        b.iter(|| black_box(Envelope::parse(black_box(&big)).expect("valid")))
+    });
+    g.bench_function("envelope only, serde baseline", |b| {
+        b.iter(|| black_box(serde_envelope(black_box(&big))))
     });
     g.finish();
 

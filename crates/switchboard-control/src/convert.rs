@@ -85,6 +85,10 @@ pub struct ServerInput {
     /// Streamable HTTP and stdio: `auto` (default), `legacy` or `2026-07-28`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
+    /// Largest message (a result) accepted from the server, in bytes (1 KiB to 1 GiB; default
+    /// the hub's `--max-result-bytes`, 16 MiB). A larger one fails its call with -32603.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_result_bytes: Option<u64>,
 }
 
 impl ServerInput {
@@ -136,6 +140,7 @@ pub fn record_from_spec(tenant: &str, spec: &ServerSpec, actor: &str, now: i64) 
             | TransportSpec::Stdio { protocol, .. } => protocol.as_str().to_string(),
             TransportSpec::Sse { .. } => ProtocolMode::Auto.as_str().to_string(),
         },
+        max_result_bytes: spec.max_result_bytes,
         created_by: actor.to_string(),
         created_at: now,
         updated_by: actor.to_string(),
@@ -180,6 +185,7 @@ pub fn spec_from_record(r: &ServerRecord) -> ServerSpec {
         timeout: Duration::from_secs_f64(r.timeout_secs.max(0.001)),
         disabled: !r.enabled,
         session: switchboard_core::config::SessionMode::parse(&r.session_mode).unwrap_or_default(),
+        max_result_bytes: r.max_result_bytes,
         // Only what the operator's file owns is trusted: an API edit takes the entry over.
         trusted: r.origin == switchboard_store::ORIGIN_FILE,
     }
@@ -299,6 +305,9 @@ pub fn entry_json_as(r: &ServerRecord, how: Secrets) -> Value {
     }
     if (r.timeout_secs - 300.0).abs() > f64::EPSILON {
         v["timeout"] = json!(r.timeout_secs);
+    }
+    if let Some(n) = r.max_result_bytes {
+        v["max_result_bytes"] = json!(n);
     }
     v
 }

@@ -76,6 +76,7 @@ pub fn remote_spec(
         timeout: switchboard_core::config::DEFAULT_TIMEOUT,
         disabled: false,
         session: Default::default(),
+        max_result_bytes: None,
         trusted: false,
     })
 }

@@ -26,6 +26,9 @@ pub const MASK: &str = "********";
 /// Default per-request timeout for an upstream.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Default limit on one message (a result) from a server: 16 MiB.
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 16 * 1024 * 1024;
+
 /// A loaded, validated servers file.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServersFile {
@@ -58,6 +61,9 @@ pub struct ServerSpec {
     pub disabled: bool,
     /// One upstream session for all clients, or one per client.
     pub session: SessionMode,
+    /// Largest message (a result) accepted from the server, in bytes; `None` takes the hub's
+    /// `--max-result-bytes` (default [`DEFAULT_MAX_RESULT_BYTES`]).
+    pub max_result_bytes: Option<usize>,
     /// Configured by the operator (servers file) rather than supplied through an API; only
     /// untrusted servers have their connections checked against the SSRF policy.
     pub trusted: bool,
@@ -391,6 +397,7 @@ const KNOWN_KEYS: &[&str] = &[
     "enabled",
     "session",
     "protocol",
+    "max_result_bytes",
 ];
 
 /// Parses one server entry given as JSON (the API's input), with the file's rules. `vars`
@@ -530,11 +537,24 @@ fn parse_server(
             Duration::from_secs_f64(secs)
         }
     };
-    let disabled = match (obj.get("disabled"), obj.get("enabled")) {
-        (Some(Value::Bool(d)), _) => *d,
-        (None, Some(Value::Bool(e))) => !*e,
+    let flag = |key: &'static str| match obj.get(key) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err((
+            Some(key),
+            format!("must be true or false (a JSON boolean), not {other}"),
+        )),
+    };
+    let disabled = match (flag("disabled")?, flag("enabled")?) {
+        (Some(d), Some(e)) if d == e => {
+            return Err((
+                Some("enabled"),
+                format!("contradicts \"disabled\": {d}; keep one of the two"),
+            ));
+        }
+        (Some(d), _) => d,
+        (None, Some(e)) => !e,
         (None, None) => false,
-        _ => return Err((Some("disabled"), "must be true or false".into())),
     };
     let session = match obj.get("session") {
         None | Some(Value::Null) => SessionMode::Shared,
@@ -544,12 +564,20 @@ fn parse_server(
         ))?,
         Some(_) => return Err((Some("session"), "must be a string".into())),
     };
+    let max_result_bytes = match obj.get("max_result_bytes") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_u64().filter(|n| *n >= 1024 && *n <= 1 << 30).ok_or((
+            Some("max_result_bytes"),
+            format!("must be a whole number of bytes between 1024 and 1073741824, not {v}"),
+        ))? as usize),
+    };
     Ok(ServerSpec {
         name: name.to_string(),
         transport,
         timeout,
         disabled,
         session,
+        max_result_bytes,
         trusted: true,
     })
 }
@@ -805,6 +833,36 @@ mod tests {
         .unwrap();
         assert_eq!(f.groups["g"], vec!["a", "b"]);
         assert_eq!(f.format, "mcphub");
+    }
+
+    #[test]
+    fn a_non_boolean_disabled_is_an_error_naming_file_entry_and_field() {
+        for (field, value) in [
+            ("disabled", r#""yes""#),
+            ("disabled", "1"),
+            ("disabled", "null"),
+            ("enabled", r#""no""#),
+        ] {
+            let text = format!(r#"{{"mcpServers":{{"x":{{"command":"a","{field}":{value}}}}}}}"#);
+            let e = parse(&text).unwrap_err();
+            assert_eq!(
+                e.entry.as_deref(),
+                Some(format!("mcpServers.x.{field}").as_str())
+            );
+            assert!(
+                e.to_string().starts_with(&format!(
+                    "servers.json: mcpServers.x.{field}: must be true or false"
+                )),
+                "{e}"
+            );
+            assert!(e.message.contains(value), "{e}");
+        }
+        let e = parse(r#"{"mcpServers":{"x":{"command":"a","disabled":true,"enabled":true}}}"#)
+            .unwrap_err();
+        assert_eq!(e.entry.as_deref(), Some("mcpServers.x.enabled"));
+        let f = parse(r#"{"mcpServers":{"x":{"command":"a","disabled":true,"enabled":false}}}"#)
+            .unwrap();
+        assert!(f.servers["x"].disabled);
     }
 
     #[test]

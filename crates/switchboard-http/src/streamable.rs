@@ -151,7 +151,16 @@ pub(crate) async fn post(
     }
     let env = match Envelope::parse(&text) {
         Ok(env) => env,
-        Err(e) => return rpc_error(StatusCode::BAD_REQUEST, e.code(), &e.to_string()),
+        Err(e) => {
+            tracing::info!(message = "Refused a malformed message on /mcp.", code = e.code(), reason = %e);
+            let body = error_message(e.id_text(), e.code(), &e.to_string(), None);
+            return (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response();
+        }
     };
     let kind = env.kind().unwrap_or(Kind::Notification);
     let modern = headers.get(SESSION_HEADER).is_none() && crate::modern::is_modern(&headers, &env);

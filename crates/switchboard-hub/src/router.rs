@@ -44,12 +44,13 @@ impl Hub {
         let env = match Envelope::parse(text) {
             Ok(env) => env,
             Err(e) => {
-                return Some(error_message(
-                    &salvage_id(text),
-                    e.code(),
-                    &e.to_string(),
-                    None,
-                ));
+                tracing::info!(
+                    message = "Refused a malformed message from a client.",
+                    session = %session.id,
+                    code = e.code(),
+                    reason = %e
+                );
+                return Some(error_message(e.id_text(), e.code(), &e.to_string(), None));
             }
         };
         let params: Params<'_> = env.params.and_then(|p| Fields::parse(p.get()));
@@ -1457,6 +1458,10 @@ fn finish_call(
             );
             return error_message(id, code::REQUEST_TIMEOUT, &msg, None);
         }
+        Err(e @ UpstreamError::ResultTooLarge { .. }) => {
+            tracing::warn!(message = "Refused an oversized result.", server, reason = %e);
+            return error_message(id, code::INTERNAL_ERROR, &e.to_string(), None);
+        }
         Err(e) => {
             return error_message(
                 id,
@@ -1480,26 +1485,6 @@ fn strip_result_type(reply: String) -> String {
         switchboard_core::jsonrpc::remove_member(&reply, result, "resultType")
     });
     stripped.unwrap_or(reply)
-}
-
-/// Best effort to echo the id of a message that failed validation.
-fn salvage_id(text: &str) -> String {
-    #[derive(serde::Deserialize)]
-    struct IdOnly<'a> {
-        #[serde(borrow)]
-        id: Option<&'a serde_json::value::RawValue>,
-    }
-    match serde_json::from_str::<IdOnly<'_>>(text) {
-        Ok(IdOnly { id: Some(raw) })
-            if matches!(
-                raw.get().as_bytes().first(),
-                Some(b'"' | b'-' | b'0'..=b'9')
-            ) =>
-        {
-            raw.get().to_string()
-        }
-        _ => "null".to_string(),
-    }
 }
 
 impl Hub {

@@ -31,6 +31,7 @@ pub(crate) struct ServerColumns {
     pub updated_at: i64,
     pub protocol: String,
     pub origin: String,
+    pub max_result_bytes: Option<i64>,
 }
 
 /// The transport-specific columns of a server row.
@@ -67,6 +68,7 @@ impl ServerColumns {
             updated_at: record.updated_at,
             protocol: record.protocol.clone(),
             origin: record.origin.clone(),
+            max_result_bytes: record.max_result_bytes.map(|n| n as i64),
         })
     }
 
@@ -86,6 +88,7 @@ impl ServerColumns {
             updated_at: self.updated_at,
             protocol: self.protocol,
             origin: self.origin,
+            max_result_bytes: self.max_result_bytes.and_then(|n| usize::try_from(n).ok()),
         })
     }
 

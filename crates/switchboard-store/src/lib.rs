@@ -117,6 +117,8 @@ pub struct ServerRecord {
     /// Who owns the entry: [`ORIGIN_FILE`] (the servers file; changes to the file apply to
     /// it) or [`ORIGIN_API`] (created through an API; the file never overwrites it).
     pub origin: String,
+    /// Largest message accepted from the server, in bytes; `None` takes `--max-result-bytes`.
+    pub max_result_bytes: Option<usize>,
 }
 
 /// [`ServerRecord::origin`] of entries owned by the servers file.

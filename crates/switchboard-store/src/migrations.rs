@@ -56,6 +56,11 @@ pub(crate) fn sqlite() -> Vec<Migration> {
             "tool_pins",
             include_str!("../migrations/sqlite/0007_tool_pins.sql"),
         ),
+        simple(
+            8,
+            "max_result_bytes",
+            include_str!("../migrations/sqlite/0008_max_result_bytes.sql"),
+        ),
     ]
 }
 
@@ -96,6 +101,11 @@ pub(crate) fn postgres() -> Vec<Migration> {
             7,
             "tool_pins",
             include_str!("../migrations/postgres/0007_tool_pins.sql"),
+        ),
+        simple(
+            8,
+            "max_result_bytes",
+            include_str!("../migrations/postgres/0008_max_result_bytes.sql"),
         ),
     ]
 }

@@ -19,22 +19,22 @@ pub(crate) const RELEASE_NAME: &str =
 
 pub(crate) const LIST_SERVERS: &str = "SELECT tenant, name, kind, url, command, args_json, cwd, \
     env_enc, headers_enc, enabled, timeout_secs, session_mode, created_by, created_at, updated_by, \
-    updated_at, protocol, origin FROM servers WHERE tenant = $1 ORDER BY name";
+    updated_at, protocol, origin, max_result_bytes FROM servers WHERE tenant = $1 ORDER BY name";
 pub(crate) const LIST_ALL_SERVERS: &str = "SELECT tenant, name, kind, url, command, args_json, cwd, \
     env_enc, headers_enc, enabled, timeout_secs, session_mode, created_by, created_at, updated_by, \
-    updated_at, protocol, origin FROM servers ORDER BY tenant, name";
+    updated_at, protocol, origin, max_result_bytes FROM servers ORDER BY tenant, name";
 pub(crate) const GET_SERVER: &str = "SELECT tenant, name, kind, url, command, args_json, cwd, \
     env_enc, headers_enc, enabled, timeout_secs, session_mode, created_by, created_at, updated_by, \
-    updated_at, protocol, origin FROM servers WHERE tenant = $1 AND name = $2";
-/// Binds like [`UPDATE_SERVER`] for `$1..$16`, then `created_by`, `created_at`.
+    updated_at, protocol, origin, max_result_bytes FROM servers WHERE tenant = $1 AND name = $2";
+/// Binds like [`UPDATE_SERVER`] for `$1..$17`, then `created_by`, `created_at`.
 pub(crate) const INSERT_SERVER: &str = "INSERT INTO servers (tenant, name, kind, url, command, \
     args_json, cwd, env_enc, headers_enc, enabled, timeout_secs, session_mode, updated_by, \
-    updated_at, protocol, origin, created_by, created_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+    updated_at, protocol, origin, max_result_bytes, created_by, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
 pub(crate) const UPDATE_SERVER: &str = "UPDATE servers SET kind = $3, url = $4, command = $5, \
     args_json = $6, cwd = $7, env_enc = $8, headers_enc = $9, enabled = $10, timeout_secs = $11, \
     session_mode = $12, updated_by = $13, updated_at = $14, protocol = $15, \
-    origin = $16 \
+    origin = $16, max_result_bytes = $17 \
     WHERE tenant = $1 AND name = $2";
 pub(crate) const DELETE_SERVER: &str = "DELETE FROM servers WHERE tenant = $1 AND name = $2";
 
@@ -130,6 +130,7 @@ macro_rules! impl_store {
                 updated_at: row.try_get(15)?,
                 protocol: row.try_get(16)?,
                 origin: row.try_get(17)?,
+                max_result_bytes: row.try_get(18)?,
             })
         }
 
@@ -188,6 +189,7 @@ macro_rules! impl_store {
                 .bind(c.updated_at)
                 .bind(&c.protocol)
                 .bind(&c.origin)
+                .bind(c.max_result_bytes)
         }
 
         fn bind_group(query: &'static str, c: &GroupColumns) -> Query {

@@ -55,6 +55,7 @@ fn server(tenant: &str, name: &str, transport: TransportRecord) -> ServerRecord 
         updated_at: 1_700_000_000_123,
         protocol: "auto".into(),
         origin: switchboard_store::ORIGIN_API.into(),
+        max_result_bytes: None,
     }
 }
 

@@ -222,7 +222,8 @@ impl Connection {
         init_timeout: Duration,
         capabilities: &str,
     ) -> Result<(Connection, InitInfo), UpstreamError> {
-        let mux = Arc::new(Mux::new(incoming));
+        let mux =
+            Arc::new(Mux::new(incoming).with_limit(&spec.name, crate::max_result_bytes(spec)));
         let mut era = ProtocolMode::Legacy;
         let conn = match &spec.transport {
             TransportSpec::Stdio {

@@ -27,6 +27,16 @@ pub enum UpstreamError {
     /// transport.
     #[error("not an MCP reply: {0}")]
     NotMcp(String),
+    /// A message from the server is larger than its `max_result_bytes`.
+    #[error("result from server {server} is {bytes} bytes, over the limit of {limit}")]
+    ResultTooLarge {
+        /// The server's name.
+        server: String,
+        /// How large the message is (at least; reading stopped at the limit when it could).
+        bytes: usize,
+        /// The server's limit.
+        limit: usize,
+    },
     /// The upstream session expired and the request could not safely be retried.
     #[error(
         "the server's session expired and the request was not retried because it may not be idempotent"

@@ -391,7 +391,8 @@ impl Shared {
             );
             return;
         }
-        match resp.text().await {
+        match self.read_capped(resp).await {
+            Err(e) => self.mux.fail(id, e),
             Ok(text) if text.trim().is_empty() => self
                 .mux
                 .fail(id, UpstreamError::Protocol("empty response body".into())),
@@ -400,8 +401,33 @@ impl Shared {
                     self.mux.fail(id, UpstreamError::Protocol(why));
                 }
             }
-            Err(e) => self.mux.fail(id, transport(e)),
         }
+    }
+
+    /// A JSON reply body, refused as soon as it is known to be over the server's
+    /// `max_result_bytes` (from `Content-Length`, else while reading), so it is never held whole.
+    async fn read_capped(&self, mut resp: reqwest::Response) -> Result<String, UpstreamError> {
+        let limit = self.mux.max_message();
+        if let Some(len) = resp.content_length()
+            && len > limit as u64
+        {
+            let err = self
+                .mux
+                .too_large(usize::try_from(len).unwrap_or(usize::MAX));
+            tracing::warn!(message = "Refused an oversized reply from an upstream.", url = %self.url, reason = %err);
+            return Err(err);
+        }
+        let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0) as usize);
+        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            if body.len() + chunk.len() > limit {
+                let err = self.mux.too_large(body.len() + chunk.len());
+                tracing::warn!(message = "Refused an oversized reply from an upstream.", url = %self.url, reason = %err);
+                return Err(err);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        String::from_utf8(body)
+            .map_err(|_| UpstreamError::Protocol("the reply body is not UTF-8".into()))
     }
 
     /// Dispatches every event of a stream until it ends (or, for a POST, until `id` is answered).
@@ -410,12 +436,15 @@ impl Shared {
         mut resp: reqwest::Response,
         id: Option<u64>,
     ) -> Result<(), UpstreamError> {
-        let mut decoder = Decoder::new(MAX_EVENT);
+        let limit = self.mux.max_message().min(MAX_EVENT);
+        let mut decoder = Decoder::new(limit);
         let mut events = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(transport)? {
-            decoder
-                .feed(&chunk, &mut events)
-                .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+            decoder.feed(&chunk, &mut events).map_err(|e| {
+                let err = self.mux.too_large(limit + 1);
+                tracing::warn!(message = "Refused an oversized event from an upstream.", url = %self.url, reason = %e);
+                err
+            })?;
             for ev in events.drain(..) {
                 if ev.kind() != "message" || ev.data.trim().is_empty() {
                     continue;

@@ -29,5 +29,20 @@ pub use pgroups::{ProcessGroups, become_subreaper};
 pub use stdio::StderrRing;
 pub use supervisor::{HubEvent, State, Status, Upstream, UpstreamOptions};
 
+static DEFAULT_MAX_RESULT_BYTES: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(switchboard_core::config::DEFAULT_MAX_RESULT_BYTES);
+
+/// Sets the process-wide result size limit for servers without their own `max_result_bytes`
+/// (`--max-result-bytes`). Connections opened afterwards use it.
+pub fn set_default_max_result_bytes(bytes: usize) {
+    DEFAULT_MAX_RESULT_BYTES.store(bytes.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The result size limit of `spec`: its own, else the process-wide default.
+pub fn max_result_bytes(spec: &switchboard_core::config::ServerSpec) -> usize {
+    spec.max_result_bytes
+        .unwrap_or_else(|| DEFAULT_MAX_RESULT_BYTES.load(std::sync::atomic::Ordering::Relaxed))
+}
+
 /// The protocol revision the hub asks for when it initializes a legacy upstream.
 pub const CLIENT_PROTOCOL_VERSION: &str = "2025-11-25";

@@ -8,8 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde_json::value::RawValue;
-use switchboard_core::jsonrpc::{Envelope, Fields, Kind, id_as_u64};
+use switchboard_core::jsonrpc::{Envelope, Fields, Kind, Raw, id_as_u64};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::UpstreamError;
@@ -54,6 +53,10 @@ pub(crate) struct Mux {
     incoming: mpsc::UnboundedSender<Incoming>,
     /// Server requests routed to a call, by the request's raw id: which call asked.
     asked_by: Mutex<HashMap<String, u64>>,
+    /// The server's name, for errors.
+    server: String,
+    /// Messages larger than this fail the call they answer (`max_result_bytes`).
+    max_message: usize,
 }
 
 /// What `dispatch` did with a message, for transports that must answer some messages themselves.
@@ -70,6 +73,29 @@ impl Mux {
             pending: Mutex::new(HashMap::new()),
             incoming,
             asked_by: Mutex::new(HashMap::new()),
+            server: String::new(),
+            max_message: usize::MAX,
+        }
+    }
+
+    /// Names the server and sets its message size limit.
+    pub(crate) fn with_limit(mut self, server: &str, max_message: usize) -> Self {
+        self.server = server.to_string();
+        self.max_message = max_message;
+        self
+    }
+
+    /// The message size limit (`max_result_bytes`).
+    pub(crate) fn max_message(&self) -> usize {
+        self.max_message
+    }
+
+    /// The error for a message of `bytes` bytes over the limit.
+    pub(crate) fn too_large(&self, bytes: usize) -> UpstreamError {
+        UpstreamError::ResultTooLarge {
+            server: self.server.clone(),
+            bytes,
+            limit: self.max_message,
         }
     }
 
@@ -133,7 +159,25 @@ impl Mux {
     /// Routes one message from the upstream. `origin` is the id of the request whose HTTP
     /// response stream carried it, when known.
     pub(crate) fn dispatch(&self, text: String, origin: Option<u64>) -> Result<Dispatched, String> {
-        let env = Envelope::parse(&text).map_err(|e| e.to_string())?;
+        if text.len() > self.max_message {
+            return Err(self.refuse_oversized(&text, origin));
+        }
+        let env = match Envelope::parse(&text) {
+            Ok(env) => env,
+            Err(e) => {
+                // A malformed reply to a pending request fails that request now; it would
+                // otherwise wait out the whole timeout.
+                if e.is_reply()
+                    && let Some(id) = id_as_u64(e.id_text())
+                    && let Some(p) = self.pending.lock().expect("mux lock").remove(&id)
+                {
+                    let _ = p.done.send(Err(UpstreamError::Protocol(format!(
+                        "the server sent a malformed reply: {e}"
+                    ))));
+                }
+                return Err(e.to_string());
+            }
+        };
         match env.kind().map_err(|e| e.to_string())? {
             Kind::Response => {
                 let Some(id) = id_as_u64(env.id_text()) else {
@@ -188,6 +232,24 @@ impl Mux {
                 Ok(Dispatched::Handled)
             }
         }
+    }
+
+    /// Fails the call an oversized message answers (by its id, else the request whose
+    /// response carried it) and says why.
+    fn refuse_oversized(&self, text: &str, origin: Option<u64>) -> String {
+        let err = self.too_large(text.len());
+        let id = match Envelope::parse(text) {
+            Ok(env) if env.method.is_none() => id_as_u64(env.id_text()),
+            Ok(_) => None,
+            Err(e) if e.is_reply() => id_as_u64(e.id_text()),
+            Err(_) => None,
+        }
+        .or(origin);
+        let why = err.to_string();
+        if let Some(id) = id {
+            self.fail(id, err);
+        }
+        why
     }
 
     /// On a shared channel nothing says which call a server request belongs to. It belongs
@@ -286,7 +348,7 @@ impl Mux {
     }
 }
 
-fn progress_token(params: Option<&RawValue>) -> Option<u64> {
+fn progress_token(params: Option<Raw<'_>>) -> Option<u64> {
     let fields = Fields::parse(params?.get())?;
     id_as_u64(fields.get("progressToken")?.get())
 }

@@ -305,6 +305,10 @@ pub(crate) struct CommonArgs {
     #[arg(long, env = "SWITCHBOARD_ON_TOOL_CHANGE", default_value = "warn",
           value_parser = ["hide", "warn", "allow"])]
     pub(crate) on_tool_change: String,
+    /// Largest message (a result) accepted from a server without its own `max_result_bytes`;
+    /// a larger one fails its call with -32603.
+    #[arg(long, env = "SWITCHBOARD_MAX_RESULT_BYTES", default_value_t = switchboard_core::config::DEFAULT_MAX_RESULT_BYTES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=1 << 30))]
+    pub(crate) max_result_bytes: usize,
     /// Runtime worker threads (default: half the CPUs, at least one).
     #[arg(long, env = "SWITCHBOARD_THREADS")]
     pub(crate) threads: Option<usize>,

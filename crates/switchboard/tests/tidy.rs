@@ -25,7 +25,10 @@ const LONG_FILES: &[(&str, usize)] = &[
     ("crates/switchboard-fixture/src/conformance/flows.rs", 850),
     // Issue 11's hardening grew these; issue 13 splits them.
     ("crates/switchboard-core/src/config.rs", 900),
-    ("crates/switchboard/tests/integration/hardening_stdio.rs", 950),
+    (
+        "crates/switchboard/tests/integration/hardening_stdio.rs",
+        950,
+    ),
     ("crates/switchboard-fixture/src/conformance/handler.rs", 900),
 ];
 

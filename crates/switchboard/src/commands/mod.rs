@@ -214,6 +214,7 @@ pub(crate) fn new_hub(common: &CommonArgs, untrusted_client: Option<reqwest::Cli
             .map(str::to_string)
             .collect()
     };
+    switchboard_upstream::set_default_max_result_bytes(common.max_result_bytes);
     Hub::new(HubConfig {
         separator: common.separator.clone(),
         allowed_origins: list(&common.allowed_origins),

@@ -11,6 +11,7 @@ mod dataplane;
 mod fairness;
 mod faults;
 mod hardening_auth;
+mod hardening_envelope;
 mod hardening_net;
 mod hardening_proc;
 mod hardening_stdio;

@@ -60,6 +60,9 @@ pub(crate) struct ServerInput {
     session: Option<String>,
     /// Streamable HTTP and stdio: `auto` (default), `legacy` or `2026-07-28`.
     protocol: Option<String>,
+    /// Largest message (a result) accepted from the server, in bytes (1024 to 1073741824;
+    /// default the hub's `--max-result-bytes`, 16 MiB).
+    max_result_bytes: Option<u64>,
 }
 
 /// One servers-file entry as the API shows it (`config` of a server, values of `mcpServers`).
@@ -88,6 +91,8 @@ pub(crate) struct ServerEntry {
     session: Option<String>,
     /// Streamable HTTP and stdio: the protocol era, when not the default `auto`.
     protocol: Option<String>,
+    /// The server's own result size limit in bytes, when it has one.
+    max_result_bytes: Option<u64>,
 }
 
 /// A server's live state in the hub.
@@ -433,6 +438,7 @@ mod tests {
             timeout: Some(1.0),
             session: Some("shared".into()),
             protocol: Some("auto".into()),
+            max_result_bytes: Some(1 << 20),
         }
     }
 
