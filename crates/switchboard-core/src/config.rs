@@ -851,7 +851,7 @@ mod tests {
             );
             assert!(
                 e.to_string().starts_with(&format!(
-                    "servers.json: mcpServers.x.{field}: must be true or false"
+                    "servers.json:1: mcpServers.x.{field}: must be true or false"
                 )),
                 "{e}"
             );

@@ -178,7 +178,7 @@ proptest! {
             let file = json!({"mcpServers": {"x": {"command": "c", "disabled": flag}}}).to_string();
             let e = servers_file(&file).unwrap_err();
             prop_assert_eq!(e.entry.as_deref(), Some("mcpServers.x.disabled"));
-            prop_assert!(e.to_string().starts_with("f.json: mcpServers.x.disabled: must be true or false"), "{}", e);
+            prop_assert!(e.to_string().starts_with("f.json:1: mcpServers.x.disabled: must be true or false"), "{}", e);
         }
     }
 }
