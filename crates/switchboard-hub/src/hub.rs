@@ -49,6 +49,8 @@ pub struct HubConfig {
     pub max_stdio_servers: usize,
     /// What `search_tools` returns on smart endpoints.
     pub smart_mode: crate::smart::SmartMode,
+    /// Semantic tool search (an embedder and its cache); `None`: lexical search only.
+    pub semantic: Option<Arc<crate::embedder::Semantic>>,
 }
 
 impl Default for HubConfig {
@@ -67,6 +69,7 @@ impl Default for HubConfig {
             call_queue_timeout: Duration::from_secs(30),
             max_stdio_servers: 0,
             smart_mode: crate::smart::SmartMode::Full,
+            semantic: None,
         }
     }
 }
@@ -170,7 +173,7 @@ impl Hub {
                 log_taps: Mutex::new(HashMap::new()),
                 call_slots: (config.max_concurrent_calls > 0)
                     .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_calls))),
-                smart: Default::default(),
+                smart: crate::smart::SmartCatalog::new(config.semantic.clone()),
                 config,
             }),
         };
@@ -183,6 +186,12 @@ impl Hub {
             Arc::downgrade(&hub.inner),
             hub.inner.cancel.clone(),
         ));
+        if hub.inner.config.semantic.is_some() {
+            tokio::spawn(crate::smart::embed_loop(
+                Arc::downgrade(&hub.inner),
+                hub.inner.cancel.clone(),
+            ));
+        }
         hub
     }
 

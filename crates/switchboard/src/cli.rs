@@ -264,6 +264,29 @@ pub(crate) struct CommonArgs {
     /// `compact` names and one-line descriptions (clients then call `describe_tool`).
     #[arg(long, env = "SWITCHBOARD_SMART_MODE", value_enum, default_value_t = SmartModeArg::Full)]
     pub(crate) smart_mode: SmartModeArg,
+    /// Semantic tool search with a local sentence-embedding model: a directory with
+    /// config.json, tokenizer.json and model.safetensors (a BERT-family model such as
+    /// all-MiniLM-L6-v2), run in-process on CPU. Unset: lexical search only.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_EMBEDDING_MODEL",
+        conflicts_with = "embedding_url"
+    )]
+    pub(crate) embedding_model: Option<PathBuf>,
+    /// Semantic tool search through an OpenAI-compatible embeddings URL (POST, e.g.
+    /// https://api.openai.com/v1/embeddings) instead of a local model.
+    #[arg(long, env = "SWITCHBOARD_EMBEDDING_URL")]
+    pub(crate) embedding_url: Option<String>,
+    /// Bearer key for --embedding-url.
+    #[arg(long, env = "SWITCHBOARD_EMBEDDING_KEY", hide_env_values = true)]
+    pub(crate) embedding_key: Option<String>,
+    /// Model name sent to --embedding-url.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_EMBEDDING_MODEL_NAME",
+        default_value = "text-embedding-3-small"
+    )]
+    pub(crate) embedding_model_name: String,
     /// Runtime worker threads (default: half the CPUs, at least one).
     #[arg(long, env = "SWITCHBOARD_THREADS")]
     pub(crate) threads: Option<usize>,

@@ -145,6 +145,11 @@ impl VectorIndex {
         }
     }
 
+    /// Document `doc`'s vector, if it has one.
+    pub fn get(&self, doc: usize) -> Option<&[f32]> {
+        self.vectors.get(doc).and_then(Option::as_deref)
+    }
+
     pub fn has(&self, doc: usize) -> bool {
         self.vectors.get(doc).is_some_and(Option::is_some)
     }
