@@ -497,8 +497,9 @@ fn build(merged: &Merged, analyzer: &Analyzer, semantic: Option<&Semantic>) -> S
 
 /// How often the embedding task looks for a new catalog snapshot.
 const EMBED_POLL: Duration = Duration::from_millis(250);
-/// Tools embedded per batch (between batches the task checks for a newer snapshot).
-const EMBED_BATCH: usize = 16;
+/// Tools embedded per batch (between batches the task checks for a newer snapshot; an
+/// embeddings URL gets one request per batch).
+const EMBED_BATCH: usize = crate::embedder::HTTP_BATCH;
 /// Wait after a failed batch before trying again.
 const EMBED_RETRY: Duration = Duration::from_secs(30);
 

@@ -17,3 +17,4 @@ mod modern;
 mod process;
 mod sessions;
 mod smart;
+mod smart_semantic;
