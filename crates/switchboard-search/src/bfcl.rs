@@ -58,7 +58,7 @@ pub fn evaluate(index: &Index, analyzer: &Analyzer, queries: &[Query], split: Sp
 
 /// True when query number `i` belongs to `split`.
 pub fn in_split(i: usize, split: Split) -> bool {
-    let tuning = i % 5 == 0;
+    let tuning = i.is_multiple_of(5);
     match split {
         Split::Tuning => tuning,
         Split::HeldOut => !tuning,

@@ -58,7 +58,7 @@ impl Config {
                 .and_then(Value::as_f64)
                 .unwrap_or(1e-12) as f32,
         };
-        if c.hidden % c.heads != 0 {
+        if !c.hidden.is_multiple_of(c.heads) {
             return Err("config.json: hidden_size is not a multiple of num_attention_heads".into());
         }
         Ok(c)

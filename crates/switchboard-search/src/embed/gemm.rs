@@ -11,6 +11,7 @@ pub struct Mat<'a> {
 
 /// `c = a · b + beta · c` for an `m × k` `a`, a `k × n` `b` and an `m × n` `c` stored
 /// row-major with row stride `c_rs`. Panics if any view reaches past its slice.
+#[allow(clippy::too_many_arguments)] // sgemm's own shape: three sizes, three views, beta.
 pub fn gemm(m: usize, k: usize, n: usize, a: Mat, b: Mat, beta: f32, c: &mut [f32], c_rs: usize) {
     if m == 0 || n == 0 {
         return;
