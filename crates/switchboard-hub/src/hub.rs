@@ -61,6 +61,8 @@ pub struct HubConfig {
     pub max_calls_per_credential: usize,
     /// What to do with a tool whose definition changed since it was approved.
     pub on_tool_change: OnToolChange,
+    /// Semantic tool search (an embedder and its cache); `None`: lexical search only.
+    pub semantic: Option<Arc<crate::embedder::Semantic>>,
 }
 
 impl Default for HubConfig {
@@ -83,6 +85,7 @@ impl Default for HubConfig {
             max_calls_per_session: 0,
             max_calls_per_credential: 0,
             on_tool_change: OnToolChange::default(),
+            semantic: None,
         }
     }
 }
@@ -191,7 +194,7 @@ impl Hub {
                 log_taps: Mutex::new(HashMap::new()),
                 call_slots: (config.max_concurrent_calls > 0)
                     .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_calls))),
-                smart: Default::default(),
+                smart: crate::smart::SmartCatalog::new(config.semantic.clone()),
                 credential_calls: Mutex::new(HashMap::new()),
                 pins: PinState::default(),
                 config,
@@ -206,6 +209,12 @@ impl Hub {
             Arc::downgrade(&hub.inner),
             hub.inner.cancel.clone(),
         ));
+        if hub.inner.config.semantic.is_some() {
+            tokio::spawn(crate::smart::embed_loop(
+                Arc::downgrade(&hub.inner),
+                hub.inner.cancel.clone(),
+            ));
+        }
         hub
     }
 

@@ -4,6 +4,7 @@
 //! Transports (HTTP, SSE, stdio) live elsewhere; they create a [`ClientSession`] and pass each
 //! client message to [`Hub::handle`].
 
+pub mod embedder;
 mod hub;
 mod listen;
 mod local;

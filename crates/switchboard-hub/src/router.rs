@@ -401,7 +401,7 @@ impl Hub {
     }
 
     /// Tool search over what `view` shows (the REST API's `/api/v1/tools/search`).
-    pub fn search_tools(
+    pub async fn search_tools(
         &self,
         view: &View,
         query: &str,
@@ -409,7 +409,10 @@ impl Hub {
         server: Option<&str>,
     ) -> Result<Vec<crate::smart::Found>, crate::smart::SearchError> {
         let merged = self.inner.merged.load_full();
-        self.inner.smart.search(&merged, view, query, limit, server)
+        let qvec = self.inner.smart.query_vector(&merged, query).await;
+        self.inner
+            .smart
+            .search(&merged, view, query, limit, server, qvec.as_deref())
     }
 
     async fn call_uri(

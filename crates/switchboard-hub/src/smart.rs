@@ -9,15 +9,29 @@
 //! applied). It is built from the merged snapshot at most once per snapshot generation, the
 //! first time a search needs it after a change, and each search filters it by the caller's
 //! view, so a group's filter or a disabled tool is never found.
+//!
+//! With an embedder configured (`HubConfig::semantic`), a background task (`embed_loop`)
+//! watches the snapshot generation (every 250 ms) and embeds the tools whose definition text
+//! it has no vector for, off the request path, in batches; vectors come from and go to the
+//! embedding cache, so a definition is embedded once per model. A search embeds the query
+//! and fuses the lexical and semantic rankings (`switchboard_search::hybrid`); tools not yet
+//! embedded are found lexically only, and without vectors (or when the query cannot be
+//! embedded) search is lexical.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_core::jsonrpc::{Envelope, Fields, code, error_message, quote, result_message};
+use switchboard_search::embed::{VectorIndex, tool_text};
+use switchboard_search::hybrid::{Fusion, fuse};
 use switchboard_search::{Analyzer, Index, Params, ToolText};
 use switchboard_upstream::ListKind;
+use tokio_util::sync::CancellationToken;
 
+use crate::embedder::{Key, Semantic, key};
 use crate::hub::Hub;
+use crate::hub::HubInner;
 use crate::local;
 use crate::merged::Merged;
 use crate::session::ClientSession;
@@ -133,6 +147,10 @@ pub struct SmartIndex {
     generation: u64,
     docs: Vec<Doc>,
     index: Index,
+    /// Per document: the embedded text's cache key and the text.
+    embed_texts: Vec<(Key, String)>,
+    /// One vector per document once embedded (filled by `embed_loop`).
+    vectors: Mutex<VectorIndex>,
 }
 
 /// The current index, rebuilt when the merged snapshot changes.
@@ -140,6 +158,7 @@ pub struct SmartIndex {
 pub struct SmartCatalog {
     analyzer: std::sync::OnceLock<Analyzer>,
     current: Mutex<Option<Arc<SmartIndex>>>,
+    semantic: Option<Arc<Semantic>>,
 }
 
 /// One search result.
@@ -163,6 +182,13 @@ pub enum SearchError {
 }
 
 impl SmartCatalog {
+    pub fn new(semantic: Option<Arc<Semantic>>) -> SmartCatalog {
+        SmartCatalog {
+            semantic,
+            ..Default::default()
+        }
+    }
+
     fn analyzer(&self) -> &Analyzer {
         self.analyzer.get_or_init(Analyzer::new)
     }
@@ -175,7 +201,7 @@ impl SmartCatalog {
             return idx.clone();
         }
         let started = std::time::Instant::now();
-        let built = Arc::new(build(merged, self.analyzer()));
+        let built = Arc::new(build(merged, self.analyzer(), self.semantic.as_deref()));
         tracing::debug!(
             tools = built.docs.len(),
             ms = started.elapsed().as_secs_f64() * 1e3,
@@ -192,7 +218,34 @@ impl SmartCatalog {
         }
     }
 
-    /// Searches the tools `view` shows, best first.
+    /// The embedding of `query` when semantic search is configured and some tool of
+    /// `merged` has a vector; `None` (lexical search) otherwise or when embedding fails.
+    pub async fn query_vector(&self, merged: &Merged, query: &str) -> Option<Vec<f32>> {
+        let semantic = self.semantic.as_ref()?;
+        if query.trim().is_empty() || query.len() > MAX_QUERY_BYTES {
+            return None;
+        }
+        let idx = self.index_for(merged);
+        if idx.vectors.lock().expect("vectors").ready() == 0 {
+            return None;
+        }
+        match semantic
+            .embedder
+            .embed(vec![query.to_owned()], true)
+            .await
+            .map(|mut v| v.pop())
+        {
+            Ok(Some(v)) => Some(v),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot embed a search query; searching lexically");
+                None
+            }
+        }
+    }
+
+    /// Searches the tools `view` shows, best first: lexically, fused with the semantic
+    /// ranking when `query_vector` (the query's embedding) is given.
     pub fn search(
         &self,
         merged: &Merged,
@@ -200,6 +253,7 @@ impl SmartCatalog {
         query: &str,
         limit: usize,
         server: Option<&str>,
+        query_vector: Option<&[f32]>,
     ) -> Result<Vec<Found>, SearchError> {
         if query.trim().is_empty() {
             return Err(SearchError::EmptyQuery);
@@ -212,13 +266,22 @@ impl SmartCatalog {
         }
         let idx = self.index_for(merged);
         let view = view.base();
-        let hits = idx.index.search(self.analyzer(), query, limit, |d| {
+        let allow = |d: usize| {
             let doc = &idx.docs[d];
             server.is_none_or(|s| s == doc.server)
                 && merged
                     .resolve_name(&view, ListKind::Tools, &doc.name)
                     .is_some()
-        });
+        };
+        let hits = match query_vector {
+            Some(q) => {
+                let depth = Fusion::TUNED.depth.max(limit);
+                let lexical = idx.index.search(self.analyzer(), query, depth, allow);
+                let semantic = idx.vectors.lock().expect("vectors").search(q, depth, allow);
+                fuse(&lexical, &semantic, Fusion::TUNED, limit)
+            }
+            None => idx.index.search(self.analyzer(), query, limit, allow),
+        };
         Ok(hits
             .into_iter()
             .map(|h| {
@@ -296,11 +359,15 @@ pub(crate) async fn call_meta(
             };
             hub.settle_startup().await;
             let merged = hub.inner.merged.load_full();
-            match hub
-                .inner
-                .smart
-                .search(&merged, &session.view, query, limit, server)
-            {
+            let qvec = hub.inner.smart.query_vector(&merged, query).await;
+            match hub.inner.smart.search(
+                &merged,
+                &session.view,
+                query,
+                limit,
+                server,
+                qvec.as_deref(),
+            ) {
                 Ok(found) => Some(result_message(
                     id,
                     &search_result(&found, hub.config().smart_mode),
@@ -365,8 +432,9 @@ pub(crate) async fn call_meta(
     }
 }
 
-/// Indexes every upstream tool of `merged` as `/mcp` lists it.
-fn build(merged: &Merged, analyzer: &Analyzer) -> SmartIndex {
+/// Indexes every upstream tool of `merged` as `/mcp` lists it, with the vectors the cache
+/// already has.
+fn build(merged: &Merged, analyzer: &Analyzer, semantic: Option<&Semantic>) -> SmartIndex {
     let rendered = merged.rendered(&View::All, ListKind::Tools);
     let mut docs = Vec::with_capacity(rendered.len());
     let mut texts = Vec::with_capacity(rendered.len());
@@ -388,11 +456,144 @@ fn build(merged: &Merged, analyzer: &Analyzer) -> SmartIndex {
         docs.push(Doc { name, server, def });
     }
     let index = Index::build(&texts, analyzer, Params::TUNED);
+    let mut embed_texts = Vec::new();
+    let mut vectors = VectorIndex::default();
+    if let Some(sem) = semantic {
+        let model = sem.embedder.id();
+        embed_texts = texts
+            .iter()
+            .map(|t| {
+                let text = tool_text(t);
+                (key(model, &text), text)
+            })
+            .collect();
+        let mut dims = 0;
+        let cached: Vec<Option<Arc<[f32]>>> = embed_texts
+            .iter()
+            .map(|(k, _)| {
+                let v = sem.cache.get(k);
+                if let Some(v) = &v {
+                    dims = v.len();
+                }
+                v
+            })
+            .collect();
+        vectors = VectorIndex::new(dims, docs.len());
+        for (doc, v) in cached.into_iter().enumerate() {
+            if let Some(v) = v {
+                vectors.set(doc, v.to_vec());
+            }
+        }
+    }
     SmartIndex {
         generation: merged.generation,
         docs,
         index,
+        embed_texts,
+        vectors: Mutex::new(vectors),
     }
+}
+
+/// How often the embedding task looks for a new catalog snapshot.
+const EMBED_POLL: Duration = Duration::from_millis(250);
+/// Tools embedded per batch (between batches the task checks for a newer snapshot; an
+/// embeddings URL gets one request per batch).
+const EMBED_BATCH: usize = crate::embedder::HTTP_BATCH;
+/// Wait after a failed batch before trying again.
+const EMBED_RETRY: Duration = Duration::from_secs(30);
+
+/// Embeds the tools of each new catalog snapshot that the cache has no vector for, off the
+/// request path; ends when the hub does.
+pub(crate) async fn embed_loop(hub: Weak<HubInner>, cancel: CancellationToken) {
+    let mut done_generation = None;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(EMBED_POLL) => {}
+        }
+        let Some(inner) = hub.upgrade() else { return };
+        let merged = inner.merged.load_full();
+        if done_generation == Some(merged.generation) {
+            continue;
+        }
+        let Some(semantic) = inner.smart.semantic.clone() else {
+            return;
+        };
+        let idx = inner.smart.index_for(&merged);
+        drop(inner);
+        match embed_missing(&hub, &idx, &semantic, &cancel).await {
+            Ok(true) => done_generation = Some(idx.generation),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, model = semantic.embedder.id(), "cannot embed tool definitions; search stays lexical for them, retrying in 30 s");
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(EMBED_RETRY) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Embeds `idx`'s documents that have no vector. `Ok(false)` when a newer snapshot came
+/// first (the next round takes it, keeping what was embedded in the cache).
+async fn embed_missing(
+    hub: &Weak<HubInner>,
+    idx: &Arc<SmartIndex>,
+    semantic: &Semantic,
+    cancel: &CancellationToken,
+) -> Result<bool, String> {
+    let missing: Vec<usize> = {
+        let vectors = idx.vectors.lock().expect("vectors");
+        (0..idx.docs.len()).filter(|&d| !vectors.has(d)).collect()
+    };
+    if missing.is_empty() {
+        return Ok(true);
+    }
+    let started = std::time::Instant::now();
+    for batch in missing.chunks(EMBED_BATCH) {
+        if cancel.is_cancelled() {
+            return Ok(false);
+        }
+        let still_current = hub
+            .upgrade()
+            .is_some_and(|h| h.merged.load().generation == idx.generation);
+        if !still_current {
+            return Ok(false);
+        }
+        let texts: Vec<String> = batch
+            .iter()
+            .map(|&d| idx.embed_texts[d].1.clone())
+            .collect();
+        let vectors = semantic.embedder.embed(texts, false).await?;
+        let items: Vec<(Key, Arc<[f32]>)> = batch
+            .iter()
+            .zip(vectors)
+            .map(|(&d, v)| (idx.embed_texts[d].0, Arc::from(v)))
+            .collect();
+        semantic.cache.put(&items);
+        let mut index = idx.vectors.lock().expect("vectors");
+        if index.dims() == 0 || index.dims() != items.first().map_or(0, |i| i.1.len()) {
+            // First vectors (or a model of another length): start the vector index over.
+            let dims = items.first().map_or(0, |i| i.1.len());
+            if index.ready() > 0 && index.dims() != dims {
+                return Err(format!(
+                    "embedder returned {dims} dimensions, expected {}",
+                    index.dims()
+                ));
+            }
+            *index = VectorIndex::new(dims, idx.docs.len());
+        }
+        for (&d, (_, v)) in batch.iter().zip(&items) {
+            index.set(d, v.to_vec());
+        }
+    }
+    tracing::info!(
+        tools = missing.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "smart search: tool definitions embedded"
+    );
+    Ok(true)
 }
 
 /// The `search_tools` result: `structuredContent` plus the same JSON as text.

@@ -47,17 +47,42 @@ pub struct Metrics {
 
 /// The metrics of `index` over the queries of one split.
 pub fn evaluate(index: &Index, analyzer: &Analyzer, queries: &[Query], split: Split) -> Metrics {
+    evaluate_by(queries, split, |_, q| {
+        index
+            .search(analyzer, &q.text, 10, |_| true)
+            .into_iter()
+            .map(|h| h.doc)
+            .collect()
+    })
+}
+
+/// True when query number `i` belongs to `split`.
+pub fn in_split(i: usize, split: Split) -> bool {
+    let tuning = i.is_multiple_of(5);
+    match split {
+        Split::Tuning => tuning,
+        Split::HeldOut => !tuning,
+        Split::All => true,
+    }
+}
+
+/// The metrics of any ranker over the queries of one split: `rank(i, query)` returns the
+/// tools it ranks for query number `i`, best first (the first 10 count).
+pub fn evaluate_by(
+    queries: &[Query],
+    split: Split,
+    mut rank: impl FnMut(usize, &Query) -> Vec<usize>,
+) -> Metrics {
     let mut hits_at = [0usize; 3];
     let mut rr = 0f64;
     let mut n = 0usize;
     for (i, q) in queries.iter().enumerate() {
-        let tuning = i % 5 == 0;
-        if (split == Split::Tuning && !tuning) || (split == Split::HeldOut && tuning) {
+        if !in_split(i, split) {
             continue;
         }
         n += 1;
-        let hits = index.search(analyzer, &q.text, 10, |_| true);
-        if let Some(rank) = hits.iter().position(|h| h.doc == q.relevant) {
+        let ranked = rank(i, q);
+        if let Some(rank) = ranked.iter().take(10).position(|&d| d == q.relevant) {
             for (k, at) in [1, 5, 10].into_iter().enumerate() {
                 if rank < at {
                     hits_at[k] += 1;

@@ -1,8 +1,12 @@
-//! Tool search for the `$smart` endpoints: text analysis (`text`) and an in-process BM25F
-//! index over tool definitions (`index`). No IO and no network: the hub builds an index
-//! from its merged catalog and answers `search_tools` from memory.
+//! Tool search for the `$smart` endpoints: text analysis (`text`), an in-process BM25F
+//! index over tool definitions (`index`), optional sentence embeddings from a local model
+//! (`embed`) and the fusion of both rankings (`hybrid`). No network: the hub builds an index
+//! from its merged catalog and answers `search_tools` from memory (the only file read is a
+//! model directory, by `embed::Model::load`).
 
 pub mod bfcl;
+pub mod embed;
+pub mod hybrid;
 pub mod index;
 pub mod text;
 

@@ -56,3 +56,67 @@ fn lexical_ranking_finds_the_right_tool_in_the_top_five_for_85_percent_of_held_o
         "ours {ours:?} vs naive BM25 {theirs:?}"
     );
 }
+
+/// Hybrid ranking (lexical fused with all-MiniLM-L6-v2 embeddings) on a sample small enough
+/// for a test run: every fourth tool of the pool, and every third held-out question whose
+/// tool is in it (the full benchmark is `search-bench`). Needs the model from
+/// `scripts/test-deps.sh` (`SWITCHBOARD_TEST_EMBEDDING_MODEL`); fails, not skips, without it.
+#[test]
+fn hybrid_ranking_beats_lexical_ranking_on_a_sample_of_held_out_questions() {
+    use switchboard_search::bfcl::{Query, evaluate_by, in_split};
+    use switchboard_search::embed::{
+        MAX_QUERY_TOKENS, MAX_TOOL_TOKENS, Model, VectorIndex, tool_text,
+    };
+    use switchboard_search::hybrid::{Fusion, fuse};
+
+    let model_dir = std::env::var_os("SWITCHBOARD_TEST_EMBEDDING_MODEL").expect(
+        "SWITCHBOARD_TEST_EMBEDDING_MODEL is not set: run `bash scripts/test-deps.sh` and source .test-deps/env.sh",
+    );
+    let model = Model::load(&PathBuf::from(model_dir)).unwrap();
+    let (tools, queries) = load(&data_dir()).unwrap();
+    let kept: Vec<usize> = (0..tools.len()).filter(|i| i % 4 == 0).collect();
+    let texts: Vec<ToolText> = kept
+        .iter()
+        .map(|&i| ToolText::from_tool("", &tools[i].0, &tools[i].1))
+        .collect();
+    let sample: Vec<Query> = queries
+        .iter()
+        .enumerate()
+        .filter(|(i, q)| in_split(*i, Split::HeldOut) && q.relevant % 4 == 0)
+        .map(|(_, q)| q)
+        .step_by(3)
+        .map(|q| Query {
+            text: q.text.clone(),
+            relevant: q.relevant / 4,
+        })
+        .collect();
+    assert!(sample.len() > 120, "{} questions", sample.len());
+
+    let analyzer = Analyzer::new();
+    let index = Index::build(&texts, &analyzer, Params::TUNED);
+    let mut vectors = VectorIndex::new(model.dims(), texts.len());
+    for (i, t) in texts.iter().enumerate() {
+        vectors.set(i, model.embed(&tool_text(t), MAX_TOOL_TOKENS));
+    }
+    let depth = Fusion::TUNED.depth;
+    let docs = |hits: Vec<switchboard_search::Hit>| hits.into_iter().map(|h| h.doc).collect();
+    let lexical = evaluate_by(&sample, Split::All, |_, q| {
+        docs(index.search(&analyzer, &q.text, 10, |_| true))
+    });
+    let hybrid = evaluate_by(&sample, Split::All, |_, q| {
+        let v = model.embed(&q.text, MAX_QUERY_TOKENS);
+        let l = index.search(&analyzer, &q.text, depth, |_| true);
+        let s = vectors.search(&v, depth, |_| true);
+        docs(fuse(&l, &s, Fusion::TUNED, 10))
+    });
+    eprintln!(
+        "sample of {} questions: lexical {lexical:?}, hybrid {hybrid:?}",
+        sample.len()
+    );
+    // Measured: lexical R@5 0.949, MRR 0.892; hybrid R@5 0.971, MRR 0.920 (137 questions).
+    assert!(hybrid.recall[1] >= 0.95, "hybrid {hybrid:?}");
+    assert!(
+        hybrid.recall[1] >= lexical.recall[1] + 0.015 && hybrid.mrr >= lexical.mrr + 0.02,
+        "hybrid {hybrid:?} vs lexical {lexical:?}"
+    );
+}

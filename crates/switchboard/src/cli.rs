@@ -309,6 +309,29 @@ pub(crate) struct CommonArgs {
     /// a larger one fails its call with -32603.
     #[arg(long, env = "SWITCHBOARD_MAX_RESULT_BYTES", default_value_t = switchboard_core::config::DEFAULT_MAX_RESULT_BYTES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=1 << 30))]
     pub(crate) max_result_bytes: usize,
+    /// Semantic tool search with a local sentence-embedding model: a directory with
+    /// config.json, tokenizer.json and model.safetensors (a BERT-family model such as
+    /// all-MiniLM-L6-v2), run in-process on CPU. Unset: lexical search only.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_EMBEDDING_MODEL",
+        conflicts_with = "embedding_url"
+    )]
+    pub(crate) embedding_model: Option<PathBuf>,
+    /// Semantic tool search through an OpenAI-compatible embeddings URL (POST, e.g.
+    /// https://api.openai.com/v1/embeddings) instead of a local model.
+    #[arg(long, env = "SWITCHBOARD_EMBEDDING_URL")]
+    pub(crate) embedding_url: Option<String>,
+    /// Bearer key for --embedding-url.
+    #[arg(long, env = "SWITCHBOARD_EMBEDDING_KEY", hide_env_values = true)]
+    pub(crate) embedding_key: Option<String>,
+    /// Model name sent to --embedding-url.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_EMBEDDING_MODEL_NAME",
+        default_value = "text-embedding-3-small"
+    )]
+    pub(crate) embedding_model_name: String,
     /// Runtime worker threads (default: half the CPUs, at least one).
     #[arg(long, env = "SWITCHBOARD_THREADS")]
     pub(crate) threads: Option<usize>,

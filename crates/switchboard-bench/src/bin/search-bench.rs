@@ -4,23 +4,55 @@
 //! recall@1/5/10 and MRR per ranker, then search latency over a 5,000-tool catalogue, index
 //! build time and memory.
 //!
-//! Usage: `cargo run --release -p switchboard-bench --bin search-bench -- [DATA_DIR]`
-//! (default `$SWITCHBOARD_TEST_BFCL`, else `.test-deps/bfcl/bfcl_eval/data`).
+//! With an embedding model (`--model DIR`, default `$SWITCHBOARD_EMBEDDING_MODEL`, else
+//! `$SWITCHBOARD_TEST_EMBEDDING_MODEL`) the semantic and hybrid rankers are reported too,
+//! with embedding throughput and search latency (query embedding included); `--tune` prints
+//! a grid of fusion parameters scored on the tuning split only.
+//!
+//! Usage: `cargo run --release -p switchboard-bench --bin search-bench -- [DATA_DIR]
+//! [--model DIR] [--tune]` (data default `$SWITCHBOARD_TEST_BFCL`, else
+//! `.test-deps/bfcl/bfcl_eval/data`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use switchboard_search::bfcl::{CATEGORIES, Split, evaluate, load};
-use switchboard_search::{Analyzer, Field, Index, Params, ToolText};
+use switchboard_search::bfcl::{CATEGORIES, Query, Split, evaluate, evaluate_by, load};
+use switchboard_search::embed::{MAX_QUERY_TOKENS, MAX_TOOL_TOKENS, Model, VectorIndex, tool_text};
+use switchboard_search::hybrid::{Fusion, fuse};
+use switchboard_search::{Analyzer, Field, Hit, Index, Params, ToolText};
+
+const SPLITS: [(&str, Split); 3] = [
+    ("tuning", Split::Tuning),
+    ("held out", Split::HeldOut),
+    ("all", Split::All),
+];
 
 fn main() -> ExitCode {
-    let dir = std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("SWITCHBOARD_TEST_BFCL").ok())
-        .map(PathBuf::from)
+    let mut args = std::env::args().skip(1);
+    let mut dir = None;
+    let mut model = std::env::var_os("SWITCHBOARD_EMBEDDING_MODEL")
+        .or_else(|| std::env::var_os("SWITCHBOARD_TEST_EMBEDDING_MODEL"))
+        .map(PathBuf::from);
+    let mut tune = false;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--model" => model = args.next().map(PathBuf::from),
+            "--tune" => tune = true,
+            _ => dir = Some(PathBuf::from(a)),
+        }
+    }
+    let dir = dir
+        .or_else(|| std::env::var_os("SWITCHBOARD_TEST_BFCL").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(".test-deps/bfcl/bfcl_eval/data"));
-    match run(&dir) {
+    let result = run(&dir).and_then(|(tools, texts, queries)| match model {
+        Some(m) => semantic(&m, &tools, &texts, &queries, tune),
+        None => {
+            println!("\n(no embedding model: set --model DIR for semantic and hybrid rows)");
+            Ok(())
+        }
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("search-bench: {e}");
@@ -29,7 +61,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(dir: &Path) -> Result<(), String> {
+type Loaded = (Vec<(String, serde_json::Value)>, Vec<ToolText>, Vec<Query>);
+
+fn run(dir: &Path) -> Result<Loaded, String> {
     let (tools, queries) = load(dir)?;
     println!(
         "BFCL v4 ({}): {} distinct tools, {} queries ({} tuning, {} held out)\n",
@@ -68,11 +102,7 @@ fn run(dir: &Path) -> Result<(), String> {
         ("naive BM25 (name+description)", &baseline, &plain),
         ("lexical BM25F", &lexical, &stemmed),
     ] {
-        for (split, which) in [
-            ("tuning", Split::Tuning),
-            ("held out", Split::HeldOut),
-            ("all", Split::All),
-        ] {
+        for (split, which) in SPLITS {
             let m = evaluate(index, analyzer, &queries, which);
             println!(
                 "| {name} | {split} | {:.3} | {:.3} | {:.3} | {:.3} |",
@@ -117,7 +147,163 @@ fn run(dir: &Path) -> Result<(), String> {
         found,
     );
     drop(index);
+    Ok((tools, texts, queries))
+}
+
+/// Semantic and hybrid rows, then their speed.
+fn semantic(
+    model_dir: &Path,
+    tools: &[(String, serde_json::Value)],
+    texts: &[ToolText],
+    queries: &[Query],
+    tune: bool,
+) -> Result<(), String> {
+    let rss0 = rss_kib();
+    let t0 = Instant::now();
+    let model = Model::load(model_dir)?;
+    println!(
+        "\nModel {} ({} dims): loaded in {:.0} ms, RSS +{:.0} MiB",
+        model.id(),
+        model.dims(),
+        t0.elapsed().as_secs_f64() * 1e3,
+        rss_kib().saturating_sub(rss0) as f64 / 1024.0
+    );
+    let t0 = Instant::now();
+    let mut vectors = VectorIndex::new(model.dims(), texts.len());
+    let mut tokens = 0usize;
+    for (i, t) in texts.iter().enumerate() {
+        let text = tool_text(t);
+        tokens += model.tokenizer().encode(&text, MAX_TOOL_TOKENS).len();
+        vectors.set(i, model.embed(&text, MAX_TOOL_TOKENS));
+    }
+    let embed_tools = t0.elapsed();
+    let t0 = Instant::now();
+    let qvecs: Vec<Vec<f32>> = queries
+        .iter()
+        .map(|q| model.embed(&q.text, MAX_QUERY_TOKENS))
+        .collect();
+    let embed_queries = t0.elapsed();
+    println!(
+        "Embedded {} tools ({:.0} tokens each on average) in {:.1} s: {:.1} tools/s; {} queries in {:.1} s ({:.1} ms each), one thread",
+        texts.len(),
+        tokens as f64 / texts.len() as f64,
+        embed_tools.as_secs_f64(),
+        texts.len() as f64 / embed_tools.as_secs_f64(),
+        queries.len(),
+        embed_queries.as_secs_f64(),
+        embed_queries.as_secs_f64() * 1e3 / queries.len() as f64,
+    );
+
+    let stemmed = Analyzer::new();
+    let lexical = Index::build(texts, &stemmed, Params::TUNED);
+    let depth = 100;
+    let lex: Vec<Vec<Hit>> = queries
+        .iter()
+        .map(|q| lexical.search(&stemmed, &q.text, depth, |_| true))
+        .collect();
+    let sem: Vec<Vec<Hit>> = qvecs
+        .iter()
+        .map(|v| vectors.search(v, depth, |_| true))
+        .collect();
+    let docs = |hits: &[Hit]| hits.iter().map(|h| h.doc).collect::<Vec<_>>();
+
+    println!("\n| ranker | split | R@1 | R@5 | R@10 | MRR |");
+    println!("|---|---|---|---|---|---|");
+    for (split, which) in SPLITS {
+        let m = evaluate_by(queries, which, |i, _| docs(&sem[i]));
+        row("semantic (all-MiniLM-L6-v2)", split, m);
+    }
+    for (split, which) in SPLITS {
+        let m = evaluate_by(queries, which, |i, _| {
+            docs(&fuse(&lex[i], &sem[i], Fusion::TUNED, 10))
+        });
+        row("hybrid (RRF)", split, m);
+    }
+
+    if tune {
+        println!("\nFusion grid, tuning split only (R@5, MRR):");
+        let mut best = (0.0, 0.0, Fusion::TUNED);
+        for k in [1.0, 3.0, 5.0, 10.0, 20.0, 40.0, 60.0] {
+            for lw in [0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0] {
+                for d in [10, 20, 50, 100] {
+                    let f = Fusion {
+                        k,
+                        lexical: lw,
+                        semantic: 1.0,
+                        depth: d,
+                    };
+                    let m = evaluate_by(queries, Split::Tuning, |i, _| {
+                        docs(&fuse(&lex[i], &sem[i], f, 10))
+                    });
+                    if (m.recall[1], m.mrr) > (best.0, best.1) {
+                        best = (m.recall[1], m.mrr, f);
+                    }
+                }
+            }
+        }
+        println!(
+            "best: R@5 {:.3} MRR {:.3} with {:?}",
+            best.0, best.1, best.2
+        );
+    }
+
+    // Speed over 5,000 tools: the pool repeated, vectors reused (same text, same vector).
+    let mut big_texts = Vec::with_capacity(5000);
+    let mut big_vectors = VectorIndex::new(model.dims(), 5000);
+    let rss0 = rss_kib();
+    let t0 = Instant::now();
+    for i in 0..5000 {
+        let (name, t) = &tools[i % tools.len()];
+        big_texts.push(ToolText::from_tool(
+            &format!("server{}", i / tools.len()),
+            name,
+            t,
+        ));
+    }
+    let big = Index::build(&big_texts, &stemmed, Params::TUNED);
+    for i in 0..5000 {
+        // The pool's vector for the same tool, copied, as the hub holds one per tool.
+        if let Some(v) = vectors.get(i % texts.len()) {
+            big_vectors.set(i, v.to_vec());
+        }
+    }
+    let assemble = t0.elapsed();
+    let rss1 = rss_kib();
+    let mut times = Vec::with_capacity(queries.len());
+    for q in queries.iter().take(500) {
+        let t = Instant::now();
+        let v = model.embed(&q.text, MAX_QUERY_TOKENS);
+        let l = big.search(&stemmed, &q.text, Fusion::TUNED.depth, |_| true);
+        let s = big_vectors.search(&v, Fusion::TUNED.depth, |_| true);
+        let hits = fuse(&l, &s, Fusion::TUNED, 10);
+        times.push(t.elapsed());
+        assert!(!hits.is_empty());
+    }
+    times.sort_unstable();
+    let pct = |p: f64| times[((times.len() - 1) as f64 * p) as usize];
+    let per_tool = embed_tools.as_secs_f64() / texts.len() as f64;
+    println!(
+        "\n5,000 tools, hybrid: search p50 {:.1} ms, p99 {:.1} ms (query embedding included, {} queries); \
+         index build ≈ {:.0} s of embedding at {:.1} tools/s (one thread) + {:.0} ms to assemble; \
+         vectors ≈ {:.0} KiB per 1,000 tools ({} dims × 4 bytes; RSS delta of lexical + vectors {:.0} KiB per 1,000)",
+        pct(0.5).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        times.len(),
+        per_tool * 5000.0,
+        1.0 / per_tool,
+        assemble.as_secs_f64() * 1e3,
+        (model.dims() * 4 * 1000) as f64 / 1024.0,
+        model.dims(),
+        rss1.saturating_sub(rss0) as f64 / 5.0,
+    );
     Ok(())
+}
+
+fn row(name: &str, split: &str, m: switchboard_search::bfcl::Metrics) {
+    println!(
+        "| {name} | {split} | {:.3} | {:.3} | {:.3} | {:.3} |",
+        m.recall[0], m.recall[1], m.recall[2], m.mrr
+    );
 }
 
 /// The process's resident set size in KiB (Linux; 0 elsewhere).

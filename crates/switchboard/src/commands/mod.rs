@@ -205,6 +205,48 @@ fn stdio_state_dir() -> std::path::PathBuf {
     std::env::temp_dir().join("switchboard")
 }
 
+/// Where embeddings of tool definitions are cached (`serve`: the data dir's `embeddings`).
+pub(crate) static EMBEDDING_CACHE_DIR: std::sync::OnceLock<std::path::PathBuf> =
+    std::sync::OnceLock::new();
+
+/// The process's semantic search (one model, one cache, shared by every tenant's hub):
+/// `None` without an embedding flag, or, with one warning line, when the model cannot be
+/// loaded (search stays lexical).
+fn semantic(common: &CommonArgs) -> Option<std::sync::Arc<switchboard_hub::embedder::Semantic>> {
+    use std::sync::{Arc, OnceLock};
+    use switchboard_hub::embedder::{Embedder, HttpEmbedder, LocalEmbedder, Semantic};
+    static SEMANTIC: OnceLock<Option<Arc<Semantic>>> = OnceLock::new();
+    SEMANTIC
+        .get_or_init(|| {
+            let embedder: Arc<dyn Embedder> = if let Some(dir) = &common.embedding_model {
+                match LocalEmbedder::load(dir) {
+                    Ok(e) => Arc::new(e),
+                    Err(e) => {
+                        tracing::warn!(model = %dir.display(), error = %e, "cannot load the embedding model; tool search stays lexical");
+                        return None;
+                    }
+                }
+            } else if let Some(url) = &common.embedding_url {
+                match HttpEmbedder::new(url, common.embedding_key.clone(), &common.embedding_model_name) {
+                    Ok(e) => Arc::new(e),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot use the embedding URL; tool search stays lexical");
+                        return None;
+                    }
+                }
+            } else {
+                return None;
+            };
+            let dir = EMBEDDING_CACHE_DIR
+                .get()
+                .cloned()
+                .unwrap_or_else(|| stdio_state_dir().join("embeddings"));
+            tracing::info!(model = embedder.id(), cache = %dir.display(), "semantic tool search enabled");
+            Some(Arc::new(Semantic::new(embedder, Some(&dir))))
+        })
+        .clone()
+}
+
 /// An empty hub with the command line's settings.
 pub(crate) fn new_hub(common: &CommonArgs, untrusted_client: Option<reqwest::Client>) -> Hub {
     let list = |s: &str| {
@@ -234,6 +276,7 @@ pub(crate) fn new_hub(common: &CommonArgs, untrusted_client: Option<reqwest::Cli
             .on_tool_change
             .parse()
             .expect("clap accepts only hide, warn or allow"),
+        semantic: semantic(common),
         ..HubConfig::default()
     })
 }

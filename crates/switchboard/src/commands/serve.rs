@@ -70,6 +70,7 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
         ssrf.clone(),
         Arc::new(switchboard_control::SystemLookup),
     );
+    let _ = super::EMBEDDING_CACHE_DIR.set(args.data_dir.join("embeddings"));
     let hub = super::new_hub(&args.common, Some(guarded.clone()));
     let config = ControlConfig {
         ssrf,

@@ -25,3 +25,4 @@ mod pinning;
 mod process;
 mod sessions;
 mod smart;
+mod smart_semantic;

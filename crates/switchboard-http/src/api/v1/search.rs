@@ -93,6 +93,7 @@ async fn search_tools(
     let limit = q.limit.unwrap_or(switchboard_hub::SMART_DEFAULT_LIMIT);
     let found = hub
         .search_tools(&view, &q.q, limit, q.server.as_deref())
+        .await
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(Json(SearchResult {
         tools: found
