@@ -46,6 +46,11 @@ pub(crate) fn sqlite() -> Vec<Migration> {
             "audit source and key rate limits",
             include_str!("../migrations/sqlite/0005_audit_source.sql"),
         ),
+        simple(
+            6,
+            "activity log",
+            include_str!("../migrations/sqlite/0006_activity.sql"),
+        ),
     ]
 }
 
@@ -76,6 +81,11 @@ pub(crate) fn postgres() -> Vec<Migration> {
             5,
             "audit source and key rate limits",
             include_str!("../migrations/postgres/0005_audit_source.sql"),
+        ),
+        simple(
+            6,
+            "activity log",
+            include_str!("../migrations/postgres/0006_activity.sql"),
         ),
     ]
 }
