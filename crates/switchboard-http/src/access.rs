@@ -56,19 +56,25 @@ impl McpState {
 /// The hub that serves this request, and where the caller's own upstream credentials are.
 pub(crate) struct CallerHub(pub Hub, pub Option<Credentials>);
 
-/// A user's stored upstream credentials, loaded when a session starts.
+/// Who the caller is, and their stored upstream credentials (loaded when a session starts).
 pub(crate) struct Credentials {
     identity: std::sync::Arc<switchboard_control::Identity>,
-    user: String,
+    user: Option<String>,
+    /// The caller's name for logs and metrics (login name, `admin-token`, `anonymous`).
+    principal: std::sync::Arc<str>,
 }
 
 impl Credentials {
-    /// Gives `session` the user's own headers, if they stored any. A store failure leaves the
-    /// session on the configured headers (and is logged).
+    /// Names the caller on `session` and gives it the user's own headers, if they stored
+    /// any. A store failure leaves the session on the configured headers (and is logged).
     pub(crate) async fn apply(&self, session: &switchboard_hub::ClientSession) {
-        match self.identity.user_headers(&self.user).await {
+        session.set_principal(self.principal.clone());
+        let Some(user) = &self.user else {
+            return;
+        };
+        match self.identity.user_headers(user).await {
             Ok(Some(by_server)) => session.set_user_headers(switchboard_hub::UserHeaders {
-                user: self.user.clone(),
+                user: user.clone(),
                 by_server,
             }),
             Ok(None) => {}
@@ -236,9 +242,10 @@ impl FromRequestParts<McpState> for CallerHub {
                 format!("tenant {:?} is not served here", who.tenant),
             ));
         };
-        let credentials = who.user_id.clone().map(|user| Credentials {
+        let credentials = Some(Credentials {
             identity: api.identity.clone(),
-            user,
+            user: who.user_id.clone(),
+            principal: who.name.as_str().into(),
         });
         parts.extensions.insert(who);
         Ok(CallerHub(plane.hub().clone(), credentials))

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use switchboard_upstream::Connection;
@@ -62,6 +62,10 @@ pub struct ClientSession {
     pub closed: CancellationToken,
     /// The user's own upstream credentials, when they stored some.
     pub(crate) user_headers: OnceLock<UserHeaders>,
+    /// Who the transport authenticated (login name, `admin-token`, `anonymous`).
+    pub(crate) principal: OnceLock<Arc<str>>,
+    /// When the session opened.
+    pub(crate) created: Instant,
 }
 
 /// A user's own headers for some servers (per-user upstream credentials): calls from their
@@ -96,12 +100,24 @@ impl ClientSession {
             last_seen: AtomicU64::new(now_secs()),
             closed: CancellationToken::new(),
             user_headers: OnceLock::new(),
+            principal: OnceLock::new(),
+            created: Instant::now(),
         }
     }
 
     /// Attaches the user's own upstream credentials (once, before the first call).
     pub fn set_user_headers(&self, headers: UserHeaders) {
         let _ = self.user_headers.set(headers);
+    }
+
+    /// Names who uses the session (once, before the first call), for logs and metrics.
+    pub fn set_principal(&self, principal: Arc<str>) {
+        let _ = self.principal.set(principal);
+    }
+
+    /// Who uses the session, when the transport said.
+    pub fn principal(&self) -> Option<&Arc<str>> {
+        self.principal.get()
     }
 
     /// True for a stateless (2026-07-28) request's session.
