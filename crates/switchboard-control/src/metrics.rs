@@ -255,8 +255,6 @@ pub struct Metrics {
     pub session_durations: Family<Histogram>,
     /// Store operations (activity-log writes, credential checks).
     pub store_operations: Family<Histogram>,
-    /// Smart-endpoint searches.
-    pub smart_searches: Family<Histogram>,
     /// Activity rows written.
     pub activity_written: Family<Counter>,
     /// Activity rows dropped (queue full or store failure).
@@ -285,10 +283,6 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     store_operations: Family::new(
         "switchboard_store_operation_duration_seconds",
         "Store operations, by operation.",
-    ),
-    smart_searches: Family::new(
-        "switchboard_smart_search_duration_seconds",
-        "Tool searches on smart endpoints.",
     ),
     activity_written: Family::new(
         "switchboard_activity_rows_written_total",
@@ -324,7 +318,6 @@ impl Metrics {
         self.client_operations.render(out);
         self.session_durations.render(out);
         self.store_operations.render(out);
-        self.smart_searches.render(out);
         self.activity_written.render(out);
         self.activity_dropped.render(out);
         self.login_failures.render(out);

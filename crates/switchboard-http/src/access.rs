@@ -233,6 +233,9 @@ impl FromRequestParts<McpState> for CallerHub {
             }
         };
         if let Err(l) = api.identity.limiter().check(&who) {
+            switchboard_control::metrics::metrics()
+                .rate_limited
+                .with(&[("scope", l.scope)], |c| c.inc());
             return Err(rate_limited(l));
         }
         check_grant(&who, parts.uri.path())?;

@@ -93,6 +93,12 @@ pub fn main_service(api: ApiState, options: &ServiceOptions) -> Router {
     .merge(management)
     .merge(mcp_endpoints(state))
     .merge(metadata_routes(&api, options))
+    .merge(api::metrics::routes(api.clone()))
+}
+
+/// `/metrics` alone, without a credential (`--metrics-addr`).
+pub fn metrics_service(api: ApiState) -> Router {
+    api::metrics::public_routes(api)
 }
 
 /// `/.well-known/oauth-protected-resource[/mcp]` (RFC 9728), unauthenticated.

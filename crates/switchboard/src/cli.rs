@@ -360,6 +360,34 @@ pub(crate) struct ServeArgs {
         default_value = "500:1000"
     )]
     pub(crate) rate_limit_tenant: String,
+    /// Serve `GET /metrics` without a credential (default: the admin token, an admin, or a
+    /// credential with the `metrics` grant).
+    #[arg(long, env = "SWITCHBOARD_METRICS_PUBLIC")]
+    pub(crate) metrics_public: bool,
+    /// Also serve `/metrics` (without a credential) on this address of its own.
+    #[arg(long, env = "SWITCHBOARD_METRICS_ADDR")]
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
+    /// Record no metrics.
+    #[arg(long, env = "SWITCHBOARD_NO_METRICS")]
+    pub(crate) no_metrics: bool,
+    /// Keep no activity log (one row per MCP operation).
+    #[arg(long, env = "SWITCHBOARD_NO_ACTIVITY_LOG")]
+    pub(crate) no_activity_log: bool,
+    /// How long activity-log rows are kept, e.g. `7d`, `12h` (`off`: forever).
+    #[arg(long, env = "SWITCHBOARD_ACTIVITY_RETENTION", default_value = "7d")]
+    pub(crate) activity_retention: String,
+    /// Store each operation's arguments and result in the activity log (4 KiB each, secrets
+    /// redacted).
+    #[arg(long, env = "SWITCHBOARD_LOG_PAYLOADS")]
+    pub(crate) log_payloads: bool,
+    /// Keys whose values are redacted from logged payloads (case-insensitive substrings).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_REDACT_KEYS",
+        value_delimiter = ',',
+        default_value = "token,password,secret,api_key,authorization"
+    )]
+    pub(crate) redact_keys: Vec<String>,
 }
 
 /// `--mcp-auth`.
