@@ -15,6 +15,7 @@ mod hardening_proc;
 mod identity;
 mod interop;
 mod modern;
+mod observability;
 mod process;
 mod sessions;
 mod smart;
