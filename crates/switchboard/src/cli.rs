@@ -49,6 +49,13 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Show the activity log of a running hub (one row per MCP operation).
+    Logs {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        args: LogsArgs,
+    },
     /// Ask a running hub to connect to an MCP server URL and list its tools.
     Check {
         #[command(flatten)]
@@ -86,6 +93,29 @@ pub(crate) struct ApiArgs {
     /// Act on this tenant (admins; sent as `X-Switchboard-Tenant`).
     #[arg(long, env = "SWITCHBOARD_TENANT", global = true)]
     pub(crate) tenant: Option<String>,
+}
+
+/// `switchboard logs`.
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// Keep printing new rows as they are written.
+    #[arg(long, short = 'f')]
+    pub(crate) follow: bool,
+    /// Only this server.
+    #[arg(long)]
+    pub(crate) server: Option<String>,
+    /// Only this tool (prompt or resource URI).
+    #[arg(long)]
+    pub(crate) tool: Option<String>,
+    /// Only `ok` or `error`.
+    #[arg(long, value_parser = ["ok", "error"])]
+    pub(crate) status: Option<String>,
+    /// Only rows from this long ago on (e.g. `1h`, `30m`, `7d`), or Unix milliseconds.
+    #[arg(long)]
+    pub(crate) since: Option<String>,
+    /// How many rows to show (the newest; at most 1000).
+    #[arg(long, default_value_t = 50)]
+    pub(crate) limit: u32,
 }
 
 /// `switchboard tenants …`.

@@ -1,6 +1,7 @@
 //! The subcommands, and what they share: logging, the runtime, loading the servers file.
 
 mod identity;
+mod logs;
 mod serve;
 mod servers;
 mod stdio;
@@ -24,6 +25,7 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
         Command::Tenants { api, action } => return run_client(identity::tenants(api, action)),
         Command::Users { api, action } => return run_client(identity::users(api, action)),
         Command::Keys { api, action } => return run_client(identity::keys(api, action)),
+        Command::Logs { api, args } => return run_client(logs::run(api, args)),
         Command::Check {
             api,
             url,
@@ -55,6 +57,7 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
         | Command::Tenants { .. }
         | Command::Users { .. }
         | Command::Keys { .. }
+        | Command::Logs { .. }
         | Command::Check { .. } => unreachable!("handled above"),
         Command::Validate(_) => {
             println!(

@@ -625,6 +625,51 @@ async fn calls_are_counted_logged_and_streamed(pg: bool) {
     assert!(got.is_ok(), "no live row within 1 s: {seen:?}");
     assert!(sent.elapsed() < Duration::from_secs(2));
     assert!(seen.contains("live") && !seen.contains("fx__add"), "{seen}");
+
+    // `switchboard logs` prints the same rows, oldest first.
+    hub.logs_settled("tool=fx__echo", 6).await;
+    let out = Command::new(switchboard_bin())
+        .args(["logs", "--api-url", &hub.main, "--token", ADMIN])
+        .args(["--tool", "fx__echo", "--status", "ok", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 6, "{rows:#?}");
+    assert_eq!(
+        rows[5]["response"].as_str().map(|r| r.contains("live")),
+        Some(true)
+    );
+    let table = Command::new(switchboard_bin())
+        .args([
+            "logs",
+            "--api-url",
+            &hub.main,
+            "--token",
+            ADMIN,
+            "--status",
+            "error",
+        ])
+        .output()
+        .unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert_eq!(
+        table.lines().count(),
+        4,
+        "a header and three errors: {table}"
+    );
+    assert!(
+        table.contains("tool_error") && table.contains("fx__nope"),
+        "{table}"
+    );
 }
 
 #[tokio::test]
