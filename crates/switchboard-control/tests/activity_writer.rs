@@ -124,6 +124,7 @@ async fn the_writer_keeps_up_with_a_sustained_call_rate_and_the_last_hour_lists_
             .sum::<u64>()
     };
     let dropped_before = dropped();
+    let written_before = 0;
     let rss_start = rss_kib();
     let mut rss_mid = 0;
     // Ten bursts a... every 10 ms, `rate / 100` records.
@@ -167,19 +168,26 @@ async fn the_writer_keeps_up_with_a_sustained_call_rate_and_the_last_hour_lists_
             }
         }
     };
-    let mut written = 0;
+    let written_total = || {
+        let mut out = String::new();
+        metrics().render(&mut out);
+        out.lines()
+            .filter(|l| l.starts_with("switchboard_activity_rows_written_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
     while Instant::now() < deadline {
-        written = count().await;
-        if written + (dropped() - dropped_before) >= sent {
+        if written_total() - written_before + (dropped() - dropped_before) >= sent {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let drained = started.elapsed();
     let rss_end = rss_kib();
+    let written = count().await;
     let lost = dropped() - dropped_before;
     println!(
-        "writer: offered {sent} rows in {:.1} s ({:.0}/s); written {written} by {:.1} s; dropped {lost}; RSS {rss_start} → {rss_mid} → {rss_end} KiB",
+        "writer: offered {sent} rows in {:.1} s ({:.0}/s); all written by {:.1} s ({written} rows); dropped {lost}; RSS start {rss_start}, mid-run {rss_mid}, drained {rss_end} KiB",
         offered.as_secs_f64(),
         sent as f64 / offered.as_secs_f64(),
         drained.as_secs_f64(),

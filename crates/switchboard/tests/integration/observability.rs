@@ -730,3 +730,83 @@ async fn metrics_need_an_admin_or_the_metrics_grant_unless_public() {
         "no activity log, no stream"
     );
 }
+
+#[tokio::test]
+async fn users_see_only_their_own_activity_and_managers_their_tenants() {
+    let fixture = spawn_http(FixtureOptions::new("fx")).await.unwrap();
+    let hub = Served::start(false, &fixture.url, &[]).await;
+    let post = |path: &str, body: Value| {
+        hub.http
+            .post(format!("{}{path}", hub.main))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+    };
+    let mut keys = Vec::new();
+    for (name, role) in [("ann", "user"), ("mo", "manager")] {
+        let user: Value = post(
+            "/api/v1/users",
+            json!({"username": name, "password": "correct horse battery", "role": role, "grants": ["*"]}),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        let key: Value = post("/api/v1/keys", json!({"name": "k", "user_id": user["id"]}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        keys.push(key["key"].as_str().expect("a key").to_string());
+    }
+    let (ann, mo) = (&keys[0], &keys[1]);
+    let mut admin = hub.client().await;
+    admin.call("fx__echo", json!({"text": "admin"})).await;
+    let mut as_ann = McpClient::connect_authorized(&format!("{}/mcp", hub.mcp), ann).await;
+    as_ann.call("fx__echo", json!({"text": "ann"})).await;
+    as_ann.call("fx__echo", json!({"text": "ann again"})).await;
+    hub.logs_settled("limit=100", 3).await;
+
+    let read = async |token: &str, query: &str| -> Vec<Value> {
+        let (status, body) = hub
+            .get(&format!("/api/v1/logs?{query}"), Some(token), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let mine = read(ann, "").await;
+    assert_eq!(mine.len(), 2, "{mine:#?}");
+    assert!(mine.iter().all(|r| r["principal"] == "ann"));
+    assert!(
+        read(ann, "principal=admin-token")
+            .await
+            .iter()
+            .all(|r| r["principal"] == "ann"),
+        "a user cannot ask for someone else's rows"
+    );
+    assert_eq!(
+        read(mo, "").await.len(),
+        3,
+        "a manager reads the whole tenant"
+    );
+    let (status, _) = hub.get("/api/v1/logs", Some(ann), Some("other")).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a user cannot name another tenant"
+    );
+    let (status, body) = hub.get("/api/v1/stats", Some(ann), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["calls"], 2);
+    let (status, _) = hub.get("/metrics", Some(ann), None).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "metrics need an admin or the metrics grant"
+    );
+}
