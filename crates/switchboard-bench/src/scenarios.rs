@@ -16,7 +16,7 @@ use crate::python;
 use crate::report::{Row, ScenarioReport, Status};
 
 /// Every scenario id, in run order.
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 10] = [
     "echo",
     "stdio",
     "big",
@@ -25,6 +25,7 @@ pub const ALL: [&str; 9] = [
     "idle",
     "churn",
     "auth",
+    "observe",
     "proxies",
 ];
 
@@ -203,6 +204,11 @@ pub async fn run(ctx: &Ctx, id: &str) -> ScenarioReport {
             id,
             "tools/call echo with a credential on every request (API key, access token) vs none",
             crate::auth::scenario(ctx).await,
+        ),
+        "observe" => report(
+            id,
+            "tools/call echo with metrics + activity log on vs both off",
+            observe_scenario(ctx).await,
         ),
         "proxies" => python::scenario(ctx).await,
         other => ScenarioReport {
@@ -625,6 +631,76 @@ async fn idle_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>)> 
         Some(
             "hub with one HTTP upstream; idle RSS after start-up, then N initialized sessions kept open (no DELETE) \
              over 8 connections; req/s and latencies here describe the session opens"
+                .into(),
+        ),
+    ))
+}
+
+/// The cost of observability: one upstream, two hubs (metrics and the activity log off; both
+/// on, the log in the hub's SQLite store), alternately, at c=1 and c=32.
+async fn observe_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>)> {
+    let fx = procs::spawn_fixture(
+        &ctx.bins,
+        &ctx.work,
+        "observe",
+        FixtureArgs {
+            json: true,
+            tools: 0,
+        },
+    )
+    .await?;
+    let servers = one_server("echo", procs::http_entry(&fx.endpoint));
+    let off = procs::spawn_hub_with(
+        &ctx.bins,
+        &ctx.work,
+        "observe-off",
+        &servers,
+        &["--no-metrics", "--no-activity-log"],
+    )
+    .await;
+    let off = match off {
+        Ok(h) => h,
+        Err(e) => {
+            fx.proc.stop().await;
+            return Err(e);
+        }
+    };
+    let on = match procs::spawn_hub_with(&ctx.bins, &ctx.work, "observe-on", &servers, &[]).await {
+        Ok(h) => h,
+        Err(e) => {
+            procs::stop_all([off.proc, fx.proc]).await;
+            return Err(e);
+        }
+    };
+    let mut rows = Vec::new();
+    for c in [1, 32] {
+        let contenders = [
+            Contender {
+                target: "hub, observability off".into(),
+                endpoint: off.mcp.clone(),
+                work: echo("echo__echo"),
+                pid: Some(off.proc.pid()),
+            },
+            Contender {
+                target: "hub, metrics + activity log".into(),
+                endpoint: on.mcp.clone(),
+                work: echo("echo__echo"),
+                pid: Some(on.proc.pid()),
+            },
+        ];
+        let mut r = compare(ctx, "observe", &format!("c={c}"), c, &contenders).await;
+        let (base, rest) = r.split_at_mut(1);
+        for row in rest {
+            row.compare_to(&base[0]);
+        }
+        rows.extend(r);
+    }
+    procs::stop_all([on.proc, off.proc, fx.proc]).await;
+    Ok((
+        rows,
+        Some(
+            "Both hubs proxy one JSON-mode fixture; the second records every call in the \
+             Prometheus histograms and queues an activity row (SQLite store, batched writer)."
                 .into(),
         ),
     ))

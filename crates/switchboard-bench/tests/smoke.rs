@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "echo",
     "stdio",
     "big",
@@ -15,6 +15,7 @@ const SCENARIOS: [&str; 9] = [
     "idle",
     "churn",
     "auth",
+    "observe",
     "proxies",
 ];
 

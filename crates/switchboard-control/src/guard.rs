@@ -211,6 +211,9 @@ pub async fn check_url(
 fn check_literal(policy: &SsrfPolicy, ip: IpAddr) -> Result<(), ControlError> {
     let host = ip.to_string();
     let refused = |refusal: Refusal| {
+        crate::metrics::metrics()
+            .ssrf_refusals
+            .with(&[], |c| c.inc());
         ControlError::Forbidden(
             SsrfRefused {
                 host: host.clone(),
@@ -232,6 +235,9 @@ async fn resolve_checked(
 ) -> Result<Vec<SocketAddr>, Failure> {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     let refused = |refusal: Refusal| {
+        crate::metrics::metrics()
+            .ssrf_refusals
+            .with(&[], |c| c.inc());
         Failure::Refused(SsrfRefused {
             host: host.clone(),
             refusal,

@@ -534,7 +534,15 @@ impl Identity {
                 return Ok(hit.principal.clone());
             }
         }
-        let (principal, valid_until) = self.check(token).await?;
+        let started = Instant::now();
+        let checked = self.check(token).await;
+        let m = crate::metrics::metrics();
+        m.store_op("credential_check", started.elapsed());
+        if checked.is_err() {
+            m.login_failures
+                .with(&[("kind", "credential")], |c| c.inc());
+        }
+        let (principal, valid_until) = checked?;
         if !ttl.is_zero() {
             let mut cache = self.cache.lock().expect("credential cache lock");
             if cache.len() >= 10_000 {
@@ -803,6 +811,9 @@ impl Identity {
             Some(u) if ok && u.disabled_at.is_none() => u,
             _ => {
                 reservation.failed();
+                crate::metrics::metrics()
+                    .login_failures
+                    .with(&[("kind", "password")], |c| c.inc());
                 return Err(invalid("wrong user name or password"));
             }
         };

@@ -3,10 +3,12 @@
 //! another replica changed the store). The management APIs call the operations here, so the
 //! REST API, the seed routes and the CLI share one set of rules.
 
+pub mod activity;
 mod convert;
 pub mod guard;
 pub mod hashing;
 pub mod identity;
+pub mod metrics;
 mod ops;
 mod pins;
 mod probe;

@@ -56,20 +56,26 @@ impl McpState {
 /// The hub that serves this request, and where the caller's own upstream credentials are.
 pub(crate) struct CallerHub(pub Hub, pub Option<Credentials>);
 
-/// The caller's credential: which one it is (for the per-credential limit on calls in
-/// flight), and where the user's stored upstream credentials are.
+/// Who the caller is: their credential (for the per-credential limit on calls in flight),
+/// their name for logs and metrics, and where their stored upstream credentials are.
 pub(crate) struct Credentials {
     identity: std::sync::Arc<switchboard_control::Identity>,
     user: Option<String>,
-    key: String,
+    /// `key:<id>`, `user:<id>` or `admin-token`; `None` for an anonymous caller.
+    key: Option<String>,
+    /// The caller's name for logs and metrics (login name, `admin-token`, `anonymous`).
+    principal: std::sync::Arc<str>,
 }
 
 impl Credentials {
-    /// Records the credential on `session`, and gives it the user's own headers, if they
-    /// stored any. A store failure leaves the session on the configured headers (and is
-    /// logged).
+    /// Records the credential and the caller's name on `session`, and gives it the user's own
+    /// headers, if they stored any. A store failure leaves the session on the configured
+    /// headers (and is logged).
     pub(crate) async fn apply(&self, session: &switchboard_hub::ClientSession) {
-        session.set_credential(self.key.clone());
+        session.set_principal(self.principal.clone());
+        if let Some(key) = &self.key {
+            session.set_credential(key.clone());
+        }
         let Some(user) = &self.user else { return };
         match self.identity.user_headers(user).await {
             Ok(Some(by_server)) => session.set_user_headers(switchboard_hub::UserHeaders {
@@ -232,6 +238,9 @@ impl FromRequestParts<McpState> for CallerHub {
             }
         };
         if let Err(l) = api.identity.limiter().check(&who) {
+            switchboard_control::metrics::metrics()
+                .rate_limited
+                .with(&[("scope", l.scope)], |c| c.inc());
             return Err(rate_limited(l));
         }
         check_grant(&who, parts.uri.path())?;
@@ -248,10 +257,11 @@ impl FromRequestParts<McpState> for CallerHub {
             (_, Some(user)) => Some(format!("user:{user}")),
             (_, None) => None,
         };
-        let credentials = key.map(|key| Credentials {
+        let credentials = Some(Credentials {
             identity: api.identity.clone(),
             user: who.user_id.clone(),
             key,
+            principal: who.name.as_str().into(),
         });
         parts.extensions.insert(who);
         Ok(CallerHub(plane.hub().clone(), credentials))

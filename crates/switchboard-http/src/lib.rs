@@ -103,6 +103,12 @@ pub fn main_service(api: ApiState, options: &ServiceOptions) -> Router {
     .merge(management)
     .merge(mcp_endpoints(state, options.max_body))
     .merge(metadata_routes(&api, options))
+    .merge(api::metrics::routes(api.clone()))
+}
+
+/// `/metrics` alone, without a credential (`--metrics-addr`).
+pub fn metrics_service(api: ApiState) -> Router {
+    api::metrics::public_routes(api)
 }
 
 /// `/.well-known/oauth-protected-resource[/mcp]` (RFC 9728), unauthenticated.

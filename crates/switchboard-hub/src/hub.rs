@@ -159,6 +159,10 @@ pub(crate) struct HubInner {
     credential_calls: Mutex<HashMap<String, usize>>,
     /// Approved tool definitions (pinning).
     pins: PinState,
+    /// Who hears about finished calls (metrics, activity log), if anyone.
+    pub(crate) observed: std::sync::OnceLock<crate::observe::Observed>,
+    /// Client requests in flight (counted while observed).
+    pub(crate) in_flight: std::sync::atomic::AtomicI64,
 }
 
 /// The hub. Cheap to clone; all clones share one state.
@@ -197,6 +201,8 @@ impl Hub {
                 smart: crate::smart::SmartCatalog::new(config.semantic.clone()),
                 credential_calls: Mutex::new(HashMap::new()),
                 pins: PinState::default(),
+                observed: std::sync::OnceLock::new(),
+                in_flight: std::sync::atomic::AtomicI64::new(0),
                 config,
             }),
         };
@@ -216,6 +222,25 @@ impl Hub {
             ));
         }
         hub
+    }
+
+    /// Reports every finished client request and upstream call of this hub to `observer`,
+    /// as tenant `tenant`. Set once; later calls are ignored (false).
+    pub fn observe(&self, tenant: &str, observer: Arc<dyn crate::observe::CallObserver>) -> bool {
+        self.inner
+            .observed
+            .set(crate::observe::Observed {
+                tenant: tenant.into(),
+                observer,
+            })
+            .is_ok()
+    }
+
+    /// Client requests in flight (counted only while an observer is set).
+    pub fn calls_in_flight(&self) -> i64 {
+        self.inner
+            .in_flight
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The hub's settings.
@@ -557,6 +582,9 @@ impl Hub {
         match removed {
             Some(s) => {
                 close(&s);
+                if let Some(o) = self.inner.observed.get() {
+                    o.observer.session_closed(&o.tenant, s.created.elapsed());
+                }
                 self.release_client(id);
                 true
             }

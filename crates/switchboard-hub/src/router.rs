@@ -55,7 +55,13 @@ impl Hub {
         };
         let params: Params<'_> = env.params.and_then(|p| Fields::parse(p.get()));
         match env.kind().ok()? {
-            Kind::Request => self.handle_request(session, text, &env, params, sink).await,
+            Kind::Request => match self.inner.observed.get() {
+                None => self.handle_request(session, text, &env, params, sink).await,
+                Some(observed) => {
+                    self.observed_request(observed, session, text, &env, params, sink)
+                        .await
+                }
+            },
             Kind::Notification => {
                 self.handle_notification(session, &env, params);
                 None
@@ -65,6 +71,105 @@ impl Hub {
                 None
             }
         }
+    }
+
+    /// [`Self::handle_request`], timed and reported to the hub's observer: the one place a
+    /// client request's outcome is recorded.
+    async fn observed_request(
+        &self,
+        observed: &crate::observe::Observed,
+        session: &Arc<ClientSession>,
+        text: &str,
+        env: &Envelope<'_>,
+        params: Params<'_>,
+        sink: &crate::outbox::Outbox,
+    ) -> Option<String> {
+        let started = std::time::Instant::now();
+        let at = std::time::SystemTime::now();
+        let _in_flight = InFlight::enter(&self.inner.in_flight);
+        let method = env.method();
+        let (server, target, known_target) = self.locate(session, method, params.as_ref());
+        let trace_id = params
+            .as_ref()
+            .and_then(|p| p.get("_meta"))
+            .and_then(|m| Fields::parse(m.get()))
+            .and_then(|m| m.get_str("traceparent"))
+            .and_then(|tp| crate::observe::trace_id_of(&tp).map(str::to_string));
+        let wants_payloads = observed.observer.wants_payloads();
+        let request = wants_payloads.then(|| env.params.map(|p| p.get().to_string()));
+        let reply = self.handle_request(session, text, env, params, sink).await;
+        let duration = started.elapsed();
+        let (error_type, error_message) = match reply.as_deref().and_then(crate::observe::classify)
+        {
+            Some((t, m)) => (Some(t), m),
+            None => (None, None),
+        };
+        let protocol_version = if session.modern {
+            Some(modern::MODERN_VERSION.to_string())
+        } else {
+            session.client.get().map(|c| c.protocol_version.clone())
+        };
+        observed.observer.call(crate::observe::CallRecord {
+            at,
+            tenant: observed.tenant.clone(),
+            principal: session.principal.get().cloned(),
+            endpoint: session.view.label(),
+            session: session.id.clone(),
+            method: method.to_string(),
+            server,
+            target,
+            known_target,
+            error_type,
+            error_message,
+            duration,
+            bytes_in: text.len(),
+            bytes_out: reply.as_ref().map_or(0, String::len),
+            trace_id,
+            protocol_version,
+            payload: request.map(|r| (r.unwrap_or_default(), reply.clone().unwrap_or_default())),
+        });
+        reply
+    }
+
+    /// The server and item a request names: (server, tool/prompt name or URI, whether the
+    /// name is in the merged catalog).
+    fn locate(
+        &self,
+        session: &ClientSession,
+        method: &str,
+        params: Option<&Fields<'_>>,
+    ) -> (Option<String>, Option<String>, bool) {
+        let kind = match method {
+            "tools/call" => ListKind::Tools,
+            "prompts/get" => ListKind::Prompts,
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                let Some(uri) = params.and_then(|p| p.get_str("uri")) else {
+                    return (None, None, false);
+                };
+                let merged = self.inner.merged.load();
+                let server = merged
+                    .resolve_uri(&session.view, &uri)
+                    .map(|t| t.entry.name.clone());
+                let known = server.is_some();
+                return (server, Some(uri.into_owned()), known);
+            }
+            _ => return (None, None, false),
+        };
+        let Some(name) = params.and_then(|p| p.get_str("name")) else {
+            return (None, None, false);
+        };
+        if kind == ListKind::Tools
+            && ((session.view.is_smart() && crate::smart::is_meta_tool(&name))
+                || local::is_local_tool(&name))
+        {
+            return (None, Some(name.into_owned()), true);
+        }
+        let merged = self.inner.merged.load();
+        let server = merged
+            .resolve_name(&session.view, kind, &name)
+            .map(|t| t.entry.name.clone());
+        let known = server.is_some();
+        (server, Some(name.into_owned()), known)
     }
 
     async fn handle_request(
@@ -816,6 +921,7 @@ impl Hub {
             retry_safe: route.retry_safe,
             headers,
         };
+        let up_started = std::time::Instant::now();
         let call = conn.call(up_id, body, opts);
         tokio::pin!(call);
         let outcome = loop {
@@ -831,6 +937,18 @@ impl Hub {
         }
         session.inflight.lock().expect("inflight lock").remove(id);
         let mut outcome = outcome?;
+        if let Some(o) = self.inner.observed.get() {
+            let info = upstream.info();
+            report_upstream(
+                o,
+                &server,
+                info.as_deref(),
+                env,
+                params,
+                &outcome,
+                up_started,
+            );
+        }
         if let (Some(base), Ok(reply)) = (retry_base, &outcome) {
             // A stateless upstream asks through `input_required`: ask the client for real.
             let timeout = upstream.spec().timeout;
@@ -1494,4 +1612,51 @@ impl Hub {
     pub(crate) fn all_sessions(&self) -> Vec<Arc<ClientSession>> {
         self.inner.all_sessions()
     }
+}
+
+/// Counts a request in flight until dropped (also when the client goes away mid-call).
+struct InFlight<'a>(&'a std::sync::atomic::AtomicI64);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a std::sync::atomic::AtomicI64) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Tells the observer how an upstream call went.
+fn report_upstream(
+    o: &crate::observe::Observed,
+    server: &str,
+    info: Option<&switchboard_upstream::InitInfo>,
+    env: &Envelope<'_>,
+    params: Option<&Fields<'_>>,
+    outcome: &Result<String, UpstreamError>,
+    started: std::time::Instant,
+) {
+    let duration = started.elapsed();
+    let classified = match outcome {
+        Ok(reply) => crate::observe::classify(reply).map(|(t, _)| t),
+        Err(UpstreamError::Timeout(_)) => Some(code::REQUEST_TIMEOUT.to_string()),
+        Err(_) => Some("transport_error".to_string()),
+    };
+    let method = env.method();
+    let tool = (method == "tools/call")
+        .then(|| params.and_then(|p| p.get_str("name")))
+        .flatten();
+    o.observer.upstream_call(&crate::observe::UpstreamCall {
+        tenant: &o.tenant,
+        server,
+        method,
+        tool: tool.as_deref(),
+        error_type: classified.as_deref(),
+        protocol_version: info.map(|i| i.protocol_version.as_str()),
+        duration,
+    });
 }

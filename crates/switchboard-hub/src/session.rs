@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use switchboard_upstream::Connection;
@@ -70,6 +70,10 @@ pub struct ClientSession {
     pub(crate) credential: OnceLock<String>,
     /// Upstream calls in flight.
     pub(crate) calls: AtomicUsize,
+    /// Who the transport authenticated (login name, `admin-token`, `anonymous`).
+    pub(crate) principal: OnceLock<Arc<str>>,
+    /// When the session opened.
+    pub(crate) created: Instant,
 }
 
 /// A user's own headers for some servers (per-user upstream credentials): calls from their
@@ -112,6 +116,8 @@ impl ClientSession {
             modern_calls: Mutex::new(HashMap::new()),
             credential: OnceLock::new(),
             calls: AtomicUsize::new(0),
+            principal: OnceLock::new(),
+            created: Instant::now(),
         }
     }
 
@@ -123,6 +129,16 @@ impl ClientSession {
     /// Attaches the user's own upstream credentials (once, before the first call).
     pub fn set_user_headers(&self, headers: UserHeaders) {
         let _ = self.user_headers.set(headers);
+    }
+
+    /// Names who uses the session (once, before the first call), for logs and metrics.
+    pub fn set_principal(&self, principal: Arc<str>) {
+        let _ = self.principal.set(principal);
+    }
+
+    /// Who uses the session, when the transport said.
+    pub fn principal(&self) -> Option<&Arc<str>> {
+        self.principal.get()
     }
 
     /// True for a stateless (2026-07-28) request's session.

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub mod activity;
 mod codec;
 mod crypto;
 pub mod identity;
@@ -16,6 +17,7 @@ mod postgres;
 mod sql;
 mod sqlite;
 
+pub use activity::{ActivityQuery, ActivityRow, ActivitySample, ActivityStore};
 pub use crypto::{SecretKey, load_or_create_key};
 pub use identity::{
     ApiKeyRecord, AuditQuery, AuditRecord, IdentityStore, RateLimit, RefreshRecord, Role,
@@ -225,7 +227,7 @@ pub struct ToolPin {
 
 /// The store of record.
 #[async_trait::async_trait]
-pub trait Store: IdentityStore + Send + Sync + 'static {
+pub trait Store: IdentityStore + ActivityStore + Send + Sync + 'static {
     /// Servers of a tenant, by name.
     async fn list_servers(&self, tenant: &str) -> Result<Vec<ServerRecord>, StoreError>;
     /// Servers of every tenant (for the reconciler).

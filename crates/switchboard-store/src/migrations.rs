@@ -61,6 +61,11 @@ pub(crate) fn sqlite() -> Vec<Migration> {
             "max_result_bytes",
             include_str!("../migrations/sqlite/0008_max_result_bytes.sql"),
         ),
+        simple(
+            9,
+            "activity log",
+            include_str!("../migrations/sqlite/0009_activity.sql"),
+        ),
     ]
 }
 
@@ -106,6 +111,11 @@ pub(crate) fn postgres() -> Vec<Migration> {
             8,
             "max_result_bytes",
             include_str!("../migrations/postgres/0008_max_result_bytes.sql"),
+        ),
+        simple(
+            9,
+            "activity log",
+            include_str!("../migrations/postgres/0009_activity.sql"),
         ),
     ]
 }

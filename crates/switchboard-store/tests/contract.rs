@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use sqlx::Connection as _;
 use switchboard_store::{
-    ApiKeyRecord, AuditQuery, AuditRecord, GroupRecord, ItemKind, ItemSetting, RateLimit,
-    RefreshRecord, Role, SecretKey, ServerRecord, SessionRecord, Store, StoreError, TenantRecord,
-    ToolPin, TransportRecord, UserRecord, open,
+    ActivityQuery, ActivityRow, ApiKeyRecord, AuditQuery, AuditRecord, GroupRecord, ItemKind,
+    ItemSetting, RateLimit, RefreshRecord, Role, SecretKey, ServerRecord, SessionRecord, Store,
+    StoreError, TenantRecord, ToolPin, TransportRecord, UserRecord, open,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -172,6 +172,7 @@ async fn contract(store: Arc<dyn Store>) {
     identity(&store).await;
     sessions(&store).await;
     tool_pins(&store).await;
+    activity(&store).await;
 }
 
 async fn servers(store: &Arc<dyn Store>) {
@@ -1287,4 +1288,129 @@ async fn identity(store: &Arc<dyn Store>) {
     assert!(!store.delete_tenant("team-a").await.unwrap());
     // None of this is desired state: replicas have nothing to reconcile.
     assert_eq!(store.revision().await.unwrap(), rev);
+}
+
+fn activity_row(tenant: &str, at: i64, server: &str, tool: &str, ok: bool) -> ActivityRow {
+    ActivityRow {
+        at,
+        tenant: tenant.into(),
+        principal: Some(if ok { "alice" } else { "bob" }.into()),
+        endpoint: "all".into(),
+        session: Some("s1".into()),
+        server: Some(server.into()),
+        method: "tools/call".into(),
+        target: Some(tool.into()),
+        status: if ok { "ok" } else { "error" }.into(),
+        error_type: (!ok).then(|| "tool_error".into()),
+        error: (!ok).then(|| "it broke".into()),
+        duration_us: at,
+        bytes_in: 10,
+        bytes_out: 20,
+        trace_id: Some("0af7651916cd43dd8448eb211c80319c".into()),
+        protocol: Some("2025-11-25".into()),
+        request: None,
+        response: Some("{\"x\":1}".into()),
+        ..ActivityRow::default()
+    }
+}
+
+/// The activity log: a batch written in one call (more rows than one statement holds), read
+/// newest first per tenant with every filter, paged by id, and trimmed by time.
+async fn activity(store: &Arc<dyn Store>) {
+    let rev = store.revision().await.unwrap();
+    let rows: Vec<ActivityRow> = (0..1200)
+        .map(|i| {
+            activity_row(
+                "act-a",
+                1000 + i,
+                if i % 2 == 0 { "s0" } else { "s1" },
+                if i % 3 == 0 { "t0" } else { "t1" },
+                i % 5 != 0,
+            )
+        })
+        .collect();
+    store.insert_activity(&rows).await.unwrap();
+    store
+        .insert_activity(&[activity_row("act-b", 5000, "s0", "t0", true)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.revision().await.unwrap(),
+        rev,
+        "activity is not desired state"
+    );
+    let q = |f: &dyn Fn(&mut ActivityQuery)| {
+        let mut q = ActivityQuery {
+            tenant: "act-a".into(),
+            limit: 1000,
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    let all = store.list_activity(&q(&|_| {})).await.unwrap();
+    assert_eq!(all.len(), 1000, "the limit caps a page");
+    assert_eq!(all[0].at, 2199, "newest first");
+    assert_eq!(all[0].tenant, "act-a");
+    let mut expected = rows[1199].clone();
+    expected.id = all[0].id;
+    assert_eq!(all[0], expected, "every column round-trips");
+    let rest = store
+        .list_activity(&q(&|q| q.before = Some(all[999].id)))
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 200, "the next page holds the rest");
+    assert!(rest[0].id < all[999].id);
+    let count = |f: &'static dyn Fn(&mut ActivityQuery)| {
+        let store = store.clone();
+        async move {
+            let mut n = 0;
+            let mut before = None;
+            loop {
+                let mut query = q(&|q| f(q));
+                query.before = before;
+                let page = store.list_activity(&query).await.unwrap();
+                n += page.len();
+                match page.last() {
+                    Some(r) if page.len() == 1000 => before = Some(r.id),
+                    _ => return n,
+                }
+            }
+        }
+    };
+    assert_eq!(count(&|q| q.server = Some("s0".into())).await, 600);
+    assert_eq!(count(&|q| q.target = Some("t0".into())).await, 400);
+    assert_eq!(count(&|q| q.status = Some("error".into())).await, 240);
+    assert_eq!(count(&|q| q.principal = Some("bob".into())).await, 240);
+    assert_eq!(
+        count(&|q| {
+            q.since = Some(2000);
+            q.until = Some(2100);
+        })
+        .await,
+        100
+    );
+    let samples = store
+        .activity_samples("act-a", None, 2190, 100)
+        .await
+        .unwrap();
+    assert_eq!(samples.len(), 10);
+    assert_eq!(samples.iter().filter(|s| s.error).count(), 2);
+    let mine = store
+        .activity_samples("act-a", Some("bob"), 0, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 240);
+    let other = store
+        .list_activity(&ActivityQuery {
+            tenant: "act-b".into(),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(other.len(), 1, "tenants see only their own rows");
+    assert_eq!(store.delete_activity_before(1100).await.unwrap(), 100);
+    assert_eq!(count(&|_| {}).await, 1100);
+    store.delete_activity_before(i64::MAX).await.unwrap();
 }

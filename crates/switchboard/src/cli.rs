@@ -57,6 +57,13 @@ pub(crate) enum Command {
         #[arg(long, env = "SWITCHBOARD_KEY", hide_env_values = true)]
         key: Option<String>,
     },
+    /// Show the activity log of a running hub (one row per MCP operation).
+    Logs {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        args: LogsArgs,
+    },
     /// Ask a running hub to connect to an MCP server URL and list its tools.
     Check {
         #[command(flatten)]
@@ -94,6 +101,29 @@ pub(crate) struct ApiArgs {
     /// Act on this tenant (admins; sent as `X-Switchboard-Tenant`).
     #[arg(long, env = "SWITCHBOARD_TENANT", global = true)]
     pub(crate) tenant: Option<String>,
+}
+
+/// `switchboard logs`.
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// Keep printing new rows as they are written.
+    #[arg(long, short = 'f')]
+    pub(crate) follow: bool,
+    /// Only this server.
+    #[arg(long)]
+    pub(crate) server: Option<String>,
+    /// Only this tool (prompt or resource URI).
+    #[arg(long)]
+    pub(crate) tool: Option<String>,
+    /// Only `ok` or `error`.
+    #[arg(long, value_parser = ["ok", "error"])]
+    pub(crate) status: Option<String>,
+    /// Only rows from this long ago on (e.g. `1h`, `30m`, `7d`), or Unix milliseconds.
+    #[arg(long)]
+    pub(crate) since: Option<String>,
+    /// How many rows to show (the newest; at most 1000).
+    #[arg(long, default_value_t = 50)]
+    pub(crate) limit: u32,
 }
 
 /// `switchboard tenants …`.
@@ -459,6 +489,34 @@ pub(crate) struct ServeArgs {
         default_value = "500:1000"
     )]
     pub(crate) rate_limit_tenant: String,
+    /// Serve `GET /metrics` without a credential (default: the admin token, an admin, or a
+    /// credential with the `metrics` grant).
+    #[arg(long, env = "SWITCHBOARD_METRICS_PUBLIC")]
+    pub(crate) metrics_public: bool,
+    /// Also serve `/metrics` (without a credential) on this address of its own.
+    #[arg(long, env = "SWITCHBOARD_METRICS_ADDR")]
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
+    /// Record no metrics.
+    #[arg(long, env = "SWITCHBOARD_NO_METRICS")]
+    pub(crate) no_metrics: bool,
+    /// Keep no activity log (one row per MCP operation).
+    #[arg(long, env = "SWITCHBOARD_NO_ACTIVITY_LOG")]
+    pub(crate) no_activity_log: bool,
+    /// How long activity-log rows are kept, e.g. `7d`, `12h` (`off`: forever).
+    #[arg(long, env = "SWITCHBOARD_ACTIVITY_RETENTION", default_value = "7d")]
+    pub(crate) activity_retention: String,
+    /// Store each operation's arguments and result in the activity log (4 KiB each, secrets
+    /// redacted).
+    #[arg(long, env = "SWITCHBOARD_LOG_PAYLOADS")]
+    pub(crate) log_payloads: bool,
+    /// Keys whose values are redacted from logged payloads (case-insensitive substrings).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_REDACT_KEYS",
+        value_delimiter = ',',
+        default_value = "token,password,secret,api_key,authorization"
+    )]
+    pub(crate) redact_keys: Vec<String>,
 }
 
 /// `--mcp-auth`.

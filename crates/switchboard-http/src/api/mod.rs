@@ -3,6 +3,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod metrics;
 pub(crate) mod seed;
 pub(crate) mod v1;
 
@@ -29,6 +30,10 @@ pub struct ApiState {
     pub auth: Arc<AdminAuth>,
     /// In split mode (`--role main`), the MCP service the main service calls.
     pub mcp_service: Option<McpServiceClient>,
+    /// The activity log's live feed (`None`: no activity log in this process).
+    pub activity: Option<Arc<switchboard_control::activity::ActivityLog>>,
+    /// `/metrics` needs no credential.
+    pub metrics_public: bool,
 }
 
 impl ApiState {
@@ -60,6 +65,8 @@ impl ApiState {
             identity,
             auth: Arc::new(auth),
             mcp_service: None,
+            activity: None,
+            metrics_public: false,
         })
     }
 }

@@ -2,6 +2,7 @@
 
 mod connect;
 mod identity;
+mod logs;
 mod serve;
 mod servers;
 mod stdio;
@@ -33,6 +34,7 @@ pub(crate) fn run(mut cli: Cli) -> ExitCode {
         Command::Tenants { api, action } => return run_client(identity::tenants(api, action)),
         Command::Users { api, action } => return run_client(identity::users(api, action)),
         Command::Keys { api, action } => return run_client(identity::keys(api, action)),
+        Command::Logs { api, args } => return run_client(logs::run(api, args)),
         Command::Check {
             api,
             url,
@@ -69,7 +71,8 @@ pub(crate) fn run(mut cli: Cli) -> ExitCode {
         | Command::Users { .. }
         | Command::Keys { .. }
         | Command::Check { .. }
-        | Command::Connect { .. } => unreachable!("handled above"),
+        | Command::Connect { .. }
+        | Command::Logs { .. } => unreachable!("handled above"),
         Command::Validate(_) => {
             println!(
                 "ok: {} server(s), {} group(s) ({} format)",

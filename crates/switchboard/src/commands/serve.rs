@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use switchboard_control::activity::{ActivityLog, HubObserver, ObserveConfig};
 use switchboard_control::identity::{ExternalIssuer, hash_password, parse_retention, random_hex};
 use switchboard_control::ratelimit::{RateLimits, parse_rate};
 use switchboard_control::{ControlConfig, ControlPlane, Identity, IdentityConfig, Tenants};
@@ -72,6 +73,24 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
     );
     let _ = super::EMBEDDING_CACHE_DIR.set(args.data_dir.join("embeddings"));
     let hub = super::new_hub(&args.common, Some(guarded.clone()));
+    // Metrics and the activity log: one observer for every tenant's hub.
+    let shutdown = CancellationToken::new();
+    let observe = ObserveConfig {
+        metrics: !args.no_metrics,
+        activity: !args.no_activity_log,
+        log_payloads: args.log_payloads,
+        redact_keys: args.redact_keys.clone(),
+        retention: parse_retention(&args.activity_retention)
+            .map_err(|e| anyhow::anyhow!("--activity-retention: {e}"))?,
+    };
+    let activity = observe
+        .activity
+        .then(|| ActivityLog::start(store.clone(), &observe, shutdown.clone()));
+    let observer = HubObserver::new(&observe, activity.clone());
+    let observing = observe.metrics || observe.activity;
+    if observing {
+        hub.observe(switchboard_store::DEFAULT_TENANT, observer.clone());
+    }
     let config = ControlConfig {
         ssrf,
         stdio_allow: Arc::new(stdio_allow),
@@ -84,7 +103,14 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
     let make_hub: switchboard_control::HubFactory = {
         let common = args.common.clone();
         let guarded = guarded.clone();
-        Arc::new(move |_tenant: &str| super::new_hub(&common, Some(guarded.clone())))
+        let observer = observer.clone();
+        Arc::new(move |tenant: &str| {
+            let hub = super::new_hub(&common, Some(guarded.clone()));
+            if observing {
+                hub.observe(tenant, observer.clone());
+            }
+            hub
+        })
     };
     let tenants = Tenants::new(store.clone(), make_hub, config, control.clone());
     let identity = Identity::new(
@@ -118,7 +144,6 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
     control.reconcile().await.context("initial reconcile")?;
     tenants.sync().await.context("starting the tenants")?;
 
-    let shutdown = CancellationToken::new();
     // The sweeper writes the summaries of refused-request floods and deletes rows past the
     // retention: every tenth of the retention, between 1 s and a minute.
     let every = identity
@@ -159,6 +184,8 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
         identity,
         auth: Arc::new(auth),
         mcp_service,
+        activity,
+        metrics_public: args.metrics_public,
     };
     let options = ServiceOptions {
         mcp_auth,
@@ -173,6 +200,15 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
             l,
             switchboard_http::main_service(api.clone(), &options),
             limits,
+            shutdown.clone(),
+        ));
+    }
+    if let Some(addr) = args.metrics_addr {
+        let l = bind(addr, "metrics").await?;
+        tracing::info!(message = "Metrics listening.", addr = %l.local_addr()?);
+        tasks.spawn(switchboard_http::serve(
+            l,
+            switchboard_http::metrics_service(api.clone()),
             shutdown.clone(),
         ));
     }

@@ -20,6 +20,7 @@ mod import_formats;
 mod interop;
 mod modern;
 mod newuser;
+mod observability;
 mod ownership;
 mod pinning;
 mod process;

@@ -12,6 +12,7 @@ mod credentials;
 mod groups;
 mod identity;
 mod items;
+mod logs;
 mod pins;
 mod schema;
 mod search;
@@ -60,6 +61,7 @@ pub(crate) fn routes() -> Router<ApiState> {
         (name = "seed", description = "The seed system's compatible routes"),
         (name = "auth", description = "Log in, refresh and revoke tokens"),
         (name = "identity", description = "Tenants, users, API keys, the caller, the audit log"),
+        (name = "activity", description = "The activity log of MCP operations, live, and statistics"),
         (name = "meta", description = "This document")
     ),
     paths(
@@ -86,6 +88,7 @@ fn build() -> (Router<ApiState>, Document) {
         .merge(credentials::routes())
         .merge(sessions::routes())
         .merge(search::routes())
+        .merge(logs::routes())
         .routes(routes!(openapi))
         .split_for_parts();
     add_security(&mut doc);

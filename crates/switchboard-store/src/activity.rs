@@ -1,0 +1,254 @@
+//! The activity log: one row per MCP operation the hub forwarded or refused, written in
+//! batches (one multi-row INSERT per batch, in a transaction) and read newest first with
+//! optional filters. Rows never bump the store revision: they are not desired state.
+
+use serde::Serialize;
+
+use crate::StoreError;
+
+/// Most rows one [`ActivityStore::insert_activity`] call writes per statement (19 columns
+/// each: well under SQLite's and PostgreSQL's bind-parameter limits).
+pub const ACTIVITY_BATCH_ROWS: usize = 500;
+
+/// One activity row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct ActivityRow {
+    /// Increasing id (assigned by the store; 0 before insertion).
+    pub id: i64,
+    /// When the operation started (Unix milliseconds).
+    pub at: i64,
+    /// Tenant whose hub served it.
+    pub tenant: String,
+    /// Who called (login name, `admin-token`, `anonymous`), when known.
+    pub principal: Option<String>,
+    /// The endpoint's view (`all`, `group:g`, `server:s`, `smart`, ...).
+    pub endpoint: String,
+    /// The client's session id (none for stateless requests).
+    pub session: Option<String>,
+    /// The server that owned the call, when it was routed.
+    pub server: Option<String>,
+    /// JSON-RPC method.
+    pub method: String,
+    /// Tool or prompt name, or resource URI, as the client named it.
+    pub target: Option<String>,
+    /// `ok` or `error`.
+    pub status: String,
+    /// `tool_error` or a JSON-RPC error code, for errors.
+    pub error_type: Option<String>,
+    /// The error message (capped).
+    pub error: Option<String>,
+    /// Microseconds from the request to the reply.
+    pub duration_us: i64,
+    /// Request bytes.
+    pub bytes_in: i64,
+    /// Reply bytes.
+    pub bytes_out: i64,
+    /// W3C trace id, when the client sent a `traceparent`.
+    pub trace_id: Option<String>,
+    /// The session's protocol revision.
+    pub protocol: Option<String>,
+    /// The request's params (truncated, redacted), only with payload logging on.
+    pub request: Option<String>,
+    /// The reply (truncated, redacted), only with payload logging on.
+    pub response: Option<String>,
+}
+
+/// Which activity rows to list: one tenant's, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ActivityQuery {
+    /// The tenant.
+    pub tenant: String,
+    /// Only this server.
+    pub server: Option<String>,
+    /// Only this tool, prompt or URI.
+    pub target: Option<String>,
+    /// Only `ok` or `error`.
+    pub status: Option<String>,
+    /// Only this principal.
+    pub principal: Option<String>,
+    /// At or after (Unix milliseconds).
+    pub since: Option<i64>,
+    /// Before (Unix milliseconds).
+    pub until: Option<i64>,
+    /// Rows with an id below this (paging).
+    pub before: Option<i64>,
+    /// At most this many (clamped to 1..=1000).
+    pub limit: i64,
+}
+
+/// One row's figures for statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivitySample {
+    /// When (Unix milliseconds).
+    pub at: i64,
+    /// Server, when routed.
+    pub server: Option<String>,
+    /// Tool, prompt or URI.
+    pub target: Option<String>,
+    /// True for an error.
+    pub error: bool,
+    /// Microseconds.
+    pub duration_us: i64,
+}
+
+/// Activity storage.
+#[async_trait::async_trait]
+pub trait ActivityStore: Send + Sync {
+    /// Appends `rows` (their ids are ignored) in one transaction.
+    async fn insert_activity(&self, rows: &[ActivityRow]) -> Result<(), StoreError>;
+    /// Lists rows newest first.
+    async fn list_activity(&self, query: &ActivityQuery) -> Result<Vec<ActivityRow>, StoreError>;
+    /// A tenant's rows since `since` (optionally one principal's), newest first, at most
+    /// `limit`.
+    async fn activity_samples(
+        &self,
+        tenant: &str,
+        principal: Option<&str>,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<ActivitySample>, StoreError>;
+    /// Deletes rows older than `at`; returns how many.
+    async fn delete_activity_before(&self, at: i64) -> Result<u64, StoreError>;
+}
+
+pub(crate) const INSERT_ACTIVITY: &str = "INSERT INTO activity_log (at, tenant, principal, \
+    endpoint, session, server, method, target, status, error_type, error, duration_us, bytes_in, \
+    bytes_out, trace_id, protocol, request, response) ";
+pub(crate) const LIST_ACTIVITY: &str = "SELECT id, at, tenant, principal, endpoint, session, \
+    server, method, target, status, error_type, error, duration_us, bytes_in, bytes_out, \
+    trace_id, protocol, request, response FROM activity_log WHERE tenant = $1 \
+    AND ($2 IS NULL OR server = $2) AND ($3 IS NULL OR target = $3) \
+    AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR principal = $5) \
+    AND ($6 IS NULL OR at >= $6) AND ($7 IS NULL OR at < $7) AND ($8 IS NULL OR id < $8) \
+    ORDER BY id DESC LIMIT $9";
+pub(crate) const ACTIVITY_SAMPLES: &str = "SELECT at, server, target, status, duration_us \
+    FROM activity_log WHERE tenant = $1 AND at >= $2 AND ($3 IS NULL OR principal = $3) \
+    ORDER BY id DESC LIMIT $4";
+pub(crate) const DELETE_ACTIVITY_BEFORE: &str = "DELETE FROM activity_log WHERE at < $1";
+
+/// Implements [`ActivityStore`] for `$store` (invoke after `impl_store!` in the same module).
+macro_rules! impl_activity {
+    ($store:ident, $db:ty) => {
+        use $crate::activity::{
+            self as act, ActivityQuery, ActivityRow, ActivitySample, ActivityStore,
+        };
+
+        fn activity_row(row: &DbRow) -> Result<ActivityRow, StoreError> {
+            Ok(ActivityRow {
+                id: row.try_get(0).map_err(db_error)?,
+                at: row.try_get(1).map_err(db_error)?,
+                tenant: row.try_get(2).map_err(db_error)?,
+                principal: row.try_get(3).map_err(db_error)?,
+                endpoint: row.try_get(4).map_err(db_error)?,
+                session: row.try_get(5).map_err(db_error)?,
+                server: row.try_get(6).map_err(db_error)?,
+                method: row.try_get(7).map_err(db_error)?,
+                target: row.try_get(8).map_err(db_error)?,
+                status: row.try_get(9).map_err(db_error)?,
+                error_type: row.try_get(10).map_err(db_error)?,
+                error: row.try_get(11).map_err(db_error)?,
+                duration_us: row.try_get(12).map_err(db_error)?,
+                bytes_in: row.try_get(13).map_err(db_error)?,
+                bytes_out: row.try_get(14).map_err(db_error)?,
+                trace_id: row.try_get(15).map_err(db_error)?,
+                protocol: row.try_get(16).map_err(db_error)?,
+                request: row.try_get(17).map_err(db_error)?,
+                response: row.try_get(18).map_err(db_error)?,
+            })
+        }
+
+        #[async_trait::async_trait]
+        impl ActivityStore for $store {
+            async fn insert_activity(&self, rows: &[ActivityRow]) -> Result<(), StoreError> {
+                if rows.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                for chunk in rows.chunks(act::ACTIVITY_BATCH_ROWS) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(act::INSERT_ACTIVITY);
+                    qb.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.at)
+                            .push_bind(r.tenant.clone())
+                            .push_bind(r.principal.clone())
+                            .push_bind(r.endpoint.clone())
+                            .push_bind(r.session.clone())
+                            .push_bind(r.server.clone())
+                            .push_bind(r.method.clone())
+                            .push_bind(r.target.clone())
+                            .push_bind(r.status.clone())
+                            .push_bind(r.error_type.clone())
+                            .push_bind(r.error.clone())
+                            .push_bind(r.duration_us)
+                            .push_bind(r.bytes_in)
+                            .push_bind(r.bytes_out)
+                            .push_bind(r.trace_id.clone())
+                            .push_bind(r.protocol.clone())
+                            .push_bind(r.request.clone())
+                            .push_bind(r.response.clone());
+                    });
+                    qb.build().execute(&mut *tx).await.map_err(db_error)?;
+                }
+                tx.commit().await.map_err(db_error)
+            }
+
+            async fn list_activity(
+                &self,
+                q: &ActivityQuery,
+            ) -> Result<Vec<ActivityRow>, StoreError> {
+                let rows = sqlx::query(act::LIST_ACTIVITY)
+                    .bind(q.tenant.clone())
+                    .bind(q.server.clone())
+                    .bind(q.target.clone())
+                    .bind(q.status.clone())
+                    .bind(q.principal.clone())
+                    .bind(q.since)
+                    .bind(q.until)
+                    .bind(q.before)
+                    .bind(q.limit.clamp(1, 1000))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                rows.iter().map(activity_row).collect()
+            }
+
+            async fn activity_samples(
+                &self,
+                tenant: &str,
+                principal: Option<&str>,
+                since: i64,
+                limit: i64,
+            ) -> Result<Vec<ActivitySample>, StoreError> {
+                let rows = sqlx::query(act::ACTIVITY_SAMPLES)
+                    .bind(tenant.to_string())
+                    .bind(since)
+                    .bind(principal.map(str::to_string))
+                    .bind(limit.max(1))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                rows.iter()
+                    .map(|row| {
+                        let status: String = row.try_get(3).map_err(db_error)?;
+                        Ok(ActivitySample {
+                            at: row.try_get(0).map_err(db_error)?,
+                            server: row.try_get(1).map_err(db_error)?,
+                            target: row.try_get(2).map_err(db_error)?,
+                            error: status != "ok",
+                            duration_us: row.try_get(4).map_err(db_error)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn delete_activity_before(&self, at: i64) -> Result<u64, StoreError> {
+                Ok(sqlx::query(act::DELETE_ACTIVITY_BEFORE)
+                    .bind(at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_error)?
+                    .rows_affected())
+            }
+        }
+    };
+}
+pub(crate) use impl_activity;
