@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 /// Files allowed past 800 lines, each with the most it may have. Shrink an entry when a file
 /// is split; never raise one without a reason in the commit.
 const LONG_FILES: &[(&str, usize)] = &[
-    ("crates/switchboard-hub/src/router.rs", 1550),
+    ("crates/switchboard-hub/src/router.rs", 1700),
     ("crates/switchboard-hub/src/hub.rs", 1150),
     ("crates/switchboard-http/src/api/v1/identity.rs", 950),
-    ("crates/switchboard-store/tests/contract.rs", 1400),
+    ("crates/switchboard-store/tests/contract.rs", 1500),
     ("crates/switchboard-control/src/sessions.rs", 950),
     // Grew with the login throttle and rate limits (issue 11); to be split with the identity
     // operations moving out of http (issue 13).
@@ -25,6 +25,7 @@ const LONG_FILES: &[(&str, usize)] = &[
     ("crates/switchboard-fixture/src/conformance/flows.rs", 850),
     // Issue 11's hardening grew these; issue 13 splits them.
     ("crates/switchboard-core/src/config.rs", 900),
+    ("crates/switchboard/tests/integration/observability.rs", 850),
     // The one-pass envelope scanner and its tests.
     ("crates/switchboard-core/src/jsonrpc.rs", 1350),
     (
