@@ -46,14 +46,32 @@ CROSS_ERA = {
     ),
     "tasks-": (
         "Tasks extension (unscored): a session-era server has no 2026 tasks; the hub does not "
-        "offer the extension across eras (PROTOCOL.md 5.1)"
+        "offer the extension across eras"
     ),
+}
+
+
+# On the stdio hop only: a shared stdio server is one process whatever its clients declare
+# (so its state is not split between copies), and that process's session declared the
+# union of what the hub can bridge. A session-era server that adapts its behaviour to the
+# capabilities its session declared cannot see that one stateless client declared less; the
+# hub refuses per request what that client lacks (-32021) instead. Remote session-era
+# servers get a session declaring exactly the client's capabilities, and pass.
+STDIO_SHARED_WHY = (
+    "a shared stdio server stays one process, whose session declared every capability the "
+    "hub can bridge; the server cannot adapt to a client that declared less"
+)
+STDIO_SHARED = {
+    "server-stateless": STDIO_SHARED_WHY,
+    "input-required-result-capability-check": STDIO_SHARED_WHY,
 }
 
 
 def cross_era(suite: str, target: str, scenario: str) -> str | None:
     if suite != "v0.2.0-alpha.12-2026-07-28" or target not in SESSION_HOPS:
         return None
+    if target == "hub-stdio" and scenario in STDIO_SHARED:
+        return STDIO_SHARED[scenario]
     for key, why in CROSS_ERA.items():
         if scenario == key or (key.endswith("-") and scenario.startswith(key)):
             return why

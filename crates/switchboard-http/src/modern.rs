@@ -5,16 +5,17 @@ use axum::body::to_bytes;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use switchboard_core::jsonrpc::{Envelope, Fields, code};
-use switchboard_hub::{HEADER_MISMATCH, MISSING_CAPABILITY, MODERN_VERSION, UNSUPPORTED_VERSION};
-
-const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+use switchboard_core::protocol::headers::{METHOD, NAME, PARAM_PREFIX, PROTOCOL_VERSION};
+use switchboard_core::protocol::meta::VERSION as META_VERSION;
+use switchboard_core::protocol::routing_field;
+use switchboard_hub::{HEADER_MISMATCH, MISSING_CAPABILITY, STATELESS_VERSION, UNSUPPORTED_VERSION};
 
 /// A request without a session that names the stateless revision (header or `_meta`).
 pub(crate) fn is_modern(headers: &HeaderMap, env: &Envelope<'_>) -> bool {
     if headers
-        .get("mcp-protocol-version")
+        .get(PROTOCOL_VERSION)
         .and_then(|v| v.to_str().ok())
-        == Some(MODERN_VERSION)
+        == Some(STATELESS_VERSION)
     {
         return true;
     }
@@ -52,7 +53,7 @@ pub(crate) fn check_headers(headers: &HeaderMap, env: &Envelope<'_>) -> Result<(
             .map(|v| v.to_str().map(decode_header_value))
     };
     let body_version = meta_version(env);
-    match (get("mcp-protocol-version"), &body_version) {
+    match (get(PROTOCOL_VERSION), &body_version) {
         (Some(Ok(Some(h))), Some(b)) if &h != b => {
             return Err(mismatch("MCP-Protocol-Version differs from _meta"));
         }
@@ -62,23 +63,17 @@ pub(crate) fn check_headers(headers: &HeaderMap, env: &Envelope<'_>) -> Result<(
         (None, _) => return Err(mismatch("MCP-Protocol-Version header is required")),
         _ => {}
     }
-    match get("mcp-method") {
+    match get(METHOD) {
         Some(Ok(Some(m))) if m == env.method() => {}
         Some(_) => return Err(mismatch("Mcp-Method differs from the body's method")),
         None => return Err(mismatch("Mcp-Method header is required")),
     }
-    let named = match env.method() {
-        "tools/call" | "prompts/get" => Some("name"),
-        "resources/read" => Some("uri"),
-        "tasks/get" | "tasks/update" | "tasks/cancel" => Some("taskId"),
-        _ => None,
-    };
-    if let Some(field) = named {
+    if let Some(field) = routing_field(env.method()) {
         let body = env
             .params
             .and_then(|p| Fields::parse(p.get()))
             .and_then(|f| f.get_str(field).map(|v| v.into_owned()));
-        match (get("mcp-name"), body) {
+        match (get(NAME), body) {
             (Some(Ok(Some(h))), Some(b)) if h == b => {}
             (None, _) => return Err(mismatch("Mcp-Name header is required")),
             _ => return Err(mismatch(&format!("Mcp-Name differs from params.{field}"))),
@@ -92,7 +87,7 @@ pub(crate) fn param_headers(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .filter_map(|(name, value)| {
-            let suffix = name.as_str().strip_prefix("mcp-param-")?;
+            let suffix = name.as_str().strip_prefix(PARAM_PREFIX)?;
             Some((suffix.to_string(), value.to_str().ok()?.to_string()))
         })
         .collect()

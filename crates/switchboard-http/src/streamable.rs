@@ -72,7 +72,7 @@ fn check_version(headers: &HeaderMap) -> Result<(), Response> {
         .get(VERSION_HEADER)
         .map(|v| v.to_str().unwrap_or(""))
     {
-        Some(v) if !SUPPORTED_VERSIONS.contains(&v) && v != switchboard_hub::MODERN_VERSION => {
+        Some(v) if !SUPPORTED_VERSIONS.contains(&v) && v != switchboard_hub::STATELESS_VERSION => {
             Err(rpc_error(
                 StatusCode::BAD_REQUEST,
                 code::INVALID_REQUEST,

@@ -22,7 +22,7 @@ mod view;
 pub use hub::{Hub, HubConfig, HubError, ServerStatus};
 pub use local::LIST_SERVERS;
 pub use merged::{GroupDef, ItemOverride, Overrides, URI_PREFIX};
-pub use modern::{HEADER_MISMATCH, MISSING_CAPABILITY, MODERN_VERSION, UNSUPPORTED_VERSION};
+pub use modern::{HEADER_MISMATCH, MISSING_CAPABILITY, STATELESS_VERSION, UNSUPPORTED_VERSION};
 pub use observe::{CallObserver, CallRecord, UpstreamCall, cap, classify, trace_id_of};
 pub use outbox::{DEFAULT_STREAM_QUEUE_BYTES, Inbox, Outbox};
 pub use pins::{OnToolChange, PinEvent, PinnedTool, ToolPins};

@@ -12,24 +12,14 @@ use switchboard_core::jsonrpc::{
 use crate::hub::Hub;
 use crate::session::{ClientInfo, ClientSession};
 
-/// The stateless revision.
-pub const MODERN_VERSION: &str = "2026-07-28";
-/// `_meta` key carrying the request's protocol revision.
-pub const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
-/// `_meta` key carrying the client's capabilities.
-pub const META_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
-/// `_meta` key carrying the client's identity.
-pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
-
-/// `_meta` key opting a request into log messages (2026-07-28).
-pub const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
-
-/// Header/body mismatch (2026-07-28).
-pub const HEADER_MISMATCH: i64 = -32020;
-/// A capability the request needs was not declared (2026-07-28).
-pub const MISSING_CAPABILITY: i64 = -32021;
-/// Unsupported protocol revision (2026-07-28).
-pub const UNSUPPORTED_VERSION: i64 = -32022;
+pub use switchboard_core::protocol::STATELESS_VERSION;
+pub use switchboard_core::protocol::codes::{
+    HEADER_MISMATCH, MISSING_CAPABILITY, UNSUPPORTED_VERSION,
+};
+pub use switchboard_core::protocol::meta::{
+    CLIENT_CAPABILITIES as META_CAPABILITIES, CLIENT_INFO as META_CLIENT_INFO,
+    LOG_LEVEL as META_LOG_LEVEL, VERSION as META_VERSION,
+};
 
 /// Checks a modern request's `_meta` and records the client's declarations on its session.
 /// Returns the error reply when the request cannot be served.
@@ -57,10 +47,10 @@ pub(crate) fn prelude(
             None,
         ));
     };
-    if version != MODERN_VERSION {
+    if version != STATELESS_VERSION {
         let data = format!(
             r#"{{"supported":[{}],"requested":{}}}"#,
-            quote(MODERN_VERSION),
+            quote(STATELESS_VERSION),
             quote(&version)
         );
         return Err(error_message(
@@ -83,7 +73,7 @@ pub(crate) fn prelude(
             .unwrap_or(Value::Null)
     };
     let _ = session.client.set(ClientInfo {
-        protocol_version: MODERN_VERSION.to_string(),
+        protocol_version: STATELESS_VERSION.to_string(),
         capabilities: parse(Some(caps)),
         client_info: parse(meta.get(META_CLIENT_INFO)),
     });
@@ -351,7 +341,7 @@ impl Hub {
     pub(crate) fn discover(&self, session: &ClientSession, id: &str) -> String {
         let versions = crate::router::SUPPORTED_VERSIONS
             .iter()
-            .chain([MODERN_VERSION].iter())
+            .chain([STATELESS_VERSION].iter())
             .map(|v| quote(v))
             .collect::<Vec<_>>()
             .join(",");

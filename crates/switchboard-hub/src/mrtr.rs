@@ -1,5 +1,5 @@
 //! Multi-round-trip requests for stateless clients in front of session-based upstreams
-//! (PROTOCOL.md §5.3).
+//! (docs/protocol.md §3).
 //!
 //! A legacy upstream asks its questions (elicitation, sampling, roots) as real requests in the
 //! middle of a call. A 2026-07-28 client cannot receive those, so the hub parks the call,

@@ -23,10 +23,10 @@ use crate::outbox::Outbox;
 use crate::session::{ClientInfo, ClientSession, ForwardedRequest};
 use crate::view::View;
 
-/// Protocol revisions the hub speaks with legacy (session-based) clients, oldest first.
-pub const SUPPORTED_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+/// Protocol revisions the hub speaks with session-era clients, oldest first.
+pub const SUPPORTED_VERSIONS: [&str; 4] = switchboard_core::protocol::SESSION_VERSIONS;
 /// The newest of them.
-pub const LATEST_VERSION: &str = "2025-11-25";
+pub const LATEST_VERSION: &str = switchboard_core::protocol::LATEST_SESSION_VERSION;
 
 type Params<'a> = Option<Fields<'a>>;
 
@@ -105,7 +105,7 @@ impl Hub {
             None => (None, None),
         };
         let protocol_version = if session.modern {
-            Some(modern::MODERN_VERSION.to_string())
+            Some(modern::STATELESS_VERSION.to_string())
         } else {
             session.client.get().map(|c| c.protocol_version.clone())
         };
@@ -779,6 +779,13 @@ impl Hub {
             .and_then(|u| u.by_server.get(&server).map(|h| (u.user.as_str(), h)));
         let opened = match (upstream.info(), own) {
             (_, Some((user, headers))) => upstream.connection_with_headers(user, headers).await,
+            // A session-based remote server learns what this stateless client declared
+            // through a session that declares just that, so it asks only what the client can
+            // answer (a stdio server keeps its one process: `connection_declaring`).
+            (Some(info), None) if session.modern && !is_stateless(&info) => {
+                let caps = modern::bridgeable_capabilities(session);
+                upstream.connection_declaring(&caps).await
+            }
             // Every other client shares the server's one connection (one process for a stdio
             // server), which declared the union of what the hub can bridge (sampling,
             // elicitation, roots). What this client did not declare is refused per request
@@ -966,7 +973,7 @@ impl Hub {
         ))
     }
 
-    /// PROTOCOL.md §5.4: while a stateless upstream answers `input_required`, send each of its
+    /// docs/protocol.md §4: while a stateless upstream answers `input_required`, send each of its
     /// questions to the (session-based) client as a real request, then retry upstream with the
     /// answers and the byte-exact `requestState`. At most eight rounds.
     async fn bridge_input_required(
@@ -1413,7 +1420,8 @@ fn param_header_mismatch(
 
 /// True when an upstream was reached with `server/discover` (the stateless revision).
 pub(crate) fn is_stateless(info: &switchboard_upstream::InitInfo) -> bool {
-    info.protocol_version == modern::MODERN_VERSION
+    switchboard_core::protocol::Era::of_version(&info.protocol_version)
+        == switchboard_core::protocol::Era::Stateless
 }
 
 /// Reads a hub cursor (`sb1.<generation>.<offset>`), valid only for the snapshot it came from.

@@ -33,7 +33,7 @@ struct Session {
     modern: bool,
 }
 
-const MODERN: &str = "2026-07-28";
+const MODERN: &str = switchboard_core::protocol::STATELESS_VERSION;
 
 struct Shared {
     mux: Arc<Mux>,
@@ -214,10 +214,10 @@ impl Shared {
             .header("mcp-protocol-version", MODERN)
             .body(body);
         if let Some(m) = method {
-            req = req.header("mcp-method", m);
+            req = req.header(switchboard_core::protocol::headers::METHOD, m);
         }
         if let Some(n) = name {
-            req = req.header("mcp-name", n);
+            req = req.header(switchboard_core::protocol::headers::NAME, n);
         }
         req
     }

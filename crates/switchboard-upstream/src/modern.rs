@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 use switchboard_core::jsonrpc::{Envelope, Fields, Kind, Splice, object_append_point, quote};
+use switchboard_core::protocol::{STATELESS_VERSION, meta, routing_field};
 
 use crate::{InitInfo, UpstreamError};
 
@@ -12,15 +13,16 @@ use crate::{InitInfo, UpstreamError};
 fn meta_members(existing: Option<&Fields<'_>>) -> String {
     let has = |k: &str| existing.is_some_and(|m| m.get(k).is_some());
     let mut out = Vec::new();
-    if !has("io.modelcontextprotocol/protocolVersion") {
-        out.push(r#""io.modelcontextprotocol/protocolVersion":"2026-07-28""#.to_string());
+    if !has(meta::VERSION) {
+        out.push(format!("{}:{}", quote(meta::VERSION), quote(STATELESS_VERSION)));
     }
-    if !has("io.modelcontextprotocol/clientCapabilities") {
-        out.push(r#""io.modelcontextprotocol/clientCapabilities":{}"#.to_string());
+    if !has(meta::CLIENT_CAPABILITIES) {
+        out.push(format!("{}:{{}}", quote(meta::CLIENT_CAPABILITIES)));
     }
-    if !has("io.modelcontextprotocol/clientInfo") {
+    if !has(meta::CLIENT_INFO) {
         out.push(format!(
-            r#""io.modelcontextprotocol/clientInfo":{{"name":"switchboard","version":{}}}"#,
+            r#"{}:{{"name":"switchboard","version":{}}}"#,
+            quote(meta::CLIENT_INFO),
             quote(env!("CARGO_PKG_VERSION"))
         ));
     }
@@ -38,13 +40,7 @@ pub(crate) fn prepare(body: String) -> (String, Option<String>, Option<String>) 
         return (body, method, None);
     }
     let params = env.params.and_then(|p| Fields::parse(p.get()));
-    let name_field = match env.method() {
-        "tools/call" | "prompts/get" => Some("name"),
-        "resources/read" => Some("uri"),
-        "tasks/get" | "tasks/update" | "tasks/cancel" => Some("taskId"),
-        _ => None,
-    };
-    let name = name_field
+    let name = routing_field(env.method())
         .and_then(|f| params.as_ref()?.get_str(f))
         .map(|n| switchboard_core::param_headers::encode(&n));
     let mut sp = Splice::new();
@@ -100,19 +96,19 @@ pub(crate) fn discover_info(result: &str) -> Result<InitInfo, UpstreamError> {
         serde_json::from_str(result).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
     let supports = v["supportedVersions"]
         .as_array()
-        .is_some_and(|a| a.iter().any(|x| x == "2026-07-28"));
+        .is_some_and(|a| a.iter().any(|x| x == STATELESS_VERSION));
     if !supports {
         return Err(UpstreamError::Protocol(
             "the server does not list 2026-07-28 among its supported versions".into(),
         ));
     }
     Ok(InitInfo {
-        protocol_version: "2026-07-28".into(),
+        protocol_version: STATELESS_VERSION.into(),
         capabilities: v
             .get("capabilities")
             .cloned()
             .unwrap_or(Value::Object(Default::default())),
-        server_info: v["_meta"]["io.modelcontextprotocol/serverInfo"].clone(),
+        server_info: v["_meta"][meta::SERVER_INFO].clone(),
         instructions: v
             .get("instructions")
             .and_then(Value::as_str)

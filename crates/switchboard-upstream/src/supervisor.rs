@@ -254,6 +254,32 @@ impl Upstream {
         .await
     }
 
+    /// A session of its own that declares exactly `capabilities` in `initialize`, for the
+    /// stateless clients that declare them, so a session-based remote server asks them only
+    /// what they can answer. Remote servers only: a stdio server stays one process whatever
+    /// clients declare (its shared connection declared what the hub can bridge, and what a
+    /// client lacks is refused per request). At most [`MAX_DECLARING`] such sessions per
+    /// server; past that, the shared one.
+    pub async fn connection_declaring(
+        &self,
+        capabilities: &str,
+    ) -> Result<Arc<Connection>, UpstreamError> {
+        let shared = self.connection()?;
+        if capabilities == crate::client_capabilities() || self.transport_kind() == "stdio" {
+            return Ok(shared);
+        }
+        let key = format!("{DECLARING}{capabilities}");
+        let known = {
+            let clients = self.inner.clients.lock().expect("clients lock");
+            let declaring = clients.keys().filter(|k| k.starts_with(DECLARING)).count();
+            clients.contains_key(&key) || declaring < MAX_DECLARING
+        };
+        if !known {
+            return Ok(shared);
+        }
+        self.open_client(&key, &self.inner.connect_spec(), capabilities).await
+    }
+
     /// A connection that sends `headers` instead of the configured ones of the same names (a
     /// user's own credentials), shared by every session of `owner` with these headers and
     /// opened on first use. A stdio server has no headers: its shared connection is used.
@@ -507,6 +533,12 @@ fn backoff(opts: &UpstreamOptions, n: u32) -> Duration {
     (opts.backoff_base * factor).min(opts.backoff_max)
 }
 
+/// Key prefix of the sessions opened for a set of declared client capabilities.
+const DECLARING: &str = "declaring:";
+
+/// Sessions per remote server opened for particular declared client capabilities.
+const MAX_DECLARING: usize = 8;
+
 type Connected = (Arc<Connection>, mpsc::UnboundedReceiver<Incoming>);
 
 async fn connect(inner: &Arc<Inner>) -> Result<Connected, UpstreamError> {
@@ -586,7 +618,14 @@ async fn serve_client(
             Incoming::Notification { method, .. }
                 if ListKind::from_list_changed(&method).is_some() =>
             {
-                // The catalog comes from the shared session.
+                // The catalog comes from the shared session. A session opened for a set of
+                // client capabilities serves stateless clients, who hear of changes only on
+                // their listen streams: pass the announcement on.
+                if client.starts_with(DECLARING)
+                    && let Some(kinds) = ListKind::from_list_changed(&method)
+                {
+                    inner.emit_catalog(kinds.to_vec());
+                }
                 continue;
             }
             Incoming::Notification { text, .. } => (text, false),

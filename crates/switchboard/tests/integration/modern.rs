@@ -475,7 +475,7 @@ async fn a_stdio_upstream_in_the_2026_era_serves_session_and_stateless_clients()
 }
 
 /// A stdio server that only speaks 2026-07-28: it refuses `initialize` with an error, as
-/// PROTOCOL.md §1 says a stateless-only server does, and answers `server/discover` and
+/// docs/protocol.md §1 says a stateless-only server does, and answers `server/discover` and
 /// `tools/list` only when the request carries the per-request `_meta`. It ends every
 /// `subscriptions/listen` at once, as a server closing it on purpose would, and notes each
 /// one in `$LISTEN_LOG`.
