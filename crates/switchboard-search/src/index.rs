@@ -238,10 +238,7 @@ impl Index {
             let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
             for p in list {
                 let norm = &self.norms[p.doc as usize];
-                let mut tf = 0.0;
-                for f in 0..FIELDS {
-                    tf += p.tf[f] as f32 * norm[f];
-                }
+                let tf: f32 = p.tf.iter().zip(norm).map(|(&t, w)| t as f32 * w).sum();
                 if tf > 0.0 {
                     *scores.entry(p.doc).or_insert(0.0) += idf * tf / (self.params.k1 + tf);
                 }
