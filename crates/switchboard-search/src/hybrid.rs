@@ -84,7 +84,9 @@ mod tests {
     use super::*;
 
     fn hits(docs: &[(usize, f32)]) -> Vec<Hit> {
-        docs.iter().map(|&(doc, score)| Hit { doc, score }).collect()
+        docs.iter()
+            .map(|&(doc, score)| Hit { doc, score })
+            .collect()
     }
 
     #[test]
