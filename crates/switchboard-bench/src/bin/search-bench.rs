@@ -196,7 +196,7 @@ fn semantic(
 
     let stemmed = Analyzer::new();
     let lexical = Index::build(texts, &stemmed, Params::TUNED);
-    let depth = 100;
+    let depth = Fusion::TUNED.depth;
     let lex: Vec<Vec<Hit>> = queries
         .iter()
         .map(|q| lexical.search(&stemmed, &q.text, depth, |_| true))
