@@ -10,6 +10,7 @@
 #   SWITCHBOARD_TEST_PYTHON      venv python (has the mcp SDK)
 #   SWITCHBOARD_TEST_NODE        node binary
 #   SWITCHBOARD_TEST_EVERYTHING  server-everything entry: node "$it" stdio|sse|streamableHttp
+#   SWITCHBOARD_TEST_INSPECTOR   MCP Inspector launcher: node "$it" --cli URL --method ...
 #   SWITCHBOARD_TEST_MCP_CLIENT  tests/interop/mcp_client.py
 #   SWITCHBOARD_TEST_LOOPBACK_PRELOAD  node --import preload: bind 127.0.0.1, report port
 #   SWITCHBOARD_TEST_BFCL        BFCL v4 data dir (bfcl-eval wheel), for tool-search quality
@@ -24,6 +25,7 @@ DEPS="$ROOT/.test-deps"
 NODE_DIR="$DEPS/node"
 VENV="$DEPS/venv"
 EVERYTHING_PKG="@modelcontextprotocol/server-everything"
+INSPECTOR_PKG="@modelcontextprotocol/inspector"
 
 log() { printf 'test-deps: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -50,7 +52,8 @@ NODE_BIN="$(command -v node)"
 EXTRA_FINGERPRINT="node $(node --version)"
 node_want="$(fingerprint "$INTEROP/package.json" "$INTEROP/package-lock.json")"
 node_have="$(cat "$NODE_DIR/.stamp" 2>/dev/null || true)"
-if [[ "$node_have" != "$node_want" || ! -d "$NODE_DIR/node_modules/$EVERYTHING_PKG" ]]; then
+if [[ "$node_have" != "$node_want" || ! -d "$NODE_DIR/node_modules/$EVERYTHING_PKG" \
+      || ! -d "$NODE_DIR/node_modules/$INSPECTOR_PKG" ]]; then
     log "installing npm packages into $NODE_DIR"
     rm -rf "$NODE_DIR"
     mkdir -p "$NODE_DIR"
@@ -74,6 +77,18 @@ EVERYTHING_ENTRY="$(
     ' "$EVERYTHING_DIR"
 )"
 [[ -f "$EVERYTHING_ENTRY" ]] || die "server-everything entry not found: $EVERYTHING_ENTRY"
+# The Inspector's "bin" has several entries: "mcp-inspector" is the launcher (--cli, --web).
+INSPECTOR_DIR="$NODE_DIR/node_modules/$INSPECTOR_PKG"
+INSPECTOR_ENTRY="$(
+    node -e '
+        const path = require("path");
+        const dir = process.argv[1];
+        const bin = require(path.join(dir, "package.json")).bin;
+        const rel = typeof bin === "string" ? bin : bin["mcp-inspector"];
+        process.stdout.write(path.resolve(dir, rel));
+    ' "$INSPECTOR_DIR"
+)"
+[[ -f "$INSPECTOR_ENTRY" ]] || die "MCP Inspector entry not found: $INSPECTOR_ENTRY"
 
 # ---- Python venv --------------------------------------------------------------------
 EXTRA_FINGERPRINT="$("$PYTHON_BOOT" -c 'import sys; print(sys.version, sys.base_prefix)')"
@@ -155,6 +170,7 @@ tmp="$DEPS/env.sh.tmp.$$"
     printf 'export SWITCHBOARD_TEST_PYTHON=%q\n' "$VENV/bin/python"
     printf 'export SWITCHBOARD_TEST_EVERYTHING=%q\n' "$EVERYTHING_ENTRY"
     printf 'export SWITCHBOARD_TEST_NODE=%q\n' "$NODE_BIN"
+    printf 'export SWITCHBOARD_TEST_INSPECTOR=%q\n' "$INSPECTOR_ENTRY"
     printf 'export SWITCHBOARD_TEST_MCP_CLIENT=%q\n' "$INTEROP/mcp_client.py"
     printf 'export SWITCHBOARD_TEST_LOOPBACK_PRELOAD=%q\n' "$INTEROP/loopback-listen.mjs"
     printf 'export SWITCHBOARD_TEST_BFCL=%q\n' "$BFCL_DIR/bfcl_eval/data"

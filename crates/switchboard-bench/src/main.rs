@@ -13,6 +13,7 @@ mod procs;
 mod python;
 mod report;
 mod scenarios;
+mod smart;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,7 +40,7 @@ struct Cli {
     #[arg(long)]
     duration: Option<f64>,
     /// Comma-separated scenario ids (default: all): echo, stdio, big, connect, tools-list, idle,
-    /// churn, auth, proxies.
+    /// churn, auth, observe, smart, proxies.
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Where latest.json, latest.md and latest.svg go.

@@ -16,7 +16,7 @@ use crate::python;
 use crate::report::{Row, ScenarioReport, Status};
 
 /// Every scenario id, in run order.
-pub const ALL: [&str; 10] = [
+pub const ALL: [&str; 11] = [
     "echo",
     "stdio",
     "big",
@@ -26,6 +26,7 @@ pub const ALL: [&str; 10] = [
     "churn",
     "auth",
     "observe",
+    "smart",
     "proxies",
 ];
 
@@ -209,6 +210,11 @@ pub async fn run(ctx: &Ctx, id: &str) -> ScenarioReport {
             id,
             "tools/call echo with metrics + activity log on vs both off",
             observe_scenario(ctx).await,
+        ),
+        "smart" => report(
+            id,
+            "tools/call echo on /mcp vs the same call through $smart call_tool",
+            crate::smart::scenario(ctx).await,
         ),
         "proxies" => python::scenario(ctx).await,
         other => ScenarioReport {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-const SCENARIOS: [&str; 10] = [
+const SCENARIOS: [&str; 11] = [
     "echo",
     "stdio",
     "big",
@@ -16,6 +16,7 @@ const SCENARIOS: [&str; 10] = [
     "churn",
     "auth",
     "observe",
+    "smart",
     "proxies",
 ];
 

@@ -99,8 +99,11 @@ pub fn evaluate_by(
     }
 }
 
+/// The pooled tools: (name, definition).
+pub type Tools = Vec<(String, Value)>;
+
 /// The pooled tools (name, definition) and the queries of the four categories.
-pub fn load(dir: &Path) -> Result<(Vec<(String, Value)>, Vec<Query>), String> {
+pub fn load(dir: &Path) -> Result<(Tools, Vec<Query>), String> {
     let mut tools: Vec<(String, Value)> = Vec::new();
     let mut ids: HashMap<String, usize> = HashMap::new();
     let mut queries = Vec::new();

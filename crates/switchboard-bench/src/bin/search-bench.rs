@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use switchboard_search::bfcl::{CATEGORIES, Query, Split, evaluate, evaluate_by, load};
 use switchboard_search::embed::{MAX_QUERY_TOKENS, MAX_TOOL_TOKENS, Model, VectorIndex, tool_text};
-use switchboard_search::hybrid::{Fusion, fuse};
+use switchboard_search::hybrid::{Fusion, fuse, fuse_rrf};
 use switchboard_search::{Analyzer, Field, Hit, Index, Params, ToolText};
 
 const SPLITS: [(&str, Split); 3] = [
@@ -196,7 +196,7 @@ fn semantic(
 
     let stemmed = Analyzer::new();
     let lexical = Index::build(texts, &stemmed, Params::TUNED);
-    let depth = 100;
+    let depth = Fusion::TUNED.depth;
     let lex: Vec<Vec<Hit>> = queries
         .iter()
         .map(|q| lexical.search(&stemmed, &q.text, depth, |_| true))
@@ -215,31 +215,45 @@ fn semantic(
     }
     for (split, which) in SPLITS {
         let m = evaluate_by(queries, which, |i, _| {
+            docs(&fuse_rrf(&lex[i], &sem[i], 20.0, [1.5, 1.0], depth, 10))
+        });
+        row("hybrid, reciprocal-rank fusion (before)", split, m);
+    }
+    for (split, which) in SPLITS {
+        let m = evaluate_by(queries, which, |i, _| {
             docs(&fuse(&lex[i], &sem[i], Fusion::TUNED, 10))
         });
-        row("hybrid (RRF)", split, m);
+        row("hybrid, score fusion", split, m);
     }
 
     if tune {
+        // Lists of 200 so depths up to 200 can be tried.
+        let lex: Vec<Vec<Hit>> = queries
+            .iter()
+            .map(|q| lexical.search(&stemmed, &q.text, 200, |_| true))
+            .collect();
+        let sem: Vec<Vec<Hit>> = qvecs
+            .iter()
+            .map(|v| vectors.search(v, 200, |_| true))
+            .collect();
         println!("\nFusion grid, tuning split only (R@5, MRR):");
         let mut best = (0.0, 0.0, Fusion::TUNED);
-        for k in [1.0, 3.0, 5.0, 10.0, 20.0, 40.0, 60.0] {
-            for lw in [0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0] {
-                for d in [10, 20, 50, 100] {
-                    let f = Fusion {
-                        k,
-                        lexical: lw,
-                        semantic: 1.0,
-                        depth: d,
-                    };
-                    let m = evaluate_by(queries, Split::Tuning, |i, _| {
-                        docs(&fuse(&lex[i], &sem[i], f, 10))
-                    });
-                    if (m.recall[1], m.mrr) > (best.0, best.1) {
-                        best = (m.recall[1], m.mrr, f);
-                    }
+        for d in [20, 50, 100, 200] {
+            let mut line = format!("depth {d:>3}:");
+            for lw in [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5] {
+                let f = Fusion {
+                    lexical: lw,
+                    depth: d,
+                };
+                let m = evaluate_by(queries, Split::Tuning, |i, _| {
+                    docs(&fuse(&lex[i], &sem[i], f, 10))
+                });
+                line.push_str(&format!(" {lw}: {:.3}/{:.3}", m.recall[1], m.mrr));
+                if (m.recall[1], m.mrr) > (best.0, best.1) {
+                    best = (m.recall[1], m.mrr, f);
                 }
             }
+            println!("{line}");
         }
         println!(
             "best: R@5 {:.3} MRR {:.3} with {:?}",

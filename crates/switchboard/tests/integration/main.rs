@@ -26,4 +26,5 @@ mod pinning;
 mod process;
 mod sessions;
 mod smart;
+mod smart_inspector;
 mod smart_semantic;
