@@ -1,0 +1,109 @@
+// The dashboard's entry: sign-in, navigation by role, and the hash router (#/page/arg).
+
+import { h, mount, field, toast } from "./dom.js";
+import { session, loadSession, login, logout, get } from "./api.js";
+import { overview } from "./overview.js";
+import { servers, serverDetail } from "./servers.js";
+import { groups } from "./groups.js";
+import { playground } from "./playground.js";
+import { activity } from "./activity.js";
+import { sessions } from "./sessions.js";
+import { access, connect } from "./access.js";
+
+// Who sees what: "manage" pages need the admin or manager role, as the API does.
+const PAGES = [
+  { path: "", title: "Overview", render: overview, manage: true },
+  { path: "servers", title: "Servers", render: servers, manage: true },
+  { path: "groups", title: "Groups", render: groups, manage: true },
+  { path: "playground", title: "Playground", render: playground },
+  { path: "activity", title: "Activity", render: activity },
+  { path: "sessions", title: "Proxy sessions", render: sessions },
+  { path: "access", title: "Access", render: access },
+  { path: "connect", title: "Connect a client", render: connect },
+];
+
+function route() {
+  const [page, ...rest] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  return { page: page || "", arg: rest.join("/") };
+}
+
+function nav(current) {
+  const el = document.getElementById("nav");
+  if (!session.user) { el.replaceChildren(); return; }
+  el.replaceChildren(...PAGES.filter((p) => !p.manage || session.canManage).map((p) =>
+    h("a", { href: "#/" + p.path, "aria-current": p.path === current ? "page" : null }, p.title)));
+}
+
+async function who() {
+  const el = document.getElementById("who");
+  if (!session.user) { el.replaceChildren(); return; }
+  const parts = [h("span", { id: "whoami" }, `${session.user.username} · ${session.user.role}`)];
+  if (session.isAdmin) {
+    const sel = h("select", { "aria-label": "Tenant", id: "tenant-select",
+      onchange: () => { session.setTenant(sel.value); render(); } });
+    try {
+      const t = await get("tenants");
+      for (const x of t.tenants || []) sel.append(h("option", { value: x.name, selected: x.name === session.tenant }, x.name));
+      parts.push(sel);
+    } catch { /* no tenant list: the switcher stays hidden */ }
+  } else {
+    parts.push(h("span", `tenant ${session.user.tenant}`));
+  }
+  parts.push(h("button", { type: "button", id: "signout", onclick: async () => { await logout(); location.hash = "#/"; start(); } }, "Sign out"));
+  el.replaceChildren(...parts);
+}
+
+function signIn() {
+  nav(null);
+  who();
+  const user = h("input", { name: "username", autocomplete: "username", required: true, autofocus: true });
+  const pass = h("input", { name: "password", type: "password", autocomplete: "current-password", required: true });
+  const err = h("p.error", { role: "alert" });
+  const form = h("form.stack.panel", { id: "login", onsubmit: async (e) => {
+    e.preventDefault();
+    err.textContent = "";
+    try { await login(user.value, pass.value); start(); }
+    catch (x) { err.textContent = x.message; pass.select(); }
+  } },
+  h("h1", "Sign in"),
+  field("User name", user),
+  field("Password", pass),
+  err,
+  h("button.primary", { type: "submit" }, "Sign in"));
+  mount(h("div.login", form));
+  user.focus();
+}
+
+let rendering = 0;
+async function render() {
+  if (!session.user) return signIn();
+  const { page, arg } = route();
+  let p = PAGES.find((x) => x.path === page);
+  if (page === "servers" && arg) p = { ...p, render: (a) => serverDetail(a) };
+  nav(p ? p.path : null);
+  const ticket = ++rendering;
+  if (!p) { mount(h("h1", "Not found"), h("p", "There is no such page.")); return; }
+  document.title = `${p.title} · Switchboard`;
+  if (p.manage && !session.canManage) {
+    mount(h("h1", p.title), h("p.notice.bad", { id: "forbidden", role: "alert" },
+      "This page needs the admin or manager role. You can use the Playground, Activity and Access pages."));
+    return;
+  }
+  try {
+    await p.render(arg, () => ticket === rendering);
+  } catch (e) {
+    if (e.status === 401) { await start(); return; }
+    mount(h("h1", p.title), h("p.notice.bad", { role: "alert" }, e.message));
+  }
+  if (ticket === rendering) document.getElementById("main").focus({ preventScroll: true });
+}
+
+async function start() {
+  try { await loadSession(); } catch (e) { toast(e.message, true); }
+  await who();
+  render();
+}
+
+window.addEventListener("hashchange", render);
+window.addEventListener("unhandledrejection", (e) => { toast(String(e.reason && e.reason.message || e.reason), true); });
+start();
