@@ -40,10 +40,12 @@ async function refresh() {
 /** Loads who is signed in; false when nobody is. */
 export async function loadSession() {
   const r = await fetch("ui/session", { credentials: "same-origin" });
-  if (r.ok) { const b = await r.json(); csrf = b.csrf; user = b.user; return true; }
-  const t = r.headers.get("x-csrf-token");
-  if (r.status === 401 && t) { csrf = t; return refresh(); }
-  return false;
+  if (!r.ok) return false;
+  const b = await r.json();
+  csrf = b.csrf || null;
+  user = b.user;
+  if (!user && b.expired && csrf) return refresh();
+  return !!user;
 }
 
 export async function login(username, password) {

@@ -55,7 +55,7 @@ function pairs(label, keyName) {
 }
 
 function addForm() {
-  const name = h("input", { name: "name", required: true, pattern: "[A-Za-z0-9_.-]+", autocomplete: "off" });
+  const name = h("input", { name: "name", required: true, pattern: "[A-Za-z0-9_.\\-]+", autocomplete: "off" });
   const type = h("select", { name: "type" },
     h("option", { value: "streamable-http" }, "Streamable HTTP"),
     h("option", { value: "sse" }, "SSE (legacy)"),

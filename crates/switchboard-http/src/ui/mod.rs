@@ -248,26 +248,22 @@ async fn logout(State(s): State<UiState>, headers: HeaderMap) -> Response {
     }
 }
 
-/// `GET /ui/session`: who is signed in and the CSRF token; 401 when the access token is
-/// missing or expired (the page then tries `/ui/refresh` once).
+/// `GET /ui/session`: who is signed in and the CSRF token. Always 200, so a signed-out page
+/// logs no failed request: `{"user": null}` when nobody is signed in, and with `"expired":
+/// true` and the CSRF token when the access token ran out (the page then tries
+/// `/ui/refresh` once).
 async fn session_info(State(s): State<UiState>, headers: HeaderMap) -> Response {
-    let (Some(at), Some(rt)) = (
+    let body = match (
         cookie(&headers, ACCESS_COOKIE),
         cookie(&headers, REFRESH_COOKIE),
-    ) else {
-        return unauthorized("not signed in");
+    ) {
+        (Some(at), Some(rt)) => match identify(&s.api, at).await {
+            Ok(who) => json!({"csrf": csrf_token(rt), "user": who_json(&who)}),
+            Err(_) => json!({"csrf": csrf_token(rt), "user": null, "expired": true}),
+        },
+        _ => json!({"user": null}),
     };
-    let mut resp = match identify(&s.api, at).await {
-        Ok(who) => Json(json!({"csrf": csrf_token(rt), "user": who_json(&who)})).into_response(),
-        Err(_) => {
-            // Still useful: the page may refresh with this token.
-            let mut r = unauthorized("the session expired");
-            if let Ok(v) = HeaderValue::from_str(&csrf_token(rt)) {
-                r.headers_mut().insert(CSRF_HEADER, v);
-            }
-            r
-        }
-    };
+    let mut resp = Json(body).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
