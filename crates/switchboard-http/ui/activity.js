@@ -71,29 +71,44 @@ export async function activity(_arg, current) {
 
 function show(box, r) {
   box.hidden = false;
-  box.replaceChildren(h("h2", `Call ${r.id}`), h("dl.kv",
+  box.replaceChildren(...[h("h2", `Call ${r.id}`), h("dl.kv",
     ...[["When", fmtTime(r.at)], ["Caller", r.principal], ["Endpoint", r.endpoint], ["Session", r.session], ["Server", r.server],
       ["Method", r.method], ["Target", r.target], ["Status", r.status], ["Error type", r.error_type], ["Error", r.error],
       ["Duration", fmtMs(r.duration_us / 1000)], ["Bytes in / out", `${r.bytes_in} / ${r.bytes_out}`], ["Trace", r.trace_id], ["Protocol", r.protocol]]
       .flatMap(([k, v]) => [h("dt", k), h("dd", v ?? "–")])),
   r.request ? [h("h3", "Request"), h("pre", r.request)] : null,
-  r.response ? [h("h3", "Response"), h("pre", r.response)] : null);
+  r.response ? [h("h3", "Response"), h("pre", r.response)] : null].flat().filter(Boolean));
   box.scrollIntoView({ block: "nearest" });
 }
 
-/** Bar charts of calls and errors per minute, and a p95 latency line. */
+/** Per-minute rows of `st.series` gathered into at most 60 buckets across the window. */
+export function buckets(st, now) {
+  const n = Math.max(1, Math.min(60, Math.round(st.window_secs / 60)));
+  const size = (st.window_secs * 1000) / n;
+  const out = Array.from({ length: n }, () => ({ calls: 0, errors: 0, p95_ms: 0 }));
+  for (const x of st.series || []) {
+    const i = Math.min(n - 1, Math.max(0, Math.floor((x.at - (now - st.window_secs * 1000)) / size)));
+    out[i].calls += x.calls;
+    out[i].errors += x.errors;
+    out[i].p95_ms = Math.max(out[i].p95_ms, x.p95_ms);
+  }
+  return out;
+}
+
+/** Bar charts of calls and errors over the window, and a p95 latency line. */
 function chartsOf(st) {
-  const series = st.series || [];
-  const w = 600, hgt = 140, n = Math.max(series.length, 1), bw = w / n;
+  const series = buckets(st, Date.now());
+  const w = 300, hgt = 90, bw = w / series.length;
   const maxCalls = Math.max(1, ...series.map((x) => x.calls));
   const maxP95 = Math.max(1, ...series.map((x) => x.p95_ms));
-  const bars = (key, cls, max) => series.map((x, i) => s("rect", { class: cls, x: i * bw + 1, width: Math.max(1, bw - 2), y: hgt - 14 - (x[key] / max) * (hgt - 24), height: (x[key] / max) * (hgt - 24) }));
-  const axis = (t) => s("text", { x: 4, y: 12 }, t);
-  const chart = (label, ...kids) => s("svg", { class: "chart", viewBox: `0 0 ${w} ${hgt}`, preserveAspectRatio: "none", role: "img", "aria-label": label }, ...kids);
-  const line = s("polyline", { points: series.map((x, i) => `${i * bw + bw / 2},${hgt - 14 - (x.p95_ms / maxP95) * (hgt - 24)}`).join(" ") });
+  const y = (v, max) => hgt - 2 - (v / max) * (hgt - 6);
+  const bars = (key, cls) => series.filter((x) => x[key] > 0).map((x) => s("rect", { class: cls,
+    x: series.indexOf(x) * bw + 0.5, width: Math.max(1, bw - 1), y: y(x[key], maxCalls), height: hgt - 2 - y(x[key], maxCalls) }));
+  const chart = (label, ...kids) => s("svg", { class: "chart", viewBox: `0 0 ${w} ${hgt}`, role: "img", "aria-label": label }, ...kids);
+  const line = s("polyline", { points: series.map((x, i) => `${i * bw + bw / 2},${y(x.p95_ms, maxP95)}`).join(" ") });
   return [
-    h("figure", chart(`calls per minute, at most ${maxCalls}`, axis(`calls/min (max ${maxCalls})`), ...bars("calls", "bar", maxCalls)), h("figcaption.muted", `${st.calls} calls`)),
-    h("figure", chart("errors per minute", axis(`errors/min`), ...bars("errors", "bar err", maxCalls)), h("figcaption.muted", `${st.errors} errors`)),
-    h("figure", chart(`p95 latency per minute, at most ${fmtMs(maxP95)}`, axis(`p95 (max ${fmtMs(maxP95)})`), line), h("figcaption.muted", "p95 latency")),
+    h("figure", chart("calls over time", ...bars("calls", "bar")), h("figcaption.muted", `${st.calls} calls (bar height up to ${maxCalls})`)),
+    h("figure", chart("errors over time", ...bars("errors", "bar err")), h("figcaption.muted", `${st.errors} errors`)),
+    h("figure", chart("p95 latency over time", line), h("figcaption.muted", `p95 latency (up to ${fmtMs(maxP95)})`)),
   ];
 }

@@ -56,7 +56,7 @@ function showTool(box, found, group) {
   const cancelBtn = h("button", { type: "button", hidden: true }, "Cancel");
   let abort = null;
   cancelBtn.addEventListener("click", () => abort && abort.abort());
-  box.replaceChildren(
+  box.replaceChildren(...[
     h("h2", found.name),
     tool.description ? h("p", tool.description) : null,
     h("form.stack", { id: "call-form", onsubmit: async (e) => {
@@ -80,7 +80,7 @@ function showTool(box, found, group) {
     } },
     form.el, h("label.inline", rawToggle, "Edit as raw JSON"), raw,
     h("div.actions", callBtn, cancelBtn)),
-    progress, events, out);
+    progress, events, out].filter(Boolean));
 }
 
 function onEvent(m, progress, events) {
