@@ -202,6 +202,9 @@ impl Page<'_> {
 
     async fn shot(&self, name: &str) {
         self.b
+            .exec("window.scrollTo(0, 0); return true", json!([]))
+            .await;
+        self.b
             .screenshot(&self.shots.join(format!("{name}.png")))
             .await;
     }
