@@ -29,8 +29,21 @@ function headers(extra) {
   return hd;
 }
 
-async function refresh() {
+// One refresh at a time: a refresh token works once, and presenting it twice revokes the login.
+let refreshing = null;
+function refresh() {
+  if (!refreshing) refreshing = doRefresh().finally(() => { refreshing = null; });
+  return refreshing;
+}
+
+async function doRefresh() {
   const r = await fetch("ui/refresh", { method: "POST", headers: headers(), credentials: "same-origin" });
+  if (r.status === 403) {
+    // Another tab refreshed first (new cookies, new CSRF token): take its session.
+    const s = await fetch("ui/session", { credentials: "same-origin" }).then((x) => x.json()).catch(() => ({}));
+    csrf = s.csrf || null; user = s.user || null;
+    return !!user;
+  }
   if (!r.ok) { user = null; csrf = null; return false; }
   const b = await r.json();
   csrf = b.csrf; user = b.user;

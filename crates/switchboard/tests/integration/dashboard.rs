@@ -61,6 +61,10 @@ struct Served {
 
 impl Served {
     async fn start() -> Served {
+        Self::start_with(&[]).await
+    }
+
+    async fn start_with(extra: &[&str]) -> Served {
         init();
         let dir = std::env::temp_dir().join(format!(
             "sb-dashboard-{}",
@@ -80,6 +84,7 @@ impl Served {
             .args(["--mcp-addr", &format!("127.0.0.1:{mcp}")])
             .arg("--data-dir")
             .arg(dir.join("data"))
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -570,4 +575,69 @@ async fn dashboard_session_cookies_and_csrf() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
+}
+
+/// Behind a reverse proxy under a path prefix: the shell's base and the cookies' path follow
+/// `--public-url`, and cookies are `Secure` when the proxy says the request came over HTTPS.
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboard_under_a_path_prefix() {
+    let hub = Served::start_with(&["--public-url", "https://hub.example/switchboard/"]).await;
+    let shell = hub.http.get(format!("{}/", hub.main)).send().await.unwrap();
+    assert_eq!(shell.status(), 200);
+    let html = shell.text().await.unwrap();
+    assert!(html.contains("<base href=\"/switchboard/\">"), "{html}");
+    assert!(
+        html.contains("src=\"ui/app.js\""),
+        "asset URLs are relative to the base"
+    );
+    let app = hub
+        .http
+        .get(format!("{}/ui/app.js", hub.main))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(app.status(), 200);
+    assert!(
+        app.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    let resp = hub
+        .http
+        .post(format!("{}/ui/login", hub.main))
+        .header("x-forwarded-proto", "https")
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    for c in resp.headers().get_all("set-cookie") {
+        let c = c.to_str().unwrap();
+        assert!(
+            c.contains("Path=/switchboard/") && c.contains("; Secure"),
+            "{c}"
+        );
+    }
+    let wrong = hub
+        .http
+        .post(format!("{}/ui/login", hub.main))
+        .json(&json!({"username": "admin", "password": "not-the-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let text = hub
+        .http
+        .post(format!("{}/ui/login", hub.main))
+        .header("content-type", "text/plain")
+        .body("username=admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        text.status(),
+        415,
+        "a form post from another site cannot sign in"
+    );
 }
