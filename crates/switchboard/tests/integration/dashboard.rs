@@ -637,7 +637,7 @@ async fn dashboard_under_a_path_prefix() {
         .unwrap();
     assert_eq!(
         text.status(),
-        415,
+        400,
         "a form post from another site cannot sign in"
     );
 }
