@@ -128,6 +128,7 @@ export async function readSse(resp, onMessage) {
 export async function callTool(endpoint, tool, args, onEvent, signal) {
   const base = { Accept: "application/json, text/event-stream" };
   let sid = null;
+  let listen = null;
   const post = async (msg) => {
     const r = await raw("POST", endpoint, msg, sid ? { ...base, "Mcp-Session-Id": sid } : base);
     if (!r.ok && r.status !== 202) {
@@ -143,6 +144,13 @@ export async function callTool(endpoint, tool, args, onEvent, signal) {
   try {
     await post({ jsonrpc: "2.0", method: "notifications/initialized" });
     await post({ jsonrpc: "2.0", id: 2, method: "logging/setLevel", params: { level: "debug" } }).then((r) => readBody(r, () => {})).catch(() => {});
+    // Log messages of a shared upstream reach the session on its GET stream, not the call's.
+    if (sid) {
+      listen = new AbortController();
+      const stream = await fetch(endpoint, { credentials: "same-origin", signal: listen.signal,
+        headers: { ...headers({ Accept: "text/event-stream" }), "Mcp-Session-Id": sid } }).catch(() => null);
+      if (stream && stream.ok) readSse(stream, (m) => { if (m.method) onEvent(m); }).catch(() => {});
+    }
     let reply = null;
     const r = await raw("POST", endpoint, { jsonrpc: "2.0", id: 3, method: "tools/call",
       params: { name: tool, arguments: args, _meta: { progressToken: "dash-1" } } },
@@ -152,6 +160,7 @@ export async function callTool(endpoint, tool, args, onEvent, signal) {
     if (!reply) throw new Error("the hub closed the stream without a reply");
     return reply;
   } finally {
+    if (listen) listen.abort();
     if (sid) raw("DELETE", endpoint, undefined, { "Mcp-Session-Id": sid }).catch(() => {});
   }
 }

@@ -14,7 +14,7 @@ export function build(schema, name, required, depth = 0) {
   const label = (schema.title || name) + (required ? " *" : "");
   const hint = schema.description;
   const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== "null") : schema.type;
-  if (depth > MAX_DEPTH) return rawJson(label, hint, schema);
+  if (depth > MAX_DEPTH) return rawJson(name, label, hint, schema);
   if (Array.isArray(schema.enum) && schema.enum.every((v) => ["string", "number", "boolean"].includes(typeof v))) {
     const sel = h("select", { name, required: !!required },
       required ? null : h("option", { value: "" }, "(none)"),
@@ -39,7 +39,7 @@ export function build(schema, name, required, depth = 0) {
     const long = (schema.maxLength || 0) > 200 || /text|content|body|query|prompt/i.test(name);
     const inp = long ? h("textarea", { name, rows: 3, required: !!required, value: schema.default ?? "" })
       : h("input", { name, required: !!required, value: schema.default ?? "" });
-    return { el: field(label, inp, hint), read: () => (inp.value === "" && !required ? undefined : inp.value) };
+    return { el: field(label, inp, hint), read: () => (inp.value === "" ? undefined : inp.value) };
   }
   if (type === "array" && schema.items && typeof schema.items === "object") {
     const box = h("div.stack");
@@ -61,7 +61,7 @@ export function build(schema, name, required, depth = 0) {
     const props = schema.properties || {};
     const req = new Set(schema.required || []);
     const keys = Object.keys(props);
-    if (!keys.length) return rawJson(label, hint, schema);
+    if (!keys.length) return rawJson(name, label, hint, schema);
     const parts = keys.map((k) => [k, build(props[k], k, req.has(k), depth + 1)]);
     const body = parts.map(([, p]) => p.el);
     const el = depth === 0 ? h("div.stack", body) : h("fieldset", h("legend", label), hint ? h("p.muted", hint) : null, body);
@@ -75,11 +75,11 @@ export function build(schema, name, required, depth = 0) {
       return Object.keys(out).length || required || depth === 0 ? out : undefined;
     } };
   }
-  return rawJson(label, hint, schema);
+  return rawJson(name, label, hint, schema);
 }
 
-function rawJson(label, hint, schema) {
-  const ta = h("textarea", { rows: 3, placeholder: "JSON", value: schema.default !== undefined ? JSON.stringify(schema.default) : "" });
+function rawJson(name, label, hint, schema) {
+  const ta = h("textarea", { name, rows: 3, placeholder: "JSON", value: schema.default !== undefined ? JSON.stringify(schema.default) : "" });
   return { el: field(`${label} (JSON)`, ta, hint), read: () => {
     if (!ta.value.trim()) return undefined;
     try { return JSON.parse(ta.value); } catch (e) { throw new Error(`${label}: not JSON (${e.message})`); }

@@ -321,6 +321,56 @@ async fn dashboard_in_a_real_browser() {
     p.shot("playground").await;
     p.no_console_errors("playground").await;
 
+    // Log messages arrive live too.
+    b.fill("input[name=q]", "log message notification").await;
+    b.click("button[data-tool=fx__log]").await;
+    b.select("#call-form select[name=level]", "1").await;
+    b.fill("#call-form input[name=message]", "hello from the test")
+        .await;
+    b.fill("#call-form input[name=then_ms]", "300").await;
+    b.click("#call").await;
+    b.wait("#duration").await;
+    assert!(
+        b.text("#call-events")
+            .await
+            .contains("[info] hello from the test"),
+        "{}",
+        b.text("#call-events").await
+    );
+
+    // The schema form: every kind of field, nested, read back as the arguments object.
+    let value = b
+        .exec(
+            "const { build } = await import(new URL('ui/schemaform.js', document.baseURI).href);\
+             const schema = {type: 'object', required: ['s'], properties: {\
+               s: {type: 'string'}, n: {type: 'integer'}, e: {enum: ['a', 'b']}, f: {type: 'boolean'},\
+               arr: {type: 'array', items: {type: 'number'}},\
+               o: {type: 'object', properties: {x: {type: 'string'}, deep: {type: 'object', properties: {y: {type: 'integer'}}}}},\
+               any: {}}};\
+             const form = build(schema, 'arguments', false);\
+             document.body.append(form.el);\
+             const q = (n) => form.el.querySelector(`[name=\"${n}\"]`);\
+             let missing = null; try { form.read(); } catch (e) { missing = e.message; }\
+             q('s').value = 'hi'; q('n').value = '7'; q('e').value = '1'; q('f').checked = true;\
+             const add = [...form.el.querySelectorAll('button')].find((b) => b.textContent === 'Add item');\
+             add.click(); add.click(); q('arr[0]').value = '1.5'; q('arr[1]').value = '-2';\
+             q('x').value = 'deep'; q('y').value = '3'; q('any').value = '{\"k\": [1]}';\
+             const v = form.read(); q('n').value = '7.5';\
+             let bad = null; try { form.read(); } catch (e) { bad = e.message; }\
+             form.el.remove();\
+             return {v, missing, bad};",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        value["v"],
+        json!({"s": "hi", "n": 7, "e": "b", "f": true, "arr": [1.5, -2],
+               "o": {"x": "deep", "deep": {"y": 3}}, "any": {"k": [1]}}),
+        "{value}"
+    );
+    assert_eq!(value["missing"], "s is required", "{value}");
+    assert_eq!(value["bad"], "n: not an integer", "{value}");
+
     // The call is in the activity log.
     p.open("activity").await;
     b.wait_until(
