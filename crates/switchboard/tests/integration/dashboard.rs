@@ -493,8 +493,15 @@ async fn dashboard_in_a_real_browser() {
     assert!(b.find("nav a[href='#/servers']").await.is_none());
     p.open("servers").await;
     b.wait("#forbidden").await;
-    p.open("playground").await;
-    p.no_console_errors("user pages").await;
+    p.shot("user-forbidden").await;
+    for page in ["playground", "activity", "sessions", "access", "connect"] {
+        p.open(page).await;
+        p.no_console_errors(&format!("{page} as a user")).await;
+        if page == "access" {
+            b.wait("#key-form").await;
+            assert!(b.find("#user-form").await.is_none() && b.find("#tenant-form").await.is_none());
+        }
+    }
 
     println!("\ndashboard page weight and time to interactive (cold load, 1280x800):");
     println!(
