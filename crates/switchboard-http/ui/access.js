@@ -15,21 +15,30 @@ export async function access() {
   mount(...sections);
 }
 
+// The key created last in this page's lifetime, offered on "Connect a client".
+let lastKey = "";
+
+function keysTable(keys, reload) {
+  if (!keys.length) return h("p.muted", "No keys yet.");
+  return table(["Name", "Limited to", "Created", "Last used", "Expires", "State", ""], keys.map((k) => h("tr",
+    h("td", k.name), h("td", k.allow ? k.allow.join(", ") : "all grants"), h("td", fmtTime(k.created_at)), h("td", fmtTime(k.last_used_at)),
+    h("td", k.expires_at ? fmtTime(k.expires_at) : "never"), h("td", k.revoked_at ? "revoked" : "active"),
+    h("td", k.revoked_at ? "" : h("button.danger", { type: "button", onclick: async () => {
+      if (await confirmDialog(`Revoke key ${k.name}? Clients using it stop working at once.`, "Revoke")) guarded(() => api("DELETE", `keys/${enc(k.id)}`), "Revoked", reload);
+    } }, "Revoke", h("span.skip", ` ${k.name}`))))));
+}
+
 async function keysSection() {
-  const keys = (await get("keys")).keys || [];
+  const list = h("div", { id: "keys" });
+  const reload = async () => list.replaceChildren(keysTable((await get("keys")).keys || [], reload));
+  await reload();
   const name = h("input", { name: "key-name", required: true, placeholder: "laptop" });
   const days = h("input", { name: "key-days", type: "number", min: 1, placeholder: "never" });
   const allow = h("input", { name: "key-allow", placeholder: "(the user's grants)" });
   const shown = h("div", { id: "new-key" });
   return h("section.panel",
     h("h2", "API keys"),
-    keys.length ? table(["Name", "Limited to", "Created", "Last used", "Expires", "State", ""], keys.map((k) => h("tr",
-      h("td", k.name), h("td", k.allow ? k.allow.join(", ") : "all grants"), h("td", fmtTime(k.created_at)), h("td", fmtTime(k.last_used_at)),
-      h("td", k.expires_at ? fmtTime(k.expires_at) : "never"), h("td", k.revoked_at ? "revoked" : "active"),
-      h("td", k.revoked_at ? "" : h("button.danger", { type: "button", onclick: async () => {
-        if (await confirmDialog(`Revoke key ${k.name}? Clients using it stop working at once.`, "Revoke")) guarded(() => api("DELETE", `keys/${enc(k.id)}`), "Revoked", access);
-      } }, "Revoke")))))
-      : h("p.muted", "No keys yet."),
+    list,
     h("form.row", { id: "key-form", onsubmit: async (e) => {
       e.preventDefault();
       const body = { name: name.value.trim() };
@@ -38,10 +47,14 @@ async function keysSection() {
       if (a.length) body.allow = a;
       try {
         const k = await api("POST", "keys", body);
+        lastKey = k.key;
         const secret = h("input", { readonly: true, value: k.key, id: "new-key-secret", "aria-label": "New key" });
         shown.replaceChildren(h("div.notice", h("p", h("strong", "Copy this key now: it is not shown again.")),
-          h("div.row", secret, h("button", { type: "button", onclick: () => copy(k.key) }, "Copy"))));
+          h("div.row", secret, h("button", { type: "button", onclick: () => copy(k.key) }, "Copy"),
+            h("a", { href: "#/connect" }, "Connect a client with it"))));
         secret.select();
+        name.value = "";
+        await reload();
       } catch (x) { toast(x.message, true); }
     } }, field("Name", name), field("Expires after (days)", days), field("Limit to groups/servers (comma separated)", allow),
     h("button.primary", { type: "submit" }, "Create key")),
@@ -116,7 +129,7 @@ export async function connect() {
     h("option", { value: "mcp/$smart" }, "Smart routing (/mcp/$smart)"),
     groups.map((g) => h("option", { value: `mcp/${g.name}` }, `Group ${g.name}`)),
     (session.user.grants || []).filter((g) => g !== "*" && !groups.some((x) => x.name === g)).map((g) => h("option", { value: `mcp/${g}` }, g)));
-  const key = h("input", { name: "connect-key", type: "password", autocomplete: "off", placeholder: "paste a key from the Access page" });
+  const key = h("input", { name: "connect-key", type: "password", autocomplete: "off", value: lastKey, placeholder: "paste a key from the Access page" });
   const out = h("div.stack", { id: "snippets" });
   const draw = () => {
     const url = new URL(endpoint.value, document.baseURI).href;

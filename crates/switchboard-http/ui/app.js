@@ -114,6 +114,16 @@ async function start() {
   render();
 }
 
+// With <base href>, "#/x" resolves against the base, not this document: follow such links
+// in place so the app is never reloaded (nor the route lost) when the URL has a query.
+document.addEventListener("click", (e) => {
+  const a = e.target.closest && e.target.closest('a[href^="#"]');
+  if (!a || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+  e.preventDefault();
+  const href = a.getAttribute("href");
+  if (href.startsWith("#/")) location.hash = href;
+  else document.getElementById(href.slice(1))?.focus();
+});
 window.addEventListener("hashchange", render);
 window.addEventListener("unhandledrejection", (e) => { toast(String(e.reason && e.reason.message || e.reason), true); });
 start();

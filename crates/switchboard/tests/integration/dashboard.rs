@@ -425,8 +425,26 @@ async fn dashboard_in_a_real_browser() {
         )
         .await;
     assert!(key.as_str().is_some_and(|k| k.starts_with("sb_")), "{key}");
+    b.wait_until(
+        "the new key in the list",
+        10,
+        "return document.getElementById('keys').textContent.includes('laptop')",
+    )
+    .await;
     p.shot("access").await;
     p.no_console_errors("access").await;
+    b.click("#new-key a[href='#/connect']").await;
+    b.wait("#snippets pre").await;
+    let snippets = b
+        .exec(
+            "return document.getElementById('snippets').textContent",
+            json!([]),
+        )
+        .await;
+    assert!(
+        snippets.as_str().unwrap().contains(key.as_str().unwrap()),
+        "the snippets use the new key {key}: {snippets}"
+    );
 
     p.open("connect").await;
     assert!(b.text("#snippets").await.contains("mcpServers"));
