@@ -79,7 +79,8 @@ let rendering = 0;
 async function render() {
   if (!session.user) return signIn();
   const { page, arg } = route();
-  let p = PAGES.find((x) => x.path === page);
+  // A plain user's home is the playground.
+  let p = PAGES.find((x) => x.path === (page || (session.canManage ? "" : "playground")));
   if (page === "servers" && arg) p = { ...p, render: (a) => serverDetail(a) };
   nav(p ? p.path : null);
   const ticket = ++rendering;

@@ -31,12 +31,25 @@ export async function groups() {
 function editor(servers, group) {
   const name = h("input", { name: "group", required: true, value: group ? group.name : "", readonly: !!group });
   const checks = servers.map((n) => h("input", { type: "checkbox", value: n, checked: group && (group.members || []).includes(n) }));
-  const tools = h("textarea", { rows: 3, placeholder: "exported tool names, one per line (empty: all tools)", value: group && group.tools ? group.tools.join("\n") : "" });
+  const chosen = new Set(group && group.tools ? group.tools : []);
+  const toolBox = h("div.stack", { id: "group-tools" });
+  // The exported tools of the checked servers; none checked means every tool.
+  const drawTools = async () => {
+    const lists = await Promise.all(checks.filter((c) => c.checked).map((c) =>
+      get(`servers/${enc(c.value)}/tools`).then((t) => t.tools || []).catch(() => [])));
+    const names = lists.flat().map((t) => t.exported_name).filter(Boolean);
+    toolBox.replaceChildren(...(names.length ? names.map((n) => h("label.inline",
+      h("input", { type: "checkbox", value: n, checked: chosen.has(n), onchange: (e) => (e.target.checked ? chosen.add(n) : chosen.delete(n)) }), n))
+      : [h("p.muted", "Pick servers to choose among their tools.")]));
+  };
+  for (const c of checks) c.addEventListener("change", drawTools);
+  drawTools();
   const err = h("p.error", { role: "alert" });
   return h("form.stack.panel", { id: "group-form", onsubmit: async (e) => {
     e.preventDefault();
-    const t = tools.value.split("\n").map((x) => x.trim()).filter(Boolean);
-    const body = { name: name.value.trim(), members: checks.filter((c) => c.checked).map((c) => c.value), tools: t.length ? t : null };
+    const members = checks.filter((c) => c.checked).map((c) => c.value);
+    const shown = new Set([...toolBox.querySelectorAll("input:checked")].map((c) => c.value));
+    const body = { name: name.value.trim(), members, tools: shown.size ? [...shown] : null };
     try {
       await api(group ? "PUT" : "POST", group ? `groups/${enc(group.name)}` : "groups", body);
       toast("Saved");
@@ -46,7 +59,7 @@ function editor(servers, group) {
   h("h2", group ? "Edit group" : "Create a group"),
   field("Name", name),
   h("fieldset", h("legend", "Servers"), servers.length ? checks.map((c, i) => h("label.inline", c, servers[i])) : h("p.muted", "No servers.")),
-  field("Tools", tools),
+  h("fieldset", h("legend", "Tools (none checked: all of them)"), toolBox),
   err,
   h("button.primary", { type: "submit" }, group ? "Save" : "Create group"));
 }

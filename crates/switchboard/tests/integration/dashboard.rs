@@ -405,8 +405,13 @@ async fn dashboard_in_a_real_browser() {
     p.open("groups").await;
     b.fill("#group-form input[name=group]", "g1").await;
     b.click("#group-form input[value=fx]").await;
+    b.click("#group-tools input[value=fx__add]").await;
     b.click("#group-form button[type=submit]").await;
     b.wait_until("the new group", 10, "return document.querySelector('main table') !== null && document.querySelector('main table').textContent.includes('g1')").await;
+    let g = hub
+        .admin("GET", "/api/v1/groups/g1", json!(null), None)
+        .await;
+    assert_eq!(g["tools"], json!(["fx__add"]), "{g}");
     p.shot("groups").await;
     p.no_console_errors("groups").await;
 
