@@ -19,7 +19,7 @@ const PAGES = [
   { path: "activity", title: "Activity", render: activity },
   { path: "sessions", title: "Proxy sessions", render: sessions },
   { path: "access", title: "Access", render: access },
-  { path: "connect", title: "Connect a client", render: connect },
+  { path: "connect", title: "Connect", render: connect },
 ];
 
 function route() {

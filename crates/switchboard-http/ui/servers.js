@@ -9,6 +9,11 @@ async function act(fn, done) {
 }
 
 export async function servers() {
+  return draw(null);
+}
+
+/** The page, with `report` (an import's outcome) under the import form. */
+async function draw(report) {
   const list = await get("servers");
   const rows = (list.servers || []).map((s) => {
     const st = s.status || {};
@@ -22,14 +27,14 @@ export async function servers() {
         h("button", { type: "button", onclick: () => act(() => api("POST", `servers/${enc(s.name)}/${s.enabled ? "disable" : "enable"}`), s.enabled ? "Disabled" : "Enabled").then(servers) },
           s.enabled ? "Disable" : "Enable", h("span.skip", ` ${s.name}`)),
         h("button", { type: "button", onclick: () => act(() => api("POST", `servers/${enc(s.name)}/restart`), "Restarting").then(servers) }, "Restart", h("span.skip", ` ${s.name}`)),
-        h("button.danger", { type: "button", onclick: async () => {
+        h("button.danger", { type: "button", "data-delete": s.name, onclick: async () => {
           if (await confirmDialog(`Delete server ${s.name}? Its tools disappear from every endpoint.`, "Delete")) act(() => api("DELETE", `servers/${enc(s.name)}`), "Deleted").then(servers);
         } }, "Delete", h("span.skip", ` ${s.name}`)))));
   });
   mount(
     h("h1", "Servers"),
     rows.length ? table(["Name", "State", "Transport", "#Tools", "Owner", "Actions"], rows) : h("p.muted", "No servers yet."),
-    h("div.two", addForm(), importForm()));
+    h("div.two", addForm(), importForm(report)));
 }
 
 /** Rows of name/value inputs whose values are masked (headers, env). */
@@ -98,9 +103,9 @@ function addForm() {
   return form;
 }
 
-function importForm() {
+function importForm(report) {
   const text = h("textarea", { name: "import", rows: 10, placeholder: '{"mcpServers": {"name": {"command": "…"}}}' });
-  const out = h("div");
+  const out = h("div", report);
   return h("form.stack.panel", { id: "import", onsubmit: async (e) => {
     e.preventDefault();
     out.replaceChildren();
@@ -108,8 +113,9 @@ function importForm() {
     try { doc = JSON.parse(text.value); } catch (x) { out.append(h("p.error", { role: "alert" }, `Not JSON: ${x.message}`)); return; }
     try {
       const r = await api("POST", "import", doc);
-      out.append(h("p", `Format: ${r.format}. Added: ${r.added.join(", ") || "none"}. Kept (name taken): ${r.kept.join(", ") || "none"}.`),
-        (r.notes || []).length ? table(["Entry", "Note"], r.notes.map((n) => h("tr", h("td", n.entry || n.server || ""), h("td", n.note || n.message || JSON.stringify(n))))) : null);
+      await draw(h("div", { role: "status" },
+        h("p", `Format: ${r.format}. Added: ${r.added.join(", ") || "none"}. Kept (name taken): ${r.kept.join(", ") || "none"}.`),
+        (r.notes || []).length ? table(["Entry", "Action", "Detail"], r.notes.map((n) => h("tr", h("td", n.entry), h("td", n.action), h("td", n.detail)))) : null));
     } catch (x) { out.append(h("p.error", { role: "alert" }, x.message)); }
   } },
   h("h2", "Import"),

@@ -163,6 +163,7 @@ struct Page<'a> {
     base: String,
     shots: PathBuf,
     figures: Vec<(String, Value)>,
+    loads: u32,
 }
 
 impl Page<'_> {
@@ -177,8 +178,9 @@ impl Page<'_> {
     async fn open_as(&mut self, page: &str, name: &str) {
         // A cold load: nothing cached, so the figures are what a first visit costs.
         self.b.cdp("Network.clearBrowserCache", json!({})).await;
+        self.loads += 1;
         self.b
-            .goto(&format!("{}?load={page}#/{page}", self.base))
+            .goto(&format!("{}?load={}#/{page}", self.base, self.loads))
             .await;
         self.b
             .wait_until(
@@ -259,6 +261,7 @@ async fn dashboard_in_a_real_browser() {
         base: format!("{}/", hub.main),
         shots: shots_dir(),
         figures: Vec::new(),
+        loads: 0,
     };
 
     // Sign in.
@@ -394,6 +397,32 @@ async fn dashboard_in_a_real_browser() {
     })
     .await;
     assert!(gone, "fx__echo is still listed on /mcp");
+
+    // Import a pasted mcpServers file, read its report, delete the server after confirming.
+    p.open("servers").await;
+    let file = json!({"mcpServers": {"fy": {"command": fixture_bin(), "args": ["stdio", "--name", "fy"]}}});
+    b.fill("#import textarea", &file.to_string()).await;
+    b.click("#import button[type=submit]").await;
+    b.wait_until(
+        "the import report",
+        20,
+        "return document.getElementById('import').textContent.includes('Added: fy')",
+    )
+    .await;
+    p.open("servers").await;
+    b.click("button[data-delete=fy]").await;
+    b.click("dialog button.danger").await;
+    let deleted = eventually(Duration::from_secs(10), async || {
+        let list = hub.admin("GET", "/api/v1/servers", json!(null), None).await;
+        list["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["name"] != "fy")
+    })
+    .await;
+    assert!(deleted, "fy was not deleted");
+    p.no_console_errors("import and delete").await;
 
     // Overview, groups, sessions, access, connect.
     p.open("").await;
