@@ -74,9 +74,13 @@ pub(crate) fn escape_html(text: &str) -> String {
     out
 }
 
+fn shell_html(base_path: &str) -> String {
+    SHELL.replace("{{base}}", &escape_html(base_path))
+}
+
 /// The HTML shell, its `<base href>` set to where the hub is served.
 pub(crate) fn shell(base_path: &str) -> Response {
-    let body = SHELL.replace("{{base}}", &escape_html(base_path));
+    let body = shell_html(base_path);
     let mut resp = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
     harden(resp.headers_mut());
     resp.headers_mut()
@@ -164,12 +168,14 @@ mod tests {
 
     #[test]
     fn base_path_is_escaped_into_the_shell() {
-        let resp = shell("/a\"b/");
-        assert!(
-            resp.headers()[header::CONTENT_SECURITY_POLICY]
-                .to_str()
-                .unwrap()
-                .contains("script-src 'self'")
-        );
+        let html = shell_html("/a\"><script>x</script>/");
+        assert!(html.contains("<base href=\"/a&quot;&gt;&lt;script&gt;x&lt;/script&gt;/\">"));
+        assert!(!html.contains("<script>x"));
+        let resp = shell("/hub/");
+        let csp = resp.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe"));
+        assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-store");
     }
 }
