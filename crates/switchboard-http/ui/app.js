@@ -2,25 +2,23 @@
 
 import { h, mount, field, toast } from "./dom.js";
 import { session, loadSession, login, logout, get } from "./api.js";
-import { overview } from "./overview.js";
-import { servers, serverDetail } from "./servers.js";
-import { groups } from "./groups.js";
-import { playground } from "./playground.js";
-import { activity } from "./activity.js";
-import { sessions } from "./sessions.js";
-import { access, connect } from "./access.js";
+
+// Each page's module is loaded when it is first opened, so a first visit fetches only the
+// shell, this file, api.js, dom.js and the page it shows.
+const lazy = (file, name) => async (...args) => (await import(file))[name](...args);
 
 // Who sees what: "manage" pages need the admin or manager role, as the API does.
 const PAGES = [
-  { path: "", title: "Overview", render: overview, manage: true },
-  { path: "servers", title: "Servers", render: servers, manage: true },
-  { path: "groups", title: "Groups", render: groups, manage: true },
-  { path: "playground", title: "Playground", render: playground },
-  { path: "activity", title: "Activity", render: activity },
-  { path: "sessions", title: "Proxy sessions", render: sessions },
-  { path: "access", title: "Access", render: access },
-  { path: "connect", title: "Connect", render: connect },
+  { path: "", title: "Overview", render: lazy("./overview.js", "overview"), manage: true },
+  { path: "servers", title: "Servers", render: lazy("./servers.js", "servers"), manage: true },
+  { path: "groups", title: "Groups", render: lazy("./groups.js", "groups"), manage: true },
+  { path: "playground", title: "Playground", render: lazy("./playground.js", "playground") },
+  { path: "activity", title: "Activity", render: lazy("./activity.js", "activity") },
+  { path: "sessions", title: "Proxy sessions", render: lazy("./sessions.js", "sessions") },
+  { path: "access", title: "Access", render: lazy("./access.js", "access") },
+  { path: "connect", title: "Connect", render: lazy("./access.js", "connect") },
 ];
+const serverDetail = lazy("./servers.js", "serverDetail");
 
 function route() {
   const [page, ...rest] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
