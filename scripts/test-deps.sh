@@ -14,6 +14,9 @@
 #   SWITCHBOARD_TEST_MCP_CLIENT  tests/interop/mcp_client.py
 #   SWITCHBOARD_TEST_LOOPBACK_PRELOAD  node --import preload: bind 127.0.0.1, report port
 #   SWITCHBOARD_TEST_BFCL        BFCL v4 data dir (bfcl-eval wheel), for tool-search quality
+#   SWITCHBOARD_TEST_CHROMIUM    Chromium and its WebDriver (Debian's chromium and
+#   SWITCHBOARD_TEST_CHROMEDRIVER  chromium-driver, apt-installed when missing and root),
+#                                for the dashboard's browser test
 #   SWITCHBOARD_TEST_EMBEDDING_MODEL  all-MiniLM-L6-v2 dir (config.json, tokenizer.json,
 #                                model.safetensors), for semantic tool search
 # Works from any directory.
@@ -163,6 +166,27 @@ else
     log "embedding model up to date"
 fi
 
+# ---- Chromium and chromedriver (the dashboard's browser test) -----------------------
+# Debian's packages, installed only when missing. Without root or apt the test is told
+# where they should be and fails in CI (skips loudly elsewhere).
+CHROMIUM=/usr/bin/chromium
+CHROMEDRIVER=/usr/bin/chromedriver
+if [[ ! -x "$CHROMIUM" || ! -x "$CHROMEDRIVER" ]]; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        log "installing chromium and chromium-driver with apt-get"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y --no-install-recommends chromium chromium-driver </dev/null >&2 \
+            || { apt-get update -q </dev/null >&2 \
+                 && apt-get install -y --no-install-recommends chromium chromium-driver </dev/null >&2; } \
+            || die "apt-get could not install chromium and chromium-driver"
+    else
+        log "warning: $CHROMIUM or $CHROMEDRIVER missing and cannot apt-get them (not root);" \
+            "the dashboard browser test will fail in CI"
+    fi
+else
+    log "chromium and chromedriver present"
+fi
+
 # ---- env.sh -------------------------------------------------------------------------
 tmp="$DEPS/env.sh.tmp.$$"
 {
@@ -175,6 +199,8 @@ tmp="$DEPS/env.sh.tmp.$$"
     printf 'export SWITCHBOARD_TEST_LOOPBACK_PRELOAD=%q\n' "$INTEROP/loopback-listen.mjs"
     printf 'export SWITCHBOARD_TEST_BFCL=%q\n' "$BFCL_DIR/bfcl_eval/data"
     printf 'export SWITCHBOARD_TEST_EMBEDDING_MODEL=%q\n' "$MINILM_DIR"
+    printf 'export SWITCHBOARD_TEST_CHROMIUM=%q\n' "$CHROMIUM"
+    printf 'export SWITCHBOARD_TEST_CHROMEDRIVER=%q\n' "$CHROMEDRIVER"
 } >"$tmp"
 mv -f "$tmp" "$DEPS/env.sh"
 log "wrote $DEPS/env.sh"

@@ -15,6 +15,7 @@ mod modern;
 mod origin;
 mod ready;
 mod streamable;
+mod ui;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -79,10 +80,12 @@ pub fn mcp_service(api: ApiState, options: &ServiceOptions) -> Router {
         )
 }
 
-/// The main service: health, the REST API v1, the seed's `/api/mcp/*` routes, and the MCP
-/// endpoints behind mandatory authentication.
+/// The main service: health, the REST API v1, the seed's `/api/mcp/*` routes, the MCP
+/// endpoints behind mandatory authentication, and the web dashboard (`/`, `/ui/…`), whose
+/// session cookie stands in for a bearer credential on `/api/v1/*` and `/mcp*`.
 pub fn main_service(api: ApiState, options: &ServiceOptions) -> Router {
     let hub = api.control.hub().clone();
+    let ui_config = ui::UiConfig::new(options.public_url.as_deref());
     let state = McpState::Tenants {
         api: api.clone(),
         auth: McpAuth::Required,
@@ -104,6 +107,11 @@ pub fn main_service(api: ApiState, options: &ServiceOptions) -> Router {
     .merge(mcp_endpoints(state, options.max_body))
     .merge(metadata_routes(&api, options))
     .merge(api::metrics::routes(api.clone()))
+    .merge(ui::routes(api.clone(), ui_config.clone()))
+    .layer(axum::middleware::from_fn_with_state(
+        ui_config,
+        ui::cookie_auth,
+    ))
 }
 
 /// `/metrics` alone, without a credential (`--metrics-addr`).

@@ -4,6 +4,8 @@ mod common;
 
 mod control;
 mod credentials;
+mod dashboard;
+mod webdriver;
 
 mod api_v1;
 mod badinput;
