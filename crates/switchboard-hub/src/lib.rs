@@ -12,6 +12,7 @@ mod merged;
 mod modern;
 mod mrtr;
 mod observe;
+pub mod trace;
 pub mod outbox;
 mod pins;
 mod router;
