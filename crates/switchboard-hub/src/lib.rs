@@ -12,12 +12,12 @@ mod merged;
 mod modern;
 mod mrtr;
 mod observe;
-pub mod trace;
 pub mod outbox;
 mod pins;
 mod router;
 mod session;
 mod smart;
+pub mod trace;
 mod view;
 
 pub use hub::{Hub, HubConfig, HubError, ServerStatus};

@@ -205,7 +205,7 @@ pub(crate) fn report_upstream(
         Ok(reply) => classify(reply).map(|(t, _)| t),
         Err(switchboard_upstream::UpstreamError::Timeout(_)) => {
             Some(switchboard_core::jsonrpc::code::REQUEST_TIMEOUT.to_string())
-        },
+        }
         Err(_) => Some("transport_error".to_string()),
     };
     let method = env.method();

@@ -78,7 +78,10 @@ impl Hub {
     /// SERVER span: the one place a client request's outcome is recorded.
     async fn observed_request(
         &self,
-        (observed, traced): (Option<&crate::observe::Observed>, Option<&crate::trace::Traced>),
+        (observed, traced): (
+            Option<&crate::observe::Observed>,
+            Option<&crate::trace::Traced>,
+        ),
         session: &Arc<ClientSession>,
         text: &str,
         env: &Envelope<'_>,

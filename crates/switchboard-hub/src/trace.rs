@@ -115,8 +115,7 @@ impl TraceContext {
             return None;
         }
         let version = hex_byte(&tp[0..2])?;
-        if version == 0xff || (version == 0 && b.len() != 55) || (b.len() > 55 && b[55] != b'-')
-        {
+        if version == 0xff || (version == 0 && b.len() != 55) || (b.len() > 55 && b[55] != b'-') {
             return None;
         }
         let mut trace_id = [0u8; 16];
@@ -430,7 +429,13 @@ pub(crate) fn finish_client(
         },
         Err(switchboard_upstream::UpstreamError::Timeout(_)) => (
             Some(switchboard_core::jsonrpc::code::REQUEST_TIMEOUT.to_string()),
-            Some(outcome.as_ref().err().map(ToString::to_string).unwrap_or_default()),
+            Some(
+                outcome
+                    .as_ref()
+                    .err()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            ),
         ),
         Err(e) => (Some("transport_error".to_string()), Some(e.to_string())),
     };
@@ -494,7 +499,10 @@ pub(crate) fn inject(request: &str, ctx: &TraceContext) -> Option<String> {
     match env.params {
         None => {
             let (at, _) = object_append_point(request)?;
-            splice.insert(at, format!(r#","params":{{"_meta":{{{}}}}}"#, members(true)));
+            splice.insert(
+                at,
+                format!(r#","params":{{"_meta":{{{}}}}}"#, members(true)),
+            );
         }
         Some(params) => {
             let fields = Fields::parse(params.get())?;
@@ -526,10 +534,7 @@ pub(crate) fn inject(request: &str, ctx: &TraceContext) -> Option<String> {
                             let (at, has) = object_append_point(meta.get())?;
                             let start = span_of(request, meta.get()).start;
                             let comma = if has { "," } else { "" };
-                            splice.insert(
-                                start + at,
-                                format!("{comma}{}", members(!has_state)),
-                            );
+                            splice.insert(start + at, format!("{comma}{}", members(!has_state)));
                         }
                     }
                 }
@@ -658,7 +663,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(meta(&out)["traceparent"], TP);
-        let out = inject(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{}}"#, &ctx()).unwrap();
+        let out = inject(
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{}}"#,
+            &ctx(),
+        )
+        .unwrap();
         assert_eq!(meta(&out)["tracestate"], "a=b");
         let out = inject(r#"{"jsonrpc":"2.0","id":1,"method":"x"}"#, &ctx()).unwrap();
         assert_eq!(meta(&out)["traceparent"], TP);
@@ -667,7 +676,10 @@ mod tests {
     #[test]
     fn names_and_attributes_follow_the_conventions() {
         assert_eq!(span_name("tools/call", Some("echo")), "tools/call echo");
-        assert_eq!(span_name("resources/read", Some("file:///x")), "resources/read");
+        assert_eq!(
+            span_name("resources/read", Some("file:///x")),
+            "resources/read"
+        );
         assert_eq!(span_name("tools/list", None), "tools/list");
         assert_eq!(request_id(r#""abc""#).as_deref(), Some("abc"));
         assert_eq!(request_id("7").as_deref(), Some("7"));
