@@ -9,6 +9,7 @@ mod auth;
 mod churn;
 mod client;
 mod load;
+mod otlp_sink;
 mod procs;
 mod python;
 mod report;

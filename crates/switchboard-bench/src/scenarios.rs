@@ -678,6 +678,23 @@ async fn observe_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>
             return Err(e);
         }
     };
+    // Traces too: every span exported as OTLP/HTTP JSON to a sink in this process.
+    let (sink, spans) = crate::otlp_sink::start().await?;
+    let traced = procs::spawn_hub_with(
+        &ctx.bins,
+        &ctx.work,
+        "observe-traced",
+        &servers,
+        &["--otlp-endpoint", &sink],
+    )
+    .await;
+    let traced = match traced {
+        Ok(h) => h,
+        Err(e) => {
+            procs::stop_all([on.proc, off.proc, fx.proc]).await;
+            return Err(e);
+        }
+    };
     let mut rows = Vec::new();
     for c in [1, 32] {
         let contenders = [
@@ -693,6 +710,12 @@ async fn observe_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>
                 work: echo("echo__echo"),
                 pid: Some(on.proc.pid()),
             },
+            Contender {
+                target: "hub, metrics + activity log + OTLP traces".into(),
+                endpoint: traced.mcp.clone(),
+                work: echo("echo__echo"),
+                pid: Some(traced.proc.pid()),
+            },
         ];
         let mut r = compare(ctx, "observe", &format!("c={c}"), c, &contenders).await;
         let (base, rest) = r.split_at_mut(1);
@@ -701,13 +724,15 @@ async fn observe_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>
         }
         rows.extend(r);
     }
-    procs::stop_all([on.proc, off.proc, fx.proc]).await;
+    procs::stop_all([traced.proc, on.proc, off.proc, fx.proc]).await;
+    let exported = spans.load(std::sync::atomic::Ordering::Relaxed);
     Ok((
         rows,
-        Some(
-            "Both hubs proxy one JSON-mode fixture; the second records every call in the \
-             Prometheus histograms and queues an activity row (SQLite store, batched writer)."
-                .into(),
-        ),
+        Some(format!(
+            "All hubs proxy one JSON-mode fixture; the second records every call in the \
+             Prometheus histograms and queues an activity row (SQLite store, batched writer); \
+             the third also exports a SERVER and a CLIENT span per call as OTLP/HTTP JSON to a \
+             loopback sink ({exported} export requests received)."
+        )),
     ))
 }

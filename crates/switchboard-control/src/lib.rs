@@ -10,6 +10,7 @@ pub mod hashing;
 pub mod identity;
 pub mod metrics;
 mod ops;
+pub mod otlp;
 mod pins;
 mod probe;
 pub mod ratelimit;

@@ -110,7 +110,9 @@ impl Builtin {
                 "Emits `steps` progress notifications `interval_ms` apart, then finishes."
             }
             Builtin::Hang => "Never finishes on its own; ends only when the call is cancelled.",
-            Builtin::Stats => "Reports cancellation and call counters plus the server's pid.",
+            Builtin::Stats => {
+                "Reports cancellation and call counters, the server's pid and the request's `_meta.traceparent`."
+            }
             Builtin::Crash => "Exits the server process with `code` (default 3) without replying.",
             Builtin::Garbage => "Writes non-JSON lines to stdout (stdio mode), then returns `ok`.",
             Builtin::Big => "Returns one text block of exactly `bytes` characters.",
@@ -211,7 +213,8 @@ impl Builtin {
                 "properties": {
                     "cancelled": {"type": "integer"},
                     "calls": {"type": "integer"},
-                    "pid": {"type": "integer"}
+                    "pid": {"type": "integer"},
+                    "traceparent": {"type": ["string", "null"]}
                 },
                 "required": ["cancelled", "calls", "pid"]
             })),
@@ -402,10 +405,13 @@ impl Fixture {
             }
             Builtin::Stats => {
                 let stats = &self.shared.stats;
+                // The trace context the caller propagated in `_meta`, if any.
+                let traceparent = context.meta.get("traceparent").cloned();
                 Ok(CallToolResult::structured(json!({
                     "cancelled": stats.cancelled(),
                     "calls": stats.calls(),
                     "pid": std::process::id(),
+                    "traceparent": traceparent,
                 })))
             }
             Builtin::Crash => {

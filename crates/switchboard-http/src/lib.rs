@@ -190,7 +190,29 @@ fn mcp_endpoints(state: McpState, max_body: usize) -> Router {
         .route("/messages", post(legacy_sse::message))
         .route("/message", post(legacy_sse::message))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(trace_headers))
         .with_state(state)
+}
+
+/// While tracing is on, an MCP request's `traceparent`/`tracestate` headers are the parent of
+/// the requests it carries that name none in `_meta`.
+async fn trace_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if !switchboard_hub::trace::enabled() {
+        return next.run(req).await;
+    }
+    let (tp, ts) = {
+        let header = |n: &str| {
+            req.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        (header("traceparent"), header("tracestate"))
+    };
+    switchboard_hub::trace::with_http_headers(tp.as_deref(), ts.as_deref(), next.run(req)).await
 }
 
 /// Health and readiness only (no store: readiness is the hub's).

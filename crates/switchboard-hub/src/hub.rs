@@ -163,6 +163,8 @@ pub(crate) struct HubInner {
     pub(crate) observed: std::sync::OnceLock<crate::observe::Observed>,
     /// Client requests in flight (counted while observed).
     pub(crate) in_flight: std::sync::atomic::AtomicI64,
+    /// Where finished spans go (OTLP traces), if anywhere.
+    pub(crate) traced: std::sync::OnceLock<crate::trace::Traced>,
 }
 
 /// The hub. Cheap to clone; all clones share one state.
@@ -203,6 +205,7 @@ impl Hub {
                 pins: PinState::default(),
                 observed: std::sync::OnceLock::new(),
                 in_flight: std::sync::atomic::AtomicI64::new(0),
+                traced: std::sync::OnceLock::new(),
                 config,
             }),
         };
@@ -234,6 +237,24 @@ impl Hub {
                 observer,
             })
             .is_ok()
+    }
+
+    /// Sends a span per client request and per upstream call of this hub to `sink`, as
+    /// tenant `tenant`; `transport` is the clients' `network.transport` (`tcp` or `pipe`).
+    /// Set once; later calls are ignored (false).
+    pub fn trace(
+        &self,
+        tenant: &str,
+        sink: Arc<dyn crate::trace::SpanSink>,
+        transport: &'static str,
+    ) -> bool {
+        crate::trace::enable();
+        let traced = crate::trace::Traced {
+            sink,
+            tenant: tenant.into(),
+            transport,
+        };
+        self.inner.traced.set(traced).is_ok()
     }
 
     /// Client requests in flight (counted only while an observer is set).

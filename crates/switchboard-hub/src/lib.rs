@@ -17,6 +17,7 @@ mod pins;
 mod router;
 mod session;
 mod smart;
+pub mod trace;
 mod view;
 
 pub use hub::{Hub, HubConfig, HubError, ServerStatus};

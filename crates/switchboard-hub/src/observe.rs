@@ -174,6 +174,55 @@ pub fn trace_id_of(traceparent: &str) -> Option<&str> {
         .then_some(trace)
 }
 
+/// Counts a request in flight until dropped (also when the client goes away mid-call).
+pub(crate) struct InFlight<'a>(&'a std::sync::atomic::AtomicI64);
+
+impl<'a> InFlight<'a> {
+    pub(crate) fn enter(counter: &'a std::sync::atomic::AtomicI64) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Tells the observer how an upstream call went.
+pub(crate) fn report_upstream(
+    o: &Observed,
+    server: &str,
+    info: Option<&switchboard_upstream::InitInfo>,
+    env: &Envelope<'_>,
+    params: Option<&Fields<'_>>,
+    outcome: &Result<String, switchboard_upstream::UpstreamError>,
+    started: std::time::Instant,
+) {
+    let duration = started.elapsed();
+    let classified = match outcome {
+        Ok(reply) => classify(reply).map(|(t, _)| t),
+        Err(switchboard_upstream::UpstreamError::Timeout(_)) => {
+            Some(switchboard_core::jsonrpc::code::REQUEST_TIMEOUT.to_string())
+        }
+        Err(_) => Some("transport_error".to_string()),
+    };
+    let method = env.method();
+    let tool = (method == "tools/call")
+        .then(|| params.and_then(|p| p.get_str("name")))
+        .flatten();
+    o.observer.upstream_call(&UpstreamCall {
+        tenant: &o.tenant,
+        server,
+        method,
+        tool: tool.as_deref(),
+        error_type: classified.as_deref(),
+        protocol_version: info.map(|i| i.protocol_version.as_str()),
+        duration,
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

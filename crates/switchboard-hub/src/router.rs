@@ -55,10 +55,11 @@ impl Hub {
         };
         let params: Params<'_> = env.params.and_then(|p| Fields::parse(p.get()));
         match env.kind().ok()? {
-            Kind::Request => match self.inner.observed.get() {
-                None => self.handle_request(session, text, &env, params, sink).await,
-                Some(observed) => {
-                    self.observed_request(observed, session, text, &env, params, sink)
+            Kind::Request => match (self.inner.observed.get(), self.inner.traced.get()) {
+                (None, None) => self.handle_request(session, text, &env, params, sink).await,
+                (observed, traced) => {
+                    let seen = (observed, traced);
+                    self.observed_request(seen, session, text, &env, params, sink)
                         .await
                 }
             },
@@ -73,11 +74,14 @@ impl Hub {
         }
     }
 
-    /// [`Self::handle_request`], timed and reported to the hub's observer: the one place a
-    /// client request's outcome is recorded.
+    /// [`Self::handle_request`], timed and reported to the hub's observer and traced as a
+    /// SERVER span: the one place a client request's outcome is recorded.
     async fn observed_request(
         &self,
-        observed: &crate::observe::Observed,
+        (observed, traced): (
+            Option<&crate::observe::Observed>,
+            Option<&crate::trace::Traced>,
+        ),
         session: &Arc<ClientSession>,
         text: &str,
         env: &Envelope<'_>,
@@ -86,18 +90,26 @@ impl Hub {
     ) -> Option<String> {
         let started = std::time::Instant::now();
         let at = std::time::SystemTime::now();
-        let _in_flight = InFlight::enter(&self.inner.in_flight);
+        let _in_flight = observed.map(|_| crate::observe::InFlight::enter(&self.inner.in_flight));
         let method = env.method();
         let (server, target, known_target) = self.locate(session, method, params.as_ref());
-        let trace_id = params
-            .as_ref()
-            .and_then(|p| p.get("_meta"))
-            .and_then(|m| Fields::parse(m.get()))
-            .and_then(|m| m.get_str("traceparent"))
-            .and_then(|tp| crate::observe::trace_id_of(&tp).map(str::to_string));
-        let wants_payloads = observed.observer.wants_payloads();
+        let span = traced.map(|t| crate::trace::start_server(t, params.as_ref()));
+        let trace_id = match &span {
+            Some((current, _)) => Some(crate::trace::hex(&current.ctx.trace_id)),
+            None => params
+                .as_ref()
+                .and_then(|p| p.get("_meta"))
+                .and_then(|m| Fields::parse(m.get()))
+                .and_then(|m| m.get_str("traceparent"))
+                .and_then(|tp| crate::observe::trace_id_of(&tp).map(str::to_string)),
+        };
+        let wants_payloads = observed.is_some_and(|o| o.observer.wants_payloads());
         let request = wants_payloads.then(|| env.params.map(|p| p.get().to_string()));
-        let reply = self.handle_request(session, text, env, params, sink).await;
+        let handling = self.handle_request(session, text, env, params, sink);
+        let reply = match &span {
+            Some((current, _)) => crate::trace::in_span(current.clone(), handling).await,
+            None => handling.await,
+        };
         let duration = started.elapsed();
         let (error_type, error_message) = match reply.as_deref().and_then(crate::observe::classify)
         {
@@ -108,6 +120,27 @@ impl Hub {
             Some(modern::STATELESS_VERSION.to_string())
         } else {
             session.client.get().map(|c| c.protocol_version.clone())
+        };
+        if let (Some(t), Some((current, parent))) = (traced, &span) {
+            crate::trace::finish_server(
+                t,
+                current,
+                *parent,
+                &crate::trace::Finished {
+                    method,
+                    target: target.as_deref(),
+                    server: server.as_deref(),
+                    session: &session.id,
+                    request_id: env.id_text(),
+                    protocol_version: protocol_version.as_deref(),
+                    error: error_type.as_deref().map(|t| (t, error_message.as_deref())),
+                    start: at,
+                    duration,
+                },
+            );
+        }
+        let Some(observed) = observed else {
+            return reply;
         };
         observed.observer.call(crate::observe::CallRecord {
             at,
@@ -881,14 +914,18 @@ impl Hub {
             }
         }
         let body = splice.apply(text);
-
-        if session.modern && !end_to_end {
+        // Traced: a CLIENT span for the call (a parked multi-round-trip call has none: the
+        // upstream's parent is the server span), its context in `_meta` and the headers.
+        let mrtr = session.modern && !end_to_end;
+        let traced = crate::trace::child(mrtr);
+        let (body, trace_headers) = crate::trace::propagate(body, traced.as_ref());
+        if mrtr {
             // Questions the upstream asks mid-call become multi-round-trip requests.
             let opts = CallOptions {
                 timeout: upstream.spec().timeout,
                 events: None,
                 retry_safe: route.retry_safe,
-                headers: Vec::new(),
+                headers: trace_headers,
             };
             let running = mrtr::Running::start(conn.clone(), up_id, body, opts);
             let token = token.map(str::to_string);
@@ -914,7 +951,7 @@ impl Hub {
             .expect("inflight lock")
             .insert(id.to_string(), cancel.clone());
         let (ev_tx, mut ev_rx) = mpsc::channel::<CallEvent>(64);
-        let headers = match (&session.param_headers, end_to_end) {
+        let mut headers = match (&session.param_headers, end_to_end) {
             // Both sides stateless: the checked `Mcp-Param-*` headers travel on (§5.2).
             (Some(sent), true) => sent
                 .iter()
@@ -922,6 +959,10 @@ impl Hub {
                 .collect(),
             _ => Vec::new(),
         };
+        headers.extend(trace_headers);
+        let upstream_target = traced
+            .as_ref()
+            .and_then(|_| crate::trace::target_of(&body, env.method()));
         let opts = CallOptions {
             timeout: upstream.spec().timeout,
             events: Some(ev_tx),
@@ -944,9 +985,25 @@ impl Hub {
         }
         session.inflight.lock().expect("inflight lock").remove(id);
         let mut outcome = outcome?;
+        if let Some((current, ctx)) = &traced {
+            crate::trace::finish_client(
+                current,
+                ctx,
+                &crate::trace::UpstreamCallInfo {
+                    method: env.method(),
+                    target: upstream_target.as_deref(),
+                    server: &server,
+                    transport: &upstream.spec().transport,
+                    protocol_version: upstream.info().map(|i| i.protocol_version.clone()),
+                    request_id: up_id,
+                },
+                &outcome,
+                up_started,
+            );
+        }
         if let Some(o) = self.inner.observed.get() {
             let info = upstream.info();
-            report_upstream(
+            crate::observe::report_upstream(
                 o,
                 &server,
                 info.as_deref(),
@@ -1620,51 +1677,4 @@ impl Hub {
     pub(crate) fn all_sessions(&self) -> Vec<Arc<ClientSession>> {
         self.inner.all_sessions()
     }
-}
-
-/// Counts a request in flight until dropped (also when the client goes away mid-call).
-struct InFlight<'a>(&'a std::sync::atomic::AtomicI64);
-
-impl<'a> InFlight<'a> {
-    fn enter(counter: &'a std::sync::atomic::AtomicI64) -> Self {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        InFlight(counter)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// Tells the observer how an upstream call went.
-fn report_upstream(
-    o: &crate::observe::Observed,
-    server: &str,
-    info: Option<&switchboard_upstream::InitInfo>,
-    env: &Envelope<'_>,
-    params: Option<&Fields<'_>>,
-    outcome: &Result<String, UpstreamError>,
-    started: std::time::Instant,
-) {
-    let duration = started.elapsed();
-    let classified = match outcome {
-        Ok(reply) => crate::observe::classify(reply).map(|(t, _)| t),
-        Err(UpstreamError::Timeout(_)) => Some(code::REQUEST_TIMEOUT.to_string()),
-        Err(_) => Some("transport_error".to_string()),
-    };
-    let method = env.method();
-    let tool = (method == "tools/call")
-        .then(|| params.and_then(|p| p.get_str("name")))
-        .flatten();
-    o.observer.upstream_call(&crate::observe::UpstreamCall {
-        tenant: &o.tenant,
-        server,
-        method,
-        tool: tool.as_deref(),
-        error_type: classified.as_deref(),
-        protocol_version: info.map(|i| i.protocol_version.as_str()),
-        duration,
-    });
 }

@@ -33,7 +33,8 @@ pub struct CallOptions {
     pub events: Option<mpsc::Sender<CallEvent>>,
     /// Whether the request may be re-sent after the upstream lost its session.
     pub retry_safe: bool,
-    /// Extra HTTP headers for a stateless upstream (mirrored `Mcp-Param-*` headers).
+    /// Extra HTTP headers for an HTTP upstream (mirrored `Mcp-Param-*` headers for a
+    /// stateless one, `traceparent`/`tracestate` when traced).
     pub headers: Vec<(String, String)>,
 }
 

@@ -333,10 +333,9 @@ impl Shared {
         loop {
             let session = self.session.load_full();
             let mut req = self.post(body.clone(), &session);
-            if session.modern {
-                for (name, value) in headers {
-                    req = req.header(name.as_str(), value.as_str());
-                }
+            // Mirrored `Mcp-Param-*` headers (stateless only) and trace context (any era).
+            for (name, value) in headers {
+                req = req.header(name.as_str(), value.as_str());
             }
             let resp = match req.send().await {
                 Ok(r) => r,

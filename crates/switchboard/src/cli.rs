@@ -509,6 +509,11 @@ pub(crate) struct ServeArgs {
     /// redacted).
     #[arg(long, env = "SWITCHBOARD_LOG_PAYLOADS")]
     pub(crate) log_payloads: bool,
+    /// Export traces (a span per MCP request and per upstream call) as OTLP/HTTP JSON to this
+    /// collector base URL (`/v1/traces` is appended). The standard `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// and `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` variables also turn traces on; off otherwise.
+    #[arg(long, value_name = "URL")]
+    pub(crate) otlp_endpoint: Option<String>,
     /// Keys whose values are redacted from logged payloads (case-insensitive substrings).
     #[arg(
         long,

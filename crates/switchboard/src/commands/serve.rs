@@ -91,6 +91,19 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
     if observing {
         hub.observe(switchboard_store::DEFAULT_TENANT, observer.clone());
     }
+    // Traces: only with an OTLP endpoint (flag or OTEL_* variables); nothing runs otherwise.
+    let tracer =
+        switchboard_control::otlp::OtlpConfig::from_env(args.otlp_endpoint.as_deref(), |k| {
+            std::env::var(k).ok()
+        })
+        .map(|config| {
+            tracing::info!(message = "Exporting traces over OTLP/HTTP JSON.", url = %config.url);
+            let client = switchboard_upstream::http_client();
+            switchboard_control::otlp::OtlpExporter::start(config, client, shutdown.clone())
+        });
+    if let Some(t) = &tracer {
+        hub.trace(switchboard_store::DEFAULT_TENANT, t.clone(), "tcp");
+    }
     let config = ControlConfig {
         ssrf,
         stdio_allow: Arc::new(stdio_allow),
@@ -104,10 +117,14 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
         let common = args.common.clone();
         let guarded = guarded.clone();
         let observer = observer.clone();
+        let tracer = tracer.clone();
         Arc::new(move |tenant: &str| {
             let hub = super::new_hub(&common, Some(guarded.clone()));
             if observing {
                 hub.observe(tenant, observer.clone());
+            }
+            if let Some(t) = &tracer {
+                hub.trace(tenant, t.clone(), "tcp");
             }
             hub
         })

@@ -23,6 +23,7 @@ mod interop;
 mod modern;
 mod newuser;
 mod observability;
+mod otel_tracing;
 mod ownership;
 mod pinning;
 mod process;
