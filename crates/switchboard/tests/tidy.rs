@@ -133,7 +133,7 @@ fn every_path_architecture_md_names_exists() {
     let root = root();
     let map = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
     let mut paths = Vec::new();
-    for dir in ["crates", "scripts", "tests", "deploy", "examples"] {
+    for dir in ["crates", "scripts", "tests", "deploy", "examples", "docs"] {
         walk(&root, &root.join(dir), &mut paths);
     }
     for top in std::fs::read_dir(&root).unwrap().flatten() {
@@ -177,7 +177,7 @@ fn looks_like_a_path(token: &str) -> bool {
         return false;
     }
     file_ext.iter().any(|e| token.ends_with(e))
-        || ["crates/", "scripts/", "tests/", "deploy/", "examples/"]
+        || ["crates/", "scripts/", "tests/", "deploy/", "examples/", "docs/"]
             .iter()
             .any(|d| token.starts_with(d))
 }
