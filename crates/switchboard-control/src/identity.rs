@@ -384,6 +384,9 @@ pub struct Identity {
     user_headers: Mutex<HashMap<String, RememberedHeaders>>,
     jwks: tokio::sync::Mutex<JwksCache>,
     http: reqwest::Client,
+    /// Told when an identity write was made through this process (other replicas forget
+    /// their remembered checks too).
+    on_write: std::sync::OnceLock<Arc<dyn Fn() + Send + Sync>>,
 }
 
 /// Random bytes as lowercase hex.
@@ -501,6 +504,7 @@ impl Identity {
             limiter,
             cache: Mutex::new(HashMap::new()),
             user_headers: Mutex::new(HashMap::new()),
+            on_write: std::sync::OnceLock::new(),
             jwks: tokio::sync::Mutex::new(JwksCache::default()),
             http,
         }))
@@ -564,6 +568,20 @@ impl Identity {
     pub fn invalidate(&self) {
         self.cache.lock().expect("credential cache lock").clear();
         self.user_headers.lock().expect("user headers lock").clear();
+    }
+
+    /// A write to users, keys, tenants or credentials was made through this process:
+    /// forgets what is remembered here and tells whoever listens (the other replicas).
+    pub fn written(&self) {
+        self.invalidate();
+        if let Some(f) = self.on_write.get() {
+            f();
+        }
+    }
+
+    /// Sets who hears of [`Identity::written`] (once; later calls are ignored).
+    pub fn on_write(&self, f: Arc<dyn Fn() + Send + Sync>) {
+        let _ = self.on_write.set(f);
     }
 
     /// `user`'s own upstream headers by server, if they stored any. Remembered for

@@ -15,6 +15,7 @@ mod pins;
 mod probe;
 pub mod ratelimit;
 mod reconcile;
+pub mod replicas;
 pub mod sessions;
 pub mod stdio_policy;
 pub mod tenants;

@@ -214,6 +214,27 @@ impl Tenants {
         }
     }
 
+    /// Catches up with the store now (a replica said it changed): starts or stops tenants
+    /// that came or went, and reconciles every tenant whose revision is stale.
+    pub async fn reconcile_now(&self) {
+        let rev = match self.store.revision().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(message = "Cannot read the store revision.", error = %e);
+                return;
+            }
+        };
+        let known = self.all().len();
+        if self.store.list_tenants().await.is_ok_and(|t| t.len() != known)
+            && let Err(e) = self.sync().await
+        {
+            tracing::warn!(message = "Tenant sync failed.", error = %e);
+        }
+        for plane in self.all() {
+            plane.reconcile_if_stale(rev).await;
+        }
+    }
+
     /// Stops every tenant's upstreams.
     pub async fn shutdown(&self) {
         for plane in self.all() {

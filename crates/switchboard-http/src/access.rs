@@ -68,6 +68,11 @@ pub(crate) struct Credentials {
 }
 
 impl Credentials {
+    /// `key:<id>`, `user:<id>` or `admin-token`; `None` for an anonymous caller.
+    pub(crate) fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
     /// Records the credential and the caller's name on `session`, and gives it the user's own
     /// headers, if they stored any. A store failure leaves the session on the configured
     /// headers (and is logged).

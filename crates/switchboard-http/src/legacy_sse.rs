@@ -67,7 +67,8 @@ pub(crate) async fn open(
     let Some(view) = hub.resolve_view(name.as_deref().map(String::as_str)) else {
         return (StatusCode::NOT_FOUND, "no such group or server").into_response();
     };
-    let session = match hub.create_session(view, STREAM_CAPACITY) {
+    let credential = credentials.as_ref().and_then(|c| c.key());
+    let session = match hub.create_session_for(view, STREAM_CAPACITY, None, credential) {
         Ok(s) => s,
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     };
@@ -123,11 +124,18 @@ pub(crate) async fn message(
     let Some(id) = q.session_id else {
         return (StatusCode::BAD_REQUEST, "missing sessionId").into_response();
     };
-    let Some(session) = hub.session(&id) else {
-        return (StatusCode::NOT_FOUND, "Could not find session").into_response();
-    };
     let Ok(text) = String::from_utf8(Vec::from(body)) else {
         return (StatusCode::BAD_REQUEST, "body is not UTF-8").into_response();
+    };
+    let Some(session) = hub.session(&id) else {
+        // Another replica holds the stream: the message goes there.
+        if hub.session_exists(&id)
+            && !crate::batch::is_batch(&text)
+            && hub.relay_to_stream(&id, text)
+        {
+            return (StatusCode::ACCEPTED, "Accepted").into_response();
+        }
+        return (StatusCode::NOT_FOUND, "Could not find session").into_response();
     };
     tokio::spawn(async move {
         let out = session.sender().clone();

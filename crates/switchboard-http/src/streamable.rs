@@ -45,10 +45,13 @@ fn view_for(hub: &Hub, name: Option<&str>) -> Result<View, Response> {
     })
 }
 
-fn session_for(
+/// The request's session: live on this replica, or resumed from its sealed id (opened on
+/// another replica or before a restart) by the credential that opened it.
+async fn session_for(
     hub: &Hub,
     headers: &HeaderMap,
     view: &View,
+    credentials: Option<&crate::access::Credentials>,
 ) -> Result<Arc<ClientSession>, Response> {
     let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
         return Err(rpc_error(
@@ -57,12 +60,23 @@ fn session_for(
             "Bad Request: missing Mcp-Session-Id header; send initialize first",
         ));
     };
-    match hub.session(id) {
-        Some(s) if &s.view == view => Ok(s),
-        _ => Err(rpc_error(
+    let fresh = hub.session(id).is_none();
+    match hub.resume_session(id, view, credentials.and_then(|c| c.key()), STREAM_CAPACITY) {
+        Ok(Some(s)) => {
+            if fresh && let Some(c) = credentials {
+                c.apply(&s).await;
+            }
+            Ok(s)
+        }
+        Ok(None) => Err(rpc_error(
             StatusCode::NOT_FOUND,
             code::INVALID_REQUEST,
             "Session not found; initialize a new session",
+        )),
+        Err(e) => Err(rpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code::INTERNAL_ERROR,
+            &e.to_string(),
         )),
     }
 }
@@ -147,7 +161,7 @@ pub(crate) async fn post(
         );
     };
     if crate::batch::is_batch(&text) && headers.get(SESSION_HEADER).is_some() {
-        return post_batch(&hub, &headers, &view, &text).await;
+        return post_batch(&hub, &headers, &view, &text, credentials.as_ref()).await;
     }
     let env = match Envelope::parse(&text) {
         Ok(env) => env,
@@ -184,7 +198,8 @@ pub(crate) async fn post(
     }
     drop(env);
     let (session, new_session) = if is_init {
-        match hub.create_session(view, STREAM_CAPACITY) {
+        let credential = credentials.as_ref().and_then(|c| c.key());
+        match hub.create_session_for(view, STREAM_CAPACITY, Some(&text), credential) {
             Ok(s) => {
                 if let Some(c) = &credentials {
                     c.apply(&s).await;
@@ -203,7 +218,7 @@ pub(crate) async fn post(
         if let Err(r) = check_version(&headers) {
             return r;
         }
-        match session_for(&hub, &headers, &view) {
+        match session_for(&hub, &headers, &view, credentials.as_ref()).await {
             Ok(s) => (s, false),
             Err(r) => return r,
         }
@@ -216,7 +231,7 @@ pub(crate) async fn post(
     if new_session {
         resp.headers_mut().insert(
             SESSION_HEADER,
-            HeaderValue::from_str(&session.id).expect("hex id is a valid header"),
+            HeaderValue::from_str(&session.id).expect("hex and base64url ids are valid headers"),
         );
     }
     resp
@@ -224,11 +239,17 @@ pub(crate) async fn post(
 
 /// A batch on an existing session (2024-11-05 and 2025-03-26 only): one JSON array of
 /// responses, or 202 when it held no requests.
-async fn post_batch(hub: &Hub, headers: &HeaderMap, view: &View, text: &str) -> Response {
+async fn post_batch(
+    hub: &Hub,
+    headers: &HeaderMap,
+    view: &View,
+    text: &str,
+    credentials: Option<&crate::access::Credentials>,
+) -> Response {
     if let Err(r) = check_version(headers) {
         return r;
     }
-    let session = match session_for(hub, headers, view) {
+    let session = match session_for(hub, headers, view, credentials).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -364,7 +385,7 @@ fn stream_rest(
 
 /// `GET /mcp[/{name}]`: the session's stream of unsolicited messages.
 pub(crate) async fn get(
-    CallerHub(hub, _): CallerHub,
+    CallerHub(hub, credentials): CallerHub,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     cut: Option<Extension<ConnectionCut>>,
     name: Option<Path<String>>,
@@ -388,7 +409,7 @@ pub(crate) async fn get(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let session = match session_for(&hub, &headers, &view) {
+    let session = match session_for(&hub, &headers, &view, credentials.as_ref()).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -462,7 +483,7 @@ pub(crate) async fn delete(
             "Bad Request: missing Mcp-Session-Id header",
         );
     };
-    if hub.close_session(id) {
+    if hub.end_session(id) {
         StatusCode::OK.into_response()
     } else {
         rpc_error(

@@ -140,7 +140,7 @@ pub(crate) struct HubInner {
     groups: ArcSwap<BTreeMap<String, GroupDef>>,
     overrides: ArcSwap<Overrides>,
     pub(crate) merged: ArcSwap<Merged>,
-    sessions: Mutex<HashMap<String, Arc<ClientSession>>>,
+    pub(crate) sessions: Mutex<HashMap<String, Arc<ClientSession>>>,
     control: tokio::sync::Mutex<()>,
     /// Stateless clients' calls waiting for answers (multi-round-trip requests).
     pub(crate) parked: crate::mrtr::ParkedCalls,
@@ -165,6 +165,8 @@ pub(crate) struct HubInner {
     pub(crate) in_flight: std::sync::atomic::AtomicI64,
     /// Where finished spans go (OTLP traces), if anywhere.
     pub(crate) traced: std::sync::OnceLock<crate::trace::Traced>,
+    /// Sealed session ids and what other replicas say (`resume.rs`).
+    pub(crate) replica: crate::resume::ReplicaState,
 }
 
 /// The hub. Cheap to clone; all clones share one state.
@@ -206,6 +208,7 @@ impl Hub {
                 observed: std::sync::OnceLock::new(),
                 in_flight: std::sync::atomic::AtomicI64::new(0),
                 traced: std::sync::OnceLock::new(),
+                replica: Default::default(),
                 config,
             }),
         };
@@ -538,8 +541,18 @@ impl Hub {
         view: View,
         capacity: usize,
     ) -> Result<Arc<ClientSession>, HubError> {
+        self.register_session(random_id(), view, capacity)
+    }
+
+    /// Registers a new session under `id` (an existing one of that id is returned as is).
+    pub(crate) fn register_session(
+        &self,
+        id: String,
+        view: View,
+        capacity: usize,
+    ) -> Result<Arc<ClientSession>, HubError> {
         let session = Arc::new(ClientSession::new(
-            random_id(),
+            id,
             view,
             capacity,
             self.inner.config.stream_queue_bytes,
@@ -557,6 +570,9 @@ impl Hub {
             }
         });
         let mut sessions = self.inner.sessions.lock().expect("sessions lock");
+        if let Some(existing) = sessions.get(&session.id) {
+            return Ok(existing.clone());
+        }
         if sessions.len() >= self.inner.config.max_sessions {
             return Err(HubError::TooManySessions(self.inner.config.max_sessions));
         }
@@ -973,7 +989,7 @@ impl HubInner {
                     if s.subscriptions.lock().expect("subs lock").contains(shown) {
                         let params =
                             format!(r#"{{"uri":{}}}"#, switchboard_core::jsonrpc::quote(shown));
-                        s.push(notification_message(method, Some(&params)));
+                        self.push_or_relay(&s, notification_message(method, Some(&params)));
                     }
                 }
                 None => {

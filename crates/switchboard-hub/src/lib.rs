@@ -14,7 +14,9 @@ mod mrtr;
 mod observe;
 pub mod outbox;
 mod pins;
+mod resume;
 mod router;
+pub mod seal;
 mod session;
 mod smart;
 pub mod trace;
@@ -27,6 +29,7 @@ pub use modern::{HEADER_MISMATCH, MISSING_CAPABILITY, STATELESS_VERSION, UNSUPPO
 pub use observe::{CallObserver, CallRecord, UpstreamCall, cap, classify, trace_id_of};
 pub use outbox::{DEFAULT_STREAM_QUEUE_BYTES, Inbox, Outbox};
 pub use pins::{OnToolChange, PinEvent, PinnedTool, ToolPins};
+pub use resume::{Relay, RelayMessage};
 pub use router::{LATEST_VERSION, SUPPORTED_VERSIONS};
 pub use session::{ClientInfo, ClientSession, StreamGuard, UserHeaders, random_id};
 pub use smart::{DEFAULT_LIMIT as SMART_DEFAULT_LIMIT, Found, SearchError, SmartMode};

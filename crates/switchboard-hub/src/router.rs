@@ -306,11 +306,7 @@ impl Hub {
         let requested = params
             .and_then(|p| p.get_str("protocolVersion"))
             .unwrap_or_default();
-        let version = SUPPORTED_VERSIONS
-            .iter()
-            .find(|v| **v == requested)
-            .copied()
-            .unwrap_or(LATEST_VERSION);
+        let version = negotiate(&requested);
         let raw = |k: &str| -> Value {
             params
                 .and_then(|p| p.get(k))
@@ -1092,7 +1088,7 @@ impl Hub {
         let n = session
             .next_forward
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let hub_id = quote(&format!("sb-{n}"));
+        let hub_id = quote(&format!("sb-{}-{n}", self.inner.replica.tag));
         let (tx, rx) = tokio::sync::oneshot::channel();
         session
             .forwarded
@@ -1341,7 +1337,7 @@ impl Hub {
         let n = session
             .next_forward
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let hub_id = quote(&format!("sb-{n}"));
+        let hub_id = quote(&format!("sb-{}-{n}", self.inner.replica.tag));
         session.forwarded.lock().expect("forwarded lock").insert(
             hub_id.clone(),
             ForwardedRequest::Upstream {
@@ -1370,7 +1366,22 @@ impl Hub {
                 let _ = tx.send(text.to_string());
             }
             None => {
-                tracing::debug!(message = "Client answered a request the hub never sent; ignored.", session = %session.id)
+                // A request another replica forwarded (`sb-<replica>-<n>`): the answer goes
+                // there.
+                let other = serde_json::from_str::<String>(env.id_text())
+                    .ok()
+                    .and_then(|id| Some(id.strip_prefix("sb-")?.split_once('-')?.0.to_string()))
+                    .filter(|tag| *tag != self.inner.replica.tag);
+                let relayed = other.is_some_and(|replica| {
+                    self.to_replicas(crate::resume::RelayMessage::Answer {
+                        replica,
+                        session: session.id.clone(),
+                        body: text.to_string(),
+                    })
+                });
+                if !relayed {
+                    tracing::debug!(message = "Client answered a request the hub never sent; ignored.", session = %session.id)
+                }
             }
         }
     }
@@ -1677,4 +1688,13 @@ impl Hub {
     pub(crate) fn all_sessions(&self) -> Vec<Arc<ClientSession>> {
         self.inner.all_sessions()
     }
+}
+
+/// The revision the hub speaks with a client that asked for `requested` in `initialize`.
+pub(crate) fn negotiate(requested: &str) -> &'static str {
+    SUPPORTED_VERSIONS
+        .iter()
+        .find(|v| **v == requested)
+        .copied()
+        .unwrap_or(LATEST_VERSION)
 }

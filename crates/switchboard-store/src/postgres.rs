@@ -61,6 +61,10 @@ impl PgStore {
         Ok(PgStore { pool, key })
     }
 
+    /// Run by every write transaction after the revision bump: tells the other replicas
+    /// (`LISTEN switchboard_changes`, see [`crate::bus`]) when the write commits.
+    const ON_WRITE: Option<&'static str> = Some("SELECT pg_notify('switchboard_changes', '')");
+
     /// A plain transaction: the revision bump that opens every write takes the row lock
     /// that serialises writers.
     async fn begin_tx(&self) -> Result<sqlx::Transaction<'static, Postgres>, StoreError> {

@@ -291,6 +291,9 @@ macro_rules! impl_store {
             async fn begin_write(&self) -> Result<Tx, StoreError> {
                 let mut tx = self.begin_tx().await?;
                 execute(&mut tx, sqlx::query(sql::BUMP_REVISION)).await?;
+                if let Some(q) = Self::ON_WRITE {
+                    execute(&mut tx, sqlx::query(q)).await?;
+                }
                 Ok(tx)
             }
 

@@ -42,6 +42,9 @@ impl SqliteStore {
         Ok(SqliteStore { pool, key })
     }
 
+    /// Nothing to tell: a SQLite store has one replica.
+    const ON_WRITE: Option<&'static str> = None;
+
     /// A write transaction that takes SQLite's write lock up front (`BEGIN IMMEDIATE`), so a
     /// concurrent writer waits for the busy timeout instead of failing on a lock upgrade.
     async fn begin_tx(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {

@@ -73,7 +73,7 @@ pub(crate) async fn record(State(st): State<ApiState>, req: Request, next: Next)
     .iter()
     .any(|p| route.starts_with(p))
     {
-        st.identity.invalidate();
+        st.identity.written();
     }
     let status = resp.status();
     let outcome = if status.is_success() || status.is_redirection() {

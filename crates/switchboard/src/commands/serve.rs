@@ -59,7 +59,11 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
         ServiceRole::All | ServiceRole::Mcp => Some(bind(args.mcp_addr, "MCP").await?),
         ServiceRole::Main => None,
     };
-    let store = open_store(&args).await?;
+    let key = switchboard_store::load_or_create_key(&args.data_dir, args.secret_key.as_deref())
+        .context("secret key")?;
+    let store = open_store(&args, key.clone()).await?;
+    // Sealed session ids: any replica sharing the secret key resumes any session.
+    let replicas = switchboard_control::replicas::Replicas::new(key);
     let (auth, generated) = AdminAuth::load(store.as_ref(), args.admin_token.as_deref())
         .await
         .map_err(anyhow::Error::msg)?;
@@ -91,6 +95,7 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
     if observing {
         hub.observe(switchboard_store::DEFAULT_TENANT, observer.clone());
     }
+    replicas.join(switchboard_store::DEFAULT_TENANT, &hub);
     // Traces: only with an OTLP endpoint (flag or OTEL_* variables); nothing runs otherwise.
     let tracer =
         switchboard_control::otlp::OtlpConfig::from_env(args.otlp_endpoint.as_deref(), |k| {
@@ -118,8 +123,10 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
         let guarded = guarded.clone();
         let observer = observer.clone();
         let tracer = tracer.clone();
+        let replicas = replicas.clone();
         Arc::new(move |tenant: &str| {
             let hub = super::new_hub(&common, Some(guarded.clone()));
+            replicas.join(tenant, &hub);
             if observing {
                 hub.observe(tenant, observer.clone());
             }
@@ -181,6 +188,21 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
             digest,
             shutdown.clone(),
         ));
+    }
+    // Several replicas on one PostgreSQL: changes and messages travel by LISTEN/NOTIFY (the
+    // revision poll below stays as the fallback).
+    if let Some(url) = args
+        .database_url
+        .as_deref()
+        .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+    {
+        let origin = switchboard_hub::random_id()[..12].to_string();
+        if let Err(e) = replicas
+            .start(url, origin, tenants.clone(), identity.clone(), shutdown.clone())
+            .await
+        {
+            tracing::warn!(message = "Cannot join the replica bus; other replicas' changes arrive by polling only.", error = %e);
+        }
     }
     tokio::spawn(tenants.clone().watch(
         Duration::from_millis(args.reconcile_interval_ms.max(50)),
@@ -341,9 +363,10 @@ fn ssrf_policy(args: &ServeArgs) -> anyhow::Result<SsrfPolicy> {
     })
 }
 
-async fn open_store(args: &ServeArgs) -> anyhow::Result<Arc<dyn Store>> {
-    let key = switchboard_store::load_or_create_key(&args.data_dir, args.secret_key.as_deref())
-        .context("secret key")?;
+async fn open_store(
+    args: &ServeArgs,
+    key: switchboard_store::SecretKey,
+) -> anyhow::Result<Arc<dyn Store>> {
     let url = match &args.database_url {
         Some(u) => u.clone(),
         None => format!(

@@ -680,7 +680,7 @@ async fn the_cli_manages_a_running_hub() {
 }
 
 #[tokio::test]
-async fn clients_of_a_restarted_hub_get_404_and_start_again() {
+async fn clients_of_a_restarted_hub_go_on_with_their_sessions() {
     init();
     let up = spawn_http(FixtureOptions::new("g")).await.unwrap();
     let dir = temp_dir("bounce");
@@ -702,9 +702,15 @@ async fn clients_of_a_restarted_hub_get_404_and_start_again() {
     let mut again = Launch::new(&dir);
     (again.main_port, again.mcp_port) = ports;
     let hub = again.start().await;
-    // The old session is gone: 404 tells the client to initialize again (as the spec asks).
-    let (status, _, _) = client
+    // The session id is sealed with the data directory's key: the restarted hub resumes it.
+    let (status, _, text) = client
         .post(json!({"jsonrpc": "2.0", "id": 99, "method": "tools/list"}).to_string())
+        .await;
+    assert_eq!(status, 200, "{text}");
+    // An id that is not one of the hub's is unknown: 404 tells the client to start again.
+    client.session = Some("0123456789abcdef0123456789abcdef".into());
+    let (status, _, _) = client
+        .post(json!({"jsonrpc": "2.0", "id": 100, "method": "tools/list"}).to_string())
         .await;
     assert_eq!(status, 404);
     let mut fresh = McpClient::connect(&format!("{}/mcp", hub.mcp)).await;

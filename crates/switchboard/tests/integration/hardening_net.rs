@@ -149,7 +149,7 @@ async fn open_sse(port: u16) -> (TcpStream, String) {
         .await
         .unwrap();
     let head = read_until(&mut s, "sessionId=", Duration::from_secs(5)).await;
-    let head = if head.split("sessionId=").nth(1).unwrap().len() < 32 {
+    let head = if !head.split("sessionId=").nth(1).unwrap().contains('\n') {
         let more = read_until(&mut s, "\n", Duration::from_secs(5)).await;
         head + &more
     } else {
@@ -160,9 +160,9 @@ async fn open_sse(port: u16) -> (TcpStream, String) {
         .nth(1)
         .unwrap()
         .chars()
-        .take_while(char::is_ascii_hexdigit)
+        .take_while(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
         .collect();
-    assert_eq!(id.len(), 32, "{head}");
+    assert!(id.starts_with("sbs1.") && id.len() > 32, "{head}");
     (s, id)
 }
 

@@ -27,6 +27,7 @@ mod otel_tracing;
 mod ownership;
 mod pinning;
 mod process;
+mod replicas;
 mod sessions;
 mod smart;
 mod smart_inspector;

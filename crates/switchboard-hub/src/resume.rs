@@ -1,0 +1,361 @@
+//! Sessions that live on every replica: sealed ids, resuming a session on a replica that has
+//! never seen it, and the messages replicas pass each other (through a [`Relay`], PostgreSQL
+//! `LISTEN/NOTIFY` in `switchboard serve`).
+//!
+//! A session's client state is in its sealed id ([`crate::seal`]), so any replica that
+//! shares the secret key rebuilds it on the first request it sees: no session table, no
+//! sticky routing. What a replica cannot rebuild is a stream another replica holds, or a
+//! question another replica asked. Those messages travel through the relay:
+//! - a client's answer to a server-to-client request goes to the replica that asked (the
+//!   hub's ids for forwarded requests name the replica: `sb-<replica>-<n>`);
+//! - a legacy SSE client's `POST /messages` goes to the replica holding its stream;
+//! - a resource update for a session whose stream is held elsewhere goes to that stream;
+//! - a `DELETE` ends the session on every replica, and later resumptions are refused.
+//!
+//! Without a relay (one replica, SQLite) sealed ids still let a session survive a restart
+//! of the hub.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::hub::{Hub, HubError, HubInner};
+use crate::seal::{SEALED_MAX_AGE_SECS, SealedSession, SessionSeal, is_sealed};
+use crate::session::{ClientInfo, ClientSession, random_id};
+use crate::view::View;
+
+/// Most ended session ids remembered (each is at most 4 KiB; older ones are dropped first).
+const MAX_ENDED: usize = 50_000;
+
+/// A message from one replica to the others.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RelayMessage {
+    /// A client's answer to a request that replica `replica` forwarded to it.
+    Answer {
+        /// The asking replica's tag.
+        replica: String,
+        /// The session id.
+        session: String,
+        /// The client's message, as sent.
+        body: String,
+    },
+    /// A client message for the replica holding the session's stream (legacy SSE).
+    ToStream {
+        /// The session id.
+        session: String,
+        /// The client's message, as sent.
+        body: String,
+    },
+    /// A message for the client, to be queued on its stream wherever that is attached.
+    Push {
+        /// The session id.
+        session: String,
+        /// The message for the client.
+        body: String,
+    },
+    /// The client deleted the session.
+    Ended {
+        /// The session id.
+        session: String,
+    },
+}
+
+/// Carries [`RelayMessage`]s to the other replicas of the same tenant. Publishing never
+/// blocks; a message that cannot be sent is logged and dropped.
+pub trait Relay: Send + Sync {
+    /// Sends `message` to every other replica, for tenant `tenant`'s hub.
+    fn publish(&self, tenant: &str, message: RelayMessage);
+}
+
+/// A hub's part in a group of replicas.
+pub(crate) struct ReplicaState {
+    /// This process's tag in forwarded request ids.
+    pub(crate) tag: String,
+    /// The tenant, the seal and the relay, once set.
+    joined: OnceLock<Joined>,
+    /// Sessions ended by their clients: id → when (Unix seconds).
+    ended: Mutex<HashMap<String, u64>>,
+}
+
+struct Joined {
+    tenant: String,
+    seal: SessionSeal,
+    relay: Option<Arc<dyn Relay>>,
+}
+
+impl Default for ReplicaState {
+    fn default() -> Self {
+        ReplicaState {
+            tag: random_id()[..8].to_string(),
+            joined: OnceLock::new(),
+            ended: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// What `initialize`'s params said, for sealing.
+fn initialize_claims(params: &serde_json::Value) -> (String, serde_json::Value, serde_json::Value) {
+    let requested = params
+        .get("protocolVersion")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let get = |k: &str| params.get(k).cloned().unwrap_or(serde_json::Value::Null);
+    (requested, get("capabilities"), get("clientInfo"))
+}
+
+impl Hub {
+    /// Makes this hub's sessions resumable on any replica sharing `seal`'s key (sealed ids),
+    /// with `relay` carrying messages between replicas, as tenant `tenant`. Set once; later
+    /// calls are ignored (false).
+    pub fn join_replicas(
+        &self,
+        tenant: &str,
+        seal: SessionSeal,
+        relay: Option<Arc<dyn Relay>>,
+    ) -> bool {
+        self.inner
+            .replica
+            .joined
+            .set(Joined {
+                tenant: tenant.to_string(),
+                seal,
+                relay,
+            })
+            .is_ok()
+    }
+
+    /// This process's replica tag (in the ids of requests it forwards to clients).
+    pub fn replica_tag(&self) -> &str {
+        &self.inner.replica.tag
+    }
+
+    /// Opens a session for a client whose `initialize` request is `init` (the whole
+    /// message; `None` for a legacy SSE stream, opened before `initialize`), opened with
+    /// `credential`. With a seal its id carries what the client declared, so other replicas
+    /// can resume it (or, for legacy SSE, relay to it); otherwise, or when that would not
+    /// fit a header, the id is random.
+    pub fn create_session_for(
+        &self,
+        view: View,
+        capacity: usize,
+        init: Option<&str>,
+        credential: Option<&str>,
+    ) -> Result<Arc<ClientSession>, HubError> {
+        let id = self
+            .inner
+            .replica
+            .joined
+            .get()
+            .and_then(|j| {
+                let (requested, capabilities, client_info) = match init {
+                    Some(init) => {
+                        let msg: serde_json::Value = serde_json::from_str(init).ok()?;
+                        initialize_claims(msg.get("params")?)
+                    }
+                    None => Default::default(),
+                };
+                j.seal.seal(&SealedSession {
+                    view: view.label(),
+                    credential: credential.map(str::to_string),
+                    protocol_version: requested,
+                    capabilities,
+                    client_info,
+                    issued_at: now_secs(),
+                    nonce: random_id()[..8].to_string(),
+                })
+            })
+            .unwrap_or_else(random_id);
+        self.register_session(id, view, capacity)
+    }
+
+    /// The session `id` on this replica: the live one, or, for a sealed id this tenant
+    /// issued for `view` and `credential` and nobody ended, the session rebuilt from it
+    /// (initialized, as its client left it). `None` is an unknown session.
+    pub fn resume_session(
+        &self,
+        id: &str,
+        view: &View,
+        credential: Option<&str>,
+        capacity: usize,
+    ) -> Result<Option<Arc<ClientSession>>, HubError> {
+        if let Some(s) = self.session(id) {
+            return Ok((&s.view == view).then_some(s));
+        }
+        let Some(claims) = self.open_sealed(id) else {
+            return Ok(None);
+        };
+        if claims.view != view.label() || claims.credential.as_deref() != credential {
+            return Ok(None);
+        }
+        let session = self.register_session(id.to_string(), view.clone(), capacity)?;
+        if session.client.get().is_none() {
+            let version = crate::router::negotiate(&claims.protocol_version);
+            let _ = session.client.set(ClientInfo {
+                protocol_version: version.to_string(),
+                capabilities: claims.capabilities,
+                client_info: claims.client_info,
+            });
+            session
+                .initialized
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(message = "Resumed a session opened on another replica or before a restart.", session = %short(id), view = %view.label());
+        }
+        Ok(Some(session))
+    }
+
+    /// What a sealed id of this tenant carries, unless its session was ended.
+    fn open_sealed(&self, id: &str) -> Option<SealedSession> {
+        if !is_sealed(id) {
+            return None;
+        }
+        let joined = self.inner.replica.joined.get()?;
+        if self
+            .inner
+            .replica
+            .ended
+            .lock()
+            .expect("ended lock")
+            .contains_key(id)
+        {
+            return None;
+        }
+        joined.seal.open(id, now_secs())
+    }
+
+    /// True when `id` is a session this tenant issued that a client may still use (live
+    /// here, or sealed and not ended), whatever replica holds it.
+    pub fn session_exists(&self, id: &str) -> bool {
+        self.session(id).is_some() || self.open_sealed(id).is_some()
+    }
+
+    /// The client ended session `id` (`DELETE`): closes it here, refuses to resume it from
+    /// now on, and tells the other replicas. True if the session existed.
+    pub fn end_session(&self, id: &str) -> bool {
+        let known = self.session_exists(id);
+        self.close_session(id);
+        if known && is_sealed(id) {
+            self.remember_ended(id);
+            self.to_replicas(RelayMessage::Ended {
+                session: id.to_string(),
+            });
+        }
+        known
+    }
+
+    fn remember_ended(&self, id: &str) {
+        let now = now_secs();
+        let mut ended = self.inner.replica.ended.lock().expect("ended lock");
+        if ended.len() >= MAX_ENDED {
+            ended.retain(|_, at| now.saturating_sub(*at) < SEALED_MAX_AGE_SECS);
+            if ended.len() >= MAX_ENDED
+                && let Some(oldest) = ended.iter().min_by_key(|(_, at)| **at).map(|(k, _)| k.clone())
+            {
+                ended.remove(&oldest);
+            }
+        }
+        ended.insert(id.to_string(), now);
+    }
+
+    /// Sends a legacy SSE client's message to the replica holding its stream. False when
+    /// there is no relay.
+    pub fn relay_to_stream(&self, session: &str, body: String) -> bool {
+        self.to_replicas(RelayMessage::ToStream {
+            session: session.to_string(),
+            body,
+        })
+    }
+
+    /// Hands a message to the relay, if there is one.
+    pub(crate) fn to_replicas(&self, message: RelayMessage) -> bool {
+        self.inner.to_replicas(message)
+    }
+
+    /// A message another replica relayed to this tenant's hub.
+    pub async fn relayed(&self, message: RelayMessage) {
+        match message {
+            RelayMessage::Answer {
+                replica,
+                session,
+                body,
+            } => {
+                if replica != self.inner.replica.tag {
+                    return;
+                }
+                let Some(s) = self.session(&session) else {
+                    tracing::info!(message = "A relayed answer names a session this replica no longer holds; dropped.", session = %short(&session));
+                    return;
+                };
+                let _ = self.handle(&s, &body, s.sender()).await;
+            }
+            RelayMessage::ToStream { session, body } => {
+                let Some(s) = self.session(&session).filter(|s| s.has_stream()) else {
+                    return;
+                };
+                let hub = self.clone();
+                tokio::spawn(async move {
+                    let out = s.sender().clone();
+                    if let Some(reply) = hub.handle_channel(&s, &body, &out).await {
+                        let _ = out.send(reply).await;
+                    }
+                });
+            }
+            RelayMessage::Push { session, body } => {
+                if let Some(s) = self.session(&session).filter(|s| s.has_stream()) {
+                    s.push(body);
+                }
+            }
+            RelayMessage::Ended { session } => {
+                self.remember_ended(&session);
+                self.close_session(&session);
+            }
+        }
+    }
+}
+
+impl HubInner {
+    pub(crate) fn to_replicas(&self, message: RelayMessage) -> bool {
+        match self.replica.joined.get() {
+            Some(Joined {
+                tenant,
+                relay: Some(relay),
+                ..
+            }) => {
+                relay.publish(tenant, message);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Queues `text` on `session`'s stream, or, when the stream is attached on another
+    /// replica, sends it there.
+    pub(crate) fn push_or_relay(&self, session: &ClientSession, text: String) {
+        if session.has_stream() || !is_sealed(&session.id) {
+            session.push(text);
+            return;
+        }
+        let message = RelayMessage::Push {
+            session: session.id.clone(),
+            body: text.clone(),
+        };
+        if !self.to_replicas(message) {
+            session.push(text);
+        }
+    }
+}
+
+/// The start of a long id, for logs.
+pub(crate) fn short(id: &str) -> &str {
+    id.get(..24).unwrap_or(id)
+}

@@ -1,0 +1,419 @@
+//! Several `switchboard serve` replicas on one PostgreSQL database, no sticky routing: a
+//! client's requests land on whichever replica the test picks, and everything goes on
+//! working (sealed session ids, the LISTEN/NOTIFY bus).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const ADMIN: &str = "replicas-admin-token-0123456789";
+const KEY: &str = "5ad0f00d5ad0f00d5ad0f00d5ad0f00d5ad0f00d5ad0f00d5ad0f00d5ad0f00d";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn pg_base_url() -> String {
+    std::env::var("SWITCHBOARD_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+fn psql(sql: &str) -> std::process::Output {
+    Command::new("psql")
+        .arg(format!("{}/postgres", pg_base_url()))
+        .args(["-v", "ON_ERROR_STOP=1", "-Atc", sql])
+        .output()
+        .expect("psql runs (PostgreSQL client tools are needed for this test)")
+}
+
+/// A database of its own, dropped at the end.
+pub(crate) struct PgDatabase {
+    name: String,
+}
+
+impl PgDatabase {
+    pub(crate) fn create() -> PgDatabase {
+        let name = format!(
+            "switchboard_replicas_{}",
+            switchboard_control::identity::random_hex(6)
+        );
+        let out = psql(&format!("CREATE DATABASE {name}"));
+        assert!(
+            out.status.success(),
+            "CREATE DATABASE failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PgDatabase { name }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("{}/{}", pg_base_url(), self.name)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
+/// One replica: the real binary on its own ports and data directory, sharing the database
+/// and the secret key with the others.
+struct Replica {
+    child: Child,
+    main: String,
+    mcp: String,
+    dir: PathBuf,
+}
+
+impl Replica {
+    async fn start(db: &PgDatabase, servers: Option<&std::path::Path>) -> Replica {
+        let dir = std::env::temp_dir().join(format!(
+            "sb-replica-{}",
+            switchboard_control::identity::random_hex(6)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (main, mcp) = (free_port(), free_port());
+        let mut cmd = Command::new(switchboard_bin());
+        cmd.args(["serve", "--admin-token", ADMIN, "--log", "warn"])
+            .args(["--main-addr", &format!("127.0.0.1:{main}")])
+            .args(["--mcp-addr", &format!("127.0.0.1:{mcp}")])
+            .args(["--database-url", &db.url(), "--secret-key", KEY])
+            // The poll is only the fallback: a minute, so the test sees the bus at work.
+            .args(["--reconcile-interval-ms", "60000"])
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(s) = servers {
+            cmd.arg("--servers").arg(s);
+        }
+        let child = cmd.spawn().expect("switchboard starts");
+        let r = Replica {
+            child,
+            main: format!("http://127.0.0.1:{main}"),
+            mcp: format!("http://127.0.0.1:{mcp}"),
+            dir,
+        };
+        let ready = format!("{}/ready", r.main);
+        assert!(
+            eventually(Duration::from_secs(30), async || {
+                reqwest::get(&ready)
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            })
+            .await,
+            "the replica did not become ready"
+        );
+        r
+    }
+
+    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = reqwest::Client::new()
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{path}", self.main),
+            )
+            .bearer_auth(ADMIN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
+/// An event stream's `data:` lines as JSON messages, as they arrive.
+fn messages(mut resp: reqwest::Response) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut buf = String::new();
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let event: String = buf.drain(..end + 2).collect();
+                for line in event.lines() {
+                    if let Some(data) = line.strip_prefix("data:")
+                        && let Ok(v) = serde_json::from_str::<Value>(data.trim())
+                    {
+                        let _ = tx.send(v);
+                    } else if let Some(data) = line.strip_prefix("data:") {
+                        // The legacy SSE endpoint event is a bare path.
+                        let _ = tx.send(Value::String(data.trim().to_string()));
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+async fn next_message(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>,
+    what: &str,
+    mut wanted: impl FnMut(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Some(v)) if wanted(&v) => return v,
+            Ok(Some(_)) => {}
+            _ => panic!("no {what} within 10 s"),
+        }
+    }
+}
+
+fn servers_file(dir: &std::path::Path) -> PathBuf {
+    let path = dir.join("servers.json");
+    std::fs::write(
+        &path,
+        json!({"mcpServers": {"f": stdio_fixture("f", &[])}}).to_string(),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_session_goes_on_through_any_replica_and_a_delete_ends_it_on_all() {
+    init();
+    let db = PgDatabase::create();
+    let tmp = tempdir();
+    let a = Replica::start(&db, Some(&servers_file(&tmp))).await;
+    let b = Replica::start(&db, None).await;
+    let url_a = format!("{}/mcp", a.mcp);
+    let url_b = format!("{}/mcp", b.mcp);
+    // B learns the servers file's server from the store.
+    assert!(
+        eventually(Duration::from_secs(20), async || {
+            let mut c = McpClient::connect(&url_b).await;
+            c.tool_names().await.contains(&"f__echo".to_string())
+        })
+        .await,
+        "replica B never served f"
+    );
+
+    let mut client = McpClient::connect_with(&url_a, json!({"sampling": {}})).await;
+    let id = client.session.clone().unwrap();
+    assert!(id.starts_with("sbs1."), "a sealed id: {id}");
+    assert!(id.len() < 600, "{} bytes", id.len());
+    // The same session, on B, which never saw it.
+    client.url = url_b.clone();
+    let r = client.call("f__echo", json!({"text": "via b"})).await;
+    assert_eq!(text_of(&r), "via b");
+    // A made-up or edited id is still unknown on every replica.
+    let mut forged = client.session.clone().unwrap();
+    forged.replace_range(forged.len() - 4.., "AAAA");
+    let mut stranger = McpClient::unconnected(&url_b);
+    stranger.session = Some(forged);
+    let (status, _, _) = stranger
+        .post(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string())
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The server asks the client something during a call on A; the answer lands on B and
+    // still reaches the call.
+    client.url = url_a.clone();
+    let call = reqwest::Client::new()
+        .post(&url_a)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-session-id", &id)
+        .body(json!({"jsonrpc": "2.0", "id": 50, "method": "tools/call", "params": {"name": "f__sample", "arguments": {"prompt": "hi"}}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut events = messages(call);
+    let ask = next_message(&mut events, "sampling request", |m| {
+        m["method"] == "sampling/createMessage"
+    })
+    .await;
+    let answer = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"role": "assistant", "content": {"type": "text", "text": "from b"}, "model": "m"}});
+    client.url = url_b.clone();
+    let (status, _, text) = client.post(answer.to_string()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+    let done = next_message(&mut events, "the call's result", |m| m["id"] == 50).await;
+    assert_eq!(text_of(&done["result"]), "sampled: from b", "{done}");
+
+    // The GET stream is on B; a server added through A announces itself there.
+    let get = reqwest::Client::new()
+        .get(&url_b)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::OK);
+    let mut stream = messages(get);
+    let added = Instant::now();
+    let (status, body) = a
+        .api(
+            "POST",
+            "/api/v1/servers",
+            Some(json!({"name": "g", "command": fixture_bin().to_str().unwrap(), "args": ["stdio", "--name", "g"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    next_message(&mut stream, "tools/list_changed on B", |m| {
+        m["method"] == "notifications/tools/list_changed"
+    })
+    .await;
+    let took = added.elapsed();
+    assert!(took < Duration::from_secs(3), "list_changed after {took:?}");
+    assert!(client.tool_names().await.contains(&"g__echo".to_string()));
+
+    // DELETE on B ends the session everywhere.
+    let del = reqwest::Client::new()
+        .delete(&url_b)
+        .header("mcp-session-id", &id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), StatusCode::OK);
+    let mut ended = false;
+    for _ in 0..20 {
+        client.url = url_a.clone();
+        let (status, _, _) = client
+            .post(json!({"jsonrpc": "2.0", "id": 99, "method": "tools/list"}).to_string())
+            .await;
+        if status == StatusCode::NOT_FOUND {
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ended, "the deleted session still answers on A");
+    eprintln!("replicas: list_changed across replicas after {took:?}");
+}
+
+#[tokio::test]
+async fn legacy_sse_posts_and_key_revocation_cross_replicas() {
+    init();
+    let db = PgDatabase::create();
+    let tmp = tempdir();
+    let a = Replica::start(&db, Some(&servers_file(&tmp))).await;
+    let b = Replica::start(&db, None).await;
+
+    // A legacy SSE stream on A; its messages are posted to B.
+    let sse = reqwest::Client::new()
+        .get(format!("{}/sse", a.mcp))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    let mut stream = messages(sse);
+    let endpoint = next_message(&mut stream, "the endpoint event", Value::is_string).await;
+    let endpoint = endpoint.as_str().unwrap().to_string();
+    assert!(endpoint.contains("sessionId=sbs1."), "{endpoint}");
+    let post_b = async |body: Value| {
+        reqwest::Client::new()
+            .post(format!("{}{endpoint}", b.mcp))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    assert_eq!(post_b(init).await, StatusCode::ACCEPTED);
+    let r = next_message(&mut stream, "initialize's reply on A", |m| m["id"] == 1).await;
+    assert_eq!(r["result"]["serverInfo"]["name"], "switchboard", "{r}");
+    assert_eq!(
+        post_b(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await,
+        StatusCode::ACCEPTED
+    );
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "f__echo", "arguments": {"text": "sse via b"}}});
+    assert_eq!(post_b(call).await, StatusCode::ACCEPTED);
+    let r = next_message(&mut stream, "the call's reply on A", |m| m["id"] == 2).await;
+    assert_eq!(text_of(&r["result"]), "sse via b", "{r}");
+    // An id nobody issued is refused at once.
+    let bogus = reqwest::Client::new()
+        .post(format!("{}/messages?sessionId=sbs1.AAAA", b.mcp))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bogus.status(), StatusCode::NOT_FOUND);
+
+    // A key made on A works on B; revoked on A, B refuses it within about a second.
+    let (status, user) = a
+        .api(
+            "POST",
+            "/api/v1/users",
+            Some(json!({"username": "rosa", "password": "a long enough password", "role": "user", "grants": ["*"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{user}");
+    let (status, key) = a
+        .api(
+            "POST",
+            "/api/v1/keys",
+            Some(json!({"name": "k", "user_id": user["id"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let secret = key["key"].as_str().unwrap().to_string();
+    let me = async |base: &str| {
+        reqwest::Client::new()
+            .get(format!("{base}/api/v1/me"))
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(me(&b.main).await, StatusCode::OK);
+    let (status, body) = a
+        .api(
+            "DELETE",
+            &format!("/api/v1/keys/{}", key["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{status} {body}");
+    let revoked = Instant::now();
+    while me(&b.main).await != StatusCode::UNAUTHORIZED {
+        assert!(
+            revoked.elapsed() < Duration::from_millis(1500),
+            "B still accepts the revoked key"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "replicas: a key revoked on A was refused on B after {:?}",
+        revoked.elapsed()
+    );
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "sb-replicas-{}",
+        switchboard_control::identity::random_hex(6)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
