@@ -17,6 +17,8 @@
 #   SWITCHBOARD_TEST_CHROMIUM    Chromium and its WebDriver (Debian's chromium and
 #   SWITCHBOARD_TEST_CHROMEDRIVER  chromium-driver, apt-installed when missing and root),
 #                                for the dashboard's browser test
+#   SWITCHBOARD_TEST_NGINX       Debian's nginx (apt-installed when missing and root), the
+#                                replicas test's round-robin load balancer
 #   SWITCHBOARD_TEST_EMBEDDING_MODEL  all-MiniLM-L6-v2 dir (config.json, tokenizer.json,
 #                                model.safetensors), for semantic tool search
 # Works from any directory.
@@ -187,6 +189,25 @@ else
     log "chromium and chromedriver present"
 fi
 
+# ---- nginx (the replicas test's round-robin load balancer) --------------------------
+# Debian's package, installed only when missing; the test runs its own nginx process with
+# its own configuration on loopback ports (the package's service is not used).
+NGINX=/usr/sbin/nginx
+if [[ ! -x "$NGINX" ]]; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        log "installing nginx with apt-get"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y --no-install-recommends nginx </dev/null >&2 \
+            || { apt-get update -q </dev/null >&2 \
+                 && apt-get install -y --no-install-recommends nginx </dev/null >&2; } \
+            || die "apt-get could not install nginx"
+    else
+        log "warning: $NGINX missing and cannot apt-get it (not root); the replicas test will fail in CI"
+    fi
+else
+    log "nginx present"
+fi
+
 # ---- env.sh -------------------------------------------------------------------------
 tmp="$DEPS/env.sh.tmp.$$"
 {
@@ -201,6 +222,7 @@ tmp="$DEPS/env.sh.tmp.$$"
     printf 'export SWITCHBOARD_TEST_EMBEDDING_MODEL=%q\n' "$MINILM_DIR"
     printf 'export SWITCHBOARD_TEST_CHROMIUM=%q\n' "$CHROMIUM"
     printf 'export SWITCHBOARD_TEST_CHROMEDRIVER=%q\n' "$CHROMEDRIVER"
+    printf 'export SWITCHBOARD_TEST_NGINX=%q\n' "$NGINX"
 } >"$tmp"
 mv -f "$tmp" "$DEPS/env.sh"
 log "wrote $DEPS/env.sh"

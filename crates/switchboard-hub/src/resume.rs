@@ -281,6 +281,19 @@ impl Hub {
         self.inner.to_replicas(message)
     }
 
+    /// Ends every client stream this replica holds (Streamable HTTP GET streams and legacy
+    /// SSE streams) without ending their sessions, so clients reconnect, to another replica
+    /// when this one is draining. Requests in flight go on.
+    pub fn release_streams(&self) -> usize {
+        let sessions = self.inner.all_sessions();
+        let mut released = 0;
+        for s in sessions.iter().filter(|s| s.has_stream()) {
+            s.released.cancel();
+            released += 1;
+        }
+        released
+    }
+
     /// A message another replica relayed to this tenant's hub.
     pub async fn relayed(&self, message: RelayMessage) {
         match message {

@@ -60,6 +60,9 @@ pub struct ClientSession {
     last_seen: AtomicU64,
     /// Fires when the session ends.
     pub closed: CancellationToken,
+    /// Fires when this replica gives the client's stream back (draining before exit): the
+    /// stream ends, the session does not.
+    pub(crate) released: CancellationToken,
     /// The user's own upstream credentials, when they stored some.
     pub(crate) user_headers: OnceLock<UserHeaders>,
     /// Stateless requests in flight on this channel (stdio, legacy SSE), by request id: a
@@ -112,6 +115,7 @@ impl ClientSession {
             next_forward: AtomicU64::new(1),
             last_seen: AtomicU64::new(now_secs()),
             closed: CancellationToken::new(),
+            released: CancellationToken::new(),
             user_headers: OnceLock::new(),
             modern_calls: Mutex::new(HashMap::new()),
             credential: OnceLock::new(),
@@ -226,6 +230,7 @@ impl StreamGuard {
         tokio::select! {
             m = rx.recv() => m,
             _ = self.session.closed.cancelled() => None,
+            _ = self.session.released.cancelled() => None,
         }
     }
 }

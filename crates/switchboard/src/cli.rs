@@ -420,6 +420,11 @@ pub(crate) struct ServeArgs {
         value_delimiter = ','
     )]
     pub(crate) stdio_allow: Vec<String>,
+    /// On SIGTERM or Ctrl-C: stop accepting, give client streams back (clients reconnect,
+    /// to another replica behind a load balancer), and let requests in flight finish for at
+    /// most this many seconds before upstream servers are stopped.
+    #[arg(long, env = "SWITCHBOARD_DRAIN_TIMEOUT", default_value_t = 10.0)]
+    pub(crate) drain_timeout: f64,
     /// How often to check the store for changes made by other processes, in milliseconds.
     #[arg(
         long,

@@ -268,14 +268,21 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
             }
         }
     }
+    // Drain: stop accepting (open connections close after their current response), give
+    // client streams back so clients reconnect elsewhere, and let requests in flight finish
+    // up to the drain timeout. Then stop every upstream (stdio process groups included).
     shutdown.cancel();
-    // Stop every upstream (stdio process groups included) before the process exits.
-    tenants.shutdown().await;
-    groups.stop_all();
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+    let streams: usize = tenants.all().iter().map(|p| p.hub().release_streams()).sum();
+    let drain = Duration::from_secs_f64(args.drain_timeout.clamp(0.0, 3600.0));
+    let began = std::time::Instant::now();
+    let drained = tokio::time::timeout(drain, async {
         while tasks.join_next().await.is_some() {}
     })
-    .await;
+    .await
+    .is_ok();
+    tracing::info!(message = "Drained.", streams_released = streams, waited_ms = began.elapsed().as_millis() as u64, complete = drained);
+    tenants.shutdown().await;
+    groups.stop_all();
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-const ADMIN: &str = "replicas-admin-token-0123456789";
+pub(crate) const ADMIN: &str = "replicas-admin-token-0123456789";
 const KEY: &str = "5ad0f00d5ad0f00d5ad0f00d5ad0f00d5ad0f00d5ad0f00d5ad0f00d5ad0f00d";
 
 fn free_port() -> u16 {
@@ -72,15 +72,15 @@ impl Drop for PgDatabase {
 
 /// One replica: the real binary on its own ports and data directory, sharing the database
 /// and the secret key with the others.
-struct Replica {
-    child: Child,
-    main: String,
-    mcp: String,
+pub(crate) struct Replica {
+    pub(crate) child: Child,
+    pub(crate) main: String,
+    pub(crate) mcp: String,
     dir: PathBuf,
 }
 
 impl Replica {
-    async fn start(db: &PgDatabase, servers: Option<&std::path::Path>) -> Replica {
+    pub(crate) async fn start(db: &PgDatabase, servers: Option<&std::path::Path>) -> Replica {
         let dir = std::env::temp_dir().join(format!(
             "sb-replica-{}",
             switchboard_control::identity::random_hex(6)
@@ -121,7 +121,12 @@ impl Replica {
         r
     }
 
-    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub(crate) async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = reqwest::Client::new()
             .request(
                 reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
@@ -146,7 +151,7 @@ impl Drop for Replica {
 }
 
 /// An event stream's `data:` lines as JSON messages, as they arrive.
-fn messages(mut resp: reqwest::Response) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
+pub(crate) fn messages(mut resp: reqwest::Response) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut buf = String::new();
@@ -170,7 +175,7 @@ fn messages(mut resp: reqwest::Response) -> tokio::sync::mpsc::UnboundedReceiver
     rx
 }
 
-async fn next_message(
+pub(crate) async fn next_message(
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>,
     what: &str,
     mut wanted: impl FnMut(&Value) -> bool,
@@ -409,11 +414,68 @@ async fn legacy_sse_posts_and_key_revocation_cross_replicas() {
     );
 }
 
-fn tempdir() -> PathBuf {
+pub(crate) fn tempdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "sb-replicas-{}",
         switchboard_control::identity::random_hex(6)
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+#[tokio::test]
+async fn sigterm_drains_a_replica_streams_go_back_and_calls_in_flight_finish() {
+    init();
+    let db = PgDatabase::create();
+    let tmp = tempdir();
+    let mut a = Replica::start(&db, Some(&servers_file(&tmp))).await;
+    let url = format!("{}/mcp", a.mcp);
+    let mut client = McpClient::connect(&url).await;
+    assert!(
+        eventually(Duration::from_secs(10), async || client
+            .tool_names()
+            .await
+            .contains(&"f__slow".to_string()))
+        .await
+    );
+    let id = client.session.clone().unwrap();
+    let get = reqwest::Client::new()
+        .get(&url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::OK);
+    let mut stream = messages(get);
+    let slow = {
+        let mut c = McpClient::unconnected(&url);
+        c.session = Some(id.clone());
+        tokio::spawn(async move { c.call("f__slow", json!({"ms": 1500})).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let term = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(a.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    // The stream is given back at once (the client would reconnect elsewhere)...
+    let ended = tokio::time::timeout(Duration::from_secs(2), async {
+        while stream.recv().await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the GET stream was not released");
+    let released = term.elapsed();
+    // ...new connections are refused...
+    assert!(reqwest::get(format!("{}/health", a.main)).await.is_err());
+    // ...and the call in flight still gets its answer.
+    let r = slow.await.unwrap();
+    assert!(text_of(&r).contains("1500"), "{r}");
+    let status = a.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    eprintln!(
+        "replicas: stream released {released:?} after SIGTERM, exit after {:?}",
+        term.elapsed()
+    );
 }
