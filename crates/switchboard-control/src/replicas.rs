@@ -40,14 +40,16 @@ pub struct BusRelay {
 }
 
 impl Relay for BusRelay {
-    fn publish(&self, tenant: &str, message: RelayMessage) {
-        let Some(bus) = self.bus.get() else { return };
+    fn publish(&self, tenant: &str, message: RelayMessage) -> bool {
+        let Some(bus) = self.bus.get() else {
+            return false;
+        };
         let text = serde_json::to_string(&Envelope::Hub {
             tenant: tenant.to_string(),
             message,
         })
         .expect("a relay message serialises");
-        bus.publish(text);
+        bus.publish(text)
     }
 }
 

@@ -22,7 +22,8 @@ use crate::streamable::{cut_on_overflow, with_keepalive_raw};
 
 const STREAM_CAPACITY: usize = 1024;
 
-/// Closes the session when the client's stream goes away.
+/// Ends the session when the client's stream goes away: a legacy SSE session lives with its
+/// stream, so other replicas refuse its posts from then on.
 struct SessionStream {
     hub: Hub,
     session: Arc<ClientSession>,
@@ -31,7 +32,7 @@ struct SessionStream {
 
 impl Drop for SessionStream {
     fn drop(&mut self) {
-        self.hub.close_session(&self.session.id);
+        self.hub.end_session(&self.session.id);
     }
 }
 

@@ -116,13 +116,33 @@ pub(crate) struct Parked {
     expires: Instant,
 }
 
-/// The hub's parked calls, by `requestState`.
-#[derive(Default)]
+/// The hub's parked calls, by `requestState` (`sbrs1.<holder>.<random>`: the holder tag
+/// tells another replica where a retry must go).
 pub(crate) struct ParkedCalls {
     map: Mutex<HashMap<String, Parked>>,
+    tag: String,
+}
+
+impl Default for ParkedCalls {
+    fn default() -> Self {
+        ParkedCalls {
+            map: Mutex::new(HashMap::new()),
+            tag: random_id()[..8].to_string(),
+        }
+    }
+}
+
+/// The holder tag of a `requestState` this hub's kind issued.
+pub(crate) fn holder_of(state: &str) -> Option<&str> {
+    state.strip_prefix("sbrs1.")?.split_once('.').map(|(t, _)| t)
 }
 
 impl ParkedCalls {
+    /// This hub's tag in the states it issues.
+    pub(crate) fn tag(&self) -> &str {
+        &self.tag
+    }
+
     /// Parks a call; returns the `requestState` that resumes it.
     pub(crate) fn park(
         &self,
@@ -132,7 +152,7 @@ impl ParkedCalls {
         server: String,
         progress_token: Option<String>,
     ) -> String {
-        let state = format!("sbrs1.{}", random_id());
+        let state = format!("sbrs1.{}.{}", self.tag, random_id());
         let parked = Parked {
             running,
             conn,

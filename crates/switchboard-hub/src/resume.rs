@@ -10,7 +10,9 @@
 //!   hub's ids for forwarded requests name the replica: `sb-<replica>-<n>`);
 //! - a legacy SSE client's `POST /messages` goes to the replica holding its stream;
 //! - a resource update for a session whose stream is held elsewhere goes to that stream;
-//! - a `DELETE` ends the session on every replica, and later resumptions are refused.
+//! - a `DELETE` ends the session on every replica, and later resumptions are refused;
+//! - a stateless client's retry of a parked call (multi-round-trip requests, `mrtr.rs`) goes
+//!   to the replica holding the call (its `requestState` names it), and the answer comes back.
 //!
 //! Without a relay (one replica, SQLite) sealed ids still let a session survive a restart
 //! of the hub.
@@ -26,6 +28,8 @@ use crate::seal::{SEALED_MAX_AGE_SECS, SealedSession, SessionSeal, is_sealed};
 use crate::session::{ClientInfo, ClientSession, random_id};
 use crate::view::View;
 
+/// How long a retry relayed to the replica holding its parked call waits for the answer.
+const RESUME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 /// Most ended session ids remembered (each is at most 4 KiB; older ones are dropped first).
 const MAX_ENDED: usize = 50_000;
 
@@ -56,6 +60,27 @@ pub enum RelayMessage {
         /// The message for the client.
         body: String,
     },
+    /// A stateless client's retry of a call parked on replica `replica` (its
+    /// `requestState` names that replica).
+    Resume {
+        /// The parked call's holder (the tag in its `requestState`).
+        replica: String,
+        /// Where the answer goes, and under which number.
+        reply_to: String,
+        call: u64,
+        /// The endpoint's view ([`View::label`]).
+        view: String,
+        /// The client's request, as sent.
+        body: String,
+    },
+    /// The answer to a [`RelayMessage::Resume`].
+    Resumed {
+        /// The replica that relayed the retry.
+        replica: String,
+        call: u64,
+        /// The reply for the client.
+        body: String,
+    },
     /// The client deleted the session.
     Ended {
         /// The session id.
@@ -66,8 +91,9 @@ pub enum RelayMessage {
 /// Carries [`RelayMessage`]s to the other replicas of the same tenant. Publishing never
 /// blocks; a message that cannot be sent is logged and dropped.
 pub trait Relay: Send + Sync {
-    /// Sends `message` to every other replica, for tenant `tenant`'s hub.
-    fn publish(&self, tenant: &str, message: RelayMessage);
+    /// Sends `message` to every other replica, for tenant `tenant`'s hub. False when it
+    /// could not be sent (no other replicas to talk to, a full queue).
+    fn publish(&self, tenant: &str, message: RelayMessage) -> bool;
 }
 
 /// A hub's part in a group of replicas.
@@ -78,6 +104,9 @@ pub(crate) struct ReplicaState {
     joined: OnceLock<Joined>,
     /// Sessions ended by their clients: id → when (Unix seconds).
     ended: Mutex<HashMap<String, u64>>,
+    /// Retries relayed to the replica holding their parked call, waiting for its answer.
+    resuming: Mutex<HashMap<u64, tokio::sync::oneshot::Sender<String>>>,
+    next_resume: std::sync::atomic::AtomicU64,
 }
 
 struct Joined {
@@ -92,6 +121,8 @@ impl Default for ReplicaState {
             tag: random_id()[..8].to_string(),
             joined: OnceLock::new(),
             ended: Mutex::new(HashMap::new()),
+            resuming: Mutex::new(HashMap::new()),
+            next_resume: std::sync::atomic::AtomicU64::new(1),
         }
     }
 }
@@ -200,7 +231,7 @@ impl Hub {
         }
         let session = self.register_session(id.to_string(), view.clone(), capacity)?;
         if session.client.get().is_none() {
-            let version = crate::router::negotiate(&claims.protocol_version);
+            let version = crate::session::negotiate(&claims.protocol_version);
             let _ = session.client.set(ClientInfo {
                 protocol_version: version.to_string(),
                 capabilities: claims.capabilities,
@@ -281,6 +312,44 @@ impl Hub {
         self.inner.to_replicas(message)
     }
 
+    /// A stateless client's retry whose `requestState` names a call parked on another
+    /// replica: sent there, and its answer returned (`None` when the call is parked here,
+    /// the state is not one of ours, or there is no relay).
+    pub(crate) async fn resume_elsewhere(
+        &self,
+        session: &ClientSession,
+        text: &str,
+        state: &str,
+    ) -> Option<String> {
+        let holder = crate::mrtr::holder_of(state)?;
+        if holder == self.inner.parked.tag() {
+            return None;
+        }
+        let replica = &self.inner.replica;
+        let call = replica
+            .next_resume
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        replica.resuming.lock().expect("resuming lock").insert(call, tx);
+        let sent = self.to_replicas(RelayMessage::Resume {
+            replica: holder.to_string(),
+            reply_to: replica.tag.clone(),
+            call,
+            view: session.view.label(),
+            body: text.to_string(),
+        });
+        let answer = if sent {
+            tokio::time::timeout(RESUME_TIMEOUT, rx).await.ok().and_then(Result::ok)
+        } else {
+            None
+        };
+        replica.resuming.lock().expect("resuming lock").remove(&call);
+        if answer.is_none() && sent {
+            tracing::warn!(message = "No replica answered a retry of a parked call in time.", holder = %holder);
+        }
+        answer
+    }
+
     /// Ends every client stream this replica holds (Streamable HTTP GET streams and legacy
     /// SSE streams) without ending their sessions, so clients reconnect, to another replica
     /// when this one is draining. Requests in flight go on.
@@ -328,6 +397,51 @@ impl Hub {
                     s.push(body);
                 }
             }
+            RelayMessage::Resume {
+                replica,
+                reply_to,
+                call,
+                view,
+                body,
+            } => {
+                if replica != self.inner.parked.tag() {
+                    return;
+                }
+                let Some(view) = View::from_label(&view) else {
+                    return;
+                };
+                let session = self.stateless_session(view, None);
+                let hub = self.clone();
+                tokio::spawn(async move {
+                    let reply = hub.handle(&session, &body, session.sender()).await;
+                    if let Some(body) = reply {
+                        hub.to_replicas(RelayMessage::Resumed {
+                            replica: reply_to,
+                            call,
+                            body,
+                        });
+                    }
+                });
+            }
+            RelayMessage::Resumed {
+                replica,
+                call,
+                body,
+            } => {
+                if replica != self.inner.replica.tag {
+                    return;
+                }
+                let waiting = self
+                    .inner
+                    .replica
+                    .resuming
+                    .lock()
+                    .expect("resuming lock")
+                    .remove(&call);
+                if let Some(tx) = waiting {
+                    let _ = tx.send(body);
+                }
+            }
             RelayMessage::Ended { session } => {
                 self.remember_ended(&session);
                 self.close_session(&session);
@@ -343,10 +457,7 @@ impl HubInner {
                 tenant,
                 relay: Some(relay),
                 ..
-            }) => {
-                relay.publish(tenant, message);
-                true
-            }
+            }) => relay.publish(tenant, message),
             _ => false,
         }
     }

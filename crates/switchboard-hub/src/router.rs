@@ -306,7 +306,7 @@ impl Hub {
         let requested = params
             .and_then(|p| p.get_str("protocolVersion"))
             .unwrap_or_default();
-        let version = negotiate(&requested);
+        let version = crate::session::negotiate(&requested);
         let raw = |k: &str| -> Value {
             params
                 .and_then(|p| p.get(k))
@@ -839,6 +839,9 @@ impl Hub {
             && !end_to_end
             && let Some(state) = params.and_then(|p| p.get_str("requestState"))
         {
+            if let Some(reply) = self.resume_elsewhere(session, text, &state).await {
+                return Some(reply);
+            }
             return Some(
                 self.resume(
                     session,
@@ -1688,13 +1691,4 @@ impl Hub {
     pub(crate) fn all_sessions(&self) -> Vec<Arc<ClientSession>> {
         self.inner.all_sessions()
     }
-}
-
-/// The revision the hub speaks with a client that asked for `requested` in `initialize`.
-pub(crate) fn negotiate(requested: &str) -> &'static str {
-    SUPPORTED_VERSIONS
-        .iter()
-        .find(|v| **v == requested)
-        .copied()
-        .unwrap_or(LATEST_VERSION)
 }

@@ -265,3 +265,13 @@ pub fn random_id() -> String {
     }
     s
 }
+
+/// The revision the hub speaks with a client that asked for `requested` in `initialize`.
+pub(crate) fn negotiate(requested: &str) -> &'static str {
+    use crate::router::{LATEST_VERSION, SUPPORTED_VERSIONS};
+    SUPPORTED_VERSIONS
+        .iter()
+        .find(|v| **v == requested)
+        .copied()
+        .unwrap_or(LATEST_VERSION)
+}

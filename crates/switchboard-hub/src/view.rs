@@ -32,6 +32,23 @@ impl View {
         }
     }
 
+    /// The view a [`View::label`] names.
+    pub fn from_label(label: &str) -> Option<View> {
+        Some(match label {
+            "all" => View::All,
+            "smart" => View::Smart(None),
+            _ => {
+                if let Some(g) = label.strip_prefix("smart:group:") {
+                    View::Smart(Some(g.to_string()))
+                } else if let Some(g) = label.strip_prefix("group:") {
+                    View::Group(g.to_string())
+                } else {
+                    View::Server(label.strip_prefix("server:")?.to_string())
+                }
+            }
+        })
+    }
+
     /// The view whose servers and names this one shows: a smart view's group (or
     /// everything); any other view itself.
     pub fn base(&self) -> Cow<'_, View> {

@@ -479,3 +479,68 @@ async fn sigterm_drains_a_replica_streams_go_back_and_calls_in_flight_finish() {
         term.elapsed()
     );
 }
+
+/// One stateless 2026-07-28 `tools/call` over Streamable HTTP; the last message.
+async fn stateless_call(url: &str, params: &Value) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params});
+    let resp = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", params["name"].as_str().unwrap())
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let text = resp.text().await.unwrap();
+    parse_messages(&ct, &text).pop().expect("a reply")
+}
+
+#[tokio::test]
+async fn a_stateless_clients_retry_resumes_its_parked_call_on_another_replica() {
+    init();
+    let db = PgDatabase::create();
+    let tmp = tempdir();
+    let a = Replica::start(&db, Some(&servers_file(&tmp))).await;
+    let b = Replica::start(&db, None).await;
+    let (url_a, url_b) = (format!("{}/mcp", a.mcp), format!("{}/mcp", b.mcp));
+    assert!(
+        eventually(Duration::from_secs(20), async || {
+            let mut c = McpClient::connect(&url_b).await;
+            c.tool_names().await.contains(&"f__elicit".to_string())
+        })
+        .await
+    );
+    let first = json!({"name": "f__elicit", "arguments": {"message": "Your name?"}, "_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "c", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}}});
+    // The session-era server asks mid-call on A; the hub parks the call there.
+    let r = stateless_call(&url_a, &first).await;
+    let result = &r["result"];
+    assert_eq!(result["resultType"], "input_required", "{r}");
+    let (key, _) = result["inputRequests"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap();
+    let mut retry = first.clone();
+    retry["inputResponses"] = json!({key: {"action": "accept", "content": {"name": "Ada"}}});
+    retry["requestState"] = result["requestState"].clone();
+    // The retry lands on B, which sends it to A and relays the answer.
+    let r = stateless_call(&url_b, &retry).await;
+    assert_eq!(r["result"]["resultType"], "complete", "{r}");
+    assert!(text_of(&r["result"]).contains("Ada"), "{r}");
+    // The state was used once: a second retry anywhere is refused.
+    let again = stateless_call(&url_a, &retry).await;
+    assert_eq!(again["error"]["code"], -32602, "{again}");
+}
