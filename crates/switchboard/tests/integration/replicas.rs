@@ -544,3 +544,43 @@ async fn a_stateless_clients_retry_resumes_its_parked_call_on_another_replica() 
     let again = stateless_call(&url_a, &retry).await;
     assert_eq!(again["error"]["code"], -32602, "{again}");
 }
+
+#[tokio::test]
+async fn a_resource_update_reaches_the_stream_another_replica_holds() {
+    init();
+    let db = PgDatabase::create();
+    let tmp = tempdir();
+    let a = Replica::start(&db, Some(&servers_file(&tmp))).await;
+    let b = Replica::start(&db, None).await;
+    let (url_a, url_b) = (format!("{}/mcp", a.mcp), format!("{}/mcp", b.mcp));
+    let mut client = McpClient::connect(&url_a).await;
+    assert!(
+        eventually(Duration::from_secs(10), async || client
+            .tool_names()
+            .await
+            .contains(&"f__touch".to_string()))
+        .await
+    );
+    // The stream is on B; the subscription, and so the update, happen on A.
+    let id = client.session.clone().unwrap();
+    let get = reqwest::Client::new()
+        .get(&url_b)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::OK);
+    let mut stream = messages(get);
+    let r = client
+        .request("resources/subscribe", json!({"uri": "fixture://info"}))
+        .await;
+    assert!(r.get("result").is_some(), "{r}");
+    let r = client.call("f__touch", json!({"uri": "fixture://info"})).await;
+    assert_eq!(text_of(&r), "touched fixture://info");
+    let update = next_message(&mut stream, "resources/updated on B", |m| {
+        m["method"] == "notifications/resources/updated"
+    })
+    .await;
+    assert_eq!(update["params"]["uri"], "fixture://info", "{update}");
+}
