@@ -308,3 +308,71 @@ pub fn server_status(hub: &Hub, name: &str) -> switchboard_hub::ServerStatus {
 pub fn pid_alive(pid: i32) -> bool {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
 }
+
+/// A free loopback TCP port (bound and released; a test binds it again at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The PostgreSQL server the tests use: `SWITCHBOARD_TEST_PG_URL`, else the local one with
+/// trust authentication.
+pub fn pg_base_url() -> String {
+    std::env::var("SWITCHBOARD_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// Runs one SQL statement on the server's `postgres` database with psql.
+pub fn psql(sql: &str) -> std::process::Output {
+    std::process::Command::new("psql")
+        .arg(format!("{}/postgres", pg_base_url()))
+        .args(["-v", "ON_ERROR_STOP=1", "-Atc", sql])
+        .output()
+        .expect("psql runs (PostgreSQL client tools are needed for this test)")
+}
+
+/// A PostgreSQL database made for one test, `switchboard_<purpose>_<random>`, dropped (with
+/// its connections) when this goes away.
+pub struct PgDatabase {
+    pub name: String,
+}
+
+impl PgDatabase {
+    pub fn create(purpose: &str) -> PgDatabase {
+        let name = format!(
+            "switchboard_{purpose}_{}",
+            switchboard_control::identity::random_hex(6)
+        );
+        let out = psql(&format!("CREATE DATABASE {name}"));
+        assert!(
+            out.status.success(),
+            "CREATE DATABASE failed (is PostgreSQL at {}?): {}",
+            pg_base_url(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PgDatabase { name }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}/{}", pg_base_url(), self.name)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let out = psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+        if !out.status.success() {
+            eprintln!(
+                "could not drop {}: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

@@ -6,7 +6,6 @@
 //! the retention (SQLite and PostgreSQL); per-credential token buckets answer 429 with
 //! `Retry-After` on the management API and on MCP, and `/api/v1/me` shows them.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -18,61 +17,6 @@ use crate::common::*;
 
 const ADMIN: &str = "admin-token-for-hardening-tests";
 const PASSWORD: &str = "correct horse battery";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A PostgreSQL database made for one test, dropped when this goes away.
-struct PgDatabase {
-    name: String,
-}
-
-fn pg_base_url() -> String {
-    std::env::var("SWITCHBOARD_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-fn psql(sql: &str) -> std::process::Output {
-    Command::new("psql")
-        .arg(format!("{}/postgres", pg_base_url()))
-        .args(["-v", "ON_ERROR_STOP=1", "-Atc", sql])
-        .output()
-        .expect("psql runs (PostgreSQL client tools are needed for this test)")
-}
-
-impl PgDatabase {
-    fn create() -> PgDatabase {
-        let name = format!(
-            "switchboard_hardening_{}",
-            switchboard_control::identity::random_hex(6)
-        );
-        let out = psql(&format!("CREATE DATABASE {name}"));
-        assert!(
-            out.status.success(),
-            "CREATE DATABASE failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PgDatabase { name }
-    }
-
-    fn url(&self) -> String {
-        format!("{}/{}", pg_base_url(), self.name)
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        psql(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
-    }
-}
 
 /// The real binary, serving both services on loopback ports.
 struct Served {
@@ -99,7 +43,7 @@ impl Served {
             switchboard_control::identity::random_hex(6)
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let db = pg.then(PgDatabase::create);
+        let db = pg.then(|| PgDatabase::create("hardening"));
         let (main, mcp) = (free_port(), free_port());
         let mut cmd = Command::new(switchboard_bin());
         cmd.args(["serve", "--admin-token", ADMIN, "--log", "warn"])

@@ -30,14 +30,6 @@ struct Served {
     main: u16,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Served {
     async fn start(tag: &str, extra: &[&str]) -> Served {
         init();

@@ -23,14 +23,6 @@ fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `serve` on free ports with `extra` arguments; stderr goes to `dir/<log>`.
 struct Served {
     child: Child,
@@ -287,51 +279,6 @@ use std::os::unix::process::CommandExt as _;
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
 
-fn pg_base_url() -> String {
-    std::env::var("SWITCHBOARD_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-fn psql(sql: &str) -> std::process::Output {
-    Command::new("psql")
-        .arg(format!("{}/postgres", pg_base_url()))
-        .args(["-v", "ON_ERROR_STOP=1", "-Atc", sql])
-        .output()
-        .expect("psql runs (PostgreSQL client tools are needed for this test)")
-}
-
-/// A database made for one test, dropped when this goes away.
-struct PgDatabase {
-    name: String,
-}
-
-impl PgDatabase {
-    fn create() -> PgDatabase {
-        let name = format!("switchboard_proc_{}", switchboard_hub::random_id()).to_lowercase();
-        let name: String = name
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        let out = psql(&format!("CREATE DATABASE {name}"));
-        assert!(
-            out.status.success(),
-            "CREATE DATABASE failed (is PostgreSQL at {}?): {}",
-            pg_base_url(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PgDatabase { name }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let _ = psql(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
-    }
-}
-
 /// A TCP forwarder to PostgreSQL that can be cut (every connection closed, new ones closed at
 /// once) and restored: the database "goes down" without touching the shared server.
 struct Proxy {
@@ -405,7 +352,7 @@ async fn get(port: u16, path: &str) -> (u16, Value) {
 #[tokio::test]
 async fn postgresql_going_away_answers_503_store_unavailable_and_flips_ready() {
     init();
-    let db = PgDatabase::create();
+    let db = PgDatabase::create("proc");
     let proxy = Proxy::start("127.0.0.1:5432").await;
     let dir = temp_dir("pgdown");
     let url = format!("postgres://postgres@127.0.0.1:{}/{}", proxy.port, db.name);
@@ -516,7 +463,7 @@ async fn postgresql_over_tls_works_with_sslmode_require() {
         eprintln!("skipped: the test PostgreSQL has ssl off");
         return;
     }
-    let db = PgDatabase::create();
+    let db = PgDatabase::create("proc");
     let dir = temp_dir("pgtls");
     let url = format!("{}/{}?sslmode=require", pg_base_url(), db.name);
     let mut hub = serve(&dir, "hub.log", &["--database-url", &url]);

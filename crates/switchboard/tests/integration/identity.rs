@@ -150,61 +150,6 @@ fn tamper_signature(token: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // A hub with both services, over a given store
 
-/// A PostgreSQL database made for one test, dropped when this goes away.
-struct PgDatabase {
-    name: String,
-}
-
-fn pg_base_url() -> String {
-    std::env::var("SWITCHBOARD_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-fn psql(sql: &str) -> std::process::Output {
-    std::process::Command::new("psql")
-        .arg(format!("{}/postgres", pg_base_url()))
-        .args(["-v", "ON_ERROR_STOP=1", "-Atc", sql])
-        .output()
-        .expect("psql runs (PostgreSQL client tools are needed for this test)")
-}
-
-impl PgDatabase {
-    fn create() -> PgDatabase {
-        let name = format!(
-            "switchboard_identity_{}",
-            switchboard_control::identity::random_hex(6)
-        );
-        let out = psql(&format!("CREATE DATABASE {name}"));
-        assert!(
-            out.status.success(),
-            "CREATE DATABASE failed (is PostgreSQL at {}?): {}",
-            pg_base_url(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PgDatabase { name }
-    }
-
-    fn url(&self) -> String {
-        format!("{}/{}", pg_base_url(), self.name)
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let out = psql(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
-        if !out.status.success() {
-            eprintln!(
-                "could not drop {}: {}",
-                self.name,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-}
-
 /// An HTTP answer.
 struct Answer {
     status: StatusCode,
@@ -234,7 +179,7 @@ impl TestHub {
 
     async fn postgres() -> TestHub {
         Self::start(
-            Some(PgDatabase::create()),
+            Some(PgDatabase::create("identity")),
             |_| IdentityConfig::default(),
             McpAuth::Optional,
         )

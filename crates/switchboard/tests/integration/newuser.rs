@@ -577,14 +577,6 @@ impl Drop for Serve {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn serve(servers: Value, extra: &[&str]) -> Serve {
     init();
     let dir = temp_dir("serve");

@@ -5,7 +5,6 @@
 //! redacts logged payloads and forgets rows past the retention. SQLite and PostgreSQL.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,52 +17,6 @@ use crate::common::*;
 
 const ADMIN: &str = "admin-token-for-observability-tests";
 const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn pg_base_url() -> String {
-    std::env::var("SWITCHBOARD_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-fn psql(sql: &str) -> std::process::Output {
-    Command::new("psql")
-        .arg(format!("{}/postgres", pg_base_url()))
-        .args(["-v", "ON_ERROR_STOP=1", "-Atc", sql])
-        .output()
-        .expect("psql runs (PostgreSQL client tools are needed for this test)")
-}
-
-/// A PostgreSQL database made for one test, dropped when this goes away.
-struct PgDatabase(String);
-
-impl PgDatabase {
-    fn create() -> PgDatabase {
-        let name = format!(
-            "switchboard_obs_{}",
-            switchboard_control::identity::random_hex(6)
-        );
-        let out = psql(&format!("CREATE DATABASE {name}"));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PgDatabase(name)
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0));
-    }
-}
 
 /// The real binary serving one fixture upstream named `fx`.
 struct Served {
@@ -97,7 +50,7 @@ impl Served {
             json!({"mcpServers": {"fx": http_entry(upstream)}}).to_string(),
         )
         .unwrap();
-        let db = pg.then(PgDatabase::create);
+        let db = pg.then(|| PgDatabase::create("obs"));
         let (main, mcp) = (free_port(), free_port());
         let mut cmd = Command::new(switchboard_bin());
         cmd.args(["serve", "--admin-token", ADMIN, "--log", "warn"])
@@ -111,7 +64,7 @@ impl Served {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if let Some(db) = &db {
-            cmd.args(["--database-url", &format!("{}/{}", pg_base_url(), db.0)]);
+            cmd.args(["--database-url", &format!("{}/{}", pg_base_url(), db.name)]);
         }
         let child = cmd.spawn().expect("switchboard starts");
         let served = Served {

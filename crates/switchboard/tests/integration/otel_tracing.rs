@@ -6,7 +6,6 @@
 //! HTTP, `_meta.traceparent` over stdio); errors set `error.type`; the HTTP header is the
 //! parent when `_meta` has none; without an endpoint nothing is exported or injected.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -24,14 +23,6 @@ const PARENT: &str = "b7ad6b7169203331";
 
 fn traceparent() -> String {
     format!("00-{TRACE}-{PARENT}-01")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A loopback OTLP/HTTP JSON collector: every posted body and its headers.

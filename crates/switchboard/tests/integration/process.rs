@@ -23,14 +23,6 @@ fn temp_dir(tag: &str) -> std::path::PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn a_bad_servers_file_exits_2_naming_the_entry_before_binding() {
     let dir = temp_dir("badfile");

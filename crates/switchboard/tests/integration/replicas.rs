@@ -2,7 +2,6 @@
 //! client's requests land on whichever replica the test picks, and everything goes on
 //! working (sealed session ids, the LISTEN/NOTIFY bus).
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,61 +13,6 @@ use crate::common::*;
 
 pub(crate) const ADMIN: &str = "replicas-admin-token-0123456789";
 const KEY: &str = "5ad0f00d5ad0f00d5ad0f00d5ad0f00d5ad0f00d5ad0f00d5ad0f00d5ad0f00d";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn pg_base_url() -> String {
-    std::env::var("SWITCHBOARD_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-fn psql(sql: &str) -> std::process::Output {
-    Command::new("psql")
-        .arg(format!("{}/postgres", pg_base_url()))
-        .args(["-v", "ON_ERROR_STOP=1", "-Atc", sql])
-        .output()
-        .expect("psql runs (PostgreSQL client tools are needed for this test)")
-}
-
-/// A database of its own, dropped at the end.
-pub(crate) struct PgDatabase {
-    name: String,
-}
-
-impl PgDatabase {
-    pub(crate) fn create() -> PgDatabase {
-        let name = format!(
-            "switchboard_replicas_{}",
-            switchboard_control::identity::random_hex(6)
-        );
-        let out = psql(&format!("CREATE DATABASE {name}"));
-        assert!(
-            out.status.success(),
-            "CREATE DATABASE failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PgDatabase { name }
-    }
-
-    pub(crate) fn url(&self) -> String {
-        format!("{}/{}", pg_base_url(), self.name)
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        psql(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
-    }
-}
 
 /// One replica: the real binary on its own ports and data directory, sharing the database
 /// and the secret key with the others.
@@ -204,7 +148,7 @@ fn servers_file(dir: &std::path::Path) -> PathBuf {
 #[tokio::test]
 async fn a_session_goes_on_through_any_replica_and_a_delete_ends_it_on_all() {
     init();
-    let db = PgDatabase::create();
+    let db = PgDatabase::create("replicas");
     let tmp = tempdir();
     let a = Replica::start(&db, Some(&servers_file(&tmp))).await;
     let b = Replica::start(&db, None).await;
@@ -316,7 +260,7 @@ async fn a_session_goes_on_through_any_replica_and_a_delete_ends_it_on_all() {
 #[tokio::test]
 async fn legacy_sse_posts_and_key_revocation_cross_replicas() {
     init();
-    let db = PgDatabase::create();
+    let db = PgDatabase::create("replicas");
     let tmp = tempdir();
     let a = Replica::start(&db, Some(&servers_file(&tmp))).await;
     let b = Replica::start(&db, None).await;
@@ -426,7 +370,7 @@ pub(crate) fn tempdir() -> PathBuf {
 #[tokio::test]
 async fn sigterm_drains_a_replica_streams_go_back_and_calls_in_flight_finish() {
     init();
-    let db = PgDatabase::create();
+    let db = PgDatabase::create("replicas");
     let tmp = tempdir();
     let mut a = Replica::start(&db, Some(&servers_file(&tmp))).await;
     let url = format!("{}/mcp", a.mcp);
@@ -507,7 +451,7 @@ async fn stateless_call(url: &str, params: &Value) -> Value {
 #[tokio::test]
 async fn a_stateless_clients_retry_resumes_its_parked_call_on_another_replica() {
     init();
-    let db = PgDatabase::create();
+    let db = PgDatabase::create("replicas");
     let tmp = tempdir();
     let a = Replica::start(&db, Some(&servers_file(&tmp))).await;
     let b = Replica::start(&db, None).await;
@@ -548,7 +492,7 @@ async fn a_stateless_clients_retry_resumes_its_parked_call_on_another_replica() 
 #[tokio::test]
 async fn a_resource_update_reaches_the_stream_another_replica_holds() {
     init();
-    let db = PgDatabase::create();
+    let db = PgDatabase::create("replicas");
     let tmp = tempdir();
     let a = Replica::start(&db, Some(&servers_file(&tmp))).await;
     let b = Replica::start(&db, None).await;

@@ -4,7 +4,6 @@
 //! replica, a key revoked on one replica refused through the balancer, and a replica killed
 //! with SIGKILL in the middle of a session that then goes on.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,20 +12,12 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::replicas::{PgDatabase, Replica, messages, next_message, tempdir};
+use crate::replicas::{Replica, messages, next_message, tempdir};
 
 fn dep(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the tests through scripts/test.sh (it runs scripts/test-deps.sh)")
     })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// nginx in the foreground with a configuration of the test's own: one round-robin upstream
@@ -151,7 +142,7 @@ fn everything_file(dir: &Path) -> PathBuf {
 async fn three_replicas_behind_round_robin_nginx_serve_every_client_and_survive_a_kill() {
     init();
     let started = Instant::now();
-    let db = PgDatabase::create();
+    let db = PgDatabase::create("replicas");
     let tmp = tempdir();
     let first = Replica::start(&db, Some(&everything_file(&tmp))).await;
     let (second, third) = tokio::join!(Replica::start(&db, None), Replica::start(&db, None));
