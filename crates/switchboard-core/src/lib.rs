@@ -9,4 +9,5 @@ pub mod param_headers;
 pub mod protocol;
 pub mod sse;
 pub mod ssrf;
+pub mod time;
 pub mod url_secrets;

@@ -368,6 +368,9 @@ pub(crate) struct CommonArgs {
     /// Log filter (tracing syntax), e.g. "info" or "switchboard_upstream=debug".
     #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info")]
     pub(crate) log: String,
+    /// Log lines as text, or as one JSON object per line (for log collectors).
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value = "text")]
+    pub(crate) log_format: LogFormat,
 }
 
 #[derive(Debug, Args)]
@@ -558,4 +561,13 @@ pub(crate) struct StdioArgs {
     /// everything, or over `--group`, instead of the tools themselves.
     #[arg(long, env = "SWITCHBOARD_SMART")]
     pub(crate) smart: bool,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// `2026-12-06T01:02:03Z  INFO target: message key=value`.
+    Text,
+    /// `{"ts":…,"level":"INFO","target":…,"message":…,"key":value}`.
+    Json,
 }

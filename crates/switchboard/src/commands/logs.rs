@@ -136,24 +136,12 @@ fn print_row(r: &Value, json: bool) {
 
 /// `YYYY-MM-DD HH:MM:SS.mmm` (UTC) of Unix milliseconds.
 fn time_of(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let ((y, m, d), rem, milli) = switchboard_core::time::split_ms(ms);
     format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}",
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{milli:03}",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
-        ms.rem_euclid(1000)
     )
 }
 

@@ -41,11 +41,11 @@ pub(crate) fn run(mut cli: Cli) -> ExitCode {
             transport,
         } => return run_client(servers::check(api, url, transport.as_deref())),
         Command::Connect { url, key } => {
-            init_logging("warn");
+            init_logging("warn", false);
             return run_client(connect::run(url, key.clone()));
         }
     };
-    init_logging(&common.log);
+    init_logging(&common.log, common.log_format == crate::cli::LogFormat::Json);
     // Configuration is checked before any runtime, socket or process exists.
     let servers = match load(common) {
         Ok(s) => s,
@@ -122,15 +122,19 @@ fn worker_threads(asked: Option<usize>) -> usize {
     asked.filter(|n| *n > 0).unwrap_or((cpus / 2).max(1))
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Logs go to stderr: in stdio mode stdout belongs to the protocol.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .try_init();
+        .with_ansi(false);
+    let _ = if json {
+        builder.event_format(crate::logjson::JsonLines).try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 fn absolute_servers(common: &mut CommonArgs) -> Result<(), String> {

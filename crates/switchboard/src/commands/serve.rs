@@ -22,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{McpAuthArg, Role as ServiceRole, ServeArgs};
 
 pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result<()> {
+    // Caught from the start: a SIGTERM while starting up drains as soon as serving begins
+    // instead of killing the process half-started.
+    let mut signals = Signals::install().context("cannot install signal handlers")?;
     let ssrf = ssrf_policy(&args)?;
     if args.role == ServiceRole::Main && args.mcp_service_url.is_none() {
         bail!(
@@ -261,7 +264,7 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
         ));
     }
     tokio::select! {
-        _ = wait_for_signal() => tracing::info!(message = "Shutting down."),
+        _ = signals.recv() => tracing::info!(message = "Shutting down."),
         Some(r) = tasks.join_next() => {
             if let Ok(Err(e)) = r {
                 tracing::error!(message = "A listener failed.", error = %e);
@@ -488,11 +491,25 @@ async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListe
         .with_context(|| format!("cannot listen on {addr} for the {what} service"))
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGTERM and SIGINT, caught once installed.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }

@@ -263,3 +263,47 @@ fn an_open_mcp_service_off_loopback_is_refused_before_anything_starts() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn log_format_json_writes_one_json_object_per_line() {
+    let dir = temp_dir("logjson");
+    let mut child = Command::new(switchboard_bin())
+        .args(["serve", "--log-format", "json", "--log", "info"])
+        .args(["--main-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--mcp-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--admin-token", "log-format-test-token-0123456789"])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let v: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
+        let listening = v["message"] == "MCP service listening.";
+        seen.push(v);
+        if listening {
+            break;
+        }
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    for line in lines {
+        let line = line.unwrap();
+        assert!(serde_json::from_str::<Value>(&line).is_ok(), "{line}");
+    }
+    assert!(child.wait().unwrap().success());
+    let last = seen.last().expect("a log line");
+    assert_eq!(last["level"], "INFO", "{last}");
+    assert!(last["addr"].as_str().is_some_and(|a| a.starts_with("127.0.0.1:")), "{last}");
+    let ts = last["ts"].as_str().unwrap();
+    assert!(ts.len() == 27 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
+    assert!(seen.iter().all(|v| v["target"].is_string()));
+    std::fs::remove_dir_all(&dir).ok();
+}
