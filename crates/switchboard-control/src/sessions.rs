@@ -148,6 +148,15 @@ pub struct SessionView {
     /// Connection state in this process (`ready`, `starting`, `restarting`, or `not mounted`
     /// when this replica has not used it yet).
     pub state: String,
+    /// Whether this process has it mounted (its tools on this replica's `/mcp`).
+    pub mounted_here: bool,
+    /// Who opened it, as the audit log names callers (`user:alice`, `user:alice (key …)`,
+    /// `admin-token`).
+    pub created_by: String,
+    /// When it was opened (RFC 3339, UTC).
+    pub created_at: String,
+    /// When it was opened (Unix milliseconds).
+    pub created_at_ms: i64,
 }
 
 /// A live session, resolved for one request.
@@ -334,27 +343,7 @@ pub fn upstream_headers(
 }
 
 /// `2025-01-31T12:34:56Z` for Unix milliseconds (UTC, whole seconds).
-pub fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Days since 1970-01-01 to a civil date (proleptic Gregorian), by 400-year eras.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
+pub use switchboard_core::time::rfc3339;
 
 fn not_found() -> ControlError {
     ControlError::NotFound(
@@ -653,6 +642,25 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// Closes the live session with this prefix (an operator's way to stop a session without
+    /// its id), with the effect of [`ControlPlane::close_session`]: the record is deleted, so
+    /// every replica refuses it at once and unmounts it on its next sweep. An unknown prefix, an
+    /// expired session (closed on the spot) and another tenant's session are `NotFound`.
+    pub async fn close_session_by_prefix(&self, prefix: &str) -> Result<(), ControlError> {
+        let now = self.now();
+        let record = self
+            .store
+            .list_sessions(&self.config.tenant)
+            .await?
+            .into_iter()
+            .find(|r| r.prefix == prefix)
+            .ok_or_else(not_found)?;
+        if !self.end_session(&record.id_hash).await? || record.expires_at <= now {
+            return Err(not_found());
+        }
+        Ok(())
+    }
+
     /// Deletes a session's record and unmounts it here; `false` if the record was already gone.
     async fn end_session(&self, id_hash: &str) -> Result<bool, ControlError> {
         let deleted = self
@@ -782,6 +790,10 @@ impl ControlPlane {
                 || "not mounted".to_string(),
                 |u| u.status().state.as_str().to_string(),
             ),
+            mounted_here: up.is_some(),
+            created_by: r.created_by.clone(),
+            created_at: rfc3339(r.created_at),
+            created_at_ms: r.created_at,
         }
     }
 }

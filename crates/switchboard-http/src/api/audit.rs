@@ -102,11 +102,25 @@ pub(crate) async fn record(State(st): State<ApiState>, req: Request, next: Next)
     resp
 }
 
-/// The request target as the log keeps it: a query value that is itself a URL (the seed
-/// routes' `mcp_url`) has its secrets (query values, password) masked.
+/// The request target as the log keeps it: a proxy session id in the path (it grants use
+/// of the session) is cut to its first 8 characters, and a query value that is itself a URL
+/// (the seed routes' `mcp_url`) has its secrets (query values, password) masked.
 fn masked_target(target: &str) -> String {
-    let Some((path, query)) = target.split_once('?') else {
-        return target.to_string();
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    let path = match path.strip_prefix(SESSION_ROUTE) {
+        Some(rest) => {
+            let (id, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let kept = id.get(..8).unwrap_or(id);
+            let cut = if kept.len() < id.len() { "…" } else { "" };
+            format!("{SESSION_ROUTE}{kept}{cut}{tail}")
+        }
+        None => path.to_string(),
+    };
+    let Some(query) = query else {
+        return path;
     };
     let pairs: Vec<String> = query
         .split('&')
@@ -124,6 +138,9 @@ fn masked_target(target: &str) -> String {
         .collect();
     format!("{path}?{}", pairs.join("&"))
 }
+
+/// Routes whose next path segment is a proxy session id.
+const SESSION_ROUTE: &str = "/api/v1/server/";
 
 /// Decodes a form-encoded query value (`+` is a space); bad escapes stay as they are.
 fn percent_decode(v: &str) -> String {
@@ -160,6 +177,13 @@ mod tests {
             "{m}"
         );
         assert_eq!(masked_target("/api/v1/servers"), "/api/v1/servers");
+        let id = "9f1c".repeat(16);
+        assert_eq!(
+            masked_target(&format!("/api/v1/server/{id}/refresh?x=1")),
+            "/api/v1/server/9f1c9f1c…/refresh?x=1"
+        );
+        assert_eq!(masked_target(&format!("/api/v1/server/{id}")), "/api/v1/server/9f1c9f1c…");
+        assert_eq!(masked_target("/api/v1/server/ab"), "/api/v1/server/ab");
         assert_eq!(masked_target("/x?a=1&b"), "/x?a=1&b");
         assert_eq!(percent_decode("a%2Fb+c%zz%4"), "a/b c%zz%4");
     }

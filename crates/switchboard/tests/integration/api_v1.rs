@@ -80,6 +80,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/server/{id}/rpc"),
     ("GET", "/api/v1/server/{id}/ping"),
     ("GET", "/api/v1/health/detailed"),
+    ("GET", "/api/v1/sessions"),
+    ("DELETE", "/api/v1/sessions/{prefix}"),
 ];
 
 /// Documented routes that need no token (liveness).
@@ -340,7 +342,8 @@ async fn every_route_requires_the_admin_token() {
             .replace("{tool}", "t")
             .replace("{prompt}", "p")
             .replace("{id}", "i")
-            .replace("{uri}", "u");
+            .replace("{uri}", "u")
+            .replace("{prefix}", "p");
         for token in [None, Some("wrong-token-wrong-token")] {
             let (status, body) = api
                 .raw(

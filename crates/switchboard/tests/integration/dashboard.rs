@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchboard_fixture::{FixtureOptions, spawn_http};
 
 use crate::common::*;
 use crate::webdriver::Browser;
@@ -254,7 +255,8 @@ async fn dashboard_in_a_real_browser() {
     let Some((chromium, chromedriver)) = browser_paths() else {
         return;
     };
-    let hub = Served::start().await;
+    // Loopback allowed: the proxy session's remote is a fixture in this process.
+    let hub = Served::start_with(&["--ssrf-allow-cidrs", "127.0.0.0/8"]).await;
     let b = Browser::start(&chromedriver, &chromium, 1280, 800).await;
     let mut p = Page {
         b: &b,
@@ -444,9 +446,47 @@ async fn dashboard_in_a_real_browser() {
     p.shot("groups").await;
     p.no_console_errors("groups").await;
 
+    // A session opened through the API is listed; closing it on the page (by prefix) ends it.
+    let remote = spawn_http(FixtureOptions::new("remote")).await.unwrap();
+    let opened = hub
+        .admin(
+            "POST",
+            "/api/v1/server",
+            json!({"remote_url": remote.url}),
+            None,
+        )
+        .await;
+    let (id, prefix) = (
+        opened["session_id"].as_str().unwrap(),
+        opened["prefix"].as_str().unwrap(),
+    );
     p.open("sessions").await;
+    let close = format!("button[data-close='{prefix}']");
+    b.wait(&close).await;
+    assert!(b.text("#session-rows").await.contains("admin-token"));
     p.shot("sessions").await;
     p.no_console_errors("sessions").await;
+    b.click(&close).await;
+    b.click("dialog button.danger").await;
+    b.wait_until(
+        "the closed session to leave the page",
+        10,
+        &format!("return !!document.getElementById('session-rows') && !document.querySelector(\"tr[data-prefix='{prefix}']\")"),
+    )
+    .await;
+    let gone = hub
+        .http
+        .get(format!("{}/api/v1/server/{id}", hub.main))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        gone.status().as_u16(),
+        404,
+        "the closed session's id still works"
+    );
+    p.no_console_errors("sessions after closing").await;
 
     p.open("access").await;
     b.fill("#key-form input[name=key-name]", "laptop").await;

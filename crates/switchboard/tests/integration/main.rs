@@ -30,6 +30,7 @@ mod pinning;
 mod process;
 mod replicas;
 mod replicas_nginx;
+mod session_list;
 mod sessions;
 mod smart;
 mod smart_inspector;

@@ -18,6 +18,7 @@ mod schema;
 mod search;
 mod seed_doc;
 mod servers;
+mod session_list;
 mod sessions;
 
 use std::sync::LazyLock;
@@ -87,6 +88,7 @@ fn build() -> (Router<ApiState>, Document) {
         .merge(identity::routes())
         .merge(credentials::routes())
         .merge(sessions::routes())
+        .merge(session_list::routes())
         .merge(search::routes())
         .merge(logs::routes())
         .routes(routes!(openapi))

@@ -1,6 +1,7 @@
 //! Proxy-session routes (seed 002): open a session to a remote MCP server, use its tools,
 //! resources and prompts over REST (tool calls optionally streamed as NDJSON), refresh it,
-//! close it. Plus `/api/v1/health` and `/api/v1/health/detailed`.
+//! close it. Plus `/api/v1/health` and `/api/v1/health/detailed`. The tenant-wide list and
+//! closing by prefix are in `session_list.rs`.
 //!
 //! Bodies: malformed JSON is 400 (`bad_request`, like every management route); JSON of the wrong
 //! shape (a missing `remote_url`, a string where an object belongs, `ttl_seconds: 0`) is 422
@@ -99,6 +100,14 @@ pub(super) struct SessionDoc {
     ttl_seconds: i64,
     /// Connection state on the replica that answered.
     state: String,
+    /// Whether the replica that answered has it mounted.
+    mounted_here: bool,
+    /// Who opened it (`user:alice`, `user:alice (key …)`, `admin-token`).
+    created_by: String,
+    /// When it was opened, RFC 3339 UTC.
+    created_at: String,
+    /// When it was opened, Unix milliseconds.
+    created_at_ms: i64,
 }
 
 /// `POST /api/v1/server/{id}/refresh` (the body is optional).
@@ -147,7 +156,7 @@ struct PromptQuery {
     arguments: Option<String>,
 }
 
-type SessionPath = Result<Path<String>, PathRejection>;
+pub(super) type SessionPath = Result<Path<String>, PathRejection>;
 type ItemPath = Result<Path<(String, String)>, PathRejection>;
 
 /// The control plane of the caller's tenant.
@@ -673,7 +682,8 @@ async fn health() -> Json<Value> {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
-/// Health with the caller's servers and sessions.
+/// Health with the caller's servers and sessions (`list`: the sessions the caller may see, as
+/// in `GET /api/v1/sessions`; `live` counts all of the tenant's).
 #[utoipa::path(get, path = "/api/v1/health/detailed", tag = "sessions",
     responses((status = 200, description = "Servers, sessions and limits", body = Object)))]
 async fn health_detailed(who: Caller, State(st): State<ApiState>) -> ApiResult<Json<Value>> {
@@ -681,13 +691,15 @@ async fn health_detailed(who: Caller, State(st): State<ApiState>) -> ApiResult<J
     let servers = control.hub().servers();
     let ready = servers.iter().filter(|s| s.state == "ready").count();
     let sessions = control.list_sessions().await?;
+    let live = sessions.len();
+    let sessions = super::session_list::visible(&who.0, sessions);
     let limits = &control.config().sessions;
     Ok(Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "servers": {"total": servers.len(), "ready": ready},
         "sessions": {
-            "live": sessions.len(),
+            "live": live,
             "mounted_here": control.mounted_sessions(),
             "mounted_here_all_tenants": limits.live.load(std::sync::atomic::Ordering::Relaxed),
             "max_per_tenant": limits.max_per_tenant,
