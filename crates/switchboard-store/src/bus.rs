@@ -215,10 +215,14 @@ async fn send_loop(
     }
 }
 
+/// A message being put back together: when its first part came, the parts so far, and how
+/// many of them are in.
+type Partial = (Instant, Vec<Option<String>>, usize);
+
 /// Partly received messages, by (origin, number).
 #[derive(Default)]
 struct Reassembly {
-    partial: HashMap<(String, u64), (Instant, Vec<Option<String>>, usize)>,
+    partial: HashMap<(String, u64), Partial>,
 }
 
 impl Reassembly {

@@ -25,10 +25,13 @@ fn traceparent() -> String {
     format!("00-{TRACE}-{PARENT}-01")
 }
 
+/// One request the collector received: its headers and its JSON body.
+type Post = (Vec<(String, String)>, Value);
+
 /// A loopback OTLP/HTTP JSON collector: every posted body and its headers.
 #[derive(Clone, Default)]
 struct Collector {
-    posts: Arc<Mutex<Vec<(Vec<(String, String)>, Value)>>>,
+    posts: Arc<Mutex<Vec<Post>>>,
 }
 
 impl Collector {

@@ -270,11 +270,10 @@ async fn an_openai_compatible_embeddings_url_ranks_by_meaning_with_batched_autho
     );
     assert!(seen.requests.load(Ordering::SeqCst) >= 3);
     assert!(seen.largest_batch.load(Ordering::SeqCst) <= 64);
-    let bodies = seen.bodies.lock().unwrap();
-    assert!(bodies.iter().all(|(auth, body)| {
+    let all_authorized = seen.bodies.lock().unwrap().iter().all(|(auth, body)| {
         auth.as_deref() == Some("Bearer sk-test") && body["model"] == "toy-model"
-    }));
-    drop(bodies);
+    });
+    assert!(all_authorized);
     hub.stop().await;
 }
 

@@ -208,15 +208,13 @@ async fn stream_logs(
     let rx = log.subscribe();
     let q = Arc::new(q);
     let events = stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(row) => return Some((Some(row), rx)),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::debug!(message = "A log stream reader lagged.", skipped = n);
-                    return Some((None, rx));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+        match rx.recv().await {
+            Ok(row) => Some((Some(row), rx)),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::debug!(message = "A log stream reader lagged.", skipped = n);
+                Some((None, rx))
             }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
         }
     })
     .filter_map(move |row| {
@@ -317,8 +315,10 @@ async fn stats(
         .activity_samples(&tenant, principal.as_deref(), since, STATS_MAX_ROWS)
         .await?;
     let truncated = samples.len() as i64 >= STATS_MAX_ROWS;
-    let mut by_tool: BTreeMap<(Option<String>, Option<String>), (u64, Vec<i64>)> = BTreeMap::new();
-    let mut by_minute: BTreeMap<i64, (u64, Vec<i64>)> = BTreeMap::new();
+    // Errors and durations (µs) per (server, tool) and per minute.
+    type Tally = (u64, Vec<i64>);
+    let mut by_tool: BTreeMap<(Option<String>, Option<String>), Tally> = BTreeMap::new();
+    let mut by_minute: BTreeMap<i64, Tally> = BTreeMap::new();
     let mut errors = 0;
     for s in &samples {
         errors += u64::from(s.error);
@@ -346,7 +346,7 @@ async fn stats(
             }
         })
         .collect();
-    items.sort_by(|a, b| b.calls.cmp(&a.calls));
+    items.sort_by_key(|t| std::cmp::Reverse(t.calls));
     let series = by_minute
         .into_iter()
         .map(|(at, (errors, mut d))| {

@@ -90,8 +90,7 @@ fn the_kubernetes_deployment_runs_three_replicas_probed_on_ready_and_health() {
         .expect("runAsUser");
     let image_uid = dockerfile()
         .iter()
-        .filter(|(k, _)| k == "USER")
-        .last()
+        .rfind(|(k, _)| k == "USER")
         .unwrap()
         .1
         .split(':')
@@ -135,7 +134,7 @@ fn the_deployment_reads_every_shared_secret_from_the_example_secret() {
                 "{name} names the Secret"
             );
             assert!(
-                keys.contains(&text(r, "/key").to_string()),
+                keys.iter().any(|k| k == text(r, "/key")),
                 "{name}: the Secret has no key {}",
                 r["key"]
             );

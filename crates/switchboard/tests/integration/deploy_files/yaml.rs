@@ -292,7 +292,7 @@ fn the_yaml_reader_reads_the_subset_and_refuses_the_rest() {
 #[test]
 fn the_yaml_reader_agrees_with_pyyaml_on_every_deploy_file() {
     let python = "python3";
-    let has_yaml = std::process::Command::new(&python)
+    let has_yaml = std::process::Command::new(python)
         .args(["-c", "import yaml"])
         .output()
         .is_ok_and(|o| o.status.success());
@@ -304,7 +304,7 @@ fn the_yaml_reader_agrees_with_pyyaml_on_every_deploy_file() {
     }
     for rel in super::YAML_FILES {
         let script = "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))";
-        let out = std::process::Command::new(&python)
+        let out = std::process::Command::new(python)
             .args(["-c", script])
             .arg(super::root().join(rel))
             .output()
