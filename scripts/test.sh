@@ -2,8 +2,9 @@
 # The one test command for Switchboard (what the README and CI run): installs the
 # interop test dependencies (scripts/test-deps.sh), exports their locations from
 # .test-deps/env.sh, builds every binary of the workspace (integration tests spawn
-# them), runs the official MCP conformance suite against the fixture directly and through
-# the hub (scripts/conformance.sh; skipped when extra arguments narrow the run, or with
+# them), runs clippy on every target (warnings are errors), runs the official MCP
+# conformance suite against the fixture directly and through the hub
+# (scripts/conformance.sh; skipped when extra arguments narrow the run, or with
 # SWITCHBOARD_SKIP_CONFORMANCE=1), then all workspace tests with cargo-nextest when it is
 # installed, else with cargo test. Extra arguments go to the test runner, e.g.
 #   bash scripts/test.sh -E 'test(interop)'     (nextest filter)
@@ -48,6 +49,15 @@ if ! { command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 54
 fi
 
 status=0
+# Lints: clippy on every target, warnings are errors (skipped when arguments narrow the run,
+# or with SWITCHBOARD_SKIP_CLIPPY=1).
+if [[ $# -eq 0 && "${SWITCHBOARD_SKIP_CLIPPY:-0}" != 1 ]]; then
+    if cargo clippy --version >/dev/null 2>&1; then
+        cargo clippy --locked --workspace --all-targets -- -D warnings || status=$?
+    else
+        echo "test.sh: clippy is not installed (rustup component add clippy); lints skipped" >&2
+    fi
+fi
 # Conformance first, so the test runner's summary is the last thing printed.
 if [[ $# -eq 0 && "${SWITCHBOARD_SKIP_CONFORMANCE:-0}" != 1 ]]; then
     bash scripts/conformance.sh --no-build || status=$?
