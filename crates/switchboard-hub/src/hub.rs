@@ -541,22 +541,23 @@ impl Hub {
         view: View,
         capacity: usize,
     ) -> Result<Arc<ClientSession>, HubError> {
-        self.register_session(random_id(), view, capacity)
+        self.register_session(random_id(), view, capacity, None)
     }
 
-    /// Registers a new session under `id` (an existing one of that id is returned as is).
+    /// Registers a new session under `id`, opened by `credential` (an existing one of that
+    /// id is returned as is).
     pub(crate) fn register_session(
         &self,
         id: String,
         view: View,
         capacity: usize,
+        credential: Option<&str>,
     ) -> Result<Arc<ClientSession>, HubError> {
-        let session = Arc::new(ClientSession::new(
-            id,
-            view,
-            capacity,
-            self.inner.config.stream_queue_bytes,
-        ));
+        let session = ClientSession::new(id, view, capacity, self.inner.config.stream_queue_bytes);
+        if let Some(c) = credential {
+            session.set_credential(c.to_string());
+        }
+        let session = Arc::new(session);
         // A client that stops reading its stream loses the session (the warning is logged by
         // the queue); closing it cancels its calls and frees what it held.
         let hub = Arc::downgrade(&self.inner);

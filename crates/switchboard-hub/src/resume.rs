@@ -207,12 +207,12 @@ impl Hub {
                 })
             })
             .unwrap_or_else(random_id);
-        self.register_session(id, view, capacity)
+        self.register_session(id, view, capacity, credential)
     }
 
-    /// The session `id` on this replica: the live one, or, for a sealed id this tenant
-    /// issued for `view` and `credential` and nobody ended, the session rebuilt from it
-    /// (initialized, as its client left it). `None` is an unknown session.
+    /// The session `id` on this replica, if `credential` opened it for `view`: the live
+    /// one, or, for a sealed id this tenant issued and nobody ended, the session rebuilt
+    /// from it (initialized, as its client left it). `None` is an unknown session.
     pub fn resume_session(
         &self,
         id: &str,
@@ -221,7 +221,10 @@ impl Hub {
         capacity: usize,
     ) -> Result<Option<Arc<ClientSession>>, HubError> {
         if let Some(s) = self.session(id) {
-            return Ok((&s.view == view).then_some(s));
+            // Only the credential that opened a session may use it, here as on a replica
+            // that resumes it.
+            let same = &s.view == view && s.credential.get().map(String::as_str) == credential;
+            return Ok(same.then_some(s));
         }
         let Some(claims) = self.open_sealed(id) else {
             return Ok(None);
@@ -229,7 +232,7 @@ impl Hub {
         if claims.view != view.label() || claims.credential.as_deref() != credential {
             return Ok(None);
         }
-        let session = self.register_session(id.to_string(), view.clone(), capacity)?;
+        let session = self.register_session(id.to_string(), view.clone(), capacity, credential)?;
         if session.client.get().is_none() {
             let version = crate::session::negotiate(&claims.protocol_version);
             let _ = session.client.set(ClientInfo {

@@ -528,3 +528,44 @@ async fn a_resource_update_reaches_the_stream_another_replica_holds() {
     .await;
     assert_eq!(update["params"]["uri"], "fixture://info", "{update}");
 }
+
+#[tokio::test]
+async fn only_the_credential_that_opened_a_session_uses_it_on_any_replica() {
+    init();
+    let db = PgDatabase::create("replicas");
+    let tmp = tempdir();
+    let a = Replica::start(&db, Some(&servers_file(&tmp))).await;
+    let b = Replica::start(&db, None).await;
+    let mut keys = Vec::new();
+    for name in ["ines", "jon"] {
+        let (status, user) = a
+            .api(
+                "POST",
+                "/api/v1/users",
+                Some(json!({"username": name, "password": "a long enough password", "role": "user", "grants": ["*"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{user}");
+        let (status, key) = a
+            .api("POST", "/api/v1/keys", Some(json!({"name": name, "user_id": user["id"]})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{key}");
+        keys.push(key["key"].as_str().unwrap().to_string());
+    }
+    let mut owner = McpClient::connect_authorized(&format!("{}/mcp", a.main), &keys[0]).await;
+    let id = owner.session.clone().unwrap();
+    for replica in [&a, &b] {
+        let mut other = McpClient::unconnected(&format!("{}/mcp", replica.main));
+        other.bearer = Some(keys[1].clone());
+        other.session = Some(id.clone());
+        let (status, _, text) = other
+            .post(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string())
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{}: {text}", replica.main);
+    }
+    owner.url = format!("{}/mcp", b.main);
+    let (status, _, text) = owner
+        .post(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+}
