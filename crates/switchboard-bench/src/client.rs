@@ -671,6 +671,17 @@ impl Session {
             .await
     }
 
+    /// The same session used through `conn` (e.g. a connection to another replica), with its
+    /// own request ids, far from this handle's so the two never send the same one.
+    pub fn continued_on(&self, conn: Conn) -> Session {
+        Session {
+            conn,
+            id: self.id.clone(),
+            version: self.version.clone(),
+            next_id: self.next_id + 1_000_000,
+        }
+    }
+
     /// Ends the session (DELETE) when it has an id; returns the connection.
     pub async fn close(mut self) -> (Conn, Result<(), ClientError>) {
         let r = match &self.id {

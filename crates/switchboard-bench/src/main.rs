@@ -12,6 +12,7 @@ mod load;
 mod otlp_sink;
 mod procs;
 mod python;
+mod replicas;
 mod report;
 mod scenarios;
 mod smart;
@@ -41,7 +42,7 @@ struct Cli {
     #[arg(long)]
     duration: Option<f64>,
     /// Comma-separated scenario ids (default: all): echo, stdio, big, connect, tools-list, idle,
-    /// churn, auth, observe, smart, proxies.
+    /// churn, auth, observe, smart, replicas, proxies.
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Where latest.json, latest.md and latest.svg go.

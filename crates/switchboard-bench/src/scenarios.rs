@@ -16,7 +16,7 @@ use crate::python;
 use crate::report::{Row, ScenarioReport, Status};
 
 /// Every scenario id, in run order.
-pub const ALL: [&str; 11] = [
+pub const ALL: [&str; 12] = [
     "echo",
     "stdio",
     "big",
@@ -27,6 +27,7 @@ pub const ALL: [&str; 11] = [
     "auth",
     "observe",
     "smart",
+    "replicas",
     "proxies",
 ];
 
@@ -216,6 +217,7 @@ pub async fn run(ctx: &Ctx, id: &str) -> ScenarioReport {
             "tools/call echo on /mcp vs the same call through $smart call_tool",
             crate::smart::scenario(ctx).await,
         ),
+        "replicas" => crate::replicas::scenario(ctx).await,
         "proxies" => python::scenario(ctx).await,
         other => ScenarioReport {
             id: other.into(),
