@@ -680,6 +680,37 @@ async fn observe_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>
             return Err(e);
         }
     };
+    // Each half alone, to tell their costs apart.
+    let metrics_only = match procs::spawn_hub_with(
+        &ctx.bins,
+        &ctx.work,
+        "observe-metrics",
+        &servers,
+        &["--no-activity-log"],
+    )
+    .await
+    {
+        Ok(h) => h,
+        Err(e) => {
+            procs::stop_all([on.proc, off.proc, fx.proc]).await;
+            return Err(e);
+        }
+    };
+    let log_only = match procs::spawn_hub_with(
+        &ctx.bins,
+        &ctx.work,
+        "observe-log",
+        &servers,
+        &["--no-metrics"],
+    )
+    .await
+    {
+        Ok(h) => h,
+        Err(e) => {
+            procs::stop_all([metrics_only.proc, on.proc, off.proc, fx.proc]).await;
+            return Err(e);
+        }
+    };
     // Traces too: every span exported as OTLP/HTTP JSON to a sink in this process.
     let (sink, spans) = crate::otlp_sink::start().await?;
     let traced = procs::spawn_hub_with(
@@ -693,7 +724,7 @@ async fn observe_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>
     let traced = match traced {
         Ok(h) => h,
         Err(e) => {
-            procs::stop_all([on.proc, off.proc, fx.proc]).await;
+            procs::stop_all([log_only.proc, metrics_only.proc, on.proc, off.proc, fx.proc]).await;
             return Err(e);
         }
     };
@@ -705,6 +736,18 @@ async fn observe_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>
                 endpoint: off.mcp.clone(),
                 work: echo("echo__echo"),
                 pid: Some(off.proc.pid()),
+            },
+            Contender {
+                target: "hub, metrics only".into(),
+                endpoint: metrics_only.mcp.clone(),
+                work: echo("echo__echo"),
+                pid: Some(metrics_only.proc.pid()),
+            },
+            Contender {
+                target: "hub, activity log only".into(),
+                endpoint: log_only.mcp.clone(),
+                work: echo("echo__echo"),
+                pid: Some(log_only.proc.pid()),
             },
             Contender {
                 target: "hub, metrics + activity log".into(),
@@ -726,7 +769,15 @@ async fn observe_scenario(ctx: &Ctx) -> anyhow::Result<(Vec<Row>, Option<String>
         }
         rows.extend(r);
     }
-    procs::stop_all([traced.proc, on.proc, off.proc, fx.proc]).await;
+    procs::stop_all([
+        traced.proc,
+        log_only.proc,
+        metrics_only.proc,
+        on.proc,
+        off.proc,
+        fx.proc,
+    ])
+    .await;
     let exported = spans.load(std::sync::atomic::Ordering::Relaxed);
     Ok((
         rows,

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use serde_json::{Value, json};
 use switchboard_hub::trace::{AttrValue, Span, SpanSink, hex};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -215,7 +214,7 @@ async fn send(config: &OtlpConfig, client: &reqwest::Client, spans: &[Span], f: 
     if spans.is_empty() {
         return;
     }
-    let body = encode(&config.service_name, &config.resource, spans).to_string();
+    let body = encode(&config.service_name, &config.resource, spans);
     let mut req = client
         .post(&config.url)
         .header("content-type", "application/json")
@@ -245,63 +244,93 @@ async fn send(config: &OtlpConfig, client: &reqwest::Client, spans: &[Span], f: 
     }
 }
 
-fn any_value(v: &AttrValue) -> Value {
-    match v {
-        AttrValue::Str(s) => json!({"stringValue": s}),
-        // OTLP JSON writes 64-bit integers as strings.
-        AttrValue::Int(i) => json!({"intValue": i.to_string()}),
+/// Appends `s` as a JSON string (quoted, escaped).
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+}
+
+/// Appends `{"key":K,"value":{"stringValue":V}}` or `{… "intValue":"N"}` (OTLP JSON writes
+/// 64-bit integers as strings).
+fn push_attr(out: &mut Vec<u8>, key: &str, value: &AttrValue) {
+    out.extend_from_slice(b"{\"key\":");
+    push_str(out, key);
+    match value {
+        AttrValue::Str(v) => {
+            out.extend_from_slice(b",\"value\":{\"stringValue\":");
+            push_str(out, v);
+        }
+        AttrValue::Int(i) => {
+            out.extend_from_slice(format!(",\"value\":{{\"intValue\":\"{i}\"").as_bytes());
+        }
     }
+    out.extend_from_slice(b"}}");
 }
 
-fn nanos(t: std::time::SystemTime) -> String {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
-        .to_string()
+fn nanos(t: std::time::SystemTime) -> u128 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos())
 }
 
-/// One `ExportTraceServiceRequest` in the OTLP JSON mapping.
-pub fn encode(service_name: &str, resource: &[(String, String)], spans: &[Span]) -> Value {
-    let mut res = vec![json!({"key": "service.name", "value": {"stringValue": service_name}})];
-    res.extend(
-        resource
-            .iter()
-            .map(|(k, v)| json!({"key": k, "value": {"stringValue": v}})),
+/// One `ExportTraceServiceRequest` in the OTLP JSON mapping, written straight into the body
+/// (no intermediate JSON tree: this runs for every batch of spans).
+pub fn encode(service_name: &str, resource: &[(String, String)], spans: &[Span]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = Vec::with_capacity(256 + spans.len() * 640);
+    out.extend_from_slice(b"{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
+    push_attr(
+        &mut out,
+        "service.name",
+        &AttrValue::Str(service_name.to_string()),
     );
-    let spans: Vec<Value> = spans
-        .iter()
-        .map(|s| {
-            let mut span = json!({
-                "traceId": hex(&s.trace_id),
-                "spanId": hex(&s.span_id),
-                "name": s.name,
-                "kind": s.kind as u8,
-                "startTimeUnixNano": nanos(s.start),
-                "endTimeUnixNano": nanos(s.end),
-                "attributes": s.attributes.iter()
-                    .map(|(k, v)| json!({"key": k, "value": any_value(v)}))
-                    .collect::<Vec<_>>(),
-                "status": match &s.error {
-                    // STATUS_CODE_ERROR = 2.
-                    Some(m) => json!({"code": 2, "message": m}),
-                    None => json!({}),
-                },
-            });
-            if let Some(p) = s.parent_span_id {
-                span["parentSpanId"] = json!(hex(&p));
+    for (k, v) in resource {
+        out.push(b',');
+        push_attr(&mut out, k, &AttrValue::Str(v.clone()));
+    }
+    out.extend_from_slice(b"]},\"scopeSpans\":[{\"scope\":{\"name\":\"switchboard\",\"version\":");
+    push_str(&mut out, env!("CARGO_PKG_VERSION"));
+    out.extend_from_slice(b"},\"spans\":[");
+    for (n, s) in spans.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        let _ = write!(
+            out,
+            r#"{{"traceId":"{}","spanId":"{}","#,
+            hex(&s.trace_id),
+            hex(&s.span_id)
+        );
+        if let Some(p) = s.parent_span_id {
+            let _ = write!(out, r#""parentSpanId":"{}","#, hex(&p));
+        }
+        if let Some(ts) = &s.tracestate {
+            out.extend_from_slice(b"\"traceState\":");
+            push_str(&mut out, ts);
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"name\":");
+        push_str(&mut out, &s.name);
+        let _ = write!(
+            out,
+            r#","kind":{},"startTimeUnixNano":"{}","endTimeUnixNano":"{}","attributes":["#,
+            s.kind as u8,
+            nanos(s.start),
+            nanos(s.end)
+        );
+        for (i, (k, v)) in s.attributes.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
             }
-            if let Some(ts) = &s.tracestate {
-                span["traceState"] = json!(ts);
-            }
-            span
-        })
-        .collect();
-    json!({"resourceSpans": [{
-        "resource": {"attributes": res},
-        "scopeSpans": [{
-            "scope": {"name": "switchboard", "version": env!("CARGO_PKG_VERSION")},
-            "spans": spans,
-        }],
-    }]})
+            push_attr(&mut out, k, v);
+        }
+        out.extend_from_slice(b"],\"status\":{");
+        if let Some(m) = &s.error {
+            // STATUS_CODE_ERROR = 2.
+            out.extend_from_slice(b"\"code\":2,\"message\":");
+            push_str(&mut out, m);
+        }
+        out.extend_from_slice(b"}}");
+    }
+    out.extend_from_slice(b"]}]}]}");
+    out
 }
 
 #[cfg(test)]
@@ -379,7 +408,7 @@ mod tests {
             ],
             error: Some("boom".into()),
         };
-        let v = encode("svc", &[], &[span]);
+        let v: serde_json::Value = serde_json::from_slice(&encode("svc", &[], &[span])).unwrap();
         let rs = &v["resourceSpans"][0];
         assert_eq!(rs["resource"]["attributes"][0]["key"], "service.name");
         assert_eq!(
@@ -396,6 +425,31 @@ mod tests {
         assert_eq!(s["traceState"], "a=b");
         assert_eq!(s["attributes"][0]["value"]["stringValue"], "tools/call");
         assert_eq!(s["attributes"][1]["value"]["intValue"], "4318");
-        assert_eq!(s["status"], json!({"code": 2, "message": "boom"}));
+        assert_eq!(s["status"], serde_json::json!({"code": 2, "message": "boom"}));
+        // Two spans, one without parent, error or tracestate, and resource attributes.
+        let plain = Span {
+            trace_id: [1; 16],
+            span_id: [2; 8],
+            parent_span_id: None,
+            tracestate: None,
+            name: "tools/list \"quoted\"".into(),
+            kind: SpanKind::Client,
+            start,
+            end: start,
+            attributes: vec![],
+            error: None,
+        };
+        let res = [("deployment.environment".to_string(), "prod".to_string())];
+        let body = encode("svc", &res, &[plain.clone(), plain]);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let spans = &v["resourceSpans"][0]["scopeSpans"][0]["spans"];
+        assert_eq!(spans.as_array().unwrap().len(), 2);
+        assert_eq!(spans[1]["name"], "tools/list \"quoted\"");
+        assert_eq!(spans[1]["status"], serde_json::json!({}));
+        assert!(spans[1].get("parentSpanId").is_none());
+        assert_eq!(
+            v["resourceSpans"][0]["resource"]["attributes"][1]["value"]["stringValue"],
+            "prod"
+        );
     }
 }
