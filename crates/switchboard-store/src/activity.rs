@@ -167,24 +167,25 @@ macro_rules! impl_activity {
                 for chunk in rows.chunks(act::ACTIVITY_BATCH_ROWS) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(act::INSERT_ACTIVITY);
                     qb.push_values(chunk, |mut b, r| {
+                        // Borrowed: the rows outlive the statement, so no string is copied.
                         b.push_bind(r.at)
-                            .push_bind(r.tenant.clone())
-                            .push_bind(r.principal.clone())
-                            .push_bind(r.endpoint.clone())
-                            .push_bind(r.session.clone())
-                            .push_bind(r.server.clone())
-                            .push_bind(r.method.clone())
-                            .push_bind(r.target.clone())
-                            .push_bind(r.status.clone())
-                            .push_bind(r.error_type.clone())
-                            .push_bind(r.error.clone())
+                            .push_bind(r.tenant.as_str())
+                            .push_bind(r.principal.as_deref())
+                            .push_bind(r.endpoint.as_str())
+                            .push_bind(r.session.as_deref())
+                            .push_bind(r.server.as_deref())
+                            .push_bind(r.method.as_str())
+                            .push_bind(r.target.as_deref())
+                            .push_bind(r.status.as_str())
+                            .push_bind(r.error_type.as_deref())
+                            .push_bind(r.error.as_deref())
                             .push_bind(r.duration_us)
                             .push_bind(r.bytes_in)
                             .push_bind(r.bytes_out)
-                            .push_bind(r.trace_id.clone())
-                            .push_bind(r.protocol.clone())
-                            .push_bind(r.request.clone())
-                            .push_bind(r.response.clone());
+                            .push_bind(r.trace_id.as_deref())
+                            .push_bind(r.protocol.as_deref())
+                            .push_bind(r.request.as_deref())
+                            .push_bind(r.response.as_deref());
                     });
                     qb.build().execute(&mut *tx).await.map_err(db_error)?;
                 }
