@@ -157,16 +157,16 @@ pub enum ProtocolMode {
     /// Always sessions (2025-03-26 .. 2025-11-25).
     Legacy,
     /// Always the stateless 2026-07-28 protocol.
-    Modern,
+    Stateless,
 }
 
 impl ProtocolMode {
-    /// Parses `auto`, `legacy` or `2026-07-28` (also `modern`).
+    /// Parses `auto`, `legacy` or `2026-07-28` (also `modern`, an older spelling).
     pub fn parse(s: &str) -> Option<ProtocolMode> {
         match s {
             "auto" => Some(ProtocolMode::Auto),
             "legacy" | "2025-11-25" | "2025-06-18" | "2025-03-26" => Some(ProtocolMode::Legacy),
-            "2026-07-28" | "modern" => Some(ProtocolMode::Modern),
+            "2026-07-28" | "modern" => Some(ProtocolMode::Stateless),
             _ => None,
         }
     }
@@ -176,7 +176,7 @@ impl ProtocolMode {
         match self {
             ProtocolMode::Auto => "auto",
             ProtocolMode::Legacy => "legacy",
-            ProtocolMode::Modern => "2026-07-28",
+            ProtocolMode::Stateless => "2026-07-28",
         }
     }
 }
@@ -771,7 +771,7 @@ mod tests {
             TransportSpec::Stdio { protocol, .. } => *protocol,
             other => panic!("{other:?}"),
         };
-        assert_eq!(era("s"), ProtocolMode::Modern);
+        assert_eq!(era("s"), ProtocolMode::Stateless);
         assert_eq!(era("l"), ProtocolMode::Legacy);
         let e = parse(r#"{"mcpServers":{"x":{"command":"srv","protocol":"2099"}}}"#).unwrap_err();
         assert_eq!(e.entry.as_deref(), Some("mcpServers.x.protocol"));

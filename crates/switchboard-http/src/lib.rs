@@ -11,7 +11,7 @@ pub mod api;
 mod batch;
 mod legacy_sse;
 mod listener;
-mod modern;
+mod stateless;
 mod origin;
 mod ready;
 mod streamable;

@@ -177,24 +177,24 @@ pub(crate) async fn post(
         }
     };
     let kind = env.kind().unwrap_or(Kind::Notification);
-    let modern = headers.get(SESSION_HEADER).is_none() && crate::modern::is_modern(&headers, &env);
+    let stateless = headers.get(SESSION_HEADER).is_none() && crate::stateless::is_stateless(&headers, &env);
     // `initialize` marked as 2026-07-28 (header or `_meta`) is a stateless request for a
     // removed method (404, -32601), not the start of a session.
-    let is_init = kind == Kind::Request && env.method() == "initialize" && !modern;
-    if modern {
-        if let Err(r) = crate::modern::check_headers(&headers, &env) {
+    let is_init = kind == Kind::Request && env.method() == "initialize" && !stateless;
+    if stateless {
+        if let Err(r) = crate::stateless::check_headers(&headers, &env) {
             return r;
         }
         drop(env);
         if kind != Kind::Request {
             return StatusCode::ACCEPTED.into_response();
         }
-        let session = hub.stateless_session(view, Some(crate::modern::param_headers(&headers)));
+        let session = hub.stateless_session(view, Some(crate::stateless::param_headers(&headers)));
         if let Some(c) = &credentials {
             c.apply(&session).await;
         }
         let cut = cut.map(|Extension(c)| c);
-        return crate::modern::with_status(answer(hub, session, text, cut).await).await;
+        return crate::stateless::with_status(answer(hub, session, text, cut).await).await;
     }
     drop(env);
     let (session, new_session) = if is_init {

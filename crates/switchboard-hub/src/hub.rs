@@ -591,7 +591,7 @@ impl Hub {
     ) -> Arc<ClientSession> {
         let mut session =
             ClientSession::new(String::new(), view, 1, self.inner.config.stream_queue_bytes);
-        session.modern = true;
+        session.stateless = true;
         session.param_headers = param_headers;
         session
             .initialized

@@ -224,7 +224,7 @@ impl Hub {
             .and_then(|r| r.get("subscribe"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        if conn.is_modern() {
+        if conn.is_stateless() {
             conn.watch_resources(self.subscribed_originals(&target.entry.name));
             return;
         }

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::hub::Hub;
 use crate::local;
 use crate::merged::Entry;
-use crate::modern;
+use crate::stateless;
 use crate::mrtr;
 use crate::outbox::Outbox;
 use crate::session::{ClientInfo, ClientSession, ForwardedRequest};
@@ -116,8 +116,8 @@ impl Hub {
             Some((t, m)) => (Some(t), m),
             None => (None, None),
         };
-        let protocol_version = if session.modern {
-            Some(modern::STATELESS_VERSION.to_string())
+        let protocol_version = if session.stateless {
+            Some(stateless::STATELESS_VERSION.to_string())
         } else {
             session.client.get().map(|c| c.protocol_version.clone())
         };
@@ -222,12 +222,12 @@ impl Hub {
                 None,
             ));
         }
-        if session.modern {
-            if let Err(reply) = modern::prelude(session, id, params.as_ref()) {
+        if session.stateless {
+            if let Err(reply) = stateless::prelude(session, id, params.as_ref()) {
                 return Some(reply);
             }
             let method = env.method().to_string();
-            if modern::removed(&method) {
+            if stateless::removed(&method) {
                 return Some(error_message(
                     id,
                     code::METHOD_NOT_FOUND,
@@ -236,7 +236,7 @@ impl Hub {
                 ));
             }
             let reply = self.dispatch(session, text, env, params, sink).await?;
-            return Some(modern::finish(reply, &method));
+            return Some(stateless::finish(reply, &method));
         }
         self.dispatch(session, text, env, params, sink).await
     }
@@ -284,11 +284,11 @@ impl Hub {
                 return self.call_uri(session, text, env, params, sink).await;
             }
             "completion/complete" => return self.complete(session, text, env, params, sink).await,
-            "subscriptions/listen" if session.modern => {
+            "subscriptions/listen" if session.stateless => {
                 let reply = self.listen(session, id, params.as_ref(), sink).await;
                 return Some(reply).filter(|r| !r.is_empty());
             }
-            "tasks/get" | "tasks/update" | "tasks/cancel" if session.modern => {
+            "tasks/get" | "tasks/update" | "tasks/cancel" if session.stateless => {
                 return self.call_task(session, text, env, params, sink).await;
             }
             "logging/setLevel" => self.set_level(session, env),
@@ -510,7 +510,7 @@ impl Hub {
         {
             return Some(error_message(
                 id,
-                modern::HEADER_MISMATCH,
+                stateless::HEADER_MISMATCH,
                 &format!("Header mismatch: {why}"),
                 None,
             ));
@@ -581,7 +581,7 @@ impl Hub {
         let method = env.method();
         if method != "resources/read"
             && let Ok(conn) = target.entry.upstream.connection()
-            && conn.is_modern()
+            && conn.is_stateless()
         {
             // A stateless upstream has no subscribe call: the hub's listen request to it
             // carries every URI its clients subscribed to.
@@ -811,8 +811,8 @@ impl Hub {
             // A session-based remote server learns what this stateless client declared
             // through a session that declares just that, so it asks only what the client can
             // answer (a stdio server keeps its one process: `connection_declaring`).
-            (Some(info), None) if session.modern && !is_stateless(&info) => {
-                let caps = modern::bridgeable_capabilities(session);
+            (Some(info), None) if session.stateless && !is_stateless(&info) => {
+                let caps = stateless::bridgeable_capabilities(session);
                 upstream.connection_declaring(&caps).await
             }
             // Every other client shares the server's one connection (one process for a stdio
@@ -834,8 +834,8 @@ impl Hub {
         };
         // Both sides stateless: the request, its `requestState` and the upstream's
         // `input_required` pass through untouched (the hub keeps no state for the call).
-        let end_to_end = session.modern && conn.is_modern();
-        if session.modern
+        let end_to_end = session.stateless && conn.is_stateless();
+        if session.stateless
             && !end_to_end
             && let Some(state) = params.and_then(|p| p.get_str("requestState"))
         {
@@ -870,20 +870,20 @@ impl Hub {
                 }
             }
             // A legacy upstream session must not see the stateless protocol's own keys.
-            Some(meta) if session.modern => {
+            Some(meta) if session.stateless => {
                 splice.replace(
                     text,
                     meta.get(),
-                    modern::upstream_meta(meta.get(), token.map(|_| up_id)),
+                    stateless::upstream_meta(meta.get(), token.map(|_| up_id)),
                 );
             }
             // A stateless upstream learns what this client can be asked (the hub asks it).
-            Some(meta) if conn.is_modern() => {
-                let caps = modern::bridgeable_capabilities(session);
+            Some(meta) if conn.is_stateless() => {
+                let caps = stateless::bridgeable_capabilities(session);
                 splice.replace(
                     text,
                     meta.get(),
-                    modern::with_capabilities(
+                    stateless::with_capabilities(
                         meta.get(),
                         token.map(|_| up_id),
                         &caps,
@@ -891,16 +891,16 @@ impl Hub {
                     ),
                 );
             }
-            None if conn.is_modern() => {
+            None if conn.is_stateless() => {
                 if let Some(p) = env.params
                     && let Some((at, has)) = switchboard_core::jsonrpc::object_append_point(p.get())
                 {
                     let start = switchboard_core::jsonrpc::span_of(text, p.get()).start;
-                    let caps = modern::bridgeable_capabilities(session);
+                    let caps = stateless::bridgeable_capabilities(session);
                     let member = format!(
                         r#"{}"_meta":{{"io.modelcontextprotocol/clientCapabilities":{caps},{}:{}}}"#,
                         if has { "," } else { "" },
-                        quote(modern::META_LOG_LEVEL),
+                        quote(stateless::META_LOG_LEVEL),
                         quote(&session.log_level()),
                     );
                     splice.insert(start + at, member);
@@ -915,7 +915,7 @@ impl Hub {
         let body = splice.apply(text);
         // Traced: a CLIENT span for the call (a parked multi-round-trip call has none: the
         // upstream's parent is the server span), its context in `_meta` and the headers.
-        let mrtr = session.modern && !end_to_end;
+        let mrtr = session.stateless && !end_to_end;
         let traced = crate::trace::child(mrtr);
         let (body, trace_headers) = crate::trace::propagate(body, traced.as_ref());
         if mrtr {
@@ -942,7 +942,7 @@ impl Hub {
                 .await,
             );
         }
-        let retry_base = (conn.is_modern() && !end_to_end).then(|| body.clone());
+        let retry_base = (conn.is_stateless() && !end_to_end).then(|| body.clone());
         let cancel = CancellationToken::new();
         session
             .inflight
@@ -1169,7 +1169,7 @@ impl Hub {
                                 format!(r#"{{"requiredCapabilities":{{{}:{{}}}}}}"#, quote(needed));
                             return error_message(
                                 id,
-                                modern::MISSING_CAPABILITY,
+                                stateless::MISSING_CAPABILITY,
                                 &format!("Missing required client capability: {needed}"),
                                 Some(&data),
                             );
@@ -1322,7 +1322,7 @@ impl Hub {
             return;
         };
         let needed = needed_capability(env.method());
-        if session.modern {
+        if session.stateless {
             // A stateless client has no stream for server requests; bridging them as
             // multi-round-trip requests is not implemented yet.
             let msg =
@@ -1513,7 +1513,7 @@ struct Route<'a> {
 
 fn not_found(session: &ClientSession, id: &str, uri: &str) -> String {
     // 2026-07-28 moved "resource not found" to -32602; older revisions use -32002.
-    let legacy = !session.modern;
+    let legacy = !session.stateless;
     let code = if legacy {
         code::RESOURCE_NOT_FOUND
     } else {
@@ -1672,7 +1672,7 @@ fn finish_call(
         }
     };
     let restored = restore_reply(&reply, id, uri_rewrite);
-    if conn.is_modern() && !session.modern {
+    if conn.is_stateless() && !session.stateless {
         // A session-based client does not know `resultType`.
         return strip_result_type(restored);
     }

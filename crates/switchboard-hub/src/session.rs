@@ -47,7 +47,7 @@ pub struct ClientSession {
     pub(crate) client: OnceLock<ClientInfo>,
     pub(crate) initialized: AtomicBool,
     /// A stateless 2026-07-28 request: version and capabilities come with each request.
-    pub(crate) modern: bool,
+    pub(crate) stateless: bool,
     /// A stateless HTTP request's `Mcp-Param-*` headers: (name after the prefix, raw value).
     /// `None` when the request did not come over HTTP.
     pub(crate) param_headers: Option<Vec<(String, String)>>,
@@ -67,7 +67,7 @@ pub struct ClientSession {
     pub(crate) user_headers: OnceLock<UserHeaders>,
     /// Stateless requests in flight on this channel (stdio, legacy SSE), by request id: a
     /// `notifications/cancelled` for one drops it (which cancels it upstream).
-    pub(crate) modern_calls: Mutex<HashMap<String, CancellationToken>>,
+    pub(crate) stateless_calls: Mutex<HashMap<String, CancellationToken>>,
     /// Which credential opened it (`key:<id>`, `user:<id>`, `admin-token`), for the
     /// per-credential limit on calls in flight.
     pub(crate) credential: OnceLock<String>,
@@ -106,7 +106,7 @@ impl ClientSession {
             streams: AtomicUsize::new(0),
             client: OnceLock::new(),
             initialized: AtomicBool::new(false),
-            modern: false,
+            stateless: false,
             param_headers: None,
             log_level: Mutex::new(None),
             inflight: Mutex::new(HashMap::new()),
@@ -117,7 +117,7 @@ impl ClientSession {
             closed: CancellationToken::new(),
             released: CancellationToken::new(),
             user_headers: OnceLock::new(),
-            modern_calls: Mutex::new(HashMap::new()),
+            stateless_calls: Mutex::new(HashMap::new()),
             credential: OnceLock::new(),
             calls: AtomicUsize::new(0),
             principal: OnceLock::new(),
@@ -146,8 +146,8 @@ impl ClientSession {
     }
 
     /// True for a stateless (2026-07-28) request's session.
-    pub fn is_modern(&self) -> bool {
-        self.modern
+    pub fn is_stateless(&self) -> bool {
+        self.stateless
     }
 
     /// What the client declared, once it has initialized.

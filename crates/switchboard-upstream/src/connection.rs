@@ -273,7 +273,7 @@ impl Connection {
         era: ProtocolMode,
     ) -> Result<InitInfo, UpstreamError> {
         if let Connection::Stdio(c) = self
-            && era == ProtocolMode::Modern
+            && era == ProtocolMode::Stateless
         {
             return self.discover_stdio(c, timeout).await;
         }
@@ -320,7 +320,7 @@ impl Connection {
         c: &StdioConn,
         timeout: Duration,
     ) -> Result<InitInfo, UpstreamError> {
-        c.set_modern(true);
+        c.set_stateless(true);
         let reply = self.request("server/discover", None, timeout).await;
         let info = reply.and_then(|reply| {
             let env =
@@ -334,7 +334,7 @@ impl Connection {
             let result = env
                 .result
                 .ok_or_else(|| UpstreamError::Protocol("server/discover without result".into()))?;
-            crate::modern::discover_info(result.get())
+            crate::stateless::discover_info(result.get())
         });
         match info {
             Ok(info) => {
@@ -342,7 +342,7 @@ impl Connection {
                 Ok(info)
             }
             Err(e) => {
-                c.set_modern(false);
+                c.set_stateless(false);
                 Err(e)
             }
         }
@@ -489,16 +489,16 @@ impl Connection {
     pub fn watch_resources(&self, uris: Vec<String>) {
         match self {
             Connection::Http(c) => c.watch_resources(uris),
-            Connection::Stdio(c) if c.is_modern() => c.watch_resources(uris),
+            Connection::Stdio(c) if c.is_stateless() => c.watch_resources(uris),
             _ => {}
         }
     }
 
     /// True when this is a stateless 2026-07-28 connection (HTTP or stdio).
-    pub fn is_modern(&self) -> bool {
+    pub fn is_stateless(&self) -> bool {
         match self {
-            Connection::Http(c) => c.is_modern(),
-            Connection::Stdio(c) => c.is_modern(),
+            Connection::Http(c) => c.is_stateless(),
+            Connection::Stdio(c) => c.is_stateless(),
             Connection::Sse(_) => false,
         }
     }

@@ -30,10 +30,10 @@ struct Session {
     version: Option<HeaderValue>,
     generation: u64,
     /// Stateless 2026-07-28: every request carries its own `_meta` and routing headers.
-    modern: bool,
+    stateless: bool,
 }
 
-const MODERN: &str = switchboard_core::protocol::STATELESS_VERSION;
+const STATELESS: &str = switchboard_core::protocol::STATELESS_VERSION;
 
 struct Shared {
     mux: Arc<Mux>,
@@ -153,8 +153,8 @@ impl HttpConn {
     }
 
     /// True when the session is the stateless 2026-07-28 protocol.
-    pub(crate) fn is_modern(&self) -> bool {
-        self.shared.session.load().modern
+    pub(crate) fn is_stateless(&self) -> bool {
+        self.shared.session.load().stateless
     }
 
     pub(crate) fn post_detached(&self, text: String) {
@@ -187,8 +187,8 @@ impl HttpConn {
 impl Shared {
     fn post(&self, body: impl Into<bytes::Bytes>, session: &Session) -> reqwest::RequestBuilder {
         let body: bytes::Bytes = body.into();
-        if session.modern {
-            return self.post_modern(String::from_utf8_lossy(&body).into_owned());
+        if session.stateless {
+            return self.post_stateless(String::from_utf8_lossy(&body).into_owned());
         }
         let mut req = self
             .client
@@ -205,13 +205,13 @@ impl Shared {
     }
 
     /// A stateless request: `_meta` added to the body, routing headers from it.
-    fn post_modern(&self, body: String) -> reqwest::RequestBuilder {
-        let (body, method, name) = crate::modern::prepare(body);
+    fn post_stateless(&self, body: String) -> reqwest::RequestBuilder {
+        let (body, method, name) = crate::stateless::prepare(body);
         let mut req = self
             .client
             .post(self.url.clone())
             .headers(self.headers.clone())
-            .header("mcp-protocol-version", MODERN)
+            .header("mcp-protocol-version", STATELESS)
             .body(body);
         if let Some(m) = method {
             req = req.header(switchboard_core::protocol::headers::METHOD, m);
@@ -227,7 +227,7 @@ impl Shared {
     async fn open_session(&self) -> Result<InitInfo, UpstreamError> {
         match self.protocol {
             ProtocolMode::Legacy => self.handshake(0).await,
-            ProtocolMode::Modern => self.discover().await,
+            ProtocolMode::Stateless => self.discover().await,
             ProtocolMode::Auto => match self.handshake(0).await {
                 Err(UpstreamError::HttpStatus(400 | 404 | 405, why)) => match self.discover().await
                 {
@@ -243,12 +243,12 @@ impl Shared {
     async fn discover(&self) -> Result<InitInfo, UpstreamError> {
         let id = self.mux.next_id();
         let body = request_message(&id.to_string(), "server/discover", None);
-        let modern = Session {
-            modern: true,
-            version: HeaderValue::from_static(MODERN).into(),
+        let stateless = Session {
+            stateless: true,
+            version: HeaderValue::from_static(STATELESS).into(),
             ..Session::default()
         };
-        let resp = self.post(body, &modern).send().await.map_err(transport)?;
+        let resp = self.post(body, &stateless).send().await.map_err(transport)?;
         if !resp.status().is_success() {
             return Err(status_error(resp.status(), resp).await);
         }
@@ -263,10 +263,10 @@ impl Shared {
         let result = env
             .result
             .ok_or_else(|| UpstreamError::Protocol("server/discover without result".into()))?;
-        let info = crate::modern::discover_info(result.get())?;
+        let info = crate::stateless::discover_info(result.get())?;
         self.session.store(Arc::new(Session {
             generation: 1,
-            ..modern
+            ..stateless
         }));
         Ok(info)
     }
@@ -309,7 +309,7 @@ impl Shared {
             id: session_id,
             version,
             generation: current.generation + 1,
-            modern: false,
+            stateless: false,
         };
         let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_string();
         let resp = self.post(note, &session).send().await.map_err(transport)?;
@@ -354,7 +354,7 @@ impl Shared {
                 }
                 return self.mux.fail(id, UpstreamError::SessionExpired);
             }
-            if session.modern && status.is_client_error() {
+            if session.stateless && status.is_client_error() {
                 // A stateless server answers errors such as -32021 (missing capability) or
                 // -32602 with a 4xx status and a JSON-RPC error: that error is the reply.
                 let text = match resp.text().await {
@@ -509,17 +509,17 @@ impl Shared {
             if let Some(v) = &session.version {
                 req = req.header("mcp-protocol-version", v);
             }
-            if session.modern {
+            if session.stateless {
                 let filter = {
                     let uris = self.listen_uris.lock().expect("listen lock");
-                    crate::modern::listen_params(&uris)
+                    crate::stateless::listen_params(&uris)
                 };
                 let body = request_message(
                     r#""switchboard-listen""#,
                     "subscriptions/listen",
                     Some(&filter),
                 );
-                req = self.post_modern(body);
+                req = self.post_stateless(body);
             }
             let outcome = tokio::select! {
                 _ = self.shutdown.cancelled() => return,

@@ -11,7 +11,7 @@ mod connection;
 pub mod definition;
 mod error;
 mod http;
-mod modern;
+mod stateless;
 mod mux;
 mod pgroups;
 mod sse;

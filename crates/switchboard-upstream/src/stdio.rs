@@ -4,7 +4,7 @@
 //! wrappers such as `npx` never leave their children behind. stderr is kept in a bounded ring.
 //!
 //! A process may speak either era. In the stateless 2026-07-28 era there is no `initialize`:
-//! every request gets its own `_meta` on the way to stdin ([`crate::modern::prepare`]; stdio
+//! every request gets its own `_meta` on the way to stdin ([`crate::stateless::prepare`]; stdio
 //! has no headers), and list changes arrive on one long `subscriptions/listen` request that
 //! is replaced (old one cancelled) whenever the watched resource URIs change.
 
@@ -84,7 +84,7 @@ pub struct StdioConn {
     pid: Option<u32>,
     exited: watch::Receiver<Option<String>>,
     /// Stateless 2026-07-28: requests carry their own `_meta`; no session.
-    modern: AtomicBool,
+    stateless: AtomicBool,
     /// The open `subscriptions/listen` request of a stateless server.
     listen: Arc<Mutex<Listen>>,
 }
@@ -159,25 +159,25 @@ impl StdioConn {
             close_stdin,
             pid,
             exited,
-            modern: AtomicBool::new(false),
+            stateless: AtomicBool::new(false),
             listen: Arc::new(Mutex::new(Listen::default())),
         })
     }
 
     /// True once the process was found to speak the stateless 2026-07-28 era.
-    pub(crate) fn is_modern(&self) -> bool {
-        self.modern.load(Ordering::Relaxed)
+    pub(crate) fn is_stateless(&self) -> bool {
+        self.stateless.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn set_modern(&self, modern: bool) {
-        self.modern.store(modern, Ordering::Relaxed);
+    pub(crate) fn set_stateless(&self, stateless: bool) {
+        self.stateless.store(stateless, Ordering::Relaxed);
     }
 
     /// A request as it goes to stdin: with the stateless `_meta` added in the 2026 era,
     /// untouched (and unparsed) in the session era.
     pub(crate) fn outgoing(&self, body: String) -> String {
-        if self.is_modern() {
-            crate::modern::prepare(body).0
+        if self.is_stateless() {
+            crate::stateless::prepare(body).0
         } else {
             body
         }
@@ -285,9 +285,9 @@ fn relisten(mux: &Arc<Mux>, writer: &mpsc::Sender<String>, state: &Arc<Mutex<Lis
     let id = mux.next_id();
     listen.id = Some(id);
     let ended = mux.register(id, None);
-    let params = crate::modern::listen_params(&listen.uris);
+    let params = crate::stateless::listen_params(&listen.uris);
     let body = request_message(&id.to_string(), "subscriptions/listen", Some(&params));
-    out.push(crate::modern::prepare(body).0);
+    out.push(crate::stateless::prepare(body).0);
     drop(listen);
     // In order, and without blocking the caller (it may hold the hub's locks).
     let (mux, writer, state) = (mux.clone(), writer.clone(), state.clone());

@@ -119,7 +119,7 @@ fn severity(level: LoggingLevel) -> u8 {
 }
 
 /// Whether the request is served under the stateless 2026-07-28 rules.
-fn is_modern(context: &RequestContext<RoleServer>) -> bool {
+fn is_stateless(context: &RequestContext<RoleServer>) -> bool {
     context
         .protocol_version()
         .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str())
@@ -171,7 +171,7 @@ impl ConformanceServer {
     /// Sends a log message if the request (2026-07-28: `_meta` logLevel) or
     /// the session (legacy: `logging/setLevel`, default everything) allows it.
     async fn log(&self, context: &RequestContext<RoleServer>, level: LoggingLevel, message: &str) {
-        let threshold = if is_modern(context) {
+        let threshold = if is_stateless(context) {
             match context.meta.log_level() {
                 Some(min) => min,
                 None => return,
@@ -204,7 +204,7 @@ impl ConformanceServer {
         ) -> Result<Step<T>, McpError>,
     ) -> Result<Outcome<T>, McpError> {
         let caps = context.client_capabilities().unwrap_or_default();
-        if is_modern(context) {
+        if is_stateless(context) {
             let state = match request_state {
                 Some(token) => Some(self.shared.states.resolve(owner, &token).map_err(|e| {
                     let why = match e {
@@ -290,7 +290,7 @@ impl ConformanceServer {
         };
         let present = !flag.fetch_xor(true, Ordering::SeqCst);
         self.announce(change);
-        if !is_modern(context) {
+        if !is_stateless(context) {
             let sent = match change {
                 ListChange::Tools => context.peer.notify_tool_list_changed().await,
                 ListChange::Prompts => context.peer.notify_prompt_list_changed().await,

@@ -21,7 +21,7 @@ mod hardening_stdio;
 mod identity;
 mod import_formats;
 mod interop;
-mod modern;
+mod stateless;
 mod newuser;
 mod observability;
 mod otel_tracing;

@@ -11,7 +11,7 @@ use switchboard_core::protocol::routing_field;
 use switchboard_hub::{HEADER_MISMATCH, MISSING_CAPABILITY, STATELESS_VERSION, UNSUPPORTED_VERSION};
 
 /// A request without a session that names the stateless revision (header or `_meta`).
-pub(crate) fn is_modern(headers: &HeaderMap, env: &Envelope<'_>) -> bool {
+pub(crate) fn is_stateless(headers: &HeaderMap, env: &Envelope<'_>) -> bool {
     if headers
         .get(PROTOCOL_VERSION)
         .and_then(|v| v.to_str().ok())

@@ -12,7 +12,7 @@ fn meta() -> Value {
 }
 
 /// POSTs one stateless request with the routing headers; returns status and messages.
-async fn modern(
+async fn stateless(
     url: &str,
     method: &str,
     mut params: Value,
@@ -57,7 +57,7 @@ async fn stateless_clients_and_session_clients_share_one_url() {
     let url = hub.url("/mcp");
     let mut legacy = hub.client("/mcp").await;
 
-    let (status, msgs) = modern(&url, "server/discover", json!({}), None, &[]).await;
+    let (status, msgs) = stateless(&url, "server/discover", json!({}), None, &[]).await;
     assert_eq!(status, 200);
     let r = &msgs[0]["result"];
     assert_eq!(r["resultType"], "complete");
@@ -73,7 +73,7 @@ async fn stateless_clients_and_session_clients_share_one_url() {
         "switchboard"
     );
 
-    let (status, msgs) = modern(&url, "tools/list", json!({}), None, &[]).await;
+    let (status, msgs) = stateless(&url, "tools/list", json!({}), None, &[]).await;
     assert_eq!(status, 200);
     let r = &msgs[0]["result"];
     assert_eq!(
@@ -93,7 +93,7 @@ async fn stateless_clients_and_session_clients_share_one_url() {
             .any(|t| t["name"] == "s__echo")
     );
 
-    let (status, msgs) = modern(
+    let (status, msgs) = stateless(
         &url,
         "tools/call",
         json!({"name": "s__echo", "arguments": {"text": "now"}}),
@@ -108,7 +108,7 @@ async fn stateless_clients_and_session_clients_share_one_url() {
     let mut params = json!({"name": "h__progress", "arguments": {"steps": 2, "interval_ms": 10}});
     params["_meta"] = meta();
     params["_meta"]["progressToken"] = json!("p-9");
-    let (status, msgs) = modern(&url, "tools/call", params, Some("h__progress"), &[]).await;
+    let (status, msgs) = stateless(&url, "tools/call", params, Some("h__progress"), &[]).await;
     assert_eq!(status, 200);
     let progress: Vec<&Value> = msgs
         .iter()
@@ -135,19 +135,19 @@ async fn stateless_requests_are_checked_with_the_right_errors() {
     let url = hub.url("/mcp");
     let echo = json!({"name": "s__echo", "arguments": {"text": "x"}});
 
-    let (status, msgs) = modern(&url, "tools/call", echo.clone(), Some("s__other"), &[]).await;
+    let (status, msgs) = stateless(&url, "tools/call", echo.clone(), Some("s__other"), &[]).await;
     assert_eq!(
         (status, msgs[0]["error"]["code"].as_i64()),
         (400, Some(-32020)),
         "Mcp-Name mismatch: {msgs:?}"
     );
-    let (status, msgs) = modern(&url, "tools/call", echo.clone(), None, &[]).await;
+    let (status, msgs) = stateless(&url, "tools/call", echo.clone(), None, &[]).await;
     assert_eq!(
         (status, msgs[0]["error"]["code"].as_i64()),
         (400, Some(-32020)),
         "Mcp-Name missing: {msgs:?}"
     );
-    let (status, msgs) = modern(
+    let (status, msgs) = stateless(
         &url,
         "tools/call",
         echo.clone(),
@@ -159,7 +159,7 @@ async fn stateless_requests_are_checked_with_the_right_errors() {
 
     let mut old = echo.clone();
     old["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2027-01-01", "io.modelcontextprotocol/clientCapabilities": {}});
-    let (status, msgs) = modern(
+    let (status, msgs) = stateless(
         &url,
         "tools/call",
         old,
@@ -175,14 +175,14 @@ async fn stateless_requests_are_checked_with_the_right_errors() {
     assert_eq!(msgs[0]["error"]["data"]["supported"], json!(["2026-07-28"]));
     let mut missing = echo.clone();
     missing["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28"});
-    let (status, msgs) = modern(&url, "tools/call", missing, Some("s__echo"), &[]).await;
+    let (status, msgs) = stateless(&url, "tools/call", missing, Some("s__echo"), &[]).await;
     assert_eq!(
         (status, msgs[0]["error"]["code"].as_i64()),
         (400, Some(-32602)),
         "missing clientCapabilities: {msgs:?}"
     );
 
-    let (status, msgs) = modern(&url, "no/such", json!({}), None, &[]).await;
+    let (status, msgs) = stateless(&url, "no/such", json!({}), None, &[]).await;
     assert_eq!(
         (status, msgs[0]["error"]["code"].as_i64()),
         (404, Some(-32601)),
@@ -242,7 +242,7 @@ async fn a_stateless_upstream_serves_legacy_and_modern_clients() {
         "{got}"
     );
 
-    let (status, msgs) = modern(
+    let (status, msgs) = stateless(
         &hub.url("/mcp"),
         "tools/call",
         json!({"name": "m__echo", "arguments": {"text": "m2m"}}),
@@ -267,7 +267,7 @@ async fn questions_from_a_session_upstream_become_multi_round_trips() {
     let caps = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}});
     for tool in ["h__elicit", "s__elicit"] {
         let first = json!({"name": tool, "arguments": {"message": "Your name?"}, "_meta": caps});
-        let (status, msgs) = modern(&url, "tools/call", first.clone(), Some(tool), &[]).await;
+        let (status, msgs) = stateless(&url, "tools/call", first.clone(), Some(tool), &[]).await;
         assert_eq!(status, 200);
         let r = &msgs.last().unwrap()["result"];
         assert_eq!(r["resultType"], "input_required", "{tool}: {r}");
@@ -285,7 +285,7 @@ async fn questions_from_a_session_upstream_become_multi_round_trips() {
         let mut retry = first.clone();
         retry["inputResponses"] = json!({key: {"action": "accept", "content": {"answer": "Ada"}}});
         retry["requestState"] = json!(state);
-        let (status, msgs) = modern(&url, "tools/call", retry.clone(), Some(tool), &[]).await;
+        let (status, msgs) = stateless(&url, "tools/call", retry.clone(), Some(tool), &[]).await;
         assert_eq!(status, 200);
         let done = &msgs.last().unwrap()["result"];
         assert_eq!(done["resultType"], "complete", "{tool}: {done}");
@@ -295,13 +295,13 @@ async fn questions_from_a_session_upstream_become_multi_round_trips() {
         );
 
         // A requestState is good for one retry only.
-        let (_, msgs) = modern(&url, "tools/call", retry, Some(tool), &[]).await;
+        let (_, msgs) = stateless(&url, "tools/call", retry, Some(tool), &[]).await;
         assert_eq!(msgs[0]["error"]["code"], -32602, "{msgs:?}");
     }
     // A client that did not declare elicitation is not asked: the upstream hears a refusal
     // and the call fails with the capability the client is missing.
     let plain = json!({"name": "s__elicit", "arguments": {"message": "?"}});
-    let (status, msgs) = modern(&url, "tools/call", plain, Some("s__elicit"), &[]).await;
+    let (status, msgs) = stateless(&url, "tools/call", plain, Some("s__elicit"), &[]).await;
     let e = &msgs.last().unwrap()["error"];
     assert_eq!(
         (status, e["code"].as_i64()),
@@ -420,7 +420,7 @@ async fn a_stdio_upstream_in_the_2026_era_serves_session_and_stateless_clients()
     );
 
     // Stateless client: end to end, the same call, progress and the MRTR round trip.
-    let (status, msgs) = modern(
+    let (status, msgs) = stateless(
         &url,
         "tools/call",
         json!({"name": "s__test_simple_text", "arguments": {}}),
@@ -432,7 +432,7 @@ async fn a_stdio_upstream_in_the_2026_era_serves_session_and_stateless_clients()
     assert_eq!(msgs[0]["result"]["resultType"], "complete", "{msgs:?}");
     let mut m = meta();
     m["progressToken"] = json!("mp");
-    let (status, msgs) = modern(
+    let (status, msgs) = stateless(
         &url,
         "tools/call",
         json!({"name": "s__test_tool_with_progress", "arguments": {}, "_meta": m}),
@@ -451,7 +451,7 @@ async fn a_stdio_upstream_in_the_2026_era_serves_session_and_stateless_clients()
     let tool = "s__test_input_required_result_elicitation";
     let caps = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}});
     let first = json!({"name": tool, "arguments": {}, "_meta": caps});
-    let (status, msgs) = modern(&url, "tools/call", first.clone(), Some(tool), &[]).await;
+    let (status, msgs) = stateless(&url, "tools/call", first.clone(), Some(tool), &[]).await;
     assert_eq!(status, 200);
     let r = &msgs.last().unwrap()["result"];
     assert_eq!(r["resultType"], "input_required", "{r}");
@@ -466,7 +466,7 @@ async fn a_stdio_upstream_in_the_2026_era_serves_session_and_stateless_clients()
     let mut retry = first;
     retry["inputResponses"] = json!({key: {"action": "accept", "content": {"name": "Ada"}}});
     retry["requestState"] = r["requestState"].clone();
-    let (status, msgs) = modern(&url, "tools/call", retry, Some(tool), &[]).await;
+    let (status, msgs) = stateless(&url, "tools/call", retry, Some(tool), &[]).await;
     assert_eq!(status, 200);
     let done = &msgs.last().unwrap()["result"];
     assert_eq!(done["resultType"], "complete", "{done}");

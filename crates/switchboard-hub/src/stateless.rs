@@ -1,6 +1,6 @@
 //! The stateless 2026-07-28 protocol for clients: per-request `_meta`, `server/discover`,
 //! `resultType`, cache hints. Upstreams behind the hub are reached in their own era; the
-//! hub adds what a modern client expects to their results.
+//! hub adds what a stateless client expects to their results.
 
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ pub use switchboard_core::protocol::meta::{
     LOG_LEVEL as META_LOG_LEVEL, VERSION as META_VERSION,
 };
 
-/// Checks a modern request's `_meta` and records the client's declarations on its session.
+/// Checks a stateless request's `_meta` and records the client's declarations on its session.
 /// Returns the error reply when the request cannot be served.
 pub(crate) fn prelude(
     session: &ClientSession,
@@ -281,9 +281,9 @@ struct InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.channel
-            .modern_calls
+            .stateless_calls
             .lock()
-            .expect("modern calls lock")
+            .expect("stateless calls lock")
             .remove(&self.id);
     }
 }
@@ -308,9 +308,9 @@ impl Hub {
                 }
                 let cancel = tokio_util::sync::CancellationToken::new();
                 channel
-                    .modern_calls
+                    .stateless_calls
                     .lock()
-                    .expect("modern calls lock")
+                    .expect("stateless calls lock")
                     .insert(id.clone(), cancel.clone());
                 let _forget = InFlight { channel, id };
                 tokio::select! {
@@ -321,9 +321,9 @@ impl Hub {
             }
             Marked::Cancel(id) => {
                 let cancel = channel
-                    .modern_calls
+                    .stateless_calls
                     .lock()
-                    .expect("modern calls lock")
+                    .expect("stateless calls lock")
                     .remove(&id);
                 match cancel {
                     Some(c) => {
@@ -337,7 +337,7 @@ impl Hub {
         }
     }
 
-    /// `server/discover`: what the hub supports, for modern clients.
+    /// `server/discover`: what the hub supports, for stateless clients.
     pub(crate) fn discover(&self, session: &ClientSession, id: &str) -> String {
         let versions = crate::router::SUPPORTED_VERSIONS
             .iter()
