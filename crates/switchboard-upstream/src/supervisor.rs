@@ -156,10 +156,22 @@ struct Inner {
     events: mpsc::UnboundedSender<HubEvent>,
     client: reqwest::Client,
     opts: UpstreamOptions,
-    /// Per-client sessions (`session: per-client`), by client session id.
-    clients: Mutex<HashMap<String, Arc<Connection>>>,
-    /// Serialises opening per-client sessions, so one client never gets two.
-    opening: tokio::sync::Mutex<()>,
+    /// Connections besides the shared one, by what they are for.
+    clients: Mutex<HashMap<ClientKey, Arc<Connection>>>,
+    /// One gate per connection being opened, so a key never gets two connections while
+    /// opening one never waits for another key's.
+    opening: Mutex<HashMap<ClientKey, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// What an extra connection to an upstream is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ClientKey {
+    /// A client session's own (`session: per-client`), by client session id.
+    Session(String),
+    /// Stateless clients that declared exactly these capabilities (their JSON).
+    Declaring(String),
+    /// A user's own upstream headers: the user, and a digest of the headers.
+    Credentials(String, u64),
 }
 
 /// A handle to one supervised upstream server. Cheap to clone.
@@ -203,7 +215,7 @@ impl Upstream {
             client,
             opts,
             clients: Mutex::new(HashMap::new()),
-            opening: tokio::sync::Mutex::new(()),
+            opening: Mutex::new(HashMap::new()),
         });
         if !disabled {
             tokio::spawn(supervise(inner.clone()));
@@ -247,7 +259,7 @@ impl Upstream {
             return Ok(shared);
         }
         self.open_client(
-            client,
+            ClientKey::Session(client.to_string()),
             &self.inner.connect_spec(),
             crate::client_capabilities(),
         )
@@ -268,16 +280,19 @@ impl Upstream {
         if capabilities == crate::client_capabilities() || self.transport_kind() == "stdio" {
             return Ok(shared);
         }
-        let key = format!("{DECLARING}{capabilities}");
+        let key = ClientKey::Declaring(capabilities.to_string());
         let known = {
             let clients = self.inner.clients.lock().expect("clients lock");
-            let declaring = clients.keys().filter(|k| k.starts_with(DECLARING)).count();
+            let declaring = clients
+                .keys()
+                .filter(|k| matches!(k, ClientKey::Declaring(_)))
+                .count();
             clients.contains_key(&key) || declaring < MAX_DECLARING
         };
         if !known {
             return Ok(shared);
         }
-        self.open_client(&key, &self.inner.connect_spec(), capabilities).await
+        self.open_client(key, &self.inner.connect_spec(), capabilities).await
     }
 
     /// A connection that sends `headers` instead of the configured ones of the same names (a
@@ -307,7 +322,7 @@ impl Upstream {
                 (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
             });
         self.open_client(
-            &format!("credentials:{owner}:{digest:016x}"),
+            ClientKey::Credentials(owner.to_string(), digest),
             &spec,
             crate::client_capabilities(),
         )
@@ -317,19 +332,27 @@ impl Upstream {
     /// The connection registered under `key`, opened with `spec` on first use.
     async fn open_client(
         &self,
-        key: &str,
+        key: ClientKey,
         spec: &ServerSpec,
         capabilities: &str,
     ) -> Result<Arc<Connection>, UpstreamError> {
-        if let Some(c) = self.inner.clients.lock().expect("clients lock").get(key) {
+        if let Some(c) = self.inner.clients.lock().expect("clients lock").get(&key) {
             return Ok(c.clone());
         }
-        let _guard = self.inner.opening.lock().await;
-        if let Some(c) = self.inner.clients.lock().expect("clients lock").get(key) {
+        let gate = self
+            .inner
+            .opening
+            .lock()
+            .expect("opening lock")
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let _guard = gate.lock().await;
+        if let Some(c) = self.inner.clients.lock().expect("clients lock").get(&key) {
             return Ok(c.clone());
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let (conn, _) = Connection::open_declaring(
+        let opened = Connection::open_declaring(
             spec,
             &self.inner.client,
             self.inner.stderr.clone(),
@@ -337,20 +360,28 @@ impl Upstream {
             self.inner.opts.init_timeout,
             capabilities,
         )
-        .await?;
-        let conn = Arc::new(conn);
-        self.inner
-            .clients
-            .lock()
-            .expect("clients lock")
-            .insert(key.to_string(), conn.clone());
-        tokio::spawn(serve_client(
-            self.inner.clone(),
-            key.to_string(),
-            conn.clone(),
-            rx,
-        ));
-        Ok(conn)
+        .await;
+        let result = opened.map(|(conn, _)| {
+            let conn = Arc::new(conn);
+            self.inner
+                .clients
+                .lock()
+                .expect("clients lock")
+                .insert(key.clone(), conn.clone());
+            tokio::spawn(serve_client(
+                self.inner.clone(),
+                key.clone(),
+                conn.clone(),
+                rx,
+            ));
+            conn
+        });
+        // Whoever waits at this gate finds the connection (or tries again on failure).
+        let mut opening = self.inner.opening.lock().expect("opening lock");
+        if opening.get(&key).is_some_and(|g| Arc::ptr_eq(g, &gate)) {
+            opening.remove(&key);
+        }
+        result
     }
 
     /// Closes client `client`'s own session, if it has one.
@@ -360,7 +391,7 @@ impl Upstream {
             .clients
             .lock()
             .expect("clients lock")
-            .remove(client);
+            .remove(&ClientKey::Session(client.to_string()));
         if let Some(c) = conn {
             c.shutdown().await;
         }
@@ -534,8 +565,6 @@ fn backoff(opts: &UpstreamOptions, n: u32) -> Duration {
 }
 
 /// Key prefix of the sessions opened for a set of declared client capabilities.
-const DECLARING: &str = "declaring:";
-
 /// Sessions per remote server opened for particular declared client capabilities.
 const MAX_DECLARING: usize = 8;
 
@@ -603,7 +632,7 @@ async fn serve(
 /// Relays what a per-client session says outside calls to its client, until it closes.
 async fn serve_client(
     inner: Arc<Inner>,
-    client: String,
+    key: ClientKey,
     conn: Arc<Connection>,
     mut rx: mpsc::UnboundedReceiver<Incoming>,
 ) {
@@ -621,7 +650,7 @@ async fn serve_client(
                 // The catalog comes from the shared session. A session opened for a set of
                 // client capabilities serves stateless clients, who hear of changes only on
                 // their listen streams: pass the announcement on.
-                if client.starts_with(DECLARING)
+                if matches!(key, ClientKey::Declaring(_))
                     && let Some(kinds) = ListKind::from_list_changed(&method)
                 {
                     inner.emit_catalog(kinds.to_vec());
@@ -630,6 +659,11 @@ async fn serve_client(
             }
             Incoming::Notification { text, .. } => (text, false),
             Incoming::Request { text, .. } => (text, true),
+        };
+        // Only a client session's own connection has one client to tell; what the others
+        // say outside a call has nobody to go to.
+        let ClientKey::Session(client) = &key else {
+            continue;
         };
         let event = HubEvent::ClientMessage {
             server: inner.spec.name.clone(),
@@ -641,8 +675,8 @@ async fn serve_client(
         let _ = inner.events.send(event);
     }
     let mut clients = inner.clients.lock().expect("clients lock");
-    if clients.get(&client).is_some_and(|c| Arc::ptr_eq(c, &conn)) {
-        clients.remove(&client);
+    if clients.get(&key).is_some_and(|c| Arc::ptr_eq(c, &conn)) {
+        clients.remove(&key);
     }
 }
 
