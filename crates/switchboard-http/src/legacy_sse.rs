@@ -113,7 +113,7 @@ pub(crate) struct SessionQuery {
 
 /// `POST /messages?sessionId=...`: one message in, `202 Accepted` out; replies go on the stream.
 pub(crate) async fn message(
-    CallerHub(hub, _): CallerHub,
+    CallerHub(hub, credentials): CallerHub,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(q): Query<SessionQuery>,
     headers: HeaderMap,
@@ -125,15 +125,16 @@ pub(crate) async fn message(
     let Some(id) = q.session_id else {
         return (StatusCode::BAD_REQUEST, "missing sessionId").into_response();
     };
+    // Only the credential that opened the stream may post to it.
+    if !hub.may_use(&id, credentials.as_ref().and_then(|c| c.key())) {
+        return (StatusCode::NOT_FOUND, "Could not find session").into_response();
+    }
     let Ok(text) = String::from_utf8(Vec::from(body)) else {
         return (StatusCode::BAD_REQUEST, "body is not UTF-8").into_response();
     };
     let Some(session) = hub.session(&id) else {
         // Another replica holds the stream: the message goes there.
-        if hub.session_exists(&id)
-            && !crate::batch::is_batch(&text)
-            && hub.relay_to_stream(&id, text)
-        {
+        if !crate::batch::is_batch(&text) && hub.relay_to_stream(&id, text) {
             return (StatusCode::ACCEPTED, "Accepted").into_response();
         }
         return (StatusCode::NOT_FOUND, "Could not find session").into_response();

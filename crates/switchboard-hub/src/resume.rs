@@ -273,6 +273,17 @@ impl Hub {
         self.session(id).is_some() || self.open_sealed(id).is_some()
     }
 
+    /// True when `credential` may use session `id` (the one that opened it), whatever
+    /// replica holds it; false for an unknown or ended session.
+    pub fn may_use(&self, id: &str, credential: Option<&str>) -> bool {
+        match self.session(id) {
+            Some(s) => s.credential.get().map(String::as_str) == credential,
+            None => self
+                .open_sealed(id)
+                .is_some_and(|c| c.credential.as_deref() == credential),
+        }
+    }
+
     /// The client ended session `id` (`DELETE`): closes it here, refuses to resume it from
     /// now on, and tells the other replicas. True if the session existed.
     pub fn end_session(&self, id: &str) -> bool {

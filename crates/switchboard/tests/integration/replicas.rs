@@ -568,4 +568,36 @@ async fn only_the_credential_that_opened_a_session_uses_it_on_any_replica() {
         .post(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string())
         .await;
     assert_eq!(status, StatusCode::OK, "{text}");
+
+    // The same for a legacy SSE stream: only its opener may post to it, on any replica.
+    let sse = reqwest::Client::new()
+        .get(format!("{}/sse", a.main))
+        .bearer_auth(&keys[0])
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), StatusCode::OK);
+    let mut stream = messages(sse);
+    let endpoint = next_message(&mut stream, "the endpoint event", Value::is_string).await;
+    let endpoint = endpoint.as_str().unwrap().to_string();
+    let ping = json!({"jsonrpc": "2.0", "id": 9, "method": "ping"}).to_string();
+    for (replica, key, want) in [
+        (&a, &keys[1], StatusCode::NOT_FOUND),
+        (&b, &keys[1], StatusCode::NOT_FOUND),
+        (&b, &keys[0], StatusCode::ACCEPTED),
+    ] {
+        let status = reqwest::Client::new()
+            .post(format!("{}{endpoint}", replica.main))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(ping.clone())
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, want, "{} with key {}", replica.main, &key[..10]);
+    }
+    let pong = next_message(&mut stream, "the ping's reply on A", |m| m["id"] == 9).await;
+    assert!(pong.get("result").is_some(), "{pong}");
 }
