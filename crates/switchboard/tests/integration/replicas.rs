@@ -94,6 +94,31 @@ impl Drop for Replica {
     }
 }
 
+/// Session `id`'s GET stream at `url` (asserted open), as its messages arrive.
+pub(crate) async fn session_stream(
+    url: &str,
+    id: &str,
+) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
+    let get = reqwest::Client::new()
+        .get(url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::OK);
+    messages(get)
+}
+
+/// Waits until `client` lists `tool` (at most `secs` seconds).
+async fn lists_within(client: &mut McpClient, tool: &str, secs: u64) {
+    let listed = eventually(Duration::from_secs(secs), async || {
+        client.tool_names().await.contains(&tool.to_string())
+    })
+    .await;
+    assert!(listed, "{tool} was never listed");
+}
+
 /// An event stream's `data:` lines as JSON messages, as they arrive.
 pub(crate) fn messages(mut resp: reqwest::Response) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -207,15 +232,7 @@ async fn a_session_goes_on_through_any_replica_and_a_delete_ends_it_on_all() {
     assert_eq!(text_of(&done["result"]), "sampled: from b", "{done}");
 
     // The GET stream is on B; a server added through A announces itself there.
-    let get = reqwest::Client::new()
-        .get(&url_b)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &id)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(get.status(), StatusCode::OK);
-    let mut stream = messages(get);
+    let mut stream = session_stream(&url_b, &id).await;
     let added = Instant::now();
     let (status, body) = a
         .api(
@@ -375,23 +392,9 @@ async fn sigterm_drains_a_replica_streams_go_back_and_calls_in_flight_finish() {
     let mut a = Replica::start(&db, Some(&servers_file(&tmp))).await;
     let url = format!("{}/mcp", a.mcp);
     let mut client = McpClient::connect(&url).await;
-    assert!(
-        eventually(Duration::from_secs(10), async || client
-            .tool_names()
-            .await
-            .contains(&"f__slow".to_string()))
-        .await
-    );
+    lists_within(&mut client, "f__slow", 10).await;
     let id = client.session.clone().unwrap();
-    let get = reqwest::Client::new()
-        .get(&url)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &id)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(get.status(), StatusCode::OK);
-    let mut stream = messages(get);
+    let mut stream = session_stream(&url, &id).await;
     let slow = {
         let mut c = McpClient::unconnected(&url);
         c.session = Some(id.clone());
@@ -498,24 +501,10 @@ async fn a_resource_update_reaches_the_stream_another_replica_holds() {
     let b = Replica::start(&db, None).await;
     let (url_a, url_b) = (format!("{}/mcp", a.mcp), format!("{}/mcp", b.mcp));
     let mut client = McpClient::connect(&url_a).await;
-    assert!(
-        eventually(Duration::from_secs(10), async || client
-            .tool_names()
-            .await
-            .contains(&"f__touch".to_string()))
-        .await
-    );
+    lists_within(&mut client, "f__touch", 10).await;
     // The stream is on B; the subscription, and so the update, happen on A.
     let id = client.session.clone().unwrap();
-    let get = reqwest::Client::new()
-        .get(&url_b)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &id)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(get.status(), StatusCode::OK);
-    let mut stream = messages(get);
+    let mut stream = session_stream(&url_b, &id).await;
     let r = client
         .request("resources/subscribe", json!({"uri": "fixture://info"}))
         .await;

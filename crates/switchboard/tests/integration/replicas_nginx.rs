@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::replicas::{Replica, messages, next_message, tempdir};
+use crate::replicas::{Replica, next_message, session_stream, tempdir};
 
 fn dep(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -215,15 +215,7 @@ async fn three_replicas_behind_round_robin_nginx_serve_every_client_and_survive_
     // A session with its GET stream through nginx hears of a server added on one replica.
     let mut client = McpClient::connect(&mcp).await;
     let id = client.session.clone().unwrap();
-    let get = reqwest::Client::new()
-        .get(&mcp)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &id)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(get.status(), StatusCode::OK);
-    let mut stream = messages(get);
+    let mut stream = session_stream(&mcp, &id).await;
     let (status, body) = replicas[2]
         .api(
             "POST",
