@@ -10,8 +10,8 @@ use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use switchboard_hub::seal::SessionSeal;
-use switchboard_hub::{Hub, Relay, RelayMessage};
-use switchboard_store::SecretKey;
+use switchboard_hub::{EndedSessions, Hub, Relay, RelayMessage};
+use switchboard_store::{SecretKey, Store};
 use switchboard_store::bus::{Bus, BusEvent};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -53,25 +53,97 @@ impl Relay for BusRelay {
     }
 }
 
+/// Ended sessions in the store, so a replica started later (or this one after a restart)
+/// never resumes them.
+struct StoreLedger(Arc<dyn Store>);
+
+impl EndedSessions for StoreLedger {
+    fn record(
+        &self,
+        tenant: &str,
+        id_hash: &str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        let (store, tenant, hash) = (self.0.clone(), tenant.to_string(), id_hash.to_string());
+        Box::pin(async move {
+            if let Err(e) = store
+                .end_client_session(&tenant, &hash, crate::now_ms())
+                .await
+            {
+                tracing::warn!(message = "Cannot record an ended session; a replica started later could resume it.", tenant = %tenant, error = %e);
+            }
+        })
+    }
+}
+
+/// How long ended sessions are kept: as long as a sealed id can be resumed.
+const ENDED_KEPT_MS: i64 = switchboard_hub::seal::SEALED_MAX_AGE_SECS as i64 * 1000;
+
 /// This process's membership in the group of replicas.
 pub struct Replicas {
     key: SecretKey,
     relay: Arc<BusRelay>,
+    ledger: Arc<StoreLedger>,
 }
 
 impl Replicas {
-    /// Sealed sessions with `key`; no relay until [`Replicas::start`].
-    pub fn new(key: SecretKey) -> Arc<Self> {
+    /// Sealed sessions with `key`, ended ones kept in `store`; no relay until
+    /// [`Replicas::start`].
+    pub fn new(key: SecretKey, store: Arc<dyn Store>) -> Arc<Self> {
         Arc::new(Replicas {
             key,
             relay: Arc::new(BusRelay::default()),
+            ledger: Arc::new(StoreLedger(store)),
         })
     }
 
     /// Makes `hub` (tenant `tenant`'s) resumable on any replica and relayed through the bus.
     pub fn join(&self, tenant: &str, hub: &Hub) {
         let relay: Arc<dyn Relay> = self.relay.clone();
-        hub.join_replicas(tenant, session_seal(&self.key, tenant), Some(relay));
+        let ledger: Arc<dyn EndedSessions> = self.ledger.clone();
+        hub.join_replicas(
+            tenant,
+            session_seal(&self.key, tenant),
+            Some(relay),
+            Some(ledger),
+        );
+    }
+
+    /// Gives every tenant's hub the sessions ended before this process started, then
+    /// forgets, every hour, those too old to be resumed anyway.
+    pub async fn load_ended(
+        self: &Arc<Self>,
+        tenants: &Tenants,
+        cancel: CancellationToken,
+    ) -> Result<usize, switchboard_store::StoreError> {
+        let store = self.ledger.0.clone();
+        let ended = store
+            .ended_client_sessions(crate::now_ms() - ENDED_KEPT_MS)
+            .await?;
+        let count = ended.len();
+        let mut by_tenant: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for (tenant, hash) in ended {
+            by_tenant.entry(tenant).or_default().push(hash);
+        }
+        for (tenant, hashes) in by_tenant {
+            if let Some(plane) = tenants.get(&tenant) {
+                plane.hub().preload_ended(hashes);
+            }
+        }
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = store
+                    .forget_ended_sessions_before(crate::now_ms() - ENDED_KEPT_MS)
+                    .await
+                {
+                    tracing::warn!(message = "Cannot forget old ended sessions.", error = %e);
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+                }
+            }
+        });
+        Ok(count)
     }
 
     /// Joins the bus on PostgreSQL at `url` as replica `origin` and serves it until `cancel`.

@@ -32,7 +32,7 @@ struct SessionStream {
 
 impl Drop for SessionStream {
     fn drop(&mut self) {
-        self.hub.end_session(&self.session.id);
+        self.hub.end_session_now(&self.session.id);
     }
 }
 

@@ -483,7 +483,7 @@ pub(crate) async fn delete(
             "Bad Request: missing Mcp-Session-Id header",
         );
     };
-    if hub.end_session(id) {
+    if hub.end_session(id).await {
         StatusCode::OK.into_response()
     } else {
         rpc_error(

@@ -29,7 +29,7 @@ pub use stateless::{HEADER_MISMATCH, MISSING_CAPABILITY, STATELESS_VERSION, UNSU
 pub use observe::{CallObserver, CallRecord, UpstreamCall, cap, classify, trace_id_of};
 pub use outbox::{DEFAULT_STREAM_QUEUE_BYTES, Inbox, Outbox};
 pub use pins::{OnToolChange, PinEvent, PinnedTool, ToolPins};
-pub use resume::{Relay, RelayMessage};
+pub use resume::{EndedSessions, Relay, RelayMessage, session_hash};
 pub use router::{LATEST_VERSION, SUPPORTED_VERSIONS};
 pub use session::{ClientInfo, ClientSession, StreamGuard, UserHeaders, random_id};
 pub use smart::{DEFAULT_LIMIT as SMART_DEFAULT_LIMIT, Found, SearchError, SmartMode};

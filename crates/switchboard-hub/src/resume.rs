@@ -96,13 +96,34 @@ pub trait Relay: Send + Sync {
     fn publish(&self, tenant: &str, message: RelayMessage) -> bool;
 }
 
+/// Keeps ended sessions where every replica finds them, one started later included (the
+/// store). Recording never blocks.
+pub trait EndedSessions: Send + Sync {
+    /// Session `id_hash` (SHA-256 hex of its id) of tenant `tenant` was ended now; the
+    /// future completes once that is kept.
+    fn record(
+        &self,
+        tenant: &str,
+        id_hash: &str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+}
+
+/// The SHA-256 of a session id, in hex: how ended sessions are remembered.
+pub fn session_hash(id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(id.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A hub's part in a group of replicas.
 pub(crate) struct ReplicaState {
     /// This process's tag in forwarded request ids.
     pub(crate) tag: String,
     /// The tenant, the seal and the relay, once set.
     joined: OnceLock<Joined>,
-    /// Sessions ended by their clients: id → when (Unix seconds).
+    /// Sessions ended by their clients: id hash → when (Unix seconds).
     ended: Mutex<HashMap<String, u64>>,
     /// Retries relayed to the replica holding their parked call, waiting for its answer.
     resuming: Mutex<HashMap<u64, tokio::sync::oneshot::Sender<String>>>,
@@ -113,6 +134,7 @@ struct Joined {
     tenant: String,
     seal: SessionSeal,
     relay: Option<Arc<dyn Relay>>,
+    ledger: Option<Arc<dyn EndedSessions>>,
 }
 
 impl Default for ReplicaState {
@@ -147,13 +169,14 @@ fn initialize_claims(params: &serde_json::Value) -> (String, serde_json::Value, 
 
 impl Hub {
     /// Makes this hub's sessions resumable on any replica sharing `seal`'s key (sealed ids),
-    /// with `relay` carrying messages between replicas, as tenant `tenant`. Set once; later
-    /// calls are ignored (false).
+    /// with `relay` carrying messages between replicas and `ledger` keeping ended sessions,
+    /// as tenant `tenant`. Set once; later calls are ignored (false).
     pub fn join_replicas(
         &self,
         tenant: &str,
         seal: SessionSeal,
         relay: Option<Arc<dyn Relay>>,
+        ledger: Option<Arc<dyn EndedSessions>>,
     ) -> bool {
         self.inner
             .replica
@@ -162,8 +185,22 @@ impl Hub {
                 tenant: tenant.to_string(),
                 seal,
                 relay,
+                ledger,
             })
             .is_ok()
+    }
+
+    /// Sessions ended before this process started (id hashes, from the ledger): they are
+    /// never resumed here.
+    pub fn preload_ended(&self, hashes: impl IntoIterator<Item = String>) {
+        let now = now_secs();
+        let mut ended = self.inner.replica.ended.lock().expect("ended lock");
+        for h in hashes {
+            if ended.len() >= MAX_ENDED {
+                break;
+            }
+            ended.insert(h, now);
+        }
     }
 
     /// This process's replica tag (in the ids of requests it forwards to clients).
@@ -260,7 +297,7 @@ impl Hub {
             .ended
             .lock()
             .expect("ended lock")
-            .contains_key(id)
+            .contains_key(&session_hash(id))
         {
             return None;
         }
@@ -285,20 +322,57 @@ impl Hub {
     }
 
     /// The client ended session `id` (`DELETE`): closes it here, refuses to resume it from
-    /// now on, and tells the other replicas. True if the session existed.
-    pub fn end_session(&self, id: &str) -> bool {
-        let known = self.session_exists(id);
-        self.close_session(id);
-        if known && is_sealed(id) {
-            self.remember_ended(id);
-            self.to_replicas(RelayMessage::Ended {
-                session: id.to_string(),
-            });
+    /// now on, tells the other replicas, and returns once the ledger keeps it (a replica
+    /// started later refuses it too). True if the session existed.
+    pub async fn end_session(&self, id: &str) -> bool {
+        let (known, kept) = self.end(id);
+        if let Some(kept) = kept {
+            kept.await;
         }
         known
     }
 
-    fn remember_ended(&self, id: &str) {
+    /// [`Hub::end_session`] for callers that cannot wait (a stream's `Drop`): the ledger
+    /// keeps it in the background.
+    pub fn end_session_now(&self, id: &str) -> bool {
+        let (known, kept) = self.end(id);
+        if let Some(kept) = kept {
+            tokio::spawn(kept);
+        }
+        known
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn end(
+        &self,
+        id: &str,
+    ) -> (
+        bool,
+        Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+    ) {
+        let known = self.session_exists(id);
+        self.close_session(id);
+        let mut kept = None;
+        if known && is_sealed(id) {
+            let hash = self.remember_ended(id);
+            if let Some(Joined {
+                tenant,
+                ledger: Some(ledger),
+                ..
+            }) = self.inner.replica.joined.get()
+            {
+                kept = Some(ledger.record(tenant, &hash));
+            }
+            self.to_replicas(RelayMessage::Ended {
+                session: id.to_string(),
+            });
+        }
+        (known, kept)
+    }
+
+    /// Remembers that session `id` ended; returns its hash.
+    fn remember_ended(&self, id: &str) -> String {
+        let hash = session_hash(id);
         let now = now_secs();
         let mut ended = self.inner.replica.ended.lock().expect("ended lock");
         if ended.len() >= MAX_ENDED {
@@ -309,7 +383,8 @@ impl Hub {
                 ended.remove(&oldest);
             }
         }
-        ended.insert(id.to_string(), now);
+        ended.insert(hash.clone(), now);
+        hash
     }
 
     /// Sends a legacy SSE client's message to the replica holding its stream. False when
@@ -457,7 +532,7 @@ impl Hub {
                 }
             }
             RelayMessage::Ended { session } => {
-                self.remember_ended(&session);
+                let _ = self.remember_ended(&session);
                 self.close_session(&session);
             }
         }

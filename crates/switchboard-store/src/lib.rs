@@ -324,6 +324,21 @@ pub trait Store: IdentityStore + ActivityStore + Send + Sync + 'static {
     async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
     /// A cheap round trip (`SELECT 1`), for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Records that a client ended session `id_hash` (SHA-256 hex of its id) of `tenant`
+    /// at `at` (Unix ms); recording it again changes nothing. Not a configuration change:
+    /// the revision stays.
+    async fn end_client_session(
+        &self,
+        tenant: &str,
+        id_hash: &str,
+        at: i64,
+    ) -> Result<(), StoreError>;
+    /// `(tenant, id_hash)` of the sessions ended at or after `since`.
+    async fn ended_client_sessions(&self, since: i64)
+    -> Result<Vec<(String, String)>, StoreError>;
+    /// Forgets sessions ended before `at`; returns how many.
+    async fn forget_ended_sessions_before(&self, at: i64) -> Result<u64, StoreError>;
 }
 
 /// Opens the store at `url`, choosing the backend by scheme: `postgres://` or `postgresql://`

@@ -66,6 +66,11 @@ pub(crate) fn sqlite() -> Vec<Migration> {
             "activity log",
             include_str!("../migrations/sqlite/0009_activity.sql"),
         ),
+        simple(
+            10,
+            "ended client sessions",
+            include_str!("../migrations/sqlite/0010_ended_sessions.sql"),
+        ),
     ]
 }
 
@@ -116,6 +121,11 @@ pub(crate) fn postgres() -> Vec<Migration> {
             9,
             "activity log",
             include_str!("../migrations/postgres/0009_activity.sql"),
+        ),
+        simple(
+            10,
+            "ended client sessions",
+            include_str!("../migrations/postgres/0010_ended_sessions.sql"),
         ),
     ]
 }

@@ -12,6 +12,11 @@
 
 pub(crate) const BUMP_REVISION: &str = "UPDATE revision SET value = value + 1 WHERE id = 1";
 pub(crate) const GET_REVISION: &str = "SELECT value FROM revision WHERE id = 1";
+pub(crate) const END_CLIENT_SESSION: &str = "INSERT INTO ended_sessions (tenant, id_hash, \
+    ended_at) VALUES ($1, $2, $3) ON CONFLICT (tenant, id_hash) DO NOTHING";
+pub(crate) const ENDED_CLIENT_SESSIONS: &str =
+    "SELECT tenant, id_hash FROM ended_sessions WHERE ended_at >= $1";
+pub(crate) const FORGET_ENDED_SESSIONS: &str = "DELETE FROM ended_sessions WHERE ended_at < $1";
 
 pub(crate) const CLAIM_NAME: &str = "INSERT INTO names (tenant, name, kind) VALUES ($1, $2, $3)";
 pub(crate) const RELEASE_NAME: &str =
@@ -626,6 +631,46 @@ macro_rules! impl_store {
                 let mut tx = self.begin_write().await?;
                 execute(&mut tx, sqlx::query(sql::SET_META).bind(key).bind(value)).await?;
                 finish(tx, true).await.map(drop)
+            }
+
+            async fn end_client_session(
+                &self,
+                tenant: &str,
+                id_hash: &str,
+                at: i64,
+            ) -> Result<(), StoreError> {
+                sqlx::query(sql::END_CLIENT_SESSION)
+                    .bind(tenant)
+                    .bind(id_hash)
+                    .bind(at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_error)
+                    .map(drop)
+            }
+
+            async fn ended_client_sessions(
+                &self,
+                since: i64,
+            ) -> Result<Vec<(String, String)>, StoreError> {
+                let rows = sqlx::query(sql::ENDED_CLIENT_SESSIONS)
+                    .bind(since)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(db_error)
+            }
+
+            async fn forget_ended_sessions_before(&self, at: i64) -> Result<u64, StoreError> {
+                sqlx::query(sql::FORGET_ENDED_SESSIONS)
+                    .bind(at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_error)
+                    .map(|r| r.rows_affected())
             }
         }
     };

@@ -66,7 +66,7 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
         .context("secret key")?;
     let store = open_store(&args, key.clone()).await?;
     // Sealed session ids: any replica sharing the secret key resumes any session.
-    let replicas = switchboard_control::replicas::Replicas::new(key);
+    let replicas = switchboard_control::replicas::Replicas::new(key, store.clone());
     let (auth, generated) = AdminAuth::load(store.as_ref(), args.admin_token.as_deref())
         .await
         .map_err(anyhow::Error::msg)?;
@@ -170,6 +170,11 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
     .await?;
     control.reconcile().await.context("initial reconcile")?;
     tenants.sync().await.context("starting the tenants")?;
+    // Sessions their clients ended (on any replica, before a restart) are never resumed.
+    replicas
+        .load_ended(&tenants, shutdown.clone())
+        .await
+        .context("loading ended sessions")?;
 
     // The sweeper writes the summaries of refused-request floods and deletes rows past the
     // retention: every tenth of the retention, between 1 s and a minute.

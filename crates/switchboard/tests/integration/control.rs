@@ -721,6 +721,23 @@ async fn clients_of_a_restarted_hub_go_on_with_their_sessions() {
         ),
         "after restart"
     );
+    // A session its client ended stays ended across a restart.
+    let ended = fresh.session.clone().unwrap();
+    let del = reqwest::Client::new()
+        .delete(format!("{}/mcp", hub.mcp))
+        .header("mcp-session-id", &ended)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 200);
+    drop(hub);
+    let mut third = Launch::new(&dir);
+    (third.main_port, third.mcp_port) = ports;
+    let hub = third.start().await;
+    let (status, _, text) = fresh
+        .post(json!({"jsonrpc": "2.0", "id": 101, "method": "tools/list"}).to_string())
+        .await;
+    assert_eq!(status, 404, "a deleted session came back after a restart: {text}");
     drop(hub);
     std::fs::remove_dir_all(&dir).ok();
 }

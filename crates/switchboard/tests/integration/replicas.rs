@@ -271,6 +271,13 @@ async fn a_session_goes_on_through_any_replica_and_a_delete_ends_it_on_all() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(ended, "the deleted session still answers on A");
+    // A replica started after the DELETE does not resume it either.
+    let c = Replica::start(&db, None).await;
+    client.url = format!("{}/mcp", c.mcp);
+    let (status, _, _) = client
+        .post(json!({"jsonrpc": "2.0", "id": 100, "method": "tools/list"}).to_string())
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a new replica resumed a deleted session");
     eprintln!("replicas: list_changed across replicas after {took:?}");
 }
 
