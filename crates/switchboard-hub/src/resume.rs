@@ -11,6 +11,7 @@
 //! - a legacy SSE client's `POST /messages` goes to the replica holding its stream;
 //! - a resource update for a session whose stream is held elsewhere goes to that stream;
 //! - a `DELETE` ends the session on every replica, and later resumptions are refused;
+//! - a client's `notifications/cancelled` goes to the replica running the request;
 //! - a stateless client's retry of a parked call (multi-round-trip requests, `mrtr.rs`) goes
 //!   to the replica holding the call (its `requestState` names it), and the answer comes back.
 //!
@@ -80,6 +81,14 @@ pub enum RelayMessage {
         call: u64,
         /// The reply for the client.
         body: String,
+    },
+    /// The client cancelled request `request` (its raw JSON id), which runs on whichever
+    /// replica it reached.
+    Cancel {
+        /// The session id.
+        session: String,
+        /// The request's id, raw JSON.
+        request: String,
     },
     /// The client deleted the session.
     Ended {
@@ -439,6 +448,17 @@ impl Hub {
         answer
     }
 
+    /// A client's `notifications/cancelled` for a request not running here: sent to the
+    /// other replicas, where the one running it cancels it.
+    pub(crate) fn cancel_elsewhere(&self, session: &ClientSession, request: &str) {
+        if is_sealed(&session.id) {
+            self.to_replicas(RelayMessage::Cancel {
+                session: session.id.clone(),
+                request: request.to_string(),
+            });
+        }
+    }
+
     /// Ends every client stream this replica holds (Streamable HTTP GET streams and legacy
     /// SSE streams) without ending their sessions, so clients reconnect, to another replica
     /// when this one is draining. Requests in flight go on.
@@ -529,6 +549,14 @@ impl Hub {
                     .remove(&call);
                 if let Some(tx) = waiting {
                     let _ = tx.send(body);
+                }
+            }
+            RelayMessage::Cancel { session, request } => {
+                let running = self
+                    .session(&session)
+                    .and_then(|s| s.inflight.lock().expect("inflight lock").remove(&request));
+                if let Some(t) = running {
+                    t.cancel();
                 }
             }
             RelayMessage::Ended { session } => {

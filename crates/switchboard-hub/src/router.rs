@@ -1403,8 +1403,10 @@ impl Hub {
                     .lock()
                     .expect("inflight lock")
                     .remove(req.get());
-                if let Some(t) = token {
-                    t.cancel();
+                match token {
+                    Some(t) => t.cancel(),
+                    // The request may be running on another replica.
+                    None => self.cancel_elsewhere(session, req.get()),
                 }
             }
             "notifications/roots/list_changed" => {

@@ -597,3 +597,46 @@ async fn only_the_credential_that_opened_a_session_uses_it_on_any_replica() {
     let pong = next_message(&mut stream, "the ping's reply on A", |m| m["id"] == 9).await;
     assert!(pong.get("result").is_some(), "{pong}");
 }
+
+#[tokio::test]
+async fn a_cancellation_sent_to_another_replica_stops_the_call() {
+    init();
+    let db = PgDatabase::create("replicas");
+    let tmp = tempdir();
+    let a = Replica::start(&db, Some(&servers_file(&tmp))).await;
+    let b = Replica::start(&db, None).await;
+    let (url_a, url_b) = (format!("{}/mcp", a.mcp), format!("{}/mcp", b.mcp));
+    let mut client = McpClient::connect(&url_a).await;
+    lists_within(&mut client, "f__hang", 10).await;
+    let id = client.session.clone().unwrap();
+    let hang = {
+        let (url, id) = (url_a.clone(), id.clone());
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(&url)
+                .header("accept", "application/json, text/event-stream")
+                .header("content-type", "application/json")
+                .header("mcp-session-id", &id)
+                .body(json!({"jsonrpc": "2.0", "id": 70, "method": "tools/call", "params": {"name": "f__hang", "arguments": {}}}).to_string())
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    client.url = url_b;
+    client
+        .notify(
+            "notifications/cancelled",
+            Some(json!({"requestId": 70, "reason": "changed my mind"})),
+        )
+        .await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), hang).await;
+    assert!(ended.is_ok(), "the call on A still runs after a cancel sent to B");
+    client.url = url_a;
+    let stats = client.call("f__stats", json!({})).await;
+    assert_eq!(stats["structuredContent"]["cancelled"], 1, "{stats}");
+}
