@@ -425,7 +425,10 @@ mod tests {
         assert_eq!(s["traceState"], "a=b");
         assert_eq!(s["attributes"][0]["value"]["stringValue"], "tools/call");
         assert_eq!(s["attributes"][1]["value"]["intValue"], "4318");
-        assert_eq!(s["status"], serde_json::json!({"code": 2, "message": "boom"}));
+        assert_eq!(
+            s["status"],
+            serde_json::json!({"code": 2, "message": "boom"})
+        );
         // Two spans, one without parent, error or tracestate, and resource attributes.
         let plain = Span {
             trace_id: [1; 16],

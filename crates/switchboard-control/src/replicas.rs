@@ -11,8 +11,8 @@ use std::sync::{Arc, OnceLock};
 use serde::{Deserialize, Serialize};
 use switchboard_hub::seal::SessionSeal;
 use switchboard_hub::{EndedSessions, Hub, Relay, RelayMessage};
-use switchboard_store::{SecretKey, Store};
 use switchboard_store::bus::{Bus, BusEvent};
+use switchboard_store::{SecretKey, Store};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +23,10 @@ use crate::{Identity, Tenants};
 #[serde(tag = "to", rename_all = "snake_case")]
 enum Envelope {
     /// For one tenant's hub.
-    Hub { tenant: String, message: RelayMessage },
+    Hub {
+        tenant: String,
+        message: RelayMessage,
+    },
     /// Users, keys, tenants or credentials changed: forget remembered checks.
     Identity,
 }

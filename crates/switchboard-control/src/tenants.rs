@@ -225,7 +225,11 @@ impl Tenants {
             }
         };
         let known = self.all().len();
-        if self.store.list_tenants().await.is_ok_and(|t| t.len() != known)
+        if self
+            .store
+            .list_tenants()
+            .await
+            .is_ok_and(|t| t.len() != known)
             && let Err(e) = self.sync().await
         {
             tracing::warn!(message = "Tenant sync failed.", error = %e);

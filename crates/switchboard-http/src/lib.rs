@@ -11,9 +11,9 @@ pub mod api;
 mod batch;
 mod legacy_sse;
 mod listener;
-mod stateless;
 mod origin;
 mod ready;
+mod stateless;
 mod streamable;
 mod ui;
 

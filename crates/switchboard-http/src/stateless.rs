@@ -8,15 +8,13 @@ use switchboard_core::jsonrpc::{Envelope, Fields, code};
 use switchboard_core::protocol::headers::{METHOD, NAME, PARAM_PREFIX, PROTOCOL_VERSION};
 use switchboard_core::protocol::meta::VERSION as META_VERSION;
 use switchboard_core::protocol::routing_field;
-use switchboard_hub::{HEADER_MISMATCH, MISSING_CAPABILITY, STATELESS_VERSION, UNSUPPORTED_VERSION};
+use switchboard_hub::{
+    HEADER_MISMATCH, MISSING_CAPABILITY, STATELESS_VERSION, UNSUPPORTED_VERSION,
+};
 
 /// A request without a session that names the stateless revision (header or `_meta`).
 pub(crate) fn is_stateless(headers: &HeaderMap, env: &Envelope<'_>) -> bool {
-    if headers
-        .get(PROTOCOL_VERSION)
-        .and_then(|v| v.to_str().ok())
-        == Some(STATELESS_VERSION)
-    {
+    if headers.get(PROTOCOL_VERSION).and_then(|v| v.to_str().ok()) == Some(STATELESS_VERSION) {
         return true;
     }
     meta_version(env).is_some()

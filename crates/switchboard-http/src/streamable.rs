@@ -177,7 +177,8 @@ pub(crate) async fn post(
         }
     };
     let kind = env.kind().unwrap_or(Kind::Notification);
-    let stateless = headers.get(SESSION_HEADER).is_none() && crate::stateless::is_stateless(&headers, &env);
+    let stateless =
+        headers.get(SESSION_HEADER).is_none() && crate::stateless::is_stateless(&headers, &env);
     // `initialize` marked as 2026-07-28 (header or `_meta`) is a stateless request for a
     // removed method (404, -32601), not the start of a session.
     let is_init = kind == Kind::Request && env.method() == "initialize" && !stateless;

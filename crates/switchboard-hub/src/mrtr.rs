@@ -134,7 +134,10 @@ impl Default for ParkedCalls {
 
 /// The holder tag of a `requestState` this hub's kind issued.
 pub(crate) fn holder_of(state: &str) -> Option<&str> {
-    state.strip_prefix("sbrs1.")?.split_once('.').map(|(t, _)| t)
+    state
+        .strip_prefix("sbrs1.")?
+        .split_once('.')
+        .map(|(t, _)| t)
 }
 
 impl ParkedCalls {

@@ -387,7 +387,10 @@ impl Hub {
         if ended.len() >= MAX_ENDED {
             ended.retain(|_, at| now.saturating_sub(*at) < SEALED_MAX_AGE_SECS);
             if ended.len() >= MAX_ENDED
-                && let Some(oldest) = ended.iter().min_by_key(|(_, at)| **at).map(|(k, _)| k.clone())
+                && let Some(oldest) = ended
+                    .iter()
+                    .min_by_key(|(_, at)| **at)
+                    .map(|(k, _)| k.clone())
             {
                 ended.remove(&oldest);
             }
@@ -428,7 +431,11 @@ impl Hub {
             .next_resume
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = tokio::sync::oneshot::channel();
-        replica.resuming.lock().expect("resuming lock").insert(call, tx);
+        replica
+            .resuming
+            .lock()
+            .expect("resuming lock")
+            .insert(call, tx);
         let sent = self.to_replicas(RelayMessage::Resume {
             replica: holder.to_string(),
             reply_to: replica.tag.clone(),
@@ -437,11 +444,18 @@ impl Hub {
             body: text.to_string(),
         });
         let answer = if sent {
-            tokio::time::timeout(RESUME_TIMEOUT, rx).await.ok().and_then(Result::ok)
+            tokio::time::timeout(RESUME_TIMEOUT, rx)
+                .await
+                .ok()
+                .and_then(Result::ok)
         } else {
             None
         };
-        replica.resuming.lock().expect("resuming lock").remove(&call);
+        replica
+            .resuming
+            .lock()
+            .expect("resuming lock")
+            .remove(&call);
         if answer.is_none() && sent {
             tracing::warn!(message = "No replica answered a retry of a parked call in time.", holder = %holder);
         }

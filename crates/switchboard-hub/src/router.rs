@@ -17,10 +17,10 @@ use tokio_util::sync::CancellationToken;
 use crate::hub::Hub;
 use crate::local;
 use crate::merged::Entry;
-use crate::stateless;
 use crate::mrtr;
 use crate::outbox::Outbox;
 use crate::session::{ClientInfo, ClientSession, ForwardedRequest};
+use crate::stateless;
 use crate::view::View;
 
 /// Protocol revisions the hub speaks with session-era clients, oldest first.

@@ -180,7 +180,10 @@ mod tests {
         let seal = SessionSeal::new([7; 32]);
         let id = seal.seal(&claims()).unwrap();
         assert!(id.starts_with(SEALED_PREFIX) && id.len() < 400, "{id}");
-        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)));
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        );
         assert_eq!(seal.open(&id, 1_000_010), Some(claims()));
         // Two seals of the same claims differ (fresh nonce).
         assert_ne!(seal.seal(&claims()).unwrap(), id);
@@ -194,7 +197,10 @@ mod tests {
         let mut edited = id.clone().into_bytes();
         let last = edited.len() - 3;
         edited[last] = if edited[last] == b'A' { b'B' } else { b'A' };
-        assert_eq!(seal.open(&String::from_utf8(edited).unwrap(), 1_000_010), None);
+        assert_eq!(
+            seal.open(&String::from_utf8(edited).unwrap(), 1_000_010),
+            None
+        );
         assert_eq!(seal.open(&id, 1_000_000 + SEALED_MAX_AGE_SECS + 1), None);
         assert_eq!(seal.open(&id, 1_000_000 - 301), None);
         assert_eq!(seal.open("sbs1.", 0), None);

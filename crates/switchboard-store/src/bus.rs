@@ -113,13 +113,18 @@ impl Bus {
     /// message is too long or the queue is full.
     pub fn publish(&self, text: String) -> bool {
         if text.len() > MAX_MESSAGE_BYTES {
-            tracing::warn!(message = "A message for the other replicas is too long; dropped.", bytes = text.len());
+            tracing::warn!(
+                message = "A message for the other replicas is too long; dropped.",
+                bytes = text.len()
+            );
             return false;
         }
         match self.tx.try_send(text) {
             Ok(()) => true,
             Err(_) => {
-                tracing::warn!(message = "The replica bus queue is full; a message for the other replicas was dropped.");
+                tracing::warn!(
+                    message = "The replica bus queue is full; a message for the other replicas was dropped."
+                );
                 false
             }
         }

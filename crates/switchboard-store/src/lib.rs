@@ -335,8 +335,7 @@ pub trait Store: IdentityStore + ActivityStore + Send + Sync + 'static {
         at: i64,
     ) -> Result<(), StoreError>;
     /// `(tenant, id_hash)` of the sessions ended at or after `since`.
-    async fn ended_client_sessions(&self, since: i64)
-    -> Result<Vec<(String, String)>, StoreError>;
+    async fn ended_client_sessions(&self, since: i64) -> Result<Vec<(String, String)>, StoreError>;
     /// Forgets sessions ended before `at`; returns how many.
     async fn forget_ended_sessions_before(&self, at: i64) -> Result<u64, StoreError>;
 }

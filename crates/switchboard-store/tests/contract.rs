@@ -183,16 +183,27 @@ async fn ended_sessions(store: &Arc<dyn Store>) {
     store.end_client_session("t1", "aa", 5_000).await.unwrap();
     store.end_client_session("t2", "aa", 2_000).await.unwrap();
     store.end_client_session("t1", "bb", 3_000).await.unwrap();
-    rev.same("ending client sessions is not a configuration change").await;
+    rev.same("ending client sessions is not a configuration change")
+        .await;
     let mut all = store.ended_client_sessions(0).await.unwrap();
     all.sort();
     let pair = |t: &str, h: &str| (t.to_string(), h.to_string());
-    assert_eq!(all, vec![pair("t1", "aa"), pair("t1", "bb"), pair("t2", "aa")]);
+    assert_eq!(
+        all,
+        vec![pair("t1", "aa"), pair("t1", "bb"), pair("t2", "aa")]
+    );
     let mut recent = store.ended_client_sessions(2_000).await.unwrap();
     recent.sort();
-    assert_eq!(recent, vec![pair("t1", "bb"), pair("t2", "aa")], "the first time counts");
+    assert_eq!(
+        recent,
+        vec![pair("t1", "bb"), pair("t2", "aa")],
+        "the first time counts"
+    );
     assert_eq!(store.forget_ended_sessions_before(2_500).await.unwrap(), 2);
-    assert_eq!(store.ended_client_sessions(0).await.unwrap(), vec![pair("t1", "bb")]);
+    assert_eq!(
+        store.ended_client_sessions(0).await.unwrap(),
+        vec![pair("t1", "bb")]
+    );
 }
 
 async fn servers(store: &Arc<dyn Store>) {

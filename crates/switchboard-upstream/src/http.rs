@@ -248,7 +248,11 @@ impl Shared {
             version: HeaderValue::from_static(STATELESS).into(),
             ..Session::default()
         };
-        let resp = self.post(body, &stateless).send().await.map_err(transport)?;
+        let resp = self
+            .post(body, &stateless)
+            .send()
+            .await
+            .map_err(transport)?;
         if !resp.status().is_success() {
             return Err(status_error(resp.status(), resp).await);
         }

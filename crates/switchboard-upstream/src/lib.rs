@@ -11,10 +11,10 @@ mod connection;
 pub mod definition;
 mod error;
 mod http;
-mod stateless;
 mod mux;
 mod pgroups;
 mod sse;
+mod stateless;
 mod stdio;
 mod supervisor;
 

@@ -14,7 +14,11 @@ fn meta_members(existing: Option<&Fields<'_>>) -> String {
     let has = |k: &str| existing.is_some_and(|m| m.get(k).is_some());
     let mut out = Vec::new();
     if !has(meta::VERSION) {
-        out.push(format!("{}:{}", quote(meta::VERSION), quote(STATELESS_VERSION)));
+        out.push(format!(
+            "{}:{}",
+            quote(meta::VERSION),
+            quote(STATELESS_VERSION)
+        ));
     }
     if !has(meta::CLIENT_CAPABILITIES) {
         out.push(format!("{}:{{}}", quote(meta::CLIENT_CAPABILITIES)));

@@ -292,7 +292,8 @@ impl Upstream {
         if !known {
             return Ok(shared);
         }
-        self.open_client(key, &self.inner.connect_spec(), capabilities).await
+        self.open_client(key, &self.inner.connect_spec(), capabilities)
+            .await
     }
 
     /// A connection that sends `headers` instead of the configured ones of the same names (a

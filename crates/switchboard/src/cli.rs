@@ -369,7 +369,12 @@ pub(crate) struct CommonArgs {
     #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info")]
     pub(crate) log: String,
     /// Log lines as text, or as one JSON object per line (for log collectors).
-    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     pub(crate) log_format: LogFormat,
 }
 

@@ -177,7 +177,14 @@ fn looks_like_a_path(token: &str) -> bool {
         return false;
     }
     file_ext.iter().any(|e| token.ends_with(e))
-        || ["crates/", "scripts/", "tests/", "deploy/", "examples/", "docs/"]
-            .iter()
-            .any(|d| token.starts_with(d))
+        || [
+            "crates/",
+            "scripts/",
+            "tests/",
+            "deploy/",
+            "examples/",
+            "docs/",
+        ]
+        .iter()
+        .any(|d| token.starts_with(d))
 }

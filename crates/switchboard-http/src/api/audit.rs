@@ -182,7 +182,10 @@ mod tests {
             masked_target(&format!("/api/v1/server/{id}/refresh?x=1")),
             "/api/v1/server/9f1c9f1c…/refresh?x=1"
         );
-        assert_eq!(masked_target(&format!("/api/v1/server/{id}")), "/api/v1/server/9f1c9f1c…");
+        assert_eq!(
+            masked_target(&format!("/api/v1/server/{id}")),
+            "/api/v1/server/9f1c9f1c…"
+        );
         assert_eq!(masked_target("/api/v1/server/ab"), "/api/v1/server/ab");
         assert_eq!(masked_target("/x?a=1&b"), "/x?a=1&b");
         assert_eq!(percent_decode("a%2Fb+c%zz%4"), "a/b c%zz%4");

@@ -45,7 +45,10 @@ pub(crate) fn run(mut cli: Cli) -> ExitCode {
             return run_client(connect::run(url, key.clone()));
         }
     };
-    init_logging(&common.log, common.log_format == crate::cli::LogFormat::Json);
+    init_logging(
+        &common.log,
+        common.log_format == crate::cli::LogFormat::Json,
+    );
     // Configuration is checked before any runtime, socket or process exists.
     let servers = match load(common) {
         Ok(s) => s,

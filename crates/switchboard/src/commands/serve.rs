@@ -206,7 +206,13 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
     {
         let origin = switchboard_hub::random_id()[..12].to_string();
         if let Err(e) = replicas
-            .start(url, origin, tenants.clone(), identity.clone(), shutdown.clone())
+            .start(
+                url,
+                origin,
+                tenants.clone(),
+                identity.clone(),
+                shutdown.clone(),
+            )
             .await
         {
             tracing::warn!(message = "Cannot join the replica bus; other replicas' changes arrive by polling only.", error = %e);
@@ -280,15 +286,22 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
     // client streams back so clients reconnect elsewhere, and let requests in flight finish
     // up to the drain timeout. Then stop every upstream (stdio process groups included).
     shutdown.cancel();
-    let streams: usize = tenants.all().iter().map(|p| p.hub().release_streams()).sum();
+    let streams: usize = tenants
+        .all()
+        .iter()
+        .map(|p| p.hub().release_streams())
+        .sum();
     let drain = Duration::from_secs_f64(args.drain_timeout.clamp(0.0, 3600.0));
     let began = std::time::Instant::now();
-    let drained = tokio::time::timeout(drain, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await
-    .is_ok();
-    tracing::info!(message = "Drained.", streams_released = streams, waited_ms = began.elapsed().as_millis() as u64, complete = drained);
+    let drained = tokio::time::timeout(drain, async { while tasks.join_next().await.is_some() {} })
+        .await
+        .is_ok();
+    tracing::info!(
+        message = "Drained.",
+        streams_released = streams,
+        waited_ms = began.elapsed().as_millis() as u64,
+        complete = drained
+    );
     tenants.shutdown().await;
     groups.stop_all();
     Ok(())

@@ -737,7 +737,10 @@ async fn clients_of_a_restarted_hub_go_on_with_their_sessions() {
     let (status, _, text) = fresh
         .post(json!({"jsonrpc": "2.0", "id": 101, "method": "tools/list"}).to_string())
         .await;
-    assert_eq!(status, 404, "a deleted session came back after a restart: {text}");
+    assert_eq!(
+        status, 404,
+        "a deleted session came back after a restart: {text}"
+    );
     drop(hub);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -301,9 +301,17 @@ fn log_format_json_writes_one_json_object_per_line() {
     assert!(child.wait().unwrap().success());
     let last = seen.last().expect("a log line");
     assert_eq!(last["level"], "INFO", "{last}");
-    assert!(last["addr"].as_str().is_some_and(|a| a.starts_with("127.0.0.1:")), "{last}");
+    assert!(
+        last["addr"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("127.0.0.1:")),
+        "{last}"
+    );
     let ts = last["ts"].as_str().unwrap();
-    assert!(ts.len() == 27 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
+    assert!(
+        ts.len() == 27 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T',
+        "{ts}"
+    );
     assert!(seen.iter().all(|v| v["target"].is_string()));
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -277,7 +277,11 @@ async fn a_session_goes_on_through_any_replica_and_a_delete_ends_it_on_all() {
     let (status, _, _) = client
         .post(json!({"jsonrpc": "2.0", "id": 100, "method": "tools/list"}).to_string())
         .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "a new replica resumed a deleted session");
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a new replica resumed a deleted session"
+    );
     eprintln!("replicas: list_changed across replicas after {took:?}");
 }
 
@@ -516,7 +520,9 @@ async fn a_resource_update_reaches_the_stream_another_replica_holds() {
         .request("resources/subscribe", json!({"uri": "fixture://info"}))
         .await;
     assert!(r.get("result").is_some(), "{r}");
-    let r = client.call("f__touch", json!({"uri": "fixture://info"})).await;
+    let r = client
+        .call("f__touch", json!({"uri": "fixture://info"}))
+        .await;
     assert_eq!(text_of(&r), "touched fixture://info");
     let update = next_message(&mut stream, "resources/updated on B", |m| {
         m["method"] == "notifications/resources/updated"
@@ -543,7 +549,11 @@ async fn only_the_credential_that_opened_a_session_uses_it_on_any_replica() {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{user}");
         let (status, key) = a
-            .api("POST", "/api/v1/keys", Some(json!({"name": name, "user_id": user["id"]})))
+            .api(
+                "POST",
+                "/api/v1/keys",
+                Some(json!({"name": name, "user_id": user["id"]})),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{key}");
         keys.push(key["key"].as_str().unwrap().to_string());
@@ -635,7 +645,10 @@ async fn a_cancellation_sent_to_another_replica_stops_the_call() {
         )
         .await;
     let ended = tokio::time::timeout(Duration::from_secs(5), hang).await;
-    assert!(ended.is_ok(), "the call on A still runs after a cancel sent to B");
+    assert!(
+        ended.is_ok(),
+        "the call on A still runs after a cancel sent to B"
+    );
     client.url = url_a;
     let stats = client.call("f__stats", json!({})).await;
     assert_eq!(stats["structuredContent"]["cancelled"], 1, "{stats}");

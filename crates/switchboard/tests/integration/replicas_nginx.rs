@@ -180,7 +180,11 @@ async fn three_replicas_behind_round_robin_nginx_serve_every_client_and_survive_
         &args,
     ])
     .await;
-    assert_eq!(out["sampling_requests"].as_array().map(Vec::len), Some(1), "{out}");
+    assert_eq!(
+        out["sampling_requests"].as_array().map(Vec::len),
+        Some(1),
+        "{out}"
+    );
     let text = text_of(&out["call"]);
     assert!(text.contains("round robin"), "{out}");
     // Progress through the balancer.
@@ -249,7 +253,11 @@ async fn three_replicas_behind_round_robin_nginx_serve_every_client_and_survive_
         )
         .await;
     let (status, key) = replicas[1]
-        .api("POST", "/api/v1/keys", Some(json!({"name": "k", "user_id": user["id"]})))
+        .api(
+            "POST",
+            "/api/v1/keys",
+            Some(json!({"name": "k", "user_id": user["id"]})),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{key}");
     let me = async |secret: &str| {
@@ -266,7 +274,11 @@ async fn three_replicas_behind_round_robin_nginx_serve_every_client_and_survive_
         assert_eq!(me(secret).await, StatusCode::OK);
     }
     let (status, _) = replicas[2]
-        .api("DELETE", &format!("/api/v1/keys/{}", key["id"].as_str().unwrap()), None)
+        .api(
+            "DELETE",
+            &format!("/api/v1/keys/{}", key["id"].as_str().unwrap()),
+            None,
+        )
         .await;
     assert!(status.is_success());
     let revoked = Instant::now();
@@ -277,7 +289,10 @@ async fn three_replicas_behind_round_robin_nginx_serve_every_client_and_survive_
             refused += 1;
         } else {
             refused = 0;
-            assert!(revoked.elapsed() < Duration::from_secs(1), "a replica still takes the key");
+            assert!(
+                revoked.elapsed() < Duration::from_secs(1),
+                "a replica still takes the key"
+            );
         }
     }
 
@@ -288,7 +303,9 @@ async fn three_replicas_behind_round_robin_nginx_serve_every_client_and_survive_
     victim.child.wait().unwrap();
     let killed = Instant::now();
     for i in 0..6 {
-        let r = client.call("ev__echo", json!({"message": format!("after kill {i}")})).await;
+        let r = client
+            .call("ev__echo", json!({"message": format!("after kill {i}")}))
+            .await;
         assert!(text_of(&r).contains(&format!("after kill {i}")), "{r}");
     }
     eprintln!(
