@@ -2,8 +2,8 @@
 # The one test command for Switchboard (what the README and CI run): installs the
 # interop test dependencies (scripts/test-deps.sh), exports their locations from
 # .test-deps/env.sh, builds every binary of the workspace (integration tests spawn
-# them), runs clippy on every target (warnings are errors), runs the official MCP
-# conformance suite against the fixture directly and through the hub
+# them), checks formatting and runs clippy on every target (warnings are errors), runs
+# the official MCP conformance suite against the fixture directly and through the hub
 # (scripts/conformance.sh; skipped when extra arguments narrow the run, or with
 # SWITCHBOARD_SKIP_CONFORMANCE=1), then all workspace tests with cargo-nextest when it is
 # installed, else with cargo test. Extra arguments go to the test runner, e.g.
@@ -49,9 +49,14 @@ if ! { command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 54
 fi
 
 status=0
-# Lints: clippy on every target, warnings are errors (skipped when arguments narrow the run,
-# or with SWITCHBOARD_SKIP_CLIPPY=1).
+# Lints: rustfmt's check, then clippy on every target, warnings are errors (skipped when
+# arguments narrow the run, or with SWITCHBOARD_SKIP_CLIPPY=1).
 if [[ $# -eq 0 && "${SWITCHBOARD_SKIP_CLIPPY:-0}" != 1 ]]; then
+    if cargo fmt --version >/dev/null 2>&1; then
+        cargo fmt --all -- --check || status=$?
+    else
+        echo "test.sh: rustfmt is not installed (rustup component add rustfmt); format check skipped" >&2
+    fi
     if cargo clippy --version >/dev/null 2>&1; then
         cargo clippy --locked --workspace --all-targets -- -D warnings || status=$?
     else

@@ -60,10 +60,12 @@ async fn session_for(
             "Bad Request: missing Mcp-Session-Id header; send initialize first",
         ));
     };
-    let fresh = hub.session(id).is_none();
     match hub.resume_session(id, view, credentials.and_then(|c| c.key()), STREAM_CAPACITY) {
         Ok(Some(s)) => {
-            if fresh && let Some(c) = credentials {
+            // A session just resumed here has not met its caller yet.
+            if s.principal().is_none()
+                && let Some(c) = credentials
+            {
                 c.apply(&s).await;
             }
             Ok(s)

@@ -64,3 +64,22 @@ impl View {
         matches!(self, View::Smart(_))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::View;
+
+    #[test]
+    fn every_view_comes_back_from_its_label() {
+        for v in [
+            View::All,
+            View::Group("g:x".into()),
+            View::Server("s".into()),
+            View::Smart(None),
+            View::Smart(Some("g".into())),
+        ] {
+            assert_eq!(View::from_label(&v.label()), Some(v.clone()), "{v:?}");
+        }
+        assert_eq!(View::from_label("nonsense"), None);
+    }
+}

@@ -5,7 +5,6 @@
 //! console error on any page. Screenshots of every page go to `SWITCHBOARD_SCREENSHOT_DIR`
 //! (default `<target>/dashboard-screenshots`); page weight and time to interactive are printed.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -18,14 +17,6 @@ use crate::webdriver::Browser;
 
 const ADMIN_TOKEN: &str = "dashboard-admin-token-0123456789";
 const ADMIN_PASSWORD: &str = "admin-password-1";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Chromium and chromedriver, or `None` (with a loud message) when this machine has none
 /// and neither CI nor `SWITCHBOARD_TEST_CHROMIUM` asks for them; then the test fails instead.

@@ -2,12 +2,13 @@
 //! chromedriver as a child process, one headless Chromium session, navigation, CSS lookups,
 //! clicks, typing, scripts, screenshots and the browser's console log.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use crate::common::free_port;
 
 /// The W3C element reference key.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -17,14 +18,6 @@ pub struct Browser {
     driver: Child,
     base: String,
     http: reqwest::Client,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Browser {
