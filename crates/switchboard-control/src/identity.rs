@@ -510,9 +510,9 @@ impl Identity {
         }))
     }
 
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    /// The store, for the account operations.
+    pub(crate) fn store_ref(&self) -> &dyn Store {
+        self.store.as_ref()
     }
 
     /// Settings.
@@ -1147,6 +1147,12 @@ impl Identity {
                 Err(e) => tracing::warn!(message = "Cannot sweep the audit log.", error = %e),
             }
         }
+    }
+}
+
+impl switchboard_store::StoreAccess for Identity {
+    fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 }
 

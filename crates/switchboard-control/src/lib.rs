@@ -3,7 +3,9 @@
 //! another replica changed the store). The management APIs call the operations here, so the
 //! REST API, the seed routes and the CLI share one set of rules.
 
+pub mod accounts;
 pub mod activity;
+pub mod admin_token;
 mod convert;
 pub mod guard;
 pub mod hashing;
@@ -74,6 +76,15 @@ pub enum ControlError {
     /// The tenant's stdio server limit is reached.
     #[error("{0}")]
     StdioLimit(String),
+    /// The caller's role does not allow it.
+    #[error("{0}")]
+    Denied(String),
+    /// Busy right now (for example every password-hashing worker); try again shortly.
+    #[error("{0}")]
+    Throttled(String),
+    /// A fault of the hub's own, not of the request.
+    #[error("{0}")]
+    Internal(String),
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -90,7 +101,7 @@ impl From<HubError> for ControlError {
             }
             HubError::Invalid(m) => ControlError::Invalid(m),
             HubError::TooManySessions(n) => {
-                ControlError::Unreachable(format!("session limit {n} reached"))
+                ControlError::Limit(format!("session limit {n} reached"))
             }
         }
     }
@@ -171,11 +182,6 @@ impl ControlPlane {
         control
     }
 
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     /// The hub.
     pub fn hub(&self) -> &Hub {
         &self.hub
@@ -208,4 +214,43 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+impl switchboard_store::StoreAccess for ControlPlane {
+    fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+}
+
+/// The records and values the control plane hands out. They are the store's types: the HTTP
+/// layer names them through here, and reaches the store itself only through the operations.
+pub mod model {
+    pub use switchboard_store::{
+        ActivityQuery, ActivityRow, ActivitySample, ApiKeyRecord, AuditRecord, DEFAULT_TENANT,
+        ItemKind, RateLimit, Role, ServerRecord, StoreError, TenantRecord, UserRecord,
+    };
+}
+
+/// Tenants and identity around one default-tenant control plane, with default identity
+/// settings: further tenants get hubs with the plane's hub settings, identity uses the plane's
+/// store. For embedding and tests; the binary wires these itself from its flags.
+pub async fn embedded(
+    control: Arc<ControlPlane>,
+) -> Result<(Arc<Tenants>, Arc<Identity>), StoreError> {
+    let store = control.store.clone();
+    let hub_config = control.hub().config().clone();
+    let make_hub: HubFactory = Arc::new(move |_| Hub::new(hub_config.clone()));
+    let tenants = Tenants::new(
+        store.clone(),
+        make_hub,
+        control.config().clone(),
+        control.clone(),
+    );
+    let identity = Identity::new(
+        store,
+        IdentityConfig::default(),
+        switchboard_upstream::http_client(),
+    )
+    .await?;
+    Ok((tenants, identity))
 }

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchboard_hub::ServerStatus;
 use switchboard_store::{
-    GroupRecord, ItemKind, ItemSetting, ServerRecord, StoreError, TransportRecord,
+    ActivityQuery, ActivityRow, ActivitySample, GroupRecord, ItemKind, ItemSetting, ServerRecord,
+    StoreError, TransportRecord,
 };
 use switchboard_upstream::ListKind;
 
@@ -570,6 +571,47 @@ impl ControlPlane {
             .map_err(|e| conflict(e, name))?;
         self.reconcile_locked().await?;
         Ok(())
+    }
+
+    /// Seed flows: the tenant's record of `name`, as stored.
+    pub async fn stored_record(&self, name: &str) -> Result<Option<ServerRecord>, ControlError> {
+        Ok(self.store.get_server(&self.config.tenant, name).await?)
+    }
+
+    /// Seed flows: every record of the tenant, as stored.
+    pub async fn stored_records(&self) -> Result<Vec<ServerRecord>, ControlError> {
+        Ok(self.store.list_servers(&self.config.tenant).await?)
+    }
+
+    /// Seed flow in split mode: record a server the MCP service has already mounted (no
+    /// reconcile here: the MCP service runs it).
+    pub async fn insert_record(&self, record: &ServerRecord) -> Result<(), ControlError> {
+        Ok(self.store.insert_server(record).await?)
+    }
+
+    /// One page of the activity log.
+    pub async fn activity(&self, query: &ActivityQuery) -> Result<Vec<ActivityRow>, ControlError> {
+        Ok(self.store.list_activity(query).await?)
+    }
+
+    /// A tenant's activity since `since` (optionally one principal's), newest first, at most
+    /// `limit` rows: what statistics are computed from.
+    pub async fn activity_samples(
+        &self,
+        tenant: &str,
+        principal: Option<&str>,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<ActivitySample>, ControlError> {
+        Ok(self
+            .store
+            .activity_samples(tenant, principal, since, limit)
+            .await?)
+    }
+
+    /// Whether the store answers (a trivial query).
+    pub async fn ping_store(&self) -> Result<(), ControlError> {
+        Ok(self.store.ping().await?)
     }
 
     /// Seed flow `DELETE /api/mcp/`: remove the record first; `false` when there was none.

@@ -87,7 +87,7 @@ pub async fn probe(
     client: &reqwest::Client,
     timeout: Duration,
 ) -> Result<Probe, ControlError> {
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, _rx) = switchboard_upstream::incoming_channel();
     let ring = Arc::new(StderrRing::new(20));
     let (conn, info) = Connection::open(spec, client, ring, tx, timeout)
         .await

@@ -16,7 +16,7 @@ use switchboard_control::{Principal, Via};
 use switchboard_hub::Hub;
 
 use crate::api::ApiState;
-use crate::api::auth::{bearer, identify};
+use crate::auth::{bearer, identify};
 
 /// Whether MCP endpoints demand credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

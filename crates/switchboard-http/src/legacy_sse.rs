@@ -4,12 +4,11 @@
 //! responses included, then arrives on the stream. The session ends with the stream.
 
 use crate::access::CallerHub;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Extension, Path, Query};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Extension, Path, Query};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
@@ -17,7 +16,6 @@ use switchboard_core::sse;
 use switchboard_hub::{ClientSession, Hub, StreamGuard};
 
 use crate::listener::ConnectionCut;
-use crate::origin::check_origin;
 use crate::streamable::{cut_on_overflow, with_keepalive_raw};
 
 const STREAM_CAPACITY: usize = 1024;
@@ -39,32 +37,18 @@ impl Drop for SessionStream {
 /// `GET /sse/$smart/{group}` (`/sse/$smart` is `/sse/{name}`).
 pub(crate) async fn open_smart(
     caller: CallerHub,
-    peer: ConnectInfo<SocketAddr>,
     cut: Option<Extension<ConnectionCut>>,
     Path(group): Path<String>,
-    headers: HeaderMap,
 ) -> Response {
-    open(
-        caller,
-        peer,
-        cut,
-        Some(crate::streamable::smart_segment(&group)),
-        headers,
-    )
-    .await
+    open(caller, cut, Some(crate::streamable::smart_segment(&group))).await
 }
 
 /// `GET /sse[/{name}]`.
 pub(crate) async fn open(
     CallerHub(hub, credentials): CallerHub,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     cut: Option<Extension<ConnectionCut>>,
     name: Option<Path<String>>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check_origin(hub.config(), &headers, peer) {
-        return r;
-    }
     let Some(view) = hub.resolve_view(name.as_deref().map(String::as_str)) else {
         return (StatusCode::NOT_FOUND, "no such group or server").into_response();
     };
@@ -114,14 +98,9 @@ pub(crate) struct SessionQuery {
 /// `POST /messages?sessionId=...`: one message in, `202 Accepted` out; replies go on the stream.
 pub(crate) async fn message(
     CallerHub(hub, credentials): CallerHub,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(q): Query<SessionQuery>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = check_origin(hub.config(), &headers, peer) {
-        return r;
-    }
     let Some(id) = q.session_id else {
         return (StatusCode::BAD_REQUEST, "missing sessionId").into_response();
     };

@@ -8,6 +8,7 @@
 
 mod access;
 pub mod api;
+mod auth;
 mod batch;
 mod legacy_sse;
 mod listener;
@@ -26,6 +27,7 @@ use switchboard_hub::Hub;
 pub use access::{McpAuth, McpState};
 pub use api::{AdminAuth, ApiError, ApiState, McpServiceClient};
 pub use listener::{ListenerLimits, serve, serve_with};
+pub use origin::OriginPolicy;
 
 /// Largest accepted MCP request body by default (`/mcp`, `/messages`): a client message, and
 /// hence a reply built from it, is at most this big.
@@ -40,6 +42,8 @@ pub struct ServiceOptions {
     pub public_url: Option<String>,
     /// Largest MCP request body (`/mcp`, `/messages`), in bytes.
     pub max_body: usize,
+    /// Browser origins and host names the MCP endpoints accept.
+    pub origins: OriginPolicy,
 }
 
 impl Default for ServiceOptions {
@@ -48,6 +52,7 @@ impl Default for ServiceOptions {
             mcp_auth: McpAuth::Optional,
             public_url: None,
             max_body: MAX_BODY,
+            origins: OriginPolicy::default(),
         }
     }
 }
@@ -60,8 +65,8 @@ pub fn mcp_service(api: ApiState, options: &ServiceOptions) -> Router {
         auth: options.mcp_auth,
         public_url: options.public_url.clone(),
     };
-    let store = Some(ready::StoreCheck::new(api.control.store().clone()));
-    mcp_endpoints(state.clone(), options.max_body)
+    let store = Some(ready::StoreCheck::new(api.control.clone()));
+    mcp_endpoints(state.clone(), options.max_body, &options.origins)
         .merge(ready::routes(state.default_hub(), store))
         .merge(metadata_routes(&api, options))
         .merge(
@@ -99,19 +104,16 @@ pub fn main_service(api: ApiState, options: &ServiceOptions) -> Router {
         ))
         .layer(DefaultBodyLimit::max(1 << 20))
         .with_state(api.clone());
-    ready::routes(
-        hub,
-        Some(ready::StoreCheck::new(api.control.store().clone())),
-    )
-    .merge(management)
-    .merge(mcp_endpoints(state, options.max_body))
-    .merge(metadata_routes(&api, options))
-    .merge(api::metrics::routes(api.clone()))
-    .merge(ui::routes(api.clone(), ui_config.clone()))
-    .layer(axum::middleware::from_fn_with_state(
-        ui_config,
-        ui::cookie_auth,
-    ))
+    ready::routes(hub, Some(ready::StoreCheck::new(api.control.clone())))
+        .merge(management)
+        .merge(mcp_endpoints(state, options.max_body, &options.origins))
+        .merge(metadata_routes(&api, options))
+        .merge(api::metrics::routes(api.clone()))
+        .merge(ui::routes(api.clone(), ui_config.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            ui_config,
+            ui::cookie_auth,
+        ))
 }
 
 /// `/metrics` alone, without a credential (`--metrics-addr`).
@@ -151,14 +153,14 @@ pub fn mcp_routes(state: McpState) -> Router {
     let hub = state.default_hub();
     let store = match &state {
         McpState::Open(_) => None,
-        McpState::Tenants { api, .. } => Some(ready::StoreCheck::new(api.control.store().clone())),
+        McpState::Tenants { api, .. } => Some(ready::StoreCheck::new(api.control.clone())),
     };
-    mcp_endpoints(state, MAX_BODY).merge(ready::routes(hub, store))
+    mcp_endpoints(state, MAX_BODY, &OriginPolicy::default()).merge(ready::routes(hub, store))
 }
 
 /// `/mcp`, `/mcp/{name}`, `/mcp/$smart/{group}`, `/sse`, `/sse/{name}`,
 /// `/sse/$smart/{group}`, `/messages`.
-fn mcp_endpoints(state: McpState, max_body: usize) -> Router {
+fn mcp_endpoints(state: McpState, max_body: usize, origins: &OriginPolicy) -> Router {
     Router::new()
         .route(
             "/mcp",
@@ -189,6 +191,10 @@ fn mcp_endpoints(state: McpState, max_body: usize) -> Router {
         .route("/sse/$smart/{group}", get(legacy_sse::open_smart))
         .route("/messages", post(legacy_sse::message))
         .route("/message", post(legacy_sse::message))
+        .route_layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(origins.clone()),
+            origin::guard,
+        ))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(trace_headers))
         .with_state(state)

@@ -7,11 +7,36 @@
 //! domain that re-resolves to 127.0.0.1 is refused.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use switchboard_core::jsonrpc::{code, error_message};
-use switchboard_hub::HubConfig;
+
+/// Which browser origins and host names the MCP endpoints accept (`--allowed-origins`,
+/// `--allowed-hosts`), besides loopback and the request's own host.
+#[derive(Debug, Clone, Default)]
+pub struct OriginPolicy {
+    /// Browser origins allowed besides loopback and the request's own host (`*`: all).
+    pub allowed_origins: Vec<String>,
+    /// Host names a loopback client may address the hub by besides loopback names (`*`: all).
+    pub allowed_hosts: Vec<String>,
+}
+
+/// The layer in front of every MCP endpoint: [`check_origin`] before anything else runs.
+pub(crate) async fn guard(
+    State(policy): State<Arc<OriginPolicy>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match check_origin(&policy, req.headers(), peer) {
+        Ok(()) => next.run(req).await,
+        Err(r) => r,
+    }
+}
 
 fn host_of(authority: &str) -> &str {
     let a = authority.rsplit('@').next().unwrap_or(authority);
@@ -38,7 +63,7 @@ fn forbidden(message: String) -> Response {
 
 /// `Err(403)` when the request's `Origin` or `Host` is not acceptable.
 pub(crate) fn check_origin(
-    config: &HubConfig,
+    config: &OriginPolicy,
     headers: &HeaderMap,
     peer: SocketAddr,
 ) -> Result<(), Response> {
@@ -92,13 +117,13 @@ mod tests {
     const LOCAL: &str = "127.0.0.1:50000";
     const REMOTE: &str = "203.0.113.9:50000";
 
-    fn check(cfg: &HubConfig, origin: Option<&str>, host: &str, peer: &str) -> bool {
+    fn check(cfg: &OriginPolicy, origin: Option<&str>, host: &str, peer: &str) -> bool {
         check_origin(cfg, &headers(origin, host), peer.parse().unwrap()).is_ok()
     }
 
     #[test]
     fn origins_pass_when_loopback_same_host_or_allowed() {
-        let cfg = HubConfig::default();
+        let cfg = OriginPolicy::default();
         assert!(check(
             &cfg,
             Some("http://localhost:3000"),
@@ -125,9 +150,9 @@ mod tests {
         ));
         assert!(!check(&cfg, Some("null"), "127.0.0.1:5011", LOCAL));
         assert!(check(&cfg, None, "127.0.0.1:5011", LOCAL));
-        let cfg = HubConfig {
+        let cfg = OriginPolicy {
             allowed_origins: vec!["https://app.example".into()],
-            ..HubConfig::default()
+            ..OriginPolicy::default()
         };
         assert!(check(
             &cfg,
@@ -139,7 +164,7 @@ mod tests {
 
     #[test]
     fn loopback_clients_must_use_loopback_or_allowed_hosts() {
-        let cfg = HubConfig::default();
+        let cfg = OriginPolicy::default();
         assert!(
             !check(&cfg, None, "rebind.evil.example:5011", LOCAL),
             "DNS rebinding"
@@ -149,9 +174,9 @@ mod tests {
             check(&cfg, None, "hub.internal:5011", REMOTE),
             "remote clients are not host-checked"
         );
-        let cfg = HubConfig {
+        let cfg = OriginPolicy {
             allowed_hosts: vec!["hub.internal".into()],
-            ..HubConfig::default()
+            ..OriginPolicy::default()
         };
         assert!(check(&cfg, None, "hub.internal:5011", LOCAL));
     }

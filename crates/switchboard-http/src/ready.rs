@@ -16,8 +16,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
+use switchboard_control::{ControlError, ControlPlane};
 use switchboard_hub::Hub;
-use switchboard_store::Store;
 
 /// Longest wait for the store's answer.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(1);
@@ -33,14 +33,14 @@ pub(crate) struct Readiness {
 
 /// The store and its last check.
 pub(crate) struct StoreCheck {
-    store: Arc<dyn Store>,
+    control: Arc<ControlPlane>,
     last: Mutex<Option<(Instant, Result<(), String>)>>,
 }
 
 impl StoreCheck {
-    pub(crate) fn new(store: Arc<dyn Store>) -> Arc<Self> {
+    pub(crate) fn new(control: Arc<ControlPlane>) -> Arc<Self> {
         Arc::new(StoreCheck {
-            store,
+            control,
             last: Mutex::new(None),
         })
     }
@@ -52,8 +52,9 @@ impl StoreCheck {
         {
             return result.clone();
         }
-        let result = match tokio::time::timeout(PING_TIMEOUT, self.store.ping()).await {
+        let result = match tokio::time::timeout(PING_TIMEOUT, self.control.ping_store()).await {
             Ok(Ok(())) => Ok(()),
+            Ok(Err(ControlError::Store(e))) => Err(e.to_string()),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!(
                 "the database did not answer within {} ms",

@@ -7,13 +7,12 @@
 
 use crate::access::CallerHub;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Extension, Path};
+use axum::extract::{Extension, Path};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream, StreamExt};
@@ -24,7 +23,6 @@ use switchboard_hub::{ClientSession, Hub, SUPPORTED_VERSIONS, View};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::listener::ConnectionCut;
-use crate::origin::check_origin;
 
 pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -110,46 +108,32 @@ pub(crate) fn smart_segment(group: &str) -> Path<String> {
 /// `POST /mcp/$smart/{group}` (`/mcp/$smart` is `/mcp/{name}`).
 pub(crate) async fn post_smart(
     caller: CallerHub,
-    peer: ConnectInfo<SocketAddr>,
     cut: Option<Extension<ConnectionCut>>,
     Path(group): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    post(
-        caller,
-        peer,
-        cut,
-        Some(smart_segment(&group)),
-        headers,
-        body,
-    )
-    .await
+    post(caller, cut, Some(smart_segment(&group)), headers, body).await
 }
 
 /// `GET /mcp/$smart/{group}`.
 pub(crate) async fn get_smart(
     caller: CallerHub,
-    peer: ConnectInfo<SocketAddr>,
     cut: Option<Extension<ConnectionCut>>,
     Path(group): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    get(caller, peer, cut, Some(smart_segment(&group)), headers).await
+    get(caller, cut, Some(smart_segment(&group)), headers).await
 }
 
 /// `POST /mcp[/{name}]`.
 pub(crate) async fn post(
     CallerHub(hub, credentials): CallerHub,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     cut: Option<Extension<ConnectionCut>>,
     name: Option<Path<String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = check_origin(hub.config(), &headers, peer) {
-        return r;
-    }
     let view = match view_for(&hub, name.as_deref().map(String::as_str)) {
         Ok(v) => v,
         Err(r) => return r,
@@ -389,14 +373,10 @@ fn stream_rest(
 /// `GET /mcp[/{name}]`: the session's stream of unsolicited messages.
 pub(crate) async fn get(
     CallerHub(hub, credentials): CallerHub,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     cut: Option<Extension<ConnectionCut>>,
     name: Option<Path<String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check_origin(hub.config(), &headers, peer) {
-        return r;
-    }
     let accepts_sse = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -471,14 +451,7 @@ fn tokio_stream_interval(period: Duration) -> impl Stream<Item = ()> + Send {
 }
 
 /// `DELETE /mcp[/{name}]`: ends the session.
-pub(crate) async fn delete(
-    CallerHub(hub, _): CallerHub,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = check_origin(hub.config(), &headers, peer) {
-        return r;
-    }
+pub(crate) async fn delete(CallerHub(hub, _): CallerHub, headers: HeaderMap) -> Response {
     let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
         return rpc_error(
             StatusCode::BAD_REQUEST,

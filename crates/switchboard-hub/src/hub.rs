@@ -31,10 +31,6 @@ pub struct HubConfig {
     /// How long a list or an unknown name waits for servers that are still starting for the
     /// first time, so a client that connects right after startup sees the whole catalog.
     pub startup_grace: Duration,
-    /// Browser origins allowed besides loopback and the request's own host (`*` allows all).
-    pub allowed_origins: Vec<String>,
-    /// Host names a loopback client may use besides loopback names (DNS-rebinding guard).
-    pub allowed_hosts: Vec<String>,
     /// Items per page of a merged list; 0 returns whole lists.
     pub page_size: usize,
     /// The HTTP client for servers supplied through an API (untrusted): one whose resolver
@@ -73,8 +69,6 @@ impl Default for HubConfig {
             session_idle_timeout: Duration::from_secs(3600),
             max_sessions: 100_000,
             startup_grace: Duration::from_secs(10),
-            allowed_origins: Vec::new(),
-            allowed_hosts: Vec::new(),
             page_size: 0,
             untrusted_client: None,
             max_concurrent_calls: 0,

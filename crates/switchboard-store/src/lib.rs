@@ -226,6 +226,15 @@ pub struct ToolPin {
     pub approved_at: i64,
 }
 
+/// The store behind a component that keeps one (the control plane, identity), for the code
+/// that starts the hub and for tests. Only crates that depend on this one can name the trait,
+/// so only they can reach past the component's operations: the HTTP layer does not depend on
+/// this crate, and goes through the operations.
+pub trait StoreAccess {
+    /// The store.
+    fn store(&self) -> &std::sync::Arc<dyn Store>;
+}
+
 /// The store of record.
 #[async_trait::async_trait]
 pub trait Store: IdentityStore + ActivityStore + Send + Sync + 'static {

@@ -11,7 +11,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::UpstreamError;
 use crate::http::HttpConn;
-use crate::mux::{Incoming, Mux};
+use crate::mux::{IncomingTx, Mux};
 use crate::sse::SseConn;
 use crate::stdio::{StderrRing, StdioConn};
 
@@ -160,7 +160,7 @@ impl Connection {
         spec: &ServerSpec,
         client: &reqwest::Client,
         stderr: Arc<StderrRing>,
-        incoming: mpsc::UnboundedSender<Incoming>,
+        incoming: IncomingTx,
         init_timeout: Duration,
     ) -> Result<(Connection, InitInfo), UpstreamError> {
         Self::open_declaring(
@@ -184,7 +184,7 @@ impl Connection {
         spec: &ServerSpec,
         client: &reqwest::Client,
         stderr: Arc<StderrRing>,
-        incoming: mpsc::UnboundedSender<Incoming>,
+        incoming: IncomingTx,
         init_timeout: Duration,
         capabilities: &str,
     ) -> Result<(Connection, InitInfo), UpstreamError> {
@@ -219,7 +219,7 @@ impl Connection {
         spec: &ServerSpec,
         client: &reqwest::Client,
         stderr: Arc<StderrRing>,
-        incoming: mpsc::UnboundedSender<Incoming>,
+        incoming: IncomingTx,
         init_timeout: Duration,
         capabilities: &str,
     ) -> Result<(Connection, InitInfo), UpstreamError> {

@@ -24,7 +24,7 @@ pub use connection::{
     http_client_builder,
 };
 pub use error::{SNIPPET_BYTES, UpstreamError, snippet};
-pub use mux::Incoming;
+pub use mux::{INCOMING_QUEUE, Incoming, IncomingRx, IncomingTx, incoming_channel};
 pub use pgroups::{ProcessGroups, become_subreaper};
 pub use stdio::StderrRing;
 pub use supervisor::{HubEvent, State, Status, Upstream, UpstreamOptions};

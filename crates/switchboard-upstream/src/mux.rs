@@ -14,6 +14,21 @@ use tokio::sync::{mpsc, oneshot};
 use crate::UpstreamError;
 use crate::connection::CallEvent;
 
+/// How many messages from one upstream connection may wait for the hub to take them. The hub
+/// takes them at once except while it refreshes a list after `list_changed`; past this, an
+/// upstream that floods the hub loses messages (counted and logged), not memory.
+pub const INCOMING_QUEUE: usize = 4096;
+
+/// The sending end of a connection's queue of [`Incoming`] messages.
+pub type IncomingTx = mpsc::Sender<Incoming>;
+/// The receiving end of a connection's queue of [`Incoming`] messages.
+pub type IncomingRx = mpsc::Receiver<Incoming>;
+
+/// A queue for one connection's [`Incoming`] messages, bounded at [`INCOMING_QUEUE`].
+pub fn incoming_channel() -> (IncomingTx, IncomingRx) {
+    mpsc::channel(INCOMING_QUEUE)
+}
+
 /// A message from the upstream that is not the answer to one of the hub's requests.
 #[derive(Debug)]
 pub enum Incoming {
@@ -50,7 +65,9 @@ const BURST: std::time::Duration = std::time::Duration::from_millis(100);
 pub(crate) struct Mux {
     next_id: AtomicU64,
     pending: Mutex<HashMap<u64, Pending>>,
-    incoming: mpsc::UnboundedSender<Incoming>,
+    incoming: IncomingTx,
+    /// Messages dropped because the hub's queue for this connection was full.
+    dropped: AtomicU64,
     /// Server requests routed to a call, by the request's raw id: which call asked.
     asked_by: Mutex<HashMap<String, u64>>,
     /// The server's name, for errors.
@@ -67,11 +84,12 @@ pub(crate) enum Dispatched {
 }
 
 impl Mux {
-    pub(crate) fn new(incoming: mpsc::UnboundedSender<Incoming>) -> Self {
+    pub(crate) fn new(incoming: IncomingTx) -> Self {
         Mux {
             next_id: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
             incoming,
+            dropped: AtomicU64::new(0),
             asked_by: Mutex::new(HashMap::new()),
             server: String::new(),
             max_message: usize::MAX,
@@ -213,7 +231,7 @@ impl Mux {
                     // Progress for a request that already finished: nothing to do.
                     return Ok(Dispatched::Handled);
                 }
-                let _ = self.incoming.send(Incoming::Notification { method, text });
+                self.pass_on(Incoming::Notification { method, text });
                 Ok(Dispatched::Handled)
             }
             Kind::Request => {
@@ -228,8 +246,24 @@ impl Mux {
                     self.note_asked(id, request_id);
                     return Ok(Dispatched::Handled);
                 }
-                let _ = self.incoming.send(Incoming::Request { method, text });
+                self.pass_on(Incoming::Request { method, text });
                 Ok(Dispatched::Handled)
+            }
+        }
+    }
+
+    /// Queues a message for the hub; when the queue is full the message is dropped, counted,
+    /// and logged on the first drop and every 1,000th after it.
+    fn pass_on(&self, msg: Incoming) {
+        if let Err(mpsc::error::TrySendError::Full(msg)) = self.incoming.try_send(msg) {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n % 1000 == 1 {
+                let method = match &msg {
+                    Incoming::Notification { method, .. } | Incoming::Request { method, .. } => {
+                        method.as_str()
+                    }
+                };
+                tracing::warn!(message = "Upstream sends faster than the hub takes its messages; dropped.", server = %self.server, method, dropped = n, queue = INCOMING_QUEUE);
             }
         }
     }
@@ -351,4 +385,38 @@ impl Mux {
 fn progress_token(params: Option<Raw<'_>>) -> Option<u64> {
     let fields = Fields::parse(params?.get())?;
     id_as_u64(fields.get("progressToken")?.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flooding_upstream_loses_messages_past_the_queue_not_memory() {
+        let (tx, mut rx) = incoming_channel();
+        let mux = Mux::new(tx).with_limit("flood", usize::MAX);
+        let total = INCOMING_QUEUE + 10;
+        for i in 0..total {
+            let text = format!(
+                r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"level":"info","data":{i}}}}}"#
+            );
+            assert!(matches!(mux.dispatch(text, None), Ok(Dispatched::Handled)));
+        }
+        assert_eq!(mux.dropped.load(Ordering::Relaxed), 10);
+        let mut queued = 0;
+        while let Ok(msg) = rx.try_recv() {
+            if queued == 0 {
+                assert!(
+                    matches!(&msg, Incoming::Notification { text, .. } if text.contains(r#""data":0"#)),
+                    "the oldest messages are kept: {msg:?}"
+                );
+            }
+            queued += 1;
+        }
+        assert_eq!(queued, INCOMING_QUEUE);
+        // Once the hub has taken them, messages flow again.
+        let text = r#"{"jsonrpc":"2.0","method":"notifications/message","params":{}}"#;
+        mux.dispatch(text.to_string(), None).unwrap();
+        assert!(rx.try_recv().is_ok());
+    }
 }

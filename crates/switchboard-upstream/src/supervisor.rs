@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::fetch_list;
-use crate::mux::Incoming;
+use crate::mux::{Incoming, IncomingRx};
 use crate::{Catalog, Connection, InitInfo, ListKind, StderrRing, UpstreamError};
 
 /// Supervision settings.
@@ -352,7 +352,7 @@ impl Upstream {
         if let Some(c) = self.inner.clients.lock().expect("clients lock").get(&key) {
             return Ok(c.clone());
         }
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = crate::mux::incoming_channel();
         let opened = Connection::open_declaring(
             spec,
             &self.inner.client,
@@ -569,10 +569,10 @@ fn backoff(opts: &UpstreamOptions, n: u32) -> Duration {
 /// Sessions per remote server opened for particular declared client capabilities.
 const MAX_DECLARING: usize = 8;
 
-type Connected = (Arc<Connection>, mpsc::UnboundedReceiver<Incoming>);
+type Connected = (Arc<Connection>, IncomingRx);
 
 async fn connect(inner: &Arc<Inner>) -> Result<Connected, UpstreamError> {
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = crate::mux::incoming_channel();
     let spec = inner.connect_spec();
     let (conn, info) = Connection::open(
         &spec,
@@ -619,7 +619,7 @@ async fn connect(inner: &Arc<Inner>) -> Result<Connected, UpstreamError> {
 async fn serve(
     inner: &Arc<Inner>,
     conn: &Arc<Connection>,
-    mut incoming: mpsc::UnboundedReceiver<Incoming>,
+    mut incoming: IncomingRx,
 ) -> Option<String> {
     loop {
         tokio::select! {
@@ -635,7 +635,7 @@ async fn serve_client(
     inner: Arc<Inner>,
     key: ClientKey,
     conn: Arc<Connection>,
-    mut rx: mpsc::UnboundedReceiver<Incoming>,
+    mut rx: IncomingRx,
 ) {
     loop {
         let msg = tokio::select! {

@@ -16,7 +16,7 @@ use switchboard_control::{Principal, masked_url};
 use switchboard_core::url_secrets::url_has_secrets;
 
 use super::ApiState;
-use super::auth::{bearer, identify, rate_limit, target_tenant};
+use crate::auth::{bearer, identify, rate_limit, target_tenant};
 
 /// The middleware (install with `route_layer`, so the matched route is known).
 pub(crate) async fn record(State(st): State<ApiState>, req: Request, next: Next) -> Response {
@@ -59,7 +59,7 @@ pub(crate) async fn record(State(st): State<ApiState>, req: Request, next: Next)
     let tenant = who
         .as_ref()
         .map(|w| target_tenant(w, &parts.headers).unwrap_or_else(|_| w.tenant.clone()))
-        .unwrap_or_else(|| switchboard_store::DEFAULT_TENANT.to_string());
+        .unwrap_or_else(|| switchboard_control::model::DEFAULT_TENANT.to_string());
     let resp = next.run(Request::from_parts(parts, body)).await;
     // A write to users, keys or tenants may have revoked a key, disabled a user or changed
     // grants, and one to a user's own credentials changes their upstream headers: forget what

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::ApiState;
-use super::auth::{bearer, identify, unauthorized};
+use crate::auth::{bearer, identify, unauthorized};
 
 /// The grant that lets a non-admin credential read `/metrics`.
 pub const METRICS_GRANT: &str = "metrics";

@@ -2,7 +2,6 @@
 //! every management route uses, and the routers (REST API v1 and the seed's routes).
 
 pub(crate) mod audit;
-pub(crate) mod auth;
 pub(crate) mod metrics;
 pub(crate) mod seed;
 pub(crate) mod v1;
@@ -14,7 +13,7 @@ use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
 use switchboard_control::{ControlError, ControlPlane, Identity, Tenants};
 
-pub use auth::AdminAuth;
+pub use crate::auth::AdminAuth;
 
 /// What management routes share.
 #[derive(Clone)]
@@ -42,23 +41,8 @@ impl ApiState {
     pub async fn with_defaults(
         control: Arc<ControlPlane>,
         auth: AdminAuth,
-    ) -> Result<ApiState, switchboard_store::StoreError> {
-        let store = control.store().clone();
-        let hub_config = control.hub().config().clone();
-        let make_hub: switchboard_control::HubFactory =
-            Arc::new(move |_| switchboard_hub::Hub::new(hub_config.clone()));
-        let tenants = Tenants::new(
-            store.clone(),
-            make_hub,
-            control.config().clone(),
-            control.clone(),
-        );
-        let identity = Identity::new(
-            store,
-            switchboard_control::IdentityConfig::default(),
-            switchboard_upstream::http_client(),
-        )
-        .await?;
+    ) -> Result<ApiState, switchboard_control::model::StoreError> {
+        let (tenants, identity) = switchboard_control::embedded(control.clone()).await?;
         Ok(ApiState {
             control,
             tenants,
@@ -141,6 +125,13 @@ impl From<ControlError> for ApiError {
             ControlError::StdioLimit(m) => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "stdio_limit", m)
             }
+            ControlError::Denied(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            ControlError::Throttled(m) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "throttled", m)
+            }
+            ControlError::Internal(m) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
+            }
             ControlError::Store(e) => ApiError::from_store(e),
         }
     }
@@ -149,9 +140,9 @@ impl From<ControlError> for ApiError {
 impl ApiError {
     /// A store failure: 503 `store_unavailable` when the database cannot be reached (the
     /// request may succeed later), else 500 `store`.
-    pub fn from_store(e: switchboard_store::StoreError) -> Self {
+    pub fn from_store(e: switchboard_control::model::StoreError) -> Self {
         match e {
-            switchboard_store::StoreError::Unavailable(m) => ApiError::new(
+            switchboard_control::model::StoreError::Unavailable(m) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",
                 format!("the database is unavailable, try again later: {m}"),
@@ -165,9 +156,9 @@ impl ApiError {
 /// through here, so per-tenant control planes change this function only.
 pub(crate) fn control_for(
     state: &ApiState,
-    caller: &auth::Caller,
+    caller: &crate::auth::Caller,
 ) -> Result<Arc<ControlPlane>, ApiError> {
-    auth::plane(state, &caller.0.tenant)
+    crate::auth::plane(state, &caller.0.tenant)
 }
 
 /// A JSON body that failed to parse is the client's fault: 400 with the parser's words.

@@ -27,9 +27,9 @@ use switchboard_control::{
     ControlError, check_ssrf, masked_url, now_ms, probe, record_from_spec, record_url, remote_spec,
 };
 
-use super::auth::{Manage, bearer};
 use super::{ApiError, ApiState, McpServiceClient, json_rejection};
 use crate::access::McpAuth;
+use crate::auth::{Manage, bearer};
 
 /// The seed's main-service routes.
 pub(crate) fn main_routes() -> Router<ApiState> {
@@ -66,7 +66,7 @@ pub(crate) async fn loopback_caller(
     if auth == McpAuth::Optional && bearer(req.headers()).is_none() {
         let mut who = switchboard_control::Principal::anonymous();
         who.name = LOOPBACK_CALLER.into();
-        who.role = switchboard_store::Role::Manager;
+        who.role = switchboard_control::model::Role::Manager;
         req.extensions_mut().insert(who);
     }
     next.run(req).await
@@ -143,13 +143,7 @@ async fn add_via_mcp_service(
 ) -> Result<(), ApiError> {
     let control = &st.control;
     let tenant = &control.config().tenant;
-    if control
-        .store()
-        .get_server(tenant, name)
-        .await
-        .map_err(ControlError::from)?
-        .is_some()
-    {
+    if control.stored_record(name).await?.is_some() {
         return Err(ControlError::Conflict(format!("service name {name:?} already exists")).into());
     }
     let spec = remote_spec(name, url, transport, BTreeMap::new())?;
@@ -159,7 +153,7 @@ async fn add_via_mcp_service(
     mcp.call(reqwest::Method::POST, "/add-remote-proxies", Some(body))
         .await?;
     let record = record_from_spec(tenant, &spec, "admin", now_ms());
-    if let Err(e) = control.store().insert_server(&record).await {
+    if let Err(e) = control.insert_record(&record).await {
         // Persisting failed: take the mount back so nothing is half-registered.
         let _ = mcp
             .call(
@@ -168,7 +162,7 @@ async fn add_via_mcp_service(
                 None,
             )
             .await;
-        return Err(ControlError::from(e).into());
+        return Err(e.into());
     }
     Ok(())
 }
@@ -179,13 +173,7 @@ async fn remove(
     Query(q): Query<ServiceQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let name = required(q.service_name, "service_name")?;
-    let tenant = st.control.config().tenant.clone();
-    let record = st
-        .control
-        .store()
-        .get_server(&tenant, &name)
-        .await
-        .map_err(ControlError::from)?;
+    let record = st.control.stored_record(&name).await?;
     let matches = record.as_ref().is_some_and(|r| {
         q.mcp_url
             .as_deref()
@@ -212,13 +200,7 @@ async fn remove(
 
 /// `GET /api/mcp/list`: the tenant's recorded remote servers, with whether each is running.
 async fn list(Manage { st, .. }: Manage) -> Result<Json<Value>, ApiError> {
-    let tenant = st.control.config().tenant.clone();
-    let records = st
-        .control
-        .store()
-        .list_servers(&tenant)
-        .await
-        .map_err(ControlError::from)?;
+    let records = st.control.stored_records().await?;
     let states = mounted_states(&st).await;
     let list: Vec<Value> = records
         .iter()
@@ -286,13 +268,7 @@ async fn recover_via_mcp_service(
     st: &ApiState,
     mcp: &McpServiceClient,
 ) -> Result<Vec<Value>, ApiError> {
-    let tenant = st.control.config().tenant.clone();
-    let records = st
-        .control
-        .store()
-        .list_servers(&tenant)
-        .await
-        .map_err(ControlError::from)?;
+    let records = st.control.stored_records().await?;
     let listed = mcp
         .call(reqwest::Method::GET, "/list-remote-proxies", None)
         .await?;

@@ -23,7 +23,7 @@ use switchboard_control::{Principal, Tokens, Via};
 
 use crate::api::ApiError;
 use crate::api::ApiState;
-use crate::api::auth::{auth_failure, identify, unauthorized};
+use crate::auth::{auth_failure, identify, unauthorized};
 use session::{
     ACCESS_COOKIE, CSRF_HEADER, REFRESH_COOKIE, cookie, csrf_ok, csrf_refused, csrf_token,
 };
@@ -174,10 +174,8 @@ async fn login(
         Err(e) => {
             let mut who = Principal::anonymous();
             who.name = input.username.clone();
-            let tenant = match identity.store().get_user_by_name(&input.username).await {
-                Ok(Some(u)) => u.tenant,
-                _ => switchboard_store::DEFAULT_TENANT.to_string(),
-            };
+            let tenant =
+                switchboard_control::accounts::login_tenant(identity, &input.username).await;
             identity
                 .audit(
                     &who,

@@ -258,19 +258,26 @@ fn semantic(common: &CommonArgs) -> Option<std::sync::Arc<switchboard_hub::embed
 }
 
 /// An empty hub with the command line's settings.
+/// The `--allowed-origins` and `--allowed-hosts` lists.
+pub(crate) fn origin_policy(common: &CommonArgs) -> switchboard_http::OriginPolicy {
+    switchboard_http::OriginPolicy {
+        allowed_origins: comma_list(&common.allowed_origins),
+        allowed_hosts: comma_list(&common.allowed_hosts),
+    }
+}
+
+fn comma_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 pub(crate) fn new_hub(common: &CommonArgs, untrusted_client: Option<reqwest::Client>) -> Hub {
-    let list = |s: &str| {
-        s.split(',')
-            .map(str::trim)
-            .filter(|x| !x.is_empty())
-            .map(str::to_string)
-            .collect()
-    };
     switchboard_upstream::set_default_max_result_bytes(common.max_result_bytes);
     Hub::new(HubConfig {
         separator: common.separator.clone(),
-        allowed_origins: list(&common.allowed_origins),
-        allowed_hosts: list(&common.allowed_hosts),
         page_size: common.page_size,
         untrusted_client,
         max_concurrent_calls: common.max_calls_per_tenant,

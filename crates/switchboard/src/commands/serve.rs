@@ -15,7 +15,7 @@ use switchboard_control::{ControlConfig, ControlPlane, Identity, IdentityConfig,
 use switchboard_core::config::ServersFile;
 use switchboard_core::ssrf::{SsrfPolicy, parse_cidrs};
 use switchboard_http::{AdminAuth, ApiState, McpAuth, McpServiceClient, ServiceOptions};
-use switchboard_store::{Role, Store, UserRecord};
+use switchboard_store::{Role, Store, StoreAccess, UserRecord};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -244,6 +244,7 @@ pub(crate) async fn run(args: ServeArgs, servers: ServersFile) -> anyhow::Result
         mcp_auth,
         public_url: args.public_url.clone(),
         max_body: args.max_body_bytes,
+        origins: super::origin_policy(&args.common),
     };
     let limits = listener_limits(&args)?;
     let mut tasks = tokio::task::JoinSet::new();

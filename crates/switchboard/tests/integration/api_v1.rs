@@ -12,7 +12,7 @@ use switchboard_core::ssrf::{SsrfPolicy, parse_cidrs};
 use switchboard_fixture::{FixtureOptions, FixtureServer, spawn_http};
 use switchboard_http::{AdminAuth, ApiState};
 use switchboard_hub::{Hub, HubConfig};
-use switchboard_store::{SecretKey, TransportRecord};
+use switchboard_store::{SecretKey, StoreAccess, TransportRecord};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::*;

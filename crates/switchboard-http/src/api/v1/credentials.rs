@@ -8,7 +8,8 @@ use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Json, Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use switchboard_control::now_ms;
+use switchboard_control::ControlError;
+use switchboard_control::accounts::Accounts;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -16,7 +17,15 @@ use utoipa_axum::routes;
 use super::schema::ApiErrorBody;
 use super::{ApiResult, ApiState, Caller, body, path};
 use crate::api::ApiError;
-use crate::api::auth::plane;
+use crate::auth::plane;
+
+/// These routes have always answered malformed input with the code `bad_request`.
+fn answer(e: ControlError) -> ApiError {
+    match e {
+        ControlError::Invalid(m) => ApiError::bad_request(m),
+        e => e.into(),
+    }
+}
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -38,12 +47,6 @@ pub(super) struct CredentialInput {
     headers: BTreeMap<String, String>,
 }
 
-fn own_user(who: &switchboard_control::Principal) -> ApiResult<&str> {
-    who.user_id.as_deref().ok_or_else(|| {
-        ApiError::bad_request("the admin token has no user of its own: log in as a user")
-    })
-}
-
 /// List the servers you hold your own credentials for.
 #[utoipa::path(get, path = "/api/v1/me/credentials", tag = "identity",
     responses(
@@ -53,10 +56,11 @@ async fn list_credentials(
     State(st): State<ApiState>,
     Caller(who): Caller,
 ) -> ApiResult<Json<CredentialList>> {
-    let user = own_user(&who)?;
-    Ok(Json(CredentialList {
-        servers: st.identity.store().list_user_credentials(user).await?,
-    }))
+    let servers = Accounts::new(&st.identity, &who, &who.tenant)
+        .own_credentials()
+        .await
+        .map_err(answer)?;
+    Ok(Json(CredentialList { servers }))
 }
 
 /// Store your own headers for a server of your tenant (replaces earlier ones). Sessions
@@ -76,38 +80,14 @@ async fn set_credential(
 ) -> ApiResult<StatusCode> {
     let server = path(server)?;
     let input = body(input)?;
-    let user = own_user(&who)?;
-    let control = plane(&st, &who.tenant)?;
-    if control
-        .store()
-        .get_server(&who.tenant, &server)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no server named {server:?}"),
-        ));
+    let accounts = Accounts::new(&st.identity, &who, &who.tenant);
+    if who.user_id.is_some() {
+        plane(&st, &who.tenant)?;
     }
-    if input.headers.is_empty() {
-        return Err(ApiError::bad_request(
-            "give at least one header, or DELETE to remove your credentials",
-        ));
-    }
-    for (name, value) in &input.headers {
-        let ok = axum::http::HeaderName::from_bytes(name.as_bytes()).is_ok()
-            && axum::http::HeaderValue::from_str(value).is_ok();
-        if !ok {
-            return Err(ApiError::bad_request(format!(
-                "header {name:?} is not a valid HTTP header name and value"
-            )));
-        }
-    }
-    st.identity
-        .store()
-        .set_user_credential(user, &who.tenant, &server, &input.headers, now_ms())
-        .await?;
+    accounts
+        .set_own_credential(&server, &input.headers)
+        .await
+        .map_err(answer)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -123,19 +103,9 @@ async fn delete_credential(
     server: Result<Path<String>, PathRejection>,
 ) -> ApiResult<StatusCode> {
     let server = path(server)?;
-    let user = own_user(&who)?;
-    if st
-        .identity
-        .store()
-        .delete_user_credential(user, &server)
-        .await?
-    {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("you hold no credentials for {server:?}"),
-        ))
-    }
+    Accounts::new(&st.identity, &who, &who.tenant)
+        .delete_own_credential(&server)
+        .await
+        .map_err(answer)?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -12,12 +12,11 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use switchboard_control::identity::{
-    MAX_LOGIN_PASSWORD, MAX_LOGIN_USERNAME, check_password_rules, random_hex,
-};
+use switchboard_control::accounts::{Accounts, NewKey, NewUser, UserChange, login_tenant};
+use switchboard_control::identity::{MAX_LOGIN_PASSWORD, MAX_LOGIN_USERNAME};
+use switchboard_control::model::{ApiKeyRecord, AuditRecord, UserRecord};
 use switchboard_control::ratelimit::BucketView;
 use switchboard_control::{Principal, Tokens, Via, now_ms, tenants::check_tenant_name};
-use switchboard_store::{ApiKeyRecord, AuditQuery, AuditRecord, RateLimit, Role, UserRecord};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -25,7 +24,7 @@ use utoipa_axum::routes;
 use super::schema::ApiErrorBody;
 use super::{ApiResult, ApiState, Caller, Manage, body, path, query};
 use crate::api::ApiError;
-use crate::api::auth::{auth_failure, plane, target_tenant};
+use crate::auth::{auth_failure, plane, target_tenant};
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -42,17 +41,14 @@ pub(super) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(list_audit))
 }
 
-fn forbidden(message: &str) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
-}
-
 fn not_found(what: &str) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", what)
 }
 
-impl From<switchboard_store::StoreError> for ApiError {
-    fn from(e: switchboard_store::StoreError) -> Self {
-        ApiError::from(switchboard_control::ControlError::from(e))
+impl Manage {
+    /// The account operations of the tenant this request acts on.
+    fn accounts(&self) -> Accounts<'_> {
+        Accounts::new(&self.st.identity, &self.who, self.tenant())
     }
 }
 
@@ -157,10 +153,7 @@ async fn login(
             let detail = addr.map(|a| format!("from {a}"));
             // Recorded where that user's managers look; an unknown name goes to the default
             // tenant.
-            let tenant = match st.identity.store().get_user_by_name(&input.username).await {
-                Ok(Some(u)) => u.tenant,
-                _ => switchboard_store::DEFAULT_TENANT.to_string(),
-            };
+            let tenant = login_tenant(&st.identity, &input.username).await;
             st.identity
                 .audit(
                     &who,
@@ -326,18 +319,16 @@ pub(super) struct TenantList {
         (status = 200, description = "Tenants", body = TenantList),
         (status = 403, description = "Not an admin or manager", body = ApiErrorBody)))]
 async fn list_tenants(m: Manage) -> ApiResult<Json<TenantList>> {
-    let tenants =
-        m.st.identity
-            .store()
-            .list_tenants()
-            .await?
-            .into_iter()
-            .filter(|t| m.who.is_admin() || t.name == m.who.tenant)
-            .map(|t| TenantView {
-                name: t.name,
-                created_at: t.created_at,
-            })
-            .collect();
+    let tenants = m
+        .accounts()
+        .tenants()
+        .await?
+        .into_iter()
+        .map(|t| TenantView {
+            name: t.name,
+            created_at: t.created_at,
+        })
+        .collect();
     Ok(Json(TenantList { tenants }))
 }
 
@@ -360,7 +351,11 @@ async fn create_tenant(
     input: Result<Json<TenantInput>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<TenantView>)> {
     if !m.who.is_admin() {
-        return Err(forbidden("only an admin creates tenants"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only an admin creates tenants",
+        ));
     }
     let input = body(input)?;
     check_tenant_name(&input.name)?;
@@ -459,75 +454,13 @@ pub(super) struct UserPatch {
     disabled: Option<bool>,
 }
 
-fn check_username(name: &str) -> ApiResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            format!("invalid user name {name:?}: use 1-64 letters, digits, '.', '_', '@' or '-'"),
-        ))
-    }
-}
-
-fn parse_role(m: &Manage, text: &str) -> ApiResult<Role> {
-    let role = Role::parse(text).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            format!("unknown role {text:?}: use admin, manager or user"),
-        )
-    })?;
-    if role == Role::Admin && !m.who.is_admin() {
-        return Err(forbidden("only an admin grants the admin role"));
-    }
-    Ok(role)
-}
-
-/// argon2id takes tens of milliseconds and 19 MiB by design: hash on the bounded pool.
-async fn hash_off_runtime(password: String) -> ApiResult<String> {
-    let internal = |m: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m);
-    use switchboard_control::hashing::{HashError, HashPool};
-    HashPool::global()
-        .hash(password)
-        .await
-        .map_err(|e| match e {
-            HashError::Busy => ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "throttled",
-                "every password-hashing worker is busy; try again in a moment",
-            ),
-            HashError::Failed(m) => internal(m),
-        })
-}
-
-fn invalid(message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid", message)
-}
-
-/// A user of the target tenant, or 404.
-async fn tenant_user(m: &Manage, id: &str) -> ApiResult<UserRecord> {
-    m.st.identity
-        .store()
-        .get_user(id)
-        .await?
-        .filter(|u| u.tenant == m.tenant())
-        .ok_or_else(|| not_found(&format!("no user with id {id:?}")))
-}
-
 /// List the target tenant's users.
 #[utoipa::path(get, path = "/api/v1/users", tag = "identity",
     responses(
         (status = 200, description = "Users", body = UserList),
         (status = 403, description = "Not an admin or manager", body = ApiErrorBody)))]
 async fn list_users(m: Manage) -> ApiResult<Json<UserList>> {
-    let users = m.st.identity.store().list_users(Some(m.tenant())).await?;
+    let users = m.accounts().users().await?;
     Ok(Json(UserList {
         users: users.into_iter().map(UserView::from).collect(),
     }))
@@ -546,34 +479,15 @@ async fn create_user(
     input: Result<Json<UserInput>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
     let input = body(input)?;
-    check_username(&input.username)?;
-    check_password_rules(&input.password).map_err(invalid)?;
-    let role = parse_role(&m, input.role.as_deref().unwrap_or("user"))?;
-    let hash = hash_off_runtime(input.password).await?;
-    let now = now_ms();
-    let user = UserRecord {
-        id: random_hex(12),
-        tenant: m.tenant().to_string(),
-        username: input.username.clone(),
-        password_hash: hash,
-        role,
-        grants: input.grants.unwrap_or_else(|| vec!["*".into()]),
-        disabled_at: None,
-        created_at: now,
-        updated_at: now,
-    };
-    m.st.identity
-        .store()
-        .insert_user(&user)
-        .await
-        .map_err(|e| match e {
-            switchboard_store::StoreError::Conflict => ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                format!("the user name {:?} is taken", input.username),
-            ),
-            e => e.into(),
-        })?;
+    let user = m
+        .accounts()
+        .create_user(NewUser {
+            username: input.username,
+            password: input.password,
+            role: input.role,
+            grants: input.grants,
+        })
+        .await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
@@ -584,7 +498,7 @@ async fn create_user(
         (status = 200, description = "The user", body = UserView),
         (status = 404, description = "No such user in this tenant", body = ApiErrorBody)))]
 async fn get_user(m: Manage, id: Result<Path<String>, PathRejection>) -> ApiResult<Json<UserView>> {
-    Ok(Json(tenant_user(&m, &path(id)?).await?.into()))
+    Ok(Json(m.accounts().user(&path(id)?).await?.into()))
 }
 
 /// Change a user's password, role, grants or disabled state.
@@ -601,26 +515,20 @@ async fn update_user(
     id: Result<Path<String>, PathRejection>,
     input: Result<Json<UserPatch>, JsonRejection>,
 ) -> ApiResult<Json<UserView>> {
-    let mut user = tenant_user(&m, &path(id)?).await?;
+    let id = path(id)?;
     let input = body(input)?;
-    if user.role == Role::Admin && !m.who.is_admin() {
-        return Err(forbidden("only an admin changes an admin"));
-    }
-    if let Some(role) = &input.role {
-        user.role = parse_role(&m, role)?;
-    }
-    if let Some(grants) = input.grants {
-        user.grants = grants;
-    }
-    if let Some(disabled) = input.disabled {
-        user.disabled_at = disabled.then(|| user.disabled_at.unwrap_or_else(now_ms));
-    }
-    if let Some(password) = input.password {
-        check_password_rules(&password).map_err(invalid)?;
-        user.password_hash = hash_off_runtime(password).await?;
-    }
-    user.updated_at = now_ms();
-    m.st.identity.store().update_user(&user).await?;
+    let user = m
+        .accounts()
+        .update_user(
+            &id,
+            UserChange {
+                password: input.password,
+                role: input.role,
+                grants: input.grants,
+                disabled: input.disabled,
+            },
+        )
+        .await?;
     Ok(Json(user.into()))
 }
 
@@ -632,11 +540,7 @@ async fn update_user(
         (status = 403, description = "A manager deleting an admin", body = ApiErrorBody),
         (status = 404, description = "No such user in this tenant", body = ApiErrorBody)))]
 async fn delete_user(m: Manage, id: Result<Path<String>, PathRejection>) -> ApiResult<StatusCode> {
-    let user = tenant_user(&m, &path(id)?).await?;
-    if user.role == Role::Admin && !m.who.is_admin() {
-        return Err(forbidden("only an admin deletes an admin"));
-    }
-    m.st.identity.store().delete_user(&user.id).await?;
+    m.accounts().delete_user(&path(id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -720,39 +624,6 @@ pub(super) struct RateLimitInput {
     burst: u32,
 }
 
-/// The key-owning user a request acts for: `user_id` when given (managers), else the caller.
-async fn key_owner(
-    st: &ApiState,
-    who: &Principal,
-    tenant: &str,
-    user_id: Option<&str>,
-) -> ApiResult<UserRecord> {
-    let id = match (user_id, &who.user_id) {
-        (Some(id), _) => id.to_string(),
-        (None, Some(own)) => own.clone(),
-        (None, None) => {
-            return Err(invalid(
-                "the admin token has no user of its own: pass user_id".into(),
-            ));
-        }
-    };
-    if Some(&id) != who.user_id.as_ref() && !who.can_manage() {
-        return Err(not_found(&format!("no user with id {id:?}")));
-    }
-    let user = st
-        .identity
-        .store()
-        .get_user(&id)
-        .await?
-        .filter(|u| u.tenant == tenant)
-        .ok_or_else(|| not_found(&format!("no user with id {id:?}")))?;
-    // A key acts as its user: a manager holding an admin's key would be an admin.
-    if user.role == Role::Admin && !who.is_admin() && Some(&user.id) != who.user_id.as_ref() {
-        return Err(forbidden("only an admin creates keys for an admin"));
-    }
-    Ok(user)
-}
-
 /// List keys: a manager sees the tenant's, a user their own.
 #[utoipa::path(get, path = "/api/v1/keys", tag = "identity",
     responses((status = 200, description = "Keys", body = KeyList)))]
@@ -763,15 +634,7 @@ async fn list_keys(
 ) -> ApiResult<Json<KeyList>> {
     let tenant = target_tenant(&who, &headers)?;
     plane(&st, &tenant)?;
-    let own = if who.can_manage() {
-        None
-    } else {
-        who.user_id.as_deref()
-    };
-    if !who.can_manage() && own.is_none() {
-        return Ok(Json(KeyList { keys: Vec::new() }));
-    }
-    let keys = st.identity.store().list_keys(&tenant, own).await?;
+    let keys = Accounts::new(&st.identity, &who, &tenant).keys().await?;
     Ok(Json(KeyList {
         keys: keys.into_iter().map(KeyView::from).collect(),
     }))
@@ -793,54 +656,14 @@ async fn create_key(
     let tenant = target_tenant(&who, &headers)?;
     plane(&st, &tenant)?;
     let input = body(input)?;
-    if input.name.trim().is_empty() || input.name.len() > 128 {
-        return Err(invalid("a key needs a name of 1-128 characters".into()));
-    }
-    if let (Via::ApiKey(_), Some(limit)) = (&who.via, &who.key_allow) {
-        let Some(allow) = &input.allow else {
-            return Err(invalid(
-                "a limited key cannot create an unlimited one: pass allow".into(),
-            ));
-        };
-        if !allow
-            .iter()
-            .all(|a| limit.iter().any(|l| l == "*" || l == a))
-        {
-            return Err(forbidden(
-                "a limited key creates keys only within its own allowlist",
-            ));
-        }
-    }
-    let rate_limit = match &input.rate_limit {
-        None => None,
-        Some(r) if !r.per_second.is_finite() || r.per_second <= 0.0 || r.burst == 0 => {
-            return Err(invalid(
-                "rate_limit needs per_second > 0 and burst >= 1".into(),
-            ));
-        }
-        Some(r) => {
-            let asked = RateLimit {
-                per_second: r.per_second,
-                burst: r.burst,
-            };
-            let default = st.identity.limiter().limits().per_key;
-            let above =
-                default.is_some_and(|d| asked.per_second > d.per_second || asked.burst > d.burst);
-            if above && !who.can_manage() {
-                return Err(forbidden(
-                    "only admins and managers set a key's rate limit above the default",
-                ));
-            }
-            Some(asked)
-        }
-    };
-    let owner = key_owner(&st, &who, &tenant, input.user_id.as_deref()).await?;
-    let expires_at = input
-        .expires_in_seconds
-        .map(|s| now_ms().saturating_add((s.min(100 * 365 * 86_400) * 1000) as i64));
-    let (record, key) = st
-        .identity
-        .issue_key_with(&owner, &input.name, expires_at, input.allow, rate_limit)
+    let (record, key) = Accounts::new(&st.identity, &who, &tenant)
+        .create_key(NewKey {
+            name: input.name,
+            expires_in_seconds: input.expires_in_seconds,
+            allow: input.allow,
+            user_id: input.user_id,
+            rate_limit: input.rate_limit.map(|r| (r.per_second, r.burst)),
+        })
         .await?;
     let mut view = KeyView::from(record);
     view.key = Some(key);
@@ -862,15 +685,9 @@ async fn revoke_key(
 ) -> ApiResult<StatusCode> {
     let id = path(id)?;
     let tenant = target_tenant(&who, &headers)?;
-    let key = st
-        .identity
-        .store()
-        .get_key(&id)
-        .await?
-        .filter(|k| k.tenant == tenant)
-        .filter(|k| who.can_manage() || who.user_id.as_ref() == Some(&k.user_id))
-        .ok_or_else(|| not_found(&format!("no key with id {id:?}")))?;
-    st.identity.store().revoke_key(&key.id, now_ms()).await?;
+    Accounts::new(&st.identity, &who, &tenant)
+        .revoke_key(&id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -906,15 +723,9 @@ async fn list_audit(
     q: Result<Query<AuditParams>, QueryRejection>,
 ) -> ApiResult<Json<AuditList>> {
     let q = query(q)?;
-    let all = q.all.unwrap_or(false) && m.who.is_admin();
-    let entries =
-        m.st.identity
-            .store()
-            .list_audit(&AuditQuery {
-                tenant: (!all).then(|| m.tenant().to_string()),
-                before: q.before,
-                limit: q.limit.unwrap_or(100),
-            })
-            .await?;
+    let entries = m
+        .accounts()
+        .audit(q.before, q.limit.unwrap_or(100), q.all.unwrap_or(false))
+        .await?;
     Ok(Json(AuditList { entries }))
 }

@@ -19,7 +19,7 @@ use futures_util::stream;
 use serde::{Deserialize, Serialize};
 use switchboard_control::Principal;
 use switchboard_control::identity::parse_retention;
-use switchboard_store::{ActivityQuery, ActivityRow, Role};
+use switchboard_control::model::{ActivityQuery, ActivityRow, Role};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -27,7 +27,7 @@ use utoipa_axum::routes;
 use super::schema::ApiErrorBody;
 use super::{ApiResult, ApiState, Caller, query};
 use crate::api::ApiError;
-use crate::api::auth::target_tenant;
+use crate::auth::target_tenant;
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -148,7 +148,7 @@ async fn list_logs(
     q: Result<Query<LogsQuery>, QueryRejection>,
 ) -> ApiResult<Json<LogPage>> {
     let q = activity_query(&who, &headers, query(q)?)?;
-    let items = st.control.store().list_activity(&q).await?;
+    let items = st.control.activity(&q).await?;
     let next_cursor = (items.len() as i64 == q.limit)
         .then(|| items.last().map(|r| radix36(r.id)))
         .flatten();
@@ -311,7 +311,6 @@ async fn stats(
     let since = switchboard_control::now_ms() - window.as_millis() as i64;
     let samples = st
         .control
-        .store()
         .activity_samples(&tenant, principal.as_deref(), since, STATS_MAX_ROWS)
         .await?;
     let truncated = samples.len() as i64 >= STATS_MAX_ROWS;

@@ -5,7 +5,7 @@
 //! `utoipa_axum::routes!`, so the router and the document are built from the same list: a
 //! route cannot exist without being documented, nor be documented without existing. Every
 //! route but login, refresh and the liveness route `GET /api/v1/health` requires a bearer
-//! credential (the `Caller` or `Manage` extractor comes first; see `api::auth`).
+//! credential (the `Caller` or `Manage` extractor comes first; see `crate::auth`).
 
 mod config;
 mod credentials;
@@ -33,8 +33,8 @@ use utoipa::openapi::{OpenApi as Document, RefOr, ResponseBuilder, content::Cont
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub(crate) use super::auth::{Caller, Manage};
 use super::{ApiError, ApiState, json_rejection};
+pub(crate) use crate::auth::{Caller, Manage};
 
 type ApiResult<T> = Result<T, ApiError>;
 

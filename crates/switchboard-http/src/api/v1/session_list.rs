@@ -21,7 +21,7 @@ use utoipa_axum::routes;
 use super::schema::ApiErrorBody;
 use super::sessions::{SessionDoc, SessionPath};
 use super::{ApiResult, ApiState, Caller, Manage, path};
-use crate::api::auth::{plane, target_tenant};
+use crate::auth::{plane, target_tenant};
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
