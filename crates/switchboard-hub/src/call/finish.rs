@@ -2,7 +2,7 @@
 //! back in place, rewritten URIs restored, what the client's era does not know removed, and
 //! failures named by server.
 
-use switchboard_core::jsonrpc::{Envelope, Fields, Splice, array_items, quote, remove_member};
+use switchboard_core::jsonrpc::{Envelope, Fields, Splice, array_items, member_span, quote};
 use switchboard_upstream::UpstreamError;
 
 use super::Eras;
@@ -25,16 +25,19 @@ pub(crate) fn finish_call(outcome: Result<String, UpstreamError>, back: &Return<
         Ok(reply) => reply,
         Err(e) => return reply::upstream_failed(back.id, back.server, &e),
     };
-    let restored = restore_reply(&reply, back.id, back.uri_rewrite);
-    if back.eras == Eras::StatelessUpstream {
-        // A session-based client does not know `resultType`.
-        return strip_result_type(restored);
-    }
-    restored
+    // A session-based client does not know `resultType`.
+    let strip_result_type = back.eras == Eras::StatelessUpstream;
+    restore_reply(&reply, back.id, back.uri_rewrite, strip_result_type)
 }
 
-/// Puts the client's id back into the upstream's reply, and rewritten URIs back into it.
-fn restore_reply(reply: &str, id: &str, uri_rewrite: Option<&(String, String)>) -> String {
+/// Puts the client's id back into the upstream's reply, and rewritten URIs back into it;
+/// `strip_result_type` also takes the result's `resultType` out. One parse, one copy.
+fn restore_reply(
+    reply: &str,
+    id: &str,
+    uri_rewrite: Option<&(String, String)>,
+    strip_result_type: bool,
+) -> String {
     let Ok(env) = Envelope::parse(reply) else {
         return reply::internal(id, "the server sent an unreadable reply");
     };
@@ -56,13 +59,61 @@ fn restore_reply(reply: &str, id: &str, uri_rewrite: Option<&(String, String)>) 
             }
         }
     }
+    if strip_result_type
+        && let Some(result) = env.result
+        && let Some(member) = member_span(reply, result.get(), "resultType")
+    {
+        sp.replace(reply, &reply[member], "");
+    }
     sp.apply(reply)
 }
 
-fn strip_result_type(reply: String) -> String {
-    let stripped = Envelope::parse(&reply).ok().and_then(|env| {
-        let result = env.result?.get();
-        remove_member(&reply, result, "resultType")
-    });
-    stripped.unwrap_or(reply)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn back(eras: Eras) -> Return<'static> {
+        Return {
+            id: r#""c-1""#,
+            server: "fx",
+            eras,
+            uri_rewrite: None,
+        }
+    }
+
+    #[test]
+    fn a_reply_gets_the_client_id_and_a_session_client_loses_result_type() {
+        let up = r#"{"jsonrpc":"2.0","id":7,"result":{"resultType":"complete","content":[]}}"#;
+        assert_eq!(
+            finish_call(Ok(up.into()), &back(Eras::Session)),
+            r#"{"jsonrpc":"2.0","id":"c-1","result":{"resultType":"complete","content":[]}}"#
+        );
+        assert_eq!(
+            finish_call(Ok(up.into()), &back(Eras::StatelessUpstream)),
+            r#"{"jsonrpc":"2.0","id":"c-1","result":{"content":[]}}"#
+        );
+        let last = r#"{"jsonrpc":"2.0","id":7,"result":{"content":[],"resultType":"complete"}}"#;
+        assert_eq!(
+            finish_call(Ok(last.into()), &back(Eras::StatelessUpstream)),
+            r#"{"jsonrpc":"2.0","id":"c-1","result":{"content":[]}}"#
+        );
+    }
+
+    #[test]
+    fn rewritten_uris_go_back_to_the_clients() {
+        let rewrite = (
+            "file:///a".to_string(),
+            "switchboard://fx/file:///a".to_string(),
+        );
+        let back = Return {
+            uri_rewrite: Some(&rewrite),
+            ..back(Eras::Session)
+        };
+        let up =
+            r#"{"jsonrpc":"2.0","id":7,"result":{"contents":[{"uri":"file:///a","text":"x"}]}}"#;
+        assert_eq!(
+            finish_call(Ok(up.into()), &back),
+            r#"{"jsonrpc":"2.0","id":"c-1","result":{"contents":[{"uri":"switchboard://fx/file:///a","text":"x"}]}}"#
+        );
+    }
 }

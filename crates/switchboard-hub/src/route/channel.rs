@@ -21,15 +21,10 @@ enum Marked {
     Session,
 }
 
-fn marked(channel: &ClientSession, text: &str) -> Marked {
-    let Ok(env) = Envelope::parse(text) else {
-        return Marked::Session;
-    };
-    let params = env.params.and_then(|p| Fields::parse(p.get()));
+fn marked(channel: &ClientSession, env: &Envelope<'_>, params: Option<&Fields<'_>>) -> Marked {
     match env.kind() {
         Ok(Kind::Request) if channel.client_info().is_none() => {
             let versioned = params
-                .as_ref()
                 .and_then(|p| p.get("_meta"))
                 .and_then(|m| Fields::parse(m.get()))
                 .is_some_and(|m| m.get(META_VERSION).is_some());
@@ -40,7 +35,6 @@ fn marked(channel: &ClientSession, text: &str) -> Marked {
             }
         }
         Ok(Kind::Notification) if env.method() == "notifications/cancelled" => params
-            .as_ref()
             .and_then(|p| p.get("requestId"))
             .map_or(Marked::Session, |id| Marked::Cancel(id.get().to_string())),
         _ => Marked::Session,
@@ -75,7 +69,14 @@ impl Hub {
         text: &str,
         sink: &crate::outbox::Outbox,
     ) -> Option<String> {
-        match marked(channel, text) {
+        // Parsed once here, and not again by the session that serves it; a malformed message
+        // goes to the channel's session, which reports it.
+        let Ok(env) = Envelope::parse(text) else {
+            return self.handle(channel, text, sink).await;
+        };
+        let params = env.params.and_then(|p| Fields::parse(p.get()));
+        let params = params.as_ref();
+        match marked(channel, &env, params) {
             Marked::Stateless(id) => {
                 let session = self.stateless_session(channel.view.clone(), None);
                 if let Some(h) = channel.user_headers.get() {
@@ -89,7 +90,7 @@ impl Hub {
                     .insert(id.clone(), cancel.clone());
                 let _forget = InFlight { channel, id };
                 tokio::select! {
-                    reply = self.handle(&session, text, sink) => reply,
+                    reply = self.handle_parsed(&session, text, &env, params, sink) => reply,
                     // Cancelled: the request is dropped (and so cancelled upstream), unanswered.
                     _ = cancel.cancelled() => None,
                 }
@@ -105,10 +106,10 @@ impl Hub {
                         c.cancel();
                         None
                     }
-                    None => self.handle(channel, text, sink).await,
+                    None => self.handle_parsed(channel, text, &env, params, sink).await,
                 }
             }
-            Marked::Session => self.handle(channel, text, sink).await,
+            Marked::Session => self.handle_parsed(channel, text, &env, params, sink).await,
         }
     }
 }

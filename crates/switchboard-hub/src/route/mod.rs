@@ -87,14 +87,39 @@ impl Hub {
             }
         };
         let params = env.params.and_then(|p| Fields::parse(p.get()));
+        self.route(session, text, &env, params.as_ref(), sink).await
+    }
+
+    /// [`Hub::handle`] for a message already parsed (`params`: the members of its params).
+    pub(crate) async fn handle_parsed(
+        &self,
+        session: &Arc<ClientSession>,
+        text: &str,
+        env: &Envelope<'_>,
+        params: Option<&Fields<'_>>,
+        sink: &Outbox,
+    ) -> Option<String> {
+        session.touch();
+        self.route(session, text, env, params, sink).await
+    }
+
+    /// Serves a parsed message by its kind.
+    async fn route(
+        &self,
+        session: &Arc<ClientSession>,
+        text: &str,
+        env: &Envelope<'_>,
+        params: Option<&Fields<'_>>,
+        sink: &Outbox,
+    ) -> Option<String> {
         match env.kind().ok()? {
             Kind::Request => {
                 let has_params = env.params.is_some();
                 let req = Request {
                     session,
                     text,
-                    env: &env,
-                    params: params.as_ref(),
+                    env,
+                    params,
                     sink,
                 };
                 match (self.inner.observed.get(), self.inner.traced.get()) {
@@ -103,11 +128,11 @@ impl Hub {
                 }
             }
             Kind::Notification => {
-                self.handle_notification(session, &env, params.as_ref());
+                self.handle_notification(session, env, params);
                 None
             }
             Kind::Response => {
-                self.handle_response(session, text, &env).await;
+                self.handle_response(session, text, env).await;
                 None
             }
         }
