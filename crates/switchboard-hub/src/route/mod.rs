@@ -114,7 +114,6 @@ impl Hub {
     ) -> Option<String> {
         match env.kind().ok()? {
             Kind::Request => {
-                let has_params = env.params.is_some();
                 let req = Request {
                     session,
                     text,
@@ -123,8 +122,8 @@ impl Hub {
                     sink,
                 };
                 match (self.inner.observed.get(), self.inner.traced.get()) {
-                    (None, None) => self.handle_request(&req, has_params).await,
-                    seen => self.observed_request(seen, &req, has_params).await,
+                    (None, None) => self.handle_request(&req).await,
+                    seen => self.observed_request(seen, &req).await,
                 }
             }
             Kind::Notification => {
@@ -139,11 +138,10 @@ impl Hub {
     }
 
     /// A request in the client's era: a stateless one is checked first and its reply gets
-    /// what 2026-07-28 adds to results. `has_params`: the message had params (which must then
-    /// be an object).
-    async fn handle_request(&self, req: &Request<'_>, has_params: bool) -> Option<String> {
+    /// what 2026-07-28 adds to results.
+    async fn handle_request(&self, req: &Request<'_>) -> Option<String> {
         let id = req.id();
-        if has_params && req.params.is_none() {
+        if req.env.params.is_some() && req.params.is_none() {
             return Some(reply::invalid_params(id, "params must be an object"));
         }
         match req.session.era() {

@@ -24,7 +24,6 @@ impl Hub {
         &self,
         (observed, traced): Seen<'_>,
         req: &Request<'_>,
-        has_params: bool,
     ) -> Option<String> {
         let (session, env, params) = (req.session, req.env, req.params);
         let started = std::time::Instant::now();
@@ -43,7 +42,7 @@ impl Hub {
         };
         let wants_payloads = observed.is_some_and(|o| o.observer.wants_payloads());
         let request = wants_payloads.then(|| env.params.map(|p| p.get().to_string()));
-        let handling = self.handle_request(req, has_params);
+        let handling = self.handle_request(req);
         let reply = match &span {
             Some((current, _)) => crate::trace::in_span(current.clone(), handling).await,
             None => handling.await,
