@@ -97,3 +97,49 @@ pub(crate) fn upstream_failed(id: &str, server: &str, e: &UpstreamError) -> Stri
         e => internal(id, &format!("server {server:?}: {e}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_keep_their_codes_and_wording() {
+        assert_eq!(
+            invalid_params("1", "missing params"),
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"missing params"}}"#
+        );
+        assert_eq!(
+            resource_not_found(r#""a""#, "file:///x", Era::Session),
+            r#"{"jsonrpc":"2.0","id":"a","error":{"code":-32002,"message":"resource not found: file:///x","data":{"uri":"file:///x"}}}"#
+        );
+        assert_eq!(
+            resource_not_found(r#""a""#, "file:///x", Era::Stateless),
+            r#"{"jsonrpc":"2.0","id":"a","error":{"code":-32602,"message":"resource not found: file:///x","data":{"uri":"file:///x"}}}"#
+        );
+        assert_eq!(
+            missing_capability("2", "elicitation"),
+            r#"{"jsonrpc":"2.0","id":2,"error":{"code":-32021,"message":"Missing required client capability: elicitation","data":{"requiredCapabilities":{"elicitation":{}}}}}"#
+        );
+        assert_eq!(
+            undeclared("9", "roots"),
+            r#"{"jsonrpc":"2.0","id":9,"error":{"code":-32601,"message":"the client did not declare the \"roots\" capability"}}"#
+        );
+    }
+
+    #[test]
+    fn upstream_failures_name_the_server() {
+        let timeout = UpstreamError::Timeout(std::time::Duration::from_millis(1500));
+        assert_eq!(
+            upstream_failed("3", "fx", &timeout),
+            r#"{"jsonrpc":"2.0","id":3,"error":{"code":-32001,"message":"server \"fx\" did not answer within 1.5s; the request was cancelled"}}"#
+        );
+        let closed = UpstreamError::Closed("gone".into());
+        let reply = upstream_failed("3", "fx", &closed);
+        assert!(
+            reply.starts_with(
+                r#"{"jsonrpc":"2.0","id":3,"error":{"code":-32603,"message":"server \"fx\": "#
+            ),
+            "{reply}"
+        );
+    }
+}
