@@ -26,8 +26,8 @@ impl Hub {
             mut splice,
         } = call;
         let (id, session, text) = (req.id(), req.session, req.text);
-        let server = route.entry.name.clone();
-        let upstream = route.entry.upstream.clone();
+        let server: &str = &route.entry.name;
+        let upstream = &route.entry.upstream;
         // Held until the call ends: this client's and this credential's share...
         let _claim = match self.inner.claim_call(session) {
             Ok(claim) => claim,
@@ -39,14 +39,14 @@ impl Hub {
             Ok(slot) => slot,
             Err(message) => return Some(reply::internal(id, &message)),
         };
-        let conn = match open(session, &server, &upstream).await {
+        let conn = match open(session, server, upstream).await {
             Ok(c) => c,
             Err(e) => return Some(reply::internal(id, &format!("server {server:?}: {e}"))),
         };
         let eras = Eras::of(session.era(), era_of(&conn));
         let back = Return {
             id,
-            server: &server,
+            server,
             eras,
             uri_rewrite: route.uri_rewrite.as_ref(),
         };
@@ -83,7 +83,7 @@ impl Hub {
             let leg = mrtr::Leg {
                 running: mrtr::Running::start(conn.clone(), up_id, body, opts),
                 conn,
-                server: server.clone(),
+                server: server.to_string(),
                 progress_token: token.map(str::to_string),
             };
             return Some(self.drive(req, back.uri_rewrite, leg).await);
@@ -137,7 +137,7 @@ impl Hub {
                 &crate::trace::UpstreamCallInfo {
                     method: req.method(),
                     target: upstream_target.as_deref(),
-                    server: &server,
+                    server,
                     transport: &upstream.spec().transport,
                     protocol_version: upstream.info().map(|i| i.protocol_version.clone()),
                     request_id: up_id,
@@ -150,7 +150,7 @@ impl Hub {
             let info = upstream.info();
             crate::observe::report_upstream(
                 o,
-                &server,
+                server,
                 info.as_deref(),
                 req.env,
                 req.params,
