@@ -892,6 +892,17 @@ impl Splice {
 /// Removes member `key` of the JSON object `obj` (a slice of `text`) from `text`, keeping
 /// every other byte. Returns `None` when the member is absent.
 pub fn remove_member(text: &str, obj: &str, key: &str) -> Option<String> {
+    let range = member_span(text, obj, key)?;
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..range.start]);
+    out.push_str(&text[range.end..]);
+    Some(out)
+}
+
+/// The bytes of `text` that removing member `key` of the JSON object `obj` (a slice of
+/// `text`) takes out: the member and the comma that separates it from a neighbour, so a
+/// [`Splice`] can remove it along with other edits. `None` when the member is absent.
+pub fn member_span(text: &str, obj: &str, key: &str) -> Option<Range<usize>> {
     let fields = Fields::parse(obj)?;
     let index = fields.entries.iter().position(|(k, _)| k == key)?;
     let value = span_of(text, fields.entries[index].1.get());
@@ -913,10 +924,7 @@ pub fn remove_member(text: &str, obj: &str, key: &str) -> Option<String> {
     } else {
         (key_start, value.end)
     };
-    let mut out = String::with_capacity(text.len());
-    out.push_str(&text[..start]);
-    out.push_str(&text[end..]);
-    Some(out)
+    Some(start..end)
 }
 
 /// Serialises a string as a JSON string literal.

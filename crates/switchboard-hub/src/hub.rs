@@ -1,4 +1,9 @@
-//! [`Hub`]: the registry of upstreams, the merged catalog, and the downstream sessions.
+//! [`Hub`]: the registry of upstreams, groups, overrides and pins, and the merged catalog
+//! built from them; the hub's settings and its lifecycle (start, shutdown).
+//!
+//! The rest of `Hub` is split by concern: client sessions in `clients.rs`, upstream events
+//! in `events.rs`, call limits in `limits.rs`, routing in `route/`, forwarded calls in
+//! `call/`, bridges between protocol eras in `bridge/`, replicas in `resume.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -6,7 +11,6 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use switchboard_core::config::{ServerSpec, TransportSpec};
-use switchboard_core::jsonrpc::{error_message, notification_message};
 use switchboard_core::naming::{DEFAULT_SEPARATOR, validate_server_name};
 use switchboard_upstream::{HubEvent, ListKind, State, Upstream, UpstreamOptions, http_client};
 use tokio::sync::mpsc;
@@ -14,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::merged::{GroupDef, Merged, Overrides};
 use crate::pins::{OnToolChange, PinEvent, PinState, ToolPins};
-use crate::session::{ClientSession, random_id};
+use crate::session::ClientSession;
 use crate::view::View;
 
 /// Hub-wide settings.
@@ -130,27 +134,27 @@ pub struct ServerStatus {
 
 pub(crate) struct HubInner {
     pub(crate) config: HubConfig,
-    upstreams: ArcSwap<BTreeMap<String, Upstream>>,
-    groups: ArcSwap<BTreeMap<String, GroupDef>>,
+    pub(crate) upstreams: ArcSwap<BTreeMap<String, Upstream>>,
+    pub(crate) groups: ArcSwap<BTreeMap<String, GroupDef>>,
     overrides: ArcSwap<Overrides>,
     pub(crate) merged: ArcSwap<Merged>,
     pub(crate) sessions: Mutex<HashMap<String, Arc<ClientSession>>>,
     control: tokio::sync::Mutex<()>,
     /// Stateless clients' calls waiting for answers (multi-round-trip requests).
-    pub(crate) parked: crate::mrtr::ParkedCalls,
+    pub(crate) parked: crate::bridge::mrtr::ParkedCalls,
     /// True once no server was starting; cleared when a server is added.
     settled: std::sync::atomic::AtomicBool,
     events: mpsc::UnboundedSender<HubEvent>,
     client: reqwest::Client,
     cancel: CancellationToken,
     /// Listeners for one server's log messages (`notifications/message`), by server name.
-    log_taps: Mutex<HashMap<String, Vec<mpsc::Sender<String>>>>,
+    pub(crate) log_taps: Mutex<HashMap<String, Vec<mpsc::Sender<String>>>>,
     /// Slots for upstream calls (`max_concurrent_calls`).
     pub(crate) call_slots: Option<Arc<tokio::sync::Semaphore>>,
     /// The tool-search index of smart endpoints.
     pub(crate) smart: crate::smart::SmartCatalog,
     /// Upstream calls in flight per credential (`max_calls_per_credential`).
-    credential_calls: Mutex<HashMap<String, usize>>,
+    pub(crate) credential_calls: Mutex<HashMap<String, usize>>,
     /// Approved tool definitions (pinning).
     pins: PinState,
     /// Who hears about finished calls (metrics, activity log), if anyone.
@@ -206,12 +210,12 @@ impl Hub {
                 config,
             }),
         };
-        tokio::spawn(event_loop(
+        tokio::spawn(crate::events::event_loop(
             Arc::downgrade(&hub.inner),
             rx,
             hub.inner.cancel.clone(),
         ));
-        tokio::spawn(sweep_sessions(
+        tokio::spawn(crate::clients::sweep_sessions(
             Arc::downgrade(&hub.inner),
             hub.inner.cancel.clone(),
         ));
@@ -529,137 +533,6 @@ impl Hub {
         }
     }
 
-    /// Opens a session for `view`; its stream buffers up to `capacity` messages.
-    pub fn create_session(
-        &self,
-        view: View,
-        capacity: usize,
-    ) -> Result<Arc<ClientSession>, HubError> {
-        self.register_session(random_id(), view, capacity, None)
-    }
-
-    /// Registers a new session under `id`, opened by `credential` (an existing one of that
-    /// id is returned as is).
-    pub(crate) fn register_session(
-        &self,
-        id: String,
-        view: View,
-        capacity: usize,
-        credential: Option<&str>,
-    ) -> Result<Arc<ClientSession>, HubError> {
-        let session = ClientSession::new(id, view, capacity, self.inner.config.stream_queue_bytes);
-        if let Some(c) = credential {
-            session.set_credential(c.to_string());
-        }
-        let session = Arc::new(session);
-        // A client that stops reading its stream loses the session (the warning is logged by
-        // the queue); closing it cancels its calls and frees what it held.
-        let hub = Arc::downgrade(&self.inner);
-        let id = session.id.clone();
-        session.outbound.on_overflow(move || {
-            if let Some(inner) = hub.upgrade() {
-                let id = id.clone();
-                tokio::spawn(async move {
-                    Hub { inner }.close_session(&id);
-                });
-            }
-        });
-        let mut sessions = self.inner.sessions.lock().expect("sessions lock");
-        if let Some(existing) = sessions.get(&session.id) {
-            return Ok(existing.clone());
-        }
-        if sessions.len() >= self.inner.config.max_sessions {
-            return Err(HubError::TooManySessions(self.inner.config.max_sessions));
-        }
-        sessions.insert(session.id.clone(), session.clone());
-        Ok(session)
-    }
-
-    /// A session for one stateless (2026-07-28) request: not registered, never pushed to.
-    /// `param_headers` are an HTTP request's `Mcp-Param-*` headers (name after the prefix,
-    /// raw value); `None` for other transports.
-    pub fn stateless_session(
-        &self,
-        view: View,
-        param_headers: Option<Vec<(String, String)>>,
-    ) -> Arc<ClientSession> {
-        let mut session =
-            ClientSession::new(String::new(), view, 1, self.inner.config.stream_queue_bytes);
-        session.stateless = true;
-        session.param_headers = param_headers;
-        session
-            .initialized
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        Arc::new(session)
-    }
-
-    /// A live session by id.
-    pub fn session(&self, id: &str) -> Option<Arc<ClientSession>> {
-        self.inner
-            .sessions
-            .lock()
-            .expect("sessions lock")
-            .get(id)
-            .cloned()
-    }
-
-    /// Ends a session: cancels what it has in flight. True if it existed.
-    pub fn close_session(&self, id: &str) -> bool {
-        let removed = self
-            .inner
-            .sessions
-            .lock()
-            .expect("sessions lock")
-            .remove(id);
-        match removed {
-            Some(s) => {
-                close(&s);
-                if let Some(o) = self.inner.observed.get() {
-                    o.observer.session_closed(&o.tenant, s.created.elapsed());
-                }
-                self.release_client(id);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Closes a client's own upstream sessions (servers in `per-client` mode).
-    fn release_client(&self, id: &str) {
-        let ups: Vec<Upstream> = self
-            .inner
-            .upstreams
-            .load()
-            .values()
-            .filter(|u| u.client_sessions() > 0)
-            .cloned()
-            .collect();
-        for up in ups {
-            let id = id.to_string();
-            tokio::spawn(async move { up.release_client(&id).await });
-        }
-    }
-
-    /// Log messages (`notifications/message`, whole message text) that server `name` sends
-    /// outside any request stream, from now until the receiver is dropped. Messages are dropped
-    /// when the receiver falls 64 behind.
-    pub fn tap_logs(&self, name: &str) -> mpsc::Receiver<String> {
-        let (tx, rx) = mpsc::channel(64);
-        self.inner
-            .log_taps
-            .lock()
-            .expect("log taps lock")
-            .entry(name.to_string())
-            .or_default()
-            .push(tx);
-        rx
-    }
-
-    /// Number of live sessions.
-    pub fn session_count(&self) -> usize {
-        self.inner.sessions.lock().expect("sessions lock").len()
-    }
-
     /// Stops every upstream (stdio process groups included) and closes every session.
     pub async fn shutdown(&self) {
         self.inner.cancel.cancel();
@@ -672,7 +545,7 @@ impl Hub {
             .map(|(_, s)| s)
             .collect();
         for s in sessions {
-            close(&s);
+            crate::clients::close(&s);
         }
         let ups = self.inner.upstreams.load_full();
         let stops = ups.values().map(|u| u.stop());
@@ -696,41 +569,6 @@ async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: impl Iterat
         }
     })
     .await;
-}
-
-/// One upstream call counted against its session and credential; released when dropped.
-pub(crate) struct CallClaim {
-    hub: Arc<HubInner>,
-    session: Arc<ClientSession>,
-    credential: Option<String>,
-}
-
-impl Drop for CallClaim {
-    fn drop(&mut self) {
-        self.session
-            .calls
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-        if let Some(key) = &self.credential {
-            let mut counts = self
-                .hub
-                .credential_calls
-                .lock()
-                .expect("credential calls lock");
-            if let Some(n) = counts.get_mut(key) {
-                *n -= 1;
-                if *n == 0 {
-                    counts.remove(key);
-                }
-            }
-        }
-    }
-}
-
-fn close(s: &ClientSession) {
-    s.closed.cancel();
-    for (_, t) in s.inflight.lock().expect("inflight lock").drain() {
-        t.cancel();
-    }
 }
 
 fn server_status(u: &Upstream) -> ServerStatus {
@@ -782,68 +620,6 @@ impl HubInner {
         Ok(())
     }
 
-    /// Counts one more upstream call for `session` and its credential, or refuses it at once
-    /// when either already has its limit in flight (so one client cannot use up the
-    /// tenant's slots and make the others wait).
-    pub(crate) fn claim_call(
-        self: &Arc<Self>,
-        session: &Arc<ClientSession>,
-    ) -> Result<CallClaim, String> {
-        use std::sync::atomic::Ordering;
-        let per_session = self.config.max_calls_per_session;
-        let before = session.calls.fetch_add(1, Ordering::AcqRel);
-        if per_session > 0 && before >= per_session {
-            session.calls.fetch_sub(1, Ordering::AcqRel);
-            return Err(format!(
-                "too many calls in flight for this session (limit {per_session}); wait for one \
-                 to finish"
-            ));
-        }
-        let credential = session.credential.get().cloned();
-        if let Some(key) = &credential {
-            let limit = self.config.max_calls_per_credential;
-            let mut counts = self.credential_calls.lock().expect("credential calls lock");
-            let n = counts.entry(key.clone()).or_insert(0);
-            if limit > 0 && *n >= limit {
-                drop(counts);
-                session.calls.fetch_sub(1, Ordering::AcqRel);
-                return Err(format!(
-                    "too many calls in flight for this credential (limit {limit}); wait for one \
-                     to finish"
-                ));
-            }
-            *n += 1;
-        }
-        Ok(CallClaim {
-            hub: self.clone(),
-            session: session.clone(),
-            credential,
-        })
-    }
-
-    /// Waits for an upstream call slot (`max_concurrent_calls`); `Err` after the queue timeout.
-    pub(crate) async fn call_slot(
-        &self,
-    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, String> {
-        let Some(slots) = &self.call_slots else {
-            return Ok(None);
-        };
-        match tokio::time::timeout(
-            self.config.call_queue_timeout,
-            slots.clone().acquire_owned(),
-        )
-        .await
-        {
-            Ok(Ok(permit)) => Ok(Some(permit)),
-            _ => Err(format!(
-                "this tenant has {} upstream calls in flight (its limit) and none finished within \
-                 {} ms; retry later",
-                self.config.max_concurrent_calls,
-                self.config.call_queue_timeout.as_millis()
-            )),
-        }
-    }
-
     /// Servers from the operator's file use the ordinary client; API-supplied ones the guarded one.
     fn client_for(&self, spec: &ServerSpec) -> reqwest::Client {
         match (&self.config.untrusted_client, spec.trusted) {
@@ -865,7 +641,7 @@ impl HubInner {
 
     /// Checks a ready server's tools against their pins (pins them on first use). A server
     /// that is not connected has an empty catalog and is left alone.
-    fn check_pins(&self, server: &str) {
+    pub(crate) fn check_pins(&self, server: &str) {
         let Some(up) = self.upstreams.load().get(server).cloned() else {
             return;
         };
@@ -879,248 +655,5 @@ impl HubInner {
             .map(|i| (i.key.as_str(), i.raw.get(), i.digest))
             .collect();
         self.pins.check(server, &tools, self.config.on_tool_change);
-    }
-
-    pub(crate) fn all_sessions(&self) -> Vec<Arc<ClientSession>> {
-        self.sessions
-            .lock()
-            .expect("sessions lock")
-            .values()
-            .cloned()
-            .collect()
-    }
-
-    /// Tells every initialized session that can see `server` that its lists changed.
-    fn notify_list_changed(&self, server: &str, kinds: &[ListKind], removed: bool) {
-        let merged = self.merged.load();
-        let mut methods: Vec<&str> = kinds
-            .iter()
-            .map(|k| match k {
-                ListKind::Tools => "notifications/tools/list_changed",
-                ListKind::Prompts => "notifications/prompts/list_changed",
-                ListKind::Resources | ListKind::Templates => "notifications/resources/list_changed",
-            })
-            .collect();
-        methods.dedup();
-        for s in self.all_sessions() {
-            let visible = match &s.view {
-                View::Server(name) => name == server,
-                v => removed || merged.in_view(v, server),
-            };
-            if visible && s.initialized.load(std::sync::atomic::Ordering::Relaxed) {
-                for m in &methods {
-                    s.push(notification_message(m, None));
-                }
-            }
-        }
-    }
-
-    /// Tells sessions on a group endpoint whose membership or filter changed.
-    fn notify_group_change(&self, before: &BTreeMap<String, GroupDef>) {
-        let after = self.groups.load();
-        for s in self.all_sessions() {
-            let View::Group(g) = &s.view else { continue };
-            if before.get(g) != after.get(g)
-                && s.initialized.load(std::sync::atomic::Ordering::Relaxed)
-            {
-                s.push(notification_message(
-                    "notifications/tools/list_changed",
-                    None,
-                ));
-                s.push(notification_message(
-                    "notifications/prompts/list_changed",
-                    None,
-                ));
-                s.push(notification_message(
-                    "notifications/resources/list_changed",
-                    None,
-                ));
-            }
-        }
-    }
-
-    /// Hands a log message to the server's taps, forgetting the ones whose receiver is gone.
-    fn tap_log(&self, server: &str, text: &str) {
-        let mut taps = self.log_taps.lock().expect("log taps lock");
-        if let Some(list) = taps.get_mut(server) {
-            list.retain(|tx| !tx.is_closed());
-            for tx in list.iter() {
-                let _ = tx.try_send(text.to_string());
-            }
-            if list.is_empty() {
-                taps.remove(server);
-            }
-        }
-    }
-
-    fn forward_notification(&self, server: &str, method: &str, text: String) {
-        if method == "notifications/subscriptions/acknowledged" {
-            // The answer to the hub's own listen request to a stateless upstream.
-            return;
-        }
-        if method == "notifications/message" {
-            self.tap_log(server, &text);
-        }
-        let merged = self.merged.load();
-        let uri = if method == "notifications/resources/updated" {
-            updated_uri(&text)
-        } else {
-            None
-        };
-        for s in self.all_sessions() {
-            if !merged.in_view(&s.view, server)
-                || !s.initialized.load(std::sync::atomic::Ordering::Relaxed)
-            {
-                continue;
-            }
-            match &uri {
-                Some(u) => {
-                    let exported = if matches!(s.view, View::Server(_)) {
-                        None
-                    } else {
-                        merged.exported_uri(server, u)
-                    };
-                    let shown = exported.unwrap_or(u);
-                    if s.subscriptions.lock().expect("subs lock").contains(shown) {
-                        let params =
-                            format!(r#"{{"uri":{}}}"#, switchboard_core::jsonrpc::quote(shown));
-                        self.push_or_relay(&s, notification_message(method, Some(&params)));
-                    }
-                }
-                None => {
-                    s.push(text.clone());
-                }
-            }
-        }
-    }
-}
-
-fn updated_uri(text: &str) -> Option<String> {
-    let env = switchboard_core::jsonrpc::Envelope::parse(text).ok()?;
-    let fields = switchboard_core::jsonrpc::Fields::parse(env.params?.get())?;
-    fields.get_str("uri").map(|u| u.into_owned())
-}
-
-async fn event_loop(
-    hub: std::sync::Weak<HubInner>,
-    mut rx: mpsc::UnboundedReceiver<HubEvent>,
-    cancel: CancellationToken,
-) {
-    loop {
-        let first = tokio::select! {
-            _ = cancel.cancelled() => return,
-            ev = rx.recv() => ev,
-        };
-        let Some(first) = first else { return };
-        let Some(hub) = hub.upgrade() else { return };
-        // Coalesce a burst (many servers connecting at once) into one rebuild.
-        let mut batch = vec![first];
-        while let Ok(ev) = rx.try_recv() {
-            batch.push(ev);
-        }
-        let changed: Vec<(String, Vec<ListKind>)> = batch
-            .iter()
-            .filter_map(|ev| match ev {
-                HubEvent::CatalogChanged { server, kinds } => Some((server.clone(), kinds.clone())),
-                _ => None,
-            })
-            .collect();
-        if !changed.is_empty() {
-            hub.rebuild();
-            for (server, kinds) in &changed {
-                hub.notify_list_changed(server, kinds, false);
-            }
-            for (server, kinds) in &changed {
-                if kinds.contains(&ListKind::Tools) {
-                    hub.check_pins(server);
-                }
-            }
-        }
-        for ev in batch {
-            match ev {
-                HubEvent::CatalogChanged { .. } => {}
-                HubEvent::Notification {
-                    server,
-                    method,
-                    text,
-                } => hub.forward_notification(&server, &method, text),
-                HubEvent::ServerRequest { server, text } => {
-                    refuse_server_request(&hub, &server, &text)
-                }
-                HubEvent::ClientMessage {
-                    client,
-                    conn,
-                    text,
-                    is_request,
-                    ..
-                } => deliver_to_client(Hub { inner: hub.clone() }, &client, conn, text, is_request),
-            }
-        }
-    }
-}
-
-/// A per-client upstream session spoke outside any call: only its own client hears it.
-fn deliver_to_client(
-    hub: Hub,
-    client: &str,
-    conn: Arc<switchboard_upstream::Connection>,
-    text: String,
-    is_request: bool,
-) {
-    let Some(session) = hub.session(client) else {
-        return;
-    };
-    if !is_request {
-        session.push(text);
-        return;
-    }
-    tokio::spawn(async move {
-        let sink = session.sender().clone();
-        hub.forward_server_request(&session, &conn, text, &sink)
-            .await;
-    });
-}
-
-/// A server request that no in-flight call claimed has no client to go to: refuse it.
-fn refuse_server_request(hub: &HubInner, server: &str, text: &str) {
-    let Ok(env) = switchboard_core::jsonrpc::Envelope::parse(text) else {
-        return;
-    };
-    let reply = error_message(
-        env.id_text(),
-        switchboard_core::jsonrpc::code::METHOD_NOT_FOUND,
-        "the hub has no client to route this request to (it was not made while serving a client's request)",
-        None,
-    );
-    if let Some(up) = hub.upstreams.load().get(server)
-        && let Ok(conn) = up.connection()
-    {
-        tokio::spawn(async move {
-            let _ = conn.send(reply).await;
-        });
-    }
-}
-
-async fn sweep_sessions(hub: std::sync::Weak<HubInner>, cancel: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
-        }
-        let Some(hub) = hub.upgrade() else { return };
-        let limit = hub.config.session_idle_timeout;
-        let expired: Vec<String> = {
-            let sessions = hub.sessions.lock().expect("sessions lock");
-            sessions
-                .values()
-                .filter(|s| s.idle_for() > limit && s.in_flight() == 0 && !s.has_stream())
-                .map(|s| s.id.clone())
-                .collect()
-        };
-        hub.parked.purge();
-        let handle = Hub { inner: hub };
-        for id in expired {
-            handle.close_session(&id);
-        }
     }
 }

@@ -4,17 +4,21 @@
 //! Transports (HTTP, SSE, stdio) live elsewhere; they create a [`ClientSession`] and pass each
 //! client message to [`Hub::handle`].
 
+mod bridge;
+mod call;
+mod clients;
 pub mod embedder;
+mod events;
 mod hub;
-mod listen;
+mod limits;
 mod local;
 mod merged;
-mod mrtr;
 mod observe;
 pub mod outbox;
 mod pins;
+mod reply;
 mod resume;
-mod router;
+mod route;
 pub mod seal;
 mod session;
 mod smart;
@@ -29,7 +33,7 @@ pub use observe::{CallObserver, CallRecord, UpstreamCall, cap, classify, trace_i
 pub use outbox::{DEFAULT_STREAM_QUEUE_BYTES, Inbox, Outbox};
 pub use pins::{OnToolChange, PinEvent, PinnedTool, ToolPins};
 pub use resume::{EndedSessions, Relay, RelayMessage, session_hash};
-pub use router::{LATEST_VERSION, SUPPORTED_VERSIONS};
+pub use route::{LATEST_VERSION, SUPPORTED_VERSIONS};
 pub use session::{ClientInfo, ClientSession, StreamGuard, UserHeaders, random_id};
 pub use smart::{DEFAULT_LIMIT as SMART_DEFAULT_LIMIT, Found, SearchError, SmartMode};
 pub use stateless::{HEADER_MISMATCH, MISSING_CAPABILITY, STATELESS_VERSION, UNSUPPORTED_VERSION};

@@ -12,7 +12,7 @@
 //! - a resource update for a session whose stream is held elsewhere goes to that stream;
 //! - a `DELETE` ends the session on every replica, and later resumptions are refused;
 //! - a client's `notifications/cancelled` goes to the replica running the request;
-//! - a stateless client's retry of a parked call (multi-round-trip requests, `mrtr.rs`) goes
+//! - a stateless client's retry of a parked call (multi-round-trip requests, `bridge/mrtr.rs`) goes
 //!   to the replica holding the call (its `requestState` names it), and the answer comes back.
 //!
 //! Without a relay (one replica, SQLite) sealed ids still let a session survive a restart
@@ -422,7 +422,7 @@ impl Hub {
         text: &str,
         state: &str,
     ) -> Option<String> {
-        let holder = crate::mrtr::holder_of(state)?;
+        let holder = crate::bridge::mrtr::holder_of(state)?;
         if holder == self.inner.parked.tag() {
             return None;
         }

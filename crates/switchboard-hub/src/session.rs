@@ -150,6 +150,15 @@ impl ClientSession {
         self.stateless
     }
 
+    /// The era its client speaks.
+    pub(crate) fn era(&self) -> switchboard_core::protocol::Era {
+        if self.stateless {
+            switchboard_core::protocol::Era::Stateless
+        } else {
+            switchboard_core::protocol::Era::Session
+        }
+    }
+
     /// What the client declared, once it has initialized.
     pub fn client_info(&self) -> Option<&ClientInfo> {
         self.client.get()
@@ -268,7 +277,7 @@ pub fn random_id() -> String {
 
 /// The revision the hub speaks with a client that asked for `requested` in `initialize`.
 pub(crate) fn negotiate(requested: &str) -> &'static str {
-    use crate::router::{LATEST_VERSION, SUPPORTED_VERSIONS};
+    use crate::route::{LATEST_VERSION, SUPPORTED_VERSIONS};
     SUPPORTED_VERSIONS
         .iter()
         .find(|v| **v == requested)

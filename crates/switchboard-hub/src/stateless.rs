@@ -1,15 +1,13 @@
-//! The stateless 2026-07-28 protocol for clients: per-request `_meta`, `server/discover`,
-//! `resultType`, cache hints. Upstreams behind the hub are reached in their own era; the
-//! hub adds what a stateless client expects to their results.
-
-use std::sync::Arc;
+//! The stateless 2026-07-28 protocol's rules for clients: per-request `_meta` checks,
+//! methods it removed, `resultType` and cache hints added to results, and the `_meta` a
+//! request carries upstream. Upstreams behind the hub are reached in their own era; the hub
+//! adds what a stateless client expects to their results. (`server/discover` is in
+//! `route/handshake.rs`, mixed-era channels in `route/channel.rs`.)
 
 use serde_json::Value;
-use switchboard_core::jsonrpc::{
-    Envelope, Fields, Kind, Splice, code, error_message, object_append_point, quote, result_message,
-};
+use switchboard_core::jsonrpc::{Envelope, Fields, Splice, code, object_append_point, quote};
 
-use crate::hub::Hub;
+use crate::reply;
 use crate::session::{ClientInfo, ClientSession};
 
 pub use switchboard_core::protocol::STATELESS_VERSION;
@@ -32,19 +30,15 @@ pub(crate) fn prelude(
         .and_then(|p| p.get("_meta"))
         .and_then(|m| Fields::parse(m.get()));
     let Some(meta) = meta else {
-        return Err(error_message(
+        return Err(reply::invalid_params(
             id,
-            code::INVALID_PARAMS,
             &format!("missing params._meta[{META_VERSION:?}]"),
-            None,
         ));
     };
     let Some(version) = meta.get_str(META_VERSION) else {
-        return Err(error_message(
+        return Err(reply::invalid_params(
             id,
-            code::INVALID_PARAMS,
             &format!("missing _meta[{META_VERSION:?}]"),
-            None,
         ));
     };
     if version != STATELESS_VERSION {
@@ -53,19 +47,17 @@ pub(crate) fn prelude(
             quote(STATELESS_VERSION),
             quote(&version)
         );
-        return Err(error_message(
+        return Err(reply::error_with(
             id,
             UNSUPPORTED_VERSION,
             &format!("unsupported protocol version {version:?}"),
-            Some(&data),
+            &data,
         ));
     }
     let Some(caps) = meta.get(META_CAPABILITIES) else {
-        return Err(error_message(
+        return Err(reply::invalid_params(
             id,
-            code::INVALID_PARAMS,
             &format!("missing _meta[{META_CAPABILITIES:?}]"),
-            None,
         ));
     };
     let parse = |raw: Option<&serde_json::value::RawValue>| {
@@ -233,136 +225,4 @@ fn push_field(out: &mut String, field: &str) {
         out.push(',');
     }
     out.push_str(field);
-}
-
-/// How a message on a channel that carries both eras is to be served.
-enum Marked {
-    /// A request marked 2026-07-28 (its `_meta` names a protocol revision) on a channel that
-    /// did not `initialize`: served statelessly. Holds the request's id.
-    Stateless(String),
-    /// A `notifications/cancelled` naming a request: the id.
-    Cancel(String),
-    /// Anything else: the channel's own session.
-    Session,
-}
-
-fn marked(channel: &ClientSession, text: &str) -> Marked {
-    let Ok(env) = Envelope::parse(text) else {
-        return Marked::Session;
-    };
-    let params = env.params.and_then(|p| Fields::parse(p.get()));
-    match env.kind() {
-        Ok(Kind::Request) if channel.client_info().is_none() => {
-            let versioned = params
-                .as_ref()
-                .and_then(|p| p.get("_meta"))
-                .and_then(|m| Fields::parse(m.get()))
-                .is_some_and(|m| m.get(META_VERSION).is_some());
-            if versioned {
-                Marked::Stateless(env.id_text().to_string())
-            } else {
-                Marked::Session
-            }
-        }
-        Ok(Kind::Notification) if env.method() == "notifications/cancelled" => params
-            .as_ref()
-            .and_then(|p| p.get("requestId"))
-            .map_or(Marked::Session, |id| Marked::Cancel(id.get().to_string())),
-        _ => Marked::Session,
-    }
-}
-
-/// Forgets a channel's stateless request when it ends, however it ends.
-struct InFlight<'a> {
-    channel: &'a ClientSession,
-    id: String,
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.channel
-            .stateless_calls
-            .lock()
-            .expect("stateless calls lock")
-            .remove(&self.id);
-    }
-}
-
-impl Hub {
-    /// One message from a channel that carries both eras: stdio, or a legacy SSE session. A
-    /// request whose `_meta` names a protocol revision, on a channel that has not sent
-    /// `initialize`, is a stateless 2026-07-28 request: it is served on a session of its own,
-    /// exactly as over Streamable HTTP (`_meta` checks, `resultType` and cache hints), with
-    /// its progress and reply on `sink`. Everything else goes to the channel's session.
-    pub async fn handle_channel(
-        &self,
-        channel: &Arc<ClientSession>,
-        text: &str,
-        sink: &crate::outbox::Outbox,
-    ) -> Option<String> {
-        match marked(channel, text) {
-            Marked::Stateless(id) => {
-                let session = self.stateless_session(channel.view.clone(), None);
-                if let Some(h) = channel.user_headers.get() {
-                    session.set_user_headers(h.clone());
-                }
-                let cancel = tokio_util::sync::CancellationToken::new();
-                channel
-                    .stateless_calls
-                    .lock()
-                    .expect("stateless calls lock")
-                    .insert(id.clone(), cancel.clone());
-                let _forget = InFlight { channel, id };
-                tokio::select! {
-                    reply = self.handle(&session, text, sink) => reply,
-                    // Cancelled: the request is dropped (and so cancelled upstream), unanswered.
-                    _ = cancel.cancelled() => None,
-                }
-            }
-            Marked::Cancel(id) => {
-                let cancel = channel
-                    .stateless_calls
-                    .lock()
-                    .expect("stateless calls lock")
-                    .remove(&id);
-                match cancel {
-                    Some(c) => {
-                        c.cancel();
-                        None
-                    }
-                    None => self.handle(channel, text, sink).await,
-                }
-            }
-            Marked::Session => self.handle(channel, text, sink).await,
-        }
-    }
-
-    /// `server/discover`: what the hub supports, for stateless clients.
-    pub(crate) fn discover(&self, session: &ClientSession, id: &str) -> String {
-        let versions = crate::router::SUPPORTED_VERSIONS
-            .iter()
-            .chain([STATELESS_VERSION].iter())
-            .map(|v| quote(v))
-            .collect::<Vec<_>>()
-            .join(",");
-        // Extensions (Tasks) are the upstream's to offer, and only where requests about them
-        // can be routed back to it: on a stateless server's own endpoint.
-        let extensions = match &session.view {
-            crate::view::View::Server(s) => self
-                .upstream(s)
-                .and_then(|u| u.info())
-                .filter(|i| crate::router::is_stateless(i))
-                .and_then(|i| i.capabilities.get("extensions").cloned())
-                .filter(|e| e.as_object().is_some_and(|o| !o.is_empty()))
-                .map(|e| format!(r#","extensions":{e}"#)),
-            _ => None,
-        }
-        .unwrap_or_default();
-        let result = format!(
-            r#"{{"supportedVersions":[{versions}],"capabilities":{{"tools":{{"listChanged":true}},"prompts":{{"listChanged":true}},"resources":{{"subscribe":true,"listChanged":true}},"completions":{{}}{extensions}}},"instructions":{},"ttlMs":0,"cacheScope":"private","resultType":"complete","_meta":{{"io.modelcontextprotocol/serverInfo":{{"name":"switchboard","title":"Switchboard MCP hub","version":{}}}}}}}"#,
-            quote(&self.instructions_for(&session.view)),
-            quote(env!("CARGO_PKG_VERSION")),
-        );
-        result_message(id, &result)
-    }
 }

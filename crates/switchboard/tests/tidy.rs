@@ -8,8 +8,6 @@ use std::path::{Path, PathBuf};
 /// Files allowed past 800 lines, each with the most it may have. Shrink an entry when a file
 /// is split; never raise one without a reason in the commit.
 const LONG_FILES: &[(&str, usize)] = &[
-    ("crates/switchboard-hub/src/router.rs", 1700),
-    ("crates/switchboard-hub/src/hub.rs", 1150),
     ("crates/switchboard-http/src/api/v1/identity.rs", 950),
     ("crates/switchboard-store/tests/contract.rs", 1500),
     ("crates/switchboard-control/src/sessions.rs", 950),

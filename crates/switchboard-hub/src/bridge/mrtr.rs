@@ -12,13 +12,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use switchboard_core::jsonrpc::{Envelope, Fields, code, error_message, quote, result_message};
+use switchboard_core::jsonrpc::{Envelope, Fields, quote};
 use switchboard_upstream::{CallEvent, Connection, UpstreamError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::session::random_id;
+use crate::call::{Eras, Return, finish_call, needed_capability};
+use crate::hub::Hub;
+use crate::reply;
+use crate::route::Request;
+use crate::session::{ClientSession, random_id};
 
 /// How long a call that has asked one question waits for more before the client gets
 /// them in one `input_required` round.
@@ -105,14 +109,21 @@ pub(crate) struct Ask {
     pub(crate) text: String,
 }
 
-/// A call waiting for the client's answers.
-pub(crate) struct Parked {
+/// The upstream side of a stateless client's call: what keeps it going across the client's
+/// rounds.
+pub(crate) struct Leg {
     pub(crate) running: Running,
     pub(crate) conn: Arc<Connection>,
+    pub(crate) server: String,
+    /// The client's progress token, raw.
+    pub(crate) progress_token: Option<String>,
+}
+
+/// A call waiting for the client's answers.
+pub(crate) struct Parked {
+    pub(crate) leg: Leg,
     /// Questions asked: key, the upstream request's raw id, the request's text.
     pub(crate) asked: Vec<Ask>,
-    pub(crate) server: String,
-    pub(crate) progress_token: Option<String>,
     expires: Instant,
 }
 
@@ -147,21 +158,11 @@ impl ParkedCalls {
     }
 
     /// Parks a call; returns the `requestState` that resumes it.
-    pub(crate) fn park(
-        &self,
-        running: Running,
-        conn: Arc<Connection>,
-        asked: Vec<Ask>,
-        server: String,
-        progress_token: Option<String>,
-    ) -> String {
+    pub(crate) fn park(&self, leg: Leg, asked: Vec<Ask>) -> String {
         let state = format!("sbrs1.{}.{}", self.tag, random_id());
         let parked = Parked {
-            running,
-            conn,
+            leg,
             asked,
-            server,
-            progress_token,
             expires: Instant::now() + PARK_TTL,
         };
         let mut map = self.map.lock().expect("parked lock");
@@ -210,7 +211,7 @@ pub(crate) fn input_required(id: &str, asks: &[Ask], state: &str) -> String {
         r#"{{"resultType":"input_required","inputRequests":{requests},"requestState":{}}}"#,
         quote(state)
     );
-    result_message(id, &result)
+    reply::result(id, &result)
 }
 
 /// Answers each parked question from the client's `inputResponses`; returns the questions
@@ -224,8 +225,9 @@ pub(crate) async fn answer(parked: &Parked, responses: Option<&Fields<'_>>) -> V
         {
             Some(value) => {
                 let _ = parked
+                    .leg
                     .conn
-                    .send(result_message(&ask.upstream_id, value.get()))
+                    .send(reply::result(&ask.upstream_id, value.get()))
                     .await;
             }
             None => missing.push(ask.clone()),
@@ -236,10 +238,113 @@ pub(crate) async fn answer(parked: &Parked, responses: Option<&Fields<'_>>) -> V
 
 /// An error reply for a retry whose `requestState` is unknown or expired.
 pub(crate) fn unknown_state(id: &str) -> String {
-    error_message(
+    reply::invalid_params(
         id,
-        code::INVALID_PARAMS,
         "unknown or expired requestState: send the request again without it",
-        None,
     )
+}
+
+impl Hub {
+    /// Runs a stateless client's call until it ends or the upstream asks something; questions
+    /// park the call and become an `input_required` result.
+    pub(crate) async fn drive(
+        &self,
+        req: &Request<'_>,
+        uri_rewrite: Option<&(String, String)>,
+        mut leg: Leg,
+    ) -> String {
+        let (id, session) = (req.id(), req.session);
+        let mut asks: Vec<Ask> = Vec::new();
+        loop {
+            // Questions that come close together (a session-based server asking several
+            // things at once) go to the client in one round.
+            let next = if asks.is_empty() {
+                leg.running.rx.recv().await
+            } else {
+                tokio::time::timeout(GATHER, leg.running.rx.recv())
+                    .await
+                    .ok()
+                    .flatten()
+            };
+            match next {
+                Some(Progress::Note(t)) => {
+                    let token = leg.progress_token.as_deref();
+                    let note = CallEvent::Notification(t);
+                    self.relay(session, &leg.conn, note, token, req.sink).await;
+                }
+                Some(Progress::Ask(t)) => {
+                    match admit_question(session, &leg.conn, t, asks.len()).await {
+                        Ok(ask) => asks.push(ask),
+                        // Not a question for the client (refused upstream): carry on.
+                        Err("") => {}
+                        // The call needs what the client did not declare: it fails (and the
+                        // upstream call is cancelled when `leg` is dropped).
+                        Err(needed) => return reply::missing_capability(id, needed),
+                    }
+                }
+                Some(Progress::Done(outcome)) => {
+                    let back = Return {
+                        id,
+                        server: &leg.server,
+                        eras: Eras::StatelessClient,
+                        uri_rewrite,
+                    };
+                    return finish_call(outcome, &back);
+                }
+                None if asks.is_empty() => {
+                    return reply::internal(id, "the call ended without an answer");
+                }
+                None => {
+                    let state = self.inner.parked.park(leg, asks.clone());
+                    return input_required(id, &asks, &state);
+                }
+            }
+        }
+    }
+
+    /// A stateless client's retry: answer the parked questions, then keep driving the call.
+    pub(crate) async fn resume(
+        &self,
+        req: &Request<'_>,
+        state: &str,
+        uri_rewrite: Option<&(String, String)>,
+    ) -> String {
+        let id = req.id();
+        let Some(parked) = self.inner.parked.take(state) else {
+            return unknown_state(id);
+        };
+        let responses = req
+            .params
+            .and_then(|p| p.get("inputResponses"))
+            .and_then(|r| Fields::parse(r.get()));
+        let missing = answer(&parked, responses.as_ref()).await;
+        if !missing.is_empty() {
+            let state = self.inner.parked.park(parked.leg, missing.clone());
+            return input_required(id, &missing, &state);
+        }
+        self.drive(req, uri_rewrite, parked.leg).await
+    }
+}
+
+/// A question the client may be asked. One it did not declare is refused upstream, and
+/// the capability it needs is returned as the error.
+async fn admit_question(
+    session: &ClientSession,
+    conn: &Arc<Connection>,
+    text: String,
+    n: usize,
+) -> Result<Ask, &'static str> {
+    let Ok(env) = Envelope::parse(&text) else {
+        return Err("");
+    };
+    let needed = needed_capability(env.method());
+    if needed.is_empty() || !session.client_has(needed) {
+        let _ = conn.send(reply::undeclared(env.id_text(), needed)).await;
+        return Err(needed);
+    }
+    Ok(Ask {
+        key: format!("q{}", n + 1),
+        upstream_id: env.id_text().to_string(),
+        text: text.clone(),
+    })
 }

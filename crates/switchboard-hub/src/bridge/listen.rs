@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use switchboard_core::jsonrpc::{Fields, code, error_message, notification_message};
+use switchboard_core::jsonrpc::{Fields, notification_message};
 
 use crate::hub::Hub;
 use crate::outbox::Outbox;
+use crate::reply;
 use crate::session::ClientSession;
 
 /// `_meta` key naming the listen request a notification belongs to.
@@ -117,23 +118,18 @@ impl Hub {
         sink: &Outbox,
     ) -> String {
         let Some(mut filter) = Filter::parse(params) else {
-            return error_message(
-                id,
-                code::INVALID_PARAMS,
-                "params.notifications must be an object",
-                None,
-            );
+            return reply::invalid_params(id, "params.notifications must be an object");
         };
         let session = match self.create_session(caller.view.clone(), LISTEN_CAPACITY) {
             Ok(s) => s,
-            Err(e) => return error_message(id, code::INTERNAL_ERROR, &e.to_string(), None),
+            Err(e) => return reply::internal(id, &e.to_string()),
         };
         let registration = Registration {
             hub: self.clone(),
             session: session.clone(),
         };
         let Some(mut stream) = session.attach_stream() else {
-            return error_message(id, code::INTERNAL_ERROR, "listen stream unavailable", None);
+            return reply::internal(id, "listen stream unavailable");
         };
         // Only URIs this endpoint knows are honoured; each one becomes an upstream
         // subscription unless another client already holds it.
@@ -178,7 +174,7 @@ impl Hub {
         drop(stream);
         drop(registration);
         let result = json!({"resultType": "complete", "_meta": {META_SUBSCRIPTION_ID: raw_id(id)}});
-        switchboard_core::jsonrpc::result_message(id, &result.to_string())
+        reply::result(id, &result.to_string())
     }
 
     /// Adds `uri` to a listen session's subscriptions, subscribing upstream when it is the
