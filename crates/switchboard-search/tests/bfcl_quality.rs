@@ -114,15 +114,15 @@ fn hybrid_ranking_beats_lexical_ranking_on_a_sample_of_held_out_questions() {
         "sample of {} questions: lexical {lexical:?}, hybrid {hybrid:?}",
         sample.len()
     );
-    // Measured: lexical R@1 0.876, R@5 0.956, MRR 0.914; hybrid (score fusion) R@1 0.883,
-    // R@5 0.964, MRR 0.923 (137 questions; one question is 0.007). On the full held-out
-    // split (`search-bench`) the gap is wider: R@5 0.873 against 0.905.
+    // Measured: lexical R@1 0.876, R@5 0.956, MRR 0.914; hybrid (score fusion) R@1 0.905,
+    // R@5 0.964, MRR 0.934 (137 questions; one question is 0.007). On the full held-out
+    // split (`search-bench`) the gap is wider: R@5 0.873 against 0.910.
     assert!(
-        hybrid.recall[1] >= 0.955 && hybrid.recall[0] >= 0.87 && hybrid.mrr >= 0.915,
+        hybrid.recall[1] >= 0.955 && hybrid.recall[0] >= 0.895 && hybrid.mrr >= 0.925,
         "hybrid {hybrid:?}"
     );
     assert!(
-        hybrid.recall[1] >= lexical.recall[1] && hybrid.mrr >= lexical.mrr + 0.005,
+        hybrid.recall[1] >= lexical.recall[1] && hybrid.mrr >= lexical.mrr + 0.012,
         "hybrid {hybrid:?} vs lexical {lexical:?}"
     );
 }

@@ -92,11 +92,16 @@ fn fnv64(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The text of a tool definition that is embedded: its name split into words, its title
-/// and description, and its parameters' names and descriptions.
+/// The text of a tool definition that is embedded: its name split into words as the lexical
+/// index splits it (at `_`, `-`, `.`, case changes and digits: `listPullRequests` → `list
+/// Pull Requests`, which WordPiece reads as three known words rather than one rare one),
+/// its title and description, and its parameters' names and descriptions.
+///
+/// The vector cache is keyed by a hash of this text (and the model), so a change here
+/// re-embeds every tool once and never serves a vector of the old text.
 pub fn tool_text(t: &crate::ToolText) -> String {
     use crate::Field;
-    let name = t.fields[Field::Name as usize].replace(['_', '-', '.'], " ");
+    let name = crate::text::words(&t.fields[Field::Name as usize]).join(" ");
     let mut s = String::with_capacity(256);
     s.push_str(&name);
     for f in [Field::Title, Field::Description, Field::Params] {
@@ -189,5 +194,27 @@ impl VectorIndex {
         }
         hits.sort_unstable_by(by_rank);
         hits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_embedded_text_splits_the_name_into_words() {
+        let t = crate::ToolText::from_tool(
+            "gh",
+            "listPullRequests_v2",
+            &json!({"description": "Lists pull requests.",
+                    "inputSchema": {"type": "object", "properties": {
+                        "repo": {"type": "string", "description": "owner/name"}}}}),
+        );
+        assert_eq!(
+            tool_text(&t),
+            "list Pull Requests v 2. Lists pull requests.. repo owner/name"
+        );
     }
 }
