@@ -1,16 +1,13 @@
 //! Stateless 2026-07-28 requests on the same `/mcp` URL: recognising them, checking the
 //! routing headers against the body, and the HTTP statuses their errors carry.
 
-use axum::body::to_bytes;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use switchboard_core::jsonrpc::{Envelope, Fields, code};
+use switchboard_core::jsonrpc::{Envelope, Fields};
 use switchboard_core::protocol::headers::{METHOD, NAME, PARAM_PREFIX, PROTOCOL_VERSION};
 use switchboard_core::protocol::meta::VERSION as META_VERSION;
 use switchboard_core::protocol::routing_field;
-use switchboard_hub::{
-    HEADER_MISMATCH, MISSING_CAPABILITY, STATELESS_VERSION, UNSUPPORTED_VERSION,
-};
+use switchboard_hub::{HEADER_MISMATCH, ReplyClass, STATELESS_VERSION};
 
 /// A request without a session that names the stateless revision (header or `_meta`).
 pub(crate) fn is_stateless(headers: &HeaderMap, env: &Envelope<'_>) -> bool {
@@ -97,37 +94,21 @@ fn decode_header_value(v: &str) -> Option<String> {
     switchboard_core::param_headers::decode(v)
 }
 
-/// Gives a JSON error reply the status the stateless revision prescribes.
-pub(crate) async fn with_status(resp: Response) -> Response {
+/// Gives a JSON reply the status the stateless revision prescribes for how the hub answered:
+/// 400 for a protocol-level refusal, 404 for an unknown method, else 200. A streamed reply
+/// has sent its 200 already.
+pub(crate) fn with_status(mut resp: Response, class: ReplyClass) -> Response {
     let is_json = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !is_json || resp.status() != StatusCode::OK {
-        return resp;
+    if is_json && resp.status() == StatusCode::OK {
+        *resp.status_mut() = match class {
+            ReplyClass::Answered => StatusCode::OK,
+            ReplyClass::Refused => StatusCode::BAD_REQUEST,
+            ReplyClass::UnknownMethod => StatusCode::NOT_FOUND,
+        };
     }
-    let (parts, body) = resp.into_parts();
-    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    let status = std::str::from_utf8(&bytes)
-        .ok()
-        .and_then(|t| Envelope::parse(t).ok())
-        .and_then(|env| {
-            let err = Fields::parse(env.error?.get())?;
-            let code: i64 = err.get("code")?.get().parse().ok()?;
-            let message = err.get_str("message").unwrap_or_default();
-            Some(match code {
-                HEADER_MISMATCH | MISSING_CAPABILITY | UNSUPPORTED_VERSION => {
-                    StatusCode::BAD_REQUEST
-                }
-                code::INVALID_PARAMS if message.contains("_meta") => StatusCode::BAD_REQUEST,
-                code::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
-                _ => StatusCode::OK,
-            })
-        });
-    let mut resp = Response::from_parts(parts, axum::body::Body::from(bytes));
-    *resp.status_mut() = status.unwrap_or(StatusCode::OK);
     resp
 }
 

@@ -181,7 +181,8 @@ pub(crate) async fn post(
             c.apply(&session).await;
         }
         let cut = cut.map(|Extension(c)| c);
-        return crate::stateless::with_status(answer(hub, session, text, cut).await).await;
+        let resp = answer(hub, session.clone(), text, cut).await;
+        return crate::stateless::with_status(resp, session.reply_class());
     }
     drop(env);
     let (session, new_session) = if is_init {

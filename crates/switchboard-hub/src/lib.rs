@@ -36,5 +36,7 @@ pub use resume::{EndedSessions, Relay, RelayMessage, session_hash};
 pub use route::{LATEST_VERSION, SUPPORTED_VERSIONS};
 pub use session::{ClientInfo, ClientSession, StreamGuard, UserHeaders, random_id};
 pub use smart::{DEFAULT_LIMIT as SMART_DEFAULT_LIMIT, Found, SearchError, SmartMode};
-pub use stateless::{HEADER_MISMATCH, MISSING_CAPABILITY, STATELESS_VERSION, UNSUPPORTED_VERSION};
+pub use stateless::{
+    HEADER_MISMATCH, MISSING_CAPABILITY, ReplyClass, STATELESS_VERSION, UNSUPPORTED_VERSION,
+};
 pub use view::{SMART_SEGMENT, View};

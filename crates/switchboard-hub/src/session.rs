@@ -1,7 +1,7 @@
 //! A downstream client's session: its view, what it declared, what it has in flight.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -10,6 +10,7 @@ use switchboard_upstream::Connection;
 use tokio_util::sync::CancellationToken;
 
 use crate::outbox::{self, Inbox, Outbox};
+use crate::stateless::ReplyClass;
 use crate::view::View;
 
 /// A request the hub sent to the client, waiting for the client's answer.
@@ -77,6 +78,8 @@ pub struct ClientSession {
     pub(crate) principal: OnceLock<Arc<str>>,
     /// When the session opened.
     pub(crate) created: Instant,
+    /// How a stateless request was answered (a [`ReplyClass`]; its session is per request).
+    reply_class: AtomicU8,
 }
 
 /// A user's own headers for some servers (per-user upstream credentials): calls from their
@@ -122,6 +125,7 @@ impl ClientSession {
             calls: AtomicUsize::new(0),
             principal: OnceLock::new(),
             created: Instant::now(),
+            reply_class: AtomicU8::new(ReplyClass::Answered as u8),
         }
     }
 
@@ -143,6 +147,15 @@ impl ClientSession {
     /// Who uses the session, when the transport said.
     pub fn principal(&self) -> Option<&Arc<str>> {
         self.principal.get()
+    }
+
+    /// How the hub answered this stateless request: the HTTP transport's status comes from it.
+    pub fn reply_class(&self) -> ReplyClass {
+        ReplyClass::from_u8(self.reply_class.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_reply_class(&self, class: ReplyClass) {
+        self.reply_class.store(class as u8, Ordering::Relaxed);
     }
 
     /// True for a stateless (2026-07-28) request's session.

@@ -19,6 +19,43 @@ pub use switchboard_core::protocol::meta::{
     LOG_LEVEL as META_LOG_LEVEL, VERSION as META_VERSION,
 };
 
+/// How a stateless request was answered, for a transport that signals it outside the message
+/// (over HTTP: 200, 400 or 404). The hub sets it on the request's session from the reply it
+/// built or relayed; nothing parses the reply again to find out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ReplyClass {
+    /// A result, or an error about the operation itself (a tool's bad arguments, say).
+    Answered = 0,
+    /// Refused at the protocol level: `_meta` missing or malformed, an unsupported version,
+    /// an undeclared capability, routing headers that contradict the body.
+    Refused = 1,
+    /// A method the server does not have (or 2026-07-28 removed).
+    UnknownMethod = 2,
+}
+
+impl ReplyClass {
+    pub(crate) fn from_u8(v: u8) -> ReplyClass {
+        match v {
+            1 => ReplyClass::Refused,
+            2 => ReplyClass::UnknownMethod,
+            _ => ReplyClass::Answered,
+        }
+    }
+
+    /// The class of an error reply's code.
+    fn of_code(code: &str) -> ReplyClass {
+        let Ok(code) = code.trim().parse::<i64>() else {
+            return ReplyClass::Answered;
+        };
+        match code {
+            HEADER_MISMATCH | MISSING_CAPABILITY | UNSUPPORTED_VERSION => ReplyClass::Refused,
+            code::METHOD_NOT_FOUND => ReplyClass::UnknownMethod,
+            _ => ReplyClass::Answered,
+        }
+    }
+}
+
 /// Checks a stateless request's `_meta` and records the client's declarations on its session.
 /// Returns the error reply when the request cannot be served.
 pub(crate) fn prelude(
@@ -84,28 +121,37 @@ pub(crate) fn removed(method: &str) -> bool {
     )
 }
 
-/// Adds `resultType` (and, for lists, `ttlMs`/`cacheScope`) to a result that lacks them, and
-/// gives "resource not found" the code 2026-07-28 uses.
-pub(crate) fn finish(reply: String, method: &str) -> String {
+/// Adds `resultType` (and, for lists, `ttlMs`/`cacheScope`) to a result that lacks them,
+/// gives "resource not found" the code 2026-07-28 uses, and says how the request was answered.
+pub(crate) fn finish(reply: String, method: &str) -> (String, ReplyClass) {
     let Ok(env) = Envelope::parse(&reply) else {
-        return reply;
+        return (reply, ReplyClass::Answered);
     };
     if let Some(err) = env.error {
-        let legacy_not_found = Fields::parse(err.get())
-            .and_then(|f| f.get("code"))
-            .is_some_and(|c| c.get() == "-32002");
-        if legacy_not_found && let Some(c) = Fields::parse(err.get()).and_then(|f| f.get("code")) {
+        let Some(c) = Fields::parse(err.get()).and_then(|f| f.get("code")) else {
+            return (reply, ReplyClass::Answered);
+        };
+        let class = ReplyClass::of_code(c.get());
+        if c.get() == "-32002" {
             let mut sp = Splice::new();
             sp.replace(&reply, c.get(), code::INVALID_PARAMS.to_string());
-            return sp.apply(&reply);
+            return (sp.apply(&reply), class);
         }
-        return reply;
+        return (reply, class);
     }
+    (
+        add_result_fields(&reply, &env, method),
+        ReplyClass::Answered,
+    )
+}
+
+/// [`finish`] for a result.
+fn add_result_fields(reply: &str, env: &Envelope<'_>, method: &str) -> String {
     let Some(result) = env.result else {
-        return reply;
+        return reply.to_string();
     };
     let Some(fields) = Fields::parse(result.get()) else {
-        return reply;
+        return reply.to_string();
     };
     let mut extra = String::new();
     if fields.get("resultType").is_none() {
@@ -128,13 +174,13 @@ pub(crate) fn finish(reply: String, method: &str) -> String {
         push_field(&mut extra, r#""cacheScope":"private""#);
     }
     if extra.is_empty() {
-        return reply;
+        return reply.to_string();
     }
     let raw = result.get();
     let Some((at, has_members)) = object_append_point(raw) else {
-        return reply;
+        return reply.to_string();
     };
-    let offset = switchboard_core::jsonrpc::span_of(&reply, raw).start;
+    let offset = switchboard_core::jsonrpc::span_of(reply, raw).start;
     let mut sp = Splice::new();
     sp.insert(
         offset + at,
@@ -144,7 +190,7 @@ pub(crate) fn finish(reply: String, method: &str) -> String {
             extra
         },
     );
-    sp.apply(&reply)
+    sp.apply(reply)
 }
 
 /// A request's `_meta` as a legacy upstream session should see it: without the stateless

@@ -32,7 +32,7 @@ use crate::hub::Hub;
 use crate::outbox::Outbox;
 use crate::reply;
 use crate::session::ClientSession;
-use crate::stateless;
+use crate::stateless::{self, ReplyClass};
 
 /// Protocol revisions the hub speaks with session-era clients, oldest first.
 pub const SUPPORTED_VERSIONS: [&str; 4] = switchboard_core::protocol::SESSION_VERSIONS;
@@ -148,17 +148,21 @@ impl Hub {
             Era::Session => self.dispatch(req).await,
             Era::Stateless => {
                 if let Err(reply) = stateless::prelude(req.session, id, req.params) {
+                    req.session.set_reply_class(ReplyClass::Refused);
                     return Some(reply);
                 }
                 let method = req.method();
                 if stateless::removed(method) {
+                    req.session.set_reply_class(ReplyClass::UnknownMethod);
                     return Some(reply::method_not_found(
                         id,
                         &format!("method not found: {method} (removed in 2026-07-28)"),
                     ));
                 }
                 let reply = self.dispatch(req).await?;
-                Some(stateless::finish(reply, method))
+                let (reply, class) = stateless::finish(reply, method);
+                req.session.set_reply_class(class);
+                Some(reply)
             }
         }
     }
