@@ -147,7 +147,7 @@ fn updated_uri(text: &str) -> Option<String> {
 
 pub(crate) async fn event_loop(
     hub: std::sync::Weak<HubInner>,
-    mut rx: mpsc::UnboundedReceiver<HubEvent>,
+    mut rx: mpsc::Receiver<HubEvent>,
     cancel: CancellationToken,
 ) {
     loop {

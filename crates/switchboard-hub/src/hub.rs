@@ -144,7 +144,7 @@ pub(crate) struct HubInner {
     pub(crate) parked: crate::bridge::mrtr::ParkedCalls,
     /// True once no server was starting; cleared when a server is added.
     settled: std::sync::atomic::AtomicBool,
-    events: mpsc::UnboundedSender<HubEvent>,
+    events: mpsc::Sender<HubEvent>,
     client: reqwest::Client,
     cancel: CancellationToken,
     /// Listeners for one server's log messages (`notifications/message`), by server name.
@@ -167,6 +167,11 @@ pub(crate) struct HubInner {
     pub(crate) replica: crate::resume::ReplicaState,
 }
 
+/// How many upstream events (catalog changes, notifications, server requests) may wait for the
+/// hub's event loop. The loop never waits on an upstream, so a full queue only slows the
+/// upstreams that fill it (their own queues then drop, see `switchboard_upstream::INCOMING_QUEUE`).
+const EVENT_QUEUE: usize = 1024;
+
 /// The hub. Cheap to clone; all clones share one state.
 #[derive(Clone)]
 pub struct Hub {
@@ -176,7 +181,7 @@ pub struct Hub {
 impl Hub {
     /// Creates an empty hub and starts its event loop and session sweeper.
     pub fn new(config: HubConfig) -> Hub {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
         let merged = Merged::build(
             &BTreeMap::new(),
             &BTreeMap::new(),

@@ -153,7 +153,7 @@ struct Inner {
     cancel: CancellationToken,
     stopped: Notify,
     finished: std::sync::atomic::AtomicBool,
-    events: mpsc::UnboundedSender<HubEvent>,
+    events: mpsc::Sender<HubEvent>,
     client: reqwest::Client,
     opts: UpstreamOptions,
     /// Connections besides the shared one, by what they are for.
@@ -186,7 +186,7 @@ impl Upstream {
         spec: ServerSpec,
         client: reqwest::Client,
         opts: UpstreamOptions,
-        events: mpsc::UnboundedSender<HubEvent>,
+        events: mpsc::Sender<HubEvent>,
     ) -> Upstream {
         let disabled = spec.disabled;
         let inner = Arc::new(Inner {
@@ -469,11 +469,16 @@ impl Inner {
         f(&mut self.status.lock().expect("status lock"));
     }
 
-    fn emit_catalog(&self, kinds: Vec<ListKind>) {
-        let _ = self.events.send(HubEvent::CatalogChanged {
-            server: self.spec.name.clone(),
-            kinds,
-        });
+    /// Tells the hub a list changed. Waits while the hub's event queue is full: a catalog
+    /// change is never dropped.
+    async fn emit_catalog(&self, kinds: Vec<ListKind>) {
+        let _ = self
+            .events
+            .send(HubEvent::CatalogChanged {
+                server: self.spec.name.clone(),
+                kinds,
+            })
+            .await;
     }
 
     /// The spec to connect with: the detected transport once one was, else the configured.
@@ -504,7 +509,7 @@ async fn supervise(inner: Arc<Inner>) {
                 inner.conn.store(None);
                 let last = inner.catalog.swap(Arc::new(Catalog::default()));
                 inner.last_good.store(Some(last));
-                inner.emit_catalog(ListKind::ALL.to_vec());
+                inner.emit_catalog(ListKind::ALL.to_vec()).await;
                 conn.shutdown().await;
                 let Some(reason) = died else { break };
                 tracing::warn!(message = "Upstream connection lost.", server = %inner.spec.name, %reason);
@@ -611,7 +616,7 @@ async fn connect(inner: &Arc<Inner>) -> Result<Connected, UpstreamError> {
         s.pid = pid;
     });
     tracing::info!(message = "Upstream ready.", server = %inner.spec.name, transport = spec.transport.kind());
-    inner.emit_catalog(ListKind::ALL.to_vec());
+    inner.emit_catalog(ListKind::ALL.to_vec()).await;
     Ok((conn, rx))
 }
 
@@ -654,7 +659,7 @@ async fn serve_client(
                 if matches!(key, ClientKey::Declaring(_))
                     && let Some(kinds) = ListKind::from_list_changed(&method)
                 {
-                    inner.emit_catalog(kinds.to_vec());
+                    inner.emit_catalog(kinds.to_vec()).await;
                 }
                 continue;
             }
@@ -673,7 +678,7 @@ async fn serve_client(
             text,
             is_request,
         };
-        let _ = inner.events.send(event);
+        let _ = inner.events.send(event).await;
     }
     let mut clients = inner.clients.lock().expect("clients lock");
     if clients.get(&key).is_some_and(|c| Arc::ptr_eq(c, &conn)) {
@@ -696,17 +701,23 @@ async fn handle_incoming(inner: &Arc<Inner>, conn: &Arc<Connection>, msg: Incomi
                     }
                 }
                 inner.catalog.store(Arc::new(catalog));
-                inner.emit_catalog(kinds.to_vec());
+                inner.emit_catalog(kinds.to_vec()).await;
             } else {
-                let _ = inner.events.send(HubEvent::Notification {
-                    server,
-                    method,
-                    text,
-                });
+                let _ = inner
+                    .events
+                    .send(HubEvent::Notification {
+                        server,
+                        method,
+                        text,
+                    })
+                    .await;
             }
         }
         Incoming::Request { text, .. } => {
-            let _ = inner.events.send(HubEvent::ServerRequest { server, text });
+            let _ = inner
+                .events
+                .send(HubEvent::ServerRequest { server, text })
+                .await;
         }
     }
 }
