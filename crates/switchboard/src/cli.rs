@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Switchboard: one MCP endpoint in front of many MCP servers.
 #[derive(Debug, Parser)]
 #[command(name = "switchboard", version, about)]
-pub(crate) struct Cli {
+pub struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -379,7 +379,7 @@ pub(crate) struct CommonArgs {
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct ServeArgs {
+pub struct ServeArgs {
     #[command(flatten)]
     pub(crate) common: CommonArgs,
     /// Directory for the hub's state.

@@ -2,18 +2,10 @@
 //! from their MCP sessions reach that server with them; everyone else's calls keep the
 //! server's configured headers.
 
-use std::sync::Arc;
-
 use serde_json::{Value, json};
-use switchboard_control::{ControlConfig, ControlPlane};
-use switchboard_core::ssrf::{SsrfPolicy, parse_cidrs};
 use switchboard_fixture::{FixtureOptions, spawn_http};
-use switchboard_http::{AdminAuth, ApiState, ServiceOptions};
-use switchboard_hub::{Hub, HubConfig};
-use switchboard_store::SecretKey;
-use tokio_util::sync::CancellationToken;
 
-use crate::common::{McpClient, eventually, init};
+use crate::common::{McpClient, TestApp, eventually, init};
 
 const TOKEN: &str = "credentials-admin-token-0123456789";
 
@@ -48,31 +40,8 @@ async fn login(base: &str, username: &str, password: &str) -> String {
 async fn a_users_own_headers_replace_the_servers_for_their_calls_only() {
     init();
     let upstream = spawn_http(FixtureOptions::new("gh")).await.unwrap();
-    let store = switchboard_store::open("sqlite::memory:", SecretKey::generate().unwrap())
-        .await
-        .unwrap();
-    let control = ControlPlane::new(
-        store,
-        Hub::new(HubConfig::default()),
-        ControlConfig {
-            ssrf: SsrfPolicy {
-                allow_cidrs: parse_cidrs("127.0.0.0/8").unwrap(),
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-    );
-    let api = ApiState::with_defaults(control.clone(), AdminAuth::from_token(TOKEN))
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    tokio::spawn(switchboard_http::serve(
-        listener,
-        switchboard_http::main_service(api, &ServiceOptions::default()),
-        shutdown.clone(),
-    ));
+    let app = TestApp::builder().token(TOKEN).start().await;
+    let base = app.url("");
 
     let (status, body) = send(
         "POST",
@@ -176,6 +145,5 @@ async fn a_users_own_headers_replace_the_servers_for_their_calls_only() {
     a2.call("gh__echo", json!({"text": "again"})).await;
     let seen: Vec<String> = authorization_of_echo_calls()[before..].to_vec();
     assert!(seen.iter().all(|h| h == "Bearer shared-token"), "{seen:?}");
-    shutdown.cancel();
-    let _ = Arc::strong_count(&control);
+    app.stop().await;
 }

@@ -31,20 +31,11 @@ const SECRET: &str = "s3cr3t-query-value";
 /// made for the test; both survive a restart of the hub.
 enum Db {
     Sqlite(PathBuf),
-    Postgres(String),
-}
-
-fn pg_base() -> String {
-    std::env::var("SWITCHBOARD_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    Postgres(PgDatabase),
 }
 
 fn psql(db: &str, sql: &str) -> String {
-    let out = std::process::Command::new("psql")
-        .arg(format!("{}/{db}", pg_base()))
-        .args(["-v", "ON_ERROR_STOP=1", "-Atc", sql])
-        .output()
-        .expect("psql runs (PostgreSQL client tools are needed for this test)");
+    let out = psql_in(db, sql);
     assert!(
         out.status.success(),
         "psql {sql}: {}",
@@ -64,18 +55,13 @@ impl Db {
     }
 
     fn postgres() -> Db {
-        let name = format!(
-            "switchboard_stdio_{}",
-            switchboard_control::identity::random_hex(6)
-        );
-        psql("postgres", &format!("CREATE DATABASE {name}"));
-        Db::Postgres(name)
+        Db::Postgres(PgDatabase::create("stdio"))
     }
 
     fn url(&self) -> String {
         match self {
             Db::Sqlite(dir) => format!("sqlite://{}/sb.db", dir.display()),
-            Db::Postgres(name) => format!("{}/{name}", pg_base()),
+            Db::Postgres(db) => db.url(),
         }
     }
 
@@ -91,23 +77,15 @@ impl Db {
                     .expect("sqlite3 runs");
                 String::from_utf8_lossy(&out.stdout).trim().to_string()
             }
-            Db::Postgres(name) => psql(name, &sql),
+            Db::Postgres(db) => psql(&db.name, &sql),
         }
     }
 }
 
 impl Drop for Db {
     fn drop(&mut self) {
-        match self {
-            Db::Sqlite(dir) => {
-                std::fs::remove_dir_all(dir).ok();
-            }
-            Db::Postgres(name) => {
-                psql(
-                    "postgres",
-                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                );
-            }
+        if let Db::Sqlite(dir) = self {
+            std::fs::remove_dir_all(dir).ok();
         }
     }
 }
@@ -135,12 +113,6 @@ struct Hubs {
     mcp: SocketAddr,
     http: reqwest::Client,
     shutdown: CancellationToken,
-}
-
-async fn bind() -> (tokio::net::TcpListener, SocketAddr) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    (l, addr)
 }
 
 impl Hubs {
