@@ -46,6 +46,8 @@ pub struct TestAppBuilder {
     identity: Option<IdentityFn>,
     mcp_auth: McpAuth,
     reconcile: bool,
+    sync_tenants: bool,
+    stdio_allow: Option<switchboard_control::StdioAllowlist>,
     error_codes: bool,
     servers: Vec<Value>,
 }
@@ -76,6 +78,8 @@ impl TestApp {
             identity: None,
             mcp_auth: McpAuth::Optional,
             reconcile: false,
+            sync_tenants: false,
+            stdio_allow: None,
             error_codes: false,
             servers: Vec::new(),
         }
@@ -227,6 +231,18 @@ impl TestAppBuilder {
         self
     }
 
+    /// Starts every tenant's plane the store holds before serving.
+    pub fn sync_tenants(mut self) -> Self {
+        self.sync_tenants = true;
+        self
+    }
+
+    /// The stdio allowlist (`--stdio-allow`).
+    pub fn stdio_allow(mut self, allow: switchboard_control::StdioAllowlist) -> Self {
+        self.stdio_allow = Some(allow);
+        self
+    }
+
     /// `expect` also checks the error shape of 401, 403, 404 and 429 answers.
     pub fn error_codes(mut self) -> Self {
         self.error_codes = true;
@@ -271,6 +287,9 @@ impl TestAppBuilder {
         if let Some(s) = self.sessions {
             config.sessions = s;
         }
+        if let Some(allow) = self.stdio_allow {
+            config.stdio_allow = Arc::new(allow);
+        }
         let hub = Hub::new(hub_config);
         let control = ControlPlane::new(store.clone(), hub.clone(), config);
         if self.reconcile {
@@ -280,6 +299,9 @@ impl TestAppBuilder {
             ApiState::with_defaults(control.clone(), AdminAuth::from_token(&self.token))
                 .await
                 .expect("api state");
+        if self.sync_tenants {
+            state.tenants.sync().await.expect("tenants");
+        }
         let ((main_l, main), (mcp_l, mcp)) = (bind().await, bind().await);
         if let Some(make) = self.identity {
             state.identity = Identity::new(store, make(main), reqwest::Client::new())
