@@ -7,9 +7,11 @@
 
 mod api;
 mod app;
+mod served;
 
 pub use api::{Answer, Req};
 pub use app::{TestApp, TestAppBuilder, loopback_policy};
+pub use served::Served;
 pub use switchboard::url_encode;
 
 use std::net::SocketAddr;
