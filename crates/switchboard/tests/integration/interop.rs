@@ -973,7 +973,7 @@ async fn a_session_streams_server_everythings_long_running_operation() {
     let (id, prefix) = open(&api, json!({"remote_url": ev.url("/mcp")})).await;
     let tools = api
         .admin()
-        .get(&format!("/api/v1/server/{id}/tools"))
+        .get(format!("/api/v1/server/{id}/tools"))
         .expect(200)
         .await;
     assert_eq!(tools["prefix"], prefix.as_str());

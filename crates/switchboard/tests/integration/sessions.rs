@@ -156,11 +156,7 @@ async fn a_session_is_opened_used_on_every_route_and_closed() {
     );
 
     for route in ["tools", "discover"] {
-        let tools = api
-            .admin()
-            .get(&format!("{base}/{route}"))
-            .expect(200)
-            .await;
+        let tools = api.admin().get(format!("{base}/{route}")).expect(200).await;
         assert_eq!(tools["prefix"], prefix.as_str());
         let names: Vec<&str> = tools["tools"]
             .as_array()
@@ -177,25 +173,25 @@ async fn a_session_is_opened_used_on_every_route_and_closed() {
     let echoed = api
         .admin()
         .post(
-            &format!("{base}/tools/echo"),
+            format!("{base}/tools/echo"),
             json!({"arguments": {"text": "hello"}}),
         )
         .expect(200)
         .await;
     assert_eq!(text_of(&echoed), "hello", "{echoed}");
 
-    let added = api.admin().post(&format!("{base}/rpc"), json!({"method": "tools/call", "params": {"name": "add", "arguments": {"a": 2, "b": 3}}})).expect(200)
+    let added = api.admin().post(format!("{base}/rpc"), json!({"method": "tools/call", "params": {"name": "add", "arguments": {"a": 2, "b": 3}}})).expect(200)
         .await;
     assert_eq!(added["structuredContent"]["sum"], 5, "{added}");
 
-    let pong = api.admin().get(&format!("{base}/ping")).expect(200).await;
+    let pong = api.admin().get(format!("{base}/ping")).expect(200).await;
     assert_eq!(pong["status"], "ok");
     assert!(pong["latency_ms"].as_f64().is_some());
 
     // A prompt and a resource the fixture offers.
     let prompts = api
         .admin()
-        .post(&format!("{base}/rpc"), json!({"method": "prompts/list"}))
+        .post(format!("{base}/rpc"), json!({"method": "prompts/list"}))
         .expect(200)
         .await;
     let prompt = prompts["prompts"][0].clone();
@@ -207,13 +203,13 @@ async fn a_session_is_opened_used_on_every_route_and_closed() {
     let q = url_encode(&Value::Object(args).to_string());
     let got = api
         .admin()
-        .get(&format!("{base}/prompts/{pname}?arguments={q}"))
+        .get(format!("{base}/prompts/{pname}?arguments={q}"))
         .expect(200)
         .await;
     assert!(got["messages"].is_array(), "{got}");
     let resources = api
         .admin()
-        .post(&format!("{base}/rpc"), json!({"method": "resources/list"}))
+        .post(format!("{base}/rpc"), json!({"method": "resources/list"}))
         .expect(200)
         .await;
     let uri = resources["resources"][0]["uri"]
@@ -223,7 +219,7 @@ async fn a_session_is_opened_used_on_every_route_and_closed() {
     for path in [url_encode(&uri), uri.clone()] {
         let read = api
             .admin()
-            .get(&format!("{base}/resources/{path}"))
+            .get(format!("{base}/resources/{path}"))
             .expect(200)
             .await;
         assert_eq!(read["contents"][0]["uri"], uri.as_str(), "{read}");
@@ -240,13 +236,13 @@ async fn a_session_is_opened_used_on_every_route_and_closed() {
     clock.advance(Duration::from_secs(100));
     let refreshed = api
         .admin()
-        .post_empty(&format!("{base}/refresh"))
+        .post_empty(format!("{base}/refresh"))
         .expect(200)
         .await;
     assert_eq!(refreshed["new_expires_at_ms"], T0 + 100_000 + 600_000);
     let refreshed = api
         .admin()
-        .post(&format!("{base}/refresh"), json!({"ttl_seconds": 30}))
+        .post(format!("{base}/refresh"), json!({"ttl_seconds": 30}))
         .expect(200)
         .await;
     assert_eq!(refreshed["new_expires_at_ms"], T0 + 100_000 + 30_000);
@@ -263,7 +259,7 @@ async fn a_session_is_opened_used_on_every_route_and_closed() {
     assert!(api.control.hub().upstream(&prefix).is_none());
     assert!(!mcp.tool_names().await.contains(&exported));
     api.admin()
-        .get(&format!("{base}/tools"))
+        .get(format!("{base}/tools"))
         .expect_error(404, "not_found")
         .await;
     api.admin()
@@ -300,7 +296,7 @@ async fn an_authorization_header_wins_over_the_token_and_secrets_stay_sealed() {
     // Nothing the caller can read shows the secret; the store holds the id only as a hash.
     let described = api
         .admin()
-        .get(&format!("/api/v1/server/{id}"))
+        .get(format!("/api/v1/server/{id}"))
         .expect(200)
         .await;
     let detailed = api.admin().get("/api/v1/health/detailed").expect(200).await;
@@ -482,47 +478,47 @@ async fn every_route_answers_404_for_an_unknown_session_and_bodies_are_checked()
     let (id, _) = open(&api, json!({"remote_url": remote.url})).await;
     let b = format!("/api/v1/server/{id}");
     api.admin()
-        .req("POST", &format!("{b}/tools/echo"))
+        .req("POST", format!("{b}/tools/echo"))
         .text("application/json", "{nope")
         .expect_error(400, "bad_request")
         .await;
     api.admin()
-        .req("POST", &format!("{b}/tools/echo"))
+        .req("POST", format!("{b}/tools/echo"))
         .text("application/json", r#"{"arguments":[1]}"#)
         .expect_error(422, "invalid_body")
         .await;
     api.admin()
-        .req("POST", &format!("{b}/tools/echo"))
+        .req("POST", format!("{b}/tools/echo"))
         .text("application/json", r#"{"stream":"yes"}"#)
         .expect_error(422, "invalid_body")
         .await;
     api.admin()
-        .req("POST", &format!("{b}/tools/no-such-tool"))
+        .req("POST", format!("{b}/tools/no-such-tool"))
         .text("application/json", "{}")
         .expect_error(404, "not_found")
         .await;
     api.admin()
-        .req("POST", &format!("{b}/rpc"))
+        .req("POST", format!("{b}/rpc"))
         .text("application/json", "{}")
         .expect_error(422, "invalid_body")
         .await;
     api.admin()
-        .req("POST", &format!("{b}/rpc"))
+        .req("POST", format!("{b}/rpc"))
         .text("application/json", r#"{"method":"initialize"}"#)
         .expect_error(400, "bad_request")
         .await;
     api.admin()
-        .req("POST", &format!("{b}/rpc"))
+        .req("POST", format!("{b}/rpc"))
         .text("application/json", r#"{"method":"no/such"}"#)
         .expect_error(502, "upstream_error")
         .await;
     api.admin()
-        .req("POST", &format!("{b}/refresh"))
+        .req("POST", format!("{b}/refresh"))
         .text("application/json", r#"{"ttl_seconds":"x"}"#)
         .expect_error(422, "invalid_body")
         .await;
     api.admin()
-        .get(&format!("{b}/prompts/p?arguments=%5B1%5D"))
+        .get(format!("{b}/prompts/p?arguments=%5B1%5D"))
         .expect_error(400, "bad_request")
         .await;
     let body = json!({"remote_url": remote.url}).to_string();
@@ -584,7 +580,7 @@ async fn sessions_expire_on_the_clock_and_the_sweeper_closes_their_upstreams() {
     .await;
     let v = api
         .admin()
-        .get(&format!("/api/v1/server/{capped}"))
+        .get(format!("/api/v1/server/{capped}"))
         .expect(200)
         .await;
     assert_eq!(v["expires_at_ms"], T0 + 3_600_000, "{v}");
@@ -597,7 +593,7 @@ async fn sessions_expire_on_the_clock_and_the_sweeper_closes_their_upstreams() {
     // 30 s in, refresh: now expires at +90 s.
     clock.advance(Duration::from_secs(30));
     api.admin()
-        .post_empty(&format!("/api/v1/server/{id}/refresh"))
+        .post_empty(format!("/api/v1/server/{id}/refresh"))
         .expect(200)
         .await;
     clock.advance(Duration::from_secs(45));
@@ -607,7 +603,7 @@ async fn sessions_expire_on_the_clock_and_the_sweeper_closes_their_upstreams() {
         "refreshed: still alive at +75 s"
     );
     api.admin()
-        .get(&format!("/api/v1/server/{id}/tools"))
+        .get(format!("/api/v1/server/{id}/tools"))
         .expect(200)
         .await;
 
@@ -636,15 +632,15 @@ async fn sessions_expire_on_the_clock_and_the_sweeper_closes_their_upstreams() {
         "its tools left /mcp"
     );
     api.admin()
-        .get(&format!("/api/v1/server/{id}/tools"))
+        .get(format!("/api/v1/server/{id}/tools"))
         .expect_error(404, "not_found")
         .await;
     api.admin()
-        .post_empty(&format!("/api/v1/server/{id}/refresh"))
+        .post_empty(format!("/api/v1/server/{id}/refresh"))
         .expect_error(404, "not_found")
         .await;
     api.admin()
-        .get(&format!("/api/v1/server/{capped}/ping"))
+        .get(format!("/api/v1/server/{capped}/ping"))
         .expect(200)
         .await;
     api.stop().await;

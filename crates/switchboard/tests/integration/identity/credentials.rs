@@ -59,7 +59,7 @@ async fn expired_revoked_tampered_and_foreign_credentials_are_refused() {
     assert_eq!(h.me_status(&key).await, 200);
     assert_eq!(h.mcp_status(h.main, "/mcp", Some(&key)).await.status, 200);
     h.as_(&jwt)
-        .delete(&format!("/api/v1/keys/{kid}"))
+        .delete(format!("/api/v1/keys/{kid}"))
         .expect(204)
         .await;
     let a = h.as_(&key).get("/api/v1/me").send().await;

@@ -148,7 +148,7 @@ async fn external_issuer_tokens_are_checked_against_its_jwks() {
 
     // A disabled user's external tokens are refused.
     h.as_(ADMIN)
-        .patch(&format!("/api/v1/users/{uid}"), json!({"disabled": true}))
+        .patch(format!("/api/v1/users/{uid}"), json!({"disabled": true}))
         .tenant(Some("ext"))
         .expect(200)
         .await;

@@ -110,7 +110,7 @@ async fn team(h: &TestApp, tenant: &str, server: &str) -> Team {
     );
     let list = h
         .as_(&mgr_key)
-        .get(&format!("{path}/tools"))
+        .get(format!("{path}/tools"))
         .expect(200)
         .await;
     let tools = names_in(&list, "tools", "exported_name");
@@ -641,7 +641,7 @@ async fn isolation_matrix(h: &TestApp) {
         assert_eq!(list["keys"].as_array().unwrap().len(), 4, "{list}");
         let v = h
             .as_(ADMIN)
-            .get(&format!("/api/v1/servers/{}", t.server))
+            .get(format!("/api/v1/servers/{}", t.server))
             .tenant(Some(&t.tenant))
             .expect(200)
             .await;
