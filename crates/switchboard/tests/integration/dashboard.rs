@@ -42,22 +42,9 @@ fn browser_paths() -> Option<(PathBuf, PathBuf)> {
     None
 }
 
-/// The hub binary with an admin user, on free loopback ports.
-struct DashHub {
-    served: Served,
-}
-
-impl std::ops::Deref for DashHub {
-    type Target = Served;
-    fn deref(&self) -> &Served {
-        &self.served
-    }
-}
-
-impl std::ops::DerefMut for DashHub {
-    fn deref_mut(&mut self) -> &mut Served {
-        &mut self.served
-    }
+served_type! {
+    /// The hub binary with an admin user, on free loopback ports.
+    struct DashHub {}
 }
 
 impl DashHub {

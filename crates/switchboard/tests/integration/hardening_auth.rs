@@ -23,22 +23,9 @@ struct Answer {
     body: Value,
 }
 
-/// The real binary, serving both services on loopback ports.
-struct AuthHub {
-    served: Served,
-}
-
-impl std::ops::Deref for AuthHub {
-    type Target = Served;
-    fn deref(&self) -> &Served {
-        &self.served
-    }
-}
-
-impl std::ops::DerefMut for AuthHub {
-    fn deref_mut(&mut self) -> &mut Served {
-        &mut self.served
-    }
+served_type! {
+    /// The real binary, serving both services on loopback ports.
+    struct AuthHub {}
 }
 
 impl AuthHub {

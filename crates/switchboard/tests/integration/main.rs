@@ -1,5 +1,6 @@
 //! Integration tests for the hub: real upstream servers, real clients, one test binary.
 
+#[macro_use]
 mod common;
 
 mod control;

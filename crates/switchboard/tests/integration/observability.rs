@@ -17,22 +17,9 @@ use crate::common::*;
 const ADMIN: &str = "admin-token-for-observability-tests";
 const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
-/// The real binary serving one fixture upstream named `fx`.
-struct ObsHub {
-    served: Served,
-}
-
-impl std::ops::Deref for ObsHub {
-    type Target = Served;
-    fn deref(&self) -> &Served {
-        &self.served
-    }
-}
-
-impl std::ops::DerefMut for ObsHub {
-    fn deref_mut(&mut self) -> &mut Served {
-        &mut self.served
-    }
+served_type! {
+    /// The real binary serving one fixture upstream named `fx`.
+    struct ObsHub {}
 }
 
 impl ObsHub {

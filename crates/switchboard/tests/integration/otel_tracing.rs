@@ -112,22 +112,10 @@ fn attr(span: &Value, key: &str) -> Option<Value> {
         })
 }
 
-/// The real binary serving an HTTP fixture (`fx`) and a stdio fixture (`st`).
-struct TracedHub {
-    served: Served,
-    upstream: FixtureServer,
-}
-
-impl std::ops::Deref for TracedHub {
-    type Target = Served;
-    fn deref(&self) -> &Served {
-        &self.served
-    }
-}
-
-impl std::ops::DerefMut for TracedHub {
-    fn deref_mut(&mut self) -> &mut Served {
-        &mut self.served
+served_type! {
+    /// The real binary serving an HTTP fixture (`fx`) and a stdio fixture (`st`).
+    struct TracedHub {
+        upstream: FixtureServer,
     }
 }
 

@@ -13,23 +13,10 @@ use crate::common::*;
 pub(crate) const ADMIN: &str = "replicas-admin-token-0123456789";
 const KEY: &str = "5ad0f00d5ad0f00d5ad0f00d5ad0f00d5ad0f00d5ad0f00d5ad0f00d5ad0f00d";
 
-/// One replica: the real binary on its own ports and data directory, sharing the database
-/// and the secret key with the others.
-pub(crate) struct Replica {
-    served: Served,
-}
-
-impl std::ops::Deref for Replica {
-    type Target = Served;
-    fn deref(&self) -> &Served {
-        &self.served
-    }
-}
-
-impl std::ops::DerefMut for Replica {
-    fn deref_mut(&mut self) -> &mut Served {
-        &mut self.served
-    }
+served_type! {
+    /// One replica: the real binary on its own ports and data directory, sharing the database
+    /// and the secret key with the others.
+    pub(crate) struct Replica {}
 }
 
 impl Replica {

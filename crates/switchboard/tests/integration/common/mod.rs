@@ -7,6 +7,7 @@
 
 mod api;
 mod app;
+#[macro_use]
 mod served;
 
 pub use api::{Answer, Req};

@@ -11,6 +11,31 @@ use serde_json::Value;
 use super::api::{ApiClient, Req};
 use super::{PgDatabase, eventually, free_port, init, switchboard_bin};
 
+/// Declares a test's own type around a [`Served`] (its field `served`, plus the fields given)
+/// that derefs to it, so the test adds methods and keeps `hub.main`, `hub.child`, `hub.http`.
+macro_rules! served_type {
+    ($(#[$m:meta])* $vis:vis struct $name:ident { $($fvis:vis $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$m])*
+        $vis struct $name {
+            served: $crate::common::Served,
+            $($fvis $field: $ty,)*
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = $crate::common::Served;
+            fn deref(&self) -> &$crate::common::Served {
+                &self.served
+            }
+        }
+
+        impl std::ops::DerefMut for $name {
+            fn deref_mut(&mut self) -> &mut $crate::common::Served {
+                &mut self.served
+            }
+        }
+    };
+}
+
 /// A running `switchboard serve`.
 pub struct Served {
     pub child: Child,
