@@ -537,6 +537,24 @@ pub struct ServeArgs {
     pub(crate) redact_keys: Vec<String>,
 }
 
+impl ServeArgs {
+    /// The arguments of `switchboard serve <words…>` (flags and `SWITCHBOARD_*` variables, as
+    /// on the command line), for building an [`crate::App`] in process.
+    pub fn from_words<I, T>(words: I) -> Result<ServeArgs, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let argv = ["switchboard".into(), "serve".into()]
+            .into_iter()
+            .chain(words.into_iter().map(Into::into));
+        match Cli::try_parse_from(argv)?.command {
+            Command::Serve(args) => Ok(*args),
+            _ => unreachable!("the words follow `serve`"),
+        }
+    }
+}
+
 /// `--mcp-auth`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum McpAuthArg {

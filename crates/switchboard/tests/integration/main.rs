@@ -9,6 +9,7 @@ mod dashboard;
 mod webdriver;
 
 mod api_v1;
+mod app_in_process;
 mod badinput;
 mod dataplane;
 mod deploy_files;
