@@ -5,7 +5,7 @@
 use serde_json::json;
 use switchboard_fixture::{FixtureOptions, spawn_http};
 
-use crate::common::{McpClient, TestApp, eventually, init};
+use crate::common::{McpClient, ServesApi, TestApp, eventually, init};
 
 const TOKEN: &str = "credentials-admin-token-0123456789";
 

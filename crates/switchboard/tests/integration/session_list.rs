@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use switchboard_fixture::{FixtureOptions, spawn_http};
 
-use crate::common::{Req, TestApp};
+use crate::common::{Req, ServesApi, TestApp};
 use crate::sessions::TOKEN;
 
 /// One request as `token` (none when empty; `tenant`: `X-Switchboard-Tenant`); (status, body).

@@ -477,46 +477,22 @@ async fn every_route_answers_404_for_an_unknown_session_and_bodies_are_checked()
     let remote = fixture().await;
     let (id, _) = open(&api, json!({"remote_url": remote.url})).await;
     let b = format!("/api/v1/server/{id}");
-    api.admin()
-        .req("POST", format!("{b}/tools/echo"))
-        .text("application/json", "{nope")
-        .expect_error(400, "bad_request")
-        .await;
-    api.admin()
-        .req("POST", format!("{b}/tools/echo"))
-        .text("application/json", r#"{"arguments":[1]}"#)
-        .expect_error(422, "invalid_body")
-        .await;
-    api.admin()
-        .req("POST", format!("{b}/tools/echo"))
-        .text("application/json", r#"{"stream":"yes"}"#)
-        .expect_error(422, "invalid_body")
-        .await;
-    api.admin()
-        .req("POST", format!("{b}/tools/no-such-tool"))
-        .text("application/json", "{}")
-        .expect_error(404, "not_found")
-        .await;
-    api.admin()
-        .req("POST", format!("{b}/rpc"))
-        .text("application/json", "{}")
-        .expect_error(422, "invalid_body")
-        .await;
-    api.admin()
-        .req("POST", format!("{b}/rpc"))
-        .text("application/json", r#"{"method":"initialize"}"#)
-        .expect_error(400, "bad_request")
-        .await;
-    api.admin()
-        .req("POST", format!("{b}/rpc"))
-        .text("application/json", r#"{"method":"no/such"}"#)
-        .expect_error(502, "upstream_error")
-        .await;
-    api.admin()
-        .req("POST", format!("{b}/refresh"))
-        .text("application/json", r#"{"ttl_seconds":"x"}"#)
-        .expect_error(422, "invalid_body")
-        .await;
+    for (route, body, status, code) in [
+        ("tools/echo", "{nope", 400, "bad_request"),
+        ("tools/echo", r#"{"arguments":[1]}"#, 422, "invalid_body"),
+        ("tools/echo", r#"{"stream":"yes"}"#, 422, "invalid_body"),
+        ("tools/no-such-tool", "{}", 404, "not_found"),
+        ("rpc", "{}", 422, "invalid_body"),
+        ("rpc", r#"{"method":"initialize"}"#, 400, "bad_request"),
+        ("rpc", r#"{"method":"no/such"}"#, 502, "upstream_error"),
+        ("refresh", r#"{"ttl_seconds":"x"}"#, 422, "invalid_body"),
+    ] {
+        api.admin()
+            .req("POST", format!("{b}/{route}"))
+            .text("application/json", body)
+            .expect_error(status, code)
+            .await;
+    }
     api.admin()
         .get(format!("{b}/prompts/p?arguments=%5B1%5D"))
         .expect_error(400, "bad_request")

@@ -52,6 +52,28 @@ impl ApiClient {
     }
 }
 
+/// A hub a test reaches through the management API (in process or the real binary): its
+/// client and admin token give every request builder.
+pub trait ServesApi {
+    fn api_client(&self) -> &ApiClient;
+    fn admin_token(&self) -> &str;
+
+    /// A request with `token`.
+    fn as_(&self, token: &str) -> Req {
+        self.api_client().as_(token)
+    }
+
+    /// A request with the admin token.
+    fn admin(&self) -> Req {
+        self.api_client().as_(self.admin_token())
+    }
+
+    /// A request with no credential.
+    fn anon(&self) -> Req {
+        self.api_client().anon()
+    }
+}
+
 /// One request being built: method and path, credential, headers, body; finished by
 /// [`Req::send`], [`Req::expect`] or [`Req::expect_error`].
 pub struct Req {

@@ -13,7 +13,7 @@ use switchboard_hub::{Hub, HubConfig};
 use switchboard_store::{SecretKey, Store};
 use tokio_util::sync::CancellationToken;
 
-use super::api::{ApiClient, Req};
+use super::api::{ApiClient, ServesApi};
 use super::{McpClient, PgDatabase, bind, init};
 
 /// The SSRF policy of the tests: loopback allowed (the fixtures live there), the rest as
@@ -83,21 +83,6 @@ impl TestApp {
             error_codes: false,
             servers: Vec::new(),
         }
-    }
-
-    /// A request to the main service with `token`.
-    pub fn as_(&self, token: &str) -> Req {
-        self.api.as_(token)
-    }
-
-    /// A request to the main service with the admin token.
-    pub fn admin(&self) -> Req {
-        self.api.as_(&self.token)
-    }
-
-    /// A request to the main service with no credential.
-    pub fn anon(&self) -> Req {
-        self.api.anon()
     }
 
     /// `http://<main service><path>`.
@@ -340,5 +325,15 @@ impl TestAppBuilder {
             app.admin().post("/api/v1/servers", entry).expect(201).await;
         }
         app
+    }
+}
+
+impl ServesApi for TestApp {
+    fn api_client(&self) -> &ApiClient {
+        &self.api
+    }
+
+    fn admin_token(&self) -> &str {
+        &self.token
     }
 }

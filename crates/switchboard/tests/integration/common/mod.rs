@@ -10,7 +10,7 @@ mod app;
 #[macro_use]
 mod served;
 
-pub use api::{Answer, ApiClient, Req};
+pub use api::{Answer, ApiClient, Req, ServesApi};
 pub use app::{TestApp, TestAppBuilder, loopback_policy};
 pub use served::Served;
 pub use switchboard::url_encode;

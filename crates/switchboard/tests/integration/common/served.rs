@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::api::{ApiClient, Req};
+use super::api::{ApiClient, ServesApi};
 use super::{PgDatabase, eventually, free_port, init, switchboard_bin};
 
 /// Declares a test's own type around a [`Served`] (its field `served`, plus the fields given)
@@ -75,21 +75,6 @@ impl Served {
             env: Vec::new(),
             ready: "/health",
         }
-    }
-
-    /// A request to the main service with `token`.
-    pub fn as_(&self, token: &str) -> Req {
-        self.api.as_(token)
-    }
-
-    /// A request to the main service with the admin token.
-    pub fn admin(&self) -> Req {
-        self.api.as_(&self.token)
-    }
-
-    /// A request to the main service with no credential.
-    pub fn anon(&self) -> Req {
-        self.api.anon()
     }
 }
 
@@ -203,5 +188,15 @@ impl ServedBuilder {
             "the hub did not come up ({ready})"
         );
         served
+    }
+}
+
+impl ServesApi for Served {
+    fn api_client(&self) -> &ApiClient {
+        &self.api
+    }
+
+    fn admin_token(&self) -> &str {
+        &self.token
     }
 }
