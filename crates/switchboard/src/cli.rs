@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Switchboard: one MCP endpoint in front of many MCP servers.
 #[derive(Debug, Parser)]
 #[command(name = "switchboard", version, about)]
-pub(crate) struct Cli {
+pub struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -379,7 +379,7 @@ pub(crate) struct CommonArgs {
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct ServeArgs {
+pub struct ServeArgs {
     #[command(flatten)]
     pub(crate) common: CommonArgs,
     /// Directory for the hub's state.
@@ -535,6 +535,24 @@ pub(crate) struct ServeArgs {
         default_value = "token,password,secret,api_key,authorization"
     )]
     pub(crate) redact_keys: Vec<String>,
+}
+
+impl ServeArgs {
+    /// The arguments of `switchboard serve <words…>` (flags and `SWITCHBOARD_*` variables, as
+    /// on the command line), for building an [`crate::App`] in process.
+    pub fn from_words<I, T>(words: I) -> Result<ServeArgs, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let argv = ["switchboard".into(), "serve".into()]
+            .into_iter()
+            .chain(words.into_iter().map(Into::into));
+        match Cli::try_parse_from(argv)?.command {
+            Command::Serve(args) => Ok(*args),
+            _ => unreachable!("the words follow `serve`"),
+        }
+    }
 }
 
 /// `--mcp-auth`.

@@ -1,12 +1,8 @@
 //! The `switchboard` binary: parses the command line and hands off to a command.
 
-mod cli;
-mod commands;
-mod logjson;
-
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = cli::Cli::parse();
-    commands::run(cli)
+    let cli = switchboard::cli::Cli::parse();
+    switchboard::commands::run(cli)
 }

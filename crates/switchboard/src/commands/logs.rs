@@ -23,18 +23,8 @@ fn filters(a: &LogsArgs) -> Vec<(&'static str, String)> {
 }
 
 fn query_string(q: &[(&str, String)]) -> String {
-    let enc = |v: &str| {
-        v.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                b => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
     q.iter()
-        .map(|(k, v)| format!("{k}={}", enc(v)))
+        .map(|(k, v)| format!("{k}={}", crate::url_encode(v)))
         .collect::<Vec<_>>()
         .join("&")
 }

@@ -17,7 +17,7 @@ use crate::cli::{Cli, Command, CommonArgs};
 /// Exit code for bad configuration (EX_USAGE-like, as documented in README).
 pub(crate) const EXIT_CONFIG: u8 = 2;
 
-pub(crate) fn run(mut cli: Cli) -> ExitCode {
+pub fn run(mut cli: Cli) -> ExitCode {
     // A relative --servers path is taken from the current directory, once, so the watcher and
     // messages see the same absolute path.
     if let Command::Serve(a) = &mut cli.command

@@ -148,9 +148,12 @@ pub(crate) async fn check(api: &ApiArgs, url: &str, transport: Option<&str>) -> 
         args: api,
         http: switchboard_upstream::http_client(),
     };
-    let mut path = format!("/api/mcp/tools/?service_name=check&mcp_url={}", encode(url));
+    let mut path = format!(
+        "/api/mcp/tools/?service_name=check&mcp_url={}",
+        crate::url_encode(url)
+    );
     if let Some(t) = transport {
-        path.push_str(&format!("&transport={}", encode(t)));
+        path.push_str(&format!("&transport={}", crate::url_encode(t)));
     }
     let v = client.send(reqwest::Method::GET, &path, None).await?;
     if api.json {
@@ -374,15 +377,4 @@ fn print_table(servers: &Value) {
             .collect();
         println!("{}", line.join("  ").trim_end());
     }
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

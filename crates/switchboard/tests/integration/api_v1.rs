@@ -1,19 +1,13 @@
 //! REST API v1 over real HTTP against a real hub: a store, the control plane, the main and MCP
 //! services on loopback ports, in-process HTTP fixtures and stdio fixture processes.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
-use switchboard_control::{ControlConfig, ControlPlane};
-use switchboard_core::ssrf::{SsrfPolicy, parse_cidrs};
 use switchboard_fixture::{FixtureOptions, FixtureServer, spawn_http};
-use switchboard_http::{AdminAuth, ApiState};
-use switchboard_hub::{Hub, HubConfig};
-use switchboard_store::{SecretKey, StoreAccess, TransportRecord};
-use tokio_util::sync::CancellationToken;
+use switchboard_store::{StoreAccess, TransportRecord};
 
 use crate::common::*;
 
@@ -102,178 +96,8 @@ const SEED_ROUTES: &[(&str, &str)] = &[
 ];
 
 /// A hub with a store and both services on ephemeral loopback ports.
-struct Api {
-    control: Arc<ControlPlane>,
-    hub: Hub,
-    main: SocketAddr,
-    mcp: SocketAddr,
-    http: reqwest::Client,
-    shutdown: CancellationToken,
-}
-
-async fn bind() -> (tokio::net::TcpListener, SocketAddr) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    (listener, addr)
-}
-
-impl Api {
-    async fn start() -> Api {
-        init();
-        let key = SecretKey::generate().expect("key");
-        let store = switchboard_store::open("sqlite::memory:", key)
-            .await
-            .expect("store");
-        let hub = Hub::new(HubConfig::default());
-        let ssrf = SsrfPolicy {
-            allow_cidrs: parse_cidrs("127.0.0.0/8").unwrap(),
-            ..Default::default()
-        };
-        let control = ControlPlane::new(
-            store,
-            hub.clone(),
-            ControlConfig {
-                ssrf,
-                ..Default::default()
-            },
-        );
-        let api = ApiState::with_defaults(control.clone(), AdminAuth::from_token(TOKEN))
-            .await
-            .expect("api state");
-        let options = switchboard_http::ServiceOptions::default();
-        let shutdown = CancellationToken::new();
-        let ((main_listener, main), (mcp_listener, mcp)) = (bind().await, bind().await);
-        tokio::spawn(switchboard_http::serve(
-            main_listener,
-            switchboard_http::main_service(api.clone(), &options),
-            shutdown.clone(),
-        ));
-        tokio::spawn(switchboard_http::serve(
-            mcp_listener,
-            switchboard_http::mcp_service(api, &options),
-            shutdown.clone(),
-        ));
-        Api {
-            control,
-            hub,
-            main,
-            mcp,
-            http: reqwest::Client::new(),
-            shutdown,
-        }
-    }
-
-    /// Sends a request with `token` and a raw body; returns the status and the JSON answer
-    /// (`Null` for an empty body).
-    async fn raw(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<(&str, String)>,
-    ) -> (StatusCode, Value) {
-        let method = Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self
-            .http
-            .request(method, format!("http://{}{path}", self.main));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some((content_type, text)) = body {
-            req = req.header("content-type", content_type).body(text);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status();
-        let text = resp.text().await.expect("body");
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}"))
-        };
-        (status, value)
-    }
-
-    /// An authenticated request with an optional JSON body.
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.raw(
-            method,
-            path,
-            Some(TOKEN),
-            body.map(|b| ("application/json", b.to_string())),
-        )
-        .await
-    }
-
-    /// An authenticated request that must answer `expected`.
-    async fn ok(&self, method: &str, path: &str, body: Option<Value>, expected: u16) -> Value {
-        let (status, value) = self.call(method, path, body).await;
-        assert_eq!(status.as_u16(), expected, "{method} {path}: {value}");
-        value
-    }
-
-    /// An authenticated request that must fail with `expected` and error code `code`.
-    async fn fails(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-        expected: u16,
-        code: &str,
-    ) -> Value {
-        let value = self.ok(method, path, body, expected).await;
-        assert_eq!(value["status"], "error", "{value}");
-        assert_eq!(value["error"], code, "{method} {path}: {value}");
-        assert!(
-            value["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "{value}"
-        );
-        value
-    }
-
-    /// Adds a server through the API.
-    async fn add(&self, name: &str, mut entry: Value) -> Value {
-        entry["name"] = json!(name);
-        self.ok("POST", "/api/v1/servers", Some(entry), 201).await
-    }
-
-    /// The server's view once its state is `state`.
-    async fn wait_state(&self, name: &str, state: &str) -> Value {
-        let path = format!("/api/v1/servers/{name}");
-        let mut last = Value::Null;
-        for _ in 0..500 {
-            last = self.ok("GET", &path, None, 200).await;
-            if last["status"]["state"] == state {
-                return last;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("{name} never became {state}: {last}");
-    }
-
-    async fn ready(&self, name: &str) -> Value {
-        self.wait_state(name, "ready").await
-    }
-
-    async fn client(&self, path: &str) -> McpClient {
-        McpClient::connect(&format!("http://{}{path}", self.mcp)).await
-    }
-
-    async fn names(&self) -> Vec<String> {
-        let list = self.ok("GET", "/api/v1/servers", None, 200).await;
-        list["servers"]
-            .as_array()
-            .expect("servers")
-            .iter()
-            .map(|s| s["name"].as_str().unwrap().to_string())
-            .collect()
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.hub.shutdown().await;
-    }
+async fn start() -> TestApp {
+    TestApp::builder().token(TOKEN).start().await
 }
 
 /// Polls `tools/list` on an open session until `want` holds; returns the names.
@@ -321,7 +145,7 @@ fn gone(pid: u32) -> bool {
     !pid_alive(pid as i32) || zombie
 }
 
-async fn stored(api: &Api, name: &str) -> TransportRecord {
+async fn stored(api: &TestApp, name: &str) -> TransportRecord {
     api.control
         .store()
         .get_server("default", name)
@@ -333,7 +157,7 @@ async fn stored(api: &Api, name: &str) -> TransportRecord {
 
 #[tokio::test]
 async fn every_route_requires_the_admin_token() {
-    let api = Api::start().await;
+    let api = start().await;
     for (method, template) in ROUTES {
         let path = template
             .replace("{name}", "a")
@@ -345,14 +169,16 @@ async fn every_route_requires_the_admin_token() {
             .replace("{uri}", "u")
             .replace("{prefix}", "p");
         for token in [None, Some("wrong-token-wrong-token")] {
-            let (status, body) = api
-                .raw(
-                    method,
-                    &path,
-                    token,
-                    Some(("application/json", "{}".into())),
-                )
+            let req = match token {
+                Some(t) => api.as_(t),
+                None => api.anon(),
+            };
+            let a = req
+                .req(method, &path)
+                .text("application/json", "{}")
+                .send()
                 .await;
+            let (status, body) = (a.status, a.body);
             assert_eq!(
                 status,
                 StatusCode::UNAUTHORIZED,
@@ -363,7 +189,7 @@ async fn every_route_requires_the_admin_token() {
         }
     }
     assert!(
-        api.names().await.is_empty(),
+        api.server_names().await.is_empty(),
         "nothing was created without the token"
     );
     api.stop().await;
@@ -372,7 +198,7 @@ async fn every_route_requires_the_admin_token() {
 #[tokio::test]
 async fn created_server_reaches_a_connected_client_without_reconnecting() {
     let fx = fixture().await;
-    let api = Api::start().await;
+    let api = start().await;
     let mut c = api.client("/mcp").await;
     assert!(upstream_tools(&c.tool_names().await).is_empty());
 
@@ -400,22 +226,18 @@ async fn created_server_reaches_a_connected_client_without_reconnecting() {
         Some(5.0)
     );
 
-    assert_eq!(api.names().await, vec!["x"]);
+    assert_eq!(api.server_names().await, vec!["x"]);
     api.ready("x").await;
-    api.fails(
-        "POST",
-        "/api/v1/servers",
-        Some(json!({"name": "x", "url": fx.url})),
-        409,
-        "conflict",
-    )
-    .await;
+    api.admin()
+        .post("/api/v1/servers", json!({"name": "x", "url": fx.url}))
+        .expect_error(409, "conflict")
+        .await;
     api.stop().await;
 }
 
 #[tokio::test]
 async fn invalid_bodies_are_400_never_500() {
-    let api = Api::start().await;
+    let api = start().await;
     let cases = [
         json!({"name": "a", "type": "streamable-http"}),
         json!({"name": "a", "type": "carrier-pigeon", "url": "http://127.0.0.1:1/mcp"}),
@@ -428,7 +250,9 @@ async fn invalid_bodies_are_400_never_500() {
         json!({"name": "a", "url": "http://127.0.0.1:1/mcp", "timeout": -1}),
     ];
     for body in cases {
-        api.fails("POST", "/api/v1/servers", Some(body), 400, "invalid")
+        api.admin()
+            .post("/api/v1/servers", body)
+            .expect_error(400, "invalid")
             .await;
     }
     for body in [
@@ -436,28 +260,27 @@ async fn invalid_bodies_are_400_never_500() {
         json!([1, 2]),
         json!("a"),
     ] {
-        api.fails("POST", "/api/v1/servers", Some(body), 400, "bad_request")
+        api.admin()
+            .post("/api/v1/servers", body)
+            .expect_error(400, "bad_request")
             .await;
     }
     bad_text_everywhere(&api).await;
-    assert!(api.names().await.is_empty());
+    assert!(api.server_names().await.is_empty());
     api.stop().await;
 }
 
 /// Non-JSON text and a missing content type on every route that takes a body.
-async fn bad_text_everywhere(api: &Api) {
+async fn bad_text_everywhere(api: &TestApp) {
     api.add(
         "s",
         json!({"command": fixture_bin(), "args": ["stdio", "--name", "s"]}),
     )
     .await;
-    api.ok(
-        "POST",
-        "/api/v1/groups",
-        Some(json!({"name": "g", "members": ["s"]})),
-        201,
-    )
-    .await;
+    api.admin()
+        .post("/api/v1/groups", json!({"name": "g", "members": ["s"]}))
+        .expect(201)
+        .await;
     let with_body = [
         ("POST", "/api/v1/servers"),
         ("PUT", "/api/v1/servers/s"),
@@ -472,75 +295,68 @@ async fn bad_text_everywhere(api: &Api) {
             ("application/json", "{not json".to_string()),
             ("text/plain", "{}".to_string()),
         ] {
-            let (status, value) = api.raw(method, path, Some(TOKEN), Some(body)).await;
+            let a = api
+                .admin()
+                .req(method, path)
+                .text(body.0, body.1)
+                .send()
+                .await;
+            let (status, value) = (a.status, a.body);
             assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {value}");
             assert_eq!(value["error"], "bad_request", "{value}");
         }
     }
-    api.fails(
-        "GET",
-        "/api/v1/export?reveal=perhaps",
-        None,
-        400,
-        "bad_request",
-    )
-    .await;
-    api.fails(
-        "PUT",
-        "/api/v1/servers/s",
-        Some(json!({"name": "t", "command": "x"})),
-        400,
-        "invalid",
-    )
-    .await;
-    api.fails(
-        "PUT",
-        "/api/v1/groups/g",
-        Some(json!({"name": "h", "members": []})),
-        400,
-        "invalid",
-    )
-    .await;
-    api.fails(
-        "PATCH",
-        "/api/v1/servers/s/tools/echo",
-        Some(json!({"rename": "no spaces"})),
-        400,
-        "invalid",
-    )
-    .await;
-    api.ok("DELETE", "/api/v1/groups/g", None, 204).await;
-    api.ok("DELETE", "/api/v1/servers/s", None, 204).await;
+    api.admin()
+        .get("/api/v1/export?reveal=perhaps")
+        .expect_error(400, "bad_request")
+        .await;
+    api.admin()
+        .put("/api/v1/servers/s", json!({"name": "t", "command": "x"}))
+        .expect_error(400, "invalid")
+        .await;
+    api.admin()
+        .put("/api/v1/groups/g", json!({"name": "h", "members": []}))
+        .expect_error(400, "invalid")
+        .await;
+    api.admin()
+        .patch(
+            "/api/v1/servers/s/tools/echo",
+            json!({"rename": "no spaces"}),
+        )
+        .expect_error(400, "invalid")
+        .await;
+    api.admin().delete("/api/v1/groups/g").expect(204).await;
+    api.admin().delete("/api/v1/servers/s").expect(204).await;
 }
 
 #[tokio::test]
 async fn urls_the_ssrf_policy_forbids_are_refused() {
     let fx = fixture().await;
-    let api = Api::start().await;
+    let api = start().await;
     for url in [
         "http://169.254.169.254/mcp",
         "http://10.0.0.1/mcp",
         "http://[::ffff:10.0.0.1]/mcp",
     ] {
-        api.fails(
-            "POST",
-            "/api/v1/servers",
-            Some(json!({"name": "evil", "url": url})),
-            400,
-            "ssrf_refused",
-        )
-        .await;
+        api.admin()
+            .post("/api/v1/servers", json!({"name": "evil", "url": url}))
+            .expect_error(400, "ssrf_refused")
+            .await;
     }
     api.add("ok", json!({"url": fx.url})).await;
     let body = json!({"url": "http://169.254.169.254/latest/meta-data"});
-    api.fails("PUT", "/api/v1/servers/ok", Some(body), 400, "ssrf_refused")
+    api.admin()
+        .put("/api/v1/servers/ok", body)
+        .expect_error(400, "ssrf_refused")
         .await;
     let file =
         json!({"mcpServers": {"fine": {"url": fx.url}, "evil": {"url": "http://10.1.2.3/mcp"}}});
-    api.fails("POST", "/api/v1/import", Some(file), 400, "ssrf_refused")
+    api.admin()
+        .post("/api/v1/import", file)
+        .expect_error(400, "ssrf_refused")
         .await;
     assert_eq!(
-        api.names().await,
+        api.server_names().await,
         vec!["ok"],
         "a refused import adds nothing"
     );
@@ -549,7 +365,7 @@ async fn urls_the_ssrf_policy_forbids_are_refused() {
 
 #[tokio::test]
 async fn unknown_names_are_404() {
-    let api = Api::start().await;
+    let api = start().await;
     let entry = json!({"command": "x"});
     let server_routes = [
         ("GET", "/api/v1/servers/nope", None),
@@ -577,7 +393,11 @@ async fn unknown_names_are_404() {
         ("DELETE", "/api/v1/groups/nope", None),
     ];
     for (method, path, body) in server_routes {
-        api.fails(method, path, body, 404, "not_found").await;
+        api.admin()
+            .req(method, path)
+            .json(body)
+            .expect_error(404, "not_found")
+            .await;
     }
     api.stop().await;
 }
@@ -585,7 +405,7 @@ async fn unknown_names_are_404() {
 #[tokio::test]
 async fn secrets_are_masked_and_kept_when_sent_back_masked() {
     let fx = fixture().await;
-    let api = Api::start().await;
+    let api = start().await;
     let remote = json!({"url": fx.url, "headers": {"Authorization": "Bearer s3cret"}});
     let created = api.add("r", remote).await;
     assert_eq!(
@@ -595,11 +415,13 @@ async fn secrets_are_masked_and_kept_when_sent_back_masked() {
     let local = json!({"command": fixture_bin(), "args": ["stdio", "--name", "l"], "env": {"TOKEN": "t0p", "OTHER": "1"}});
     api.add("l", local).await;
 
-    let shown = api.ok("GET", "/api/v1/servers/l", None, 200).await;
+    let shown = api.admin().get("/api/v1/servers/l").expect(200).await;
     // Only env values whose names look secret are masked.
     assert_eq!(shown["config"]["env"], json!({"TOKEN": MASK, "OTHER": "1"}));
     let listed = api
-        .ok("GET", "/api/v1/servers", None, 200)
+        .admin()
+        .get("/api/v1/servers")
+        .expect(200)
         .await
         .to_string();
     assert!(
@@ -610,7 +432,7 @@ async fn secrets_are_masked_and_kept_when_sent_back_masked() {
     // Send back what was shown, with one change: the secrets stay.
     let mut body = shown["config"].clone();
     body["timeout"] = json!(60);
-    let replaced = api.ok("PUT", "/api/v1/servers/l", Some(body), 200).await;
+    let replaced = api.admin().put("/api/v1/servers/l", body).expect(200).await;
     assert_eq!(replaced["config"]["timeout"], 60.0);
     let TransportRecord::Stdio { env, .. } = stored(&api, "l").await else {
         panic!("stdio")
@@ -618,7 +440,7 @@ async fn secrets_are_masked_and_kept_when_sent_back_masked() {
     assert_eq!((env["TOKEN"].as_str(), env["OTHER"].as_str()), ("t0p", "1"));
 
     let body = json!({"url": fx.url, "headers": {"Authorization": MASK, "X-New": "v2"}});
-    api.ok("PUT", "/api/v1/servers/r", Some(body), 200).await;
+    api.admin().put("/api/v1/servers/r", body).expect(200).await;
     let TransportRecord::StreamableHttp { headers, .. } = stored(&api, "r").await else {
         panic!("http")
     };
@@ -629,7 +451,7 @@ async fn secrets_are_masked_and_kept_when_sent_back_masked() {
 
     // A new value replaces the secret; an omitted one is dropped (full replace).
     let body = json!({"url": fx.url, "headers": {"Authorization": "Bearer n3w"}});
-    api.ok("PUT", "/api/v1/servers/r", Some(body), 200).await;
+    api.admin().put("/api/v1/servers/r", body).expect(200).await;
     let TransportRecord::StreamableHttp { headers, .. } = stored(&api, "r").await else {
         panic!("http")
     };
@@ -642,7 +464,7 @@ async fn secrets_are_masked_and_kept_when_sent_back_masked() {
 
 #[tokio::test]
 async fn disable_enable_and_restart() {
-    let api = Api::start().await;
+    let api = start().await;
     let mut c = api.client("/mcp").await;
     api.add(
         "s",
@@ -656,7 +478,11 @@ async fn disable_enable_and_restart() {
         "the detail view has the stderr tail: {before}"
     );
 
-    let disabled = api.ok("POST", "/api/v1/servers/s/disable", None, 200).await;
+    let disabled = api
+        .admin()
+        .post_empty("/api/v1/servers/s/disable")
+        .expect(200)
+        .await;
     assert_eq!(
         (
             disabled["enabled"].as_bool(),
@@ -672,7 +498,11 @@ async fn disable_enable_and_restart() {
         "a disabled server's process stops"
     );
 
-    let enabled = api.ok("POST", "/api/v1/servers/s/enable", None, 200).await;
+    let enabled = api
+        .admin()
+        .post_empty("/api/v1/servers/s/enable")
+        .expect(200)
+        .await;
     assert_eq!(enabled["enabled"], true);
     wait_tools(&mut c, |n| has(n, "s__echo")).await;
     assert_eq!(
@@ -681,7 +511,10 @@ async fn disable_enable_and_restart() {
     );
 
     let old = pid_of(&api.ready("s").await);
-    api.ok("POST", "/api/v1/servers/s/restart", None, 200).await;
+    api.admin()
+        .post_empty("/api/v1/servers/s/restart")
+        .expect(200)
+        .await;
     let new = pid_of(&api.ready("s").await);
     assert_ne!(old, new, "restart runs a new process");
     assert!(
@@ -699,7 +532,7 @@ async fn disable_enable_and_restart() {
 #[tokio::test]
 async fn delete_stops_the_process_and_spares_a_long_call_elsewhere() {
     let fx = fixture().await;
-    let api = Api::start().await;
+    let api = start().await;
     api.add("steady", json!({"url": fx.url})).await;
     api.add(
         "churn",
@@ -720,7 +553,10 @@ async fn delete_stops_the_process_and_spares_a_long_call_elsewhere() {
     );
 
     assert_eq!(
-        api.ok("DELETE", "/api/v1/servers/churn", None, 204).await,
+        api.admin()
+            .delete("/api/v1/servers/churn")
+            .expect(204)
+            .await,
         Value::Null
     );
     assert!(
@@ -728,9 +564,13 @@ async fn delete_stops_the_process_and_spares_a_long_call_elsewhere() {
         "the deleted server's process is gone"
     );
     assert!(!api.hub.server_names().contains(&"churn".to_string()));
-    api.fails("GET", "/api/v1/servers/churn", None, 404, "not_found")
+    api.admin()
+        .get("/api/v1/servers/churn")
+        .expect_error(404, "not_found")
         .await;
-    api.fails("DELETE", "/api/v1/servers/churn", None, 404, "not_found")
+    api.admin()
+        .delete("/api/v1/servers/churn")
+        .expect_error(404, "not_found")
         .await;
     assert!(
         !long.is_finished(),
@@ -743,11 +583,11 @@ async fn delete_stops_the_process_and_spares_a_long_call_elsewhere() {
 #[tokio::test]
 async fn tool_settings_hide_rename_describe_and_reset() {
     let fx = fixture().await;
-    let api = Api::start().await;
+    let api = start().await;
     let mut c = api.client("/mcp").await;
     api.add("x", json!({"url": fx.url})).await;
     wait_tools(&mut c, |n| has(n, "x__echo")).await;
-    let tools = api.ok("GET", "/api/v1/servers/x/tools", None, 200).await;
+    let tools = api.admin().get("/api/v1/servers/x/tools").expect(200).await;
     let echo = tools["tools"]
         .as_array()
         .unwrap()
@@ -765,12 +605,9 @@ async fn tool_settings_hide_rename_describe_and_reset() {
     );
 
     let hidden = api
-        .ok(
-            "PATCH",
-            "/api/v1/servers/x/tools/echo",
-            Some(json!({"enabled": false})),
-            200,
-        )
+        .admin()
+        .patch("/api/v1/servers/x/tools/echo", json!({"enabled": false}))
+        .expect(200)
         .await;
     assert_eq!(
         (
@@ -783,12 +620,12 @@ async fn tool_settings_hide_rename_describe_and_reset() {
     wait_tools(&mut c, |n| !has(n, "x__echo")).await;
 
     let renamed = api
-        .ok(
-            "PATCH",
+        .admin()
+        .patch(
             "/api/v1/servers/x/tools/add",
-            Some(json!({"rename": "plus", "description": "Sums."})),
-            200,
+            json!({"rename": "plus", "description": "Sums."}),
         )
+        .expect(200)
         .await;
     assert_eq!(
         (
@@ -812,7 +649,7 @@ async fn tool_settings_hide_rename_describe_and_reset() {
         c.call("x__plus", json!({"a": 1, "b": 2})).await["structuredContent"]["sum"].as_f64(),
         Some(3.0)
     );
-    let listed = api.ok("GET", "/api/v1/servers/x/tools", None, 200).await;
+    let listed = api.admin().get("/api/v1/servers/x/tools").expect(200).await;
     assert!(
         listed["tools"]
             .as_array()
@@ -822,33 +659,37 @@ async fn tool_settings_hide_rename_describe_and_reset() {
         "hidden tools stay listed"
     );
 
-    api.ok("DELETE", "/api/v1/servers/x/tools/echo", None, 204)
+    api.admin()
+        .delete("/api/v1/servers/x/tools/echo")
+        .expect(204)
         .await;
-    api.ok("DELETE", "/api/v1/servers/x/tools/add", None, 204)
+    api.admin()
+        .delete("/api/v1/servers/x/tools/add")
+        .expect(204)
         .await;
     wait_tools(&mut c, |n| {
         has(n, "x__echo") && has(n, "x__add") && !has(n, "x__plus")
     })
     .await;
-    api.fails(
-        "DELETE",
-        "/api/v1/servers/x/tools/add",
-        None,
-        404,
-        "not_found",
-    )
-    .await;
+    api.admin()
+        .delete("/api/v1/servers/x/tools/add")
+        .expect_error(404, "not_found")
+        .await;
     api.stop().await;
 }
 
 #[tokio::test]
 async fn prompt_settings_hide_and_reset() {
     let fx = fixture().await;
-    let api = Api::start().await;
+    let api = start().await;
     let mut c = api.client("/mcp").await;
     api.add("x", json!({"url": fx.url})).await;
     wait_tools(&mut c, |n| has(n, "x__echo")).await;
-    let prompts = api.ok("GET", "/api/v1/servers/x/prompts", None, 200).await;
+    let prompts = api
+        .admin()
+        .get("/api/v1/servers/x/prompts")
+        .expect(200)
+        .await;
     let names: Vec<&str> = prompts["prompts"]
         .as_array()
         .unwrap()
@@ -861,12 +702,12 @@ async fn prompt_settings_hide_and_reset() {
     );
 
     let hidden = api
-        .ok(
-            "PATCH",
+        .admin()
+        .patch(
             "/api/v1/servers/x/prompts/simple",
-            Some(json!({"enabled": false})),
-            200,
+            json!({"enabled": false}),
         )
+        .expect(200)
         .await;
     assert_eq!(hidden["enabled"], false);
     assert!(
@@ -874,7 +715,9 @@ async fn prompt_settings_hide_and_reset() {
             .await
             .contains(&"x__simple".to_string())
     );
-    api.ok("DELETE", "/api/v1/servers/x/prompts/simple", None, 204)
+    api.admin()
+        .delete("/api/v1/servers/x/prompts/simple")
+        .expect(204)
         .await;
     assert!(
         prompt_names(&mut c)
@@ -897,7 +740,7 @@ async fn prompt_names(c: &mut McpClient) -> Vec<String> {
 #[tokio::test]
 async fn groups_crud_and_the_group_endpoint() {
     let fx = fixture().await;
-    let api = Api::start().await;
+    let api = start().await;
     api.add("a", json!({"url": fx.url})).await;
     api.add(
         "b",
@@ -905,46 +748,27 @@ async fn groups_crud_and_the_group_endpoint() {
     )
     .await;
     let group = api
-        .ok(
-            "POST",
-            "/api/v1/groups",
-            Some(json!({"name": "g", "members": ["a"]})),
-            201,
-        )
+        .admin()
+        .post("/api/v1/groups", json!({"name": "g", "members": ["a"]}))
+        .expect(201)
         .await;
     assert_eq!(group, json!({"name": "g", "members": ["a"], "tools": null}));
-    api.fails(
-        "POST",
-        "/api/v1/groups",
-        Some(json!({"name": "g", "members": []})),
-        409,
-        "conflict",
-    )
-    .await;
-    api.fails(
-        "POST",
-        "/api/v1/groups",
-        Some(json!({"name": "a", "members": []})),
-        409,
-        "conflict",
-    )
-    .await;
-    api.fails(
-        "POST",
-        "/api/v1/groups",
-        Some(json!({"name": "h", "members": ["zz"]})),
-        400,
-        "invalid",
-    )
-    .await;
-    api.fails(
-        "POST",
-        "/api/v1/servers",
-        Some(json!({"name": "g", "url": fx.url})),
-        409,
-        "conflict",
-    )
-    .await;
+    api.admin()
+        .post("/api/v1/groups", json!({"name": "g", "members": []}))
+        .expect_error(409, "conflict")
+        .await;
+    api.admin()
+        .post("/api/v1/groups", json!({"name": "a", "members": []}))
+        .expect_error(409, "conflict")
+        .await;
+    api.admin()
+        .post("/api/v1/groups", json!({"name": "h", "members": ["zz"]}))
+        .expect_error(400, "invalid")
+        .await;
+    api.admin()
+        .post("/api/v1/servers", json!({"name": "g", "url": fx.url}))
+        .expect_error(409, "conflict")
+        .await;
 
     let mut g = api.client("/mcp/g").await;
     let names = wait_tools(&mut g, |n| has(n, "a__echo")).await;
@@ -954,7 +778,10 @@ async fn groups_crud_and_the_group_endpoint() {
     );
 
     let narrowed = json!({"members": ["a", "b"], "tools": ["a__echo", "b__add"]});
-    api.ok("PUT", "/api/v1/groups/g", Some(narrowed), 200).await;
+    api.admin()
+        .put("/api/v1/groups/g", narrowed)
+        .expect(200)
+        .await;
     let mut g = api.client("/mcp/g").await;
     wait_tools(&mut g, |n| upstream_tools(n) == ["a__echo", "b__add"]).await;
     assert_eq!(
@@ -969,20 +796,22 @@ async fn groups_crud_and_the_group_endpoint() {
         .await;
     assert!(blocked.get("error").is_some(), "filtered out: {blocked}");
 
-    let one = api.ok("GET", "/api/v1/groups/g", None, 200).await;
+    let one = api.admin().get("/api/v1/groups/g").expect(200).await;
     assert_eq!(one["tools"], json!(["a__echo", "b__add"]));
     assert_eq!(
-        api.ok("GET", "/api/v1/groups", None, 200).await["groups"]
+        api.admin().get("/api/v1/groups").expect(200).await["groups"]
             .as_array()
             .unwrap()
             .len(),
         1
     );
-    api.ok("DELETE", "/api/v1/groups/g", None, 204).await;
-    api.fails("GET", "/api/v1/groups/g", None, 404, "not_found")
+    api.admin().delete("/api/v1/groups/g").expect(204).await;
+    api.admin()
+        .get("/api/v1/groups/g")
+        .expect_error(404, "not_found")
         .await;
     assert_eq!(
-        api.ok("GET", "/api/v1/groups", None, 200).await,
+        api.admin().get("/api/v1/groups").expect(200).await,
         json!({"groups": []})
     );
     api.stop().await;
@@ -991,7 +820,7 @@ async fn groups_crud_and_the_group_endpoint() {
 #[tokio::test]
 async fn import_export_round_trip_masks_unless_revealed() {
     let fx = fixture().await;
-    let api = Api::start().await;
+    let api = start().await;
     let file = json!({
         "mcpServers": {
             "imp": {"type": "streamable-http", "url": fx.url, "headers": {"Authorization": "Bearer ${NOT_EXPANDED}"}},
@@ -1000,12 +829,14 @@ async fn import_export_round_trip_masks_unless_revealed() {
         "groups": {"both": ["imp", "loc"]}
     });
     assert_eq!(
-        api.ok("POST", "/api/v1/import", Some(file.clone()), 200)
+        api.admin()
+            .post("/api/v1/import", file.clone())
+            .expect(200)
             .await["added"],
         json!(["imp", "loc"])
     );
     assert_eq!(
-        api.ok("POST", "/api/v1/import", Some(file), 200).await["kept"],
+        api.admin().post("/api/v1/import", file).expect(200).await["kept"],
         json!(["imp", "loc"]),
         "taken names are left alone"
     );
@@ -1020,7 +851,7 @@ async fn import_export_round_trip_masks_unless_revealed() {
     let mut c = api.client("/mcp/both").await;
     wait_tools(&mut c, |n| has(n, "imp__echo") && has(n, "loc__echo")).await;
 
-    let masked = api.ok("GET", "/api/v1/export", None, 200).await;
+    let masked = api.admin().get("/api/v1/export").expect(200).await;
     // Export writes placeholders the file loader expands, never the mask.
     assert_eq!(
         masked["mcpServers"]["imp"]["headers"]["Authorization"],
@@ -1031,26 +862,36 @@ async fn import_export_round_trip_masks_unless_revealed() {
         "${SWITCHBOARD_SECRET_LOC_TOKEN}"
     );
     assert_eq!(masked["groups"], json!({"both": ["imp", "loc"]}));
-    let revealed = api.ok("GET", "/api/v1/export?reveal=true", None, 200).await;
+    let revealed = api
+        .admin()
+        .get("/api/v1/export?reveal=true")
+        .expect(200)
+        .await;
     assert_eq!(revealed["mcpServers"]["loc"]["env"]["TOKEN"], "s3cret");
     assert_eq!(revealed["mcpServers"]["loc"]["timeout"], 30.0);
     assert_eq!(
-        api.ok("GET", "/api/v1/export?reveal=false", None, 200)
+        api.admin()
+            .get("/api/v1/export?reveal=false")
+            .expect(200)
             .await,
         masked
     );
 
     // The revealed export, imported into another hub, exports the same.
-    let other = Api::start().await;
+    let other = start().await;
     assert_eq!(
         other
-            .ok("POST", "/api/v1/import", Some(revealed.clone()), 200)
+            .admin()
+            .post("/api/v1/import", revealed.clone())
+            .expect(200)
             .await["added"],
         json!(["imp", "loc"])
     );
     assert_eq!(
         other
-            .ok("GET", "/api/v1/export?reveal=true", None, 200)
+            .admin()
+            .get("/api/v1/export?reveal=true")
+            .expect(200)
             .await,
         revealed
     );
@@ -1059,40 +900,31 @@ async fn import_export_round_trip_masks_unless_revealed() {
     api.stop().await;
 }
 
-async fn bad_imports(api: &Api) {
+async fn bad_imports(api: &TestApp) {
     let unknown_member =
         json!({"mcpServers": {"n": {"command": "x"}}, "groups": {"gg": ["nobody"]}});
     let message = api
-        .fails(
-            "POST",
-            "/api/v1/import",
-            Some(unknown_member),
-            400,
-            "invalid",
-        )
+        .admin()
+        .post("/api/v1/import", unknown_member)
+        .expect_error(400, "invalid")
         .await;
     assert!(
         message["message"].as_str().unwrap().contains("groups.gg"),
         "names the entry: {message}"
     );
-    api.fails(
-        "POST",
-        "/api/v1/import",
-        Some(json!({"mcpServers": {"n": {"type": "sse"}}})),
-        400,
-        "invalid",
-    )
-    .await;
-    api.fails(
-        "POST",
-        "/api/v1/import",
-        Some(json!({"services": {}})),
-        400,
-        "invalid",
-    )
-    .await;
+    api.admin()
+        .post(
+            "/api/v1/import",
+            json!({"mcpServers": {"n": {"type": "sse"}}}),
+        )
+        .expect_error(400, "invalid")
+        .await;
+    api.admin()
+        .post("/api/v1/import", json!({"services": {}}))
+        .expect_error(400, "invalid")
+        .await;
     assert_eq!(
-        api.names().await,
+        api.server_names().await,
         vec!["imp", "loc"],
         "failed imports add nothing"
     );
@@ -1101,15 +933,23 @@ async fn bad_imports(api: &Api) {
 #[tokio::test]
 async fn reconcile_reports_and_repairs_the_registry() {
     let fx = fixture().await;
-    let api = Api::start().await;
+    let api = start().await;
     api.add("a", json!({"url": fx.url})).await;
-    let idle = api.ok("POST", "/api/v1/reconcile", None, 200).await;
+    let idle = api
+        .admin()
+        .post_empty("/api/v1/reconcile")
+        .expect(200)
+        .await;
     assert_eq!(
         idle,
         json!({"added": [], "changed": [], "removed": [], "failed": []})
     );
     api.hub.remove_server("a").await.unwrap();
-    let repaired = api.ok("POST", "/api/v1/reconcile", None, 200).await;
+    let repaired = api
+        .admin()
+        .post_empty("/api/v1/reconcile")
+        .expect(200)
+        .await;
     assert_eq!(repaired["added"], json!(["a"]), "{repaired}");
     assert_eq!(api.hub.server_names(), vec!["a"]);
     api.stop().await;
@@ -1117,8 +957,8 @@ async fn reconcile_reports_and_repairs_the_registry() {
 
 #[tokio::test]
 async fn openapi_document_describes_every_route() {
-    let api = Api::start().await;
-    let doc = api.ok("GET", "/api/v1/openapi.json", None, 200).await;
+    let api = start().await;
+    let doc = api.admin().get("/api/v1/openapi.json").expect(200).await;
     assert!(
         doc["openapi"]
             .as_str()
@@ -1238,7 +1078,7 @@ fn collect_refs(v: &Value, out: &mut Vec<String>) {
 #[tokio::test]
 async fn concurrent_storm_leaves_store_and_registry_equal() {
     let fx = fixture().await;
-    let api = Arc::new(Api::start().await);
+    let api = Arc::new(start().await);
     let tasks: Vec<_> = (0..8)
         .map(|i| tokio::spawn(storm(api.clone(), fx.url.clone(), i)))
         .collect();
@@ -1247,7 +1087,7 @@ async fn concurrent_storm_leaves_store_and_registry_equal() {
         ops += t.await.expect("storm task");
     }
     assert!(ops >= 100, "{ops} operations");
-    let mut listed = api.names().await;
+    let mut listed = api.server_names().await;
     listed.sort();
     let mut running = api.hub.server_names();
     running.sort();
@@ -1267,7 +1107,7 @@ async fn concurrent_storm_leaves_store_and_registry_equal() {
 }
 
 /// One storm task: 13 creates and deletes over its own names and names shared by all tasks.
-async fn storm(api: Arc<Api>, url: String, task: usize) -> usize {
+async fn storm(api: Arc<TestApp>, url: String, task: usize) -> usize {
     for step in 0..13usize {
         let name = if step % 2 == 0 {
             format!("own{task}x{}", step % 3)
@@ -1275,17 +1115,18 @@ async fn storm(api: Arc<Api>, url: String, task: usize) -> usize {
             format!("shared{}", (task + step) % 4)
         };
         let delete = (task + step) % 3 == 2;
-        let (status, body) = if delete {
-            api.call("DELETE", &format!("/api/v1/servers/{name}"), None)
+        let a = if delete {
+            api.admin()
+                .delete(format!("/api/v1/servers/{name}"))
+                .send()
                 .await
         } else {
-            api.call(
-                "POST",
-                "/api/v1/servers",
-                Some(json!({"name": name, "url": url})),
-            )
-            .await
+            api.admin()
+                .post("/api/v1/servers", json!({"name": name, "url": url}))
+                .send()
+                .await
         };
+        let (status, body) = (a.status, a.body);
         let allowed: &[u16] = if delete { &[204, 404] } else { &[201, 409] };
         assert!(
             allowed.contains(&status.as_u16()),
@@ -1298,7 +1139,7 @@ async fn storm(api: Arc<Api>, url: String, task: usize) -> usize {
 #[tokio::test]
 async fn a_servers_protocol_era_is_stored_and_used() {
     let fx = fixture().await;
-    let api = Api::start().await;
+    let api = start().await;
     let view = api
         .add(
             "m",
@@ -1318,27 +1159,26 @@ async fn a_servers_protocol_era_is_stored_and_used() {
     assert_eq!(stored.protocol, "2026-07-28");
     // A replace that does not mention the protocol keeps it.
     let replaced = api
-        .ok(
-            "PUT",
+        .admin()
+        .put(
             "/api/v1/servers/m",
-            Some(json!({"type": "streamable-http", "url": fx.url, "timeout": 20})),
-            200,
+            json!({"type": "streamable-http", "url": fx.url, "timeout": 20}),
         )
+        .expect(200)
         .await;
     assert_eq!(replaced["config"]["protocol"], "2026-07-28", "{replaced}");
-    let export = api.ok("GET", "/api/v1/export", None, 200).await;
+    let export = api.admin().get("/api/v1/export").expect(200).await;
     assert_eq!(
         export["mcpServers"]["m"]["protocol"], "2026-07-28",
         "{export}"
     );
-    api.fails(
-        "POST",
-        "/api/v1/servers",
-        Some(json!({"name": "bad", "url": fx.url, "protocol": "2099"})),
-        400,
-        "invalid",
-    )
-    .await;
+    api.admin()
+        .post(
+            "/api/v1/servers",
+            json!({"name": "bad", "url": fx.url, "protocol": "2099"}),
+        )
+        .expect_error(400, "invalid")
+        .await;
 
     // The same for a stdio server (the fixture speaks both eras on stdio too).
     let stdio = json!({"command": fixture_bin(), "args": ["stdio", "--conformance"]});
@@ -1350,9 +1190,13 @@ async fn a_servers_protocol_era_is_stored_and_used() {
     assert_eq!(ready["status"]["protocol"], "2026-07-28", "{ready}");
     let mut replace = stdio.clone();
     replace["timeout"] = json!(20);
-    let replaced = api.ok("PUT", "/api/v1/servers/s", Some(replace), 200).await;
+    let replaced = api
+        .admin()
+        .put("/api/v1/servers/s", replace)
+        .expect(200)
+        .await;
     assert_eq!(replaced["config"]["protocol"], "2026-07-28", "{replaced}");
-    let export = api.ok("GET", "/api/v1/export", None, 200).await;
+    let export = api.admin().get("/api/v1/export").expect(200).await;
     assert_eq!(
         export["mcpServers"]["s"]["protocol"], "2026-07-28",
         "{export}"

@@ -479,63 +479,10 @@ fn main_launch_port(hub: &HubProcess) -> u16 {
     hub.main.rsplit(':').next().unwrap().parse().unwrap()
 }
 
-/// A PostgreSQL database that exists for one test.
-struct TempDb {
-    name: String,
-}
-
-impl TempDb {
-    fn create() -> TempDb {
-        let name = format!(
-            "switchboard_hub_test_{}",
-            &switchboard_hub::random_id()[..12]
-        );
-        psql(&format!("CREATE DATABASE {name}"));
-        TempDb { name }
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        psql(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
-    }
-}
-
-fn psql(sql: &str) {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ])
-        .output();
-    let out =
-        out.expect("psql must be installed (PostgreSQL runs on 127.0.0.1:5432; .ci/run starts it)");
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test]
 async fn postgres_store_keeps_servers_across_restarts() {
     init();
-    let db = TempDb::create();
+    let db = PgDatabase::create("hub_test");
     let up = spawn_http(FixtureOptions::new("e")).await.unwrap();
     let dir = temp_dir("pg");
     let mut launch = Launch::new(&dir);

@@ -2,45 +2,23 @@
 //! from their MCP sessions reach that server with them; everyone else's calls keep the
 //! server's configured headers.
 
-use std::sync::Arc;
-
-use serde_json::{Value, json};
-use switchboard_control::{ControlConfig, ControlPlane};
-use switchboard_core::ssrf::{SsrfPolicy, parse_cidrs};
+use serde_json::json;
 use switchboard_fixture::{FixtureOptions, spawn_http};
-use switchboard_http::{AdminAuth, ApiState, ServiceOptions};
-use switchboard_hub::{Hub, HubConfig};
-use switchboard_store::SecretKey;
-use tokio_util::sync::CancellationToken;
 
-use crate::common::{McpClient, eventually, init};
+use crate::common::{McpClient, ServesApi, TestApp, eventually, init};
 
 const TOKEN: &str = "credentials-admin-token-0123456789";
 
-async fn send(method: &str, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .request(method.parse().unwrap(), url)
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
 /// Logs `username` in; returns an access token.
-async fn login(base: &str, username: &str, password: &str) -> String {
-    let (status, body) = reqwest::Client::new()
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"username": username, "password": password}))
-        .send()
-        .await
-        .map(|r| (r.status().as_u16(), r))
-        .expect("login");
-    assert_eq!(status, 200);
-    let body: Value = body.json().await.unwrap();
+async fn login(app: &TestApp, username: &str, password: &str) -> String {
+    let body = app
+        .anon()
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": username, "password": password}),
+        )
+        .expect(200)
+        .await;
     body["access_token"].as_str().unwrap().to_string()
 }
 
@@ -48,84 +26,54 @@ async fn login(base: &str, username: &str, password: &str) -> String {
 async fn a_users_own_headers_replace_the_servers_for_their_calls_only() {
     init();
     let upstream = spawn_http(FixtureOptions::new("gh")).await.unwrap();
-    let store = switchboard_store::open("sqlite::memory:", SecretKey::generate().unwrap())
-        .await
-        .unwrap();
-    let control = ControlPlane::new(
-        store,
-        Hub::new(HubConfig::default()),
-        ControlConfig {
-            ssrf: SsrfPolicy {
-                allow_cidrs: parse_cidrs("127.0.0.0/8").unwrap(),
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-    );
-    let api = ApiState::with_defaults(control.clone(), AdminAuth::from_token(TOKEN))
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    tokio::spawn(switchboard_http::serve(
-        listener,
-        switchboard_http::main_service(api, &ServiceOptions::default()),
-        shutdown.clone(),
-    ));
-
-    let (status, body) = send(
-        "POST",
-        &format!("{base}/api/v1/servers"),
-        TOKEN,
-        Some(json!({"name": "gh", "url": upstream.url,
-                    "headers": {"Authorization": "Bearer shared-token", "X-Team": "core"}})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    for user in ["ana", "ben"] {
-        let (status, body) = send(
-            "POST",
-            &format!("{base}/api/v1/users"),
-            TOKEN,
-            Some(json!({"username": user, "password": "long enough password"})),
-        )
+    let app = TestApp::builder()
+        .token(TOKEN)
+        .servers([json!({"name": "gh", "url": upstream.url,
+                         "headers": {"Authorization": "Bearer shared-token", "X-Team": "core"}})])
+        .start()
         .await;
-        assert_eq!(status, 201, "{body}");
+    for user in ["ana", "ben"] {
+        app.admin()
+            .post(
+                "/api/v1/users",
+                json!({"username": user, "password": "long enough password"}),
+            )
+            .expect(201)
+            .await;
     }
-    let ana = login(&base, "ana", "long enough password").await;
-    let ben = login(&base, "ben", "long enough password").await;
+    let ana = login(&app, "ana", "long enough password").await;
+    let ben = login(&app, "ben", "long enough password").await;
 
     // Bad input first: an unknown server, a malformed header, the admin token (no user).
-    let url = format!("{base}/api/v1/me/credentials/gh");
+    let url = "/api/v1/me/credentials/gh";
     let mine = json!({"headers": {"authorization": "Bearer ana-personal-token"}});
-    let (status, _) = send(
-        "PUT",
-        &format!("{base}/api/v1/me/credentials/nope"),
-        &ana,
-        Some(mine.clone()),
-    )
-    .await;
-    assert_eq!(status, 404);
-    let (status, _) = send(
-        "PUT",
-        &url,
-        &ana,
-        Some(json!({"headers": {"bad name": "x"}})),
-    )
-    .await;
-    assert_eq!(status, 400);
-    let (status, _) = send("PUT", &url, TOKEN, Some(mine.clone())).await;
-    assert_eq!(status, 400);
-    let (status, body) = send("PUT", &url, &ana, Some(mine)).await;
-    assert_eq!(status, 204, "{body}");
-    let (_, listed) = send("GET", &format!("{base}/api/v1/me/credentials"), &ana, None).await;
+    app.as_(&ana)
+        .put("/api/v1/me/credentials/nope", mine.clone())
+        .expect(404)
+        .await;
+    app.as_(&ana)
+        .put(url, json!({"headers": {"bad name": "x"}}))
+        .expect(400)
+        .await;
+    app.as_(TOKEN).put(url, mine.clone()).expect(400).await;
+    app.as_(&ana).put(url, mine).expect(204).await;
+    let listed = app
+        .as_(&ana)
+        .get("/api/v1/me/credentials")
+        .send()
+        .await
+        .body;
     assert_eq!(listed, json!({"servers": ["gh"]}));
-    let (_, listed) = send("GET", &format!("{base}/api/v1/me/credentials"), &ben, None).await;
+    let listed = app
+        .as_(&ben)
+        .get("/api/v1/me/credentials")
+        .send()
+        .await
+        .body;
     assert_eq!(listed, json!({"servers": []}));
 
     // Each user calls the tool through the main service's MCP endpoint.
-    let mcp = format!("{base}/mcp");
+    let mcp = app.url("/mcp");
     assert!(
         eventually(std::time::Duration::from_secs(5), async || {
             let mut c = McpClient::connect_authorized(&mcp, &ana).await;
@@ -167,15 +115,12 @@ async fn a_users_own_headers_replace_the_servers_for_their_calls_only() {
     assert!(seen.iter().all(|h| h == "Bearer shared-token"), "{seen:?}");
 
     // Removing them puts ana's new sessions back on the shared headers.
-    let (status, _) = send("DELETE", &url, &ana, None).await;
-    assert_eq!(status, 204);
-    let (status, _) = send("DELETE", &url, &ana, None).await;
-    assert_eq!(status, 404);
+    app.as_(&ana).delete(url).expect(204).await;
+    app.as_(&ana).delete(url).expect(404).await;
     let before = authorization_of_echo_calls().len();
     let mut a2 = McpClient::connect_authorized(&mcp, &ana).await;
     a2.call("gh__echo", json!({"text": "again"})).await;
     let seen: Vec<String> = authorization_of_echo_calls()[before..].to_vec();
     assert!(seen.iter().all(|h| h == "Bearer shared-token"), "{seen:?}");
-    shutdown.cancel();
-    let _ = Arc::strong_count(&control);
+    app.stop().await;
 }

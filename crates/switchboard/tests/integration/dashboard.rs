@@ -6,7 +6,6 @@
 //! (default `<target>/dashboard-screenshots`); page weight and time to interactive are printed.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -43,63 +42,25 @@ fn browser_paths() -> Option<(PathBuf, PathBuf)> {
     None
 }
 
-/// The hub binary with an admin user, on free loopback ports.
-struct Served {
-    child: Child,
-    main: String,
-    dir: PathBuf,
-    http: reqwest::Client,
+served_type! {
+    /// The hub binary with an admin user, on free loopback ports.
+    struct DashHub {}
 }
 
-impl Served {
-    async fn start() -> Served {
+impl DashHub {
+    async fn start() -> DashHub {
         Self::start_with(&[]).await
     }
 
-    async fn start_with(extra: &[&str]) -> Served {
-        init();
-        let dir = std::env::temp_dir().join(format!(
-            "sb-dashboard-{}",
-            switchboard_control::identity::random_hex(6)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (main, mcp) = (free_port(), free_port());
-        let child = Command::new(switchboard_bin())
-            .args([
-                "serve",
-                "--admin-token",
-                ADMIN_TOKEN,
-                "--admin-password",
-                ADMIN_PASSWORD,
-            ])
-            .args(["--log", "warn", "--main-addr", &format!("127.0.0.1:{main}")])
-            .args(["--mcp-addr", &format!("127.0.0.1:{mcp}")])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
+    async fn start_with(extra: &[&str]) -> DashHub {
+        let served = Served::builder(ADMIN_TOKEN)
+            .name("dashboard")
+            .args(&["--admin-password", ADMIN_PASSWORD])
             .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("switchboard starts");
-        let served = Served {
-            child,
-            main: format!("http://127.0.0.1:{main}"),
-            dir,
-            http: reqwest::Client::new(),
-        };
-        let health = format!("{}/ready", served.main);
-        let http = served.http.clone();
-        assert!(
-            eventually(Duration::from_secs(30), async || {
-                http.get(&health)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-            })
-            .await,
-            "the hub did not come up"
-        );
-        served
+            .ready("/ready")
+            .start()
+            .await;
+        DashHub { served }
     }
 
     /// A management call with the admin token (`tenant`: `X-Switchboard-Tenant`).
@@ -124,14 +85,6 @@ impl Served {
             .await
             .tool_names()
             .await
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        std::fs::remove_dir_all(&self.dir).ok();
     }
 }
 
@@ -247,7 +200,7 @@ async fn dashboard_in_a_real_browser() {
         return;
     };
     // Loopback allowed: the proxy session's remote is a fixture in this process.
-    let hub = Served::start_with(&["--ssrf-allow-cidrs", "127.0.0.0/8"]).await;
+    let hub = DashHub::start_with(&["--ssrf-allow-cidrs", "127.0.0.0/8"]).await;
     let b = Browser::start(&chromedriver, &chromium, 1280, 800).await;
     let mut p = Page {
         b: &b,
@@ -609,7 +562,7 @@ async fn dashboard_in_a_real_browser() {
 /// bearer call does not, sign-in from another origin is refused.
 #[tokio::test(flavor = "multi_thread")]
 async fn dashboard_session_cookies_and_csrf() {
-    let hub = Served::start().await;
+    let hub = DashHub::start().await;
     let login = |origin: Option<&'static str>| {
         let mut req = hub
             .http
@@ -721,7 +674,7 @@ async fn dashboard_session_cookies_and_csrf() {
 /// `--public-url`, and cookies are `Secure` when the proxy says the request came over HTTPS.
 #[tokio::test(flavor = "multi_thread")]
 async fn dashboard_under_a_path_prefix() {
-    let hub = Served::start_with(&["--public-url", "https://hub.example/switchboard/"]).await;
+    let hub = DashHub::start_with(&["--public-url", "https://hub.example/switchboard/"]).await;
     let shell = hub.http.get(format!("{}/", hub.main)).send().await.unwrap();
     assert_eq!(shell.status(), 200);
     let html = shell.text().await.unwrap();

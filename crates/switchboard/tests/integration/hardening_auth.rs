@@ -6,8 +6,6 @@
 //! the retention (SQLite and PostgreSQL); per-credential token buckets answer 429 with
 //! `Retry-After` on the management API and on MCP, and `/api/v1/me` shows them.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -18,16 +16,6 @@ use crate::common::*;
 const ADMIN: &str = "admin-token-for-hardening-tests";
 const PASSWORD: &str = "correct horse battery";
 
-/// The real binary, serving both services on loopback ports.
-struct Served {
-    child: Child,
-    main: String,
-    mcp: String,
-    dir: PathBuf,
-    http: reqwest::Client,
-    _db: Option<PgDatabase>,
-}
-
 /// An HTTP answer.
 struct Answer {
     status: StatusCode,
@@ -35,47 +23,20 @@ struct Answer {
     body: Value,
 }
 
-impl Served {
-    async fn start(pg: bool, extra: &[&str]) -> Served {
-        init();
-        let dir = std::env::temp_dir().join(format!(
-            "sb-hardening-{}",
-            switchboard_control::identity::random_hex(6)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = pg.then(|| PgDatabase::create("hardening"));
-        let (main, mcp) = (free_port(), free_port());
-        let mut cmd = Command::new(switchboard_bin());
-        cmd.args(["serve", "--admin-token", ADMIN, "--log", "warn"])
-            .args(["--main-addr", &format!("127.0.0.1:{main}")])
-            .args(["--mcp-addr", &format!("127.0.0.1:{mcp}")])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(db) = &db {
-            cmd.args(["--database-url", &db.url()]);
+served_type! {
+    /// The real binary, serving both services on loopback ports.
+    struct AuthHub {}
+}
+
+impl AuthHub {
+    async fn start(pg: bool, extra: &[&str]) -> AuthHub {
+        let mut b = Served::builder(ADMIN).name("hardening").args(extra);
+        if pg {
+            b = b.postgres("hardening");
         }
-        let child = cmd.spawn().expect("switchboard starts");
-        let served = Served {
-            child,
-            main: format!("http://127.0.0.1:{main}"),
-            mcp: format!("http://127.0.0.1:{mcp}"),
-            dir,
-            http: reqwest::Client::new(),
-            _db: db,
-        };
-        let health = format!("{}/health", served.main);
-        let http = served.http.clone();
-        assert!(
-            eventually(Duration::from_secs(30), async || {
-                http.get(&health).send().await.is_ok()
-            })
-            .await,
-            "the hub did not come up"
-        );
-        served
+        AuthHub {
+            served: b.start().await,
+        }
     }
 
     /// Resident memory of the hub process, in KiB.
@@ -148,10 +109,9 @@ impl Served {
         a.body["entries"].as_array().unwrap().clone()
     }
 
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        std::fs::remove_dir_all(&self.dir).ok();
+    /// Kills the process and removes its directory.
+    fn stop(self) {
+        drop(self);
     }
 }
 
@@ -171,7 +131,7 @@ async fn answer(resp: reqwest::Response) -> Answer {
 
 /// Sends `n` logins at once (`password(i)` for the i-th); returns their answers.
 async fn burst(
-    s: &Served,
+    s: &AuthHub,
     n: usize,
     user: impl Fn(usize) -> String,
     password: impl Fn(usize) -> String,
@@ -210,7 +170,7 @@ fn count(answers: &[Answer], status: u16) -> usize {
 /// grows by less than 100 MiB over all of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_logins_are_counted_before_hashing_and_memory_stays_bounded() {
-    let s = Served::start(false, &[]).await;
+    let s = AuthHub::start(false, &[]).await;
     s.user("victim", "user").await;
     s.user("other", "user").await;
     let before = s.rss_kib();
@@ -273,7 +233,7 @@ async fn concurrent_logins_are_counted_before_hashing_and_memory_stays_bounded()
 /// are capped at 256 bytes and marked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_login_fields_are_refused_and_audit_fields_are_capped() {
-    let s = Served::start(false, &[]).await;
+    let s = AuthHub::start(false, &[]).await;
     let a = s.login(&"n".repeat(1_000_000), "whatever password").await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
     assert_eq!(a.body["error"], "bad_request");
@@ -307,7 +267,7 @@ async fn oversized_login_fields_are_refused_and_audit_fields_are_capped() {
 }
 
 async fn unauthenticated_flood_is_bounded(pg: bool) {
-    let s = Served::start(pg, &[]).await;
+    let s = AuthHub::start(pg, &[]).await;
     let url = format!("{}/api/v1/servers", s.main);
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(50));
     let tasks: Vec<_> = (0..1000)
@@ -369,7 +329,7 @@ async fn an_unauthenticated_flood_writes_a_bounded_number_of_audit_rows_on_postg
 }
 
 async fn retention_sweeps(pg: bool) {
-    let s = Served::start(pg, &["--audit-retention", "2s"]).await;
+    let s = AuthHub::start(pg, &["--audit-retention", "2s"]).await;
     s.user("early", "user").await;
     assert!(
         s.audit()
@@ -406,7 +366,7 @@ async fn the_audit_sweeper_deletes_rows_past_the_retention_on_postgres() {
 /// unaffected; a plain user may not give a key a limit above the default.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_over_its_rate_limit_gets_429_and_another_key_does_not() {
-    let s = Served::start(false, &["--rate-limit-key", "50:100"]).await;
+    let s = AuthHub::start(false, &["--rate-limit-key", "50:100"]).await;
     let uid = s.user("rita", "user").await;
     let make_key = async |name: &str, limit: Option<Value>| {
         let mut body = json!({"name": name, "user_id": uid});

@@ -7,18 +7,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use switchboard_control::{ControlConfig, ControlPlane, StdioAllowlist};
-use switchboard_core::ssrf::{SsrfPolicy, parse_cidrs};
+use switchboard_control::StdioAllowlist;
 use switchboard_fixture::{FixtureOptions, spawn_http};
-use switchboard_http::{AdminAuth, ApiState, McpAuth, ServiceOptions};
 use switchboard_hub::{Hub, HubConfig};
-use switchboard_store::{SecretKey, Store};
-use tokio_util::sync::CancellationToken;
+use switchboard_store::SecretKey;
 
 use crate::common::*;
 
@@ -31,20 +27,11 @@ const SECRET: &str = "s3cr3t-query-value";
 /// made for the test; both survive a restart of the hub.
 enum Db {
     Sqlite(PathBuf),
-    Postgres(String),
-}
-
-fn pg_base() -> String {
-    std::env::var("SWITCHBOARD_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    Postgres(PgDatabase),
 }
 
 fn psql(db: &str, sql: &str) -> String {
-    let out = std::process::Command::new("psql")
-        .arg(format!("{}/{db}", pg_base()))
-        .args(["-v", "ON_ERROR_STOP=1", "-Atc", sql])
-        .output()
-        .expect("psql runs (PostgreSQL client tools are needed for this test)");
+    let out = psql_in(db, sql);
     assert!(
         out.status.success(),
         "psql {sql}: {}",
@@ -64,18 +51,13 @@ impl Db {
     }
 
     fn postgres() -> Db {
-        let name = format!(
-            "switchboard_stdio_{}",
-            switchboard_control::identity::random_hex(6)
-        );
-        psql("postgres", &format!("CREATE DATABASE {name}"));
-        Db::Postgres(name)
+        Db::Postgres(PgDatabase::create("stdio"))
     }
 
     fn url(&self) -> String {
         match self {
             Db::Sqlite(dir) => format!("sqlite://{}/sb.db", dir.display()),
-            Db::Postgres(name) => format!("{}/{name}", pg_base()),
+            Db::Postgres(db) => db.url(),
         }
     }
 
@@ -91,23 +73,15 @@ impl Db {
                     .expect("sqlite3 runs");
                 String::from_utf8_lossy(&out.stdout).trim().to_string()
             }
-            Db::Postgres(name) => psql(name, &sql),
+            Db::Postgres(db) => psql(&db.name, &sql),
         }
     }
 }
 
 impl Drop for Db {
     fn drop(&mut self) {
-        match self {
-            Db::Sqlite(dir) => {
-                std::fs::remove_dir_all(dir).ok();
-            }
-            Db::Postgres(name) => {
-                psql(
-                    "postgres",
-                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                );
-            }
+        if let Db::Sqlite(dir) = self {
+            std::fs::remove_dir_all(dir).ok();
         }
     }
 }
@@ -130,79 +104,34 @@ impl Settings {
 
 /// An in-process hub: main and MCP services on port 0 over `db`.
 struct Hubs {
-    state: ApiState,
-    main: SocketAddr,
-    mcp: SocketAddr,
-    http: reqwest::Client,
-    shutdown: CancellationToken,
-}
-
-async fn bind() -> (tokio::net::TcpListener, SocketAddr) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    (l, addr)
+    app: TestApp,
 }
 
 impl Hubs {
     async fn start(db: &Db, settings: &Settings) -> Hubs {
-        init();
-        let store: Arc<dyn Store> =
-            switchboard_store::open(&db.url(), SecretKey::from_bytes([7; 32]))
-                .await
-                .expect("store");
-        let control = ControlPlane::new(
-            store,
-            Hub::new(HubConfig {
+        let app = TestApp::builder()
+            .token(ADMIN)
+            .database(&db.url())
+            .secret_key(SecretKey::from_bytes([7; 32]))
+            .hub(HubConfig {
                 max_stdio_servers: settings.max_stdio,
                 ..HubConfig::default()
-            }),
-            ControlConfig {
-                ssrf: SsrfPolicy {
-                    allow_cidrs: parse_cidrs("127.0.0.0/8").unwrap(),
-                    ..Default::default()
-                },
-                stdio_allow: Arc::new(StdioAllowlist::parse(&settings.allow).unwrap()),
-                ..Default::default()
-            },
-        );
-        control.reconcile().await.expect("initial reconcile");
-        let state = ApiState::with_defaults(control, AdminAuth::from_token(ADMIN))
-            .await
-            .expect("api state");
-        state.tenants.sync().await.expect("tenants");
-        let ((main_l, main), (mcp_l, mcp)) = (bind().await, bind().await);
-        let options = ServiceOptions {
-            mcp_auth: McpAuth::Optional,
-            public_url: None,
-            ..ServiceOptions::default()
-        };
-        let shutdown = CancellationToken::new();
-        tokio::spawn(switchboard_http::serve(
-            main_l,
-            switchboard_http::main_service(state.clone(), &options),
-            shutdown.clone(),
-        ));
-        tokio::spawn(switchboard_http::serve(
-            mcp_l,
-            switchboard_http::mcp_service(state.clone(), &options),
-            shutdown.clone(),
-        ));
-        Hubs {
-            state,
-            main,
-            mcp,
-            http: reqwest::Client::new(),
-            shutdown,
-        }
+            })
+            .stdio_allow(StdioAllowlist::parse(&settings.allow).unwrap())
+            .reconcile()
+            .sync_tenants()
+            .start()
+            .await;
+        Hubs { app }
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        self.state.tenants.shutdown().await;
+        self.app.stop().await;
     }
 
     fn hub(&self) -> Hub {
-        self.state
+        self.app
+            .state
             .tenants
             .get(TENANT)
             .expect("tenant plane")
@@ -220,6 +149,8 @@ impl Hubs {
         body: Option<Value>,
     ) -> (u16, Value) {
         let mut req = self
+            .app
+            .api
             .http
             .request(
                 Method::from_bytes(method.as_bytes()).unwrap(),
@@ -247,7 +178,7 @@ impl Hubs {
         token: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        self.call_at(self.main, method, path, token, body).await
+        self.call_at(self.app.main, method, path, token, body).await
     }
 
     /// Creates the tenant and a manager in it; returns the manager's API key.
@@ -265,8 +196,10 @@ impl Hubs {
         let (s, b) = self.call("POST", "/api/v1/users", ADMIN, Some(user)).await;
         assert_eq!(s, 201, "{b}");
         let resp = self
+            .app
+            .api
             .http
-            .post(format!("http://{}/api/v1/auth/login", self.main))
+            .post(self.app.url("/api/v1/auth/login"))
             .json(&json!({"username": "mia", "password": PASSWORD}))
             .send()
             .await
@@ -406,8 +339,14 @@ async fn managers_cannot_define_stdio_commands_on_any_path(db: Db) {
     let proxy = json!({"service_name": "sz", "mcp_url": up.url, "transport": "stdio"});
     assert_forbidden(
         "add-remote-proxies",
-        &hub.call_at(hub.mcp, "POST", "/add-remote-proxies", &key, Some(proxy))
-            .await,
+        &hub.call_at(
+            hub.app.mcp,
+            "POST",
+            "/add-remote-proxies",
+            &key,
+            Some(proxy),
+        )
+        .await,
     );
     let session = json!({"remote_url": "/bin/sh", "transport": "stdio"});
     let (s, b) = hub
@@ -477,7 +416,7 @@ async fn managers_cannot_define_stdio_commands_on_any_path(db: Db) {
     }
 
     // The CLI goes through the same API.
-    let main = format!("http://{}", hub.main);
+    let main = format!("http://{}", hub.app.main);
     let marker_arg = format!("touch {}", marker.display());
     let cli_key = key.clone();
     let out = tokio::task::spawn_blocking(move || {
@@ -799,7 +738,7 @@ async fn url_query_secrets_are_sealed_and_masked(db: Db) {
         hub.call("GET", "/api/v1/export", &key, None).await,
         hub.call("GET", "/api/v1/export", ADMIN, None).await,
         hub.call("GET", "/api/mcp/list", &key, None).await,
-        hub.call_at(hub.mcp, "GET", "/list-remote-proxies", &key, None)
+        hub.call_at(hub.app.mcp, "GET", "/list-remote-proxies", &key, None)
             .await,
         hub.call("GET", "/api/v1/audit?all=true", ADMIN, None).await,
         hub.call("GET", "/api/v1/audit", &key, None).await,

@@ -967,12 +967,14 @@ async fn a_session_client_answers_a_stateless_upstreams_questions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_streams_server_everythings_long_running_operation() {
-    use crate::sessions::{SessApi, check_grammar, frames, stream};
+    use crate::sessions::{check_grammar, frames, open, start, stream};
     let ev = Everything::start("streamableHttp").await;
-    let api = SessApi::start().await;
-    let (id, prefix) = api.open(json!({"remote_url": ev.url("/mcp")})).await;
+    let (api, _clock) = start().await;
+    let (id, prefix) = open(&api, json!({"remote_url": ev.url("/mcp")})).await;
     let tools = api
-        .ok("GET", &format!("/api/v1/server/{id}/tools"), None, 200)
+        .admin()
+        .get(format!("/api/v1/server/{id}/tools"))
+        .expect(200)
         .await;
     assert_eq!(tools["prefix"], prefix.as_str());
     let tool = "trigger-long-running-operation";
@@ -1011,7 +1013,9 @@ async fn a_session_streams_server_everythings_long_running_operation() {
             w[1].0
         );
     }
-    api.ok("DELETE", &format!("/api/v1/server/{id}"), None, 200)
+    api.admin()
+        .delete(format!("/api/v1/server/{id}"))
+        .expect(200)
         .await;
     api.stop().await;
 }

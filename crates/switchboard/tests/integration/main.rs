@@ -1,5 +1,6 @@
 //! Integration tests for the hub: real upstream servers, real clients, one test binary.
 
+#[macro_use]
 mod common;
 
 mod control;
@@ -8,6 +9,7 @@ mod dashboard;
 mod webdriver;
 
 mod api_v1;
+mod app_in_process;
 mod badinput;
 mod dataplane;
 mod deploy_files;

@@ -5,8 +5,7 @@
 //! redacts logged payloads and forgets rows past the retention. SQLite and PostgreSQL.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -18,73 +17,23 @@ use crate::common::*;
 const ADMIN: &str = "admin-token-for-observability-tests";
 const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
-/// The real binary serving one fixture upstream named `fx`.
-struct Served {
-    child: Child,
-    main: String,
-    mcp: String,
-    dir: PathBuf,
-    http: reqwest::Client,
-    _db: Option<PgDatabase>,
+served_type! {
+    /// The real binary serving one fixture upstream named `fx`.
+    struct ObsHub {}
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Served {
-    async fn start(pg: bool, upstream: &str, extra: &[&str]) -> Served {
-        init();
-        let dir = std::env::temp_dir().join(format!(
-            "sb-obs-{}",
-            switchboard_control::identity::random_hex(6)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let servers = dir.join("servers.json");
-        std::fs::write(
-            &servers,
-            json!({"mcpServers": {"fx": http_entry(upstream)}}).to_string(),
-        )
-        .unwrap();
-        let db = pg.then(|| PgDatabase::create("obs"));
-        let (main, mcp) = (free_port(), free_port());
-        let mut cmd = Command::new(switchboard_bin());
-        cmd.args(["serve", "--admin-token", ADMIN, "--log", "warn"])
-            .args(["--main-addr", &format!("127.0.0.1:{main}")])
-            .args(["--mcp-addr", &format!("127.0.0.1:{mcp}")])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .arg("--servers")
-            .arg(&servers)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(db) = &db {
-            cmd.args(["--database-url", &format!("{}/{}", pg_base_url(), db.name)]);
+impl ObsHub {
+    async fn start(pg: bool, upstream: &str, extra: &[&str]) -> ObsHub {
+        let mut b = Served::builder(ADMIN)
+            .name("obs")
+            .servers(json!({"mcpServers": {"fx": http_entry(upstream)}}))
+            .args(extra);
+        if pg {
+            b = b.postgres("obs");
         }
-        let child = cmd.spawn().expect("switchboard starts");
-        let served = Served {
-            child,
-            main: format!("http://127.0.0.1:{main}"),
-            mcp: format!("http://127.0.0.1:{mcp}"),
-            dir,
-            http: reqwest::Client::new(),
-            _db: db,
-        };
-        let ready = format!("{}/health", served.main);
-        let http = served.http.clone();
-        assert!(
-            eventually(Duration::from_secs(30), async || {
-                http.get(&ready).send().await.is_ok()
-            })
-            .await,
-            "the hub did not come up"
-        );
-        served
+        ObsHub {
+            served: b.start().await,
+        }
     }
 
     async fn client(&self) -> McpClient {
@@ -324,7 +273,7 @@ fn the_exposition_parser_is_strict() {
 
 async fn calls_are_counted_logged_and_streamed(pg: bool) {
     let fixture = spawn_http(FixtureOptions::new("fx")).await.unwrap();
-    let hub = Served::start(pg, &fixture.url, &["--log-payloads"]).await;
+    let hub = ObsHub::start(pg, &fixture.url, &["--log-payloads"]).await;
     let mut c = hub.client().await;
 
     // Five traced echoes, one with a secret argument; an upstream error; a tool error; a
@@ -637,7 +586,7 @@ async fn calls_are_counted_logged_and_streamed_with_postgres() {
 
 async fn old_rows_are_deleted_past_the_retention(pg: bool) {
     let fixture = spawn_http(FixtureOptions::new("fx")).await.unwrap();
-    let hub = Served::start(pg, &fixture.url, &["--activity-retention", "2s"]).await;
+    let hub = ObsHub::start(pg, &fixture.url, &["--activity-retention", "2s"]).await;
     let mut c = hub.client().await;
     c.call("fx__echo", json!({"text": "old"})).await;
     assert_eq!(hub.logs_settled("limit=10", 1).await.len(), 1);
@@ -664,10 +613,10 @@ async fn old_rows_are_deleted_past_the_retention_with_postgres() {
 #[tokio::test]
 async fn metrics_need_an_admin_or_the_metrics_grant_unless_public() {
     let fixture = spawn_http(FixtureOptions::new("fx")).await.unwrap();
-    let hub = Served::start(false, &fixture.url, &[]).await;
+    let hub = ObsHub::start(false, &fixture.url, &[]).await;
     let (status, _) = hub.get("/metrics", Some("sb_not_a_key"), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let public = Served::start(
+    let public = ObsHub::start(
         false,
         &fixture.url,
         &["--metrics-public", "--no-activity-log"],
@@ -687,7 +636,7 @@ async fn metrics_need_an_admin_or_the_metrics_grant_unless_public() {
 #[tokio::test]
 async fn users_see_only_their_own_activity_and_managers_their_tenants() {
     let fixture = spawn_http(FixtureOptions::new("fx")).await.unwrap();
-    let hub = Served::start(false, &fixture.url, &[]).await;
+    let hub = ObsHub::start(false, &fixture.url, &[]).await;
     let post = |path: &str, body: Value| {
         hub.http
             .post(format!("{}{path}", hub.main))

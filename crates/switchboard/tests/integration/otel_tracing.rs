@@ -6,8 +6,6 @@
 //! HTTP, `_meta.traceparent` over stdio); errors set `error.type`; the HTTP header is the
 //! parent when `_meta` has none; without an endpoint nothing is exported or injected.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -114,81 +112,39 @@ fn attr(span: &Value, key: &str) -> Option<Value> {
         })
 }
 
-/// The real binary serving an HTTP fixture (`fx`) and a stdio fixture (`st`).
-struct Served {
-    child: Child,
-    mcp: String,
-    dir: PathBuf,
-    upstream: FixtureServer,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+served_type! {
+    /// The real binary serving an HTTP fixture (`fx`) and a stdio fixture (`st`).
+    struct TracedHub {
+        upstream: FixtureServer,
     }
 }
 
-impl Served {
-    async fn start(endpoint: Option<&str>) -> Served {
+impl TracedHub {
+    async fn start(endpoint: Option<&str>) -> TracedHub {
         init();
         let upstream = spawn_http(FixtureOptions::default()).await.unwrap();
-        let dir = std::env::temp_dir().join(format!(
-            "sb-trace-{}",
-            switchboard_control::identity::random_hex(6)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let servers = dir.join("servers.json");
-        std::fs::write(
-            &servers,
-            json!({"mcpServers": {
+        let mut b = Served::builder(ADMIN)
+            .name("trace")
+            .servers(json!({"mcpServers": {
                 "fx": http_entry(&upstream.url),
                 "st": stdio_fixture("st", &[]),
-            }})
-            .to_string(),
-        )
-        .unwrap();
-        let (main, mcp) = (free_port(), free_port());
-        let mut cmd = Command::new(switchboard_bin());
-        cmd.args(["serve", "--admin-token", ADMIN, "--log", "warn"])
-            .args(["--main-addr", &format!("127.0.0.1:{main}")])
-            .args(["--mcp-addr", &format!("127.0.0.1:{mcp}")])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .arg("--servers")
-            .arg(&servers)
+            }}))
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             .env("OTEL_BSP_SCHEDULE_DELAY", "50")
             .env("OTEL_SERVICE_NAME", "sb-under-test")
-            .env("OTEL_EXPORTER_OTLP_HEADERS", "x-collector-key=k%201")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .env("OTEL_EXPORTER_OTLP_HEADERS", "x-collector-key=k%201");
         if let Some(e) = endpoint {
-            cmd.args(["--otlp-endpoint", e]);
+            b = b.args(&["--otlp-endpoint", e]);
         }
-        let child = cmd.spawn().expect("switchboard starts");
-        let served = Served {
-            child,
-            mcp: format!("http://127.0.0.1:{mcp}/mcp"),
-            dir,
+        TracedHub {
+            served: b.start().await,
             upstream,
-        };
-        let ready = format!("http://127.0.0.1:{main}/health");
-        let http = reqwest::Client::new();
-        assert!(
-            eventually(Duration::from_secs(30), async || {
-                http.get(&ready).send().await.is_ok()
-            })
-            .await,
-            "the hub did not come up"
-        );
-        served
+        }
     }
 
     async fn client(&self) -> McpClient {
-        let mut c = McpClient::connect_authorized(&self.mcp, ADMIN).await;
+        let mut c = McpClient::connect_authorized(&format!("{}/mcp", self.mcp), ADMIN).await;
         assert!(
             eventually(Duration::from_secs(20), async || {
                 let names = c.tool_names().await;
@@ -214,7 +170,7 @@ impl Served {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracing_exports_server_and_client_spans_and_propagates_the_context() {
     let (collector, endpoint) = Collector::start().await;
-    let hub = Served::start(Some(&endpoint)).await;
+    let hub = TracedHub::start(Some(&endpoint)).await;
     let mut c = hub.client().await;
 
     // An HTTP upstream: the client's trace continues through the hub.
@@ -330,7 +286,7 @@ async fn tracing_exports_server_and_client_spans_and_propagates_the_context() {
     // No `_meta` context: the HTTP `traceparent` header is the parent.
     let other_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let resp = reqwest::Client::new()
-        .post(&hub.mcp)
+        .post(format!("{}/mcp", hub.mcp))
         .bearer_auth(ADMIN)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
@@ -373,7 +329,7 @@ async fn tracing_exports_server_and_client_spans_and_propagates_the_context() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracing_off_without_an_endpoint_exports_and_injects_nothing() {
-    let hub = Served::start(None).await;
+    let hub = TracedHub::start(None).await;
     let mut c = hub.client().await;
     c.call("fx__echo", json!({"text": "hi"})).await;
     // The client's own context passes through untouched; the hub adds none.

@@ -3,7 +3,6 @@
 //! working (sealed session ids, the LISTEN/NOTIFY bus).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -14,55 +13,26 @@ use crate::common::*;
 pub(crate) const ADMIN: &str = "replicas-admin-token-0123456789";
 const KEY: &str = "5ad0f00d5ad0f00d5ad0f00d5ad0f00d5ad0f00d5ad0f00d5ad0f00d5ad0f00d";
 
-/// One replica: the real binary on its own ports and data directory, sharing the database
-/// and the secret key with the others.
-pub(crate) struct Replica {
-    pub(crate) child: Child,
-    pub(crate) main: String,
-    pub(crate) mcp: String,
-    dir: PathBuf,
+served_type! {
+    /// One replica: the real binary on its own ports and data directory, sharing the database
+    /// and the secret key with the others.
+    pub(crate) struct Replica {}
 }
 
 impl Replica {
     pub(crate) async fn start(db: &PgDatabase, servers: Option<&std::path::Path>) -> Replica {
-        let dir = std::env::temp_dir().join(format!(
-            "sb-replica-{}",
-            switchboard_control::identity::random_hex(6)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (main, mcp) = (free_port(), free_port());
-        let mut cmd = Command::new(switchboard_bin());
-        cmd.args(["serve", "--admin-token", ADMIN, "--log", "warn"])
-            .args(["--main-addr", &format!("127.0.0.1:{main}")])
-            .args(["--mcp-addr", &format!("127.0.0.1:{mcp}")])
-            .args(["--database-url", &db.url(), "--secret-key", KEY])
+        let mut b = Served::builder(ADMIN)
+            .name("replica")
+            .args(&["--database-url", &db.url(), "--secret-key", KEY])
             // The poll is only the fallback: a minute, so the test sees the bus at work.
-            .args(["--reconcile-interval-ms", "60000"])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .args(&["--reconcile-interval-ms", "60000"])
+            .ready("/ready");
         if let Some(s) = servers {
-            cmd.arg("--servers").arg(s);
+            b = b.args(&["--servers", s.to_str().unwrap()]);
         }
-        let child = cmd.spawn().expect("switchboard starts");
-        let r = Replica {
-            child,
-            main: format!("http://127.0.0.1:{main}"),
-            mcp: format!("http://127.0.0.1:{mcp}"),
-            dir,
-        };
-        let ready = format!("{}/ready", r.main);
-        assert!(
-            eventually(Duration::from_secs(30), async || {
-                reqwest::get(&ready)
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-            })
-            .await,
-            "the replica did not become ready"
-        );
-        r
+        Replica {
+            served: b.start().await,
+        }
     }
 
     pub(crate) async fn api(
@@ -108,14 +78,6 @@ impl Replica {
         assert_eq!(status, StatusCode::CREATED, "{key}");
         let text = |k: &str| key[k].as_str().unwrap().to_string();
         (text("id"), text("key"))
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        std::fs::remove_dir_all(&self.dir).ok();
     }
 }
 

@@ -5,36 +5,39 @@
 use serde_json::{Value, json};
 use switchboard_fixture::{FixtureOptions, spawn_http};
 
-use crate::sessions::{SessApi, TOKEN};
+use crate::common::{Req, ServesApi, TestApp};
+use crate::sessions::TOKEN;
 
 /// One request as `token` (none when empty; `tenant`: `X-Switchboard-Tenant`); (status, body).
 async fn send(
-    api: &SessApi,
+    api: &TestApp,
     method: &str,
     path: &str,
     token: &str,
     tenant: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut req = api.http.request(method.parse().unwrap(), api.url(path));
-    if !token.is_empty() {
-        req = req.bearer_auth(token);
+    let a = who(api, token)
+        .req(method, path)
+        .tenant(tenant)
+        .json(body)
+        .send()
+        .await;
+    (a.status.as_u16(), a.body)
+}
+
+/// A request as `token`, or with no credential when it is empty.
+fn who(api: &TestApp, token: &str) -> Req {
+    if token.is_empty() {
+        api.anon()
+    } else {
+        api.as_(token)
     }
-    if let Some(t) = tenant {
-        req = req.header("x-switchboard-tenant", t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// A request that must answer `expected`; its body.
 async fn ok(
-    api: &SessApi,
+    api: &TestApp,
     method: &str,
     path: &str,
     token: &str,
@@ -42,13 +45,16 @@ async fn ok(
     body: Option<Value>,
     expected: u16,
 ) -> Value {
-    let (status, v) = send(api, method, path, token, tenant, body).await;
-    assert_eq!(status, expected, "{method} {path}: {v}");
-    v
+    who(api, token)
+        .req(method, path)
+        .tenant(tenant)
+        .json(body)
+        .expect(expected)
+        .await
 }
 
 /// Creates `username` with `role` in `tenant` and logs them in; their access token.
-async fn user(api: &SessApi, tenant: &str, username: &str, role: &str) -> String {
+async fn user(api: &TestApp, tenant: &str, username: &str, role: &str) -> String {
     let password = format!("{username}-password-1");
     let body = json!({"username": username, "password": password, "role": role});
     ok(
@@ -79,7 +85,7 @@ async fn user(api: &SessApi, tenant: &str, username: &str, role: &str) -> String
 }
 
 /// Opens a session to `url` as `token`; (id, prefix).
-async fn open(api: &SessApi, token: &str, url: &str) -> (String, String) {
+async fn open(api: &TestApp, token: &str, url: &str) -> (String, String) {
     let body = json!({"remote_url": url, "ttl_seconds": 600});
     let v = ok(api, "POST", "/api/v1/server", token, None, Some(body), 200).await;
     let s = |k: &str| v[k].as_str().expect(k).to_string();
@@ -87,7 +93,7 @@ async fn open(api: &SessApi, token: &str, url: &str) -> (String, String) {
 }
 
 /// The prefixes `GET /api/v1/sessions` lists for `token`, sorted.
-async fn listed(api: &SessApi, token: &str, tenant: Option<&str>) -> Vec<String> {
+async fn listed(api: &TestApp, token: &str, tenant: Option<&str>) -> Vec<String> {
     let v = ok(api, "GET", "/api/v1/sessions", token, tenant, None, 200).await;
     let mut out: Vec<String> = v["sessions"]
         .as_array()
@@ -109,7 +115,7 @@ fn sorted(mut v: Vec<&String>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn managers_list_and_close_their_tenants_sessions_and_users_see_their_own() {
-    let api = SessApi::start().await;
+    let (api, _clock) = crate::sessions::start().await;
     let remote = spawn_http(FixtureOptions::new("remote")).await.unwrap();
     ok(
         &api,

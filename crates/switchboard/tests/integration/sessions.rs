@@ -3,36 +3,23 @@
 //! clock; the sweeper runs for real every 50 ms.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 use switchboard_control::{
     ControlConfig, ControlError, ControlPlane, ManualClock, NewSession, SessionSettings,
 };
-use switchboard_core::ssrf::{SsrfPolicy, parse_cidrs};
 use switchboard_fixture::{FixtureOptions, FixtureServer, spawn_http};
-use switchboard_http::{AdminAuth, ApiState};
 use switchboard_hub::{Hub, HubConfig};
 use switchboard_store::{SecretKey, Store, StoreAccess};
-use tokio_util::sync::CancellationToken;
 
 use crate::common::*;
 
 pub const TOKEN: &str = "t0ken-for-session-tests";
 /// The manual clock starts here (2023-11-14T22:13:20Z).
 const T0: i64 = 1_700_000_000_000;
-
-/// SSRF policy of the tests: loopback allowed (the fixtures live there), the rest as shipped.
-fn policy() -> SsrfPolicy {
-    SsrfPolicy {
-        allow_cidrs: parse_cidrs("127.0.0.0/8").unwrap(),
-        ..Default::default()
-    }
-}
 
 /// Settings with a manual clock and a fast sweeper.
 pub fn settings(clock: Arc<ManualClock>) -> SessionSettings {
@@ -51,8 +38,10 @@ pub fn control_plane(
     tenant: &str,
     sessions: SessionSettings,
 ) -> Arc<ControlPlane> {
-    let guarded =
-        switchboard_control::guarded_client(policy(), Arc::new(switchboard_control::SystemLookup));
+    let guarded = switchboard_control::guarded_client(
+        loopback_policy(),
+        Arc::new(switchboard_control::SystemLookup),
+    );
     let hub = Hub::new(HubConfig {
         untrusted_client: Some(guarded.clone()),
         ..Default::default()
@@ -62,7 +51,7 @@ pub fn control_plane(
         hub,
         ControlConfig {
             tenant: tenant.into(),
-            ssrf: policy(),
+            ssrf: loopback_policy(),
             client: Some(guarded),
             sessions,
             ..Default::default()
@@ -76,118 +65,32 @@ async fn memory_store() -> Arc<dyn Store> {
         .expect("store")
 }
 
-/// Both services of one hub on loopback ports.
-pub struct SessApi {
-    pub control: Arc<ControlPlane>,
-    pub clock: Arc<ManualClock>,
-    pub main: SocketAddr,
-    pub mcp: SocketAddr,
-    pub http: reqwest::Client,
-    shutdown: CancellationToken,
+/// Both services of one hub (untrusted servers through the guarded client), with the manual
+/// clock its sessions run on.
+pub async fn start() -> (TestApp, Arc<ManualClock>) {
+    start_with(|s| s).await
 }
 
-impl SessApi {
-    pub async fn start() -> SessApi {
-        Self::start_with(|s| s).await
-    }
+pub async fn start_with(
+    tune: impl FnOnce(SessionSettings) -> SessionSettings,
+) -> (TestApp, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(T0));
+    let app = TestApp::builder()
+        .token(TOKEN)
+        .guarded()
+        .sessions(tune(settings(clock.clone())))
+        .start()
+        .await;
+    (app, clock)
+}
 
-    pub async fn start_with(tune: impl FnOnce(SessionSettings) -> SessionSettings) -> SessApi {
-        init();
-        let clock = Arc::new(ManualClock::new(T0));
-        let control = control_plane(
-            memory_store().await,
-            "default",
-            tune(settings(clock.clone())),
-        );
-        let api = ApiState::with_defaults(control.clone(), AdminAuth::from_token(TOKEN))
-            .await
-            .expect("api state");
-        let options = switchboard_http::ServiceOptions::default();
-        let shutdown = CancellationToken::new();
-        let main_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mcp_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (main, mcp) = (main_l.local_addr().unwrap(), mcp_l.local_addr().unwrap());
-        tokio::spawn(switchboard_http::serve(
-            main_l,
-            switchboard_http::main_service(api.clone(), &options),
-            shutdown.clone(),
-        ));
-        tokio::spawn(switchboard_http::serve(
-            mcp_l,
-            switchboard_http::mcp_service(api, &options),
-            shutdown.clone(),
-        ));
-        SessApi {
-            control,
-            clock,
-            main,
-            mcp,
-            http: reqwest::Client::new(),
-            shutdown,
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.main)
-    }
-
-    /// Sends `body` as raw text (JSON content type) with the admin token.
-    pub async fn raw(&self, method: &str, path: &str, body: Option<&str>) -> (StatusCode, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.http.request(method, self.url(path)).bearer_auth(TOKEN);
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}"))
-        };
-        (status, value)
-    }
-
-    /// A request that must answer `expected`.
-    pub async fn ok(&self, method: &str, path: &str, body: Option<Value>, expected: u16) -> Value {
-        let text = body.map(|b| b.to_string());
-        let (status, value) = self.raw(method, path, text.as_deref()).await;
-        assert_eq!(status.as_u16(), expected, "{method} {path}: {value}");
-        value
-    }
-
-    /// A request that must fail with `expected` and error code `code`.
-    pub async fn fails(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&str>,
-        expected: u16,
-        code: &str,
-    ) {
-        let (status, value) = self.raw(method, path, body).await;
-        assert_eq!(status.as_u16(), expected, "{method} {path}: {value}");
-        assert_eq!(value["status"], "error", "{value}");
-        assert_eq!(value["error"], code, "{method} {path}: {value}");
-        assert!(value["message"].as_str().is_some_and(|m| !m.is_empty()));
-    }
-
-    /// Opens a session to `remote_url`; returns (id, prefix).
-    pub async fn open(&self, body: Value) -> (String, String) {
-        let v = self.ok("POST", "/api/v1/server", Some(body), 200).await;
-        (
-            v["session_id"].as_str().expect("session_id").to_string(),
-            v["prefix"].as_str().expect("prefix").to_string(),
-        )
-    }
-
-    pub async fn stop(self) {
-        self.shutdown.cancel();
-        self.control.hub().shutdown().await;
-    }
+/// Opens a session (`POST /api/v1/server`); returns (id, prefix).
+pub async fn open(api: &TestApp, body: Value) -> (String, String) {
+    let v = api.admin().post("/api/v1/server", body).expect(200).await;
+    (
+        v["session_id"].as_str().expect("session_id").to_string(),
+        v["prefix"].as_str().expect("prefix").to_string(),
+    )
 }
 
 async fn fixture() -> FixtureServer {
@@ -205,20 +108,9 @@ fn deletes(f: &FixtureServer) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_is_opened_used_on_every_route_and_closed() {
-    let api = SessApi::start().await;
+    let (api, clock) = start().await;
     let remote = fixture().await;
-    let created = api
-        .ok(
-            "POST",
-            "/api/v1/server",
-            Some(json!({
-                "remote_url": remote.url,
-                "token": "tok-123",
-                "headers": {"X-Tenant-Hint": "blue"},
-                "ttl_seconds": 600
-            })),
-            200,
-        )
+    let created = api.admin().post("/api/v1/server", json!({ "remote_url": remote.url, "token": "tok-123", "headers": {"X-Tenant-Hint": "blue"}, "ttl_seconds": 600 })).expect(200)
         .await;
     let id = created["session_id"].as_str().unwrap().to_string();
     let prefix = created["prefix"].as_str().unwrap().to_string();
@@ -240,12 +132,12 @@ async fn a_session_is_opened_used_on_every_route_and_closed() {
     // The prefix is taken while the session lives: a server of that name would replace the
     // session's mount.
     let clash = api
-        .ok(
-            "POST",
+        .admin()
+        .post(
             "/api/v1/servers",
-            Some(json!({"name": prefix, "url": remote.url})),
-            409,
+            json!({"name": prefix, "url": remote.url}),
         )
+        .expect(409)
         .await;
     assert!(
         clash["message"]
@@ -256,7 +148,7 @@ async fn a_session_is_opened_used_on_every_route_and_closed() {
     );
 
     let base = format!("/api/v1/server/{id}");
-    let described = api.ok("GET", &base, None, 200).await;
+    let described = api.admin().get(&base).expect(200).await;
     assert_eq!(described["prefix"], prefix.as_str());
     assert!(
         described.get("session_id").is_none(),
@@ -264,7 +156,7 @@ async fn a_session_is_opened_used_on_every_route_and_closed() {
     );
 
     for route in ["tools", "discover"] {
-        let tools = api.ok("GET", &format!("{base}/{route}"), None, 200).await;
+        let tools = api.admin().get(format!("{base}/{route}")).expect(200).await;
         assert_eq!(tools["prefix"], prefix.as_str());
         let names: Vec<&str> = tools["tools"]
             .as_array()
@@ -279,37 +171,28 @@ async fn a_session_is_opened_used_on_every_route_and_closed() {
     }
 
     let echoed = api
-        .ok(
-            "POST",
-            &format!("{base}/tools/echo"),
-            Some(json!({"arguments": {"text": "hello"}})),
-            200,
+        .admin()
+        .post(
+            format!("{base}/tools/echo"),
+            json!({"arguments": {"text": "hello"}}),
         )
+        .expect(200)
         .await;
     assert_eq!(text_of(&echoed), "hello", "{echoed}");
 
-    let added = api
-        .ok(
-            "POST",
-            &format!("{base}/rpc"),
-            Some(json!({"method": "tools/call", "params": {"name": "add", "arguments": {"a": 2, "b": 3}}})),
-            200,
-        )
+    let added = api.admin().post(format!("{base}/rpc"), json!({"method": "tools/call", "params": {"name": "add", "arguments": {"a": 2, "b": 3}}})).expect(200)
         .await;
     assert_eq!(added["structuredContent"]["sum"], 5, "{added}");
 
-    let pong = api.ok("GET", &format!("{base}/ping"), None, 200).await;
+    let pong = api.admin().get(format!("{base}/ping")).expect(200).await;
     assert_eq!(pong["status"], "ok");
     assert!(pong["latency_ms"].as_f64().is_some());
 
     // A prompt and a resource the fixture offers.
     let prompts = api
-        .ok(
-            "POST",
-            &format!("{base}/rpc"),
-            Some(json!({"method": "prompts/list"})),
-            200,
-        )
+        .admin()
+        .post(format!("{base}/rpc"), json!({"method": "prompts/list"}))
+        .expect(200)
         .await;
     let prompt = prompts["prompts"][0].clone();
     let pname = prompt["name"].as_str().expect("the fixture has a prompt");
@@ -317,31 +200,27 @@ async fn a_session_is_opened_used_on_every_route_and_closed() {
     for a in prompt["arguments"].as_array().cloned().unwrap_or_default() {
         args.insert(a["name"].as_str().unwrap().into(), json!("x"));
     }
-    let q = urlencode(&Value::Object(args).to_string());
+    let q = url_encode(&Value::Object(args).to_string());
     let got = api
-        .ok(
-            "GET",
-            &format!("{base}/prompts/{pname}?arguments={q}"),
-            None,
-            200,
-        )
+        .admin()
+        .get(format!("{base}/prompts/{pname}?arguments={q}"))
+        .expect(200)
         .await;
     assert!(got["messages"].is_array(), "{got}");
     let resources = api
-        .ok(
-            "POST",
-            &format!("{base}/rpc"),
-            Some(json!({"method": "resources/list"})),
-            200,
-        )
+        .admin()
+        .post(format!("{base}/rpc"), json!({"method": "resources/list"}))
+        .expect(200)
         .await;
     let uri = resources["resources"][0]["uri"]
         .as_str()
         .expect("a resource")
         .to_string();
-    for path in [urlencode(&uri), uri.clone()] {
+    for path in [url_encode(&uri), uri.clone()] {
         let read = api
-            .ok("GET", &format!("{base}/resources/{path}"), None, 200)
+            .admin()
+            .get(format!("{base}/resources/{path}"))
+            .expect(200)
             .await;
         assert_eq!(read["contents"][0]["uri"], uri.as_str(), "{read}");
     }
@@ -354,23 +233,24 @@ async fn a_session_is_opened_used_on_every_route_and_closed() {
     assert_eq!(text_of(&r), "via mcp");
 
     // Refresh moves the expiry from now.
-    api.clock.advance(Duration::from_secs(100));
-    let refreshed = api.ok("POST", &format!("{base}/refresh"), None, 200).await;
+    clock.advance(Duration::from_secs(100));
+    let refreshed = api
+        .admin()
+        .post_empty(format!("{base}/refresh"))
+        .expect(200)
+        .await;
     assert_eq!(refreshed["new_expires_at_ms"], T0 + 100_000 + 600_000);
     let refreshed = api
-        .ok(
-            "POST",
-            &format!("{base}/refresh"),
-            Some(json!({"ttl_seconds": 30})),
-            200,
-        )
+        .admin()
+        .post(format!("{base}/refresh"), json!({"ttl_seconds": 30}))
+        .expect(200)
         .await;
     assert_eq!(refreshed["new_expires_at_ms"], T0 + 100_000 + 30_000);
     assert_eq!(refreshed["new_expires_at"], "2023-11-14T22:15:30Z");
 
     // Close: record gone, upstream session closed, tools gone from /mcp, routes 404.
     let before = deletes(&remote);
-    let closed = api.ok("DELETE", &base, None, 200).await;
+    let closed = api.admin().delete(&base).expect(200).await;
     assert_eq!(closed["status"], "success");
     assert!(
         deletes(&remote) > before,
@@ -378,9 +258,14 @@ async fn a_session_is_opened_used_on_every_route_and_closed() {
     );
     assert!(api.control.hub().upstream(&prefix).is_none());
     assert!(!mcp.tool_names().await.contains(&exported));
-    api.fails("GET", &format!("{base}/tools"), None, 404, "not_found")
+    api.admin()
+        .get(format!("{base}/tools"))
+        .expect_error(404, "not_found")
         .await;
-    api.fails("DELETE", &base, None, 404, "not_found").await;
+    api.admin()
+        .delete(&base)
+        .expect_error(404, "not_found")
+        .await;
     assert!(
         api.control
             .store()
@@ -392,36 +277,29 @@ async fn a_session_is_opened_used_on_every_route_and_closed() {
     api.stop().await;
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_authorization_header_wins_over_the_token_and_secrets_stay_sealed() {
-    let api = SessApi::start().await;
+    let (api, _clock) = start().await;
     let remote = fixture().await;
-    let (id, _) = api
-        .open(json!({
+    let (id, _) = open(
+        &api,
+        json!({
             "remote_url": remote.url,
             "token": "ignored-token",
             "headers": {"authorization": "Basic c2VjcmV0"}
-        }))
-        .await;
+        }),
+    )
+    .await;
     for r in remote.requests() {
         assert_eq!(r.header("authorization"), Some("Basic c2VjcmV0"), "{r:?}");
     }
     // Nothing the caller can read shows the secret; the store holds the id only as a hash.
     let described = api
-        .ok("GET", &format!("/api/v1/server/{id}"), None, 200)
+        .admin()
+        .get(format!("/api/v1/server/{id}"))
+        .expect(200)
         .await;
-    let detailed = api.ok("GET", "/api/v1/health/detailed", None, 200).await;
+    let detailed = api.admin().get("/api/v1/health/detailed").expect(200).await;
     for text in [described.to_string(), detailed.to_string()] {
         assert!(!text.contains("c2VjcmV0") && !text.contains(&id), "{text}");
     }
@@ -436,7 +314,7 @@ async fn an_authorization_header_wins_over_the_token_and_secrets_stay_sealed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_404_for_an_unknown_session_and_bodies_are_checked() {
-    let api = SessApi::start_with(|s| SessionSettings {
+    let (api, _clock) = start_with(|s| SessionSettings {
         max_per_tenant: 1,
         ..s
     })
@@ -469,11 +347,16 @@ async fn every_route_answers_404_for_an_unknown_session_and_bodies_are_checked()
         ),
         ("GET", format!("{b}/ping"), None),
     ] {
-        api.fails(method, &path, body, 404, "not_found").await;
+        api.admin()
+            .req(method, &path)
+            .raw_json(body)
+            .expect_error(404, "not_found")
+            .await;
     }
 
     // Without the admin token: 401; the open health route needs none.
     let resp = api
+        .api
         .http
         .post(api.url("/api/v1/server"))
         .body("{}")
@@ -482,6 +365,7 @@ async fn every_route_answers_404_for_an_unknown_session_and_bodies_are_checked()
         .unwrap();
     assert_eq!(resp.status(), 401);
     let resp = api
+        .api
         .http
         .get(api.url("/api/v1/health"))
         .send()
@@ -492,46 +376,52 @@ async fn every_route_answers_404_for_an_unknown_session_and_bodies_are_checked()
 
     // Malformed JSON: 400. Valid JSON of the wrong shape: 422.
     let create = "/api/v1/server";
-    api.fails("POST", create, Some("{"), 400, "bad_request")
+    api.admin()
+        .req("POST", create)
+        .text("application/json", "{")
+        .expect_error(400, "bad_request")
         .await;
-    api.fails("POST", create, Some(""), 400, "bad_request")
+    api.admin()
+        .req("POST", create)
+        .text("application/json", "")
+        .expect_error(400, "bad_request")
         .await;
-    api.fails("POST", create, Some("{}"), 422, "invalid_body")
+    api.admin()
+        .req("POST", create)
+        .text("application/json", "{}")
+        .expect_error(422, "invalid_body")
         .await;
-    api.fails(
-        "POST",
-        create,
-        Some(r#"{"remote_url": 5}"#),
-        422,
-        "invalid_body",
-    )
-    .await;
-    api.fails(
-        "POST",
-        create,
-        Some(r#"{"remote_url": ""}"#),
-        422,
-        "invalid_body",
-    )
-    .await;
-    api.fails("POST", create, Some(r#"[1,2]"#), 422, "invalid_body")
+    api.admin()
+        .req("POST", create)
+        .text("application/json", r#"{"remote_url": 5}"#)
+        .expect_error(422, "invalid_body")
         .await;
-    api.fails(
-        "POST",
-        create,
-        Some(r#"{"remote_url":"http://127.0.0.1:1/mcp","ttl_seconds":0}"#),
-        422,
-        "invalid_body",
-    )
-    .await;
-    api.fails(
-        "POST",
-        create,
-        Some(r#"{"remote_url":"http://127.0.0.1:1/mcp","headers":["x"]}"#),
-        422,
-        "invalid_body",
-    )
-    .await;
+    api.admin()
+        .req("POST", create)
+        .text("application/json", r#"{"remote_url": ""}"#)
+        .expect_error(422, "invalid_body")
+        .await;
+    api.admin()
+        .req("POST", create)
+        .text("application/json", r#"[1,2]"#)
+        .expect_error(422, "invalid_body")
+        .await;
+    api.admin()
+        .req("POST", create)
+        .text(
+            "application/json",
+            r#"{"remote_url":"http://127.0.0.1:1/mcp","ttl_seconds":0}"#,
+        )
+        .expect_error(422, "invalid_body")
+        .await;
+    api.admin()
+        .req("POST", create)
+        .text(
+            "application/json",
+            r#"{"remote_url":"http://127.0.0.1:1/mcp","headers":["x"]}"#,
+        )
+        .expect_error(422, "invalid_body")
+        .await;
 
     // Bad URLs and SSRF refusals: 400 naming the rule.
     for (url, code) in [
@@ -545,10 +435,20 @@ async fn every_route_answers_404_for_an_unknown_session_and_bodies_are_checked()
         ("http://100.64.0.1/mcp", "ssrf_refused"),
     ] {
         let body = json!({"remote_url": url}).to_string();
-        api.fails("POST", create, Some(&body), 400, code).await;
+        api.admin()
+            .req("POST", create)
+            .text("application/json", &body)
+            .expect_error(400, code)
+            .await;
     }
     let body = json!({"remote_url": "http://10.0.0.1/mcp"}).to_string();
-    let (_, refused) = api.raw("POST", create, Some(&body)).await;
+    let refused = api
+        .admin()
+        .req("POST", create)
+        .text("application/json", body)
+        .send()
+        .await
+        .body;
     let msg = refused["message"].as_str().unwrap();
     assert!(
         msg.contains("private network") && msg.contains("SWITCHBOARD_SSRF_ALLOW_CIDRS"),
@@ -557,7 +457,10 @@ async fn every_route_answers_404_for_an_unknown_session_and_bodies_are_checked()
 
     // Nothing listens: 503, and nothing is recorded or mounted.
     let body = json!({"remote_url": "http://127.0.0.1:1/mcp"}).to_string();
-    api.fails("POST", create, Some(&body), 503, "unreachable")
+    api.admin()
+        .req("POST", create)
+        .text("application/json", &body)
+        .expect_error(503, "unreachable")
         .await;
     assert!(
         api.control
@@ -572,76 +475,33 @@ async fn every_route_answers_404_for_an_unknown_session_and_bodies_are_checked()
 
     // Per-session body checks, then the tenant limit (1 here): 429.
     let remote = fixture().await;
-    let (id, _) = api.open(json!({"remote_url": remote.url})).await;
+    let (id, _) = open(&api, json!({"remote_url": remote.url})).await;
     let b = format!("/api/v1/server/{id}");
-    api.fails(
-        "POST",
-        &format!("{b}/tools/echo"),
-        Some("{nope"),
-        400,
-        "bad_request",
-    )
-    .await;
-    api.fails(
-        "POST",
-        &format!("{b}/tools/echo"),
-        Some(r#"{"arguments":[1]}"#),
-        422,
-        "invalid_body",
-    )
-    .await;
-    api.fails(
-        "POST",
-        &format!("{b}/tools/echo"),
-        Some(r#"{"stream":"yes"}"#),
-        422,
-        "invalid_body",
-    )
-    .await;
-    api.fails(
-        "POST",
-        &format!("{b}/tools/no-such-tool"),
-        Some("{}"),
-        404,
-        "not_found",
-    )
-    .await;
-    api.fails("POST", &format!("{b}/rpc"), Some("{}"), 422, "invalid_body")
+    for (route, body, status, code) in [
+        ("tools/echo", "{nope", 400, "bad_request"),
+        ("tools/echo", r#"{"arguments":[1]}"#, 422, "invalid_body"),
+        ("tools/echo", r#"{"stream":"yes"}"#, 422, "invalid_body"),
+        ("tools/no-such-tool", "{}", 404, "not_found"),
+        ("rpc", "{}", 422, "invalid_body"),
+        ("rpc", r#"{"method":"initialize"}"#, 400, "bad_request"),
+        ("rpc", r#"{"method":"no/such"}"#, 502, "upstream_error"),
+        ("refresh", r#"{"ttl_seconds":"x"}"#, 422, "invalid_body"),
+    ] {
+        api.admin()
+            .req("POST", format!("{b}/{route}"))
+            .text("application/json", body)
+            .expect_error(status, code)
+            .await;
+    }
+    api.admin()
+        .get(format!("{b}/prompts/p?arguments=%5B1%5D"))
+        .expect_error(400, "bad_request")
         .await;
-    api.fails(
-        "POST",
-        &format!("{b}/rpc"),
-        Some(r#"{"method":"initialize"}"#),
-        400,
-        "bad_request",
-    )
-    .await;
-    api.fails(
-        "POST",
-        &format!("{b}/rpc"),
-        Some(r#"{"method":"no/such"}"#),
-        502,
-        "upstream_error",
-    )
-    .await;
-    api.fails(
-        "POST",
-        &format!("{b}/refresh"),
-        Some(r#"{"ttl_seconds":"x"}"#),
-        422,
-        "invalid_body",
-    )
-    .await;
-    api.fails(
-        "GET",
-        &format!("{b}/prompts/p?arguments=%5B1%5D"),
-        None,
-        400,
-        "bad_request",
-    )
-    .await;
     let body = json!({"remote_url": remote.url}).to_string();
-    api.fails("POST", create, Some(&body), 429, "session_limit")
+    api.admin()
+        .req("POST", create)
+        .text("application/json", &body)
+        .expect_error(429, "session_limit")
         .await;
     api.stop().await;
 }
@@ -681,21 +541,23 @@ async fn the_total_limit_is_shared_across_tenants() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_expire_on_the_clock_and_the_sweeper_closes_their_upstreams() {
-    let api = SessApi::start_with(|s| SessionSettings {
+    let (api, clock) = start_with(|s| SessionSettings {
         max_ttl: Duration::from_secs(3600),
         ..s
     })
     .await;
     let remote = fixture().await;
-    let (id, prefix) = api
-        .open(json!({"remote_url": remote.url, "ttl_seconds": 60}))
-        .await;
+    let (id, prefix) = open(&api, json!({"remote_url": remote.url, "ttl_seconds": 60})).await;
     // Asking for more than the cap gets the cap.
-    let (capped, _) = api
-        .open(json!({"remote_url": remote.url, "ttl_seconds": 999_999}))
-        .await;
+    let (capped, _) = open(
+        &api,
+        json!({"remote_url": remote.url, "ttl_seconds": 999_999}),
+    )
+    .await;
     let v = api
-        .ok("GET", &format!("/api/v1/server/{capped}"), None, 200)
+        .admin()
+        .get(format!("/api/v1/server/{capped}"))
+        .expect(200)
         .await;
     assert_eq!(v["expires_at_ms"], T0 + 3_600_000, "{v}");
     assert_eq!(v["ttl_seconds"], 3600);
@@ -705,21 +567,25 @@ async fn sessions_expire_on_the_clock_and_the_sweeper_closes_their_upstreams() {
     assert!(mcp.tool_names().await.contains(&exported));
 
     // 30 s in, refresh: now expires at +90 s.
-    api.clock.advance(Duration::from_secs(30));
-    api.ok("POST", &format!("/api/v1/server/{id}/refresh"), None, 200)
+    clock.advance(Duration::from_secs(30));
+    api.admin()
+        .post_empty(format!("/api/v1/server/{id}/refresh"))
+        .expect(200)
         .await;
-    api.clock.advance(Duration::from_secs(45));
+    clock.advance(Duration::from_secs(45));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         api.control.hub().upstream(&prefix).is_some(),
         "refreshed: still alive at +75 s"
     );
-    api.ok("GET", &format!("/api/v1/server/{id}/tools"), None, 200)
+    api.admin()
+        .get(format!("/api/v1/server/{id}/tools"))
+        .expect(200)
         .await;
 
     // Past +90 s the sweeper closes it without anyone asking.
     let deletes_before = deletes(&remote);
-    api.clock.advance(Duration::from_secs(16));
+    clock.advance(Duration::from_secs(16));
     assert!(
         eventually(Duration::from_secs(5), async || api
             .control
@@ -741,23 +607,17 @@ async fn sessions_expire_on_the_clock_and_the_sweeper_closes_their_upstreams() {
         !mcp.tool_names().await.contains(&exported),
         "its tools left /mcp"
     );
-    api.fails(
-        "GET",
-        &format!("/api/v1/server/{id}/tools"),
-        None,
-        404,
-        "not_found",
-    )
-    .await;
-    api.fails(
-        "POST",
-        &format!("/api/v1/server/{id}/refresh"),
-        None,
-        404,
-        "not_found",
-    )
-    .await;
-    api.ok("GET", &format!("/api/v1/server/{capped}/ping"), None, 200)
+    api.admin()
+        .get(format!("/api/v1/server/{id}/tools"))
+        .expect_error(404, "not_found")
+        .await;
+    api.admin()
+        .post_empty(format!("/api/v1/server/{id}/refresh"))
+        .expect_error(404, "not_found")
+        .await;
+    api.admin()
+        .get(format!("/api/v1/server/{capped}/ping"))
+        .expect(200)
         .await;
     api.stop().await;
 }
@@ -939,8 +799,9 @@ pub async fn frames(resp: reqwest::Response) -> Vec<(Duration, Value)> {
 }
 
 /// Streams a tool call; returns the response (headers checked).
-pub async fn stream(api: &SessApi, id: &str, tool: &str, arguments: Value) -> reqwest::Response {
+pub async fn stream(api: &TestApp, id: &str, tool: &str, arguments: Value) -> reqwest::Response {
     let resp = api
+        .api
         .http
         .post(api.url(&format!("/api/v1/server/{id}/tools/{tool}")))
         .bearer_auth(TOKEN)
@@ -976,9 +837,9 @@ pub fn check_grammar(f: &[(Duration, Value)]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streamed_call_sends_progress_and_log_frames_as_they_happen() {
-    let api = SessApi::start().await;
+    let (api, _clock) = start().await;
     let remote = fixture().await;
-    let (id, _) = api.open(json!({"remote_url": remote.url})).await;
+    let (id, _) = open(&api, json!({"remote_url": remote.url})).await;
 
     let f = frames(
         stream(
@@ -1044,9 +905,9 @@ async fn a_streamed_call_sends_progress_and_log_frames_as_they_happen() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_disconnects_cancels_the_upstream_call() {
-    let api = SessApi::start().await;
+    let (api, _clock) = start().await;
     let remote = fixture().await;
-    let (id, _) = api.open(json!({"remote_url": remote.url})).await;
+    let (id, _) = open(&api, json!({"remote_url": remote.url})).await;
     let mut resp = stream(
         &api,
         &id,
@@ -1066,7 +927,7 @@ async fn a_client_that_disconnects_cancels_the_upstream_call() {
     );
 
     // Without streaming, an abandoned request cancels too.
-    let http = api.http.clone();
+    let http = api.api.http.clone();
     let url = api.url(&format!("/api/v1/server/{id}/tools/hang"));
     let call = tokio::spawn(async move {
         http.post(url)

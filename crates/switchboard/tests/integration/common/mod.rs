@@ -1,7 +1,19 @@
-//! Shared helpers: an in-process hub on port 0, a small MCP client over Streamable HTTP,
-//! servers-file builders and paths to the built binaries.
+//! Shared helpers: [`TestApp`] (a hub with its store and both services, in process) and its
+//! API client ([`ApiClient`], [`Req`]), an in-process MCP router on port 0 ([`TestHub`]), a
+//! small MCP client over Streamable HTTP, servers-file builders, paths to the built binaries,
+//! loopback ports and PostgreSQL databases made for one test.
 
 #![allow(dead_code)]
+
+mod api;
+mod app;
+#[macro_use]
+mod served;
+
+pub use api::{Answer, ApiClient, Req, ServesApi};
+pub use app::{TestApp, TestAppBuilder, loopback_policy};
+pub use served::Served;
+pub use switchboard::url_encode;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -85,10 +97,7 @@ impl TestHub {
             hub.add_server(spec).await.expect("add server");
         }
         hub.set_groups(parsed.groups).await.expect("groups");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = bind().await;
         let shutdown = CancellationToken::new();
         let router = switchboard_http::mcp_router(hub.clone());
         tokio::spawn(switchboard_http::serve(listener, router, shutdown.clone()));
@@ -309,6 +318,15 @@ pub fn pid_alive(pid: i32) -> bool {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
 }
 
+/// A listener on an ephemeral loopback port, with its address.
+pub async fn bind() -> (tokio::net::TcpListener, SocketAddr) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    (listener, addr)
+}
+
 /// A free loopback TCP port (bound and released; a test binds it again at once).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -327,8 +345,13 @@ pub fn pg_base_url() -> String {
 
 /// Runs one SQL statement on the server's `postgres` database with psql.
 pub fn psql(sql: &str) -> std::process::Output {
+    psql_in("postgres", sql)
+}
+
+/// Runs one SQL statement on database `db` with psql.
+pub fn psql_in(db: &str, sql: &str) -> std::process::Output {
     std::process::Command::new("psql")
-        .arg(format!("{}/postgres", pg_base_url()))
+        .arg(format!("{}/{db}", pg_base_url()))
         .args(["-v", "ON_ERROR_STOP=1", "-Atc", sql])
         .output()
         .expect("psql runs (PostgreSQL client tools are needed for this test)")
