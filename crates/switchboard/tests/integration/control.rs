@@ -41,6 +41,7 @@ struct Launch<'a> {
     role: &'a str,
     main_port: u16,
     mcp_port: u16,
+    reconcile_ms: u64,
     extra: Vec<String>,
 }
 
@@ -51,6 +52,7 @@ impl Launch<'_> {
             role: "all",
             main_port: free_port(),
             mcp_port: free_port(),
+            reconcile_ms: 100,
             extra: Vec::new(),
         }
     }
@@ -74,7 +76,7 @@ impl Launch<'_> {
             ])
             .arg("--data-dir")
             .arg(self.data_dir)
-            .args(["--reconcile-interval-ms", "100"])
+            .args(["--reconcile-interval-ms", &self.reconcile_ms.to_string()])
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -258,7 +260,14 @@ async fn mcp_service_internal_routes_and_recover() {
     init();
     let up = spawn_http(FixtureOptions::new("b")).await.unwrap();
     let dir = temp_dir("internal");
-    let hub = Launch::new(&dir).start().await;
+    // The periodic reconcile would mount the unmounted "kept" again before `recover` runs:
+    // keep it out of the way, so the test sees what recover itself does.
+    let hub = Launch {
+        reconcile_ms: 600_000,
+        ..Launch::new(&dir)
+    }
+    .start()
+    .await;
     let (status, body) = get(&format!("{}/healthcheck?mcp_url={}", hub.mcp, up.url)).await;
     assert_eq!(
         (status, body["connected"].as_bool()),
