@@ -136,6 +136,21 @@ impl Hub {
 }
 
 impl HubInner {
+    /// The sessions `keep` accepts, chosen under the lock: a fan-out to a few of 10,000
+    /// sessions touches only those few.
+    pub(crate) fn sessions_where(
+        &self,
+        keep: impl Fn(&ClientSession) -> bool,
+    ) -> Vec<Arc<ClientSession>> {
+        self.sessions
+            .lock()
+            .expect("sessions lock")
+            .values()
+            .filter(|s| keep(s))
+            .cloned()
+            .collect()
+    }
+
     pub(crate) fn all_sessions(&self) -> Vec<Arc<ClientSession>> {
         self.sessions
             .lock()

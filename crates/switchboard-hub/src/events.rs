@@ -46,15 +46,16 @@ impl HubInner {
             })
             .collect();
         methods.dedup();
-        for s in self.all_sessions() {
+        let told = self.sessions_where(|s| {
             let visible = match &s.view {
                 View::Server(name) => name == server,
                 v => removed || merged.in_view(v, server),
             };
-            if visible && s.initialized.load(std::sync::atomic::Ordering::Relaxed) {
-                for m in &methods {
-                    s.push(notification_message(m, None));
-                }
+            visible && s.initialized.load(std::sync::atomic::Ordering::Relaxed)
+        });
+        for s in told {
+            for m in &methods {
+                s.push(notification_message(m, None));
             }
         }
     }
@@ -62,23 +63,17 @@ impl HubInner {
     /// Tells sessions on a group endpoint whose membership or filter changed.
     pub(crate) fn notify_group_change(&self, before: &BTreeMap<String, GroupDef>) {
         let after = self.groups.load();
-        for s in self.all_sessions() {
-            let View::Group(g) = &s.view else { continue };
-            if before.get(g) != after.get(g)
+        let told = self.sessions_where(|s| {
+            matches!(&s.view, View::Group(g) if before.get(g) != after.get(g))
                 && s.initialized.load(std::sync::atomic::Ordering::Relaxed)
-            {
-                s.push(notification_message(
-                    "notifications/tools/list_changed",
-                    None,
-                ));
-                s.push(notification_message(
-                    "notifications/prompts/list_changed",
-                    None,
-                ));
-                s.push(notification_message(
-                    "notifications/resources/list_changed",
-                    None,
-                ));
+        });
+        for s in told {
+            for method in [
+                "notifications/tools/list_changed",
+                "notifications/prompts/list_changed",
+                "notifications/resources/list_changed",
+            ] {
+                s.push(notification_message(method, None));
             }
         }
     }
@@ -111,12 +106,11 @@ impl HubInner {
         } else {
             None
         };
-        for s in self.all_sessions() {
-            if !merged.in_view(&s.view, server)
-                || !s.initialized.load(std::sync::atomic::Ordering::Relaxed)
-            {
-                continue;
-            }
+        let told = self.sessions_where(|s| {
+            merged.in_view(&s.view, server)
+                && s.initialized.load(std::sync::atomic::Ordering::Relaxed)
+        });
+        for s in told {
             match &uri {
                 Some(u) => {
                     let exported = if matches!(s.view, View::Server(_)) {
