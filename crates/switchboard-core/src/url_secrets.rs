@@ -4,6 +4,21 @@
 //! client sent a masked URL. Plain string work on the URL text, so everything else is kept
 //! byte for byte.
 
+/// Percent-encodes `s` for a URL path segment or query value: everything but RFC 3986's
+/// unreserved characters becomes `%XX`.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// The byte ranges of every secret in `url`: the userinfo password and each non-empty query
 /// value (the fragment is not sent, so it is left alone), paired with the key that names it
 /// (`""` for the password).
@@ -112,6 +127,13 @@ pub fn restore_masked_url(new: &str, old: &str, mask: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_encoding_keeps_only_unreserved_characters() {
+        assert_eq!(percent_encode("a-Z_0.~"), "a-Z_0.~");
+        assert_eq!(percent_encode("a b/c?d=é"), "a%20b%2Fc%3Fd%3D%C3%A9");
+        assert_eq!(percent_encode(""), "");
+    }
 
     const M: &str = "********";
 

@@ -8,15 +8,4 @@ mod logjson;
 
 pub use app::App;
 
-/// Percent-encodes `s` for a URL path segment or query value: everything but RFC 3986's
-/// unreserved characters becomes `%XX`.
-pub fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+pub use switchboard_core::url_secrets::percent_encode as url_encode;

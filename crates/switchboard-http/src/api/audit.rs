@@ -128,7 +128,10 @@ fn masked_target(target: &str) -> String {
             Some((k, v)) => {
                 let value = percent_decode(v);
                 if value.contains("://") && url_has_secrets(&value) {
-                    format!("{k}={}", super::seed::url_encode(&masked_url(&value)))
+                    format!(
+                        "{k}={}",
+                        switchboard_core::url_secrets::percent_encode(&masked_url(&value))
+                    )
                 } else {
                     pair.to_string()
                 }

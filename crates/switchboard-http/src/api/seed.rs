@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use switchboard_control::{
     ControlError, check_ssrf, masked_url, now_ms, probe, record_from_spec, record_url, remote_spec,
 };
+use switchboard_core::url_secrets::percent_encode;
 
 use super::{ApiError, ApiState, McpServiceClient, json_rejection};
 use crate::access::McpAuth;
@@ -158,7 +159,7 @@ async fn add_via_mcp_service(
         let _ = mcp
             .call(
                 reqwest::Method::DELETE,
-                &format!("/remote-proxies?service_name={}", encode(name)),
+                &format!("/remote-proxies?service_name={}", percent_encode(name)),
                 None,
             )
             .await;
@@ -189,7 +190,7 @@ async fn remove(
     let unmounted = match &st.mcp_service {
         None => st.control.unmount(&name).await.is_ok(),
         Some(mcp) => {
-            let path = format!("/remote-proxies?service_name={}", encode(&name));
+            let path = format!("/remote-proxies?service_name={}", percent_encode(&name));
             mcp.call(reqwest::Method::DELETE, &path, None).await.is_ok()
         }
     };
@@ -396,22 +397,6 @@ async fn remove_proxy(
     }
     st.control.unmount(&name).await?;
     Ok(success(&format!("Successfully removed proxy {name}")))
-}
-
-fn encode(s: &str) -> String {
-    url_encode(s)
-}
-
-/// Percent-encodes a query value.
-pub(crate) fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 impl McpServiceClient {
