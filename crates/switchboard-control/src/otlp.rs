@@ -265,6 +265,13 @@ async fn send(config: &OtlpConfig, client: &reqwest::Client, spans: &[Span], f: 
 
 /// Appends `s` as a JSON string (quoted, escaped).
 fn push_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        // Nothing to escape (the usual names and ids): copied as is.
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
 }
 
@@ -275,6 +282,10 @@ fn push_attr(out: &mut Vec<u8>, key: &str, value: &AttrValue) {
     push_str(out, key);
     match value {
         AttrValue::Str(v) => {
+            out.extend_from_slice(b",\"value\":{\"stringValue\":");
+            push_str(out, v);
+        }
+        AttrValue::Static(v) => {
             out.extend_from_slice(b",\"value\":{\"stringValue\":");
             push_str(out, v);
         }

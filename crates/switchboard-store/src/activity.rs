@@ -15,15 +15,17 @@ pub const ACTIVITY_BATCH_ROWS: usize = 256;
 /// Columns bound per row.
 const INSERT_COLUMNS: usize = 18;
 
-/// The INSERT for `rows` rows (`$1`.. placeholders, which both backends take), built once
-/// per size. `rows` must be a power of two up to [`ACTIVITY_BATCH_ROWS`].
-pub(crate) fn insert_statement(rows: usize) -> &'static str {
+/// The INSERT for `rows` rows, built once per size and placeholder style: `$1`, `$2`, ...
+/// (`numbered`, PostgreSQL) or `?` (SQLite, which binds anonymous parameters by position;
+/// for numbered ones the driver looks each name up, a cost that grows with the statement).
+/// `rows` must be a power of two up to [`ACTIVITY_BATCH_ROWS`].
+pub(crate) fn insert_statement(rows: usize, numbered: bool) -> &'static str {
     use std::fmt::Write as _;
     use std::sync::OnceLock;
     const SIZES: usize = ACTIVITY_BATCH_ROWS.trailing_zeros() as usize + 1;
-    static TEXT: [OnceLock<String>; SIZES] = [const { OnceLock::new() }; SIZES];
+    static TEXT: [[OnceLock<String>; SIZES]; 2] = [const { [const { OnceLock::new() }; SIZES] }; 2];
     debug_assert!(rows.is_power_of_two() && rows <= ACTIVITY_BATCH_ROWS);
-    TEXT[rows.trailing_zeros() as usize].get_or_init(|| {
+    TEXT[usize::from(numbered)][rows.trailing_zeros() as usize].get_or_init(|| {
         let mut sql = String::with_capacity(INSERT_ACTIVITY.len() + rows * 120);
         sql.push_str(INSERT_ACTIVITY);
         sql.push_str("VALUES ");
@@ -32,7 +34,12 @@ pub(crate) fn insert_statement(rows: usize) -> &'static str {
             sql.push_str(if r == 0 { "(" } else { ", (" });
             for c in 0..INSERT_COLUMNS {
                 n += 1;
-                let _ = write!(sql, "{}${n}", if c == 0 { "" } else { ", " });
+                let sep = if c == 0 { "" } else { ", " };
+                let _ = if numbered {
+                    write!(sql, "{sep}${n}")
+                } else {
+                    write!(sql, "{sep}?")
+                };
             }
             sql.push(')');
         }
@@ -172,7 +179,7 @@ pub(crate) const DELETE_ACTIVITY_BEFORE: &str = "DELETE FROM activity_log WHERE 
 
 /// Implements [`ActivityStore`] for `$store` (invoke after `impl_store!` in the same module).
 macro_rules! impl_activity {
-    ($store:ident, $db:ty) => {
+    ($store:ident, $db:ty, numbered: $numbered:expr) => {
         use $crate::activity::{
             self as act, ActivityQuery, ActivityRow, ActivitySample, ActivityStore,
         };
@@ -209,7 +216,7 @@ macro_rules! impl_activity {
                 }
                 let mut tx = self.pool.begin().await.map_err(db_error)?;
                 for chunk in act::statement_chunks(rows) {
-                    let mut q = sqlx::query(act::insert_statement(chunk.len()));
+                    let mut q = sqlx::query(act::insert_statement(chunk.len(), $numbered));
                     for r in chunk {
                         // Borrowed: the rows outlive the statement, so no string is copied.
                         q = q
@@ -315,11 +322,17 @@ mod tests {
 
     #[test]
     fn statements_bind_every_column_of_every_row() {
-        let one = insert_statement(1);
+        let one = insert_statement(1, true);
         assert!(one.ends_with("VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"), "{one}");
-        let all = insert_statement(ACTIVITY_BATCH_ROWS);
+        let all = insert_statement(ACTIVITY_BATCH_ROWS, true);
         assert_eq!(all.matches('(').count(), ACTIVITY_BATCH_ROWS + 1);
         assert!(all.ends_with(&format!("${})", ACTIVITY_BATCH_ROWS * INSERT_COLUMNS)));
-        assert!(std::ptr::eq(one, insert_statement(1)), "built once");
+        assert!(std::ptr::eq(one, insert_statement(1, true)), "built once");
+        let anonymous = insert_statement(ACTIVITY_BATCH_ROWS, false);
+        assert_eq!(
+            anonymous.matches('?').count(),
+            ACTIVITY_BATCH_ROWS * INSERT_COLUMNS
+        );
+        assert!(!anonymous.contains('$'));
     }
 }
