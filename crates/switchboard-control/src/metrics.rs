@@ -505,6 +505,47 @@ mod tests {
     }
 
     #[test]
+    fn cached_handles_record_into_the_labelled_series() {
+        let labels = OpLabels {
+            method: "tools/call",
+            tool: "echo",
+            server: "s",
+            tenant: "handle-test",
+            error_type: "",
+            protocol_version: "2025-11-25",
+        };
+        for _ in 0..3 {
+            metrics().observe_operation(Side::Server, &labels, Duration::from_micros(50));
+        }
+        // Same values, other side; and a label set differing in one value only.
+        metrics().observe_operation(Side::Client, &labels, Duration::from_micros(50));
+        let other = OpLabels {
+            error_type: "tool_error",
+            ..labels
+        };
+        metrics().observe_operation(Side::Server, &other, Duration::from_millis(3));
+        let mut out = String::new();
+        metrics().render(&mut out);
+        let series = "{mcp_method_name=\"tools/call\",gen_ai_tool_name=\"echo\",server=\"s\",tenant=\"handle-test\",mcp_protocol_version=\"2025-11-25\"}";
+        assert!(
+            out.contains(&format!(
+                "mcp_server_operation_duration_seconds_count{series} 3\n"
+            )),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!(
+                "mcp_client_operation_duration_seconds_count{series} 1\n"
+            )),
+            "{out}"
+        );
+        assert!(
+            out.contains("mcp_server_operation_duration_seconds_count{mcp_method_name=\"tools/call\",gen_ai_tool_name=\"echo\",server=\"s\",tenant=\"handle-test\",error_type=\"tool_error\",mcp_protocol_version=\"2025-11-25\"} 1\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn families_stop_growing_at_the_cap() {
         let f: Family<Counter> = Family::new("c_total", "test");
         for i in 0..SERIES_CAP + 10 {
