@@ -491,9 +491,12 @@ pub(crate) fn finish_client(
     });
 }
 
+/// An upstream URL with its host and port.
+type Address = (String, Option<String>, Option<u16>);
+
 thread_local! {
     /// The host and port of the upstream URLs seen on this thread (parsed once each).
-    static ADDRESSES: std::cell::RefCell<Vec<(String, Option<String>, Option<u16>)>> =
+    static ADDRESSES: std::cell::RefCell<Vec<Address>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
