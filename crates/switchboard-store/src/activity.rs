@@ -1,6 +1,7 @@
 //! The activity log: one row per MCP operation the hub forwarded or refused, written in
-//! batches (one transaction; on SQLite, prepared multi-row INSERTs of a few fixed sizes) and read
-//! newest first with optional filters. Rows never bump the store revision: they are not desired state.
+//! batches (one transaction; on SQLite, prepared multi-row INSERTs of a few fixed sizes) and
+//! read newest first with optional filters. Rows never bump the store revision: they are not
+//! desired state.
 
 use serde::Serialize;
 
