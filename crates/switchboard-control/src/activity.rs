@@ -1,7 +1,7 @@
-//! The hubs' call observer: metrics inline, and the activity log through a bounded queue to a
-//! batching writer (one multi-row INSERT per batch, at most every [`FLUSH_EVERY`] or
-//! [`switchboard_store::activity::ACTIVITY_BATCH_ROWS`] rows). A full queue drops the row and
-//! counts it; a call never waits for the log. Written rows are broadcast to live readers.
+//! The hubs' call observer: metrics inline (through cached series handles), and the activity
+//! log through a bounded queue to a batching writer that wakes once per [`FLUSH_EVERY`] and
+//! writes what gathered in one transaction. A full queue drops the row, counts it and says so
+//! once in the log; a call never waits for the log. Written rows are broadcast to live readers.
 //! Payloads (with `log_payloads`) are truncated and redacted on the writer, not on the call.
 
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use switchboard_store::{ActivityRow, Store};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{method_label, metrics};
+use crate::metrics::{OpLabels, Side, method_label, metrics};
 
 /// Rows the queue holds before it drops.
 pub const QUEUE_ROWS: usize = 65_536;
@@ -55,6 +55,8 @@ impl Default for ObserveConfig {
 pub struct ActivityLog {
     queue: mpsc::Sender<CallRecord>,
     live: broadcast::Sender<Arc<ActivityRow>>,
+    /// Set once a full queue has been reported in the log.
+    warned: std::sync::atomic::AtomicBool,
 }
 
 impl ActivityLog {
@@ -70,6 +72,7 @@ impl ActivityLog {
         let log = Arc::new(ActivityLog {
             queue,
             live: live.clone(),
+            warned: std::sync::atomic::AtomicBool::new(false),
         });
         let payloads = config
             .log_payloads
@@ -87,12 +90,19 @@ impl ActivityLog {
         log
     }
 
-    /// Queues a record; drops it (counted) when the queue is full.
+    /// Queues a record; drops it when the queue is full (counted in
+    /// `switchboard_activity_rows_dropped_total{reason="queue_full"}`, and said once in the log).
     pub fn record(&self, record: CallRecord) {
         if self.queue.try_send(record).is_err() {
             metrics()
                 .activity_dropped
                 .with(&[("reason", "queue_full")], |c| c.inc());
+            if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(
+                    message = "The activity log cannot keep up: rows are dropped while its queue is full (counted in switchboard_activity_rows_dropped_total; said once).",
+                    queue = QUEUE_ROWS
+                );
+            }
         }
     }
 
@@ -128,19 +138,17 @@ impl CallObserver for HubObserver {
                 ("tools/call", false) => "other",
                 _ => "",
             };
-            metrics().server_operations.with(
-                &[
-                    ("mcp_method_name", method_label(&record.method)),
-                    ("gen_ai_tool_name", tool),
-                    ("server", record.server.as_deref().unwrap_or("")),
-                    ("tenant", &record.tenant),
-                    ("error_type", record.error_type.as_deref().unwrap_or("")),
-                    (
-                        "mcp_protocol_version",
-                        record.protocol_version.as_deref().unwrap_or(""),
-                    ),
-                ],
-                |h| h.observe(record.duration),
+            metrics().observe_operation(
+                Side::Server,
+                &OpLabels {
+                    method: method_label(&record.method),
+                    tool,
+                    server: record.server.as_deref().unwrap_or(""),
+                    tenant: &record.tenant,
+                    error_type: record.error_type.as_deref().unwrap_or(""),
+                    protocol_version: record.protocol_version.as_deref().unwrap_or(""),
+                },
+                record.duration,
             );
         }
         if let Some(log) = &self.activity
@@ -154,16 +162,17 @@ impl CallObserver for HubObserver {
         if !self.metrics {
             return;
         }
-        metrics().client_operations.with(
-            &[
-                ("mcp_method_name", method_label(call.method)),
-                ("gen_ai_tool_name", call.tool.unwrap_or("")),
-                ("server", call.server),
-                ("tenant", call.tenant),
-                ("error_type", call.error_type.unwrap_or("")),
-                ("mcp_protocol_version", call.protocol_version.unwrap_or("")),
-            ],
-            |h| h.observe(call.duration),
+        metrics().observe_operation(
+            Side::Client,
+            &OpLabels {
+                method: method_label(call.method),
+                tool: call.tool.unwrap_or(""),
+                server: call.server,
+                tenant: call.tenant,
+                error_type: call.error_type.unwrap_or(""),
+                protocol_version: call.protocol_version.unwrap_or(""),
+            },
+            call.duration,
         );
     }
 
@@ -216,6 +225,9 @@ fn row_of(r: CallRecord, redactor: Option<&Redactor>) -> ActivityRow {
     }
 }
 
+/// Most rows one flush writes (in one transaction).
+const FLUSH_ROWS: usize = 4096;
+
 async fn write_batches(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<CallRecord>,
@@ -223,8 +235,7 @@ async fn write_batches(
     redactor: Option<Arc<Redactor>>,
     shutdown: CancellationToken,
 ) {
-    let max = switchboard_store::activity::ACTIVITY_BATCH_ROWS;
-    let mut records = Vec::with_capacity(max);
+    let mut records = Vec::with_capacity(FLUSH_ROWS);
     loop {
         records.clear();
         let first = tokio::select! {
@@ -234,21 +245,28 @@ async fn write_batches(
         let Some(first) = first else {
             // Shutting down: write what is queued, then stop.
             rx.close();
-            while rx.recv_many(&mut records, max).await > 0 {
+            while rx.recv_many(&mut records, FLUSH_ROWS).await > 0 {
                 flush(&store, &live, &mut records, redactor.as_deref()).await;
             }
             return;
         };
         records.push(first);
-        let deadline = tokio::time::Instant::now() + FLUSH_EVERY;
-        while records.len() < max {
-            let room = max - records.len();
-            match tokio::time::timeout_at(deadline, rx.recv_many(&mut records, room)).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+        // Let the batch gather without polling the queue: a sender then finds no waker to
+        // wake, so a call costs the queue push alone, and the writer wakes once per batch.
+        tokio::select! {
+            _ = tokio::time::sleep(FLUSH_EVERY) => {}
+            _ = shutdown.cancelled() => {}
+        }
+        loop {
+            let queued = rx.len().min(FLUSH_ROWS - records.len());
+            if queued > 0 {
+                rx.recv_many(&mut records, queued).await;
+            }
+            flush(&store, &live, &mut records, redactor.as_deref()).await;
+            if rx.is_empty() {
+                break;
             }
         }
-        flush(&store, &live, &mut records, redactor.as_deref()).await;
     }
 }
 

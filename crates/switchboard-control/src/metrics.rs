@@ -26,6 +26,17 @@ pub const BUCKETS: [f64; 18] = [
     120.0, 300.0,
 ];
 
+/// [`BUCKETS`] in nanoseconds (an observation compares integers).
+const BUCKET_NS: [u64; BUCKETS.len()] = {
+    let mut ns = [0u64; BUCKETS.len()];
+    let mut i = 0;
+    while i < BUCKETS.len() {
+        ns[i] = (BUCKETS[i] * 1e9 + 0.5) as u64;
+        i += 1;
+    }
+    ns
+};
+
 /// A histogram of durations.
 #[derive(Default)]
 pub struct Histogram {
@@ -37,13 +48,10 @@ pub struct Histogram {
 impl Histogram {
     /// Records one duration.
     pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        let i = BUCKETS.partition_point(|b| *b < secs);
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let i = BUCKET_NS.partition_point(|b| *b < ns);
         self.counts[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_ns.fetch_add(
-            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
     }
 
     /// Observations so far.
@@ -105,6 +113,11 @@ impl<V: Default> Family<V> {
     /// Runs `f` on the series for `labels` (pairs of name and value; empty values are left
     /// out), creating it if the family has room.
     pub fn with<R>(&self, labels: &[(&str, &str)], f: impl FnOnce(&V) -> R) -> R {
+        f(&self.series(labels))
+    }
+
+    /// The series for `labels` (see [`Self::with`]), to keep as a handle.
+    pub fn series(&self, labels: &[(&str, &str)]) -> Arc<V> {
         LABELS.with(|buf| {
             let mut key = buf.borrow_mut();
             key.clear();
@@ -118,7 +131,7 @@ impl<V: Default> Family<V> {
                 key.push('"');
             }
             if let Some(v) = self.series.read().expect("metrics lock").get(key.as_str()) {
-                return f(v);
+                return v.clone();
             }
             let mut series = self.series.write().expect("metrics lock");
             let key = if series.len() >= SERIES_CAP && !series.contains_key(key.as_str()) {
@@ -126,7 +139,7 @@ impl<V: Default> Family<V> {
             } else {
                 key.clone()
             };
-            f(series.entry(key).or_default())
+            series.entry(key).or_default().clone()
         })
     }
 
@@ -332,6 +345,107 @@ impl Metrics {
     }
 }
 
+/// The labels of one MCP operation, borrowed from the call (empty values are left out).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpLabels<'a> {
+    /// `mcp_method_name` (already passed through [`method_label`]).
+    pub method: &'a str,
+    /// `gen_ai_tool_name`.
+    pub tool: &'a str,
+    /// `server`.
+    pub server: &'a str,
+    /// `tenant`.
+    pub tenant: &'a str,
+    /// `error_type`.
+    pub error_type: &'a str,
+    /// `mcp_protocol_version`.
+    pub protocol_version: &'a str,
+}
+
+/// Which operation histogram: what clients asked of the hub, or what it asked of upstreams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// `mcp_server_operation_duration_seconds`.
+    Server,
+    /// `mcp_client_operation_duration_seconds`.
+    Client,
+}
+
+/// Most handles one thread keeps before it forgets them all.
+const HANDLE_CACHE_CAP: usize = 1024;
+
+/// FxHash (as in rustc): a few instructions per word; the keys are short and bounded.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Handles = HashMap<Box<[u8]>, Arc<Histogram>, std::hash::BuildHasherDefault<FxHasher>>;
+
+thread_local! {
+    /// Per thread: the histogram of each operation label set seen, by the raw label values
+    /// (length-prefixed), and the buffer the key is built in.
+    static HANDLES: RefCell<(Vec<u8>, Handles)> = RefCell::new((Vec::with_capacity(128), Handles::default()));
+}
+
+impl Metrics {
+    /// Records one operation. The series handle is looked up in a per-thread cache keyed by
+    /// the raw label values: no label text is built, no lock taken and nothing allocated once
+    /// a label set has been seen on the thread.
+    pub fn observe_operation(&self, side: Side, labels: &OpLabels<'_>, d: Duration) {
+        HANDLES.with(|cell| {
+            let (key, handles) = &mut *cell.borrow_mut();
+            key.clear();
+            key.push(side as u8);
+            for part in [
+                labels.method,
+                labels.tool,
+                labels.server,
+                labels.tenant,
+                labels.error_type,
+                labels.protocol_version,
+            ] {
+                key.extend_from_slice(&(part.len() as u32).to_le_bytes());
+                key.extend_from_slice(part.as_bytes());
+            }
+            if let Some(h) = handles.get(key.as_slice()) {
+                h.observe(d);
+                return;
+            }
+            let family = match side {
+                Side::Server => &self.server_operations,
+                Side::Client => &self.client_operations,
+            };
+            let h = family.series(&[
+                ("mcp_method_name", labels.method),
+                ("gen_ai_tool_name", labels.tool),
+                ("server", labels.server),
+                ("tenant", labels.tenant),
+                ("error_type", labels.error_type),
+                ("mcp_protocol_version", labels.protocol_version),
+            ]);
+            h.observe(d);
+            if handles.len() >= HANDLE_CACHE_CAP {
+                handles.clear();
+            }
+            handles.insert(key.as_slice().into(), h);
+        });
+    }
+}
+
 /// Methods used as label values as they are; anything else is `other`.
 pub fn method_label(method: &str) -> &str {
     match method {
@@ -388,6 +502,47 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("t_seconds_count{a=\"x\"} 3\n"), "{out}");
+    }
+
+    #[test]
+    fn cached_handles_record_into_the_labelled_series() {
+        let labels = OpLabels {
+            method: "tools/call",
+            tool: "echo",
+            server: "s",
+            tenant: "handle-test",
+            error_type: "",
+            protocol_version: "2025-11-25",
+        };
+        for _ in 0..3 {
+            metrics().observe_operation(Side::Server, &labels, Duration::from_micros(50));
+        }
+        // Same values, other side; and a label set differing in one value only.
+        metrics().observe_operation(Side::Client, &labels, Duration::from_micros(50));
+        let other = OpLabels {
+            error_type: "tool_error",
+            ..labels
+        };
+        metrics().observe_operation(Side::Server, &other, Duration::from_millis(3));
+        let mut out = String::new();
+        metrics().render(&mut out);
+        let series = "{mcp_method_name=\"tools/call\",gen_ai_tool_name=\"echo\",server=\"s\",tenant=\"handle-test\",mcp_protocol_version=\"2025-11-25\"}";
+        assert!(
+            out.contains(&format!(
+                "mcp_server_operation_duration_seconds_count{series} 3\n"
+            )),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!(
+                "mcp_client_operation_duration_seconds_count{series} 1\n"
+            )),
+            "{out}"
+        );
+        assert!(
+            out.contains("mcp_server_operation_duration_seconds_count{mcp_method_name=\"tools/call\",gen_ai_tool_name=\"echo\",server=\"s\",tenant=\"handle-test\",error_type=\"tool_error\",mcp_protocol_version=\"2025-11-25\"} 1\n"),
+            "{out}"
+        );
     }
 
     #[test]

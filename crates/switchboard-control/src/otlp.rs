@@ -162,6 +162,9 @@ impl SpanSink for OtlpExporter {
     }
 }
 
+/// How often the exporter looks at its queue while a batch gathers.
+const POLL_EVERY: Duration = Duration::from_millis(20);
+
 async fn export_loop(
     config: OtlpConfig,
     client: reqwest::Client,
@@ -171,24 +174,40 @@ async fn export_loop(
     let mut failures = Failures::default();
     let mut batch = Vec::with_capacity(config.batch);
     loop {
-        let deadline = tokio::time::sleep(config.delay);
-        tokio::pin!(deadline);
-        let stop = loop {
-            tokio::select! {
-                span = rx.recv() => match span {
-                    Some(s) => {
-                        batch.push(s);
-                        if batch.len() >= config.batch {
-                            break false;
+        // Wait for a first span, then let the batch gather while looking at the queue every
+        // POLL_EVERY instead of waiting on it: a request that ends a span then finds no
+        // waker to wake (the push alone), and the exporter wakes 50 times a second at most.
+        let first = tokio::select! {
+            s = rx.recv() => s,
+            _ = shutdown.cancelled() => None,
+        };
+        let stop = match first {
+            None => true,
+            Some(s) => {
+                batch.push(s);
+                let deadline = tokio::time::Instant::now() + config.delay;
+                loop {
+                    let stop = tokio::select! {
+                        _ = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + POLL_EVERY)) => false,
+                        _ = shutdown.cancelled() => true,
+                    };
+                    while batch.len() < config.batch {
+                        match rx.try_recv() {
+                            Ok(s) => batch.push(s),
+                            Err(_) => break,
                         }
                     }
-                    None => break true,
-                },
-                _ = &mut deadline => break false,
-                _ = shutdown.cancelled() => break true,
+                    if stop
+                        || batch.len() >= config.batch
+                        || tokio::time::Instant::now() >= deadline
+                    {
+                        break stop;
+                    }
+                }
             }
         };
         if stop {
+            rx.close();
             while let Ok(s) = rx.try_recv() {
                 batch.push(s);
             }
@@ -246,6 +265,13 @@ async fn send(config: &OtlpConfig, client: &reqwest::Client, spans: &[Span], f: 
 
 /// Appends `s` as a JSON string (quoted, escaped).
 fn push_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        // Nothing to escape (the usual names and ids): copied as is.
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
 }
 
@@ -256,6 +282,10 @@ fn push_attr(out: &mut Vec<u8>, key: &str, value: &AttrValue) {
     push_str(out, key);
     match value {
         AttrValue::Str(v) => {
+            out.extend_from_slice(b",\"value\":{\"stringValue\":");
+            push_str(out, v);
+        }
+        AttrValue::Static(v) => {
             out.extend_from_slice(b",\"value\":{\"stringValue\":");
             push_str(out, v);
         }

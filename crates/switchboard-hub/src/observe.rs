@@ -112,11 +112,41 @@ pub(crate) fn routed_method(method: &str) -> bool {
     )
 }
 
-/// How a reply failed: `None` for success, else (error type, message). A reply that contains
-/// neither `"error"` nor `"isError"` is a success without parsing it.
+/// Whether `text` has an `"error":` member, and an `"isError": true` one: one pass over the
+/// quotes, no parsing. Inside a JSON string the quotes would be escaped (`\"error\"`), so a
+/// match is a member name of some object.
+fn error_members(text: &str) -> (bool, bool) {
+    let bytes = text.as_bytes();
+    let value_after = |mut j: usize| {
+        while bytes.get(j).is_some_and(u8::is_ascii_whitespace) {
+            j += 1;
+        }
+        if bytes.get(j) != Some(&b':') {
+            return None;
+        }
+        j += 1;
+        while bytes.get(j).is_some_and(u8::is_ascii_whitespace) {
+            j += 1;
+        }
+        Some(&bytes[j..])
+    };
+    let (mut error, mut is_error) = (false, false);
+    for (i, _) in bytes.iter().enumerate().filter(|(_, b)| **b == b'"') {
+        let rest = &bytes[i..];
+        if rest.starts_with(b"\"error\"") {
+            error |= value_after(i + 7).is_some();
+        } else if rest.starts_with(b"\"isError\"") {
+            is_error |= value_after(i + 9).is_some_and(|v| v.starts_with(b"true"));
+        }
+    }
+    (error, is_error)
+}
+
+/// How a reply failed: `None` for success, else (error type, message). A reply with neither
+/// an `"error":` member nor an `"isError": true` one is a success without parsing it (the
+/// common `"isError":false` costs a scan, not a parse).
 pub fn classify(reply: &str) -> Option<(String, Option<String>)> {
-    let has_error = reply.contains("\"error\"");
-    let has_is_error = reply.contains("\"isError\"");
+    let (has_error, has_is_error) = error_members(reply);
     if !has_error && !has_is_error {
         return None;
     }
@@ -247,6 +277,16 @@ mod tests {
             (t.as_str(), m.as_deref()),
             ("-32602", Some("unknown tool: x"))
         );
+        assert_eq!(
+            classify(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError" : false}}"#),
+            None
+        );
+        let (t, _) = classify(
+            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"isError"}],"isError" :
+             true}}"#,
+        )
+        .unwrap();
+        assert_eq!(t, "tool_error");
         // "error" inside a successful result's text is not an error.
         assert_eq!(
             classify(

@@ -26,6 +26,8 @@ pub enum SpanKind {
 pub enum AttrValue {
     /// A string.
     Str(String),
+    /// A constant string (nothing allocated).
+    Static(&'static str),
     /// An integer.
     Int(i64),
 }
@@ -139,12 +141,13 @@ impl TraceContext {
 
     /// The `traceparent` naming this context's span.
     pub fn traceparent(&self) -> String {
-        format!(
-            "00-{}-{}-{}",
-            hex(&self.trace_id),
-            hex(&self.span_id),
-            if self.sampled { "01" } else { "00" }
-        )
+        let mut s = String::with_capacity(55);
+        s.push_str("00-");
+        push_hex(&mut s, &self.trace_id);
+        s.push('-');
+        push_hex(&mut s, &self.span_id);
+        s.push_str(if self.sampled { "-01" } else { "-00" });
+        s
     }
 }
 
@@ -163,13 +166,18 @@ fn hex_into(s: &str, out: &mut [u8]) -> Option<()> {
 
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
+    push_hex(&mut s, bytes);
     s
+}
+
+/// Appends the lower-case hex of `bytes` to `out`.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
 }
 
 thread_local! {
@@ -371,9 +379,9 @@ pub(crate) fn finish_server(
     if let Some(v) = f.protocol_version {
         attributes.push(("mcp.protocol.version", v.into()));
     }
-    attributes.push(("network.transport", traced.transport.into()));
+    attributes.push(("network.transport", AttrValue::Static(traced.transport)));
     if traced.transport == "tcp" {
-        attributes.push(("network.protocol.name", "http".into()));
+        attributes.push(("network.protocol.name", AttrValue::Static("http")));
     }
     attributes.push(("switchboard.tenant", (*traced.tenant).into()));
     if let Some(s) = f.server {
@@ -450,17 +458,18 @@ pub(crate) fn finish_client(
         attributes.push(("mcp.protocol.version", v.as_str().into()));
     }
     match call.transport {
-        TransportSpec::Stdio { .. } => attributes.push(("network.transport", "pipe".into())),
+        TransportSpec::Stdio { .. } => {
+            attributes.push(("network.transport", AttrValue::Static("pipe")))
+        }
         TransportSpec::StreamableHttp { url, .. } | TransportSpec::Sse { url, .. } => {
-            attributes.push(("network.transport", "tcp".into()));
-            attributes.push(("network.protocol.name", "http".into()));
-            if let Ok(u) = url::Url::parse(url) {
-                if let Some(host) = u.host_str() {
-                    attributes.push(("server.address", host.into()));
-                }
-                if let Some(port) = u.port_or_known_default() {
-                    attributes.push(("server.port", AttrValue::Int(i64::from(port))));
-                }
+            attributes.push(("network.transport", AttrValue::Static("tcp")));
+            attributes.push(("network.protocol.name", AttrValue::Static("http")));
+            let (host, port) = address_of(url);
+            if let Some(host) = host {
+                attributes.push(("server.address", AttrValue::Str(host)));
+            }
+            if let Some(port) = port {
+                attributes.push(("server.port", AttrValue::Int(i64::from(port))));
             }
         }
     }
@@ -480,6 +489,34 @@ pub(crate) fn finish_client(
         attributes,
         error: error_type.map(|_| message.unwrap_or_default()),
     });
+}
+
+/// An upstream URL with its host and port.
+type Address = (String, Option<String>, Option<u16>);
+
+thread_local! {
+    /// The host and port of the upstream URLs seen on this thread (parsed once each).
+    static ADDRESSES: std::cell::RefCell<Vec<Address>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `server.address` and `server.port` of an upstream URL, from a small per-thread cache.
+fn address_of(url: &str) -> (Option<String>, Option<u16>) {
+    ADDRESSES.with(|cell| {
+        let mut seen = cell.borrow_mut();
+        if let Some((_, host, port)) = seen.iter().find(|(u, _, _)| u == url) {
+            return (host.clone(), *port);
+        }
+        let (host, port) = match url::Url::parse(url) {
+            Ok(u) => (u.host_str().map(str::to_string), u.port_or_known_default()),
+            Err(_) => (None, None),
+        };
+        if seen.len() >= 64 {
+            seen.clear();
+        }
+        seen.push((url.to_string(), host.clone(), port));
+        (host, port)
+    })
 }
 
 /// `request` (a JSON-RPC request) with `params._meta.traceparent` set to `ctx`'s, and
@@ -563,7 +600,7 @@ pub(crate) fn target_attributes(
     match method {
         "tools/call" => {
             attrs.push(("gen_ai.tool.name", t.into()));
-            attrs.push(("gen_ai.operation.name", "execute_tool".into()));
+            attrs.push(("gen_ai.operation.name", AttrValue::Static("execute_tool")));
         }
         "prompts/get" => attrs.push(("gen_ai.prompt.name", t.into())),
         m if m.starts_with("resources/") => attrs.push(("mcp.resource.uri", t.into())),

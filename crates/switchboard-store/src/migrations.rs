@@ -71,6 +71,11 @@ pub(crate) fn sqlite() -> Vec<Migration> {
             "ended client sessions",
             include_str!("../migrations/sqlite/0010_ended_sessions.sql"),
         ),
+        simple(
+            11,
+            "activity indexes",
+            include_str!("../migrations/sqlite/0011_activity_indexes.sql"),
+        ),
     ]
 }
 
@@ -126,6 +131,11 @@ pub(crate) fn postgres() -> Vec<Migration> {
             10,
             "ended client sessions",
             include_str!("../migrations/postgres/0010_ended_sessions.sql"),
+        ),
+        simple(
+            11,
+            "activity indexes",
+            include_str!("../migrations/postgres/0011_activity_indexes.sql"),
         ),
     ]
 }

@@ -100,4 +100,4 @@ async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 
 crate::sql::impl_store!(PgStore, Postgres);
 crate::identity::impl_identity!(PgStore, Postgres);
-crate::activity::impl_activity!(PgStore, Postgres);
+crate::activity::impl_activity!(PgStore, Postgres, numbered: true);

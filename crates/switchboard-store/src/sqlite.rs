@@ -88,4 +88,4 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
 
 crate::sql::impl_store!(SqliteStore, Sqlite);
 crate::identity::impl_identity!(SqliteStore, Sqlite);
-crate::activity::impl_activity!(SqliteStore, Sqlite);
+crate::activity::impl_activity!(SqliteStore, Sqlite, numbered: false);
