@@ -30,21 +30,12 @@ pub(super) const PASSWORD: &str = "correct horse battery";
 pub(super) const ISSUER: &str = "https://issuer.example.test";
 
 // ---------------------------------------------------------------------------------------------
-// Encoding and signing helpers (no JWT library in this crate: tokens are built by hand)
+// Encoding and signing helpers (no JWT library in this crate: tokens are built by hand;
+// base64url from the base64 crate the hub already uses)
 
 pub(super) fn b64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 pub(super) fn unhex(text: &str) -> Vec<u8> {
