@@ -276,9 +276,9 @@ async fn flush(
     records: &mut Vec<CallRecord>,
     redactor: Option<&Redactor>,
 ) {
-    let rows: Vec<ActivityRow> = records.drain(..).map(|r| row_of(r, redactor)).collect();
+    let rows: Arc<[ActivityRow]> = records.drain(..).map(|r| row_of(r, redactor)).collect();
     let started = std::time::Instant::now();
-    let result = store.insert_activity(&rows).await;
+    let result = store.insert_activity(rows.clone()).await;
     metrics().store_op("activity_insert", started.elapsed());
     match result {
         Ok(()) => {
@@ -286,8 +286,8 @@ async fn flush(
                 .activity_written
                 .with(&[], |c| c.add(rows.len() as u64));
             if live.receiver_count() > 0 {
-                for row in rows {
-                    let _ = live.send(Arc::new(row));
+                for row in rows.iter() {
+                    let _ = live.send(Arc::new(row.clone()));
                 }
             }
         }

@@ -222,7 +222,10 @@ async fn the_writer_keeps_up_with_a_sustained_call_rate_and_the_last_hour_lists_
             });
         }
         filled += batch.len();
-        store.insert_activity(&batch).await.unwrap();
+        store
+            .insert_activity(std::mem::take(&mut batch).into())
+            .await
+            .unwrap();
     }
     let fill = fill_start.elapsed();
     let t = Instant::now();

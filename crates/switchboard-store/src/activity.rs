@@ -1,69 +1,16 @@
 //! The activity log: one row per MCP operation the hub forwarded or refused, written in
-//! batches (one transaction; on SQLite, prepared multi-row INSERTs of a few fixed sizes) and
-//! read newest first with optional filters. Rows never bump the store revision: they are not
-//! desired state.
+//! batches of one transaction each (on a SQLite file by its own connection, see
+//! [`crate::appender`]; on PostgreSQL as multi-row INSERTs) and read newest first with
+//! optional filters. Rows never bump the store revision: they are not desired state.
+
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::StoreError;
 
-/// Most rows one INSERT statement writes on SQLite (18 bound columns each: well under its
-/// bind-parameter limit). A batch is written as statements of power-of-two sizes up to this,
-/// so each connection prepares at most nine distinct statements once and reuses them,
-/// whatever the batch sizes.
-pub const ACTIVITY_BATCH_ROWS: usize = 256;
-
-/// Rows per INSERT statement on PostgreSQL (built per batch, not cached).
+/// Rows per INSERT statement on PostgreSQL (built per batch).
 pub const PG_STATEMENT_ROWS: usize = 500;
-
-/// Columns bound per row.
-const INSERT_COLUMNS: usize = 18;
-
-/// The INSERT for `rows` rows, built once per size and placeholder style: `$1`, `$2`, ...
-/// (`numbered`, PostgreSQL) or `?` (SQLite, which binds anonymous parameters by position;
-/// for numbered ones the driver looks each name up, a cost that grows with the statement).
-/// `rows` must be a power of two up to [`ACTIVITY_BATCH_ROWS`].
-pub(crate) fn insert_statement(rows: usize, numbered: bool) -> &'static str {
-    use std::fmt::Write as _;
-    use std::sync::OnceLock;
-    const SIZES: usize = ACTIVITY_BATCH_ROWS.trailing_zeros() as usize + 1;
-    static TEXT: [[OnceLock<String>; SIZES]; 2] = [const { [const { OnceLock::new() }; SIZES] }; 2];
-    debug_assert!(rows.is_power_of_two() && rows <= ACTIVITY_BATCH_ROWS);
-    TEXT[usize::from(numbered)][rows.trailing_zeros() as usize].get_or_init(|| {
-        let mut sql = String::with_capacity(INSERT_ACTIVITY.len() + rows * 120);
-        sql.push_str(INSERT_ACTIVITY);
-        sql.push_str("VALUES ");
-        let mut n = 0;
-        for r in 0..rows {
-            sql.push_str(if r == 0 { "(" } else { ", (" });
-            for c in 0..INSERT_COLUMNS {
-                n += 1;
-                let sep = if c == 0 { "" } else { ", " };
-                let _ = if numbered {
-                    write!(sql, "{sep}${n}")
-                } else {
-                    write!(sql, "{sep}?")
-                };
-            }
-            sql.push(')');
-        }
-        sql
-    })
-}
-
-/// `rows` split into runs of power-of-two lengths, longest first, each at most
-/// [`ACTIVITY_BATCH_ROWS`].
-pub(crate) fn statement_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
-    std::iter::from_fn(move || {
-        if rows.is_empty() {
-            return None;
-        }
-        let n = ACTIVITY_BATCH_ROWS.min(1 << rows.len().ilog2());
-        let (chunk, rest) = rows.split_at(n);
-        rows = rest;
-        Some(chunk)
-    })
-}
 
 /// One activity row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
@@ -150,7 +97,7 @@ pub struct ActivitySample {
 #[async_trait::async_trait]
 pub trait ActivityStore: Send + Sync {
     /// Appends `rows` (their ids are ignored) in one transaction.
-    async fn insert_activity(&self, rows: &[ActivityRow]) -> Result<(), StoreError>;
+    async fn insert_activity(&self, rows: Arc<[ActivityRow]>) -> Result<(), StoreError>;
     /// Lists rows newest first.
     async fn list_activity(&self, query: &ActivityQuery) -> Result<Vec<ActivityRow>, StoreError>;
     /// A tenant's rows since `since` (optionally one principal's), newest first, at most
@@ -169,6 +116,13 @@ pub trait ActivityStore: Send + Sync {
 pub(crate) const INSERT_ACTIVITY: &str = "INSERT INTO activity_log (at, tenant, principal, \
     endpoint, session, server, method, target, status, error_type, error, duration_us, bytes_in, \
     bytes_out, trace_id, protocol, request, response) ";
+/// The single-row INSERT (anonymous `?` placeholders), for SQLite.
+pub(crate) fn insert_one() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        format!("{INSERT_ACTIVITY}VALUES ({})", ["?"; 18].join(", "))
+    })
+}
 pub(crate) const LIST_ACTIVITY: &str = "SELECT id, at, tenant, principal, endpoint, session, \
     server, method, target, status, error_type, error, duration_us, bytes_in, bytes_out, \
     trace_id, protocol, request, response FROM activity_log WHERE tenant = $1 \
@@ -177,13 +131,28 @@ pub(crate) const LIST_ACTIVITY: &str = "SELECT id, at, tenant, principal, endpoi
     AND ($6 IS NULL OR at >= $6) AND ($7 IS NULL OR at < $7) AND ($8 IS NULL OR id < $8) \
     ORDER BY id DESC LIMIT $9";
 pub(crate) const ACTIVITY_SAMPLES: &str = "SELECT at, server, target, status, duration_us \
-    FROM activity_log WHERE tenant = $1 AND at >= $2 AND ($3 IS NULL OR principal = $3) \
-    ORDER BY at DESC LIMIT $4";
-pub(crate) const DELETE_ACTIVITY_BEFORE: &str = "DELETE FROM activity_log WHERE at < $1";
+    FROM activity_log WHERE tenant = $1 AND id >= $2 AND at >= $3 \
+    AND ($4 IS NULL OR principal = $4) ORDER BY id DESC LIMIT $5";
+pub(crate) const DELETE_ACTIVITY_BEFORE: &str =
+    "DELETE FROM activity_log WHERE id < $1 AND at < $2";
+// Two subqueries: SQLite reads min() or max() off the key only when each stands alone.
+pub(crate) const ID_RANGE: &str =
+    "SELECT (SELECT min(id) FROM activity_log), (SELECT max(id) FROM activity_log)";
+pub(crate) const ROW_FROM: &str =
+    "SELECT id, at FROM activity_log WHERE id >= $1 ORDER BY id LIMIT 1";
 
-/// Implements [`ActivityStore`] for `$store` (invoke after `impl_store!` in the same module).
+/// How far a row's time may run behind the rows written before it: rows are appended as calls
+/// finish but carry the time a call started, and replicas' clocks differ. Statistics search
+/// ids from this far before their window and then filter by time exactly, so they miss
+/// nothing unless a call ran longer than this (or clocks differ by more).
+pub const TIME_DISORDER_MS: i64 = 10 * 60 * 1000;
+
+/// Implements [`ActivityStore`] for `$store` (invoke after `impl_store!` in the same module;
+/// the store appends rows with its own `append_activity`).
 macro_rules! impl_activity {
-    ($store:ident, $db:ty, numbered: $numbered:expr) => {
+    ($store:ident) => {
+        use std::sync::Arc;
+
         use $crate::activity::{
             self as act, ActivityQuery, ActivityRow, ActivitySample, ActivityStore,
         };
@@ -214,69 +183,11 @@ macro_rules! impl_activity {
 
         #[async_trait::async_trait]
         impl ActivityStore for $store {
-            async fn insert_activity(&self, rows: &[ActivityRow]) -> Result<(), StoreError> {
+            async fn insert_activity(&self, rows: Arc<[ActivityRow]>) -> Result<(), StoreError> {
                 if rows.is_empty() {
                     return Ok(());
                 }
-                let mut tx = self.pool.begin().await.map_err(db_error)?;
-                if $numbered {
-                    // PostgreSQL: one statement per 500 rows, built per batch. The cached
-                    // power-of-two statements below kept up only half the rate here
-                    // (activity_writer with ACTIVITY_BENCH_PG=1: 18 s for 10 s of 10,000
-                    // rows/s), so this backend keeps the form measured to keep up.
-                    for chunk in rows.chunks(act::PG_STATEMENT_ROWS) {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(act::INSERT_ACTIVITY);
-                        qb.push_values(chunk, |mut b, r| {
-                            b.push_bind(r.at)
-                                .push_bind(r.tenant.as_str())
-                                .push_bind(r.principal.as_deref())
-                                .push_bind(r.endpoint.as_str())
-                                .push_bind(r.session.as_deref())
-                                .push_bind(r.server.as_deref())
-                                .push_bind(r.method.as_str())
-                                .push_bind(r.target.as_deref())
-                                .push_bind(r.status.as_str())
-                                .push_bind(r.error_type.as_deref())
-                                .push_bind(r.error.as_deref())
-                                .push_bind(r.duration_us)
-                                .push_bind(r.bytes_in)
-                                .push_bind(r.bytes_out)
-                                .push_bind(r.trace_id.as_deref())
-                                .push_bind(r.protocol.as_deref())
-                                .push_bind(r.request.as_deref())
-                                .push_bind(r.response.as_deref());
-                        });
-                        qb.build().execute(&mut *tx).await.map_err(db_error)?;
-                    }
-                    return tx.commit().await.map_err(db_error);
-                }
-                for chunk in act::statement_chunks(rows) {
-                    let mut q = sqlx::query(act::insert_statement(chunk.len(), $numbered));
-                    for r in chunk {
-                        // Borrowed: the rows outlive the statement, so no string is copied.
-                        q = q
-                            .bind(r.at)
-                            .bind(r.tenant.as_str())
-                            .bind(r.principal.as_deref())
-                            .bind(r.endpoint.as_str())
-                            .bind(r.session.as_deref())
-                            .bind(r.server.as_deref())
-                            .bind(r.method.as_str())
-                            .bind(r.target.as_deref())
-                            .bind(r.status.as_str())
-                            .bind(r.error_type.as_deref())
-                            .bind(r.error.as_deref())
-                            .bind(r.duration_us)
-                            .bind(r.bytes_in)
-                            .bind(r.bytes_out)
-                            .bind(r.trace_id.as_deref())
-                            .bind(r.protocol.as_deref())
-                            .bind(r.request.as_deref())
-                            .bind(r.response.as_deref());
-                    }
-                    q.execute(&mut *tx).await.map_err(db_error)?;
-                }
-                tx.commit().await.map_err(db_error)
+                self.append_activity(rows).await
             }
 
             async fn list_activity(
@@ -306,8 +217,15 @@ macro_rules! impl_activity {
                 since: i64,
                 limit: i64,
             ) -> Result<Vec<ActivitySample>, StoreError> {
+                let Some(from) = self
+                    .activity_id_from(since.saturating_sub(act::TIME_DISORDER_MS))
+                    .await?
+                else {
+                    return Ok(Vec::new());
+                };
                 let rows = sqlx::query(act::ACTIVITY_SAMPLES)
                     .bind(tenant.to_string())
+                    .bind(from)
                     .bind(since)
                     .bind(principal.map(str::to_string))
                     .bind(limit.max(1))
@@ -329,7 +247,12 @@ macro_rules! impl_activity {
             }
 
             async fn delete_activity_before(&self, at: i64) -> Result<u64, StoreError> {
+                // The rows before the first id at `at` that are old enough: the range read is
+                // what is deleted. A straggler (a long call, a replica's clock) past that id
+                // goes in a later sweep, once the first id at the cutoff has passed it.
+                let upto = self.activity_id_from(at).await?.unwrap_or(i64::MAX);
                 Ok(sqlx::query(act::DELETE_ACTIVITY_BEFORE)
+                    .bind(upto)
                     .bind(at)
                     .execute(&self.pool)
                     .await
@@ -337,37 +260,38 @@ macro_rules! impl_activity {
                     .rows_affected())
             }
         }
+
+        impl $store {
+            /// An id from which the rows that started at or after `at` begin, found by
+            /// bisecting the primary key (about 2·log₂(rows) point reads; ids grow with time,
+            /// up to [`act::TIME_DISORDER_MS`]); `None` when no row started at or after `at`.
+            async fn activity_id_from(&self, at: i64) -> Result<Option<i64>, StoreError> {
+                let (min, max): (Option<i64>, Option<i64>) = sqlx::query_as(act::ID_RANGE)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                let (Some(mut lo), Some(max)) = (min, max) else {
+                    return Ok(None);
+                };
+                // The answer lies in [lo, hi]; hi = max + 1 means "no such row".
+                let mut hi = max.saturating_add(1);
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    let row: Option<(i64, i64)> = sqlx::query_as(act::ROW_FROM)
+                        .bind(mid)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    match row {
+                        // No row in [mid, id) exists, so the answer is at most mid.
+                        Some((_, t)) if t >= at => hi = mid,
+                        Some((id, _)) => lo = id.saturating_add(1),
+                        None => hi = mid,
+                    }
+                }
+                Ok((lo <= max).then_some(lo))
+            }
+        }
     };
 }
 pub(crate) use impl_activity;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batches_split_into_power_of_two_statements() {
-        let rows: Vec<usize> = (0..1000).collect();
-        let sizes: Vec<usize> = statement_chunks(&rows).map(<[usize]>::len).collect();
-        assert_eq!(sizes, [256, 256, 256, 128, 64, 32, 8]);
-        let back: Vec<usize> = statement_chunks(&rows).flatten().copied().collect();
-        assert_eq!(back, rows, "every row once, in order");
-        assert_eq!(statement_chunks::<u8>(&[]).count(), 0);
-    }
-
-    #[test]
-    fn statements_bind_every_column_of_every_row() {
-        let one = insert_statement(1, true);
-        assert!(one.ends_with("VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"), "{one}");
-        let all = insert_statement(ACTIVITY_BATCH_ROWS, true);
-        assert_eq!(all.matches('(').count(), ACTIVITY_BATCH_ROWS + 1);
-        assert!(all.ends_with(&format!("${})", ACTIVITY_BATCH_ROWS * INSERT_COLUMNS)));
-        assert!(std::ptr::eq(one, insert_statement(1, true)), "built once");
-        let anonymous = insert_statement(ACTIVITY_BATCH_ROWS, false);
-        assert_eq!(
-            anonymous.matches('?').count(),
-            ACTIVITY_BATCH_ROWS * INSERT_COLUMNS
-        );
-        assert!(!anonymous.contains('$'));
-    }
-}

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub mod activity;
+mod appender;
 pub mod bus;
 mod codec;
 mod crypto;

@@ -76,6 +76,11 @@ pub(crate) fn sqlite() -> Vec<Migration> {
             "activity indexes",
             include_str!("../migrations/sqlite/0011_activity_indexes.sql"),
         ),
+        simple(
+            12,
+            "activity time by id",
+            include_str!("../migrations/sqlite/0012_activity_time_by_id.sql"),
+        ),
     ]
 }
 
@@ -136,6 +141,11 @@ pub(crate) fn postgres() -> Vec<Migration> {
             11,
             "activity indexes",
             include_str!("../migrations/postgres/0011_activity_indexes.sql"),
+        ),
+        simple(
+            12,
+            "activity time by id",
+            include_str!("../migrations/postgres/0012_activity_time_by_id.sql"),
         ),
     ]
 }

@@ -100,4 +100,41 @@ async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 
 crate::sql::impl_store!(PgStore, Postgres);
 crate::identity::impl_identity!(PgStore, Postgres);
-crate::activity::impl_activity!(PgStore, Postgres, numbered: true);
+crate::activity::impl_activity!(PgStore);
+
+impl PgStore {
+    /// Appends activity rows in one transaction, as INSERTs of up to
+    /// [`crate::activity::PG_STATEMENT_ROWS`] rows built per batch (measured to keep up with
+    /// 10,000 rows/s here; cached statements of fixed sizes fell behind).
+    async fn append_activity(
+        &self,
+        rows: std::sync::Arc<[crate::ActivityRow]>,
+    ) -> Result<(), crate::StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        for chunk in rows.chunks(crate::activity::PG_STATEMENT_ROWS) {
+            let mut qb = sqlx::QueryBuilder::<Postgres>::new(crate::activity::INSERT_ACTIVITY);
+            qb.push_values(chunk, |mut b, r| {
+                b.push_bind(r.at)
+                    .push_bind(r.tenant.as_str())
+                    .push_bind(r.principal.as_deref())
+                    .push_bind(r.endpoint.as_str())
+                    .push_bind(r.session.as_deref())
+                    .push_bind(r.server.as_deref())
+                    .push_bind(r.method.as_str())
+                    .push_bind(r.target.as_deref())
+                    .push_bind(r.status.as_str())
+                    .push_bind(r.error_type.as_deref())
+                    .push_bind(r.error.as_deref())
+                    .push_bind(r.duration_us)
+                    .push_bind(r.bytes_in)
+                    .push_bind(r.bytes_out)
+                    .push_bind(r.trace_id.as_deref())
+                    .push_bind(r.protocol.as_deref())
+                    .push_bind(r.request.as_deref())
+                    .push_bind(r.response.as_deref());
+            });
+            qb.build().execute(&mut *tx).await.map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+}

@@ -7,6 +7,7 @@ use sqlx::Sqlite;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
+use crate::appender::Appender;
 use crate::crypto::SecretKey;
 use crate::migrations;
 
@@ -14,6 +15,9 @@ use crate::migrations;
 pub struct SqliteStore {
     pool: SqlitePool,
     key: SecretKey,
+    /// The activity log's own connection (a file database only: an in-memory one is private
+    /// to the pool's single connection).
+    appender: Option<Appender>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -32,6 +36,7 @@ impl SqliteStore {
             .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        let appender = (!is_memory(url)).then(|| Appender::new(options.get_filename().into()));
         let pool = if is_memory(url) {
             memory_pool(options).await
         } else {
@@ -39,7 +44,11 @@ impl SqliteStore {
         }
         .map_err(|e| StoreError::Backend(format!("cannot open {url:?}: {e}")))?;
         migrate(&pool).await?;
-        Ok(SqliteStore { pool, key })
+        Ok(SqliteStore {
+            pool,
+            key,
+            appender,
+        })
     }
 
     /// Nothing to tell: a SQLite store has one replica.
@@ -88,4 +97,45 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
 
 crate::sql::impl_store!(SqliteStore, Sqlite);
 crate::identity::impl_identity!(SqliteStore, Sqlite);
-crate::activity::impl_activity!(SqliteStore, Sqlite, numbered: false);
+crate::activity::impl_activity!(SqliteStore);
+
+impl SqliteStore {
+    /// Appends activity rows in one transaction: through the appender's own connection for a
+    /// file, else (an in-memory database, for tests and throwaway hubs) one pooled INSERT per
+    /// row.
+    async fn append_activity(
+        &self,
+        rows: std::sync::Arc<[crate::ActivityRow]>,
+    ) -> Result<(), StoreError> {
+        if let Some(appender) = &self.appender {
+            return appender.append(rows).await;
+        }
+        let insert = crate::activity::insert_one();
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        for r in rows.iter() {
+            sqlx::query(insert)
+                .bind(r.at)
+                .bind(r.tenant.as_str())
+                .bind(r.principal.as_deref())
+                .bind(r.endpoint.as_str())
+                .bind(r.session.as_deref())
+                .bind(r.server.as_deref())
+                .bind(r.method.as_str())
+                .bind(r.target.as_deref())
+                .bind(r.status.as_str())
+                .bind(r.error_type.as_deref())
+                .bind(r.error.as_deref())
+                .bind(r.duration_us)
+                .bind(r.bytes_in)
+                .bind(r.bytes_out)
+                .bind(r.trace_id.as_deref())
+                .bind(r.protocol.as_deref())
+                .bind(r.request.as_deref())
+                .bind(r.response.as_deref())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+}

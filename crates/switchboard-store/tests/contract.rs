@@ -1360,9 +1360,9 @@ async fn activity(store: &Arc<dyn Store>) {
             )
         })
         .collect();
-    store.insert_activity(&rows).await.unwrap();
+    store.insert_activity(rows.clone().into()).await.unwrap();
     store
-        .insert_activity(&[activity_row("act-b", 5000, "s0", "t0", true)])
+        .insert_activity([activity_row("act-b", 5000, "s0", "t0", true)].into())
         .await
         .unwrap();
     assert_eq!(
@@ -1432,6 +1432,25 @@ async fn activity(store: &Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(mine.len(), 240);
+    // A straggler: a long call that started before rows written ahead of it finished.
+    store
+        .insert_activity([activity_row("act-a", 2150, "s0", "t0", true)].into())
+        .await
+        .unwrap();
+    let window = store
+        .activity_samples("act-a", None, 2150, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(window.len(), 51, "the 50 rows of 2150..=2199 and the straggler");
+    assert!(window.iter().all(|s| s.at >= 2150));
+    assert!(
+        store
+            .activity_samples("act-a", None, 9_999_999, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing started after the newest row"
+    );
     let other = store
         .list_activity(&ActivityQuery {
             tenant: "act-b".into(),
@@ -1442,6 +1461,13 @@ async fn activity(store: &Arc<dyn Store>) {
         .unwrap();
     assert_eq!(other.len(), 1, "tenants see only their own rows");
     assert_eq!(store.delete_activity_before(1100).await.unwrap(), 100);
-    assert_eq!(count(&|_| {}).await, 1100);
+    assert_eq!(count(&|_| {}).await, 1101);
+    assert_eq!(
+        store.delete_activity_before(2160).await.unwrap(),
+        1060,
+        "rows of 1100..2160; the straggler of 2150, written after newer rows, waits for a \
+         later sweep"
+    );
+    assert_eq!(count(&|_| {}).await, 41);
     store.delete_activity_before(i64::MAX).await.unwrap();
 }

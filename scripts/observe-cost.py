@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Instructions per relayed `tools/call`, by observability configuration, counted by callgrind.
+
+Timed benchmarks on a shared 2-core VM move by 2x between runs; instruction counts do not.
+For each configuration this starts a JSON-mode fixture upstream and a hub under
+`valgrind --tool=callgrind` (instrumentation off until the warm-up is done), makes WARM
+sequential calls through one keep-alive connection, switches instrumentation on, makes
+CALLS more, waits for the activity writer and the OTLP exporter to flush, and reports the
+hub's whole-process instructions (every thread: request handling, activity writer,
+SQLite, exporter) divided by CALLS.
+
+Usage: python3 scripts/observe-cost.py BIN_DIR [--calls N] [--warm N] [--only NAME,...]
+  BIN_DIR holds the `switchboard` and `switchboard-fixture` binaries (a release build:
+  `cargo build --release -p switchboard -p switchboard-fixture`).
+Needs valgrind (callgrind_control included). Prints one Markdown table row per configuration.
+"""
+
+import argparse
+import http.client
+import http.server
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+CONFIGS = {
+    "off": ["--no-metrics", "--no-activity-log"],
+    "metrics": ["--no-activity-log"],
+    "log": ["--no-metrics"],
+    "metrics+log": [],
+    "metrics+log+traces": ["--otlp-endpoint", "{otlp}"],
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sink(http.server.BaseHTTPRequestHandler):
+    """An OTLP/HTTP receiver that accepts and discards every export."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+class Mcp:
+    """A Streamable HTTP client on one keep-alive connection."""
+
+    def __init__(self, port):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.session = None
+        self.next_id = 0
+
+    def post(self, body):
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+        }
+        if self.session:
+            headers["Mcp-Session-Id"] = self.session
+            headers["MCP-Protocol-Version"] = "2025-11-25"
+        self.conn.request("POST", "/mcp", json.dumps(body), headers)
+        resp = self.conn.getresponse()
+        data = resp.read()
+        if resp.status >= 300:
+            sys.exit(f"observe-cost: HTTP {resp.status}: {data[:300]!r}")
+        if resp.getheader("Mcp-Session-Id"):
+            self.session = resp.getheader("Mcp-Session-Id")
+        return data
+
+    def request(self, method, params):
+        self.next_id += 1
+        return self.post({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params})
+
+    def start(self):
+        self.request(
+            "initialize",
+            {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "observe-cost", "version": "1"},
+            },
+        )
+        self.post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def echo(self):
+        data = self.request("tools/call", {"name": "echo__echo", "arguments": {"text": "hello"}})
+        if b"hello" not in data:
+            sys.exit(f"observe-cost: unexpected reply {data[:300]!r}")
+
+
+def wait_ready(port, proc, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            sys.exit("observe-cost: the hub exited during start-up")
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.request("GET", "/ready")
+            r = c.getresponse()
+            body = r.read()
+            if json.loads(body or b"{}").get("ready") == 1:
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.5)
+    sys.exit("observe-cost: the hub was not ready in time")
+
+
+def measure(bins, name, flags, fixture_url, otlp, warm, calls, work):
+    servers = os.path.join(work, f"servers-{name}.json")
+    with open(servers, "w") as f:
+        json.dump({"echo": {"type": "streamable-http", "url": fixture_url}}, f)
+    mcp, main = free_port(), free_port()
+    out = os.path.join(work, f"callgrind-{name}.out")
+    cmd = [
+        "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+        os.path.join(bins, "switchboard"), "serve", "--servers", servers,
+        "--mcp-addr", f"127.0.0.1:{mcp}", "--main-addr", f"127.0.0.1:{main}",
+        "--data-dir", os.path.join(work, f"data-{name}"), "--log", "warn",
+        "--rate-limit-key", "off", "--rate-limit-tenant", "off",
+    ] + [a.replace("{otlp}", otlp) for a in flags]
+    log = open(os.path.join(work, f"hub-{name}.log"), "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_ready(mcp, proc)
+        client = Mcp(mcp)
+        client.start()
+        for _ in range(warm):
+            client.echo()
+        time.sleep(1.5)  # let the writer and exporter drain the warm-up
+        subprocess.run(["callgrind_control", "--instr=on", str(proc.pid)], check=True,
+                       stdout=subprocess.DEVNULL)
+        for _ in range(calls):
+            client.echo()
+        time.sleep(1.5)  # the activity writer flushes every 100 ms, the exporter every 1 s
+        subprocess.run(["callgrind_control", "--dump", str(proc.pid)], check=True,
+                       stdout=subprocess.DEVNULL)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=120)
+    total = 0
+    for path in os.listdir(work):
+        if path.startswith(f"callgrind-{name}.out"):
+            with open(os.path.join(work, path)) as f:
+                for line in f:
+                    m = re.match(r"(?:summary|totals): (\d+)", line)
+                    if m and os.path.join(work, path) != out:
+                        total += int(m.group(1))
+                        break
+    return total / calls
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("bins")
+    ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--warm", type=int, default=500)
+    ap.add_argument("--only", default=",".join(CONFIGS))
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="observe-cost-")
+    fixture = subprocess.Popen(
+        [os.path.join(args.bins, "switchboard-fixture"), "http", "--addr", "127.0.0.1:0", "--json"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    line = fixture.stdout.readline()
+    fixture_url = line.split()[1]
+    sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    otlp = f"http://127.0.0.1:{sink.server_address[1]}"
+    try:
+        base = None
+        print("| configuration | instructions per call | over off |")
+        print("|---|--:|--:|")
+        for name in args.only.split(","):
+            per_call = measure(args.bins, name, CONFIGS[name], fixture_url, otlp,
+                               args.warm, args.calls, work)
+            if name == "off":
+                base = per_call
+            over = f"+{per_call - base:,.0f}" if base is not None and name != "off" else ""
+            print(f"| {name} | {per_call:,.0f} | {over} |", flush=True)
+    finally:
+        fixture.terminate()
+        sink.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
