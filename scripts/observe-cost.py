@@ -124,7 +124,7 @@ def wait_ready(port, proc, timeout=300):
 def measure(bins, name, flags, fixture_url, otlp, warm, calls, work):
     servers = os.path.join(work, f"servers-{name}.json")
     with open(servers, "w") as f:
-        json.dump({"echo": {"type": "streamable-http", "url": fixture_url}}, f)
+        json.dump({"mcpServers": {"echo": {"type": "streamable-http", "url": fixture_url}}}, f)
     mcp, main = free_port(), free_port()
     out = os.path.join(work, f"callgrind-{name}.out")
     cmd = [
