@@ -102,9 +102,11 @@ const LONG: &str = "Create a new calendar event titled 'Quarterly planning' on 2
 fn the_short_input_path_matches_sgemm_on_every_length_up_to_120_word_pieces() {
     let m = model();
     assert!(m.tokenizer().encode(LONG, 256).len() > 122);
-    // [CLS] + 1..=120 word pieces of LONG + [SEP]: every length around the switch between
-    // the paths, every eighth above; then the other sentences whole.
-    let cut = (1..=48).chain((56..=120).step_by(8)).map(|n| (LONG, n + 2));
+    // [CLS] + 1..=120 word pieces of LONG + [SEP]: every length up to a little past the
+    // switch between the paths, every eighth above; then the other sentences whole.
+    let cut = (1..=SHORT_TOKENS + 8)
+        .chain((SHORT_TOKENS + 16..=120).step_by(8))
+        .map(|n| (LONG, n + 2));
     let whole = [WEATHER, FILE, MIXED].map(|t| (t, MAX_QUERY_TOKENS));
     let (mut short, mut worst_cosine, mut worst_diff) = (0, 1f32, 0f32);
     for (text, max) in cut.chain(whole) {

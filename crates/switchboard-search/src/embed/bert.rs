@@ -20,8 +20,10 @@ use super::dot;
 use super::gemm::{Mat, gemm};
 use super::safetensors::Tensor;
 
-/// The longest sequence multiplied by row dot products under `Kernel::Auto`.
-pub const SHORT_TOKENS: usize = 40;
+/// The longest sequence multiplied by row dot products under `Kernel::Auto`. On this 2-core
+/// machine they beat sgemm by 4-5× at 2-5 tokens, 1.5-2× at 8-40 and 1.2× at 64; at 128 the
+/// two are level (`search-bench --lengths`).
+pub const SHORT_TOKENS: usize = 64;
 
 /// Which multiply the encoder runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
