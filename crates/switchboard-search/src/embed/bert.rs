@@ -21,8 +21,10 @@ use super::gemm::{Mat, gemm};
 use super::safetensors::Tensor;
 
 /// The longest sequence multiplied by row dot products under `Kernel::Auto`. On this 2-core
-/// machine they beat sgemm by 4-5× at 2-5 tokens, 1.5-2× at 8-40 and 1.2× at 64; at 128 the
-/// two are level (`search-bench --lengths`).
+/// machine (busy with other work) they beat sgemm by 3-4× at 2-5 tokens, 1.5-2.5× at 8-40
+/// and 1.2× at 64; at 96 and 128 the two are level (`search-bench --lengths`). From 40 tokens
+/// on they execute more instructions than sgemm (callgrind: 1.17× at 40, 1.25× at 64) and
+/// win on memory traffic, so a quieter machine may want a lower bound.
 pub const SHORT_TOKENS: usize = 64;
 
 /// Which multiply the encoder runs on.
