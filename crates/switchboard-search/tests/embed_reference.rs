@@ -1,12 +1,15 @@
 //! The Rust encoder against a numpy reference (`scripts/embed-reference.py`, run once on
 //! all-MiniLM-L6-v2 with the Hugging Face `tokenizers` package): the same token ids, and
-//! embeddings equal to 1e-5 in their first dimensions. The model comes from
+//! embeddings equal to 1e-5 in their first dimensions; and the encoder's short-input path
+//! (row dot products) against its sgemm path on inputs of every length from 1 to 120 word
+//! pieces. The model comes from
 //! `scripts/test-deps.sh` (`SWITCHBOARD_TEST_EMBEDDING_MODEL`); the test fails, not skips,
 //! without it.
 
 use std::path::PathBuf;
 
-use switchboard_search::embed::{MAX_QUERY_TOKENS, Model};
+use switchboard_search::embed::bert::SHORT_TOKENS;
+use switchboard_search::embed::{Kernel, MAX_QUERY_TOKENS, Model};
 
 fn model() -> Model {
     let dir = std::env::var_os("SWITCHBOARD_TEST_EMBEDDING_MODEL").expect(
@@ -84,6 +87,51 @@ fn embeddings_match_the_numpy_reference() {
     let far = m.embed("delete a git branch", MAX_QUERY_TOKENS);
     let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
     assert!(dot(&a, &close) > dot(&a, &far) + 0.1);
+}
+
+/// Long enough for 120 word pieces after `[CLS]`: prose, identifiers, numbers, punctuation.
+const LONG: &str = "Create a new calendar event titled 'Quarterly planning' on 2024-03-15 at \
+    10:30 in Conference Room B, invite alice@example.com and bob, and send a reminder 15 \
+    minutes before. Then list the open pull requests in octocat/hello-world labelled \
+    bug or needs-triage, sorted by last update, and summarise each in one sentence. \
+    Finally convert 250 US dollars to euros at today's rate, fetch the weather forecast \
+    for Tokyo and Osaka for the next three days, and compute the area of a circle with \
+    radius 4.5 cm; getUserProfileById(user_id=42) should return JSON.";
+
+#[test]
+fn the_short_input_path_matches_sgemm_on_every_length_up_to_120_word_pieces() {
+    let m = model();
+    assert!(m.tokenizer().encode(LONG, 256).len() > 122);
+    // [CLS] + 1..=120 word pieces of LONG + [SEP]: every length up to a little past the
+    // switch between the paths, every eighth above; then the other sentences whole.
+    let cut = (1..=SHORT_TOKENS + 8)
+        .chain((SHORT_TOKENS + 16..=120).step_by(8))
+        .map(|n| (LONG, n + 2));
+    let whole = [WEATHER, FILE, MIXED].map(|t| (t, MAX_QUERY_TOKENS));
+    let (mut short, mut worst_cosine, mut worst_diff) = (0, 1f32, 0f32);
+    for (text, max) in cut.chain(whole) {
+        let len = m.tokenizer().encode(text, max).len();
+        let fast = m.embed_with(text, max, Kernel::Auto);
+        let plain = m.embed_with(text, max, Kernel::Sgemm);
+        let cosine: f32 = fast.iter().zip(&plain).map(|(a, b)| a * b).sum();
+        let diff = fast
+            .iter()
+            .zip(&plain)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            cosine >= 0.99999 && diff <= 1e-5,
+            "{len} word pieces of {text:?}: cosine {cosine}, max |difference| {diff}"
+        );
+        short += usize::from(len <= SHORT_TOKENS);
+        worst_cosine = worst_cosine.min(cosine);
+        worst_diff = worst_diff.max(diff);
+    }
+    assert!(
+        short >= SHORT_TOKENS - 2,
+        "only {short} inputs took the short path"
+    );
+    eprintln!("worst cosine {worst_cosine}, worst max |difference| {worst_diff}");
 }
 
 #[test]

@@ -6,11 +6,13 @@
 //!
 //! With an embedding model (`--model DIR`, default `$SWITCHBOARD_EMBEDDING_MODEL`, else
 //! `$SWITCHBOARD_TEST_EMBEDDING_MODEL`) the semantic and hybrid rankers are reported too,
-//! with embedding throughput and search latency (query embedding included); `--tune` prints
-//! a grid of fusion parameters scored on the tuning split only.
+//! with embedding throughput, query embedding time by length and search latency (query
+//! embedding included), each on the encoder's default multiply and on plain sgemm (the
+//! reference path), timed alternately; `--tune` prints a grid of fusion parameters scored on
+//! the tuning split only.
 //!
 //! Usage: `cargo run --release -p switchboard-bench --bin search-bench -- [DATA_DIR]
-//! [--model DIR] [--tune]` (data default `$SWITCHBOARD_TEST_BFCL`, else
+//! [--model DIR] [--tune | --lengths]` (`--lengths`: the query embedding table only) (data default `$SWITCHBOARD_TEST_BFCL`, else
 //! `.test-deps/bfcl/bfcl_eval/data`).
 
 use std::path::{Path, PathBuf};
@@ -18,7 +20,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use switchboard_search::bfcl::{CATEGORIES, Query, Split, evaluate, evaluate_by, load};
-use switchboard_search::embed::{MAX_QUERY_TOKENS, MAX_TOOL_TOKENS, Model, VectorIndex, tool_text};
+use switchboard_search::embed::{
+    Kernel, MAX_QUERY_TOKENS, MAX_TOOL_TOKENS, Model, VectorIndex, tool_text,
+};
 use switchboard_search::hybrid::{Fusion, fuse, fuse_rrf};
 use switchboard_search::{Analyzer, Field, Hit, Index, Params, ToolText};
 
@@ -35,16 +39,31 @@ fn main() -> ExitCode {
         .or_else(|| std::env::var_os("SWITCHBOARD_TEST_EMBEDDING_MODEL"))
         .map(PathBuf::from);
     let mut tune = false;
+    let mut lengths_only = false;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--model" => model = args.next().map(PathBuf::from),
             "--tune" => tune = true,
+            "--lengths" => lengths_only = true,
             _ => dir = Some(PathBuf::from(a)),
         }
     }
     let dir = dir
         .or_else(|| std::env::var_os("SWITCHBOARD_TEST_BFCL").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(".test-deps/bfcl/bfcl_eval/data"));
+    if lengths_only {
+        let result = load(&dir).and_then(|(_, queries)| {
+            let m = model
+                .ok_or_else(|| "--lengths needs an embedding model (--model DIR)".to_owned())?;
+            query_lengths(&Model::load(&m)?, &queries);
+            Ok(())
+        });
+        if let Err(e) = result {
+            eprintln!("search-bench: {e}");
+            return ExitCode::FAILURE;
+        }
+        return ExitCode::SUCCESS;
+    }
     let result = run(&dir).and_then(|(tools, texts, queries)| match model {
         Some(m) => semantic(&m, &tools, &texts, &queries, tune),
         None => {
@@ -283,26 +302,47 @@ fn semantic(
     }
     let assemble = t0.elapsed();
     let rss1 = rss_kib();
+    query_lengths(&model, queries);
+    // Each query searched on both multiplies, in alternating order, so that load from other
+    // work on the machine falls on both alike.
     let mut times = Vec::with_capacity(queries.len());
-    for q in queries.iter().take(500) {
-        let t = Instant::now();
-        let v = model.embed(&q.text, MAX_QUERY_TOKENS);
-        let l = big.search(&stemmed, &q.text, Fusion::TUNED.depth, |_| true);
-        let s = big_vectors.search(&v, Fusion::TUNED.depth, |_| true);
-        let hits = fuse(&l, &s, Fusion::TUNED, 10);
-        times.push(t.elapsed());
-        assert!(!hits.is_empty());
+    let mut reference = Vec::with_capacity(queries.len());
+    for (i, q) in queries.iter().take(500).enumerate() {
+        let order = if i % 2 == 0 {
+            [Kernel::Auto, Kernel::Sgemm]
+        } else {
+            [Kernel::Sgemm, Kernel::Auto]
+        };
+        for kernel in order {
+            let t = Instant::now();
+            let v = model.embed_with(&q.text, MAX_QUERY_TOKENS, kernel);
+            let l = big.search(&stemmed, &q.text, Fusion::TUNED.depth, |_| true);
+            let s = big_vectors.search(&v, Fusion::TUNED.depth, |_| true);
+            let hits = fuse(&l, &s, Fusion::TUNED, 10);
+            let took = t.elapsed();
+            if kernel == Kernel::Auto {
+                times.push(took);
+            } else {
+                reference.push(took);
+            }
+            assert!(!hits.is_empty());
+        }
     }
     times.sort_unstable();
-    let pct = |p: f64| times[((times.len() - 1) as f64 * p) as usize];
+    reference.sort_unstable();
+    let pct = |times: &[std::time::Duration], p: f64| {
+        times[((times.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e3
+    };
     let per_tool = embed_tools.as_secs_f64() / texts.len() as f64;
     println!(
-        "\n5,000 tools, hybrid: search p50 {:.1} ms, p99 {:.1} ms (query embedding included, {} queries); \
-         index build ≈ {:.0} s of embedding at {:.1} tools/s (one thread) + {:.0} ms to assemble; \
+        "\n5,000 tools, hybrid: search p50 {:.1} ms, p99 {:.1} ms (query embedding included, {} queries; \
+         sgemm only: p50 {:.1} ms, p99 {:.1} ms); index build ≈ {:.0} s of embedding at {:.1} tools/s (one thread) + {:.0} ms to assemble; \
          vectors ≈ {:.0} KiB per 1,000 tools ({} dims × 4 bytes; RSS delta of lexical + vectors {:.0} KiB per 1,000)",
-        pct(0.5).as_secs_f64() * 1e3,
-        pct(0.99).as_secs_f64() * 1e3,
+        pct(&times, 0.5),
+        pct(&times, 0.99),
         times.len(),
+        pct(&reference, 0.5),
+        pct(&reference, 0.99),
         per_tool * 5000.0,
         1.0 / per_tool,
         assemble.as_secs_f64() * 1e3,
@@ -311,6 +351,66 @@ fn semantic(
         rss1.saturating_sub(rss0) as f64 / 5.0,
     );
     Ok(())
+}
+
+/// Query embedding time by length in word pieces (`[CLS]` and `[SEP]` included), on the
+/// default multiply and on sgemm alone: medians of alternating runs over a text cut to each
+/// length. Then how long the benchmark's queries are.
+fn query_lengths(model: &Model, queries: &[Query]) {
+    let mut text = String::new();
+    for q in queries {
+        if model.tokenizer().encode(&text, MAX_QUERY_TOKENS).len() >= MAX_QUERY_TOKENS {
+            break;
+        }
+        text.push_str(&q.text);
+        text.push(' ');
+    }
+    println!("\n| query word pieces | embedding, default (ms) | embedding, sgemm only (ms) |");
+    println!("|---|---|---|");
+    for len in [2, 5, 8, 12, 16, 24, 32, 40, 48, 64, 96, 128] {
+        let runs = if len <= 40 { 41 } else { 15 };
+        let mut auto = Vec::with_capacity(runs);
+        let mut sgemm = Vec::with_capacity(runs);
+        for i in 0..runs {
+            let order = if i % 2 == 0 {
+                [Kernel::Auto, Kernel::Sgemm]
+            } else {
+                [Kernel::Sgemm, Kernel::Auto]
+            };
+            for kernel in order {
+                let t = Instant::now();
+                let v = model.embed_with(&text, len, kernel);
+                let ms = t.elapsed().as_secs_f64() * 1e3;
+                assert_eq!(v.len(), model.dims());
+                if kernel == Kernel::Auto {
+                    auto.push(ms);
+                } else {
+                    sgemm.push(ms);
+                }
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_unstable_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "| {len} | {:.2} | {:.2} |",
+            median(&mut auto),
+            median(&mut sgemm)
+        );
+    }
+    let mut lens: Vec<usize> = queries
+        .iter()
+        .map(|q| model.tokenizer().encode(&q.text, MAX_QUERY_TOKENS).len())
+        .collect();
+    lens.sort_unstable();
+    let at = |p: f64| lens[((lens.len() - 1) as f64 * p) as usize];
+    println!(
+        "Benchmark queries: {} word pieces at the median, {} at p90, {} at p99",
+        at(0.5),
+        at(0.9),
+        at(0.99)
+    );
 }
 
 fn row(name: &str, split: &str, m: switchboard_search::bfcl::Metrics) {

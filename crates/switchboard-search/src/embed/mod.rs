@@ -3,18 +3,20 @@
 //! all-MiniLM-L6-v2): no Python, no ONNX Runtime, nothing fetched.
 //!
 //! `safetensors` reads the weights, `tokenizer` is BERT's WordPiece from `tokenizer.json`,
-//! `bert` runs the encoder with `gemm` (pure-Rust sgemm), and `Model` ties them together.
+//! `bert` runs the encoder with `gemm` (pure-Rust sgemm) or, for short inputs such as queries,
+//! `dot` (row dot products), and `Model` ties them together.
 //! `VectorIndex` holds one unit vector per tool and answers nearest-neighbour queries by a
 //! full scan (5,000 × 384 dot products take well under a millisecond).
 
 pub mod bert;
+pub mod dot;
 pub mod gemm;
 pub mod safetensors;
 pub mod tokenizer;
 
 use std::path::Path;
 
-pub use bert::{Bert, Config};
+pub use bert::{Bert, Config, Kernel};
 pub use tokenizer::Tokenizer;
 
 use crate::Hit;
@@ -80,8 +82,14 @@ impl Model {
 
     /// The unit-length embedding of `text`, read as at most `max_tokens` tokens.
     pub fn embed(&self, text: &str, max_tokens: usize) -> Vec<f32> {
+        self.embed_with(text, max_tokens, Kernel::Auto)
+    }
+
+    /// `embed` on the multiply `kernel` names (`Kernel::Sgemm` is the reference path).
+    pub fn embed_with(&self, text: &str, max_tokens: usize, kernel: Kernel) -> Vec<f32> {
         let max = max_tokens.min(self.bert.config().max_positions);
-        self.bert.embed(&self.tokenizer.encode(text, max))
+        self.bert
+            .embed_with(&self.tokenizer.encode(text, max), kernel)
     }
 }
 
