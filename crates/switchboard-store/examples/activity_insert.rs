@@ -21,7 +21,9 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("act-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("s.db").display());
-    let store = SqliteStore::connect(&url, SecretKey::generate().unwrap()).await.unwrap();
+    let store = SqliteStore::connect(&url, SecretKey::generate().unwrap())
+        .await
+        .unwrap();
     if let Ok(drop) = std::env::var("DROP_IDX") {
         let c = rusqlite::Connection::open(dir.join("s.db")).unwrap();
         for i in drop.split(',') {

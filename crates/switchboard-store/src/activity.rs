@@ -119,9 +119,7 @@ pub(crate) const INSERT_ACTIVITY: &str = "INSERT INTO activity_log (at, tenant, 
 /// The single-row INSERT (anonymous `?` placeholders), for SQLite.
 pub(crate) fn insert_one() -> &'static str {
     static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    TEXT.get_or_init(|| {
-        format!("{INSERT_ACTIVITY}VALUES ({})", ["?"; 18].join(", "))
-    })
+    TEXT.get_or_init(|| format!("{INSERT_ACTIVITY}VALUES ({})", ["?"; 18].join(", ")))
 }
 pub(crate) const LIST_ACTIVITY: &str = "SELECT id, at, tenant, principal, endpoint, session, \
     server, method, target, status, error_type, error, duration_us, bytes_in, bytes_out, \

@@ -1441,7 +1441,11 @@ async fn activity(store: &Arc<dyn Store>) {
         .activity_samples("act-a", None, 2150, 10_000)
         .await
         .unwrap();
-    assert_eq!(window.len(), 51, "the 50 rows of 2150..=2199 and the straggler");
+    assert_eq!(
+        window.len(),
+        51,
+        "the 50 rows of 2150..=2199 and the straggler"
+    );
     assert!(window.iter().all(|s| s.at >= 2150));
     assert!(
         store
