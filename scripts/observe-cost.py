@@ -167,12 +167,12 @@ def measure(bins, name, config, fixture_url, otlp, warm, calls, work):
             client.echo()
         time.sleep(1.5)  # let the writer and exporter drain the warm-up
         subprocess.run(["callgrind_control", "--instr=on", str(proc.pid)], check=True,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(calls):
             client.echo()
         time.sleep(1.5)  # the activity writer flushes every 100 ms, the exporter every 1 s
         subprocess.run(["callgrind_control", "--dump", str(proc.pid)], check=True,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finally:
         proc.terminate()
         proc.wait(timeout=120)

@@ -220,10 +220,13 @@ async fn a_trace_id_ratio_exports_about_that_share_and_the_same_way_every_time()
     }
 }
 
+/// Command-line arguments, environment variables, and what the error line must name.
+type BadCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn bad_sampler_settings_stop_serve_with_one_clear_line() {
     init();
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    let cases: &[BadCase] = &[
         (
             &["--trace-sample-ratio", "1.5"],
             &[],
