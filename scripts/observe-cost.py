@@ -16,7 +16,7 @@ of traces alone: every request exported, a 1% `parentbased_traceidratio` sample
 (`--trace-sample-ratio 0.01`; the calls carry no `traceparent`, so the ratio decides), and
 `OTEL_TRACES_SAMPLER=always_off` (context still propagated, nothing exported).
 
-Usage: python3 scripts/observe-cost.py BIN_DIR [--calls N] [--warm N] [--only NAME,...]
+Usage: python3 scripts/observe-cost.py BIN_DIR [--calls N] [--warm N] [--only NAME,...] [--keep]
   BIN_DIR holds the `switchboard` and `switchboard-fixture` binaries (a release build:
   `cargo build --release -p switchboard -p switchboard-fixture`; for a quicker A/B build,
   add `--config 'profile.release.lto="off"'`).
@@ -197,6 +197,8 @@ def main():
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--warm", type=int, default=500)
     ap.add_argument("--only", default=",".join(CONFIGS))
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the callgrind files (for callgrind_annotate) and say where")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="observe-cost-")
     fixture = subprocess.Popen(
@@ -222,7 +224,10 @@ def main():
     finally:
         fixture.terminate()
         sink.shutdown()
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"callgrind files kept in {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
