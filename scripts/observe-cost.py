@@ -7,11 +7,19 @@ For each configuration this starts a JSON-mode fixture upstream and a hub under
 sequential calls through one keep-alive connection, switches instrumentation on, makes
 CALLS more, waits for the activity writer and the OTLP exporter to flush, and reports the
 hub's whole-process instructions (every thread: request handling, activity writer,
-SQLite, exporter) divided by CALLS.
+SQLite, exporter) divided by CALLS. With the defaults (500 warm-up calls, 2,000 counted)
+that is (I2500 - I500) / 2000, where In is the count after n calls: start-up and the first
+calls' one-time costs drop out.
 
-Usage: python3 scripts/observe-cost.py BIN_DIR [--calls N] [--warm N] [--only NAME,...]
+The `traces*` configurations have metrics and the activity log off, so they show the cost
+of traces alone: every request exported, a 1% `parentbased_traceidratio` sample
+(`--trace-sample-ratio 0.01`; the calls carry no `traceparent`, so the ratio decides), and
+`OTEL_TRACES_SAMPLER=always_off` (context still propagated, nothing exported).
+
+Usage: python3 scripts/observe-cost.py BIN_DIR [--calls N] [--warm N] [--only NAME,...] [--keep]
   BIN_DIR holds the `switchboard` and `switchboard-fixture` binaries (a release build:
-  `cargo build --release -p switchboard -p switchboard-fixture`).
+  `cargo build --release -p switchboard -p switchboard-fixture`; for a quicker A/B build,
+  add `--config 'profile.release.lto="off"'`).
 Needs valgrind (callgrind_control included). Prints one Markdown table row per configuration.
 """
 
@@ -29,13 +37,25 @@ import tempfile
 import threading
 import time
 
+# name: (flags, environment); "{otlp}" becomes the loopback OTLP sink's URL.
+QUIET = ["--no-metrics", "--no-activity-log"]
+TRACES = QUIET + ["--otlp-endpoint", "{otlp}"]
 CONFIGS = {
-    "off": ["--no-metrics", "--no-activity-log"],
-    "metrics": ["--no-activity-log"],
-    "log": ["--no-metrics"],
-    "metrics+log": [],
-    "metrics+log+traces": ["--otlp-endpoint", "{otlp}"],
+    "off": (QUIET, {}),
+    "metrics": (["--no-activity-log"], {}),
+    "log": (["--no-metrics"], {}),
+    "metrics+log": ([], {}),
+    "metrics+log+traces": (["--otlp-endpoint", "{otlp}"], {}),
+    "traces": (TRACES, {}),
+    "traces-ratio-0.01": (TRACES + ["--trace-sample-ratio", "0.01"], {}),
+    "traces-always-off": (TRACES, {"OTEL_TRACES_SAMPLER": "always_off"}),
 }
+# Variables of the caller's environment that would change what a configuration measures.
+CLEARED = [
+    "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "SWITCHBOARD_TRACE_SAMPLE_RATIO",
+    "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED",
+    "OTEL_TRACES_EXPORTER",
+]
 
 
 def free_port():
@@ -121,7 +141,8 @@ def wait_ready(port, proc, timeout=300):
     sys.exit("observe-cost: the hub was not ready in time")
 
 
-def measure(bins, name, flags, fixture_url, otlp, warm, calls, work):
+def measure(bins, name, config, fixture_url, otlp, warm, calls, work):
+    flags, extra_env = config
     servers = os.path.join(work, f"servers-{name}.json")
     with open(servers, "w") as f:
         json.dump({"mcpServers": {"echo": {"type": "streamable-http", "url": fixture_url}}}, f)
@@ -134,8 +155,10 @@ def measure(bins, name, flags, fixture_url, otlp, warm, calls, work):
         "--data-dir", os.path.join(work, f"data-{name}"), "--log", "warn",
         "--rate-limit-key", "off", "--rate-limit-tenant", "off",
     ] + [a.replace("{otlp}", otlp) for a in flags]
+    env = {k: v for k, v in os.environ.items() if k not in CLEARED}
+    env.update(extra_env)
     log = open(os.path.join(work, f"hub-{name}.log"), "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         wait_ready(mcp, proc)
         client = Mcp(mcp)
@@ -144,16 +167,16 @@ def measure(bins, name, flags, fixture_url, otlp, warm, calls, work):
             client.echo()
         time.sleep(1.5)  # let the writer and exporter drain the warm-up
         subprocess.run(["callgrind_control", "--instr=on", str(proc.pid)], check=True,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(calls):
             client.echo()
         time.sleep(1.5)  # the activity writer flushes every 100 ms, the exporter every 1 s
         subprocess.run(["callgrind_control", "--dump", str(proc.pid)], check=True,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finally:
         proc.terminate()
         proc.wait(timeout=120)
-    total = 0
+    total, dumps = 0, 0
     for path in os.listdir(work):
         if path.startswith(f"callgrind-{name}.out"):
             with open(os.path.join(work, path)) as f:
@@ -161,7 +184,10 @@ def measure(bins, name, flags, fixture_url, otlp, warm, calls, work):
                     m = re.match(r"(?:summary|totals): (\d+)", line)
                     if m and os.path.join(work, path) != out:
                         total += int(m.group(1))
+                        dumps += 1
                         break
+    if dumps != 1:
+        sys.exit(f"observe-cost: expected one callgrind dump for {name}, found {dumps} in {work}")
     return total / calls
 
 
@@ -171,6 +197,8 @@ def main():
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--warm", type=int, default=500)
     ap.add_argument("--only", default=",".join(CONFIGS))
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the callgrind files (for callgrind_annotate) and say where")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="observe-cost-")
     fixture = subprocess.Popen(
@@ -196,7 +224,10 @@ def main():
     finally:
         fixture.terminate()
         sink.shutdown()
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"callgrind files kept in {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

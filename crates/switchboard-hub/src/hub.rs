@@ -246,17 +246,20 @@ impl Hub {
     }
 
     /// Sends a span per client request and per upstream call of this hub to `sink`, as
-    /// tenant `tenant`; `transport` is the clients' `network.transport` (`tcp` or `pipe`).
+    /// tenant `tenant`, for the requests `sampler` picks (the others only propagate their
+    /// context); `transport` is the clients' `network.transport` (`tcp` or `pipe`).
     /// Set once; later calls are ignored (false).
     pub fn trace(
         &self,
         tenant: &str,
         sink: Arc<dyn crate::trace::SpanSink>,
+        sampler: crate::sampler::Sampler,
         transport: &'static str,
     ) -> bool {
         crate::trace::enable();
         let traced = crate::trace::Traced {
             sink,
+            sampler,
             tenant: tenant.into(),
             transport,
         };

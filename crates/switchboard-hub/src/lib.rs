@@ -19,6 +19,7 @@ mod pins;
 mod reply;
 mod resume;
 mod route;
+pub mod sampler;
 pub mod seal;
 mod session;
 mod smart;

@@ -78,6 +78,8 @@ pub trait SpanSink: Send + Sync {
 /// The hub's span sink and what its spans report.
 pub(crate) struct Traced {
     pub(crate) sink: Arc<dyn SpanSink>,
+    /// Which requests are recorded.
+    pub(crate) sampler: crate::sampler::Sampler,
     pub(crate) tenant: Arc<str>,
     /// `network.transport` of client requests: `tcp` (HTTP) or `pipe` (stdio).
     pub(crate) transport: &'static str,
@@ -313,7 +315,9 @@ pub(crate) fn target_of(body: &str, method: &str) -> Option<String> {
         .map(|s| s.into_owned())
 }
 
-/// Starts a client request's SERVER span: its context and its parent's span id.
+/// Starts a client request's SERVER span: its context and its parent's span id. The
+/// sampler decides here whether the request is recorded (the context's sampled flag); an
+/// unsampled span still carries its context to upstreams.
 pub(crate) fn start_server(
     traced: &Traced,
     params: Option<&Fields<'_>>,
@@ -323,17 +327,28 @@ pub(crate) fn start_server(
     let (ctx, parent_id) = match parent {
         Some(p) => {
             let id = p.span_id;
-            (TraceContext { span_id, ..p }, Some(id))
+            let sampled = traced.sampler.should_sample(&p.trace_id, Some(p.sampled));
+            (
+                TraceContext {
+                    span_id,
+                    sampled,
+                    ..p
+                },
+                Some(id),
+            )
         }
-        None => (
-            TraceContext {
-                trace_id: new_trace_id(),
-                span_id,
-                sampled: true,
-                tracestate: None,
-            },
-            None,
-        ),
+        None => {
+            let trace_id = new_trace_id();
+            (
+                TraceContext {
+                    trace_id,
+                    span_id,
+                    sampled: traced.sampler.should_sample(&trace_id, None),
+                    tracestate: None,
+                },
+                None,
+            )
+        }
     };
     let current = Current {
         ctx,

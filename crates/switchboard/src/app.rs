@@ -47,6 +47,12 @@ impl App {
     /// Binds the listeners, opens the store and starts everything but the HTTP services.
     pub async fn build(args: ServeArgs, servers: ServersFile) -> anyhow::Result<App> {
         let ssrf = ssrf_policy(&args)?;
+        // Checked whether or not traces are on: a bad sampler setting is refused, not ignored.
+        let sampler = switchboard_hub::sampler::Sampler::from_settings(
+            args.trace_sample_ratio.as_deref(),
+            |k| std::env::var(k).ok(),
+        )
+        .map_err(anyhow::Error::msg)?;
         if args.role == ServiceRole::Main && args.mcp_service_url.is_none() {
             bail!(
                 "--role main needs --mcp-service-url (the MCP service's base URL, e.g. http://127.0.0.1:5011)"
@@ -121,17 +127,21 @@ impl App {
         }
         replicas.join(switchboard_store::DEFAULT_TENANT, &hub);
         // Traces: only with an OTLP endpoint (flag or OTEL_* variables); nothing runs otherwise.
-        let tracer = switchboard_control::otlp::OtlpConfig::from_env(
-            args.otlp_endpoint.as_deref(),
-            |k| std::env::var(k).ok(),
-        )
-        .map(|config| {
-            tracing::info!(message = "Exporting traces over OTLP/HTTP JSON.", url = %config.url);
-            let client = switchboard_upstream::http_client();
-            switchboard_control::otlp::OtlpExporter::start(config, client, shutdown.clone())
-        });
+        let tracer =
+            switchboard_control::otlp::OtlpConfig::from_env(args.otlp_endpoint.as_deref(), |k| {
+                std::env::var(k).ok()
+            })
+            .map(|config| {
+                tracing::info!(
+                    message = "Exporting traces over OTLP/HTTP JSON.",
+                    url = %config.url,
+                    sampler = %sampler
+                );
+                let client = switchboard_upstream::http_client();
+                switchboard_control::otlp::OtlpExporter::start(config, client, shutdown.clone())
+            });
         if let Some(t) = &tracer {
-            hub.trace(switchboard_store::DEFAULT_TENANT, t.clone(), "tcp");
+            hub.trace(switchboard_store::DEFAULT_TENANT, t.clone(), sampler, "tcp");
         }
         let config = ControlConfig {
             ssrf,
@@ -155,7 +165,7 @@ impl App {
                     hub.observe(tenant, observer.clone());
                 }
                 if let Some(t) = &tracer {
-                    hub.trace(tenant, t.clone(), "tcp");
+                    hub.trace(tenant, t.clone(), sampler, "tcp");
                 }
                 hub
             })

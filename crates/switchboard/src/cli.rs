@@ -527,6 +527,12 @@ pub struct ServeArgs {
     /// and `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` variables also turn traces on; off otherwise.
     #[arg(long, value_name = "URL")]
     pub(crate) otlp_endpoint: Option<String>,
+    /// Export the traces of this share of requests (0 to 1), decided from the trace id; a
+    /// client's sampled flag decides for the requests that carry one (`parentbased_traceidratio`).
+    /// Wins over the standard `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` variables;
+    /// default: every request (`parentbased_always_on`).
+    #[arg(long, env = "SWITCHBOARD_TRACE_SAMPLE_RATIO", value_name = "R")]
+    pub(crate) trace_sample_ratio: Option<String>,
     /// Keys whose values are redacted from logged payloads (case-insensitive substrings).
     #[arg(
         long,

@@ -105,6 +105,8 @@ impl Hub {
             _ => Vec::new(),
         };
         headers.extend(trace_headers);
+        // Only a sampled call builds what its CLIENT span reports.
+        let traced = traced.filter(|(_, ctx)| ctx.sampled);
         let upstream_target = traced
             .as_ref()
             .and_then(|_| crate::trace::target_of(&body, req.method()));

@@ -1,6 +1,8 @@
 //! A client request timed, traced as a SERVER span and reported to the hub's observer: the
 //! one place a request's outcome is recorded. Taken only when an observer or a span sink is
-//! set; otherwise [`Hub::handle`] goes straight to the request's room.
+//! set; otherwise [`Hub::handle`] goes straight to the request's room. A request the sampler
+//! leaves out, with no observer, only runs inside its span's context (so upstreams get it):
+//! nothing is located, classified or built for it.
 
 use switchboard_core::jsonrpc::Fields;
 use switchboard_upstream::ListKind;
@@ -26,15 +28,27 @@ impl Hub {
         req: &Request<'_>,
     ) -> Option<String> {
         let (session, env, params) = (req.session, req.env, req.params);
+        let span = traced.map(|t| crate::trace::start_server(t, params));
+        let recording = span
+            .as_ref()
+            .is_some_and(|(current, _)| current.ctx.sampled);
+        if observed.is_none() && !recording {
+            // Unsampled and unobserved: only the context travels on to the upstreams.
+            let handling = self.handle_request(req);
+            return match span {
+                Some((current, _)) => crate::trace::in_span(current, handling).await,
+                None => handling.await,
+            };
+        }
         let started = std::time::Instant::now();
         let at = std::time::SystemTime::now();
         let _in_flight = observed.map(|_| crate::observe::InFlight::enter(&self.inner.in_flight));
         let method = env.method();
         let (server, target, known_target) = self.locate(session, method, params);
-        let span = traced.map(|t| crate::trace::start_server(t, params));
-        let trace_id = match &span {
-            Some((current, _)) => Some(crate::trace::hex(&current.ctx.trace_id)),
-            None => params
+        let trace_id = match (observed, &span) {
+            (None, _) => None,
+            (Some(_), Some((current, _))) => Some(crate::trace::hex(&current.ctx.trace_id)),
+            (Some(_), None) => params
                 .and_then(|p| p.get("_meta"))
                 .and_then(|m| Fields::parse(m.get()))
                 .and_then(|m| m.get_str("traceparent"))
@@ -58,7 +72,7 @@ impl Hub {
         } else {
             session.client.get().map(|c| c.protocol_version.clone())
         };
-        if let (Some(t), Some((current, parent))) = (traced, &span) {
+        if let (Some(t), Some((current, parent)), true) = (traced, &span, recording) {
             crate::trace::finish_server(
                 t,
                 current,

@@ -25,6 +25,7 @@ mod import_formats;
 mod interop;
 mod newuser;
 mod observability;
+mod otel_sampling;
 mod otel_tracing;
 mod ownership;
 mod pinning;

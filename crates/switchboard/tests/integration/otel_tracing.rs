@@ -4,7 +4,8 @@
 //! name and attributes whose parent is the client's span, a CLIENT span under it for the
 //! upstream call, and the upstream sees the propagated context (the `traceparent` header over
 //! HTTP, `_meta.traceparent` over stdio); errors set `error.type`; the HTTP header is the
-//! parent when `_meta` has none; without an endpoint nothing is exported or injected.
+//! parent when `_meta` has none; without an endpoint nothing is exported or injected. The
+//! collector and the hub are shared with `otel_sampling.rs`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,11 +16,11 @@ use switchboard_fixture::{FixtureOptions, FixtureServer, spawn_http};
 
 use crate::common::*;
 
-const ADMIN: &str = "admin-token-for-tracing-tests";
-const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
-const PARENT: &str = "b7ad6b7169203331";
+pub(crate) const ADMIN: &str = "admin-token-for-tracing-tests";
+pub(crate) const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+pub(crate) const PARENT: &str = "b7ad6b7169203331";
 
-fn traceparent() -> String {
+pub(crate) fn traceparent() -> String {
     format!("00-{TRACE}-{PARENT}-01")
 }
 
@@ -28,12 +29,12 @@ type Post = (Vec<(String, String)>, Value);
 
 /// A loopback OTLP/HTTP JSON collector: every posted body and its headers.
 #[derive(Clone, Default)]
-struct Collector {
+pub(crate) struct Collector {
     posts: Arc<Mutex<Vec<Post>>>,
 }
 
 impl Collector {
-    async fn start() -> (Collector, String) {
+    pub(crate) async fn start() -> (Collector, String) {
         let c = Collector::default();
         let posts = c.posts.clone();
         let app = axum::Router::new().route(
@@ -60,7 +61,7 @@ impl Collector {
     }
 
     /// Every span received so far, each with its resource's `service.name`.
-    fn spans(&self) -> Vec<(String, Value)> {
+    pub(crate) fn spans(&self) -> Vec<(String, Value)> {
         let mut out = Vec::new();
         for (_, body) in self.posts.lock().unwrap().iter() {
             for rs in body["resourceSpans"].as_array().unwrap() {
@@ -81,7 +82,7 @@ impl Collector {
         out
     }
 
-    async fn span_named(&self, name: &str, trace: &str, kind: u64) -> Value {
+    pub(crate) async fn span_named(&self, name: &str, trace: &str, kind: u64) -> Value {
         let mut found = None;
         let got = eventually(Duration::from_secs(10), async || {
             found = self
@@ -97,7 +98,7 @@ impl Collector {
     }
 }
 
-fn attr(span: &Value, key: &str) -> Option<Value> {
+pub(crate) fn attr(span: &Value, key: &str) -> Option<Value> {
     span["attributes"]
         .as_array()
         .unwrap()
@@ -114,13 +115,22 @@ fn attr(span: &Value, key: &str) -> Option<Value> {
 
 served_type! {
     /// The real binary serving an HTTP fixture (`fx`) and a stdio fixture (`st`).
-    struct TracedHub {
-        upstream: FixtureServer,
+    pub(crate) struct TracedHub {
+        pub(crate) upstream: FixtureServer,
     }
 }
 
 impl TracedHub {
     async fn start(endpoint: Option<&str>) -> TracedHub {
+        TracedHub::start_with(endpoint, &[], &[]).await
+    }
+
+    /// With more arguments and environment variables (the sampler's, say).
+    pub(crate) async fn start_with(
+        endpoint: Option<&str>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> TracedHub {
         init();
         let upstream = spawn_http(FixtureOptions::default()).await.unwrap();
         let mut b = Served::builder(ADMIN)
@@ -131,11 +141,18 @@ impl TracedHub {
             }}))
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .env_remove("OTEL_TRACES_SAMPLER")
+            .env_remove("OTEL_TRACES_SAMPLER_ARG")
+            .env_remove("SWITCHBOARD_TRACE_SAMPLE_RATIO")
             .env("OTEL_BSP_SCHEDULE_DELAY", "50")
             .env("OTEL_SERVICE_NAME", "sb-under-test")
             .env("OTEL_EXPORTER_OTLP_HEADERS", "x-collector-key=k%201");
         if let Some(e) = endpoint {
             b = b.args(&["--otlp-endpoint", e]);
+        }
+        b = b.args(args);
+        for (k, v) in env {
+            b = b.env(k, v);
         }
         TracedHub {
             served: b.start().await,
@@ -143,7 +160,7 @@ impl TracedHub {
         }
     }
 
-    async fn client(&self) -> McpClient {
+    pub(crate) async fn client(&self) -> McpClient {
         let mut c = McpClient::connect_authorized(&format!("{}/mcp", self.mcp), ADMIN).await;
         assert!(
             eventually(Duration::from_secs(20), async || {
@@ -157,7 +174,7 @@ impl TracedHub {
     }
 
     /// The `traceparent` headers the HTTP upstream received on its POSTs.
-    fn upstream_traceparents(&self) -> Vec<String> {
+    pub(crate) fn upstream_traceparents(&self) -> Vec<String> {
         self.upstream
             .requests()
             .iter()
