@@ -4,12 +4,12 @@
 Timed benchmarks on a shared 2-core VM move by 2x between runs; instruction counts do not.
 For each configuration this starts a JSON-mode fixture upstream and a hub under
 `valgrind --tool=callgrind` (instrumentation off until the warm-up is done), makes WARM
-sequential calls through one keep-alive connection, switches instrumentation on, makes
-CALLS more, waits for the activity writer and the OTLP exporter to flush, and reports the
-hub's whole-process instructions (every thread: request handling, activity writer,
-SQLite, exporter) divided by CALLS. With the defaults (500 warm-up calls, 2,000 counted)
-that is (I2500 - I500) / 2000, where In is the count after n calls: start-up and the first
-calls' one-time costs drop out.
+sequential calls through one keep-alive connection, switches instrumentation on, and then
+measures twice: CALLS/4 calls, a pause for the activity writer and the OTLP exporter to
+flush, a dump; CALLS calls, the same pause, a dump. Per call is the difference of the two
+dumps divided by the difference of their call counts, so what does not grow with calls
+(timers ticking during the pauses, the flush itself) cancels out. Counted: the hub's whole
+process, every thread (request handling, activity writer, SQLite, exporter).
 
 The `traces*` configurations have metrics and the activity log off, so they show the cost
 of traces alone: every request exported, a 1% `parentbased_traceidratio` sample
@@ -168,27 +168,30 @@ def measure(bins, name, config, fixture_url, otlp, warm, calls, work):
         time.sleep(1.5)  # let the writer and exporter drain the warm-up
         subprocess.run(["callgrind_control", "--instr=on", str(proc.pid)], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(calls):
-            client.echo()
-        time.sleep(1.5)  # the activity writer flushes every 100 ms, the exporter every 1 s
-        subprocess.run(["callgrind_control", "--dump", str(proc.pid)], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        small = max(calls // 4, 1)
+        for n in (small, calls):
+            for _ in range(n):
+                client.echo()
+            time.sleep(1.5)  # the activity writer flushes every 100 ms, the exporter every 1 s
+            subprocess.run(["callgrind_control", "--dump", str(proc.pid)], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finally:
         proc.terminate()
         proc.wait(timeout=120)
-    total, dumps = 0, 0
+    dumps = {}
     for path in os.listdir(work):
-        if path.startswith(f"callgrind-{name}.out"):
-            with open(os.path.join(work, path)) as f:
-                for line in f:
-                    m = re.match(r"(?:summary|totals): (\d+)", line)
-                    if m and os.path.join(work, path) != out:
-                        total += int(m.group(1))
-                        dumps += 1
-                        break
-    if dumps != 1:
-        sys.exit(f"observe-cost: expected one callgrind dump for {name}, found {dumps} in {work}")
-    return total / calls
+        m = re.fullmatch(re.escape(f"callgrind-{name}.out") + r"\.(\d+)", path)
+        if not m:
+            continue
+        with open(os.path.join(work, path)) as f:
+            for line in f:
+                t = re.match(r"(?:summary|totals): (\d+)", line)
+                if t:
+                    dumps[int(m.group(1))] = int(t.group(1))
+                    break
+    if sorted(dumps) != [1, 2]:
+        sys.exit(f"observe-cost: expected two callgrind dumps for {name}, found {sorted(dumps)}")
+    return (dumps[2] - dumps[1]) / (calls - small)
 
 
 def main():
