@@ -111,12 +111,18 @@ impl Sampler {
     /// The sampler `switchboard serve` uses: `ratio_flag` (`--trace-sample-ratio`, or its
     /// `SWITCHBOARD_TRACE_SAMPLE_RATIO`) when given, meaning `parentbased_traceidratio`;
     /// else `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` read through `env`; else the
-    /// default. Empty values count as unset. A value that is not understood is an error
-    /// naming the setting and the value: the hub refuses it rather than guessing.
+    /// default. Empty values count as unset.
+    ///
+    /// A flag value that is not a ratio is an error naming the flag and the value: the hub
+    /// refuses it rather than guessing. The `OTEL_*` variables are often set for a whole
+    /// machine or pod and meant for other programs too, so, as the OpenTelemetry
+    /// specification asks of an SDK, a value the hub does not understand is not fatal: the
+    /// second element is then a warning naming the variable and the value, and the sampler
+    /// is the default (an unknown sampler) or uses ratio 1 (a bad ratio).
     pub fn from_settings(
         ratio_flag: Option<&str>,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Sampler, String> {
+    ) -> Result<(Sampler, Option<String>), String> {
         if let Some(flag) = ratio_flag.map(str::trim).filter(|f| !f.is_empty()) {
             let r = parse_ratio(flag).ok_or_else(|| {
                 format!(
@@ -124,7 +130,7 @@ impl Sampler {
                      number from 0 to 1"
                 )
             })?;
-            return Ok(Sampler::ratio(r).parent_based());
+            return Ok((Sampler::ratio(r).parent_based(), None));
         }
         let get = |k: &str| {
             env(k)
@@ -132,39 +138,42 @@ impl Sampler {
                 .filter(|v| !v.is_empty())
         };
         let Some(name) = get("OTEL_TRACES_SAMPLER") else {
-            return Ok(Sampler::default());
+            return Ok((Sampler::default(), None));
         };
-        let arg = || -> Result<f64, String> {
-            match get("OTEL_TRACES_SAMPLER_ARG") {
-                None => Ok(1.0),
-                Some(a) => parse_ratio(&a).ok_or_else(|| {
-                    format!(
-                        "OTEL_TRACES_SAMPLER_ARG: {a:?} is not a number from 0 to 1 (the ratio \
-                         of {name})"
-                    )
-                }),
-            }
+        let mut warning = None;
+        let mut arg = || match get("OTEL_TRACES_SAMPLER_ARG") {
+            None => 1.0,
+            Some(a) => parse_ratio(&a).unwrap_or_else(|| {
+                warning = Some(format!(
+                    "OTEL_TRACES_SAMPLER_ARG: {a:?} is not a number from 0 to 1 (the ratio of \
+                     {name}); using 1 (every trace sampled)"
+                ));
+                1.0
+            }),
         };
-        Ok(match name.to_ascii_lowercase().as_str() {
+        let sampler = match name.to_ascii_lowercase().as_str() {
             "always_on" => Sampler::always_on(),
             "always_off" => Sampler::always_off(),
-            "traceidratio" => Sampler::ratio(arg()?),
+            "traceidratio" => Sampler::ratio(arg()),
             "parentbased_always_on" => Sampler::always_on().parent_based(),
             "parentbased_always_off" => Sampler::always_off().parent_based(),
-            "parentbased_traceidratio" => Sampler::ratio(arg()?).parent_based(),
-            "jaeger_remote" | "parentbased_jaeger_remote" | "xray" => {
-                return Err(format!(
-                    "OTEL_TRACES_SAMPLER: {name:?} is not supported by switchboard (use one of \
-                     {SUPPORTED})"
+            "parentbased_traceidratio" => Sampler::ratio(arg()).parent_based(),
+            known @ ("jaeger_remote" | "parentbased_jaeger_remote" | "xray") => {
+                warning = Some(format!(
+                    "OTEL_TRACES_SAMPLER: {known:?} is not supported by switchboard; using \
+                     parentbased_always_on (supported: {SUPPORTED})"
                 ));
+                Sampler::default()
             }
             _ => {
-                return Err(format!(
-                    "OTEL_TRACES_SAMPLER: {name:?} is not a known sampler (use one of \
-                     {SUPPORTED})"
+                warning = Some(format!(
+                    "OTEL_TRACES_SAMPLER: {name:?} is not a known sampler; using \
+                     parentbased_always_on (supported: {SUPPORTED})"
                 ));
+                Sampler::default()
             }
-        })
+        };
+        Ok((sampler, warning))
     }
 }
 
@@ -312,9 +321,14 @@ mod tests {
     #[test]
     fn settings_pick_the_sampler() {
         let none = env(&[]);
-        assert_eq!(Sampler::from_settings(None, &none), Ok(Sampler::default()));
+        let chosen = |flag: Option<&str>, e: &dyn Fn(&str) -> Option<String>| {
+            let (s, warning) = Sampler::from_settings(flag, e).unwrap();
+            assert_eq!(warning, None, "{flag:?}");
+            s
+        };
+        assert_eq!(chosen(None, &none), Sampler::default());
         assert_eq!(Sampler::default().to_string(), "parentbased_always_on");
-        let s = Sampler::from_settings(Some("0.25"), &none).unwrap();
+        let s = chosen(Some("0.25"), &none);
         assert_eq!(s, Sampler::ratio(0.25).parent_based());
         assert_eq!(s.to_string(), "parentbased_traceidratio 0.25");
         for (name, want) in [
@@ -331,36 +345,30 @@ mod tests {
                 Sampler::ratio(1.0).parent_based(),
             ),
         ] {
-            let got = Sampler::from_settings(None, |k| {
+            let got = chosen(None, &|k: &str| {
                 (k == "OTEL_TRACES_SAMPLER").then(|| name.to_string())
             });
-            assert_eq!(got, Ok(want), "{name}");
+            assert_eq!(got, want, "{name}");
         }
         let e = env(&[
             ("OTEL_TRACES_SAMPLER", "traceidratio"),
             ("OTEL_TRACES_SAMPLER_ARG", "0.01"),
         ]);
-        assert_eq!(Sampler::from_settings(None, &e), Ok(Sampler::ratio(0.01)));
+        assert_eq!(chosen(None, &e), Sampler::ratio(0.01));
         // The flag wins over the variables.
-        assert_eq!(
-            Sampler::from_settings(Some("1"), &e),
-            Ok(Sampler::ratio(1.0).parent_based())
-        );
+        assert_eq!(chosen(Some("1"), &e), Sampler::ratio(1.0).parent_based());
         // The argument only matters to ratio samplers; empty values are unset.
         let e = env(&[
             ("OTEL_TRACES_SAMPLER", "always_on"),
             ("OTEL_TRACES_SAMPLER_ARG", "x"),
         ]);
-        assert_eq!(
-            Sampler::from_settings(Some(""), &e),
-            Ok(Sampler::always_on())
-        );
+        assert_eq!(chosen(Some(""), &e), Sampler::always_on());
         let e = env(&[("OTEL_TRACES_SAMPLER", "")]);
-        assert_eq!(Sampler::from_settings(None, &e), Ok(Sampler::default()));
+        assert_eq!(chosen(None, &e), Sampler::default());
     }
 
     #[test]
-    fn bad_settings_are_refused_with_the_setting_and_the_value() {
+    fn a_bad_flag_is_refused_and_bad_variables_warn_and_fall_back() {
         for flag in ["1.5", "-0.1", "half", "NaN", "inf"] {
             let err = Sampler::from_settings(Some(flag), env(&[])).unwrap_err();
             assert!(
@@ -368,23 +376,30 @@ mod tests {
                 "{err}"
             );
         }
-        let err =
-            Sampler::from_settings(None, env(&[("OTEL_TRACES_SAMPLER", "sometimes")])).unwrap_err();
+        let warned = |pairs: &'static [(&'static str, &'static str)]| {
+            let (s, warning) = Sampler::from_settings(None, env(pairs)).unwrap();
+            (s, warning.expect("a warning"))
+        };
+        let (s, w) = warned(&[("OTEL_TRACES_SAMPLER", "sometimes")]);
+        assert_eq!(s, Sampler::default());
         assert!(
-            err.contains("OTEL_TRACES_SAMPLER: \"sometimes\" is not a known sampler"),
-            "{err}"
+            w.starts_with("OTEL_TRACES_SAMPLER: \"sometimes\" is not a known sampler"),
+            "{w}"
         );
-        let err = Sampler::from_settings(None, env(&[("OTEL_TRACES_SAMPLER", "jaeger_remote")]))
-            .unwrap_err();
-        assert!(err.contains("not supported"), "{err}");
-        let err = Sampler::from_settings(
-            None,
-            env(&[
-                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
-                ("OTEL_TRACES_SAMPLER_ARG", "2"),
-            ]),
-        )
-        .unwrap_err();
-        assert!(err.starts_with("OTEL_TRACES_SAMPLER_ARG: \"2\""), "{err}");
+        let (s, w) = warned(&[("OTEL_TRACES_SAMPLER", "jaeger_remote")]);
+        assert_eq!(s, Sampler::default());
+        assert!(w.contains("not supported"), "{w}");
+        let (s, w) = warned(&[
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "2"),
+        ]);
+        assert_eq!(s, Sampler::ratio(1.0).parent_based());
+        assert!(w.starts_with("OTEL_TRACES_SAMPLER_ARG: \"2\""), "{w}");
+        // The flag wins, so the variables are not even read.
+        let e = env(&[("OTEL_TRACES_SAMPLER", "sometimes")]);
+        assert_eq!(
+            Sampler::from_settings(Some("0"), e),
+            Ok((Sampler::ratio(0.0).parent_based(), None))
+        );
     }
 }

@@ -47,12 +47,17 @@ impl App {
     /// Binds the listeners, opens the store and starts everything but the HTTP services.
     pub async fn build(args: ServeArgs, servers: ServersFile) -> anyhow::Result<App> {
         let ssrf = ssrf_policy(&args)?;
-        // Checked whether or not traces are on: a bad sampler setting is refused, not ignored.
-        let sampler = switchboard_hub::sampler::Sampler::from_settings(
+        // Checked whether or not traces are on: a bad --trace-sample-ratio is refused; an
+        // OTEL_TRACES_SAMPLER* value we do not understand is a warning (those variables are
+        // often set for every program of a machine) and the default is used.
+        let (sampler, warning) = switchboard_hub::sampler::Sampler::from_settings(
             args.trace_sample_ratio.as_deref(),
             |k| std::env::var(k).ok(),
         )
         .map_err(anyhow::Error::msg)?;
+        if let Some(warning) = warning {
+            tracing::warn!(message = "Trace sampler setting ignored.", reason = %warning);
+        }
         if args.role == ServiceRole::Main && args.mcp_service_url.is_none() {
             bail!(
                 "--role main needs --mcp-service-url (the MCP service's base URL, e.g. http://127.0.0.1:5011)"

@@ -4,7 +4,8 @@
 //! parent, yet upstreams still get the context flagged unsampled (`-00`) and the activity log
 //! still gets the trace id; ratio 1 exports every request and wins over the `OTEL_*`
 //! variables; `traceidratio` 0.5 exports about half of random trace ids, the same id always
-//! the same way (the rule's own answer); bad settings stop `serve` before it starts.
+//! the same way (the rule's own answer); a bad `--trace-sample-ratio` stops `serve` before it
+//! starts, while `OTEL_TRACES_SAMPLER*` values it does not understand only warn.
 
 use std::process::Command;
 use std::time::Duration;
@@ -223,8 +224,35 @@ async fn a_trace_id_ratio_exports_about_that_share_and_the_same_way_every_time()
 /// Command-line arguments, environment variables, and what the error line must name.
 type BadCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
 
+/// `serve` with tracing on, the sampler variables cleared, then `args` and `env`.
+fn sampled_serve(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(switchboard_bin());
+    cmd.args(["serve", "--admin-token", ADMIN, "--log", "warn"])
+        .args(["--main-addr", "127.0.0.1:0", "--mcp-addr", "127.0.0.1:0"])
+        .args(["--otlp-endpoint", "http://127.0.0.1:9"])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(args)
+        .env_remove("OTEL_TRACES_SAMPLER")
+        .env_remove("OTEL_TRACES_SAMPLER_ARG")
+        .env_remove("SWITCHBOARD_TRACE_SAMPLE_RATIO");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "sb-sampler-{name}-{}",
+        switchboard_control::identity::random_hex(6)
+    ))
+}
+
+/// Our own flag (or its variable) with a value that is not a ratio stops `serve` with one
+/// line naming it and the value, before anything is created.
 #[test]
-fn bad_sampler_settings_stop_serve_with_one_clear_line() {
+fn a_bad_sample_ratio_flag_stops_serve_with_one_clear_line() {
     init();
     let cases: &[BadCase] = &[
         (
@@ -237,40 +265,10 @@ fn bad_sampler_settings_stop_serve_with_one_clear_line() {
             &[("SWITCHBOARD_TRACE_SAMPLE_RATIO", "half")],
             "SWITCHBOARD_TRACE_SAMPLE_RATIO",
         ),
-        (&[], &[("OTEL_TRACES_SAMPLER", "sometimes")], "sometimes"),
-        (
-            &[],
-            &[("OTEL_TRACES_SAMPLER", "jaeger_remote")],
-            "jaeger_remote",
-        ),
-        (
-            &[],
-            &[
-                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
-                ("OTEL_TRACES_SAMPLER_ARG", "-0.1"),
-            ],
-            "OTEL_TRACES_SAMPLER_ARG",
-        ),
     ];
     for (args, env, named) in cases {
-        let dir = std::env::temp_dir().join(format!(
-            "sb-sampler-bad-{}",
-            switchboard_control::identity::random_hex(6)
-        ));
-        let mut cmd = Command::new(switchboard_bin());
-        cmd.args(["serve", "--admin-token", ADMIN, "--log", "warn"])
-            .args(["--main-addr", "127.0.0.1:0", "--mcp-addr", "127.0.0.1:0"])
-            .args(["--otlp-endpoint", "http://127.0.0.1:9"])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args(*args)
-            .env_remove("OTEL_TRACES_SAMPLER")
-            .env_remove("OTEL_TRACES_SAMPLER_ARG")
-            .env_remove("SWITCHBOARD_TRACE_SAMPLE_RATIO");
-        for (k, v) in *env {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().unwrap();
+        let dir = temp_dir("bad");
+        let out = sampled_serve(&dir, args, env).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} {env:?} started");
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -288,5 +286,71 @@ fn bad_sampler_settings_stop_serve_with_one_clear_line() {
             !dir.join("data").exists(),
             "nothing may happen before the settings are valid"
         );
+    }
+}
+
+/// `OTEL_TRACES_SAMPLER*` values the hub does not understand (these variables are often set
+/// for every program of a machine) leave one warning naming the variable and the value, and
+/// the hub starts with the default sampler.
+#[test]
+fn unknown_otel_sampler_variables_warn_once_and_the_hub_starts() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    init();
+    let cases: &[BadCase] = &[
+        (&[], &[("OTEL_TRACES_SAMPLER", "sometimes")], "sometimes"),
+        (
+            &[],
+            &[("OTEL_TRACES_SAMPLER", "jaeger_remote")],
+            "jaeger_remote",
+        ),
+        (
+            &[],
+            &[
+                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "-0.1"),
+            ],
+            "-0.1",
+        ),
+    ];
+    for (args, env, value) in cases {
+        let dir = temp_dir("warn");
+        let mut child = sampled_serve(&dir, args, env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // The warning comes first; the data directory shows the hub went on to start.
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{env:?}: no log line"));
+        assert!(
+            line.contains("WARN")
+                && line.contains("Trace sampler setting ignored")
+                && line.contains("OTEL_TRACES_SAMPLER")
+                && line.contains(value),
+            "{env:?}: {line}"
+        );
+        let started = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            dir.join("data").exists()
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let running = child.try_wait().unwrap().is_none();
+        let more: Vec<String> = rx.try_iter().filter(|l| l.contains("sampler")).collect();
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(started && running, "{env:?}: the hub did not start");
+        assert!(more.is_empty(), "{env:?}: warned more than once: {more:?}");
     }
 }
