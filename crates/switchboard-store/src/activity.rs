@@ -127,7 +127,7 @@ pub(crate) const LIST_ACTIVITY: &str = "SELECT id, at, tenant, principal, endpoi
     AND ($2 IS NULL OR server = $2) AND ($3 IS NULL OR target = $3) \
     AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR principal = $5) \
     AND ($6 IS NULL OR at >= $6) AND ($7 IS NULL OR at < $7) AND ($8 IS NULL OR id < $8) \
-    ORDER BY id DESC LIMIT $9";
+    AND ($10 IS NULL OR id >= $10) ORDER BY id DESC LIMIT $9";
 pub(crate) const ACTIVITY_SAMPLES: &str = "SELECT at, server, target, status, duration_us \
     FROM activity_log WHERE tenant = $1 AND id >= $2 AND at >= $3 \
     AND ($4 IS NULL OR principal = $4) ORDER BY id DESC LIMIT $5";
@@ -192,6 +192,32 @@ macro_rules! impl_activity {
                 &self,
                 q: &ActivityQuery,
             ) -> Result<Vec<ActivityRow>, StoreError> {
+                // A time window becomes an id range too (the log has no index on time): a
+                // filter that few rows match then reads the window, not the whole table.
+                // Rows that started at `since` or later have ids from the first row at
+                // `since - TIME_DISORDER_MS`; rows that started before `until` have ids
+                // below the first row at `until + TIME_DISORDER_MS`.
+                let from = match q.since {
+                    Some(since) => {
+                        let from = self
+                            .activity_id_from(since.saturating_sub(act::TIME_DISORDER_MS))
+                            .await?;
+                        if from.is_none() {
+                            return Ok(Vec::new());
+                        }
+                        from
+                    }
+                    None => None,
+                };
+                let mut before = q.before;
+                if let Some(until) = q.until {
+                    let upto = self
+                        .activity_id_from(until.saturating_add(act::TIME_DISORDER_MS))
+                        .await?;
+                    if let Some(upto) = upto {
+                        before = Some(before.map_or(upto, |b| b.min(upto)));
+                    }
+                }
                 let rows = sqlx::query(act::LIST_ACTIVITY)
                     .bind(q.tenant.clone())
                     .bind(q.server.clone())
@@ -200,8 +226,9 @@ macro_rules! impl_activity {
                     .bind(q.principal.clone())
                     .bind(q.since)
                     .bind(q.until)
-                    .bind(q.before)
+                    .bind(before)
                     .bind(q.limit.clamp(1, 1000))
+                    .bind(from)
                     .fetch_all(&self.pool)
                     .await
                     .map_err(db_error)?;
