@@ -10,7 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
-use switchboard_core::jsonrpc::{Envelope, Fields, Splice, object_append_point, quote, span_of};
+use switchboard_core::jsonrpc::{Envelope, Fields};
+
+mod propagate;
+
+pub(crate) use propagate::Outgoing;
 
 /// Span kind (OTLP numbering).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,13 +147,7 @@ impl TraceContext {
 
     /// The `traceparent` naming this context's span.
     pub fn traceparent(&self) -> String {
-        let mut s = String::with_capacity(55);
-        s.push_str("00-");
-        push_hex(&mut s, &self.trace_id);
-        s.push('-');
-        push_hex(&mut s, &self.span_id);
-        s.push_str(if self.sampled { "-01" } else { "-00" });
-        s
+        propagate::Traceparent::of(self).as_str().to_string()
     }
 }
 
@@ -285,21 +283,6 @@ pub(crate) fn child(reuse: bool) -> Option<(Current, TraceContext)> {
             (c.clone(), ctx)
         })
         .ok()
-}
-
-/// The upstream request with `traced`'s context in `_meta`, and the HTTP headers carrying it.
-pub(crate) fn propagate(
-    body: String,
-    traced: Option<&(Current, TraceContext)>,
-) -> (String, Vec<(String, String)>) {
-    let Some((_, ctx)) = traced else {
-        return (body, Vec::new());
-    };
-    let mut headers = vec![("traceparent".to_string(), ctx.traceparent())];
-    if let Some(ts) = &ctx.tracestate {
-        headers.push(("tracestate".to_string(), ts.clone()));
-    }
-    (inject(&body, ctx).unwrap_or(body), headers)
 }
 
 /// The tool or prompt name (or resource URI) an upstream request names.
@@ -534,68 +517,6 @@ fn address_of(url: &str) -> (Option<String>, Option<u16>) {
     })
 }
 
-/// `request` (a JSON-RPC request) with `params._meta.traceparent` set to `ctx`'s, and
-/// `tracestate` added when `ctx` has one and `_meta` does not. Every other byte is kept.
-pub(crate) fn inject(request: &str, ctx: &TraceContext) -> Option<String> {
-    let env = Envelope::parse(request).ok()?;
-    let tp = quote(&ctx.traceparent());
-    let ts = ctx.tracestate.as_deref().map(quote);
-    let members = |with_state: bool| {
-        let mut m = format!(r#""traceparent":{tp}"#);
-        if let (true, Some(ts)) = (with_state, &ts) {
-            m.push_str(&format!(r#","tracestate":{ts}"#));
-        }
-        m
-    };
-    let mut splice = Splice::new();
-    match env.params {
-        None => {
-            let (at, _) = object_append_point(request)?;
-            splice.insert(
-                at,
-                format!(r#","params":{{"_meta":{{{}}}}}"#, members(true)),
-            );
-        }
-        Some(params) => {
-            let fields = Fields::parse(params.get())?;
-            match fields.get("_meta") {
-                None => {
-                    let (at, has) = object_append_point(params.get())?;
-                    let start = span_of(request, params.get()).start;
-                    let comma = if has { "," } else { "" };
-                    splice.insert(
-                        start + at,
-                        format!(r#"{comma}"_meta":{{{}}}"#, members(true)),
-                    );
-                }
-                Some(meta) => {
-                    let meta_fields = Fields::parse(meta.get())?;
-                    let has_state = meta_fields.get("tracestate").is_some();
-                    match meta_fields.get("traceparent") {
-                        Some(old) => {
-                            splice.replace(request, old.get(), tp.clone());
-                            if !has_state
-                                && let Some(ts) = &ts
-                                && let Some((at, _)) = object_append_point(meta.get())
-                            {
-                                let start = span_of(request, meta.get()).start;
-                                splice.insert(start + at, format!(r#","tracestate":{ts}"#));
-                            }
-                        }
-                        None => {
-                            let (at, has) = object_append_point(meta.get())?;
-                            let start = span_of(request, meta.get()).start;
-                            let comma = if has { "," } else { "" };
-                            splice.insert(start + at, format!("{comma}{}", members(!has_state)));
-                        }
-                    }
-                }
-            }
-        }
-    }
-    Some(splice.apply(request))
-}
-
 /// `{method} {target}`: the target is a tool or prompt name (never a URI, which would make
 /// span names high-cardinality).
 pub(crate) fn span_name(method: &str, target: Option<&str>) -> String {
@@ -677,52 +598,6 @@ mod tests {
         assert_ne!(a, b);
         assert_ne!(a, [0; 8]);
         assert_ne!(new_trace_id(), new_trace_id());
-    }
-
-    fn ctx() -> TraceContext {
-        TraceContext::parse(TP, Some("a=b")).unwrap()
-    }
-
-    fn meta(text: &str) -> serde_json::Value {
-        serde_json::from_str::<serde_json::Value>(text).unwrap()["params"]["_meta"].clone()
-    }
-
-    #[test]
-    fn inject_adds_or_replaces_meta_keys_only() {
-        let out = inject(
-            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}"#,
-            &ctx(),
-        )
-        .unwrap();
-        assert_eq!(
-            out,
-            format!(
-                r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"x","_meta":{{"traceparent":"{TP}","tracestate":"a=b"}}}}}}"#
-            )
-        );
-        let out = inject(
-            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","_meta":{"progressToken":5,"traceparent":"old","tracestate":"c=d"}}}"#,
-            &ctx(),
-        )
-        .unwrap();
-        let m = meta(&out);
-        assert_eq!(m["traceparent"], TP);
-        assert_eq!(m["tracestate"], "c=d");
-        assert_eq!(m["progressToken"], 5);
-        let out = inject(
-            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{}}}"#,
-            &ctx(),
-        )
-        .unwrap();
-        assert_eq!(meta(&out)["traceparent"], TP);
-        let out = inject(
-            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{}}"#,
-            &ctx(),
-        )
-        .unwrap();
-        assert_eq!(meta(&out)["tracestate"], "a=b");
-        let out = inject(r#"{"jsonrpc":"2.0","id":1,"method":"x"}"#, &ctx()).unwrap();
-        assert_eq!(meta(&out)["traceparent"], TP);
     }
 
     #[test]

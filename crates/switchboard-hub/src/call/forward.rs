@@ -16,6 +16,7 @@ use crate::reply;
 use crate::route::Request;
 use crate::session::ClientSession;
 use crate::stateless;
+use crate::trace::Outgoing;
 
 impl Hub {
     /// Sends the client's request to the route's upstream and relays everything back.
@@ -65,13 +66,14 @@ impl Hub {
             req.env.id.expect("requests have ids").get(),
             up_id.to_string(),
         );
-        let token = progress_token(req.params);
-        upstream_meta(req, eras, &mut splice, token, up_id);
-        let body = splice.apply(text);
         // Traced: a CLIENT span for the call (a parked multi-round-trip call has none: the
         // upstream's parent is the server span), its context in `_meta` and the headers.
         let traced = crate::trace::child(eras == Eras::StatelessClient);
-        let (body, trace_headers) = crate::trace::propagate(body, traced.as_ref());
+        let outgoing = traced.as_ref().map(|(_, ctx)| Outgoing::of(ctx));
+        let token = progress_token(req.params);
+        upstream_meta(req, eras, &mut splice, token, up_id, outgoing.as_ref());
+        let body = splice.apply(text);
+        let trace_headers = outgoing.map_or_else(Vec::new, |o| o.headers());
         if eras == Eras::StatelessClient {
             // Questions the upstream asks mid-call become multi-round-trip requests.
             let opts = CallOptions {
@@ -201,24 +203,31 @@ async fn open(
 
 /// Splices the request's `_meta` as the upstream's era needs it: the hub's id as progress
 /// token, without the stateless keys for a session upstream, with what the client can be
-/// asked for a stateless one.
+/// asked for a stateless one; and the call's trace context, when traced.
 fn upstream_meta(
     req: &Request<'_>,
     eras: Eras,
     splice: &mut Splice,
     token: Option<&str>,
     up_id: u64,
+    trace: Option<&Outgoing<'_>>,
 ) {
     let (text, session) = (req.text, req.session);
     let meta = req.params.and_then(|p| p.get("_meta"));
+    // A `_meta` the hub rebuilds carries the context in the rebuilt text.
+    let with_context = |meta: String| match trace {
+        Some(t) => t.in_meta(meta),
+        None => meta,
+    };
     match (eras, meta) {
         // A legacy upstream session must not see the stateless protocol's own keys.
         (Eras::StatelessClient, Some(meta)) => {
             splice.replace(
                 text,
                 meta.get(),
-                stateless::upstream_meta(meta.get(), token.map(|_| up_id)),
+                with_context(stateless::upstream_meta(meta.get(), token.map(|_| up_id))),
             );
+            return;
         }
         // A stateless upstream learns what this client can be asked (the hub asks it).
         (Eras::StatelessUpstream, Some(meta)) => {
@@ -226,13 +235,14 @@ fn upstream_meta(
             splice.replace(
                 text,
                 meta.get(),
-                stateless::with_capabilities(
+                with_context(stateless::with_capabilities(
                     meta.get(),
                     token.map(|_| up_id),
                     &caps,
                     &session.log_level(),
-                ),
+                )),
             );
+            return;
         }
         (Eras::StatelessUpstream | Eras::Stateless, None) => {
             if let Some(p) = req.env.params
@@ -240,13 +250,19 @@ fn upstream_meta(
             {
                 let start = span_of(text, p.get()).start;
                 let caps = stateless::bridgeable_capabilities(session);
-                let member = format!(
-                    r#"{}"_meta":{{"io.modelcontextprotocol/clientCapabilities":{caps},{}:{}}}"#,
+                let mut member = format!(
+                    r#"{}"_meta":{{"io.modelcontextprotocol/clientCapabilities":{caps},{}:{}"#,
                     if has { "," } else { "" },
                     quote(stateless::META_LOG_LEVEL),
                     quote(&session.log_level()),
                 );
+                if let Some(t) = trace {
+                    member.push(',');
+                    t.push_members(&mut member, true);
+                }
+                member.push('}');
                 splice.insert(start + at, member);
+                return;
             }
         }
         // Both stateless, the client's own declarations go upstream: the upstream may ask it
@@ -256,5 +272,9 @@ fn upstream_meta(
                 splice.replace(text, tok, up_id.to_string());
             }
         }
+    }
+    // The client's own `_meta`, or none: the context is spliced into the client's bytes.
+    if let Some(t) = trace {
+        t.splice_request(splice, text, req.env.params.map(|p| p.get()), req.params);
     }
 }
