@@ -388,6 +388,7 @@ pub fn render_state(out: &mut String, tenants: &crate::Tenants) {
     let mut in_flight = Vec::new();
     let mut state = Vec::new();
     let mut restarts = Vec::new();
+    let mut refreshes = Vec::new();
     let mut tools = Vec::new();
     let mut stdio = Vec::new();
     for plane in tenants.all() {
@@ -424,6 +425,10 @@ pub fn render_state(out: &mut String, tenants: &crate::Tenants) {
             restarts.push(GaugeSample {
                 labels: vec![("tenant", tenant.clone()), ("server", s.name.clone())],
                 value: f64::from(s.restarts),
+            });
+            refreshes.push(GaugeSample {
+                labels: vec![("tenant", tenant.clone()), ("server", s.name.clone())],
+                value: f64::from(s.list_refreshes),
             });
             tools.push(GaugeSample {
                 labels: vec![("tenant", tenant.clone()), ("server", s.name.clone())],
@@ -462,6 +467,13 @@ pub fn render_state(out: &mut String, tenants: &crate::Tenants) {
         "counter",
         "Upstream connections lost or failed since start.",
         &restarts,
+    );
+    render_samples(
+        out,
+        "switchboard_upstream_list_refreshes_total",
+        "counter",
+        "Lists fetched again after an upstream announced a change (list_changed).",
+        &refreshes,
     );
     render_samples(
         out,

@@ -126,6 +126,9 @@ pub struct ServerStatus {
     pub uptime_secs: Option<u64>,
     /// Connections lost or failed since start.
     pub restarts: u32,
+    /// Lists fetched again after the server announced a change (a metric, not in the API).
+    #[serde(skip)]
+    pub list_refreshes: u32,
     /// Process id of a stdio server.
     pub pid: Option<u32>,
     /// The protocol revision negotiated with the server.
@@ -595,6 +598,7 @@ fn server_status(u: &Upstream) -> ServerStatus {
             .and_then(|t| SystemTime::now().duration_since(t).ok())
             .map(|d| d.as_secs()),
         restarts: st.restarts,
+        list_refreshes: st.list_refreshes,
         pid: st.pid,
         protocol: u.info().map(|i| i.protocol_version.clone()),
     }

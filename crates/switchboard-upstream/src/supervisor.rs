@@ -91,6 +91,8 @@ pub struct Status {
     pub ready_since: Option<SystemTime>,
     /// Connections lost or failed since start.
     pub restarts: u32,
+    /// Lists fetched again after the server said they changed (`list_changed`).
+    pub list_refreshes: u32,
     /// Process id of a running stdio server.
     pub pid: Option<u32>,
 }
@@ -205,6 +207,7 @@ impl Upstream {
                 last_error: None,
                 ready_since: None,
                 restarts: 0,
+                list_refreshes: 0,
                 pid: None,
             }),
             stderr: Arc::new(StderrRing::new(200)),
@@ -701,6 +704,7 @@ async fn handle_incoming(inner: &Arc<Inner>, conn: &Arc<Connection>, msg: Incomi
                     }
                 }
                 inner.catalog.store(Arc::new(catalog));
+                inner.set_status(|s| s.list_refreshes += kinds.len() as u32);
                 inner.emit_catalog(kinds.to_vec()).await;
             } else {
                 let _ = inner

@@ -610,6 +610,38 @@ async fn old_rows_are_deleted_past_the_retention_with_postgres() {
     old_rows_are_deleted_past_the_retention(true).await;
 }
 
+/// An upstream that announces a changed tool list is listed again, and the refresh is
+/// counted for that server.
+#[tokio::test]
+async fn list_refreshes_are_counted_per_server() {
+    let fixture = spawn_http(FixtureOptions::new("fx")).await.unwrap();
+    let hub = ObsHub::start(false, &fixture.url, &["--no-activity-log"]).await;
+    let refreshes = async || {
+        let (status, text) = hub.get("/metrics", Some(ADMIN), None).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let m = parse_exposition(&text);
+        value(
+            &m,
+            "switchboard_upstream_list_refreshes_total",
+            &[("server", "fx"), ("tenant", "default")],
+            &[],
+        )
+    };
+    assert_eq!(refreshes().await, 0.0);
+    let mut c = hub.client().await;
+    let r = c.call("fx__add_tool", json!({"name": "late"})).await;
+    assert_ne!(r["isError"], true, "{r}");
+    let mut seen = 0.0;
+    assert!(
+        eventually(Duration::from_secs(5), async || {
+            seen = refreshes().await;
+            seen == 1.0
+        })
+        .await,
+        "switchboard_upstream_list_refreshes_total{{server=\"fx\"}} is {seen}"
+    );
+}
+
 #[tokio::test]
 async fn metrics_need_an_admin_or_the_metrics_grant_unless_public() {
     let fixture = spawn_http(FixtureOptions::new("fx")).await.unwrap();

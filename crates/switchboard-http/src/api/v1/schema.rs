@@ -384,6 +384,7 @@ mod tests {
             last_error: Some("x".into()),
             uptime_secs: Some(1),
             restarts: 0,
+            list_refreshes: 0,
             pid: Some(2),
             protocol: Some("2025-11-25".into()),
         }
