@@ -133,11 +133,26 @@ pub(crate) const ACTIVITY_SAMPLES: &str = "SELECT at, server, target, status, du
     AND ($4 IS NULL OR principal = $4) ORDER BY id DESC LIMIT $5";
 pub(crate) const DELETE_ACTIVITY_BEFORE: &str =
     "DELETE FROM activity_log WHERE id < $1 AND at < $2";
-// Two subqueries: SQLite reads min() or max() off the key only when each stands alone.
-pub(crate) const ID_RANGE: &str =
-    "SELECT (SELECT min(id) FROM activity_log), (SELECT max(id) FROM activity_log)";
-pub(crate) const ROW_FROM: &str =
-    "SELECT id, at FROM activity_log WHERE id >= $1 ORDER BY id LIMIT 1";
+/// The first id from which rows start at `$1` or later, found by bisecting the primary key
+/// inside the database, in one statement (one round trip instead of one per step). Each step
+/// looks at the first row at or after the middle `m` of `[lo, hi)`: if it started before
+/// `$1`, the answer is past that row; otherwise (or if there is none) it is at most `m`.
+/// `top` is the largest id; `lo > top` means no row started at `$1` or later. The probe is
+/// written three times because a recursive reference may not sit inside a subquery
+/// (PostgreSQL), and SQLite has no LATERAL join; each is one lookup on the key. min() and
+/// max() stand alone so that SQLite reads them off the key.
+pub(crate) const ID_FROM: &str = "WITH RECURSIVE b(lo, hi, top) AS (\
+    SELECT (SELECT min(id) FROM activity_log), (SELECT max(id) FROM activity_log) + 1, \
+    (SELECT max(id) FROM activity_log) \
+    UNION ALL SELECT \
+    CASE WHEN (SELECT at FROM activity_log WHERE id >= b.lo + (b.hi - b.lo) / 2 \
+    ORDER BY id LIMIT 1) < $1 \
+    THEN (SELECT id FROM activity_log WHERE id >= b.lo + (b.hi - b.lo) / 2 \
+    ORDER BY id LIMIT 1) + 1 ELSE b.lo END, \
+    CASE WHEN (SELECT at FROM activity_log WHERE id >= b.lo + (b.hi - b.lo) / 2 \
+    ORDER BY id LIMIT 1) < $1 THEN b.hi ELSE b.lo + (b.hi - b.lo) / 2 END, \
+    b.top FROM b WHERE b.lo < b.hi) \
+    SELECT lo, top FROM b WHERE lo >= hi";
 
 /// How far a row's time may run behind the rows written before it: rows are appended as calls
 /// finish but carry the time a call started, and replicas' clocks differ. Statistics search
@@ -291,30 +306,12 @@ macro_rules! impl_activity {
             /// bisecting the primary key (about 2·log₂(rows) point reads; ids grow with time,
             /// up to [`act::TIME_DISORDER_MS`]); `None` when no row started at or after `at`.
             async fn activity_id_from(&self, at: i64) -> Result<Option<i64>, StoreError> {
-                let (min, max): (Option<i64>, Option<i64>) = sqlx::query_as(act::ID_RANGE)
-                    .fetch_one(&self.pool)
+                let found: Option<(i64, i64)> = sqlx::query_as(act::ID_FROM)
+                    .bind(at)
+                    .fetch_optional(&self.pool)
                     .await
                     .map_err(db_error)?;
-                let (Some(mut lo), Some(max)) = (min, max) else {
-                    return Ok(None);
-                };
-                // The answer lies in [lo, hi]; hi = max + 1 means "no such row".
-                let mut hi = max.saturating_add(1);
-                while lo < hi {
-                    let mid = lo + (hi - lo) / 2;
-                    let row: Option<(i64, i64)> = sqlx::query_as(act::ROW_FROM)
-                        .bind(mid)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    match row {
-                        // No row in [mid, id) exists, so the answer is at most mid.
-                        Some((_, t)) if t >= at => hi = mid,
-                        Some((id, _)) => lo = id.saturating_add(1),
-                        None => hi = mid,
-                    }
-                }
-                Ok((lo <= max).then_some(lo))
+                Ok(found.and_then(|(lo, top)| (lo <= top).then_some(lo)))
             }
         }
     };
