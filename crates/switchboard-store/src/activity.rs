@@ -303,8 +303,9 @@ macro_rules! impl_activity {
 
         impl $store {
             /// An id from which the rows that started at or after `at` begin, found by
-            /// bisecting the primary key (about 2·log₂(rows) point reads; ids grow with time,
-            /// up to [`act::TIME_DISORDER_MS`]); `None` when no row started at or after `at`.
+            /// bisecting the primary key in one statement ([`act::ID_FROM`], about 2·log₂(rows)
+            /// key lookups; ids grow with time, up to [`act::TIME_DISORDER_MS`]); `None` when no
+            /// row started at or after `at`.
             async fn activity_id_from(&self, at: i64) -> Result<Option<i64>, StoreError> {
                 let found: Option<(i64, i64)> = sqlx::query_as(act::ID_FROM)
                     .bind(at)
