@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// is split; never raise one without a reason in the commit.
 const LONG_FILES: &[(&str, usize)] = &[
     ("crates/switchboard-http/src/api/v1/identity.rs", 950),
-    ("crates/switchboard-store/tests/contract.rs", 1500),
+    ("crates/switchboard-store/tests/contract.rs", 1350),
     ("crates/switchboard-control/src/sessions.rs", 950),
     // Grew with the login throttle and rate limits (issue 11); to be split with the identity
     // operations moving out of http (issue 13).
