@@ -147,7 +147,7 @@ impl ServedBuilder {
             .arg(dir.join("data"))
             .args(&self.args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap());
         if let Some(file) = &self.servers {
             let path = dir.join("servers.json");
             std::fs::write(&path, file.to_string()).unwrap();
@@ -177,16 +177,24 @@ impl ServedBuilder {
         };
         let ready = format!("{}{}", served.main, self.ready);
         let http = served.http.clone();
-        assert!(
-            eventually(Duration::from_secs(30), async || {
-                http.get(&ready)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-            })
-            .await,
-            "the hub did not come up ({ready})"
-        );
+        // Generous: a loaded 2-core CI machine running the whole suite once took over 30 s.
+        let up = eventually(Duration::from_secs(60), async || {
+            http.get(&ready)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        if !up {
+            let mut served = served;
+            let exited = served.child.try_wait().ok().flatten();
+            let log = std::fs::read_to_string(served.dir.join("stderr.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            panic!(
+                "the hub did not come up ({ready}); exited: {exited:?}; its last log lines:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
         served
     }
 }
