@@ -308,12 +308,7 @@ fn semantic(
     let mut times = Vec::with_capacity(queries.len());
     let mut reference = Vec::with_capacity(queries.len());
     for (i, q) in queries.iter().take(500).enumerate() {
-        let order = if i % 2 == 0 {
-            [Kernel::Auto, Kernel::Sgemm]
-        } else {
-            [Kernel::Sgemm, Kernel::Auto]
-        };
-        for kernel in order {
+        for kernel in alternating(i) {
             let t = Instant::now();
             let v = model.embed_with(&q.text, MAX_QUERY_TOKENS, kernel);
             let l = big.search(&stemmed, &q.text, Fusion::TUNED.depth, |_| true);
@@ -372,12 +367,7 @@ fn query_lengths(model: &Model, queries: &[Query]) {
         let mut auto = Vec::with_capacity(runs);
         let mut sgemm = Vec::with_capacity(runs);
         for i in 0..runs {
-            let order = if i % 2 == 0 {
-                [Kernel::Auto, Kernel::Sgemm]
-            } else {
-                [Kernel::Sgemm, Kernel::Auto]
-            };
-            for kernel in order {
+            for kernel in alternating(i) {
                 let t = Instant::now();
                 let v = model.embed_with(&text, len, kernel);
                 let ms = t.elapsed().as_secs_f64() * 1e3;
@@ -431,4 +421,14 @@ fn rss_kib() -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Both multiplies, the fast path first on even runs and sgemm first on odd ones, so that
+/// load from other work on the machine falls on both alike.
+fn alternating(i: usize) -> [Kernel; 2] {
+    if i.is_multiple_of(2) {
+        [Kernel::Auto, Kernel::Sgemm]
+    } else {
+        [Kernel::Sgemm, Kernel::Auto]
+    }
 }

@@ -13,7 +13,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::common::*;
-use crate::otel_tracing::{ADMIN, Collector, PARENT, TRACE, TracedHub, traceparent};
+use crate::otel_tracing::{
+    ADMIN, Collector, PARENT, TRACE, TracedHub, stdio_traceparent, traceparent,
+};
 
 /// Server spans named `tools/call fx__echo` received so far, by trace id.
 fn echo_spans(collector: &Collector) -> Vec<String> {
@@ -98,17 +100,7 @@ async fn always_off_exports_nothing_yet_propagates_the_context_unsampled() {
         "{sent:?}"
     );
     // Over stdio, in `_meta`.
-    let r = c
-        .request(
-            "tools/call",
-            json!({"name": "st__stats", "arguments": {},
-                   "_meta": {"traceparent": traceparent()}}),
-        )
-        .await;
-    let got = r["result"]["structuredContent"]["traceparent"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{r}"))
-        .to_string();
+    let got = stdio_traceparent(&mut c).await;
     assert!(got.starts_with(&prefix) && got.ends_with("-00"), "{got}");
     // A root request: a new trace, still propagated.
     c.call("fx__echo", json!({"text": "root"})).await;

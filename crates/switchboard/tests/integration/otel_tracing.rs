@@ -253,17 +253,7 @@ async fn tracing_exports_server_and_client_spans_and_propagates_the_context() {
     }));
 
     // A stdio upstream gets the context in `_meta` (the fixture reports what it got).
-    let r = c
-        .request(
-            "tools/call",
-            json!({"name": "st__stats", "arguments": {},
-                   "_meta": {"traceparent": traceparent()}}),
-        )
-        .await;
-    let got = r["result"]["structuredContent"]["traceparent"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{r}"))
-        .to_string();
+    let got = stdio_traceparent(&mut c).await;
     let client = collector.span_named("tools/call stats", TRACE, 3).await;
     assert_eq!(attr(&client, "network.transport"), Some(json!("pipe")));
     assert_eq!(
@@ -365,4 +355,20 @@ async fn tracing_off_without_an_endpoint_exports_and_injects_nothing() {
     let r = c.call("st__stats", json!({})).await;
     assert_eq!(r["structuredContent"]["traceparent"], Value::Null, "{r}");
     assert!(hub.upstream_traceparents().is_empty());
+}
+
+/// Calls the stdio fixture's `stats` with the client's sampled `traceparent` in `_meta` and
+/// returns the `traceparent` the fixture received.
+pub(crate) async fn stdio_traceparent(c: &mut McpClient) -> String {
+    let r = c
+        .request(
+            "tools/call",
+            json!({"name": "st__stats", "arguments": {},
+                   "_meta": {"traceparent": traceparent()}}),
+        )
+        .await;
+    r["result"]["structuredContent"]["traceparent"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_string()
 }
