@@ -328,12 +328,26 @@ pub async fn bind() -> (tokio::net::TcpListener, SocketAddr) {
 }
 
 /// A free loopback TCP port (bound and released; a test binds it again at once).
+///
+/// Chosen at random below Linux's ephemeral range (32768-60999 by default), not by binding
+/// port 0: a port the kernel hands out for port 0 comes from the range it also uses for the
+/// source ports of outgoing connections, and with hundreds of loopback connections per
+/// test run one of those sometimes took the port between this check and the hub's own bind
+/// (the hub then failed to start, and the test with it).
+/// A port is never handed out twice in one test process.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::hash::{BuildHasher, RandomState};
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let state = RandomState::new();
+    let mut given = GIVEN.lock().unwrap();
+    for attempt in 0u64..1000 {
+        let port = 20_000 + (state.hash_one(attempt) % 12_000) as u16;
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000 on 127.0.0.1")
 }
 
 /// The PostgreSQL server the tests use: `SWITCHBOARD_TEST_PG_URL`, else the local one with
