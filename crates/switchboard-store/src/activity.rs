@@ -213,15 +213,13 @@ macro_rules! impl_activity {
                 // `since - TIME_DISORDER_MS`; rows that started before `until` have ids
                 // below the first row at `until + TIME_DISORDER_MS`.
                 let from = match q.since {
-                    Some(since) => {
-                        let from = self
-                            .activity_id_from(since.saturating_sub(act::TIME_DISORDER_MS))
-                            .await?;
-                        if from.is_none() {
-                            return Ok(Vec::new());
-                        }
-                        from
-                    }
+                    Some(since) => match self
+                        .activity_id_from(since.saturating_sub(act::TIME_DISORDER_MS))
+                        .await?
+                    {
+                        Some(id) => Some(id),
+                        None => return Ok(Vec::new()),
+                    },
                     None => None,
                 };
                 let mut before = q.before;

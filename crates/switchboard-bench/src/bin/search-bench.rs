@@ -12,8 +12,8 @@
 //! the tuning split only.
 //!
 //! Usage: `cargo run --release -p switchboard-bench --bin search-bench -- [DATA_DIR]
-//! [--model DIR] [--tune | --lengths]` (`--lengths`: the query embedding table only) (data default `$SWITCHBOARD_TEST_BFCL`, else
-//! `.test-deps/bfcl/bfcl_eval/data`).
+//! [--model DIR] [--tune | --lengths]` (data default `$SWITCHBOARD_TEST_BFCL`, else
+//! `.test-deps/bfcl/bfcl_eval/data`; `--lengths` prints the query embedding table only).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

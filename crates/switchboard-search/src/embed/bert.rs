@@ -24,7 +24,9 @@ use super::safetensors::Tensor;
 /// machine (busy with other work) they beat sgemm by 3-4× at 2-5 tokens, 1.5-2.5× at 8-40
 /// and 1.2× at 64; at 96 and 128 the two are level (`search-bench --lengths`). From 40 tokens
 /// on they execute more instructions than sgemm (callgrind: 1.17× at 40, 1.25× at 64) and
-/// win on memory traffic, so a quieter machine may want a lower bound.
+/// win on memory traffic, so a quieter machine may want a lower bound. These figures are
+/// for the release profile (one codegen unit, fat LTO); built with 16 codegen units and no
+/// LTO the dot products fall behind sgemm from about 28 tokens.
 pub const SHORT_TOKENS: usize = 64;
 
 /// Which multiply the encoder runs on.

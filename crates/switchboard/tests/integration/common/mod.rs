@@ -333,8 +333,8 @@ pub async fn bind() -> (tokio::net::TcpListener, SocketAddr) {
 /// port 0: a port the kernel hands out for port 0 comes from the range it also uses for the
 /// source ports of outgoing connections, and with hundreds of loopback connections per
 /// test run one of those sometimes took the port between this check and the hub's own bind
-/// (the hub then failed to start, and the test with it).
-/// A port is never handed out twice in one test process.
+/// (the hub then failed to start, and the test with it). A port is never handed out twice
+/// in one test process.
 pub fn free_port() -> u16 {
     use std::hash::{BuildHasher, RandomState};
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());

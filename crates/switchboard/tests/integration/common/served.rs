@@ -177,7 +177,8 @@ impl ServedBuilder {
         };
         let ready = format!("{}{}", served.main, self.ready);
         let http = served.http.clone();
-        // Generous: a loaded 2-core CI machine running the whole suite once took over 30 s.
+        // Generous, for a loaded 2-core machine running the whole suite; a hub that does not
+        // come up says why below.
         let up = eventually(Duration::from_secs(60), async || {
             http.get(&ready)
                 .send()
