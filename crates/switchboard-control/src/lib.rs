@@ -21,6 +21,7 @@ pub mod replicas;
 pub mod sessions;
 pub mod stdio_policy;
 pub mod tenants;
+pub mod usage_history;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -176,6 +177,7 @@ impl ControlPlane {
             session_state: Default::default(),
         });
         sessions::spawn_sweeper(Arc::downgrade(&control), sweep_every);
+        usage_history::spawn_loader(Arc::downgrade(&control));
         let (pin_tx, pin_rx) = tokio::sync::mpsc::unbounded_channel();
         control.hub.set_pin_sink(pin_tx);
         pins::spawn_recorder(Arc::downgrade(&control), pin_rx);

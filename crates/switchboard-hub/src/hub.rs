@@ -50,6 +50,9 @@ pub struct HubConfig {
     pub max_stdio_servers: usize,
     /// What `search_tools` returns on smart endpoints.
     pub smart_mode: crate::smart::SmartMode,
+    /// Whether tool search ranks the tools this hub's clients call often higher among
+    /// comparable matches (`switchboard_search::usage`).
+    pub smart_usage_prior: bool,
     /// Bytes one client stream may have queued (legacy SSE, GET and per-POST event streams);
     /// a client that falls further behind has its stream closed and its session ended.
     pub stream_queue_bytes: usize,
@@ -79,6 +82,7 @@ impl Default for HubConfig {
             call_queue_timeout: Duration::from_secs(30),
             max_stdio_servers: 0,
             smart_mode: crate::smart::SmartMode::Full,
+            smart_usage_prior: true,
             stream_queue_bytes: crate::outbox::DEFAULT_STREAM_QUEUE_BYTES,
             max_calls_per_session: 0,
             max_calls_per_credential: 0,
@@ -208,7 +212,10 @@ impl Hub {
                 log_taps: Mutex::new(HashMap::new()),
                 call_slots: (config.max_concurrent_calls > 0)
                     .then(|| Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_calls))),
-                smart: crate::smart::SmartCatalog::new(config.semantic.clone()),
+                smart: crate::smart::SmartCatalog::new(
+                    config.semantic.clone(),
+                    config.smart_usage_prior,
+                ),
                 credential_calls: Mutex::new(HashMap::new()),
                 pins: PinState::default(),
                 observed: std::sync::OnceLock::new(),

@@ -24,7 +24,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use switchboard_core::jsonrpc::{Envelope, Fields, code, error_message, quote, result_message};
 use switchboard_search::embed::{VectorIndex, tool_text};
-use switchboard_search::hybrid::{Fusion, fuse};
+use switchboard_search::hybrid::{Fusion, fuse_with};
+use switchboard_search::usage::{self, Counts};
 use switchboard_search::{Analyzer, Index, Params, ToolText};
 use switchboard_upstream::ListKind;
 use tokio_util::sync::CancellationToken;
@@ -159,6 +160,8 @@ pub struct SmartCatalog {
     analyzer: std::sync::OnceLock<Analyzer>,
     current: Mutex<Option<Arc<SmartIndex>>>,
     semantic: Option<Arc<Semantic>>,
+    /// Calls routed per exported tool name, for the usage prior; `None` when it is off.
+    usage: Option<Mutex<Counts>>,
 }
 
 /// One search result.
@@ -182,11 +185,39 @@ pub enum SearchError {
 }
 
 impl SmartCatalog {
-    pub fn new(semantic: Option<Arc<Semantic>>) -> SmartCatalog {
+    /// A catalog that embeds with `semantic` (if any) and ranks with the usage prior when
+    /// `usage_prior` is set.
+    pub fn new(semantic: Option<Arc<Semantic>>, usage_prior: bool) -> SmartCatalog {
         SmartCatalog {
             semantic,
+            usage: usage_prior.then(Mutex::default),
             ..Default::default()
         }
+    }
+
+    /// Counts a `tools/call` routed to `name` (the exported name), for the usage prior.
+    pub(crate) fn record_call(&self, name: &str) {
+        if let Some(usage) = &self.usage {
+            usage.lock().expect("usage counts").record(name);
+        }
+    }
+
+    /// Adds calls read back from the activity log (exported tool name, calls): the prior
+    /// then starts from the hub's recent history instead of from nothing.
+    pub fn add_history(&self, calls: impl IntoIterator<Item = (String, u32)>) {
+        if let Some(usage) = &self.usage {
+            let mut usage = usage.lock().expect("usage counts");
+            for (name, n) in calls {
+                usage.add(&name, n);
+            }
+        }
+    }
+
+    /// Calls counted for `name` (0 when the prior is off).
+    pub fn calls(&self, name: &str) -> u32 {
+        self.usage
+            .as_ref()
+            .map_or(0, |u| u.lock().expect("usage counts").calls(name))
     }
 
     fn analyzer(&self) -> &Analyzer {
@@ -273,14 +304,34 @@ impl SmartCatalog {
                     .resolve_name(&view, ListKind::Tools, &doc.name)
                     .is_some()
         };
-        let hits = match query_vector {
-            Some(q) => {
+        // The rankers run first; the usage counts are locked only to fuse (a routed call
+        // takes the same lock to count itself).
+        let counted = self
+            .usage
+            .as_ref()
+            .filter(|u| !u.lock().expect("usage counts").is_empty());
+        let hits = match (query_vector, counted) {
+            (Some(q), _) => {
                 let depth = Fusion::TUNED.depth.max(limit);
                 let lexical = idx.index.search(self.analyzer(), query, depth, allow);
                 let semantic = idx.vectors.lock().expect("vectors").search(q, depth, allow);
-                fuse(&lexical, &semantic, Fusion::TUNED, limit)
+                match counted {
+                    Some(u) => {
+                        let u = u.lock().expect("usage counts");
+                        let prior = |d: usize| u.prior(&idx.docs[d].name);
+                        fuse_with(&lexical, &semantic, Fusion::TUNED, limit, prior)
+                    }
+                    None => fuse_with(&lexical, &semantic, Fusion::TUNED, limit, |_| 0.0),
+                }
             }
-            None => idx.index.search(self.analyzer(), query, limit, allow),
+            (None, Some(u)) => {
+                let depth = usage::LEXICAL_DEPTH.max(limit);
+                let lexical = idx.index.search(self.analyzer(), query, depth, allow);
+                let u = u.lock().expect("usage counts");
+                let prior = |d: usize| u.prior(&idx.docs[d].name);
+                usage::rerank_lexical(&lexical, usage::LEXICAL, limit, prior)
+            }
+            (None, None) => idx.index.search(self.analyzer(), query, limit, allow),
         };
         Ok(hits
             .into_iter()
@@ -304,6 +355,24 @@ impl SmartCatalog {
         (0..rendered.len())
             .filter_map(|i| serde_json::from_str::<Value>(rendered.item(i)).ok())
             .find(|t| t.get("name").and_then(Value::as_str) == Some(name))
+    }
+}
+
+impl Hub {
+    /// Whether tool search uses the usage prior (`HubConfig::smart_usage_prior`).
+    pub fn usage_prior_enabled(&self) -> bool {
+        self.inner.smart.usage.is_some()
+    }
+
+    /// Counts past tool calls (exported name, calls) into the usage prior, as read back from
+    /// the activity log; ignored when the prior is off.
+    pub fn add_call_history(&self, calls: impl IntoIterator<Item = (String, u32)>) {
+        self.inner.smart.add_history(calls);
+    }
+
+    /// Calls of tool `name` the usage prior has counted (0 when it is off).
+    pub fn tool_calls_counted(&self, name: &str) -> u32 {
+        self.inner.smart.calls(name)
     }
 }
 

@@ -99,6 +99,32 @@ pub fn evaluate_by(
     }
 }
 
+/// Calls per tool (by position in the pool) if each question `pick` accepts (by number) had
+/// been answered by a call of its relevant tool: the history the usage prior
+/// (`crate::usage`) is measured with. The benchmark takes the tuning split's questions;
+/// tuning the prior's weight took one half of that split, scored on the other.
+pub fn history(queries: &[Query], tools: usize, pick: impl Fn(usize) -> bool) -> Vec<u32> {
+    let mut calls = vec![0u32; tools];
+    for (i, q) in queries.iter().enumerate() {
+        if pick(i)
+            && let Some(c) = calls.get_mut(q.relevant)
+        {
+            *c += 1;
+        }
+    }
+    calls
+}
+
+/// The prior (`crate::usage::prior`) of every tool of a [`history`].
+pub fn priors(history: &[u32]) -> Vec<f32> {
+    let max = history.iter().copied().max().unwrap_or(0);
+    let total = history.iter().map(|&c| u64::from(c)).sum();
+    history
+        .iter()
+        .map(|&c| crate::usage::prior(c, max, total))
+        .collect()
+}
+
 /// The pooled tools: (name, definition).
 pub type Tools = Vec<(String, Value)>;
 

@@ -21,6 +21,8 @@ pub struct Fusion {
     pub lexical: f32,
     /// How many results of each list take part.
     pub depth: usize,
+    /// Weight of the usage prior (`crate::usage`) next to the cosine, for [`fuse_with`].
+    pub usage: f32,
 }
 
 impl Fusion {
@@ -29,15 +31,32 @@ impl Fusion {
     /// (R@5 0.927, MRR 0.798 there, against 0.916 and 0.802 for the tuned rank fusion).
     /// Depths 100 and 200 tie on R@5 at this weight; every cell of the grid lies within
     /// a few questions of the best, so the choice is not sharp.
+    ///
+    /// `usage` was chosen afterwards with these two fixed, by cross-fitting on the same split
+    /// (the calls of one half of its questions as history, scored on the other half, both
+    /// ways round): R@5 0.935 and MRR 0.824 there at 0.1, against 0.927 and 0.798 without.
     pub const TUNED: Fusion = Fusion {
         lexical: 0.2,
         depth: 100,
+        usage: 0.1,
     };
 }
 
 /// The `limit` best tools of the fused lists, best first; equal scores keep the lower
 /// document first. `score` is the fused score. Both lists are best first.
 pub fn fuse(lexical: &[Hit], semantic: &[Hit], f: Fusion, limit: usize) -> Vec<Hit> {
+    fuse_with(lexical, semantic, f, limit, |_| 0.0)
+}
+
+/// [`fuse`] with a usage prior: `prior(doc)` (0 to 1, see `crate::usage`) times
+/// `f.usage` is added to the fused score of every tool either list found.
+pub fn fuse_with(
+    lexical: &[Hit],
+    semantic: &[Hit],
+    f: Fusion,
+    limit: usize,
+    prior: impl Fn(usize) -> f32,
+) -> Vec<Hit> {
     let lexical = &lexical[..lexical.len().min(f.depth)];
     let semantic = &semantic[..semantic.len().min(f.depth)];
     let floor = semantic.last().map_or(0.0, |h| h.score);
@@ -47,6 +66,11 @@ pub fn fuse(lexical: &[Hit], semantic: &[Hit], f: Fusion, limit: usize) -> Vec<H
         for h in lexical {
             let norm = ((h.score - last.score) / span).clamp(0.0, 1.0);
             *scores.entry(h.doc).or_insert(floor) += f.lexical * norm;
+        }
+    }
+    if f.usage != 0.0 {
+        for (&doc, score) in scores.iter_mut() {
+            *score += f.usage * prior(doc);
         }
     }
     ranked(scores, limit)
@@ -110,6 +134,25 @@ mod tests {
         let lexical = hits(&[(7, 3.0), (3, 2.0), (9, 1.0)]);
         let fused = fuse(&lexical, &[], Fusion::TUNED, 3);
         assert_eq!(fused.iter().map(|h| h.doc).collect::<Vec<_>>(), [7, 3, 9]);
+    }
+
+    #[test]
+    fn the_usage_prior_settles_a_close_call_and_only_among_found_tools() {
+        let semantic = hits(&[(4, 0.700), (5, 0.695), (6, 0.2)]);
+        let lexical = hits(&[(4, 5.0), (5, 5.0), (8, 1.0)]);
+        let used = |d: usize| if d == 5 || d == 9 { 1.0 } else { 0.0 };
+        let fused = fuse_with(&lexical, &semantic, Fusion::TUNED, 10, used);
+        assert_eq!(fused[0].doc, 5);
+        // 9 is the most used tool but neither list found it.
+        assert!(fused.iter().all(|h| h.doc != 9));
+        // Without the prior (or with weight 0) the order is fuse's.
+        let plain = fuse(&lexical, &semantic, Fusion::TUNED, 10);
+        assert_eq!(plain[0].doc, 4);
+        let off = Fusion {
+            usage: 0.0,
+            ..Fusion::TUNED
+        };
+        assert_eq!(fuse_with(&lexical, &semantic, off, 10, used), plain);
     }
 
     #[test]

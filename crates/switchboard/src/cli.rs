@@ -313,6 +313,11 @@ pub(crate) struct CommonArgs {
     /// `compact` names and one-line descriptions (clients then call `describe_tool`).
     #[arg(long, env = "SWITCHBOARD_SMART_MODE", value_enum, default_value_t = SmartModeArg::Full)]
     pub(crate) smart_mode: SmartModeArg,
+    /// Rank tools by their query match only: without this, among tools that match a search
+    /// about equally well, the ones this tenant's clients call more often come first (calls
+    /// counted since start, plus the last 7 days of the activity log).
+    #[arg(long, env = "SWITCHBOARD_NO_SMART_USAGE_PRIOR")]
+    pub(crate) no_smart_usage_prior: bool,
     /// Upstream calls one client session may have in flight; more are refused at once with
     /// JSON-RPC error -32000 (0: no limit).
     #[arg(long, env = "SWITCHBOARD_MAX_CALLS_PER_SESSION", default_value_t = 32)]

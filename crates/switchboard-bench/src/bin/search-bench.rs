@@ -19,11 +19,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use switchboard_search::bfcl::{CATEGORIES, Query, Split, evaluate, evaluate_by, load};
+use switchboard_search::bfcl::{
+    CATEGORIES, Query, Split, evaluate, evaluate_by, history, in_split, load, priors,
+};
 use switchboard_search::embed::{
     Kernel, MAX_QUERY_TOKENS, MAX_TOOL_TOKENS, Model, VectorIndex, tool_text,
 };
-use switchboard_search::hybrid::{Fusion, fuse, fuse_rrf};
+use switchboard_search::hybrid::{Fusion, fuse, fuse_rrf, fuse_with};
+use switchboard_search::usage;
 use switchboard_search::{Analyzer, Field, Hit, Index, Params, ToolText};
 
 const SPLITS: [(&str, Split); 3] = [
@@ -64,7 +67,7 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let result = run(&dir).and_then(|(tools, texts, queries)| match model {
+    let result = run(&dir, tune).and_then(|(tools, texts, queries)| match model {
         Some(m) => semantic(&m, &tools, &texts, &queries, tune),
         None => {
             println!("\n(no embedding model: set --model DIR for semantic and hybrid rows)");
@@ -82,7 +85,7 @@ fn main() -> ExitCode {
 
 type Loaded = (Vec<(String, serde_json::Value)>, Vec<ToolText>, Vec<Query>);
 
-fn run(dir: &Path) -> Result<Loaded, String> {
+fn run(dir: &Path, tune: bool) -> Result<Loaded, String> {
     let (tools, queries) = load(dir)?;
     println!(
         "BFCL v4 ({}): {} distinct tools, {} queries ({} tuning, {} held out)\n",
@@ -128,6 +131,38 @@ fn run(dir: &Path) -> Result<Loaded, String> {
                 m.recall[0], m.recall[1], m.recall[2], m.mrr
             );
         }
+    }
+
+    // The usage prior, with the tuning split's questions as the call history: held-out
+    // questions only (on the tuning split the history holds each question's own answer).
+    let prior = priors(&history(&queries, tools.len(), |i| {
+        in_split(i, Split::Tuning)
+    }));
+    let m = evaluate_by(&queries, Split::HeldOut, |_, q| {
+        let hits = lexical.search(&stemmed, &q.text, usage::LEXICAL_DEPTH, |_| true);
+        usage::rerank_lexical(&hits, usage::LEXICAL, 10, |d| prior[d])
+            .into_iter()
+            .map(|h| h.doc)
+            .collect()
+    });
+    println!(
+        "| lexical BM25F + usage prior (tuning split's calls as history) | held out | {:.3} | {:.3} | {:.3} | {:.3} |",
+        m.recall[0], m.recall[1], m.recall[2], m.mrr
+    );
+    if tune {
+        println!("\nLexical usage weight, cross-fitted on the tuning split (R@5, MRR):");
+        let mut line = String::new();
+        for w in [0.0, 0.1, 0.2, 0.3, 0.4, 0.5] {
+            let m = cross_fitted(&queries, tools.len(), |_, q, prior| {
+                let hits = lexical.search(&stemmed, &q.text, usage::LEXICAL_DEPTH, |_| true);
+                usage::rerank_lexical(&hits, w, 10, |d| prior[d])
+                    .into_iter()
+                    .map(|h| h.doc)
+                    .collect()
+            });
+            line.push_str(&format!(" {w}: {:.3}/{:.3}", m.0, m.1));
+        }
+        println!("{line}");
     }
 
     // Speed over a 5,000-tool catalogue: the pool repeated under different server names.
@@ -244,6 +279,19 @@ fn semantic(
         });
         row("hybrid, score fusion", split, m);
     }
+    let prior = priors(&history(queries, texts.len(), |i| {
+        in_split(i, Split::Tuning)
+    }));
+    let m = evaluate_by(queries, Split::HeldOut, |i, _| {
+        docs(&fuse_with(&lex[i], &sem[i], Fusion::TUNED, 10, |d| {
+            prior[d]
+        }))
+    });
+    row(
+        "hybrid + usage prior (tuning split's calls as history)",
+        "held out",
+        m,
+    );
 
     if tune {
         // Lists of 200 so depths up to 200 can be tried.
@@ -263,6 +311,7 @@ fn semantic(
                 let f = Fusion {
                     lexical: lw,
                     depth: d,
+                    usage: 0.0,
                 };
                 let m = evaluate_by(queries, Split::Tuning, |i, _| {
                     docs(&fuse(&lex[i], &sem[i], f, 10))
@@ -278,6 +327,21 @@ fn semantic(
             "best: R@5 {:.3} MRR {:.3} with {:?}",
             best.0, best.1, best.2
         );
+        println!(
+            "\nUsage weight at the tuned fusion, cross-fitted on the tuning split (R@5, MRR):"
+        );
+        let mut line = String::new();
+        for w in [0.0, 0.02, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2] {
+            let f = Fusion {
+                usage: w,
+                ..Fusion::TUNED
+            };
+            let m = cross_fitted(queries, texts.len(), |i, _, prior| {
+                docs(&fuse_with(&lex[i], &sem[i], f, 10, |d| prior[d]))
+            });
+            line.push_str(&format!(" {w}: {:.3}/{:.3}", m.0, m.1));
+        }
+        println!("{line}");
     }
 
     // Speed over 5,000 tools: the pool repeated, vectors reused (same text, same vector).
@@ -431,4 +495,40 @@ fn alternating(i: usize) -> [Kernel; 2] {
     } else {
         [Kernel::Sgemm, Kernel::Auto]
     }
+}
+
+/// R@5 and MRR of `rank` on the tuning split, cross-fitted: the tuning split's questions
+/// are cut in two halves (alternate questions); each half is scored with the usage priors
+/// of the other half's calls as history, and the two results are averaged. No held-out
+/// question is looked at.
+fn cross_fitted(
+    queries: &[Query],
+    tools: usize,
+    mut rank: impl FnMut(usize, &Query, &[f32]) -> Vec<usize>,
+) -> (f64, f64) {
+    let half = |i: usize, h: usize| in_split(i, Split::Tuning) && (i / 5) % 2 == h;
+    let mut r5 = 0.0;
+    let mut mrr = 0.0;
+    for h in 0..2 {
+        let prior = priors(&history(queries, tools, |i| half(i, 1 - h)));
+        let picked: Vec<usize> = (0..queries.len()).filter(|&i| half(i, h)).collect();
+        let mut found = 0usize;
+        let mut rr = 0.0;
+        for &i in &picked {
+            let q = &queries[i];
+            if let Some(r) = rank(i, q, &prior)
+                .iter()
+                .take(10)
+                .position(|&d| d == q.relevant)
+            {
+                if r < 5 {
+                    found += 1;
+                }
+                rr += 1.0 / (r + 1) as f64;
+            }
+        }
+        r5 += found as f64 / picked.len() as f64 / 2.0;
+        mrr += rr / picked.len() as f64 / 2.0;
+    }
+    (r5, mrr)
 }

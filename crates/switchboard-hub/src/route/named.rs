@@ -113,6 +113,9 @@ impl Hub {
                 quote(&target.original),
             );
         }
+        if kind == ListKind::Tools {
+            self.inner.smart.record_call(&name);
+        }
         let retry_safe =
             kind != ListKind::Tools || target.item.is_some_and(|t| t.read_only || t.idempotent);
         let route = Route {

@@ -139,9 +139,20 @@ impl Hub {
             }
             _ => return (None, None, false),
         };
-        let Some(name) = params.and_then(|p| p.get_str("name")) else {
+        let Some(mut name) = params.and_then(|p| p.get_str("name")) else {
             return (None, None, false);
         };
+        if kind == ListKind::Tools && session.view.is_smart() && name == crate::smart::CALL_TOOL {
+            // A smart endpoint's `call_tool` is recorded as the tool it calls.
+            match params
+                .and_then(|p| p.get("arguments"))
+                .and_then(|a| Fields::parse(a.get()))
+                .and_then(|a| a.get_str("name").map(|n| n.into_owned()))
+            {
+                Some(inner) => name = inner.into(),
+                None => return (None, Some(name.into_owned()), true),
+            }
+        }
         if kind == ListKind::Tools
             && ((session.view.is_smart() && crate::smart::is_meta_tool(&name))
                 || local::is_local_tool(&name))

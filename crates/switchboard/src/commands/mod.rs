@@ -286,6 +286,7 @@ pub(crate) fn new_hub(common: &CommonArgs, untrusted_client: Option<reqwest::Cli
             crate::cli::SmartModeArg::Full => switchboard_hub::SmartMode::Full,
             crate::cli::SmartModeArg::Compact => switchboard_hub::SmartMode::Compact,
         },
+        smart_usage_prior: !common.no_smart_usage_prior,
         max_calls_per_session: common.max_calls_per_session,
         max_calls_per_credential: common.max_calls_per_credential,
         stream_queue_bytes: common.stream_queue_bytes,

@@ -37,4 +37,5 @@ mod sessions;
 mod smart;
 mod smart_inspector;
 mod smart_semantic;
+mod smart_usage;
 mod stateless;

@@ -1,0 +1,284 @@
+//! The usage prior of tool search: among tools that match a query equally well, the one a
+//! tenant's clients call more often comes first. Two fixture upstreams offer the same tools,
+//! so `a__add` and `b__add` tie on every ranker and only calls can separate them. Calls made
+//! through `/mcp` and through the smart endpoint's `call_tool` both count; the activity log
+//! records a `call_tool` as the tool it called; a restarted hub gets its history back from
+//! the activity log (its own tenant's routed tool calls of the last 7 days, nothing else);
+//! `--no-smart-usage-prior` turns the prior off.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard_fixture::{FixtureOptions, spawn_http};
+use switchboard_store::{ActivityRow, SecretKey};
+
+use crate::common::*;
+
+const ADMIN: &str = "admin-token-for-usage-prior-tests";
+const QUERY: &str = "add two numbers together";
+
+/// The names `search_tools` finds for `query`, best first.
+async fn search(c: &mut McpClient, query: &str) -> Vec<String> {
+    let r = c.call("search_tools", json!({"query": query})).await;
+    r["structuredContent"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tools in {r}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A smart client that sees both `add` tools.
+async fn smart_client(mcp: &str, token: Option<&str>) -> McpClient {
+    let url = format!("{mcp}/mcp/$smart");
+    let mut c = match token {
+        Some(t) => McpClient::connect_authorized(&url, t).await,
+        None => McpClient::connect(&url).await,
+    };
+    assert!(
+        eventually(Duration::from_secs(20), async || {
+            let found = search(&mut c, QUERY).await;
+            found.iter().any(|n| n == "a__add") && found.iter().any(|n| n == "b__add")
+        })
+        .await,
+        "both add tools never found"
+    );
+    c
+}
+
+served_type! {
+    /// The real binary serving two fixture upstreams, `a` and `b`, with the same tools.
+    struct TwoFixtures {}
+}
+
+impl TwoFixtures {
+    async fn start(a: &str, b: &str, extra: &[&str]) -> TwoFixtures {
+        TwoFixtures {
+            served: Served::builder(ADMIN)
+                .name("usage")
+                .servers(json!({"mcpServers": {"a": http_entry(a), "b": http_entry(b)}}))
+                .args(extra)
+                .start()
+                .await,
+        }
+    }
+
+    /// Activity rows of the default tenant for `query`, once at least `n` are written.
+    async fn logs(&self, query: &str, n: usize) -> Vec<Value> {
+        let mut items = Vec::new();
+        for _ in 0..100 {
+            let resp = self
+                .http
+                .get(format!("{}/api/v1/logs?{query}", self.main))
+                .bearer_auth(ADMIN)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            let body: Value = resp.json().await.unwrap();
+            items = body["items"].as_array().unwrap().clone();
+            if items.len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        items
+    }
+}
+
+#[tokio::test]
+async fn calls_lift_a_tool_above_an_equal_match_through_mcp_and_call_tool() {
+    let a = spawn_http(FixtureOptions::new("a")).await.unwrap();
+    let b = spawn_http(FixtureOptions::new("b")).await.unwrap();
+    let hub = TwoFixtures::start(&a.url, &b.url, &[]).await;
+    let mut smart = smart_client(&hub.mcp, Some(ADMIN)).await;
+
+    // A tie: the first server's tool comes first.
+    let before = search(&mut smart, QUERY).await;
+    assert_eq!(&before[..2], ["a__add", "b__add"], "{before:?}");
+
+    // One call of b__add through the smart endpoint's call_tool, one through /mcp.
+    let r = smart
+        .call(
+            "call_tool",
+            json!({"name": "b__add", "arguments": {"a": 1, "b": 2}}),
+        )
+        .await;
+    assert_eq!(text_of(&r), "3", "{r}");
+    let mut direct = McpClient::connect_authorized(&format!("{}/mcp", hub.mcp), ADMIN).await;
+    let r = direct.call("b__add", json!({"a": 20, "b": 22})).await;
+    assert_eq!(text_of(&r), "42", "{r}");
+    let after = search(&mut smart, QUERY).await;
+    assert_eq!(&after[..2], ["b__add", "a__add"], "{after:?}");
+
+    // Only a tie is settled: a query that matches echo better still finds echo first.
+    let echo = search(&mut smart, "echo a message back").await;
+    assert!(echo[0].ends_with("__echo"), "{echo:?}");
+
+    // Calls of unknown tools count for nothing (and get their usual error).
+    for _ in 0..5 {
+        let r = smart
+            .request(
+                "tools/call",
+                json!({"name": "call_tool", "arguments": {"name": "a__nope", "arguments": {}}}),
+            )
+            .await;
+        assert!(
+            r.get("error").is_some() || r["result"]["isError"] == true,
+            "{r}"
+        );
+    }
+    assert_eq!(&search(&mut smart, QUERY).await[..2], ["b__add", "a__add"]);
+
+    // The activity log records call_tool as the tool it called, on its server.
+    let rows = hub.logs("tool=b__add", 2).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for row in &rows {
+        assert_eq!(row["server"], "b", "{row}");
+        assert_eq!(row["method"], "tools/call", "{row}");
+        assert_eq!(row["status"], "ok", "{row}");
+    }
+    let endpoints: Vec<&str> = rows
+        .iter()
+        .map(|r| r["endpoint"].as_str().unwrap())
+        .collect();
+    assert!(
+        endpoints.iter().any(|e| e.contains("smart")),
+        "{endpoints:?}"
+    );
+}
+
+#[tokio::test]
+async fn without_the_prior_calls_do_not_change_the_order() {
+    let a = spawn_http(FixtureOptions::new("a")).await.unwrap();
+    let b = spawn_http(FixtureOptions::new("b")).await.unwrap();
+    let hub = TwoFixtures::start(&a.url, &b.url, &["--no-smart-usage-prior"]).await;
+    let mut smart = smart_client(&hub.mcp, Some(ADMIN)).await;
+    for i in 0..3 {
+        let r = smart
+            .call(
+                "call_tool",
+                json!({"name": "b__add", "arguments": {"a": i, "b": 1}}),
+            )
+            .await;
+        assert_eq!(text_of(&r), (i + 1).to_string(), "{r}");
+    }
+    let found = search(&mut smart, QUERY).await;
+    assert_eq!(&found[..2], ["a__add", "b__add"], "{found:?}");
+}
+
+/// One activity row of a routed (or refused) call.
+fn row(tenant: &str, method: &str, server: Option<&str>, target: &str, at: i64) -> ActivityRow {
+    ActivityRow {
+        at,
+        tenant: tenant.into(),
+        endpoint: "all".into(),
+        server: server.map(str::to_string),
+        method: method.into(),
+        target: Some(target.into()),
+        status: "ok".into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_restarted_hub_reads_its_call_history_back_from_the_activity_log() {
+    let dir = std::env::temp_dir().join(format!(
+        "sb-usage-history-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/sb.db", dir.display());
+    let key = SecretKey::generate().unwrap();
+
+    // What an earlier run of the hub wrote, oldest first (the log is appended in time
+    // order). Only the four b__add calls and the one a__add call count: not another
+    // tenant's calls, calls older than 7 days, prompts, or calls refused before routing.
+    let now = switchboard_control::now_ms();
+    let mut rows = Vec::new();
+    for i in 0..9 {
+        rows.push(row(
+            "default",
+            "tools/call",
+            Some("a"),
+            "a__add",
+            now - 8 * 86_400_000 + i,
+        ));
+    }
+    for i in 0..9 {
+        rows.push(row(
+            "other",
+            "tools/call",
+            Some("a"),
+            "a__add",
+            now - 300_000 + i,
+        ));
+        rows.push(row(
+            "default",
+            "prompts/get",
+            Some("a"),
+            "a__add",
+            now - 300_000 + i,
+        ));
+        rows.push(row(
+            "default",
+            "tools/call",
+            None,
+            "a__add",
+            now - 300_000 + i,
+        ));
+    }
+    for i in 0..4 {
+        rows.push(row(
+            "default",
+            "tools/call",
+            Some("b"),
+            "b__add",
+            now - 200_000 + i,
+        ));
+    }
+    rows.push(row(
+        "default",
+        "tools/call",
+        Some("a"),
+        "a__add",
+        now - 1_000,
+    ));
+    {
+        let store = switchboard_store::open(&url, key.clone()).await.unwrap();
+        store.insert_activity(Arc::from(rows)).await.unwrap();
+    }
+
+    let a = spawn_http(FixtureOptions::new("a")).await.unwrap();
+    let b = spawn_http(FixtureOptions::new("b")).await.unwrap();
+    let app = TestApp::builder()
+        .database(&url)
+        .secret_key(key)
+        .start()
+        .await;
+    app.add("a", http_entry(&a.url)).await;
+    app.add("b", http_entry(&b.url)).await;
+    app.ready("a").await;
+    app.ready("b").await;
+    assert!(
+        eventually(Duration::from_secs(10), async || app
+            .hub
+            .tool_calls_counted("b__add")
+            == 4)
+        .await,
+        "history never loaded: b__add counted {}",
+        app.hub.tool_calls_counted("b__add")
+    );
+    assert_eq!(app.hub.tool_calls_counted("a__add"), 1);
+
+    let mut smart = smart_client(&format!("http://{}", app.mcp), None).await;
+    let found = search(&mut smart, QUERY).await;
+    assert_eq!(&found[..2], ["b__add", "a__add"], "{found:?}");
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
