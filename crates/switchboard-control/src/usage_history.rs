@@ -41,15 +41,23 @@ pub(crate) fn spawn_loader(control: Weak<ControlPlane>) {
                 return;
             }
         };
-        // Calls the hub routed (it knew the server), as it counts them itself.
+        // Calls the hub routed (it knew the server), as it counts them itself: by their
+        // `/mcp` name, which a single server's endpoint (`/mcp/{server}`) leaves unprefixed.
+        let sep = &control.hub.config().separator;
         let mut calls: HashMap<String, u32> = HashMap::new();
         for s in samples {
-            if s.method == "tools/call"
-                && s.server.is_some()
-                && let Some(tool) = s.target
-            {
-                *calls.entry(tool).or_default() += 1;
+            let (Some(server), Some(tool)) = (s.server, s.target) else {
+                continue;
+            };
+            if s.method != "tools/call" {
+                continue;
             }
+            let name = if s.endpoint == format!("server:{server}") {
+                format!("{server}{sep}{tool}")
+            } else {
+                tool
+            };
+            *calls.entry(name).or_default() += 1;
         }
         tracing::debug!(tenant = %tenant, tools = calls.len(), "usage prior history loaded");
         control.hub.add_call_history(calls);

@@ -147,6 +147,8 @@ pub struct Target<'a> {
     pub item: Option<&'a Item>,
     /// The name or URI to send upstream.
     pub original: String,
+    /// A tool's or prompt's name on prefixed views (`/mcp`, groups), whatever view named it.
+    pub exported: Option<&'a str>,
 }
 
 /// The snapshot.
@@ -391,6 +393,7 @@ impl Merged {
             entry,
             item: Some(item),
             original: item.key.clone(),
+            exported: Some(&named.exported),
         })
     }
 
@@ -466,6 +469,7 @@ impl Merged {
                     entry,
                     item: Some(item),
                     original: item.key.clone(),
+                    exported: None,
                 });
             }
         }
@@ -478,6 +482,7 @@ impl Merged {
                 entry,
                 item: None,
                 original: original.to_string(),
+                exported: None,
             });
         }
         let visible: Vec<&Entry> = self.visible(view).collect();
@@ -487,6 +492,7 @@ impl Merged {
                     entry,
                     item: Some(&entry.catalog.resources[i]),
                     original: uri.to_string(),
+                    exported: None,
                 });
             }
         }
@@ -508,6 +514,7 @@ impl Merged {
                 entry,
                 item: None,
                 original: uri.to_string(),
+                exported: None,
             });
         }
         let with_resources: Vec<&&Entry> = visible
@@ -519,6 +526,7 @@ impl Merged {
                 entry: only,
                 item: None,
                 original: uri.to_string(),
+                exported: None,
             }),
             _ => None,
         }

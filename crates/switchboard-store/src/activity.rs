@@ -87,6 +87,8 @@ pub struct ActivitySample {
     pub server: Option<String>,
     /// JSON-RPC method.
     pub method: String,
+    /// The endpoint's view (`all`, `group:g`, `server:s`, `smart`, ...).
+    pub endpoint: String,
     /// Tool, prompt or URI.
     pub target: Option<String>,
     /// True for an error.
@@ -130,7 +132,7 @@ pub(crate) const LIST_ACTIVITY: &str = "SELECT id, at, tenant, principal, endpoi
     AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR principal = $5) \
     AND ($6 IS NULL OR at >= $6) AND ($7 IS NULL OR at < $7) AND ($8 IS NULL OR id < $8) \
     AND ($10 IS NULL OR id >= $10) ORDER BY id DESC LIMIT $9";
-pub(crate) const ACTIVITY_SAMPLES: &str = "SELECT at, server, target, status, duration_us, method \
+pub(crate) const ACTIVITY_SAMPLES: &str = "SELECT at, server, target, status, duration_us, method, endpoint \
     FROM activity_log WHERE tenant = $1 AND id >= $2 AND at >= $3 \
     AND ($4 IS NULL OR principal = $4) ORDER BY id DESC LIMIT $5";
 pub(crate) const DELETE_ACTIVITY_BEFORE: &str =
@@ -282,6 +284,7 @@ macro_rules! impl_activity {
                             error: status != "ok",
                             duration_us: row.try_get(4).map_err(db_error)?,
                             method: row.try_get(5).map_err(db_error)?,
+                            endpoint: row.try_get(6).map_err(db_error)?,
                         })
                     })
                     .collect()

@@ -113,8 +113,11 @@ impl Hub {
                 quote(&target.original),
             );
         }
-        if kind == ListKind::Tools {
-            self.inner.smart.record_call(&name);
+        if kind == ListKind::Tools
+            && let Some(exported) = target.exported
+        {
+            // Under its `/mcp` name, whichever endpoint the client called it on.
+            self.inner.smart.record_call(exported);
         }
         let retry_safe =
             kind != ListKind::Tools || target.item.is_some_and(|t| t.read_only || t.idempotent);

@@ -2,8 +2,9 @@
 //! tenant's clients call more often comes first. Two fixture upstreams offer the same tools,
 //! so `a__add` and `b__add` tie on every ranker and only calls can separate them. Calls made
 //! through `/mcp` and through the smart endpoint's `call_tool` both count; the activity log
-//! records a `call_tool` as the tool it called; a restarted hub gets its history back from
-//! the activity log (its own tenant's routed tool calls of the last 7 days, nothing else);
+//! records a `call_tool` as the tool it called; a call on a server's own endpoint counts for
+//! the tool's `/mcp` name; a restarted hub gets its history back from the activity log (its
+//! own tenant's routed tool calls of the last 7 days, nothing else);
 //! `--no-smart-usage-prior` turns the prior off.
 
 use std::sync::Arc;
@@ -242,6 +243,11 @@ async fn a_restarted_hub_reads_its_call_history_back_from_the_activity_log() {
             now - 200_000 + i,
         ));
     }
+    // A call on b's own endpoint, where the tool is plain `add`.
+    rows.push(ActivityRow {
+        endpoint: "server:b".into(),
+        ..row("default", "tools/call", Some("b"), "add", now - 100_000)
+    });
     rows.push(row(
         "default",
         "tools/call",
@@ -269,12 +275,19 @@ async fn a_restarted_hub_reads_its_call_history_back_from_the_activity_log() {
         eventually(Duration::from_secs(10), async || app
             .hub
             .tool_calls_counted("b__add")
-            == 4)
+            == 5)
         .await,
         "history never loaded: b__add counted {}",
         app.hub.tool_calls_counted("b__add")
     );
     assert_eq!(app.hub.tool_calls_counted("a__add"), 1);
+    assert_eq!(app.hub.tool_calls_counted("add"), 0);
+
+    // A live call on b's own endpoint counts under the /mcp name too.
+    let mut own = app.client("/mcp/b").await;
+    let r = own.call("add", json!({"a": 1, "b": 1})).await;
+    assert_eq!(text_of(&r), "2", "{r}");
+    assert_eq!(app.hub.tool_calls_counted("b__add"), 6);
 
     let mut smart = smart_client(&format!("http://{}", app.mcp), None).await;
     let found = search(&mut smart, QUERY).await;
