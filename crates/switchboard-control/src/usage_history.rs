@@ -1,9 +1,10 @@
-//! The usage prior's memory across restarts: when a tenant's plane starts, the tool calls its
-//! hub routed in the last [`HISTORY`] are read back from the activity log (at most
-//! [`HISTORY_ROWS`] rows, newest first) and counted into the hub's tool search, off the
-//! start-up path. A store that cannot answer costs the prior its history, nothing else.
+//! The usage prior's memory across restarts: when a tenant's plane starts, the successful
+//! tool calls its hub routed in the last [`HISTORY`] are counted in the activity log, per
+//! tool and hour (one grouped query, at most [`HISTORY_GROUPS`] groups, given
+//! [`READ_TIMEOUT`]), and handed to the hub's tool search, off the start-up path. Calls
+//! made after the plane started are left out: the hub counts those itself. A store that
+//! cannot answer costs the prior its history, nothing else.
 
-use std::collections::HashMap;
 use std::sync::Weak;
 use std::time::Duration;
 
@@ -12,11 +13,17 @@ use crate::{ControlPlane, now_ms};
 /// How far back the history reaches.
 pub const HISTORY: Duration = Duration::from_secs(7 * 86_400);
 
-/// Most activity rows read for it.
-pub const HISTORY_ROWS: i64 = 200_000;
+/// Most (tool, hour) counts read.
+pub const HISTORY_GROUPS: i64 = 100_000;
+
+/// How long the read may take.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+const HOUR_MS: i64 = 3_600_000;
 
 /// Reads the history in the background and hands it to the plane's hub.
 pub(crate) fn spawn_loader(control: Weak<ControlPlane>) {
+    let started = now_ms();
     tokio::spawn(async move {
         let Some(control) = control.upgrade() else {
             return;
@@ -24,15 +31,14 @@ pub(crate) fn spawn_loader(control: Weak<ControlPlane>) {
         if !control.hub.usage_prior_enabled() {
             return;
         }
+        let (store, hub) = (control.store.clone(), control.hub.clone());
         let tenant = control.config.tenant.clone();
-        let since = now_ms() - HISTORY.as_millis() as i64;
-        let samples = match control
-            .store
-            .activity_samples(&tenant, None, since, HISTORY_ROWS)
-            .await
-        {
-            Ok(s) => s,
-            Err(e) => {
+        drop(control);
+        let since = started - HISTORY.as_millis() as i64;
+        let read = store.tool_call_hours(&tenant, since, started, HISTORY_GROUPS);
+        let hours = match tokio::time::timeout(READ_TIMEOUT, read).await {
+            Ok(Ok(hours)) => hours,
+            Ok(Err(e)) => {
                 tracing::warn!(
                     message = "Cannot read the tool call history for the usage prior; it starts empty.",
                     tenant = %tenant,
@@ -40,26 +46,20 @@ pub(crate) fn spawn_loader(control: Weak<ControlPlane>) {
                 );
                 return;
             }
-        };
-        // Calls the hub routed (it knew the server), as it counts them itself: by their
-        // `/mcp` name, which a single server's endpoint (`/mcp/{server}`) leaves unprefixed.
-        let sep = &control.hub.config().separator;
-        let mut calls: HashMap<String, u32> = HashMap::new();
-        for s in samples {
-            let (Some(server), Some(tool)) = (s.server, s.target) else {
-                continue;
-            };
-            if s.method != "tools/call" {
-                continue;
+            Err(_) => {
+                tracing::warn!(
+                    message = "Reading the tool call history for the usage prior timed out; it starts empty.",
+                    tenant = %tenant,
+                    timeout_s = READ_TIMEOUT.as_secs()
+                );
+                return;
             }
-            let name = if s.endpoint == format!("server:{server}") {
-                format!("{server}{sep}{tool}")
-            } else {
-                tool
-            };
-            *calls.entry(name).or_default() += 1;
-        }
-        tracing::debug!(tenant = %tenant, tools = calls.len(), "usage prior history loaded");
-        control.hub.add_call_history(calls);
+        };
+        tracing::debug!(tenant = %tenant, groups = hours.len(), "usage prior history loaded");
+        // An hour's calls count as made in its middle (or at the start, for this hour's).
+        hub.add_call_history(hours.into_iter().map(|h| {
+            let at = (h.hour * HOUR_MS + HOUR_MS / 2).min(started);
+            (h.target, h.calls as f64, at as f64 / 1000.0)
+        }));
     });
 }

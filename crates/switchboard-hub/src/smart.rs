@@ -190,34 +190,42 @@ impl SmartCatalog {
     pub fn new(semantic: Option<Arc<Semantic>>, usage_prior: bool) -> SmartCatalog {
         SmartCatalog {
             semantic,
-            usage: usage_prior.then(Mutex::default),
+            usage: usage_prior.then(|| Mutex::new(Counts::new(unix_secs()))),
             ..Default::default()
         }
     }
 
-    /// Counts a `tools/call` routed to `name` (the exported name), for the usage prior.
+    /// Whether calls are counted (the usage prior is on).
+    pub(crate) fn counts_calls(&self) -> bool {
+        self.usage.is_some()
+    }
+
+    /// Counts a successful `tools/call` of `name` (the exported name), for the usage prior.
     pub(crate) fn record_call(&self, name: &str) {
         if let Some(usage) = &self.usage {
-            usage.lock().expect("usage counts").record(name);
+            usage
+                .lock()
+                .expect("usage counts")
+                .record(name, unix_secs());
         }
     }
 
-    /// Adds calls read back from the activity log (exported tool name, calls): the prior
-    /// then starts from the hub's recent history instead of from nothing.
-    pub fn add_history(&self, calls: impl IntoIterator<Item = (String, u32)>) {
+    /// Adds calls read back from the activity log (exported tool name, calls, when in Unix
+    /// seconds): the prior then starts from the hub's recent history instead of from nothing.
+    pub fn add_history(&self, calls: impl IntoIterator<Item = (String, f64, f64)>) {
         if let Some(usage) = &self.usage {
             let mut usage = usage.lock().expect("usage counts");
-            for (name, n) in calls {
-                usage.add(&name, n);
+            for (name, n, at) in calls {
+                usage.add(&name, n, at);
             }
         }
     }
 
-    /// Calls counted for `name` (0 when the prior is off).
-    pub fn calls(&self, name: &str) -> u32 {
-        self.usage
-            .as_ref()
-            .map_or(0, |u| u.lock().expect("usage counts").calls(name))
+    /// Calls counted for `name`, decayed to now (0 when the prior is off).
+    pub fn calls(&self, name: &str) -> f64 {
+        self.usage.as_ref().map_or(0.0, |u| {
+            u.lock().expect("usage counts").calls(name, unix_secs())
+        })
     }
 
     fn analyzer(&self) -> &Analyzer {
@@ -306,32 +314,33 @@ impl SmartCatalog {
         };
         // The rankers run first; the usage counts are locked only to fuse (a routed call
         // takes the same lock to count itself).
-        let counted = self
-            .usage
-            .as_ref()
-            .filter(|u| !u.lock().expect("usage counts").is_empty());
-        let hits = match (query_vector, counted) {
-            (Some(q), _) => {
+        let usage = self.usage.as_ref();
+        let now = unix_secs();
+        let hits = match query_vector {
+            Some(q) => {
                 let depth = Fusion::TUNED.depth.max(limit);
                 let lexical = idx.index.search(self.analyzer(), query, depth, allow);
                 let semantic = idx.vectors.lock().expect("vectors").search(q, depth, allow);
-                match counted {
-                    Some(u) => {
-                        let u = u.lock().expect("usage counts");
-                        let prior = |d: usize| u.prior(&idx.docs[d].name);
-                        fuse_with(&lexical, &semantic, Fusion::TUNED, limit, prior)
-                    }
-                    None => fuse_with(&lexical, &semantic, Fusion::TUNED, limit, |_| 0.0),
-                }
+                let counts = usage.map(|u| u.lock().expect("usage counts"));
+                let prior = |d: usize| {
+                    counts
+                        .as_ref()
+                        .map_or(0.0, |c| c.prior(&idx.docs[d].name, now))
+                };
+                fuse_with(&lexical, &semantic, Fusion::TUNED, limit, prior)
             }
-            (None, Some(u)) => {
+            None => {
+                // Scores are BM25F over the best hit's (1 for the best), with or without calls.
                 let depth = usage::LEXICAL_DEPTH.max(limit);
                 let lexical = idx.index.search(self.analyzer(), query, depth, allow);
-                let u = u.lock().expect("usage counts");
-                let prior = |d: usize| u.prior(&idx.docs[d].name);
+                let counts = usage.map(|u| u.lock().expect("usage counts"));
+                let prior = |d: usize| {
+                    counts
+                        .as_ref()
+                        .map_or(0.0, |c| c.prior(&idx.docs[d].name, now))
+                };
                 usage::rerank_lexical(&lexical, usage::LEXICAL, limit, prior)
             }
-            (None, None) => idx.index.search(self.analyzer(), query, limit, allow),
         };
         Ok(hits
             .into_iter()
@@ -361,19 +370,26 @@ impl SmartCatalog {
 impl Hub {
     /// Whether tool search uses the usage prior (`HubConfig::smart_usage_prior`).
     pub fn usage_prior_enabled(&self) -> bool {
-        self.inner.smart.usage.is_some()
+        self.inner.smart.counts_calls()
     }
 
-    /// Counts past tool calls (exported name, calls) into the usage prior, as read back from
-    /// the activity log; ignored when the prior is off.
-    pub fn add_call_history(&self, calls: impl IntoIterator<Item = (String, u32)>) {
+    /// Counts past tool calls (exported name, calls, when in Unix seconds) into the usage
+    /// prior, as read back from the activity log; ignored when the prior is off.
+    pub fn add_call_history(&self, calls: impl IntoIterator<Item = (String, f64, f64)>) {
         self.inner.smart.add_history(calls);
     }
 
-    /// Calls of tool `name` the usage prior has counted (0 when it is off).
-    pub fn tool_calls_counted(&self, name: &str) -> u32 {
+    /// Calls of tool `name` the usage prior has counted, decayed to now (0 when it is off).
+    pub fn tool_calls_counted(&self, name: &str) -> f64 {
         self.inner.smart.calls(name)
     }
+}
+
+/// Now, in Unix seconds: the usage prior's clock (the activity log's too).
+fn unix_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A meta-tool of a smart endpoint: `search_tools` and `describe_tool` answered here,

@@ -117,11 +117,11 @@ pub fn history(queries: &[Query], tools: usize, pick: impl Fn(usize) -> bool) ->
 
 /// The prior (`crate::usage::prior`) of every tool of a [`history`].
 pub fn priors(history: &[u32]) -> Vec<f32> {
-    let max = history.iter().copied().max().unwrap_or(0);
-    let total = history.iter().map(|&c| u64::from(c)).sum();
+    let max = f64::from(history.iter().copied().max().unwrap_or(0));
+    let total = history.iter().map(|&c| f64::from(c)).sum();
     history
         .iter()
-        .map(|&c| crate::usage::prior(c, max, total))
+        .map(|&c| crate::usage::prior(f64::from(c), max, total))
         .collect()
 }
 

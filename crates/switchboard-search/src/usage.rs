@@ -36,68 +36,118 @@ pub const CONFIDENT_AFTER: u64 = 100;
 pub const SHARE_SCALE: f32 = 10.0;
 
 /// The prior of a tool called `calls` times when the most called tool has `max` calls and
-/// `total` calls were counted in all.
-pub fn prior(calls: u32, max: u32, total: u64) -> f32 {
-    if calls == 0 || max == 0 {
+/// `total` calls were counted in all (any unit, as long as it is the same for the three).
+pub fn prior(calls: f64, max: f64, total: f64) -> f32 {
+    if !(calls > 0.0 && max > 0.0) {
         return 0.0;
     }
-    let share = calls.min(max) as f32 / max as f32;
-    let confidence = (total as f32 / CONFIDENT_AFTER as f32).min(1.0);
+    let share = (calls / max).min(1.0) as f32;
+    let confidence = (total / CONFIDENT_AFTER as f64).min(1.0) as f32;
     ((SHARE_SCALE * share).ln_1p() / SHARE_SCALE.ln_1p()).clamp(0.0, 1.0) * confidence
 }
 
-/// Calls per tool, by name: what the prior is computed from.
-#[derive(Debug, Default, Clone)]
+/// How fast calls are forgotten: a call counts half as much after this many seconds.
+pub const HALF_LIFE_SECS: f64 = 7.0 * 86_400.0;
+
+/// Calls per tool, by name, each weighing less the older it is (half after
+/// [`HALF_LIFE_SECS`]): what the prior is computed from. A tool that is no longer called
+/// fades out of the shares instead of holding the maximum forever.
+///
+/// Times are seconds on any clock that all callers share (the hub uses Unix time). Decay
+/// costs nothing per call: a call at time `t` adds `2^((t - base) / half-life)` and every
+/// figure is read relative to the same scale, which is brought back to 1 (and names whose
+/// weight has faded to nothing dropped) when it grows past 10^12, about every 280 days.
+#[derive(Debug, Clone)]
 pub struct Counts {
-    calls: HashMap<Box<str>, u32>,
-    max: u32,
-    total: u64,
+    weights: HashMap<Box<str>, f64>,
+    max: f64,
+    total: f64,
+    base: f64,
 }
 
 impl Counts {
     /// Most distinct names kept; calls to further names are not counted.
     pub const MAX_NAMES: usize = 65_536;
 
-    /// Counts one call of `name`.
-    pub fn record(&mut self, name: &str) {
-        self.add(name, 1);
+    /// When the scale is brought back to 1.
+    const RESCALE_ABOVE: f64 = 1e12;
+
+    /// No calls, on a clock that reads `now`.
+    pub fn new(now: f64) -> Counts {
+        Counts {
+            weights: HashMap::new(),
+            max: 0.0,
+            total: 0.0,
+            base: now,
+        }
     }
 
-    /// Adds `calls` calls of `name` at once (a history read back from storage).
-    pub fn add(&mut self, name: &str, calls: u32) {
-        if calls == 0 {
+    /// The weight of a call at `at`.
+    fn scale(&self, at: f64) -> f64 {
+        ((at - self.base) / HALF_LIFE_SECS).exp2()
+    }
+
+    /// Counts one call of `name` at `at`.
+    pub fn record(&mut self, name: &str, at: f64) {
+        self.add(name, 1.0, at);
+    }
+
+    /// Adds `calls` calls of `name` made at `at` (a history read back from storage).
+    pub fn add(&mut self, name: &str, calls: f64, at: f64) {
+        if !(calls > 0.0 && at.is_finite()) {
             return;
         }
-        if let Some(n) = self.calls.get_mut(name) {
-            *n = n.saturating_add(calls);
-            self.max = self.max.max(*n);
-        } else if self.calls.len() < Self::MAX_NAMES {
-            self.calls.insert(name.into(), calls);
-            self.max = self.max.max(calls);
+        let mut scale = self.scale(at);
+        if scale > Self::RESCALE_ABOVE {
+            self.rebase(at);
+            scale = 1.0;
+        }
+        let w = calls * scale;
+        if let Some(x) = self.weights.get_mut(name) {
+            *x += w;
+            self.max = self.max.max(*x);
+        } else if self.weights.len() < Self::MAX_NAMES {
+            self.weights.insert(name.into(), w);
+            self.max = self.max.max(w);
         } else {
             return;
         }
-        self.total = self.total.saturating_add(u64::from(calls));
+        self.total += w;
     }
 
-    /// Calls of `name` so far.
-    pub fn calls(&self, name: &str) -> u32 {
-        self.calls.get(name).copied().unwrap_or(0)
+    /// Moves the scale's origin to `at`.
+    fn rebase(&mut self, at: f64) {
+        let f = 1.0 / self.scale(at);
+        self.weights.retain(|_, w| {
+            *w *= f;
+            *w > 1e-9
+        });
+        self.max *= f;
+        self.total *= f;
+        self.base = at;
     }
 
-    /// The prior of `name` (see [`prior`]).
-    pub fn prior(&self, name: &str) -> f32 {
-        prior(self.calls(name), self.max, self.total)
+    /// Calls of `name`, decayed to `now`.
+    pub fn calls(&self, name: &str, now: f64) -> f64 {
+        self.weights.get(name).map_or(0.0, |w| w / self.scale(now))
+    }
+
+    /// The prior of `name` at `now` (see [`prior`]).
+    pub fn prior(&self, name: &str, now: f64) -> f32 {
+        match self.weights.get(name) {
+            Some(&w) => prior(w, self.max, self.total / self.scale(now)),
+            None => 0.0,
+        }
     }
 
     /// True before any call was counted.
     pub fn is_empty(&self) -> bool {
-        self.max == 0
+        self.weights.is_empty()
     }
 
     /// Distinct names counted.
     pub fn len(&self) -> usize {
-        self.calls.len()
+        self.weights.len()
     }
 }
 
@@ -135,49 +185,83 @@ mod tests {
 
     #[test]
     fn the_prior_is_zero_for_unused_tools_and_one_for_the_most_used() {
-        let all = CONFIDENT_AFTER;
-        assert_eq!(prior(0, 0, 0), 0.0);
-        assert_eq!(prior(0, 50, all), 0.0);
-        assert_eq!(prior(50, 50, all), 1.0);
-        let tenth = prior(5, 50, all); // ln 2 / ln 11
+        let all = CONFIDENT_AFTER as f64;
+        assert_eq!(prior(0.0, 0.0, 0.0), 0.0);
+        assert_eq!(prior(0.0, 50.0, all), 0.0);
+        assert_eq!(prior(50.0, 50.0, all), 1.0);
+        let tenth = prior(5.0, 50.0, all); // ln 2 / ln 11
         assert!((tenth - 2f32.ln() / 11f32.ln()).abs() < 1e-6, "{tenth}");
         // Scale-free: the same shares give the same prior.
-        assert!((prior(5, 50, all) - prior(5_000, 50_000, 1_000_000)).abs() < 1e-6);
-        assert!(prior(1, 1_000_000, 1_000_000) > 0.0);
+        assert!((prior(5.0, 50.0, all) - prior(5e3, 5e4, 1e6)).abs() < 1e-6);
+        assert!(prior(1.0, 1e6, 1e6) > 0.0);
         // Never above 1, even for a count above the recorded maximum.
-        assert_eq!(prior(100, 10, all), 1.0);
+        assert_eq!(prior(100.0, 10.0, all), 1.0);
+        assert_eq!(prior(f64::NAN, 10.0, all), 0.0);
     }
 
     #[test]
     fn a_short_history_weighs_in_proportion() {
-        assert_eq!(prior(2, 2, 2), 2.0 / CONFIDENT_AFTER as f32);
-        assert_eq!(prior(50, 50, CONFIDENT_AFTER / 2), 0.5);
-        assert_eq!(prior(50, 50, 10 * CONFIDENT_AFTER), 1.0);
+        let all = CONFIDENT_AFTER as f64;
+        assert_eq!(prior(2.0, 2.0, 2.0), 2.0 / CONFIDENT_AFTER as f32);
+        assert_eq!(prior(50.0, 50.0, all / 2.0), 0.5);
+        assert_eq!(prior(50.0, 50.0, 10.0 * all), 1.0);
     }
 
     #[test]
     fn counts_track_the_maximum_and_stop_taking_new_names_when_full() {
-        let mut c = Counts::default();
+        let t = 1_700_000_000.0;
+        let mut c = Counts::new(t);
         assert!(c.is_empty());
-        c.record("a");
-        c.record("a");
-        c.record("b");
-        assert_eq!((c.calls("a"), c.calls("b"), c.calls("z")), (2, 1, 0));
-        assert_eq!(c.prior("a"), 3.0 / CONFIDENT_AFTER as f32);
-        assert!(c.prior("b") > 0.0 && c.prior("b") < c.prior("a"));
-        c.add("b", CONFIDENT_AFTER as u32);
-        assert_eq!(c.prior("b"), 1.0);
-        assert!(c.prior("a") < 1.0);
+        c.record("a", t);
+        c.record("a", t);
+        c.record("b", t);
+        assert_eq!(
+            (c.calls("a", t), c.calls("b", t), c.calls("z", t)),
+            (2.0, 1.0, 0.0)
+        );
+        assert_eq!(c.prior("a", t), 3.0 / CONFIDENT_AFTER as f32);
+        assert!(c.prior("b", t) > 0.0 && c.prior("b", t) < c.prior("a", t));
+        c.add("b", CONFIDENT_AFTER as f64, t);
+        assert_eq!(c.prior("b", t), 1.0);
+        assert!(c.prior("a", t) < 1.0);
+        // Nothing for no calls, a negative count or a time that is not a number.
+        c.add("c", 0.0, t);
+        c.add("c", -3.0, t);
+        c.add("c", 1.0, f64::NAN);
+        assert_eq!(c.len(), 2);
 
-        let mut full = Counts::default();
+        let mut full = Counts::new(t);
         for i in 0..Counts::MAX_NAMES {
-            full.add(&format!("t{i}"), 1);
+            full.add(&format!("t{i}"), 1.0, t);
         }
-        full.record("one-too-many");
-        assert_eq!(full.calls("one-too-many"), 0);
+        full.record("one-too-many", t);
+        assert_eq!(full.calls("one-too-many", t), 0.0);
         assert_eq!(full.len(), Counts::MAX_NAMES);
-        full.record("t0");
-        assert_eq!(full.calls("t0"), 2);
+        full.record("t0", t);
+        assert_eq!(full.calls("t0", t), 2.0);
+    }
+
+    #[test]
+    fn calls_fade_with_a_half_life_and_a_tool_no_longer_called_gives_way() {
+        let t = 1_700_000_000.0;
+        let week = HALF_LIFE_SECS;
+        let mut c = Counts::new(t);
+        c.add("old", 200.0, t);
+        assert!((c.calls("old", t + week) - 100.0).abs() < 1e-9);
+        assert!((c.calls("old", t + 3.0 * week) - 25.0).abs() < 1e-9);
+        // Three weeks on, 40 calls of "new" outweigh the 200 old ones (25 by then).
+        c.add("new", 40.0, t + 3.0 * week);
+        let now = t + 3.0 * week;
+        assert!(c.prior("new", now) > c.prior("old", now));
+        // Confidence follows the decayed total: 65 calls' worth, under 100.
+        assert!((c.prior("new", now) - prior(40.0, 40.0, 65.0)).abs() < 1e-6);
+        assert!((c.prior("old", now) - prior(25.0, 40.0, 65.0)).abs() < 1e-6);
+        // Far ahead the scale is brought back to 1: shares are kept and faded names dropped.
+        let later = t + 300.0 * week;
+        c.record("new", later);
+        assert_eq!(c.len(), 1);
+        assert!((c.calls("new", later) - 1.0).abs() < 1e-9);
+        assert_eq!(c.prior("new", later), 1.0 / CONFIDENT_AFTER as f32);
     }
 
     #[test]

@@ -85,16 +85,23 @@ pub struct ActivitySample {
     pub at: i64,
     /// Server, when routed.
     pub server: Option<String>,
-    /// JSON-RPC method.
-    pub method: String,
-    /// The endpoint's view (`all`, `group:g`, `server:s`, `smart`, ...).
-    pub endpoint: String,
     /// Tool, prompt or URI.
     pub target: Option<String>,
     /// True for an error.
     pub error: bool,
     /// Microseconds.
     pub duration_us: i64,
+}
+
+/// One tool's calls in one hour, for tool search's usage prior.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCallHour {
+    /// The tool, as the client named it.
+    pub target: String,
+    /// The hour (Unix milliseconds / 3,600,000).
+    pub hour: i64,
+    /// Successful calls.
+    pub calls: i64,
 }
 
 /// Activity storage.
@@ -113,6 +120,16 @@ pub trait ActivityStore: Send + Sync {
         since: i64,
         limit: i64,
     ) -> Result<Vec<ActivitySample>, StoreError>;
+    /// A tenant's successful `tools/call`s that reached a server, from `since` to before
+    /// `until` (Unix milliseconds), counted per tool and hour: on every endpoint but a
+    /// single server's (which names tools without their prefix). The `limit` largest counts.
+    async fn tool_call_hours(
+        &self,
+        tenant: &str,
+        since: i64,
+        until: i64,
+        limit: i64,
+    ) -> Result<Vec<ToolCallHour>, StoreError>;
     /// Deletes rows older than `at`; returns how many.
     async fn delete_activity_before(&self, at: i64) -> Result<u64, StoreError>;
 }
@@ -132,9 +149,14 @@ pub(crate) const LIST_ACTIVITY: &str = "SELECT id, at, tenant, principal, endpoi
     AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR principal = $5) \
     AND ($6 IS NULL OR at >= $6) AND ($7 IS NULL OR at < $7) AND ($8 IS NULL OR id < $8) \
     AND ($10 IS NULL OR id >= $10) ORDER BY id DESC LIMIT $9";
-pub(crate) const ACTIVITY_SAMPLES: &str = "SELECT at, server, target, status, duration_us, method, endpoint \
+pub(crate) const ACTIVITY_SAMPLES: &str = "SELECT at, server, target, status, duration_us \
     FROM activity_log WHERE tenant = $1 AND id >= $2 AND at >= $3 \
     AND ($4 IS NULL OR principal = $4) ORDER BY id DESC LIMIT $5";
+pub(crate) const TOOL_CALL_HOURS: &str = "SELECT target, at / 3600000, COUNT(*) \
+    FROM activity_log WHERE tenant = $1 AND id >= $2 AND at >= $3 AND at < $4 \
+    AND method = 'tools/call' AND status = 'ok' AND server IS NOT NULL \
+    AND target IS NOT NULL AND endpoint NOT LIKE 'server:%' \
+    GROUP BY target, at / 3600000 ORDER BY 3 DESC LIMIT $5";
 pub(crate) const DELETE_ACTIVITY_BEFORE: &str =
     "DELETE FROM activity_log WHERE id < $1 AND at < $2";
 /// The first id from which rows start at `$1` or later, found by bisecting the primary key
@@ -283,11 +305,41 @@ macro_rules! impl_activity {
                             target: row.try_get(2).map_err(db_error)?,
                             error: status != "ok",
                             duration_us: row.try_get(4).map_err(db_error)?,
-                            method: row.try_get(5).map_err(db_error)?,
-                            endpoint: row.try_get(6).map_err(db_error)?,
                         })
                     })
                     .collect()
+            }
+
+            async fn tool_call_hours(
+                &self,
+                tenant: &str,
+                since: i64,
+                until: i64,
+                limit: i64,
+            ) -> Result<Vec<act::ToolCallHour>, StoreError> {
+                let Some(from) = self
+                    .activity_id_from(since.saturating_sub(act::TIME_DISORDER_MS))
+                    .await?
+                else {
+                    return Ok(Vec::new());
+                };
+                let rows: Vec<(String, i64, i64)> = sqlx::query_as(act::TOOL_CALL_HOURS)
+                    .bind(tenant.to_string())
+                    .bind(from)
+                    .bind(since)
+                    .bind(until)
+                    .bind(limit.max(1))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(target, hour, calls)| act::ToolCallHour {
+                        target,
+                        hour,
+                        calls,
+                    })
+                    .collect())
             }
 
             async fn delete_activity_before(&self, at: i64) -> Result<u64, StoreError> {

@@ -19,7 +19,7 @@ mod postgres;
 mod sql;
 mod sqlite;
 
-pub use activity::{ActivityQuery, ActivityRow, ActivitySample, ActivityStore};
+pub use activity::{ActivityQuery, ActivityRow, ActivitySample, ActivityStore, ToolCallHour};
 pub use crypto::{SecretKey, load_or_create_key};
 pub use identity::{
     ApiKeyRecord, AuditQuery, AuditRecord, IdentityStore, RateLimit, RefreshRecord, Role,

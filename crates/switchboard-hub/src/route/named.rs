@@ -113,12 +113,6 @@ impl Hub {
                 quote(&target.original),
             );
         }
-        if kind == ListKind::Tools
-            && let Some(exported) = target.exported
-        {
-            // Under its `/mcp` name, whichever endpoint the client called it on.
-            self.inner.smart.record_call(exported);
-        }
         let retry_safe =
             kind != ListKind::Tools || target.item.is_some_and(|t| t.read_only || t.idempotent);
         let route = Route {
@@ -126,7 +120,18 @@ impl Hub {
             retry_safe,
             uri_rewrite: None,
         };
-        self.forward(Call { req, route, splice }).await
+        // The usage prior counts a successful call under the tool's `/mcp` name, whichever
+        // endpoint named it.
+        let exported = (kind == ListKind::Tools && self.inner.smart.counts_calls())
+            .then_some(target.exported)
+            .flatten();
+        let reply = self.forward(Call { req, route, splice }).await;
+        if let (Some(name), Some(r)) = (exported, &reply)
+            && crate::observe::classify(r).is_none()
+        {
+            self.inner.smart.record_call(name);
+        }
+        reply
     }
 
     /// `completion/complete`, routed by its `ref`: a prompt's name or a resource's URI.

@@ -144,13 +144,14 @@ impl Hub {
         };
         if kind == ListKind::Tools && session.view.is_smart() && name == crate::smart::CALL_TOOL {
             // A smart endpoint's `call_tool` is recorded as the tool it calls.
+            // (`call_meta` refuses a meta-tool or a missing name: that stays `call_tool`.)
             match params
                 .and_then(|p| p.get("arguments"))
                 .and_then(|a| Fields::parse(a.get()))
                 .and_then(|a| a.get_str("name").map(|n| n.into_owned()))
             {
-                Some(inner) => name = inner.into(),
-                None => return (None, Some(name.into_owned()), true),
+                Some(inner) if !crate::smart::is_meta_tool(&inner) => name = inner.into(),
+                _ => return (None, Some(name.into_owned()), true),
             }
         }
         if kind == ListKind::Tools

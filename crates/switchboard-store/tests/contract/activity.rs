@@ -1,6 +1,7 @@
 //! The store contract's activity-log part (a submodule of `contract.rs`): a batch written
 //! in one call, read newest first per tenant with every filter, paged by id, trimmed by time,
-//! and time windows turned into id ranges without losing late rows.
+//! time windows turned into id ranges without losing late rows, and tool calls counted per
+//! hour for the search's usage prior.
 
 use super::*;
 
@@ -210,6 +211,65 @@ pub(super) async fn activity(store: &Arc<dyn Store>) {
     assert!(
         window(Some(200 * MIN), Some(300 * MIN), None)
             .await
+            .is_empty()
+    );
+    store.delete_activity_before(i64::MAX).await.unwrap();
+
+    // Successful routed tool calls per tool and hour (the search's usage history): not
+    // another tenant's, failed ones, prompts, refused ones (no server) or those on a
+    // server's own endpoint; `until` excluded; the largest counts first, at most `limit`.
+    const HOUR: i64 = 3_600_000;
+    let ok = |at: i64, tool: &str| activity_row("act-h", at, "s0", tool, true);
+    let mut rows = vec![ok(99 * HOUR, "t")];
+    for i in 0..3 {
+        rows.push(ok(100 * HOUR + i, "t"));
+    }
+    for i in 0..2 {
+        rows.push(ok(101 * HOUR + i, "t"));
+    }
+    rows.push(ok(101 * HOUR + 5, "u"));
+    rows.push(activity_row("act-h", 101 * HOUR, "s0", "t", false));
+    rows.push(activity_row("act-other", 101 * HOUR, "s0", "t", true));
+    rows.push(ActivityRow {
+        method: "prompts/get".into(),
+        ..ok(101 * HOUR, "t")
+    });
+    rows.push(ActivityRow {
+        server: None,
+        ..ok(101 * HOUR, "t")
+    });
+    rows.push(ActivityRow {
+        endpoint: "server:s0".into(),
+        ..ok(101 * HOUR, "t")
+    });
+    rows.push(ok(102 * HOUR, "t"));
+    store.insert_activity(rows.into()).await.unwrap();
+    let hours = |limit: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .tool_call_hours("act-h", 100 * HOUR, 102 * HOUR, limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|h| (h.target, h.hour, h.calls))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        hours(10).await,
+        vec![
+            ("t".into(), 100, 3),
+            ("t".into(), 101, 2),
+            ("u".into(), 101, 1)
+        ]
+    );
+    assert_eq!(hours(1).await, vec![("t".into(), 100, 3)]);
+    assert!(
+        store
+            .tool_call_hours("act-h", 103 * HOUR, 104 * HOUR, 10)
+            .await
+            .unwrap()
             .is_empty()
     );
     store.delete_activity_before(i64::MAX).await.unwrap();
