@@ -88,7 +88,7 @@ pub fn meta_tool_definitions() -> Vec<String> {
                                 "server": {"type": "string"},
                                 "description": {"type": "string"},
                                 "inputSchema": {"type": "object"},
-                                "score": {"type": "number"}
+                                "score": {"type": "number", "description": "Relevance, higher is better, comparable within one search only (it includes how often this tenant calls the tool)."}
                             },
                             "required": ["name", "server", "score"]
                         }

@@ -40,6 +40,8 @@ pub(super) struct FoundTool {
     /// The prefixed name to call it by (`server__tool`).
     name: String,
     server: String,
+    /// Relevance, higher is better, comparable within one search only: BM25F over the best
+    /// hit's (or cosine plus BM25F with an embedding model), plus the usage prior.
     score: f32,
     /// The definition as `/mcp` lists it.
     #[schema(value_type = Object)]
