@@ -2,9 +2,10 @@
 //! locally or refused) becomes a [`CallRecord`], handed to the hub's [`CallObserver`] without
 //! blocking. Without an observer nothing is built (one `OnceLock` load per request).
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
 
+use memchr::memmem;
 use switchboard_core::jsonrpc::{Envelope, Fields};
 
 /// Longest error message a record keeps (bytes, cut at a character boundary).
@@ -112,10 +113,14 @@ pub(crate) fn routed_method(method: &str) -> bool {
     )
 }
 
-/// Whether `text` has an `"error":` member, and an `"isError": true` one: one pass over the
-/// quotes, no parsing. Inside a JSON string the quotes would be escaped (`\"error\"`), so a
-/// match is a member name of some object.
+/// Whether `text` has an `"error":` member, and an `"isError": true` one: two vectorised
+/// substring scans, no parsing. Inside a JSON string the quotes would be escaped
+/// (`\"error\"`), so a match is a member name of some object.
 fn error_members(text: &str) -> (bool, bool) {
+    static ERROR: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"\"error\""));
+    static IS_ERROR: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"\"isError\""));
     let bytes = text.as_bytes();
     let value_after = |mut j: usize| {
         while bytes.get(j).is_some_and(u8::is_ascii_whitespace) {
@@ -130,15 +135,10 @@ fn error_members(text: &str) -> (bool, bool) {
         }
         Some(&bytes[j..])
     };
-    let (mut error, mut is_error) = (false, false);
-    for (i, _) in bytes.iter().enumerate().filter(|(_, b)| **b == b'"') {
-        let rest = &bytes[i..];
-        if rest.starts_with(b"\"error\"") {
-            error |= value_after(i + 7).is_some();
-        } else if rest.starts_with(b"\"isError\"") {
-            is_error |= value_after(i + 9).is_some_and(|v| v.starts_with(b"true"));
-        }
-    }
+    let error = ERROR.find_iter(bytes).any(|i| value_after(i + 7).is_some());
+    let is_error = IS_ERROR
+        .find_iter(bytes)
+        .any(|i| value_after(i + 9).is_some_and(|v| v.starts_with(b"true")));
     (error, is_error)
 }
 
