@@ -125,6 +125,26 @@ pub fn priors(history: &[u32]) -> Vec<f32> {
         .collect()
 }
 
+/// The metrics of lexical search on held-out questions, reordered by the usage prior with
+/// the tuning split's calls as history, as the hub searches without vectors: the best
+/// `usage::LEXICAL_DEPTH` hits, scored over the best one, plus the prior.
+pub fn evaluate_lexical_with_history(
+    index: &Index,
+    analyzer: &Analyzer,
+    tools: usize,
+    queries: &[Query],
+) -> Metrics {
+    use crate::usage;
+    let prior = priors(&history(queries, tools, |i| in_split(i, Split::Tuning)));
+    evaluate_by(queries, Split::HeldOut, |_, q| {
+        let hits = index.search(analyzer, &q.text, usage::LEXICAL_DEPTH, |_| true);
+        usage::rerank_lexical(&hits, usage::LEXICAL, 10, |d| prior[d])
+            .into_iter()
+            .map(|h| h.doc)
+            .collect()
+    })
+}
+
 /// The pooled tools: (name, definition).
 pub type Tools = Vec<(String, Value)>;
 

@@ -39,18 +39,12 @@ fn lexical_ranking_finds_the_right_tool_in_the_top_five_for_85_percent_of_held_o
     );
 
     // With the tuning split's calls as the history, the usage prior lifts held-out recall.
-    use switchboard_search::bfcl::{evaluate_by, history, in_split, priors};
-    use switchboard_search::usage;
-    let prior = priors(&history(&queries, tools.len(), |i| {
-        in_split(i, Split::Tuning)
-    }));
-    let used = evaluate_by(&queries, Split::HeldOut, |_, q| {
-        let hits = index.search(&analyzer, &q.text, usage::LEXICAL_DEPTH, |_| true);
-        usage::rerank_lexical(&hits, usage::LEXICAL, 10, |d| prior[d])
-            .into_iter()
-            .map(|h| h.doc)
-            .collect()
-    });
+    let used = switchboard_search::bfcl::evaluate_lexical_with_history(
+        &index,
+        &analyzer,
+        tools.len(),
+        &queries,
+    );
     // Measured: R@5 0.902, MRR 0.767.
     assert!(
         used.recall[1] >= 0.895 && used.recall[1] > ours.recall[1] + 0.02 && used.mrr > ours.mrr,

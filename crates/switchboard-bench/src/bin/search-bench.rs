@@ -20,7 +20,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use switchboard_search::bfcl::{
-    CATEGORIES, Query, Split, evaluate, evaluate_by, history, in_split, load, priors,
+    CATEGORIES, Query, Split, evaluate, evaluate_by, evaluate_lexical_with_history, history,
+    in_split, load, priors,
 };
 use switchboard_search::embed::{
     Kernel, MAX_QUERY_TOKENS, MAX_TOOL_TOKENS, Model, VectorIndex, tool_text,
@@ -135,16 +136,7 @@ fn run(dir: &Path, tune: bool) -> Result<Loaded, String> {
 
     // The usage prior, with the tuning split's questions as the call history: held-out
     // questions only (on the tuning split the history holds each question's own answer).
-    let prior = priors(&history(&queries, tools.len(), |i| {
-        in_split(i, Split::Tuning)
-    }));
-    let m = evaluate_by(&queries, Split::HeldOut, |_, q| {
-        let hits = lexical.search(&stemmed, &q.text, usage::LEXICAL_DEPTH, |_| true);
-        usage::rerank_lexical(&hits, usage::LEXICAL, 10, |d| prior[d])
-            .into_iter()
-            .map(|h| h.doc)
-            .collect()
-    });
+    let m = evaluate_lexical_with_history(&lexical, &stemmed, tools.len(), &queries);
     println!(
         "| lexical BM25F + usage prior (tuning split's calls as history) | held out | {:.3} | {:.3} | {:.3} | {:.3} |",
         m.recall[0], m.recall[1], m.recall[2], m.mrr

@@ -46,17 +46,6 @@ fn random_suffix() -> u64 {
         .as_nanos() as u64
 }
 
-/// The names `search_tools` finds, best first.
-async fn search(c: &mut McpClient, query: &str) -> Vec<String> {
-    let r = c.call("search_tools", json!({"query": query})).await;
-    r["structuredContent"]["tools"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no tools in {r}"))
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// Re-describes fixture tools: `(tool, new name, new description)`.
 fn redescribe(items: &[(&str, &str, &str)]) -> Overrides {
     let mut o = Overrides::new();
@@ -82,7 +71,7 @@ async fn first_within(
 ) -> Option<Duration> {
     let started = Instant::now();
     while started.elapsed() < limit {
-        if search(c, query).await.first().map(String::as_str) == Some(want) {
+        if c.search_tools(query).await.first().map(String::as_str) == Some(want) {
             return Some(started.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -99,7 +88,7 @@ async fn with_a_local_model_a_tool_is_found_by_meaning_and_changes_are_followed_
     let lexical = TestHub::start(file.clone()).await;
     lexical.hub.set_overrides(weather.clone());
     let mut c = lexical.client("/mcp/$smart").await;
-    let found = search(&mut c, "weather tomorrow").await;
+    let found = c.search_tools("weather tomorrow").await;
     assert!(!found.contains(&"local__outlook".to_string()), "{found:?}");
     lexical.stop().await;
 
@@ -125,7 +114,7 @@ async fn with_a_local_model_a_tool_is_found_by_meaning_and_changes_are_followed_
     assert!(
         took.is_some(),
         "not found by meaning: {:?}",
-        search(&mut c, "weather tomorrow").await
+        c.search_tools("weather tomorrow").await
     );
 
     // A changed definition is embedded and found within a second.
@@ -168,7 +157,7 @@ async fn with_a_local_model_a_tool_is_found_by_meaning_and_changes_are_followed_
     hub.hub.set_overrides(weather);
     let mut c = hub.client("/mcp/$smart").await;
     assert_eq!(
-        search(&mut c, "weather tomorrow").await[0],
+        c.search_tools("weather tomorrow").await[0],
         "local__outlook"
     );
     hub.stop().await;
@@ -258,7 +247,7 @@ async fn an_openai_compatible_embeddings_url_ranks_by_meaning_with_batched_autho
         .await
         .is_some(),
         "{:?}",
-        search(&mut c, "will it rain").await
+        c.search_tools("will it rain").await
     );
     // 150 generated tools plus the built-ins: several batches, none over 64 inputs.
     assert!(

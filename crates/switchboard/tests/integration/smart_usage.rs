@@ -20,17 +20,6 @@ use crate::common::*;
 const ADMIN: &str = "admin-token-for-usage-prior-tests";
 const QUERY: &str = "add two numbers together";
 
-/// The names `search_tools` finds for `query`, best first.
-async fn search(c: &mut McpClient, query: &str) -> Vec<String> {
-    let r = c.call("search_tools", json!({"query": query})).await;
-    r["structuredContent"]["tools"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no tools in {r}"))
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// A smart client that sees both `add` tools.
 async fn smart_client(mcp: &str, token: Option<&str>) -> McpClient {
     let url = format!("{mcp}/mcp/$smart");
@@ -40,7 +29,7 @@ async fn smart_client(mcp: &str, token: Option<&str>) -> McpClient {
     };
     assert!(
         eventually(Duration::from_secs(20), async || {
-            let found = search(&mut c, QUERY).await;
+            let found = c.search_tools(QUERY).await;
             found.iter().any(|n| n == "a__add") && found.iter().any(|n| n == "b__add")
         })
         .await,
@@ -97,7 +86,7 @@ async fn calls_lift_a_tool_above_an_equal_match_through_mcp_and_call_tool() {
     let mut smart = smart_client(&hub.mcp, Some(ADMIN)).await;
 
     // A tie: the first server's tool comes first.
-    let before = search(&mut smart, QUERY).await;
+    let before = smart.search_tools(QUERY).await;
     assert_eq!(&before[..2], ["a__add", "b__add"], "{before:?}");
 
     // Failed calls count for nothing: b__add with arguments it refuses, and a tool that
@@ -124,7 +113,7 @@ async fn calls_lift_a_tool_above_an_equal_match_through_mcp_and_call_tool() {
             "{r}"
         );
     }
-    let failed = search(&mut smart, QUERY).await;
+    let failed = smart.search_tools(QUERY).await;
     assert_eq!(&failed[..2], ["a__add", "b__add"], "{failed:?}");
 
     // One call of b__add through the smart endpoint's call_tool, one through /mcp.
@@ -138,12 +127,12 @@ async fn calls_lift_a_tool_above_an_equal_match_through_mcp_and_call_tool() {
     let mut direct = McpClient::connect_authorized(&format!("{}/mcp", hub.mcp), ADMIN).await;
     let r = direct.call("b__add", json!({"a": 20, "b": 22})).await;
     assert_eq!(text_of(&r), "42", "{r}");
-    let after = search(&mut smart, QUERY).await;
+    let after = smart.search_tools(QUERY).await;
     assert_eq!(&after[..2], ["b__add", "a__add"], "{after:?}");
 
     // Only a near tie is settled: for a query that matches echo better, b__add is found
     // (so its calls weigh in) but stays below both echo tools.
-    let echo = search(&mut smart, "echo a message back").await;
+    let echo = smart.search_tools("echo a message back").await;
     assert!(echo[..2].iter().all(|n| n.ends_with("__echo")), "{echo:?}");
     assert!(echo.iter().any(|n| n == "b__add"), "{echo:?}");
 
@@ -180,7 +169,7 @@ async fn without_the_prior_calls_do_not_change_the_order() {
             .await;
         assert_eq!(text_of(&r), (i + 1).to_string(), "{r}");
     }
-    let found = search(&mut smart, QUERY).await;
+    let found = smart.search_tools(QUERY).await;
     assert_eq!(&found[..2], ["a__add", "b__add"], "{found:?}");
 }
 
@@ -318,7 +307,7 @@ async fn a_restarted_hub_reads_its_call_history_back_from_the_activity_log() {
     assert!(near(counted("b__add"), 5.0), "{}", counted("b__add"));
 
     let mut smart = smart_client(&format!("http://{}", app.mcp), None).await;
-    let found = search(&mut smart, QUERY).await;
+    let found = smart.search_tools(QUERY).await;
     assert_eq!(&found[..2], ["b__add", "a__add"], "{found:?}");
     app.stop().await;
     let _ = std::fs::remove_dir_all(&dir);

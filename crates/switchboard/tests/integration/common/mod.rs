@@ -262,6 +262,17 @@ impl McpClient {
             .map(|t| t["name"].as_str().unwrap().to_string())
             .collect()
     }
+
+    /// The names a smart endpoint's `search_tools` finds for `query`, best first.
+    pub async fn search_tools(&mut self, query: &str) -> Vec<String> {
+        let r = self.call("search_tools", json!({"query": query})).await;
+        r["structuredContent"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no tools in {r}"))
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    }
 }
 
 /// First text block of a tool result.
