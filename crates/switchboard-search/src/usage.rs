@@ -6,7 +6,8 @@
 //! free of scale (only shares count: a hub that has routed a million calls ranks as one that
 //! has routed a hundred in the same proportions). Until [`CONFIDENT_AFTER`] calls have been
 //! counted in all, the prior is scaled down in proportion, so that a handful of calls can
-//! settle a tie but not outweigh a clearly better match.
+//! settle a tie but not outweigh a clearly better match. Calls fade with a half-life of a
+//! week ([`Counts`]), so a tool no longer called gives way.
 //!
 //! The prior, times a weight, is added to the fused score of a hybrid search
 //! ([`crate::hybrid::Fusion::usage`]) or to the BM25F score divided by the best one in a
