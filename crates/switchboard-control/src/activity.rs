@@ -158,6 +158,16 @@ impl CallObserver for HubObserver {
         }
     }
 
+    fn tool_search(&self, tenant: &str, mode: &str, duration: Duration) {
+        if self.metrics {
+            metrics()
+                .tool_searches
+                .with(&[("tenant", tenant), ("mode", mode)], |h| {
+                    h.observe(duration)
+                });
+        }
+    }
+
     fn upstream_call(&self, call: &UpstreamCall<'_>) {
         if !self.metrics {
             return;

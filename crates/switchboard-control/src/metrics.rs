@@ -278,6 +278,8 @@ pub struct Metrics {
     pub ssrf_refusals: Family<Counter>,
     /// Requests refused by a rate limit.
     pub rate_limited: Family<Counter>,
+    /// Tool searches.
+    pub tool_searches: Family<Histogram>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
@@ -317,6 +319,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
         "switchboard_rate_limited_total",
         "Requests refused by a rate limit, by scope (key, tenant).",
     ),
+    tool_searches: Family::new(
+        "switchboard_tool_search_duration_seconds",
+        "Tool searches (search_tools, /api/v1/tools/search), by tenant and mode (lexical, or hybrid with the query's embedding).",
+    ),
 });
 
 /// The process's metrics.
@@ -336,6 +342,7 @@ impl Metrics {
         self.login_failures.render(out);
         self.ssrf_refusals.render(out);
         self.rate_limited.render(out);
+        self.tool_searches.render(out);
     }
 
     /// Times one store operation.

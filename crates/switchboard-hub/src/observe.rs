@@ -86,6 +86,9 @@ pub trait CallObserver: Send + Sync {
     fn upstream_call(&self, _call: &UpstreamCall<'_>) {}
     /// A client session ended after `lifetime`.
     fn session_closed(&self, _tenant: &str, _lifetime: Duration) {}
+    /// A tool search (`search_tools` or the REST search) took `duration`; `mode` is
+    /// `lexical` or `hybrid` (query embedding included).
+    fn tool_search(&self, _tenant: &str, _mode: &str, _duration: Duration) {}
     /// True when records should carry request and reply payloads.
     fn wants_payloads(&self) -> bool {
         false

@@ -443,16 +443,7 @@ pub(crate) async fn call_meta(
                 Err(e) => return invalid(e),
             };
             hub.settle_startup().await;
-            let merged = hub.inner.merged.load_full();
-            let qvec = hub.inner.smart.query_vector(&merged, query).await;
-            match hub.inner.smart.search(
-                &merged,
-                &session.view,
-                query,
-                limit,
-                server,
-                qvec.as_deref(),
-            ) {
+            match hub.search_tools(&session.view, query, limit, server).await {
                 Ok(found) => Some(result_message(
                     id,
                     &search_result(&found, hub.config().smart_mode),

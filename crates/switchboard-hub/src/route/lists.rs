@@ -51,7 +51,8 @@ impl Hub {
         reply::result(id, &rendered.page(from, to, next.as_deref()))
     }
 
-    /// Tool search over what `view` shows (the REST API's `/api/v1/tools/search`).
+    /// Tool search over what `view` shows (`search_tools` on smart endpoints, the REST API's
+    /// `/api/v1/tools/search`), timed for the observer.
     pub async fn search_tools(
         &self,
         view: &View,
@@ -59,11 +60,18 @@ impl Hub {
         limit: usize,
         server: Option<&str>,
     ) -> Result<Vec<crate::smart::Found>, crate::smart::SearchError> {
+        let started = std::time::Instant::now();
         let merged = self.inner.merged.load_full();
         let qvec = self.inner.smart.query_vector(&merged, query).await;
-        self.inner
+        let found = self
+            .inner
             .smart
-            .search(&merged, view, query, limit, server, qvec.as_deref())
+            .search(&merged, view, query, limit, server, qvec.as_deref());
+        if let (Some(o), Ok(_)) = (self.inner.observed.get(), &found) {
+            let mode = if qvec.is_some() { "hybrid" } else { "lexical" };
+            o.observer.tool_search(&o.tenant, mode, started.elapsed());
+        }
+        found
     }
 }
 

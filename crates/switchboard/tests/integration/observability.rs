@@ -642,6 +642,47 @@ async fn list_refreshes_are_counted_per_server() {
     );
 }
 
+/// Tool searches, on a smart endpoint and through the REST API, are timed by mode.
+#[tokio::test]
+async fn tool_searches_are_timed_by_mode() {
+    let fixture = spawn_http(FixtureOptions::new("fx")).await.unwrap();
+    let hub = ObsHub::start(false, &fixture.url, &["--no-activity-log"]).await;
+    let searches = async || {
+        let (status, text) = hub.get("/metrics", Some(ADMIN), None).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let m = parse_exposition(&text);
+        value(
+            &m,
+            "switchboard_tool_search_duration_seconds_count",
+            &[("mode", "lexical"), ("tenant", "default")],
+            &[],
+        )
+    };
+    assert_eq!(searches().await, 0.0);
+    hub.client().await; // fx's tools are listed
+    let mut smart = McpClient::connect_authorized(&format!("{}/mcp/$smart", hub.mcp), ADMIN).await;
+    let found = smart.search_tools("echo a message back").await;
+    assert_eq!(found[0], "fx__echo", "{found:?}");
+    let (status, body) = hub
+        .get(
+            "/api/v1/tools/search?q=add%20two%20numbers",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(searches().await, 2.0);
+    // A refused search (empty query) is not timed.
+    let r = smart
+        .request(
+            "tools/call",
+            json!({"name": "search_tools", "arguments": {"query": " "}}),
+        )
+        .await;
+    assert!(r.get("error").is_some(), "{r}");
+    assert_eq!(searches().await, 2.0);
+}
+
 #[tokio::test]
 async fn metrics_need_an_admin_or_the_metrics_grant_unless_public() {
     let fixture = spawn_http(FixtureOptions::new("fx")).await.unwrap();
