@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
-use switchboard_core::jsonrpc::{Envelope, Fields};
+use switchboard_core::jsonrpc::Fields;
 
 mod propagate;
 
@@ -283,19 +283,6 @@ pub(crate) fn child(reuse: bool) -> Option<(Current, TraceContext)> {
             (c.clone(), ctx)
         })
         .ok()
-}
-
-/// The tool or prompt name (or resource URI) an upstream request names.
-pub(crate) fn target_of(body: &str, method: &str) -> Option<String> {
-    let key = if method.starts_with("resources/") {
-        "uri"
-    } else {
-        "name"
-    };
-    let env = Envelope::parse(body).ok()?;
-    Fields::parse(env.params?.get())?
-        .get_str(key)
-        .map(|s| s.into_owned())
 }
 
 /// Starts a client request's SERVER span: its context and its parent's span id. The

@@ -109,9 +109,7 @@ impl Hub {
         headers.extend(trace_headers);
         // Only a sampled call builds what its CLIENT span reports.
         let traced = traced.filter(|(_, ctx)| ctx.sampled);
-        let upstream_target = traced
-            .as_ref()
-            .and_then(|_| crate::trace::target_of(&body, req.method()));
+        let upstream_target = traced.as_ref().and(route.target);
         let opts = CallOptions {
             timeout: upstream.spec().timeout,
             events: Some(ev_tx),
@@ -140,7 +138,7 @@ impl Hub {
                 ctx,
                 &crate::trace::UpstreamCallInfo {
                     method: req.method(),
-                    target: upstream_target.as_deref(),
+                    target: upstream_target,
                     server,
                     transport: &upstream.spec().transport,
                     protocol_version: upstream.info().map(|i| i.protocol_version.clone()),

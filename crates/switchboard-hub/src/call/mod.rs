@@ -41,6 +41,9 @@ pub(crate) struct Route<'a> {
     pub(crate) retry_safe: bool,
     /// `(upstream uri, client uri)` when the hub rewrote a resource URI.
     pub(crate) uri_rewrite: Option<(String, String)>,
+    /// The tool, prompt or resource URI as the upstream is asked for it (the CLIENT span's
+    /// target), when the request names one.
+    pub(crate) target: Option<&'a str>,
 }
 
 /// The client's era and the upstream connection's, decided once when the connection is

@@ -119,6 +119,7 @@ impl Hub {
             entry: target.entry,
             retry_safe,
             uri_rewrite: None,
+            target: Some(&target.original),
         };
         // The usage prior counts a successful call under the tool's `/mcp` name, whichever
         // endpoint named it.
@@ -188,6 +189,7 @@ impl Hub {
             entry: target.entry,
             retry_safe: true,
             uri_rewrite: None,
+            target: None,
         };
         self.forward(Call { req, route, splice }).await
     }

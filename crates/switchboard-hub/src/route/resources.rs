@@ -65,6 +65,7 @@ impl Hub {
             entry: target.entry,
             retry_safe: true,
             uri_rewrite,
+            target: Some(&target.original),
         };
         let reply = self.forward(Call { req, route, splice }).await?;
         if method != "resources/read" {

@@ -33,6 +33,7 @@ impl Hub {
             entry,
             retry_safe: req.method() == "tasks/get",
             uri_rewrite: None,
+            target: None,
         };
         self.forward(Call {
             req,
