@@ -313,6 +313,12 @@ async fn questions_from_a_session_upstream_become_multi_round_trips() {
         json!({"elicitation": {}}),
         "{e}"
     );
+    // Tool search's usage prior counts each call once, when it ends: not its
+    // `input_required` first leg, not the refused second retry or the failed call.
+    for tool in ["h__elicit", "s__elicit"] {
+        let n = hub.hub.tool_calls_counted(tool);
+        assert!((n - 1.0).abs() < 0.01, "{tool} counted {n} times");
+    }
     hub.stop().await;
 }
 
