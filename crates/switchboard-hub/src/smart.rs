@@ -314,34 +314,27 @@ impl SmartCatalog {
         };
         // The rankers run first; the usage counts are locked only to fuse (a routed call
         // takes the same lock to count itself).
-        let usage = self.usage.as_ref();
+        let depth = match query_vector {
+            Some(_) => Fusion::TUNED.depth,
+            None => usage::LEXICAL_DEPTH,
+        }
+        .max(limit);
+        let lexical = idx.index.search(self.analyzer(), query, depth, allow);
+        let semantic =
+            query_vector.map(|q| idx.vectors.lock().expect("vectors").search(q, depth, allow));
         let now = unix_secs();
-        let hits = match query_vector {
-            Some(q) => {
-                let depth = Fusion::TUNED.depth.max(limit);
-                let lexical = idx.index.search(self.analyzer(), query, depth, allow);
-                let semantic = idx.vectors.lock().expect("vectors").search(q, depth, allow);
-                let counts = usage.map(|u| u.lock().expect("usage counts"));
-                let prior = |d: usize| {
-                    counts
-                        .as_ref()
-                        .map_or(0.0, |c| c.prior(&idx.docs[d].name, now))
-                };
-                fuse_with(&lexical, &semantic, Fusion::TUNED, limit, prior)
-            }
-            None => {
-                // Scores are BM25F over the best hit's (1 for the best), with or without calls.
-                let depth = usage::LEXICAL_DEPTH.max(limit);
-                let lexical = idx.index.search(self.analyzer(), query, depth, allow);
-                let counts = usage.map(|u| u.lock().expect("usage counts"));
-                let prior = |d: usize| {
-                    counts
-                        .as_ref()
-                        .map_or(0.0, |c| c.prior(&idx.docs[d].name, now))
-                };
-                usage::rerank_lexical(&lexical, usage::LEXICAL, limit, prior)
-            }
+        let counts = self.usage.as_ref().map(|u| u.lock().expect("usage counts"));
+        let prior = |d: usize| {
+            counts
+                .as_ref()
+                .map_or(0.0, |c| c.prior(&idx.docs[d].name, now))
         };
+        let hits = match semantic {
+            Some(semantic) => fuse_with(&lexical, &semantic, Fusion::TUNED, limit, prior),
+            // Scores are BM25F over the best hit's (1 for the best), with or without calls.
+            None => usage::rerank_lexical(&lexical, usage::LEXICAL, limit, prior),
+        };
+        drop(counts);
         Ok(hits
             .into_iter()
             .map(|h| {

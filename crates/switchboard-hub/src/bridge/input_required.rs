@@ -1,6 +1,7 @@
 //! A session client before a stateless upstream (docs/protocol.md §4): while the upstream
 //! answers `input_required`, each of its questions goes to the client as a real request,
 //! and the upstream is asked again with the answers and its byte-exact `requestState`.
+//! `is_input_required` tells such a reply apart (the usage prior counts only a call's end).
 
 use std::sync::Arc;
 
@@ -108,6 +109,15 @@ impl Hub {
     }
 }
 
+/// True for an `input_required` result (the first leg of a stateless call that needs input).
+pub(crate) fn is_input_required(reply: &str) -> bool {
+    reply.contains("input_required")
+        && Envelope::parse(reply)
+            .ok()
+            .and_then(|e| Fields::parse(e.result?.get()))
+            .is_some_and(|r| r.get_str("resultType").as_deref() == Some("input_required"))
+}
+
 /// The questions (key, method, params) and the raw `requestState` of an `input_required`
 /// reply; `None` for any other reply.
 fn input_required_parts(reply: &str) -> Option<(Vec<Question>, Option<String>)> {
@@ -151,4 +161,22 @@ fn retry_body(base: &str, up_id: u64, responses: &str, state: Option<&str>) -> O
         format!(r#"{comma}"inputResponses":{responses}{state}"#),
     );
     Some(sp.apply(base))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_input_required_result_is_one() {
+        assert!(is_input_required(
+            r#"{"jsonrpc":"2.0","id":1,"result":{"resultType": "input_required","inputRequests":{}}}"#
+        ));
+        assert!(!is_input_required(
+            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"input_required"}]}}"#
+        ));
+        assert!(!is_input_required(
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"input_required"}}"#
+        ));
+    }
 }

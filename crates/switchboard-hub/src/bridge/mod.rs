@@ -8,5 +8,6 @@
 //! - `listen.rs`: `subscriptions/listen`, a stateless client's notification stream.
 
 mod input_required;
+pub(crate) use input_required::is_input_required;
 mod listen;
 pub(crate) mod mrtr;

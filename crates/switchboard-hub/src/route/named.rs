@@ -131,7 +131,7 @@ impl Hub {
         // and ends in a retry: only the retry's result counts.
         if let (Some(name), Some(r)) = (exported, &reply)
             && crate::observe::classify(r).is_none()
-            && !(session.stateless && is_input_required(r))
+            && !(session.stateless && crate::bridge::is_input_required(r))
         {
             self.inner.smart.record_call(name);
         }
@@ -198,15 +198,6 @@ impl Hub {
     }
 }
 
-/// True for an `input_required` result (the first leg of a stateless call that needs input).
-fn is_input_required(reply: &str) -> bool {
-    reply.contains("input_required")
-        && Envelope::parse(reply)
-            .ok()
-            .and_then(|e| Fields::parse(e.result?.get()))
-            .is_some_and(|r| r.get_str("resultType").as_deref() == Some("input_required"))
-}
-
 /// For a stateless HTTP client's `tools/call`: why its `Mcp-Param-*` headers disagree with
 /// the arguments, given the tool's `x-mcp-header` declarations.
 fn param_header_mismatch(
@@ -234,22 +225,4 @@ fn param_header_mismatch(
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone())
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_an_input_required_result_is_one() {
-        assert!(is_input_required(
-            r#"{"jsonrpc":"2.0","id":1,"result":{"resultType": "input_required","inputRequests":{}}}"#
-        ));
-        assert!(!is_input_required(
-            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"input_required"}]}}"#
-        ));
-        assert!(!is_input_required(
-            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"input_required"}}"#
-        ));
-    }
 }

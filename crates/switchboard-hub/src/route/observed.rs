@@ -148,9 +148,9 @@ impl Hub {
             match params
                 .and_then(|p| p.get("arguments"))
                 .and_then(|a| Fields::parse(a.get()))
-                .and_then(|a| a.get_str("name").map(|n| n.into_owned()))
+                .and_then(|a| a.get_str("name"))
             {
-                Some(inner) if !crate::smart::is_meta_tool(&inner) => name = inner.into(),
+                Some(inner) if !crate::smart::is_meta_tool(&inner) => name = inner,
                 _ => return (None, Some(name.into_owned()), true),
             }
         }

@@ -75,6 +75,13 @@ impl ObsHub {
         serde_json::from_str(&body).unwrap()
     }
 
+    /// The value of one sample of `/metrics` (0 when absent).
+    async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let (status, text) = self.get("/metrics", Some(ADMIN), None).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        value(&parse_exposition(&text), name, labels, &[])
+    }
+
     /// Waits until the writer has flushed `n` rows for `query`.
     async fn logs_settled(&self, query: &str, n: usize) -> Vec<Value> {
         let mut items = Vec::new();
@@ -617,15 +624,11 @@ async fn list_refreshes_are_counted_per_server() {
     let fixture = spawn_http(FixtureOptions::new("fx")).await.unwrap();
     let hub = ObsHub::start(false, &fixture.url, &["--no-activity-log"]).await;
     let refreshes = async || {
-        let (status, text) = hub.get("/metrics", Some(ADMIN), None).await;
-        assert_eq!(status, StatusCode::OK, "{text}");
-        let m = parse_exposition(&text);
-        value(
-            &m,
+        hub.metric(
             "switchboard_upstream_list_refreshes_total",
             &[("server", "fx"), ("tenant", "default")],
-            &[],
         )
+        .await
     };
     assert_eq!(refreshes().await, 0.0);
     let mut c = hub.client().await;
@@ -648,15 +651,11 @@ async fn tool_searches_are_timed_by_mode() {
     let fixture = spawn_http(FixtureOptions::new("fx")).await.unwrap();
     let hub = ObsHub::start(false, &fixture.url, &["--no-activity-log"]).await;
     let searches = async || {
-        let (status, text) = hub.get("/metrics", Some(ADMIN), None).await;
-        assert_eq!(status, StatusCode::OK, "{text}");
-        let m = parse_exposition(&text);
-        value(
-            &m,
+        hub.metric(
             "switchboard_tool_search_duration_seconds_count",
             &[("mode", "lexical"), ("tenant", "default")],
-            &[],
         )
+        .await
     };
     assert_eq!(searches().await, 0.0);
     hub.client().await; // fx's tools are listed
